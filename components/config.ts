@@ -1,0 +1,618 @@
+// The configuration schema, its defaults and its validation. Pure: `parseConfig` takes the raw values the
+// engine hands a program (strings; JSON for arrays and objects) and returns every problem at once.
+// Only `loadConfig` touches the Pulumi runtime, and only index.ts calls it.
+import * as pulumi from "@pulumi/pulumi";
+import * as ipaddr from "ipaddr.js";
+
+export const PROJECT = "bbb";
+
+export type Role = "turn" | "bbb" | "scalelite" | "greenlight";
+export const ROLES: readonly Role[] = ["turn", "bbb", "scalelite", "greenlight"];
+
+export interface NetworkSettings {
+    /** `provider`: the VMs sit on a network with public addresses; `floating`: tenant network + floating IPs. */
+    mode: "provider" | "floating";
+    /** The network the hosts' ports are created on. */
+    name: string;
+    /** The external network floating IPs come from (floating mode only). */
+    floatingIpPool?: string;
+}
+
+export interface DnsSettings {
+    /** `cloudflare` creates the records; `none` lists the records the operator must create. */
+    provider: "cloudflare" | "none";
+    /** Cloudflare zone id of `domain` (cloudflare only). */
+    zoneId?: string;
+}
+
+export interface PortRange {
+    from: number;
+    to: number;
+}
+
+/** The validated configuration, secrets wrapped as Pulumi secrets. */
+export interface Settings {
+    domain: string;
+    hostnamePrefix: string;
+    letsEncryptEmail: string;
+    sshAllowedCidrs: string[];
+    allowSshFromAnywhere: boolean;
+    sshPublicKey: string;
+    sshPrivateKey: pulumi.Output<string>;
+    image: string;
+    flavors: Record<Role, string>;
+    volumeSizes: Record<Role, number>;
+    bbbVersion: string;
+    network: NetworkSettings;
+    poolSize: number;
+    scalelite: boolean;
+    greenlight: boolean;
+    dns: DnsSettings;
+    turnRelayPorts: PortRange;
+}
+
+type KeyType = "string" | "boolean" | "integer" | "array" | "object";
+
+export interface KeySpec {
+    type: KeyType;
+    description: string;
+    /** Absent: the key is required. */
+    default?: unknown;
+    secret?: boolean;
+    /** A value that passes validation, used in the README and in every "fix" hint. */
+    example: unknown;
+}
+
+export type ConfigKey = keyof Settings;
+
+/** The schema. Pulumi.yaml declares the same keys with the same defaults (a test keeps them together). */
+export const CONFIG_SCHEMA: Record<ConfigKey, KeySpec> = {
+    domain: {
+        type: "string",
+        description: "DNS zone the hosts are named in, e.g. example.org.",
+        example: "example.org",
+    },
+    hostnamePrefix: {
+        type: "string",
+        default: "",
+        description: "Prefix of every host name: <prefix><host>.<domain> (dev uses dev-).",
+        example: "dev-",
+    },
+    letsEncryptEmail: {
+        type: "string",
+        description: "E-mail address for Let's Encrypt certificates.",
+        example: "ops@example.org",
+    },
+    sshAllowedCidrs: {
+        type: "array",
+        description: "IPv4/IPv6 CIDRs allowed to reach SSH (22/tcp) on every host.",
+        example: ["198.51.100.0/24", "2001:db8:100::/48"],
+    },
+    allowSshFromAnywhere: {
+        type: "boolean",
+        default: false,
+        description: "Allow a world range (0.0.0.0/0, ::/0) in sshAllowedCidrs.",
+        example: true,
+    },
+    sshPublicKey: {
+        type: "string",
+        description: "OpenSSH public key installed on every host (user ubuntu).",
+        example: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB6Yp3pQ7nHc5oQ3lQe8Y5jv1mN0w2kq6d0hTqX9c6sZ ops@example.org",
+    },
+    sshPrivateKey: {
+        type: "string",
+        secret: true,
+        description: "Private key matching sshPublicKey, used to run the install steps (a secret).",
+        example: "-----BEGIN OPENSSH PRIVATE KEY-----",
+    },
+    image: {
+        type: "string",
+        default: "Ubuntu 22.04",
+        description: "Glance image name of every host (Ubuntu 22.04 for BBB 3.0).",
+        example: "Ubuntu 22.04 Jammy Jellyfish",
+    },
+    flavors: {
+        type: "object",
+        default: { turn: "m1.medium", bbb: "m1.xlarge", scalelite: "m1.large", greenlight: "m1.medium" },
+        description: "Nova flavor per role (turn, bbb, scalelite, greenlight).",
+        example: { bbb: "m1.2xlarge" },
+    },
+    volumeSizes: {
+        type: "object",
+        default: { turn: 20, bbb: 80, scalelite: 40, greenlight: 30 },
+        description: "Boot volume size in GB per role (turn, bbb, scalelite, greenlight).",
+        example: { bbb: 200 },
+    },
+    bbbVersion: {
+        type: "string",
+        default: "jammy-300",
+        description: "BigBlueButton package line for bbb-install.sh -v (jammy-30x needs Ubuntu 22.04).",
+        example: "jammy-300",
+    },
+    network: {
+        type: "object",
+        description: "Where the hosts' ports live: { mode: provider or floating, name, floatingIpPool }.",
+        example: { mode: "floating", name: "private", floatingIpPool: "public" },
+    },
+    poolSize: {
+        type: "integer",
+        default: 1,
+        description: "Number of BigBlueButton servers (bbb-1 .. bbb-N); more than 1 needs scalelite.",
+        example: 3,
+    },
+    scalelite: {
+        type: "boolean",
+        default: false,
+        description: "Put a Scalelite load balancer in front of the BBB pool.",
+        example: true,
+    },
+    greenlight: {
+        type: "boolean",
+        default: false,
+        description: "Deploy Greenlight (on bbb-1 without Scalelite, on its own host with it).",
+        example: true,
+    },
+    dns: {
+        type: "object",
+        description: "DNS records: { provider: cloudflare or none, zoneId } (token in cloudflare:apiToken).",
+        example: { provider: "cloudflare", zoneId: "023e105f4ecef8ad9ca31a8372d0c353" },
+    },
+    turnRelayPorts: {
+        type: "string",
+        default: "32769-65535",
+        description: "UDP relay port range of coturn, opened on the TURN host's security group.",
+        example: "32769-65535",
+    },
+};
+
+export const CONFIG_KEYS = Object.keys(CONFIG_SCHEMA) as ConfigKey[];
+
+/** BBB package lines this program installs: the Ubuntu release each needs and bbb-install's branch. */
+export const BBB_LINES: Record<string, { ubuntu: string; codename: string; installerBranch: string }> = {
+    "jammy-30": { ubuntu: "22.04", codename: "jammy", installerBranch: "v3.0.x-release" },
+    "focal-27": { ubuntu: "20.04", codename: "focal", installerBranch: "v2.7.x-release" },
+};
+
+const UBUNTU_CODENAMES: Record<string, string> = { focal: "20.04", jammy: "22.04", noble: "24.04" };
+
+export interface ConfigProblem {
+    key: string;
+    expected: string;
+    given: string;
+    fix: string;
+}
+
+export class ConfigError extends pulumi.RunError {
+    constructor(readonly problems: ConfigProblem[]) {
+        super(formatProblems(problems));
+    }
+}
+
+export function formatProblems(problems: ConfigProblem[]): string {
+    const head = `${problems.length} configuration problem${problems.length === 1 ? "" : "s"}; nothing was created:`;
+    const items = problems.map(
+        (p) => `  ${p.key}\n    expected: ${p.expected}\n    given:    ${p.given}\n    fix:      ${p.fix}`,
+    );
+    return [head, ...items].join("\n");
+}
+
+/** What a user typed, for messages; never the value of a secret key. */
+function show(value: unknown): string {
+    if (value === undefined) return "nothing (the key is not set)";
+    const text = JSON.stringify(value);
+    return text.length > 100 ? `${text.slice(0, 97)}...` : text;
+}
+
+function setCommand(key: string, value: unknown, secret = false): string {
+    const flag = secret ? " --secret" : "";
+    if (typeof value === "object" && value !== null) {
+        return `pulumi config set${flag} --path ${key}... (e.g. ${key}: ${JSON.stringify(value)} in Pulumi.<stack>.yaml)`;
+    }
+    const text = String(value);
+    return `pulumi config set${flag} ${key} ${/[\s"']/.test(text) ? `'${text}'` : text}`;
+}
+
+/** Raw values as the engine gives them: `bbb:<key>` -> string. */
+export type RawConfig = Record<string, string | undefined>;
+
+interface Parsed {
+    settings?: Omit<Settings, "sshPrivateKey"> & { sshPrivateKey: string };
+    problems: ConfigProblem[];
+}
+
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const SSH_PUBLIC_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( .*)?$/;
+const PRIVATE_KEY = /^-----BEGIN (OPENSSH|RSA|EC) PRIVATE KEY-----\r?\n[\s\S]+\n-----END \1 PRIVATE KEY-----\s*$/;
+const ZONE_ID = /^[0-9a-f]{32}$/;
+const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+const LONGEST_HOST = "greenlight";
+
+/**
+ * Validates raw configuration and returns the settings only when there is no problem. That a secret key
+ * holds an encrypted value is the CLI's check (Pulumi.yaml declares it `secret: true`).
+ */
+export function parseConfig(raw: RawConfig): Parsed {
+    const problems: ConfigProblem[] = [];
+    const problem = (key: string, expected: string, given: string, fix: string) =>
+        problems.push({ key, expected, given, fix });
+
+    // Unknown keys in our namespace are typos more often than not.
+    for (const fullKey of Object.keys(raw)) {
+        if (!fullKey.startsWith(`${PROJECT}:`)) continue;
+        const key = fullKey.slice(PROJECT.length + 1);
+        if (!(key in CONFIG_SCHEMA)) {
+            const near = CONFIG_KEYS.find((k) => k.toLowerCase() === key.toLowerCase() || editDistance(k, key) <= 2);
+            problem(
+                key,
+                `one of the known keys (${CONFIG_KEYS.join(", ")})`,
+                `an unknown key ${show(key)}`,
+                near
+                    ? `rename it: pulumi config rm ${key} && pulumi config set ${near} ...`
+                    : `remove it: pulumi config rm ${key}`,
+            );
+        }
+    }
+
+    // Step 1: types and defaults, key by key.
+    const values: Record<string, unknown> = {};
+    for (const key of CONFIG_KEYS) {
+        const spec = CONFIG_SCHEMA[key];
+        const text = raw[`${PROJECT}:${key}`];
+        const exampleFix = setCommand(key, spec.example, spec.secret);
+        if (text === undefined || (spec.type === "string" && text === "" && spec.default === undefined)) {
+            if (spec.default === undefined) {
+                problem(key, `a value (${spec.description})`, show(undefined), exampleFix);
+            } else {
+                values[key] = spec.default;
+            }
+            continue;
+        }
+        const given = spec.secret ? "a secret value" : show(text);
+        const typed = parseTyped(spec.type, text);
+        if (typed === undefined) {
+            problem(key, `${article(spec.type)} ${spec.type} (${spec.description})`, given, exampleFix);
+            continue;
+        }
+        values[key] = typed;
+    }
+
+    // Step 2: the value of each key, and rules that tie keys together.
+    const str = (key: ConfigKey) => (typeof values[key] === "string" ? (values[key] as string) : undefined);
+
+    const domain = str("domain");
+    if (domain !== undefined) {
+        const labels = domain.split(".");
+        if (domain !== domain.toLowerCase()) {
+            problem("domain", "a lower-case DNS name", show(domain), setCommand("domain", domain.toLowerCase()));
+        } else if (labels.length < 2 || !labels.every((l) => LABEL.test(l)) || domain.length > 200) {
+            problem(
+                "domain",
+                "a DNS zone name such as example.org (letters, digits, hyphens; at least two labels)",
+                show(domain),
+                setCommand("domain", "example.org"),
+            );
+        }
+    }
+
+    const prefix = str("hostnamePrefix");
+    if (prefix !== undefined && prefix !== "") {
+        const label = `${prefix}${LONGEST_HOST}`;
+        if (!/^[a-z0-9][a-z0-9-]*$/.test(prefix) || label.length > 63) {
+            problem(
+                "hostnamePrefix",
+                `empty, or lower-case letters, digits and hyphens, starting with a letter or digit, at most ${63 - LONGEST_HOST.length} characters`,
+                show(prefix),
+                setCommand("hostnamePrefix", "dev-"),
+            );
+        }
+    }
+
+    const email = str("letsEncryptEmail");
+    if (email !== undefined && !EMAIL.test(email)) {
+        problem("letsEncryptEmail", "an e-mail address", show(email), setCommand("letsEncryptEmail", "ops@example.org"));
+    }
+
+    const cidrs = values.sshAllowedCidrs;
+    if (Array.isArray(cidrs)) {
+        if (cidrs.length === 0) {
+            problem(
+                "sshAllowedCidrs",
+                "at least one CIDR (the addresses you administer the hosts from)",
+                show(cidrs),
+                `pulumi config set --path 'sshAllowedCidrs[0]' 198.51.100.0/24`,
+            );
+        }
+        cidrs.forEach((cidr, i) => {
+            const checked = checkCidr(cidr);
+            if (typeof checked === "string") {
+                problem(`sshAllowedCidrs[${i}]`, checked, show(cidr), `pulumi config set --path 'sshAllowedCidrs[${i}]' 198.51.100.0/24`);
+            } else if (checked.canonical !== cidr) {
+                problem(
+                    `sshAllowedCidrs[${i}]`,
+                    "a CIDR in canonical form (network address, lower case, compressed)",
+                    show(cidr),
+                    `pulumi config set --path 'sshAllowedCidrs[${i}]' ${checked.canonical}`,
+                );
+            } else if (checked.prefix === 0 && values.allowSshFromAnywhere !== true) {
+                problem(
+                    `sshAllowedCidrs[${i}]`,
+                    "a range narrower than the whole Internet: SSH is never open to the world by default",
+                    show(cidr),
+                    `pulumi config set --path 'sshAllowedCidrs[${i}]' 198.51.100.0/24  (or, knowingly: pulumi config set allowSshFromAnywhere true)`,
+                );
+            }
+        });
+    }
+
+    const publicKey = str("sshPublicKey");
+    if (publicKey !== undefined && !SSH_PUBLIC_KEY.test(publicKey.trim())) {
+        problem(
+            "sshPublicKey",
+            "an OpenSSH public key line (ssh-ed25519, ssh-rsa or ecdsa-sha2-nistp*)",
+            show(publicKey),
+            `pulumi config set sshPublicKey "$(cat ~/.ssh/id_ed25519.pub)"`,
+        );
+    }
+
+    const privateKey = str("sshPrivateKey");
+    if (privateKey !== undefined && !PRIVATE_KEY.test(privateKey)) {
+        problem(
+            "sshPrivateKey",
+            "a PEM/OpenSSH private key without passphrase (-----BEGIN ... PRIVATE KEY----- ... -----END ... PRIVATE KEY-----)",
+            "a secret value that is not such a key (not shown)",
+            "pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519",
+        );
+    }
+
+    const image = str("image");
+    if (image !== undefined && image.trim() === "") {
+        problem("image", "a Glance image name", show(image), setCommand("image", CONFIG_SCHEMA.image.default));
+    }
+
+    const flavors = checkRoleMap(values, "flavors", problem, (v) =>
+        typeof v === "string" && v.trim() !== "" ? undefined : "a flavor name",
+    ) as Record<Role, string> | undefined;
+    const volumeSizes = checkRoleMap(values, "volumeSizes", problem, (v) =>
+        Number.isInteger(v) && (v as number) >= 10 && (v as number) <= 16384 ? undefined : "a whole number of GB from 10 to 16384",
+    ) as Record<Role, number> | undefined;
+
+    const bbbVersion = str("bbbVersion");
+    if (bbbVersion !== undefined) {
+        const line = BBB_LINES[bbbVersion.slice(0, -1)];
+        if (!line || !/^[a-z]+-\d{3}$/.test(bbbVersion)) {
+            problem(
+                "bbbVersion",
+                `a BigBlueButton package line: ${Object.keys(BBB_LINES).map((l) => `${l}x`).join(" or ")}`,
+                show(bbbVersion),
+                setCommand("bbbVersion", CONFIG_SCHEMA.bbbVersion.default),
+            );
+        } else if (image !== undefined) {
+            const release = ubuntuReleaseOf(image);
+            if (release !== undefined && release !== line.ubuntu) {
+                const matching = Object.entries(BBB_LINES).find(([, l]) => l.ubuntu === release);
+                problem(
+                    "bbbVersion",
+                    `an image of Ubuntu ${line.ubuntu} (${line.codename}) for ${bbbVersion}`,
+                    `image ${show(image)}, which is Ubuntu ${release}`,
+                    `pulumi config set image 'Ubuntu ${line.ubuntu}'` +
+                        (matching ? `  (or: pulumi config set bbbVersion ${matching[0]}0)` : ""),
+                );
+            }
+        }
+    }
+
+    const network = checkObject(values, "network", ["mode", "name", "floatingIpPool"], problem);
+    if (network) {
+        const example = CONFIG_SCHEMA.network.example;
+        if (network.mode !== "provider" && network.mode !== "floating") {
+            problem("network.mode", `"provider" or "floating"`, show(network.mode), `pulumi config set --path network.mode floating`);
+        }
+        if (typeof network.name !== "string" || network.name === "") {
+            problem("network.name", "the name of the network the hosts are attached to", show(network.name), `pulumi config set --path network.name private`);
+        }
+        if (network.mode === "floating" && (typeof network.floatingIpPool !== "string" || network.floatingIpPool === "")) {
+            problem(
+                "network.floatingIpPool",
+                "the external network floating IPs come from (network.mode is floating)",
+                show(network.floatingIpPool),
+                `pulumi config set --path network.floatingIpPool public`,
+            );
+        }
+        if (network.mode === "provider" && network.floatingIpPool !== undefined) {
+            problem(
+                "network.floatingIpPool",
+                "no floating IP pool with network.mode provider (the hosts get public addresses from the network)",
+                show(network.floatingIpPool),
+                `pulumi config rm --path network.floatingIpPool  (or: pulumi config set --path network.mode floating; see ${JSON.stringify(example)})`,
+            );
+        }
+    }
+
+    const poolSize = values.poolSize;
+    if (typeof poolSize === "number" && poolSize < 1) {
+        problem("poolSize", "a whole number of at least 1", show(poolSize), setCommand("poolSize", 1));
+    }
+    if (typeof poolSize === "number" && poolSize > 1 && values.scalelite === false) {
+        problem(
+            "poolSize",
+            "scalelite: true when poolSize is more than 1 (a pool is reached through Scalelite)",
+            `poolSize ${poolSize} with scalelite false`,
+            `pulumi config set scalelite true  (or: pulumi config set poolSize 1)`,
+        );
+    }
+
+    const dns = checkObject(values, "dns", ["provider", "zoneId"], problem);
+    if (dns) {
+        if (dns.provider !== "cloudflare" && dns.provider !== "none") {
+            problem("dns.provider", `"cloudflare" or "none"`, show(dns.provider), `pulumi config set --path dns.provider cloudflare`);
+        }
+        if (dns.provider === "cloudflare" && !(typeof dns.zoneId === "string" && ZONE_ID.test(dns.zoneId))) {
+            problem(
+                "dns.zoneId",
+                "the zone's id from Cloudflare's dashboard (32 lower-case hex digits) when dns.provider is cloudflare",
+                show(dns.zoneId),
+                `pulumi config set --path dns.zoneId 023e105f4ecef8ad9ca31a8372d0c353`,
+            );
+        }
+    }
+
+    let relay: PortRange | undefined;
+    const relayText = str("turnRelayPorts");
+    if (relayText !== undefined) {
+        relay = parseRange(relayText);
+        if (!relay || relay.from < 1024 || relay.to > 65535 || relay.from >= relay.to || (relay.from <= 3478 && relay.to >= 3478)) {
+            problem(
+                "turnRelayPorts",
+                "a port range FROM-TO with 1024 <= FROM < TO <= 65535 that leaves out 3478 (TURN's own port)",
+                show(relayText),
+                setCommand("turnRelayPorts", CONFIG_SCHEMA.turnRelayPorts.default),
+            );
+            relay = undefined;
+        }
+    }
+
+    if (problems.length > 0) return { problems };
+    return {
+        problems,
+        settings: {
+            domain: domain!,
+            hostnamePrefix: prefix!,
+            letsEncryptEmail: email!,
+            sshAllowedCidrs: cidrs as string[],
+            allowSshFromAnywhere: values.allowSshFromAnywhere as boolean,
+            sshPublicKey: publicKey!.trim(),
+            sshPrivateKey: privateKey!,
+            image: image!,
+            flavors: flavors!,
+            volumeSizes: volumeSizes!,
+            bbbVersion: bbbVersion!,
+            network: network as unknown as NetworkSettings,
+            poolSize: poolSize as number,
+            scalelite: values.scalelite as boolean,
+            greenlight: values.greenlight as boolean,
+            dns: dns as unknown as DnsSettings,
+            turnRelayPorts: relay!,
+        },
+    };
+}
+
+/** Reads the stack's configuration through the Pulumi runtime; throws one error naming every problem. */
+export function loadConfig(): Settings {
+    const { settings, problems } = parseConfig(pulumi.runtime.allConfig());
+    if (!settings) throw new ConfigError(problems);
+    return { ...settings, sshPrivateKey: pulumi.secret(settings.sshPrivateKey) };
+}
+
+/** The Ubuntu release an image name states ("Ubuntu 22.04", "ubuntu-jammy-..."), if any. */
+export function ubuntuReleaseOf(image: string): string | undefined {
+    const lower = image.toLowerCase();
+    const numbered = /(?:^|[^0-9])(\d{2}\.\d{2})(?:[^0-9]|$)/.exec(lower);
+    if (numbered) return numbered[1];
+    const codename = Object.keys(UBUNTU_CODENAMES).find((c) => lower.includes(c));
+    return codename ? UBUNTU_CODENAMES[codename] : undefined;
+}
+
+/** "N-M" to a range, or undefined. */
+export function parseRange(text: string): PortRange | undefined {
+    const m = /^(\d{1,5})-(\d{1,5})$/.exec(text.trim());
+    return m ? { from: Number(m[1]), to: Number(m[2]) } : undefined;
+}
+
+function parseTyped(type: KeyType, text: string): unknown {
+    switch (type) {
+        case "string":
+            return text;
+        case "boolean":
+            return text === "true" ? true : text === "false" ? false : undefined;
+        case "integer":
+            return /^-?\d+$/.test(text.trim()) ? Number(text) : undefined;
+        case "array":
+        case "object": {
+            let parsed: unknown;
+            try {
+                parsed = JSON.parse(text);
+            } catch {
+                return undefined;
+            }
+            const isArray = Array.isArray(parsed);
+            if (type === "array") return isArray ? parsed : undefined;
+            return typeof parsed === "object" && parsed !== null && !isArray ? parsed : undefined;
+        }
+    }
+}
+
+function article(type: string): string {
+    return /^[aeiou]/.test(type) ? "an" : "a";
+}
+
+type Problem = (key: string, expected: string, given: string, fix: string) => void;
+
+function checkObject(
+    values: Record<string, unknown>,
+    key: ConfigKey,
+    fields: string[],
+    problem: Problem,
+): Record<string, unknown> | undefined {
+    const value = values[key] as Record<string, unknown> | undefined;
+    if (value === undefined) return undefined;
+    for (const field of Object.keys(value)) {
+        if (!fields.includes(field)) {
+            problem(`${key}.${field}`, `one of the fields ${fields.join(", ")}`, `an unknown field ${show(field)}`, `pulumi config rm --path ${key}.${field}`);
+        }
+    }
+    return value;
+}
+
+/** A per-role map with defaults: unknown roles and bad values are problems. */
+function checkRoleMap(
+    values: Record<string, unknown>,
+    key: "flavors" | "volumeSizes",
+    problem: Problem,
+    checkValue: (v: unknown) => string | undefined,
+): Record<Role, unknown> | undefined {
+    const given = checkObject(values, key, [...ROLES], problem);
+    if (given === undefined) return undefined;
+    const defaults = CONFIG_SCHEMA[key].default as Record<Role, unknown>;
+    const merged = { ...defaults };
+    let ok = true;
+    for (const role of ROLES) {
+        if (!(role in given)) continue;
+        const expected = checkValue(given[role]);
+        if (expected) {
+            ok = false;
+            problem(`${key}.${role}`, expected, show(given[role]), `pulumi config set --path ${key}.${role} ${String(defaults[role])}`);
+        } else {
+            merged[role] = given[role];
+        }
+    }
+    return ok && Object.keys(given).every((r) => (ROLES as readonly string[]).includes(r)) ? merged : undefined;
+}
+
+/** A CIDR's canonical form and prefix, or what is wrong with it. */
+export function checkCidr(value: unknown): { canonical: string; prefix: number } | string {
+    const expected = "an IPv4 or IPv6 CIDR such as 198.51.100.0/24 or 2001:db8::/48";
+    if (typeof value !== "string" || !value.includes("/")) return expected;
+    let parsed: [ipaddr.IPv4 | ipaddr.IPv6, number];
+    try {
+        parsed = ipaddr.parseCIDR(value);
+    } catch {
+        return expected;
+    }
+    const [address, prefix] = parsed;
+    const network =
+        address.kind() === "ipv4"
+            ? ipaddr.IPv4.networkAddressFromCIDR(value)
+            : ipaddr.IPv6.networkAddressFromCIDR(value);
+    return { canonical: `${network.toString()}/${prefix}`, prefix };
+}
+
+function editDistance(a: string, b: string): number {
+    const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
+    for (let j = 1; j <= b.length; j++) d[0][j] = j;
+    for (let i = 1; i <= a.length; i++) {
+        for (let j = 1; j <= b.length; j++) {
+            d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+        }
+    }
+    return d[a.length][b.length];
+}

@@ -1,0 +1,238 @@
+import * as pulumi from "@pulumi/pulumi";
+import { ConfigError, ConfigProblem, formatProblems, loadConfig, parseConfig, ubuntuReleaseOf } from "../components/config";
+import { BASE_CONFIG, rawConfig, TEST_PRIVATE_KEY } from "./harness";
+
+function parse(overrides: Record<string, unknown>, without: string[] = []) {
+    const config: Record<string, unknown> = { ...BASE_CONFIG, ...overrides };
+    for (const key of without) delete config[key];
+    return parseConfig(rawConfig(config));
+}
+
+function problems(overrides: Record<string, unknown>, without: string[] = []): ConfigProblem[] {
+    return parse(overrides, without).problems;
+}
+
+/** The one problem a bad value causes; fails when there is none or more than one. */
+function only(overrides: Record<string, unknown>, without: string[] = []): ConfigProblem {
+    const found = problems(overrides, without);
+    expect(found).toHaveLength(1);
+    return found[0];
+}
+
+describe("a valid configuration", () => {
+    test("passes with every default applied", () => {
+        const { settings, problems } = parse({});
+        expect(problems).toEqual([]);
+        expect(settings).toMatchObject({
+            hostnamePrefix: "",
+            allowSshFromAnywhere: false,
+            image: "Ubuntu 22.04",
+            bbbVersion: "jammy-300",
+            poolSize: 1,
+            scalelite: false,
+            greenlight: false,
+            turnRelayPorts: { from: 32769, to: 65535 },
+            flavors: { turn: "m1.medium", bbb: "m1.xlarge", scalelite: "m1.large", greenlight: "m1.medium" },
+            volumeSizes: { turn: 20, bbb: 80, scalelite: 40, greenlight: 30 },
+        });
+    });
+
+    test("a partial per-role map keeps the defaults of the other roles", () => {
+        const { settings } = parse({ flavors: { bbb: "m1.2xlarge" }, volumeSizes: { bbb: 500 } });
+        expect(settings?.flavors).toEqual({ turn: "m1.medium", bbb: "m1.2xlarge", scalelite: "m1.large", greenlight: "m1.medium" });
+        expect(settings?.volumeSizes.bbb).toBe(500);
+        expect(settings?.volumeSizes.turn).toBe(20);
+    });
+
+    test("a pool with Scalelite and Greenlight, on a provider network, without DNS automation", () => {
+        const { problems } = parse({
+            poolSize: 5,
+            scalelite: true,
+            greenlight: true,
+            network: { mode: "provider", name: "public" },
+            dns: { provider: "none" },
+        });
+        expect(problems).toEqual([]);
+    });
+});
+
+describe("every problem names the key, what was expected, what was given and a fix", () => {
+    test("the issue's example: a pool without Scalelite and SSH from the world, both reported at once", () => {
+        const found = problems({ poolSize: 3, sshAllowedCidrs: ["0.0.0.0/0"] });
+        expect(found.map((p) => p.key)).toEqual(["sshAllowedCidrs[0]", "poolSize"]);
+        const message = formatProblems(found);
+        expect(message).toMatch(/^2 configuration problems; nothing was created:/);
+        expect(message).toContain("pulumi config set scalelite true");
+        expect(message).toContain("allowSshFromAnywhere");
+        for (const p of found) {
+            expect(p.expected).not.toBe("");
+            expect(p.given).not.toBe("");
+            expect(p.fix).toMatch(/pulumi config/);
+        }
+    });
+
+    test.each(["domain", "letsEncryptEmail", "sshAllowedCidrs", "sshPublicKey", "sshPrivateKey", "network", "dns"])(
+        "required key %s is reported when missing",
+        (key) => {
+            const p = only({}, [key]);
+            expect(p.key).toBe(key);
+            expect(p.given).toBe("nothing (the key is not set)");
+            expect(p.fix).toContain(key);
+        },
+    );
+
+    test("a value of the wrong type", () => {
+        const found = parseConfig({ ...rawConfig(BASE_CONFIG), "bbb:poolSize": "three", "bbb:scalelite": "yes", "bbb:network": "private" }).problems;
+        expect(found.map((p) => [p.key, p.expected.split(" (")[0], p.given])).toEqual([
+            ["network", "an object", '"private"'],
+            ["poolSize", "an integer", '"three"'],
+            ["scalelite", "a boolean", '"yes"'],
+        ]);
+    });
+
+    test("an unknown key is reported with the key it resembles", () => {
+        const found = parseConfig({ ...rawConfig(BASE_CONFIG), "bbb:poolsize": "3" }).problems;
+        expect(found).toHaveLength(1);
+        expect(found[0].key).toBe("poolsize");
+        expect(found[0].fix).toContain("pulumi config set poolSize");
+    });
+
+    test("keys of other namespaces (providers) are not ours to judge", () => {
+        expect(parseConfig({ ...rawConfig(BASE_CONFIG), "cloudflare:apiToken": "x", "openstack:authUrl": "y" }).problems).toEqual([]);
+    });
+});
+
+describe("rules", () => {
+    test("domain must be a lower-case DNS zone name", () => {
+        expect(only({ domain: "Example.ORG" }).fix).toBe("pulumi config set domain example.org");
+        expect(only({ domain: "localhost" }).key).toBe("domain");
+        expect(only({ domain: "exa_mple.org" }).key).toBe("domain");
+    });
+
+    test("hostnamePrefix is empty or a label start, short enough for the longest host name", () => {
+        expect(problems({ hostnamePrefix: "dev-" })).toEqual([]);
+        expect(only({ hostnamePrefix: "Dev_" }).key).toBe("hostnamePrefix");
+        expect(only({ hostnamePrefix: "-dev" }).key).toBe("hostnamePrefix");
+        expect(only({ hostnamePrefix: "x".repeat(54) }).key).toBe("hostnamePrefix");
+        expect(problems({ hostnamePrefix: "x".repeat(53) })).toEqual([]);
+    });
+
+    test("letsEncryptEmail must be an e-mail address", () => {
+        expect(only({ letsEncryptEmail: "ops" }).key).toBe("letsEncryptEmail");
+    });
+
+    test("sshAllowedCidrs: world ranges are refused unless allowSshFromAnywhere", () => {
+        expect(only({ sshAllowedCidrs: ["::/0"] }).key).toBe("sshAllowedCidrs[0]");
+        expect(problems({ sshAllowedCidrs: ["0.0.0.0/0", "::/0"], allowSshFromAnywhere: true })).toEqual([]);
+    });
+
+    test("sshAllowedCidrs: every entry is a CIDR in canonical form, and there is at least one", () => {
+        expect(only({ sshAllowedCidrs: ["198.51.100.7"] }).key).toBe("sshAllowedCidrs[0]");
+        expect(only({ sshAllowedCidrs: ["198.51.100.0/24", "300.1.1.1/8"] }).key).toBe("sshAllowedCidrs[1]");
+        const hostBits = only({ sshAllowedCidrs: ["198.51.100.7/24"] });
+        expect(hostBits.fix).toContain("198.51.100.0/24");
+        expect(only({ sshAllowedCidrs: ["2001:DB8:100:0::/48"] }).fix).toContain("2001:db8:100::/48");
+        expect(only({ sshAllowedCidrs: [] }).key).toBe("sshAllowedCidrs");
+    });
+
+    test("sshPublicKey must be an OpenSSH public key line", () => {
+        expect(only({ sshPublicKey: "not a key" }).key).toBe("sshPublicKey");
+        expect(problems({ sshPublicKey: "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ== me@host" })).toEqual([]);
+    });
+
+    test("sshPrivateKey must be a private key, and its value is never shown", () => {
+        const secret = "hunter2-not-a-key";
+        const p = only({ sshPrivateKey: secret });
+        expect(p.key).toBe("sshPrivateKey");
+        expect(formatProblems([p])).not.toContain(secret);
+        expect(problems({ sshPrivateKey: TEST_PRIVATE_KEY.replace(/\n/g, "\r\n") })).toEqual([]);
+    });
+
+    test("flavors: only known roles, each a name", () => {
+        expect(only({ flavors: { bbbb: "m1.large" } }).key).toBe("flavors.bbbb");
+        expect(only({ flavors: { bbb: "" } }).key).toBe("flavors.bbb");
+    });
+
+    test("volumeSizes: whole GB from 10", () => {
+        expect(only({ volumeSizes: { bbb: 5 } }).key).toBe("volumeSizes.bbb");
+        expect(only({ volumeSizes: { turn: 20.5 } }).key).toBe("volumeSizes.turn");
+    });
+
+    test("bbbVersion must be a known package line", () => {
+        expect(only({ bbbVersion: "3.0" }).key).toBe("bbbVersion");
+        expect(only({ bbbVersion: "jammy-310" }).key).toBe("bbbVersion");
+    });
+
+    test("bbbVersion must match the Ubuntu release the image name states", () => {
+        const p = only({ bbbVersion: "jammy-300", image: "Ubuntu 20.04 Focal" });
+        expect(p.key).toBe("bbbVersion");
+        expect(p.given).toContain("Ubuntu 20.04");
+        expect(p.fix).toContain("focal-270");
+        expect(only({ bbbVersion: "focal-270", image: "ubuntu-jammy-server" }).expected).toContain("20.04");
+        expect(problems({ bbbVersion: "focal-270", image: "Ubuntu 20.04" })).toEqual([]);
+        expect(problems({ image: "our-golden-image" })).toEqual([]);
+    });
+
+    test("ubuntuReleaseOf reads numbers and code names", () => {
+        expect(ubuntuReleaseOf("Ubuntu 22.04 LTS")).toBe("22.04");
+        expect(ubuntuReleaseOf("ubuntu-24.04-amd64")).toBe("24.04");
+        expect(ubuntuReleaseOf("Ubuntu Jammy")).toBe("22.04");
+        expect(ubuntuReleaseOf("Debian 12")).toBeUndefined();
+    });
+
+    test("network: mode is provider or floating; floating needs a pool, provider takes none", () => {
+        expect(only({ network: { mode: "public", name: "x" } }).key).toBe("network.mode");
+        expect(only({ network: { mode: "floating", name: "private" } }).key).toBe("network.floatingIpPool");
+        expect(only({ network: { mode: "provider", name: "public", floatingIpPool: "ext" } }).key).toBe("network.floatingIpPool");
+        expect(only({ network: { mode: "provider" } }).key).toBe("network.name");
+        expect(only({ network: { mode: "provider", name: "public", subnet: "x" } }).key).toBe("network.subnet");
+    });
+
+    test("poolSize is a whole number of at least 1", () => {
+        expect(only({ poolSize: 0 }).key).toBe("poolSize");
+    });
+
+    test("poolSize above 1 needs scalelite", () => {
+        const p = only({ poolSize: 2 });
+        expect(p.given).toBe("poolSize 2 with scalelite false");
+        expect(problems({ poolSize: 2, scalelite: true })).toEqual([]);
+    });
+
+    test("dns: provider is cloudflare or none; cloudflare needs the zone id", () => {
+        expect(only({ dns: { provider: "route53" } }).key).toBe("dns.provider");
+        expect(only({ dns: { provider: "cloudflare" } }).key).toBe("dns.zoneId");
+        expect(only({ dns: { provider: "cloudflare", zoneId: "example.org" } }).key).toBe("dns.zoneId");
+    });
+
+    test("turnRelayPorts is FROM-TO above 1023 that leaves out 3478", () => {
+        expect(problems({ turnRelayPorts: "49152-65535" })).toEqual([]);
+        expect(only({ turnRelayPorts: "1000-2000" }).key).toBe("turnRelayPorts");
+        expect(only({ turnRelayPorts: "3000-4000" }).key).toBe("turnRelayPorts");
+        expect(only({ turnRelayPorts: "60000-50000" }).key).toBe("turnRelayPorts");
+        expect(only({ turnRelayPorts: "32769:65535" }).key).toBe("turnRelayPorts");
+    });
+});
+
+describe("loadConfig reads the stack's configuration through the Pulumi runtime", () => {
+    afterEach(() => pulumi.runtime.setAllConfig({}));
+
+    test("the private key comes back as a Pulumi secret", async () => {
+        pulumi.runtime.setAllConfig(rawConfig(BASE_CONFIG), ["bbb:sshPrivateKey"]);
+        const settings = loadConfig();
+        expect(await (settings.sshPrivateKey as any).isSecret).toBe(true);
+        expect(await new Promise((resolve) => settings.sshPrivateKey.apply(resolve))).toBe(TEST_PRIVATE_KEY);
+    });
+
+    test("problems throw one ConfigError that lists them all, reported without a stack trace", () => {
+        pulumi.runtime.setAllConfig(rawConfig({ ...BASE_CONFIG, poolSize: 2, domain: "x" }));
+        let thrown: unknown;
+        try {
+            loadConfig();
+        } catch (err) {
+            thrown = err;
+        }
+        expect(thrown).toBeInstanceOf(ConfigError);
+        expect(pulumi.RunError.isInstance(thrown)).toBe(true);
+        expect((thrown as ConfigError).problems.map((p) => p.key)).toEqual(["domain", "poolSize"]);
+    });
+});
