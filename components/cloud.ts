@@ -1,0 +1,91 @@
+// What the program must learn from the cloud before it declares anything: the network (and whether it
+// gives hosts a routable IPv6 address), the image id for boot volumes, and that each flavor exists and is
+// big enough. Every problem is reported together, like configuration problems.
+import * as pulumi from "@pulumi/pulumi";
+import * as openstack from "@pulumi/openstack";
+import { ConfigError, ConfigProblem, Role, Settings } from "./config";
+import { isRoutableIpv6 } from "./addresses";
+
+/** Smallest flavor each role runs on; BBB's numbers are bbb-install.sh's own refusal limits. */
+export const FLAVOR_MINIMUMS: Record<Role, { vcpus: number; ramMb: number; recommended?: { vcpus: number; ramMb: number } }> = {
+    turn: { vcpus: 1, ramMb: 1024, recommended: { vcpus: 2, ramMb: 2048 } },
+    bbb: { vcpus: 4, ramMb: 4096, recommended: { vcpus: 8, ramMb: 16384 } },
+    scalelite: { vcpus: 2, ramMb: 4096, recommended: { vcpus: 4, ramMb: 8192 } },
+    greenlight: { vcpus: 2, ramMb: 2048, recommended: { vcpus: 2, ramMb: 4096 } },
+};
+
+export interface CloudFacts {
+    networkId: string;
+    /** The network has a globally routable IPv6 subnet, so every port gets an address for an AAAA record. */
+    hasIpv6: boolean;
+    imageId: string;
+}
+
+const reason = (err: unknown) => (err instanceof Error ? err.message : String(err)).split("\n")[0];
+
+export async function lookupCloud(settings: Settings, roles: readonly Role[]): Promise<CloudFacts> {
+    const problems: ConfigProblem[] = [];
+    const network = openstack.networking.getNetwork({ name: settings.network.name }).catch((err) => {
+        problems.push({
+            key: "network.name",
+            expected: "the name of an existing network in this OpenStack project",
+            given: `${JSON.stringify(settings.network.name)} (${reason(err)})`,
+            fix: "openstack network list, then: pulumi config set --path network.name <name>",
+        });
+        return undefined;
+    });
+    const pool =
+        settings.network.mode === "floating"
+            ? openstack.networking.getNetwork({ name: settings.network.floatingIpPool, external: true }).catch((err) => {
+                  problems.push({
+                      key: "network.floatingIpPool",
+                      expected: "the name of an external network floating IPs come from",
+                      given: `${JSON.stringify(settings.network.floatingIpPool)} (${reason(err)})`,
+                      fix: "openstack network list --external, then: pulumi config set --path network.floatingIpPool <name>",
+                  });
+              })
+            : Promise.resolve();
+    const image = openstack.images.getImage({ name: settings.image, mostRecent: true }).catch((err) => {
+        problems.push({
+            key: "image",
+            expected: "the name of an image visible to this project",
+            given: `${JSON.stringify(settings.image)} (${reason(err)})`,
+            fix: "openstack image list, then: pulumi config set image '<name>'",
+        });
+        return undefined;
+    });
+    const flavors = roles.map(async (role) => {
+        const name = settings.flavors[role];
+        const fix = `openstack flavor list, then: pulumi config set --path flavors.${role} <name>`;
+        const min = FLAVOR_MINIMUMS[role];
+        try {
+            const flavor = await openstack.compute.getFlavor({ name });
+            const vcpus = flavor.vcpus ?? 0;
+            const ram = flavor.ram ?? 0;
+            if (vcpus < min.vcpus || ram < min.ramMb) {
+                problems.push({
+                    key: `flavors.${role}`,
+                    expected: `a flavor with at least ${min.vcpus} vCPUs and ${min.ramMb} MB RAM for ${role}`,
+                    given: `${JSON.stringify(name)} with ${vcpus} vCPUs and ${ram} MB`,
+                    fix,
+                });
+            } else if (min.recommended && (vcpus < min.recommended.vcpus || ram < min.recommended.ramMb)) {
+                pulumi.log.warn(
+                    `flavors.${role}: ${name} (${vcpus} vCPUs, ${ram} MB) is below the recommended ` +
+                        `${min.recommended.vcpus} vCPUs and ${min.recommended.ramMb} MB for production`,
+                );
+            }
+        } catch (err) {
+            problems.push({ key: `flavors.${role}`, expected: "the name of an existing flavor", given: `${JSON.stringify(name)} (${reason(err)})`, fix });
+        }
+    });
+
+    const [net, , img] = await Promise.all([network, pool, image, ...flavors]);
+    let hasIpv6 = false;
+    if (net) {
+        const subnets = await Promise.all(net.subnets.map((subnetId) => openstack.networking.getSubnet({ subnetId })));
+        hasIpv6 = subnets.some((s) => s.ipVersion === 6 && isRoutableIpv6(s.cidr.split("/")[0]));
+    }
+    if (problems.length > 0 || !net || !img) throw new ConfigError(problems);
+    return { networkId: net.id, hasIpv6, imageId: img.id };
+}

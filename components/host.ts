@@ -1,0 +1,151 @@
+// A host of any role: port, VM booting from a volume, public address, DNS records, and a readiness step
+// that waits for cloud-init and for the name to resolve publicly to the host.
+import * as pulumi from "@pulumi/pulumi";
+import * as openstack from "@pulumi/openstack";
+import * as command from "@pulumi/command";
+import { DnsSettings, NetworkSettings, Role } from "./config";
+import { portAddresses } from "./addresses";
+import { DnsRecordSpec, hostRecords } from "./dns";
+import { connectionTo, remoteStep } from "./remote";
+
+/** How long the readiness step waits for cloud-init and DNS together, and how often it looks. */
+export const READY_TIMEOUT_SECONDS = 1800;
+export const READY_POLL_SECONDS = 10;
+
+export interface HostArgs {
+    role: Role;
+    /** Fully qualified name, e.g. bbb-1.example.org. */
+    fqdn: string;
+    /** Glance image id the boot volume is made from. */
+    imageId: pulumi.Input<string>;
+    flavor: string;
+    /** Boot volume size in GB. */
+    volumeSize: number;
+    /** Security group ids of the host's port (its role's group). */
+    securityGroupIds: pulumi.Input<string>[];
+    network: NetworkSettings;
+    /** Id of the network in `network.name`. */
+    networkId: pulumi.Input<string>;
+    /** The network has a routable IPv6 subnet: the host gets an AAAA record. */
+    hasIpv6: boolean;
+    keyPair: pulumi.Input<string>;
+    dns: DnsSettings;
+    /** Private key for the SSH steps (a secret). */
+    sshPrivateKey: pulumi.Input<string>;
+}
+
+export class Host extends pulumi.ComponentResource {
+    readonly role: Role;
+    readonly fqdn: string;
+    readonly instanceId: pulumi.Output<string>;
+    /** Public IPv4: the floating IP, or the provider network address. */
+    readonly ipv4: pulumi.Output<string>;
+    /** Routable IPv6 of the port, when the network has one. */
+    readonly ipv6?: pulumi.Output<string>;
+    /** The address on the port itself (differs from ipv4 behind a floating IP). */
+    readonly privateIpv4: pulumi.Output<string>;
+    readonly records: pulumi.Output<DnsRecordSpec[]>;
+    readonly connection: command.types.input.remote.ConnectionArgs;
+    /** Done when the host may be provisioned: later steps depend on it. */
+    readonly ready: command.remote.Command;
+
+    constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("bbb:host:Host", name, {}, opts);
+        this.role = args.role;
+        this.fqdn = args.fqdn;
+
+        const port = new openstack.networking.Port(
+            `${name}-port`,
+            {
+                networkId: args.networkId,
+                securityGroupIds: args.securityGroupIds,
+                portSecurityEnabled: true,
+                adminStateUp: true,
+                description: `${args.fqdn} (managed by Pulumi)`,
+            },
+            { parent: this },
+        );
+        const fixed = port.allFixedIps.apply((ips) => portAddresses(ips ?? []));
+        this.privateIpv4 = fixed.apply((a) => {
+            if (!a.ipv4) throw new Error(`${args.fqdn}: the port on network ${args.network.name} has no IPv4 address`);
+            return a.ipv4;
+        });
+        if (args.hasIpv6) {
+            this.ipv6 = fixed.apply((a) => {
+                if (!a.ipv6) throw new Error(`${args.fqdn}: the port on network ${args.network.name} has no routable IPv6 address`);
+                return a.ipv6;
+            });
+        }
+
+        const instance = new openstack.compute.Instance(
+            `${name}-vm`,
+            {
+                name: args.fqdn,
+                flavorName: args.flavor,
+                keyPair: args.keyPair,
+                networks: [{ port: port.id }],
+                blockDevices: [
+                    {
+                        sourceType: "image",
+                        uuid: args.imageId,
+                        destinationType: "volume",
+                        volumeSize: args.volumeSize,
+                        bootIndex: 0,
+                        deleteOnTermination: true,
+                    },
+                ],
+                metadata: { role: args.role, fqdn: args.fqdn },
+            },
+            {
+                parent: this,
+                // A rotated image behind the same name, or a new key pair, must not rebuild a running
+                // server: new images roll out by deliberate replacement.
+                ignoreChanges: ["imageName", "imageId", "blockDevices[0].uuid", "keyPair", "userData"],
+                // The port survives the VM; a new VM must not be created on it while the old holds it.
+                deleteBeforeReplace: true,
+            },
+        );
+        this.instanceId = instance.id;
+
+        let reachable: pulumi.Resource[] = [instance];
+        if (args.network.mode === "floating") {
+            const fip = new openstack.networking.FloatingIp(
+                `${name}-fip`,
+                { pool: args.network.floatingIpPool!, description: `${args.fqdn} (managed by Pulumi)` },
+                { parent: this },
+            );
+            const association = new openstack.networking.FloatingIpAssociate(
+                `${name}-fip-assoc`,
+                { floatingIp: fip.address, portId: port.id },
+                { parent: this, dependsOn: [instance] },
+            );
+            this.ipv4 = fip.address;
+            reachable = [instance, association];
+        } else {
+            this.ipv4 = this.privateIpv4;
+        }
+
+        const dns = hostRecords(name, { dns: args.dns, fqdn: args.fqdn, ipv4: this.ipv4, ipv6: this.ipv6 }, this);
+        this.records = dns.records;
+
+        this.connection = connectionTo(this.ipv4, args.sshPrivateKey);
+        this.ready = remoteStep(
+            `${name}-ready`,
+            {
+                step: "wait-ready",
+                connection: this.connection,
+                inputs: {
+                    FQDN: args.fqdn,
+                    IPV4: this.ipv4,
+                    IPV6: this.ipv6 ?? "",
+                    TIMEOUT_SECONDS: String(READY_TIMEOUT_SECONDS),
+                    POLL_SECONDS: String(READY_POLL_SECONDS),
+                },
+                triggers: [instance.id],
+            },
+            { parent: this, dependsOn: [...reachable, ...dns.resources] },
+        );
+
+        this.registerOutputs({ ipv4: this.ipv4, ipv6: this.ipv6, privateIpv4: this.privateIpv4, records: this.records });
+    }
+}

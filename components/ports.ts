@@ -1,0 +1,77 @@
+// The port matrix: the one table the security groups, the docs and the firewall report are made from.
+import { PortRange, Role, ROLES } from "./config";
+
+export type Protocol = "tcp" | "udp";
+export type Ethertype = "IPv4" | "IPv6";
+
+/** Where traffic may come from: the whole Internet, or the operator's SSH ranges. */
+export type Source = "world" | "ssh";
+
+export interface MatrixRow {
+    roles: readonly Role[];
+    /** A fixed range, or `turnRelay`: the `turnRelayPorts` setting (coturn's min-port/max-port too). */
+    ports: PortRange | "turnRelay";
+    protocols: readonly Protocol[];
+    source: Source;
+    why: string;
+}
+
+const one = (port: number): PortRange => ({ from: port, to: port });
+
+export const PORT_MATRIX: readonly MatrixRow[] = [
+    { roles: ROLES, ports: one(22), protocols: ["tcp"], source: "ssh", why: "SSH for the install steps and the operator" },
+    { roles: ["bbb"], ports: one(80), protocols: ["tcp"], source: "world", why: "HTTP: redirect to HTTPS, ACME HTTP-01" },
+    { roles: ["bbb"], ports: one(443), protocols: ["tcp"], source: "world", why: "HTTPS: nginx, API, HTML5 client, WebSockets" },
+    {
+        roles: ["bbb"],
+        ports: { from: 16384, to: 32768 },
+        protocols: ["udp"],
+        source: "world",
+        why: "media: FreeSWITCH 16384-24576, mediasoup 24577-32768",
+    },
+    { roles: ["turn"], ports: one(3478), protocols: ["tcp", "udp"], source: "world", why: "STUN/TURN" },
+    { roles: ["turn"], ports: one(443), protocols: ["tcp", "udp"], source: "world", why: "TURN over TLS (and DTLS)" },
+    { roles: ["turn"], ports: one(80), protocols: ["tcp"], source: "world", why: "certbot HTTP-01" },
+    { roles: ["turn"], ports: "turnRelay", protocols: ["udp"], source: "world", why: "TURN relay range (coturn min-port/max-port)" },
+    { roles: ["scalelite"], ports: one(80), protocols: ["tcp"], source: "world", why: "HTTP: redirect to HTTPS, ACME HTTP-01" },
+    { roles: ["scalelite"], ports: one(443), protocols: ["tcp"], source: "world", why: "HTTPS: Scalelite API" },
+    { roles: ["greenlight"], ports: one(80), protocols: ["tcp"], source: "world", why: "HTTP: redirect to HTTPS, ACME HTTP-01" },
+    { roles: ["greenlight"], ports: one(443), protocols: ["tcp"], source: "world", why: "HTTPS: Greenlight" },
+];
+
+const WORLD: Record<Ethertype, string> = { IPv4: "0.0.0.0/0", IPv6: "::/0" };
+
+/** One security group rule: a single range, protocol, source and address family. */
+export interface IngressRule {
+    protocol: Protocol;
+    from: number;
+    to: number;
+    cidr: string;
+    ethertype: Ethertype;
+    why: string;
+}
+
+export interface FirewallInputs {
+    sshAllowedCidrs: readonly string[];
+    turnRelayPorts: PortRange;
+}
+
+export function ethertypeOf(cidr: string): Ethertype {
+    return cidr.includes(":") ? "IPv6" : "IPv4";
+}
+
+/** The ingress rules of one role, in matrix order. */
+export function ingressFor(role: Role, inputs: FirewallInputs): IngressRule[] {
+    const rules: IngressRule[] = [];
+    for (const row of PORT_MATRIX) {
+        if (!row.roles.includes(role)) continue;
+        const range = row.ports === "turnRelay" ? inputs.turnRelayPorts : row.ports;
+        const cidrs = row.source === "world" ? [WORLD.IPv4, WORLD.IPv6] : inputs.sshAllowedCidrs;
+        for (const protocol of row.protocols) {
+            for (const cidr of cidrs) {
+                rules.push({ protocol, from: range.from, to: range.to, cidr, ethertype: ethertypeOf(cidr), why: row.why });
+            }
+        }
+    }
+    return rules;
+}

@@ -1,0 +1,67 @@
+// Running a step of scripts/remote/ on a host over SSH.
+//
+// The command line is always `sudo -n bash -s`: it never carries an input or a secret, so the command text
+// Pulumi prints on a failure is harmless. Inputs and the script travel on stdin, inputs first as quoted
+// shell assignments, then the script inside `{ ... } </dev/null` so that bash has read all of it before
+// anything runs and no command in it can swallow the rest of stdin. Because stdin holds both the inputs
+// and the script, a changed input or a changed script runs the step again (update); nothing else does.
+// The instance id rides in `triggers`, so a replaced VM is provisioned again.
+import * as fs from "fs";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+
+export const SSH_USER = "ubuntu";
+export const REMOTE_COMMAND = "sudo -n bash -s";
+export const SCRIPTS_DIR = path.join(__dirname, "..", "scripts", "remote");
+
+/** SSH dial settings: a fresh VM takes minutes before sshd answers. */
+const DIAL = { dialErrorLimit: 90, perDialTimeout: 10 };
+
+export function connectionTo(host: pulumi.Input<string>, privateKey: pulumi.Input<string>): command.types.input.remote.ConnectionArgs {
+    return { host, user: SSH_USER, privateKey, ...DIAL };
+}
+
+export function shellQuote(value: string): string {
+    return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+export function readStep(step: string): string {
+    return fs.readFileSync(path.join(SCRIPTS_DIR, `${step}.sh`), "utf8");
+}
+
+/** The stdin of a step: its inputs as shell assignments, then its script. Pure; tests pipe it to bash. */
+export function stepStdin(script: string, inputs: Record<string, string>): string {
+    const lines = Object.entries(inputs).map(([name, value]) => {
+        if (!/^[A-Z][A-Z0-9_]*$/.test(name)) throw new Error(`remote step input name ${name} is not an upper-case shell name`);
+        if (value.includes("\0")) throw new Error(`remote step input ${name} contains a NUL byte`);
+        return `${name}=${shellQuote(value)}`;
+    });
+    return `${lines.join("\n")}\n{\n${script}\n} </dev/null\n`;
+}
+
+export interface RemoteStepArgs {
+    /** File name (without .sh) in scripts/remote/. */
+    step: string;
+    connection: command.types.input.remote.ConnectionArgs;
+    /** Named inputs; a secret input keeps the whole stdin secret. */
+    inputs: Record<string, pulumi.Input<string>>;
+    /** Replacing any of these runs the step anew (e.g. the instance id). */
+    triggers: pulumi.Input<unknown>[];
+}
+
+export function remoteStep(name: string, args: RemoteStepArgs, opts: pulumi.CustomResourceOptions): command.remote.Command {
+    const script = readStep(args.step);
+    const stdin = pulumi.all(args.inputs).apply((inputs) => stepStdin(script, inputs as Record<string, string>));
+    return new command.remote.Command(
+        name,
+        {
+            connection: args.connection,
+            create: `${REMOTE_COMMAND} # ${args.step}`,
+            update: `${REMOTE_COMMAND} # ${args.step}`,
+            stdin,
+            triggers: args.triggers,
+        },
+        opts,
+    );
+}

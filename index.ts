@@ -1,0 +1,25 @@
+// bbb: BigBlueButton on OpenStack. Reads the configuration once, builds the topology, exports the outputs.
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { loadConfig } from "./components/config";
+import { lookupCloud } from "./components/cloud";
+import { rolesOf } from "./components/names";
+import { Platform } from "./components/topology";
+
+export = async () => {
+    // Nothing is declared before the configuration and the cloud lookups have passed.
+    const settings = loadConfig();
+    const cloud = await lookupCloud(settings, rolesOf(settings));
+
+    const apiSecret = new random.RandomPassword("bbb-api-secret", { length: 40, special: false });
+    const platform = new Platform("bbb", { settings, cloud, stack: pulumi.getStack() });
+
+    return {
+        bbbApiUrl: `https://${platform.apiHost}/bigbluebutton/api`,
+        bbbSecret: pulumi.secret(apiSecret.result),
+        ...(platform.greenlightUrl ? { greenlightUrl: platform.greenlightUrl } : {}),
+        turnHost: platform.turnHost,
+        hosts: platform.summary,
+        dnsRecords: platform.dnsRecords,
+    };
+};

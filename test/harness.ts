@@ -1,0 +1,222 @@
+// Evaluates the whole program under Pulumi's mocks, in a fresh module registry, and records what the
+// engine would have been asked to register: type, name, URN, parent, inputs (with which are secret),
+// dependencies and resource options. Mocked cloud: flavors, images and networks of a typical cloud.
+
+// How a secret travels in a registration: { [SIG_KEY]: SECRET_SIG, value }.
+const SIG_KEY = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+export interface Registered {
+    type: string;
+    name: string;
+    urn: string;
+    parent: string;
+    custom: boolean;
+    /** Inputs with secrets unwrapped. */
+    inputs: Record<string, any>;
+    /** Top-level input names whose value is (or contains) a secret. */
+    secretInputs: string[];
+    dependsOn: string[];
+    deleteBeforeReplace: boolean;
+    ignoreChanges: string[];
+    protect: boolean;
+}
+
+export interface Run {
+    resources: Registered[];
+    outputs: Record<string, unknown>;
+    /** Output names whose value is secret. */
+    secretOutputs: string[];
+    logs: string[];
+    /** What the program threw, if it did (e.g. a configuration error). */
+    error?: Error;
+}
+
+export interface CloudMock {
+    /** The network has a global IPv6 subnet (ports get a routable address). */
+    ipv6?: boolean;
+    /** Flavors and their sizes; defaults to the m1.* family. */
+    flavors?: Record<string, { vcpus: number; ram: number }>;
+    images?: string[];
+    networks?: string[];
+}
+
+export const DEFAULT_FLAVORS = {
+    "m1.small": { vcpus: 1, ram: 2048 },
+    "m1.medium": { vcpus: 2, ram: 4096 },
+    "m1.large": { vcpus: 4, ram: 8192 },
+    "m1.xlarge": { vcpus: 8, ram: 16384 },
+};
+
+/** A private key of the right shape (never a real one). */
+export const TEST_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA-test-only\n-----END OPENSSH PRIVATE KEY-----\n";
+
+export const BASE_CONFIG: Record<string, unknown> = {
+    domain: "example.org",
+    letsEncryptEmail: "ops@example.org",
+    sshAllowedCidrs: ["198.51.100.0/24", "2001:db8:100::/48"],
+    sshPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB6Yp3pQ7nHc5oQ3lQe8Y5jv1mN0w2kq6d0hTqX9c6sZ ops@example.org",
+    sshPrivateKey: TEST_PRIVATE_KEY,
+    network: { mode: "floating", name: "private", floatingIpPool: "public" },
+    dns: { provider: "cloudflare", zoneId: "023e105f4ecef8ad9ca31a8372d0c353" },
+};
+
+/** Config as the engine passes it: `bbb:<key>` -> string (JSON for everything but strings). */
+export function rawConfig(config: Record<string, unknown>): Record<string, string> {
+    return Object.fromEntries(
+        Object.entries(config).map(([k, v]) => [`bbb:${k}`, typeof v === "string" ? v : JSON.stringify(v)]),
+    );
+}
+
+function containsSecret(value: any): boolean {
+    if (value === null || typeof value !== "object") return false;
+    if (value[SIG_KEY] === SECRET_SIG) return true;
+    return Object.values(value).some(containsSecret);
+}
+
+function unwrapSecrets(value: any): any {
+    if (value === null || typeof value !== "object") return value;
+    if (value[SIG_KEY] === SECRET_SIG) return unwrapSecrets(value.value);
+    if (Array.isArray(value)) return value.map(unwrapSecrets);
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapSecrets(v)]));
+}
+
+/** Evaluates index.ts with `config` (merged over nothing: pass BASE_CONFIG yourself) and the cloud mock. */
+export async function evaluate(config: Record<string, unknown>, cloud: CloudMock = {}, stack = "dev"): Promise<Run> {
+    // One fresh registry for the SDK and the program, so that each run starts from a clean runtime.
+    let pulumi!: typeof import("@pulumi/pulumi");
+    let settings!: any;
+    let program!: () => Promise<Record<string, unknown>>;
+    jest.isolateModules(() => {
+        pulumi = require("@pulumi/pulumi");
+        settings = require("@pulumi/pulumi/runtime/settings");
+        program = require("../index");
+    });
+    const flavors: Record<string, { vcpus: number; ram: number }> = cloud.flavors ?? DEFAULT_FLAVORS;
+    const images = cloud.images ?? ["Ubuntu 22.04"];
+    const networks = cloud.networks ?? ["private", "public"];
+    const subnets: Record<string, { ipVersion: number; cidr: string }> = {
+        "subnet-v4": { ipVersion: 4, cidr: "10.0.0.0/24" },
+        "subnet-ula": { ipVersion: 6, cidr: "fd00:1::/64" },
+        "subnet-v6": { ipVersion: 6, cidr: "2001:db8:1::/64" },
+    };
+    let ports = 0;
+    let fips = 0;
+    const logs: string[] = [];
+
+    await pulumi.runtime.setMocks(
+        {
+            newResource(args) {
+                const state: Record<string, unknown> = { ...args.inputs };
+                switch (args.type) {
+                    case "openstack:networking/port:Port": {
+                        ports += 1;
+                        // Neutron's answer: an IPv4, a ULA (never routable), and a global address
+                        // written the long way round, as some clouds do.
+                        state.allFixedIps = [`10.0.0.${10 + ports}`, `fd00:1::${ports}`];
+                        if (cloud.ipv6) state.allFixedIps = [...(state.allFixedIps as string[]), `2001:0DB8:0001:0000:0000:0000:0000:${ports.toString(16).toUpperCase()}`];
+                        break;
+                    }
+                    case "openstack:networking/floatingIp:FloatingIp":
+                        fips += 1;
+                        state.address = `203.0.113.${10 + fips}`;
+                        break;
+                    case "openstack:compute/keypair:Keypair":
+                        state.name = `${args.name}-generated`;
+                        break;
+                    case "random:index/randomPassword:RandomPassword":
+                        state.result = "R".repeat((args.inputs.length as number) ?? 16);
+                        break;
+                }
+                return { id: `${args.name}-id`, state };
+            },
+            call(args) {
+                switch (args.token) {
+                    case "openstack:networking/getNetwork:getNetwork": {
+                        const name = args.inputs.name as string;
+                        if (!networks.includes(name)) throw new Error("Your query returned no results. Please change your search criteria and try again.");
+                        return { id: `net-${name}`, name, subnets: ["subnet-v4", "subnet-ula", ...(cloud.ipv6 ? ["subnet-v6"] : [])] };
+                    }
+                    case "openstack:networking/getSubnet:getSubnet":
+                        return { id: args.inputs.subnetId, ...subnets[args.inputs.subnetId as string] };
+                    case "openstack:images/getImage:getImage":
+                        if (!images.includes(args.inputs.name as string)) throw new Error("No Image found");
+                        return { id: "image-uuid-2204", name: args.inputs.name };
+                    case "openstack:compute/getFlavor:getFlavor": {
+                        const flavor = flavors[args.inputs.name as string];
+                        if (!flavor) throw new Error("No Flavor found");
+                        return { id: `flavor-${args.inputs.name}`, name: args.inputs.name, ...flavor };
+                    }
+                }
+                throw new Error(`unmocked call ${args.token}`);
+            },
+        },
+        "bbb",
+        stack,
+        false,
+    );
+    pulumi.runtime.setAllConfig(rawConfig(config));
+
+    const monitor = settings.getMonitor();
+    const requests: any[] = [];
+    const register = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req: any, callback: any) => {
+        requests.push(req);
+        register(req, callback);
+    };
+    // Without an engine, the SDK's log functions print "<severity>: [runtime] <message>" to the console.
+    const capture = (...args: unknown[]) => void logs.push(args.map(String).join(" "));
+    const consoleLog = jest.spyOn(console, "log").mockImplementation(capture);
+    const consoleWarn = jest.spyOn(console, "warn").mockImplementation(capture);
+    const consoleError = jest.spyOn(console, "error").mockImplementation(capture);
+
+    const outputs: Record<string, unknown> = {};
+    const secretOutputs: string[] = [];
+    let error: Error | undefined;
+    try {
+        const exported: Record<string, unknown> = await program().catch((err: Error) => {
+            error = err;
+            return {};
+        });
+        for (const [key, value] of Object.entries(exported)) {
+            const out: import("@pulumi/pulumi").Output<unknown> = pulumi.output(value);
+            outputs[key] = await new Promise((resolve) => out.apply(resolve));
+            if (await (out as any).isSecret) secretOutputs.push(key);
+        }
+        await pulumi.runtime.disconnect();
+    } finally {
+        consoleLog.mockRestore();
+        consoleWarn.mockRestore();
+        consoleError.mockRestore();
+    }
+
+    const registered = monitor.getRegisteredResources() as Map<string, { urn: string }>;
+    const urnOf = (type: string, name: string) => [...registered.keys()].find((u) => u.endsWith(`${type}::${name}`)) ?? "";
+    const resources = requests.map((req): Registered => {
+        const object = req.getObject()?.toJavaScript() ?? {};
+        return {
+            type: req.getType(),
+            name: req.getName(),
+            urn: urnOf(req.getType(), req.getName()),
+            parent: req.getParent(),
+            custom: req.getCustom(),
+            inputs: unwrapSecrets(object),
+            secretInputs: Object.keys(object).filter((k) => containsSecret(object[k])),
+            dependsOn: req.getDependenciesList(),
+            deleteBeforeReplace: req.getDeletebeforereplace(),
+            ignoreChanges: req.getIgnorechangesList(),
+            protect: req.getProtect?.() ?? false,
+        };
+    });
+    return { resources, outputs, secretOutputs, logs, error };
+}
+
+export function ofType(run: Run, type: string): Registered[] {
+    return run.resources.filter((r) => r.type === type);
+}
+
+export function byName(run: Run, name: string): Registered {
+    const found = run.resources.find((r) => r.name === name);
+    if (!found) throw new Error(`no resource named ${name}; have ${run.resources.map((r) => r.name).join(", ")}`);
+    return found;
+}

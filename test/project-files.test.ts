@@ -1,0 +1,81 @@
+// The files users read and the CLI reads must agree with the code: Pulumi.yaml's declarations and
+// defaults, the stack files, the README's config table and its test command, and .ci/run.
+import * as fs from "fs";
+import * as path from "path";
+import { parse } from "yaml";
+import { CONFIG_KEYS, CONFIG_SCHEMA, parseConfig } from "../components/config";
+import { TEST_PRIVATE_KEY } from "./harness";
+
+const root = path.join(__dirname, "..");
+const read = (file: string) => fs.readFileSync(path.join(root, file), "utf8");
+const project = parse(read("Pulumi.yaml"));
+
+describe("Pulumi.yaml", () => {
+    test("is the nodejs project bbb", () => {
+        expect(project.name).toBe("bbb");
+        expect(project.runtime.name).toBe("nodejs");
+    });
+
+    test("declares exactly the program's keys (object keys without a default are documented in its header)", () => {
+        const declared = Object.keys(project.config).sort();
+        const objectsWithoutDefault = CONFIG_KEYS.filter((k) => CONFIG_SCHEMA[k].type === "object" && CONFIG_SCHEMA[k].default === undefined);
+        expect(declared).toEqual(CONFIG_KEYS.filter((k) => !objectsWithoutDefault.includes(k)).sort());
+        for (const key of objectsWithoutDefault) {
+            expect(read("Pulumi.yaml")).toContain(`#   bbb:${key}: `);
+            expect(read("Pulumi.yaml")).toContain(CONFIG_SCHEMA[key].description.split(":")[0]);
+        }
+    });
+
+    test.each(CONFIG_KEYS.filter((k) => CONFIG_SCHEMA[k].type !== "object"))("%s: same type, default, description and secrecy as the code", (key) => {
+        const spec = CONFIG_SCHEMA[key];
+        const declared = project.config[key];
+        expect(declared.type).toBe(spec.type);
+        expect(declared.default).toEqual(spec.default);
+        expect(declared.description).toBe(spec.description);
+        expect(declared.secret ?? false).toBe(spec.secret ?? false);
+        if (spec.type === "array") expect(declared.items).toEqual({ type: "string" });
+    });
+
+    test.each(CONFIG_KEYS.filter((k) => CONFIG_SCHEMA[k].type === "object" && CONFIG_SCHEMA[k].default !== undefined))(
+        "%s: its value is the code's default, its description a comment above it",
+        (key) => {
+            expect(project.config[key]).toEqual({ value: CONFIG_SCHEMA[key].default });
+            expect(read("Pulumi.yaml")).toContain(`  # ${CONFIG_SCHEMA[key].description}\n  ${key}:\n`);
+        },
+    );
+});
+
+describe.each(["dev", "prod"])("Pulumi.%s.yaml", (stack) => {
+    test("passes validation once the private key is set (it is never committed)", () => {
+        const values = parse(read(`Pulumi.${stack}.yaml`)).config as Record<string, unknown>;
+        expect(values["bbb:sshPrivateKey"]).toBeUndefined();
+        const raw = Object.fromEntries(Object.entries(values).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]));
+        expect(parseConfig({ ...raw, "bbb:sshPrivateKey": TEST_PRIVATE_KEY }).problems).toEqual([]);
+    });
+});
+
+describe("README", () => {
+    const readme = read("README.md");
+
+    test("its config reference lists every key with its default", () => {
+        for (const key of CONFIG_KEYS) {
+            const row = readme.split("\n").find((line) => line.startsWith(`| \`${key}\` |`));
+            expect([key, row !== undefined]).toEqual([key, true]);
+            const spec = CONFIG_SCHEMA[key];
+            const shown = spec.default === undefined ? "required" : `\`${JSON.stringify(spec.default)}\``;
+            expect(row).toContain(`| ${shown} |`);
+        }
+    });
+
+    test("the test command it gives is the one .ci/run runs", () => {
+        expect(readme).toContain("npm ci && npm test");
+        const ci = read(".ci/run");
+        expect(ci.split("\n").filter((l) => !l.startsWith("#") && l.trim() !== "").pop()).toBe("npm ci && npm test");
+    });
+
+    test("its outputs table names the outputs contract", () => {
+        for (const output of ["bbbApiUrl", "bbbSecret", "greenlightUrl", "turnHost", "hosts", "dnsRecords"]) {
+            expect(readme).toContain(`| \`${output}\` |`);
+        }
+    });
+});

@@ -1,0 +1,79 @@
+// Runs a remote step for real, the way the program sends it (inputs + script on stdin to `bash -s`), in a
+// temporary directory whose PATH holds only stub commands and the few real tools a step may use, so an
+// unexpected command fails loudly instead of touching this machine.
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { readStep, stepStdin } from "../components/remote";
+
+/** Real tools a step may call; anything else must be stubbed. */
+const REAL_TOOLS = ["bash", "cat", "chmod", "cp", "cut", "date", "diff", "env", "grep", "head", "mkdir", "mktemp", "mv", "paste", "rm", "sed", "sleep", "sort", "tail", "timeout", "tr", "wc"];
+
+function which(tool: string): string {
+    for (const dir of ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]) {
+        const candidate = path.join(dir, tool);
+        if (fs.existsSync(candidate)) return candidate;
+    }
+    throw new Error(`real tool ${tool} is not installed`);
+}
+
+export interface StepResult {
+    status: number | null;
+    stdout: string;
+    stderr: string;
+}
+
+export class Sandbox {
+    readonly dir: string;
+    readonly bin: string;
+    readonly callLog: string;
+
+    constructor() {
+        this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "bbb-step-"));
+        this.bin = path.join(this.dir, "bin");
+        fs.mkdirSync(this.bin);
+        this.callLog = path.join(this.dir, "calls.log");
+        fs.writeFileSync(this.callLog, "");
+        for (const tool of REAL_TOOLS) fs.symlinkSync(which(tool), path.join(this.bin, tool));
+    }
+
+    /** A stub command: records `name args...` in the call log, then runs `body` (bash). */
+    stub(name: string, body = "exit 0"): void {
+        const file = path.join(this.bin, name);
+        fs.writeFileSync(file, `#!${which("bash")}\nprintf '%s\\n' "${name} $*" >> "$SANDBOX/calls.log"\n${body}\n`, { mode: 0o755 });
+    }
+
+    remove(name: string): void {
+        fs.rmSync(path.join(this.bin, name), { force: true });
+    }
+
+    calls(name?: string): string[] {
+        const lines = fs.readFileSync(this.callLog, "utf8").split("\n").filter(Boolean);
+        return name ? lines.filter((l) => l === name || l.startsWith(`${name} `)) : lines;
+    }
+
+    file(relative: string): string {
+        return path.join(this.dir, relative);
+    }
+
+    write(relative: string, content: string): void {
+        fs.mkdirSync(path.dirname(this.file(relative)), { recursive: true });
+        fs.writeFileSync(this.file(relative), content);
+    }
+
+    /** Runs a step of scripts/remote/ with the program's stdin framing. */
+    run(step: string, inputs: Record<string, string>, env: Record<string, string> = {}): StepResult {
+        const result = spawnSync(which("bash"), ["-s"], {
+            input: stepStdin(readStep(step), inputs),
+            env: { PATH: this.bin, SANDBOX: this.dir, HOME: this.dir, LANG: "C.UTF-8", ...env },
+            encoding: "utf8",
+            timeout: 20000,
+        });
+        return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+    }
+
+    cleanup(): void {
+        fs.rmSync(this.dir, { recursive: true, force: true });
+    }
+}
