@@ -11,12 +11,12 @@ export = async () => {
     const settings = loadConfig();
     const cloud = await lookupCloud(settings, rolesOf(settings));
 
-    const apiSecret = new random.RandomPassword("bbb-api-secret", { length: 40, special: false });
-    const platform = new Platform("bbb", { settings, cloud, stack: pulumi.getStack() });
+    const apiSecret = pulumi.secret(new random.RandomPassword("api-secret", { length: 40, special: false }).result);
+    const platform = new Platform("bbb", { settings, cloud, stack: pulumi.getStack(), apiSecret });
 
     return {
         bbbApiUrl: `https://${platform.apiHost}/bigbluebutton/api`,
-        bbbSecret: pulumi.secret(apiSecret.result),
+        bbbSecret: apiSecret,
         ...(platform.greenlightUrl ? { greenlightUrl: platform.greenlightUrl } : {}),
         turnHost: platform.turnHost,
         hosts: platform.summary,

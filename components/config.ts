@@ -49,6 +49,8 @@ export interface Settings {
     greenlight: boolean;
     dns: DnsSettings;
     turnRelayPorts: PortRange;
+    bbbInstallerRef: string;
+    forceReinstall: boolean;
 }
 
 type KeyType = "string" | "boolean" | "integer" | "array" | "object";
@@ -163,11 +165,23 @@ export const CONFIG_SCHEMA: Record<ConfigKey, KeySpec> = {
         description: "UDP relay port range of coturn, opened on the TURN host's security group.",
         example: "32769-65535",
     },
+    bbbInstallerRef: {
+        type: "string",
+        default: "",
+        description: "Git ref (branch, tag or commit) of bbb-install.sh to run; empty: the release branch of bbbVersion.",
+        example: "v3.0.x-release",
+    },
+    forceReinstall: {
+        type: "boolean",
+        default: false,
+        description: "Re-run bbb-install.sh on a BBB server even while meetings are running (they end).",
+        example: true,
+    },
 };
 
 export const CONFIG_KEYS = Object.keys(CONFIG_SCHEMA) as ConfigKey[];
 
-/** BBB package lines this program installs: the Ubuntu release each needs and bbb-install's branch. */
+/** BBB package lines this program installs: the Ubuntu release each needs and bbb-install's release branch. */
 export const BBB_LINES: Record<string, { ubuntu: string; codename: string; installerBranch: string }> = {
     "jammy-30": { ubuntu: "22.04", codename: "jammy", installerBranch: "v3.0.x-release" },
     "focal-27": { ubuntu: "20.04", codename: "focal", installerBranch: "v2.7.x-release" },
@@ -471,6 +485,17 @@ export function parseConfig(raw: RawConfig): Parsed {
         }
     }
 
+    const installerRef = str("bbbInstallerRef");
+    const gitRef = (ref: string) => ref.split("/").every((part) => /^[A-Za-z0-9._-]+$/.test(part) && !/^\.+$/.test(part));
+    if (installerRef !== undefined && installerRef !== "" && !gitRef(installerRef)) {
+        problem(
+            "bbbInstallerRef",
+            "empty, or a git branch, tag or commit of bigbluebutton/bbb-install",
+            show(installerRef),
+            setCommand("bbbInstallerRef", CONFIG_SCHEMA.bbbInstallerRef.example),
+        );
+    }
+
     if (problems.length > 0) return { problems };
     return {
         problems,
@@ -492,6 +517,8 @@ export function parseConfig(raw: RawConfig): Parsed {
             greenlight: values.greenlight as boolean,
             dns: dns as unknown as DnsSettings,
             turnRelayPorts: relay!,
+            bbbInstallerRef: installerRef || BBB_LINES[bbbVersion!.slice(0, -1)].installerBranch,
+            forceReinstall: values.forceReinstall as boolean,
         },
     };
 }

@@ -18,6 +18,9 @@ export interface MatrixRow {
 
 const one = (port: number): PortRange => ({ from: port, to: port });
 
+/** coturn's listening ports: the matrix opens them and the TURN step writes them into turnserver.conf. */
+export const TURN_PORTS = { listening: 3478, tls: 443 } as const;
+
 export const PORT_MATRIX: readonly MatrixRow[] = [
     { roles: ROLES, ports: one(22), protocols: ["tcp"], source: "ssh", why: "SSH for the install steps and the operator" },
     { roles: ["bbb"], ports: one(80), protocols: ["tcp"], source: "world", why: "HTTP: redirect to HTTPS, ACME HTTP-01" },
@@ -29,8 +32,8 @@ export const PORT_MATRIX: readonly MatrixRow[] = [
         source: "world",
         why: "media: FreeSWITCH 16384-24576, mediasoup 24577-32768",
     },
-    { roles: ["turn"], ports: one(3478), protocols: ["tcp", "udp"], source: "world", why: "STUN/TURN" },
-    { roles: ["turn"], ports: one(443), protocols: ["tcp", "udp"], source: "world", why: "TURN over TLS (and DTLS)" },
+    { roles: ["turn"], ports: one(TURN_PORTS.listening), protocols: ["tcp", "udp"], source: "world", why: "STUN/TURN" },
+    { roles: ["turn"], ports: one(TURN_PORTS.tls), protocols: ["tcp", "udp"], source: "world", why: "TURN over TLS (and DTLS)" },
     { roles: ["turn"], ports: one(80), protocols: ["tcp"], source: "world", why: "certbot HTTP-01" },
     { roles: ["turn"], ports: "turnRelay", protocols: ["udp"], source: "world", why: "TURN relay range (coturn min-port/max-port)" },
     { roles: ["scalelite"], ports: one(80), protocols: ["tcp"], source: "world", why: "HTTP: redirect to HTTPS, ACME HTTP-01" },

@@ -2,8 +2,8 @@
 //
 // The command line is always `sudo -n bash -s`: it never carries an input or a secret, so the command text
 // Pulumi prints on a failure is harmless. Inputs and the script travel on stdin, inputs first as quoted
-// shell assignments, then the script inside `{ ... } </dev/null` so that bash has read all of it before
-// anything runs and no command in it can swallow the rest of stdin. Because stdin holds both the inputs
+// shell assignments, then lib.sh and the script inside `{ ... } </dev/null` so that bash has read all of
+// it before anything runs and no command in it can swallow the rest of stdin. Because stdin holds both the inputs
 // and the script, a changed input or a changed script runs the step again (update); nothing else does.
 // The instance id rides in `triggers`, so a replaced VM is provisioned again.
 import * as fs from "fs";
@@ -26,18 +26,21 @@ export function shellQuote(value: string): string {
     return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
-export function readStep(step: string): string {
-    return fs.readFileSync(path.join(SCRIPTS_DIR, `${step}.sh`), "utf8");
+function readScript(name: string): string {
+    return fs.readFileSync(path.join(SCRIPTS_DIR, `${name}.sh`), "utf8");
 }
 
-/** The stdin of a step: its inputs as shell assignments, then its script. Pure; tests pipe it to bash. */
-export function stepStdin(script: string, inputs: Record<string, string>): string {
-    const lines = Object.entries(inputs).map(([name, value]) => {
+/**
+ * The stdin of a step: its inputs (and STEP, its name) as shell assignments, then lib.sh and its script.
+ * Pure but for reading the two files; tests pipe it to bash.
+ */
+export function stepStdin(step: string, inputs: Record<string, string>): string {
+    const lines = Object.entries({ STEP: step, ...inputs }).map(([name, value]) => {
         if (!/^[A-Z][A-Z0-9_]*$/.test(name)) throw new Error(`remote step input name ${name} is not an upper-case shell name`);
         if (value.includes("\0")) throw new Error(`remote step input ${name} contains a NUL byte`);
         return `${name}=${shellQuote(value)}`;
     });
-    return `${lines.join("\n")}\n{\n${script}\n} </dev/null\n`;
+    return `${lines.join("\n")}\n{\n${readScript("lib")}\n${readScript(step)}\n} </dev/null\n`;
 }
 
 export interface RemoteStepArgs {
@@ -51,8 +54,7 @@ export interface RemoteStepArgs {
 }
 
 export function remoteStep(name: string, args: RemoteStepArgs, opts: pulumi.CustomResourceOptions): command.remote.Command {
-    const script = readStep(args.step);
-    const stdin = pulumi.all(args.inputs).apply((inputs) => stepStdin(script, inputs as Record<string, string>));
+    const stdin = pulumi.all(args.inputs).apply((inputs) => stepStdin(args.step, inputs as Record<string, string>));
     return new command.remote.Command(
         name,
         {

@@ -1,18 +1,23 @@
 // The platform: which hosts exist for the single or pool topology, their firewalls, and how they fit.
 import * as pulumi from "@pulumi/pulumi";
 import * as openstack from "@pulumi/openstack";
+import * as random from "@pulumi/random";
 import { Role, Settings } from "./config";
 import { CloudFacts } from "./cloud";
 import { SecurityGroup } from "./firewall";
-import { Host } from "./host";
+import { Host, HostArgs } from "./host";
 import { DnsRecordSpec } from "./dns";
-import { bbbNodeName, fqdn, hostSpecs, rolesOf, Topology, topologyOf } from "./names";
+import { BbbServer } from "./bbb";
+import { TurnServer } from "./turn";
+import { bbbNodeName, fqdn, HostSpec, hostSpecs, rolesOf, Topology, topologyOf } from "./names";
 
 export interface PlatformArgs {
     settings: Settings;
     cloud: CloudFacts;
     /** Stack name: part of security group names, since dev and prod may share one OpenStack project. */
     stack: string;
+    /** The secret consumers use: bbb-1's own in single topology. */
+    apiSecret: pulumi.Input<string>;
 }
 
 export interface HostSummary {
@@ -25,7 +30,10 @@ export interface HostSummary {
 
 export class Platform extends pulumi.ComponentResource {
     readonly topology: Topology;
+    /** Every host by its short name (turn, bbb-1, ...). */
     readonly hosts: Record<string, Host> = {};
+    readonly turn: TurnServer;
+    readonly bbbServers: BbbServer[];
     /** Name consumers call the API on: bbb-1 (single) or Scalelite (pool). */
     readonly apiHost: string;
     readonly turnHost: string;
@@ -37,46 +45,91 @@ export class Platform extends pulumi.ComponentResource {
         super("bbb:platform:Platform", name, {}, opts);
         const s = args.settings;
         this.topology = topologyOf(s);
+        const single = this.topology === "single";
         const specs = hostSpecs(s);
         const nameOf = (host: string) => fqdn(host, s.hostnamePrefix, s.domain);
 
         const keyPair = new openstack.compute.Keypair(`${name}-key`, { publicKey: s.sshPublicKey }, { parent: this });
-
         const groups = Object.fromEntries(
             rolesOf(s).map((role) => [
                 role,
                 new SecurityGroup(
-                    `${name}-${role}`,
+                    `${role}-sg`,
                     { role, label: args.stack, firewall: { sshAllowedCidrs: s.sshAllowedCidrs, turnRelayPorts: s.turnRelayPorts } },
                     { parent: this },
                 ),
             ]),
         ) as Record<Role, SecurityGroup>;
+        const hostArgs = (spec: HostSpec): HostArgs => ({
+            role: spec.role,
+            fqdn: nameOf(spec.name),
+            imageId: args.cloud.imageId,
+            flavor: s.flavors[spec.role],
+            volumeSize: s.volumeSizes[spec.role],
+            securityGroupIds: [groups[spec.role].id],
+            network: s.network,
+            networkId: args.cloud.networkId,
+            hasIpv6: args.cloud.hasIpv6,
+            keyPair: keyPair.name,
+            dns: s.dns,
+            sshPrivateKey: s.sshPrivateKey,
+        });
 
-        for (const spec of specs) {
-            this.hosts[spec.name] = new Host(
-                `${name}-${spec.name}`,
-                {
-                    role: spec.role,
-                    fqdn: nameOf(spec.name),
-                    imageId: args.cloud.imageId,
-                    flavor: s.flavors[spec.role],
-                    volumeSize: s.volumeSizes[spec.role],
-                    securityGroupIds: [groups[spec.role].id],
-                    network: s.network,
-                    networkId: args.cloud.networkId,
-                    hasIpv6: args.cloud.hasIpv6,
-                    keyPair: keyPair.name,
-                    dns: s.dns,
-                    sshPrivateKey: s.sshPrivateKey,
-                },
-                { parent: this },
-            );
+        // Hex: bbb-install.sh splits `-c host:secret` on ':'.
+        const turnSecret = pulumi.secret(new random.RandomBytes("turn-secret", { length: 32 }, { parent: this }).hex);
+        this.turnHost = nameOf("turn");
+
+        // BBB servers need TURN's name and secret, never TURN's install: they do not wait for it.
+        this.bbbServers = specs
+            .filter((spec) => spec.role === "bbb")
+            .map((spec) => {
+                const secret = single
+                    ? args.apiSecret
+                    : pulumi.secret(new random.RandomPassword(`${spec.name}-secret`, { length: 40, special: false }, { parent: this }).result);
+                const server = new BbbServer(
+                    spec.name,
+                    {
+                        host: hostArgs(spec),
+                        secret,
+                        turn: { fqdn: this.turnHost, secret: turnSecret },
+                        version: s.bbbVersion,
+                        installerRef: s.bbbInstallerRef,
+                        email: s.letsEncryptEmail,
+                        greenlight: single && s.greenlight,
+                        forceReinstall: s.forceReinstall,
+                    },
+                    { parent: this },
+                );
+                this.hosts[spec.name] = server.host;
+                return server;
+            });
+
+        // TURN relays to the BBB servers only, so its configuration follows their addresses.
+        const peers = pulumi
+            .all(this.bbbServers.map((b) => pulumi.all([b.host.ipv4, b.host.privateIpv4, b.host.ipv6])))
+            .apply((addresses) => [...new Set(addresses.flat().filter((a): a is string => !!a))]);
+        const turnSpec = specs.find((spec) => spec.role === "turn")!;
+        this.turn = new TurnServer(
+            turnSpec.name,
+            {
+                host: hostArgs(turnSpec),
+                secret: turnSecret,
+                realm: s.domain,
+                email: s.letsEncryptEmail,
+                relayPorts: s.turnRelayPorts,
+                peers,
+            },
+            { parent: this },
+        );
+
+        this.hosts[turnSpec.name] = this.turn.host;
+        // Scalelite and Greenlight hosts (pool topology); their installs are not part of this program yet.
+        for (const spec of specs.filter((h) => h.role === "scalelite" || h.role === "greenlight")) {
+            this.hosts[spec.name] = new Host(spec.name, hostArgs(spec), { parent: this });
         }
 
-        this.apiHost = nameOf(this.topology === "pool" ? "scalelite" : bbbNodeName(1));
-        this.turnHost = nameOf("turn");
-        if (s.greenlight) this.greenlightUrl = `https://${nameOf(this.topology === "pool" ? "greenlight" : bbbNodeName(1))}/`;
+        this.apiHost = nameOf(single ? bbbNodeName(1) : "scalelite");
+        if (s.greenlight) this.greenlightUrl = `https://${nameOf(single ? bbbNodeName(1) : "greenlight")}/`;
 
         const hostList = specs.map((spec) => ({ spec, host: this.hosts[spec.name] }));
         this.summary = pulumi.all(

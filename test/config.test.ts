@@ -213,6 +213,13 @@ describe("rules", () => {
     });
 });
 
+test("bbbInstallerRef is empty or a git ref", () => {
+    expect(problems({ bbbInstallerRef: "0123abcd" })).toEqual([]);
+    expect(problems({ bbbInstallerRef: "feature/x" })).toEqual([]);
+    expect(only({ bbbInstallerRef: "main; rm -rf /" }).key).toBe("bbbInstallerRef");
+    expect(only({ bbbInstallerRef: "../../evil" }).key).toBe("bbbInstallerRef");
+});
+
 describe("loadConfig reads the stack's configuration through the Pulumi runtime", () => {
     afterEach(() => pulumi.runtime.setAllConfig({}));
 

@@ -17,6 +17,8 @@ export interface Registered {
     /** Top-level input names whose value is (or contains) a secret. */
     secretInputs: string[];
     dependsOn: string[];
+    /** Input name -> URNs the input's value came from. */
+    propertyDependencies: Record<string, string[]>;
     deleteBeforeReplace: boolean;
     ignoreChanges: string[];
     protect: boolean;
@@ -61,6 +63,19 @@ export const BASE_CONFIG: Record<string, unknown> = {
     dns: { provider: "cloudflare", zoneId: "023e105f4ecef8ad9ca31a8372d0c353" },
 };
 
+/**
+ * Mock addresses follow the host's name, not the order of creation: turn .2, scalelite .3, greenlight .4,
+ * bbb-N .(10+N): private 10.0.0.x, floating 203.0.113.x, IPv6 2001:db8:1::x (hex).
+ */
+export function hostNumber(resourceName: string): number {
+    const host = resourceName.replace(/-(port|fip)$/, "");
+    const fixed: Record<string, number> = { turn: 2, scalelite: 3, greenlight: 4 };
+    const node = /^bbb-(\d+)$/.exec(host);
+    if (node) return 10 + Number(node[1]);
+    if (host in fixed) return fixed[host];
+    throw new Error(`no mock address for ${resourceName}`);
+}
+
 /** Config as the engine passes it: `bbb:<key>` -> string (JSON for everything but strings). */
 export function rawConfig(config: Record<string, unknown>): Record<string, string> {
     return Object.fromEntries(
@@ -100,8 +115,6 @@ export async function evaluate(config: Record<string, unknown>, cloud: CloudMock
         "subnet-ula": { ipVersion: 6, cidr: "fd00:1::/64" },
         "subnet-v6": { ipVersion: 6, cidr: "2001:db8:1::/64" },
     };
-    let ports = 0;
-    let fips = 0;
     const logs: string[] = [];
 
     await pulumi.runtime.setMocks(
@@ -110,22 +123,25 @@ export async function evaluate(config: Record<string, unknown>, cloud: CloudMock
                 const state: Record<string, unknown> = { ...args.inputs };
                 switch (args.type) {
                     case "openstack:networking/port:Port": {
-                        ports += 1;
+                        const n = hostNumber(args.name);
                         // Neutron's answer: an IPv4, a ULA (never routable), and a global address
                         // written the long way round, as some clouds do.
-                        state.allFixedIps = [`10.0.0.${10 + ports}`, `fd00:1::${ports}`];
-                        if (cloud.ipv6) state.allFixedIps = [...(state.allFixedIps as string[]), `2001:0DB8:0001:0000:0000:0000:0000:${ports.toString(16).toUpperCase()}`];
+                        state.allFixedIps = [`10.0.0.${n}`, `fd00:1::${n}`];
+                        if (cloud.ipv6) state.allFixedIps = [...(state.allFixedIps as string[]), `2001:0DB8:0001:0000:0000:0000:0000:${n.toString(16).toUpperCase()}`];
                         break;
                     }
                     case "openstack:networking/floatingIp:FloatingIp":
-                        fips += 1;
-                        state.address = `203.0.113.${10 + fips}`;
+                        state.address = `203.0.113.${hostNumber(args.name)}`;
                         break;
                     case "openstack:compute/keypair:Keypair":
                         state.name = `${args.name}-generated`;
                         break;
                     case "random:index/randomPassword:RandomPassword":
-                        state.result = "R".repeat((args.inputs.length as number) ?? 16);
+                        // Distinct per resource, so a test can tell which secret went where.
+                        state.result = `${args.name.replace(/[^A-Za-z0-9]/g, "")}${"R".repeat(40)}`.slice(0, args.inputs.length as number);
+                        break;
+                    case "random:index/randomBytes:RandomBytes":
+                        state.hex = "ab".repeat(args.inputs.length as number);
                         break;
                 }
                 return { id: `${args.name}-id`, state };
@@ -203,6 +219,9 @@ export async function evaluate(config: Record<string, unknown>, cloud: CloudMock
             inputs: unwrapSecrets(object),
             secretInputs: Object.keys(object).filter((k) => containsSecret(object[k])),
             dependsOn: req.getDependenciesList(),
+            propertyDependencies: Object.fromEntries(
+                req.getPropertydependenciesMap().toArray().map(([key, deps]: [string, any]) => [key, deps[0] ?? []]),
+            ),
             deleteBeforeReplace: req.getDeletebeforereplace(),
             ignoreChanges: req.getIgnorechangesList(),
             protect: req.getProtect?.() ?? false,
@@ -219,4 +238,29 @@ export function byName(run: Run, name: string): Registered {
     const found = run.resources.find((r) => r.name === name);
     if (!found) throw new Error(`no resource named ${name}; have ${run.resources.map((r) => r.name).join(", ")}`);
     return found;
+}
+
+/** Names of every resource `name` waits for, directly or not (explicit and input dependencies). */
+export function waitsFor(run: Run, name: string): Set<string> {
+    const byUrn = new Map(run.resources.map((r) => [r.urn, r]));
+    const seen = new Set<string>();
+    const visit = (r: Registered) => {
+        const direct = [...r.dependsOn, ...Object.values(r.propertyDependencies).flat()];
+        for (const urn of direct) {
+            const dep = byUrn.get(urn);
+            if (!dep || seen.has(dep.name)) continue;
+            seen.add(dep.name);
+            visit(dep);
+        }
+    };
+    visit(byName(run, name));
+    return seen;
+}
+
+/** The inputs a remote step's stdin carries (its `NAME='value'` lines before the script). */
+export function stepInputs(stdin: string): Record<string, string> {
+    const head = stdin.slice(0, stdin.indexOf("\n{\n") + 1);
+    const inputs: Record<string, string> = {};
+    for (const m of head.matchAll(/([A-Z][A-Z0-9_]*)='((?:[^']|'\\'')*)'\n/g)) inputs[m[1]] = m[2].replace(/'\\''/g, "'");
+    return inputs;
 }

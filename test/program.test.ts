@@ -35,11 +35,17 @@ const sorted = (rules: Rule[]) => rules.map((r) => r.join(" ")).sort();
 
 /** The ingress a host's port lets in: the rules of every security group on the port. */
 function effectiveIngress(run: Run, host: string): Rule[] {
-    const port = byName(run, `bbb-${host}-port`);
+    const port = byName(run, `${host}-port`);
     const groupIds: string[] = port.inputs.securityGroupIds;
     return ofType(run, T.rule)
         .filter((r) => groupIds.includes(r.inputs.securityGroupId) && r.inputs.direction === "ingress")
         .map((r) => [r.inputs.protocol, r.inputs.portRangeMin, r.inputs.portRangeMax, r.inputs.remoteIpPrefix, r.inputs.ethertype]);
+}
+
+function find(run: Run, type: string, name: string): Registered {
+    const found = ofType(run, type).find((r) => r.name === name);
+    if (!found) throw new Error(`no ${type} named ${name}`);
+    return found;
 }
 
 function hostsOf(run: Run): { name: string; role: string; fqdn: string; ipv4: string; ipv6?: string }[] {
@@ -104,21 +110,21 @@ describe("single topology: floating IPs, IPv6, Cloudflare", () => {
 
     test("the public IPv4 is the floating IP; the IPv6 is the port's routable address, canonical", () => {
         expect(hostsOf(run).map((h) => [h.name, h.ipv4, h.ipv6])).toEqual([
-            ["turn", "203.0.113.11", "2001:db8:1::1"],
-            ["bbb-1", "203.0.113.12", "2001:db8:1::2"],
+            ["turn", "203.0.113.2", "2001:db8:1::2"],
+            ["bbb-1", "203.0.113.11", "2001:db8:1::b"],
         ]);
-        const assoc = byName(run, "bbb-turn-fip-assoc");
-        expect(assoc.inputs).toEqual({ floatingIp: "203.0.113.11", portId: "bbb-turn-port-id" });
-        expect(byName(run, "bbb-turn-fip").inputs.pool).toBe("public");
+        const assoc = byName(run, "turn-fip-assoc");
+        expect(assoc.inputs).toEqual({ floatingIp: "203.0.113.2", portId: "turn-port-id" });
+        expect(byName(run, "turn-fip").inputs.pool).toBe("public");
     });
 
     test("A and AAAA records, not proxied, short TTL, in the configured zone", () => {
         const records = ofType(run, T.record).map((r) => r.inputs);
         expect(records.map((r) => [r.name, r.type, r.content]).sort()).toEqual([
-            ["bbb-1.example.org", "A", "203.0.113.12"],
-            ["bbb-1.example.org", "AAAA", "2001:db8:1::2"],
-            ["turn.example.org", "A", "203.0.113.11"],
-            ["turn.example.org", "AAAA", "2001:db8:1::1"],
+            ["bbb-1.example.org", "A", "203.0.113.11"],
+            ["bbb-1.example.org", "AAAA", "2001:db8:1::b"],
+            ["turn.example.org", "A", "203.0.113.2"],
+            ["turn.example.org", "AAAA", "2001:db8:1::2"],
         ]);
         for (const r of records) {
             expect(r).toMatchObject({ proxied: false, ttl: 60, zoneId: "023e105f4ecef8ad9ca31a8372d0c353" });
@@ -127,33 +133,33 @@ describe("single topology: floating IPs, IPv6, Cloudflare", () => {
     });
 
     test("VMs boot from a volume of the role's size, on their port, and are not rebuilt by a new image", () => {
-        const vm = byName(run, "bbb-bbb-1-vm");
+        const vm = byName(run, "bbb-1-vm");
         expect(vm.inputs.flavorName).toBe("m1.xlarge");
-        expect(vm.inputs.networks).toEqual([{ port: "bbb-bbb-1-port-id" }]);
+        expect(vm.inputs.networks).toEqual([{ port: "bbb-1-port-id" }]);
         expect(vm.inputs.blockDevices).toEqual([
             { sourceType: "image", uuid: "image-uuid-2204", destinationType: "volume", volumeSize: 80, bootIndex: 0, deleteOnTermination: true },
         ]);
         expect(vm.inputs.keyPair).toBe("bbb-key-generated");
         expect(vm.inputs.securityGroups).toBeUndefined();
         expect(vm.ignoreChanges).toEqual(expect.arrayContaining(["imageName", "blockDevices[0].uuid", "userData"]));
-        expect(byName(run, "bbb-turn-vm").inputs.blockDevices[0].volumeSize).toBe(20);
-        expect(byName(run, "bbb-turn-vm").inputs.flavorName).toBe("m1.medium");
+        expect(byName(run, "turn-vm").inputs.blockDevices[0].volumeSize).toBe(20);
+        expect(byName(run, "turn-vm").inputs.flavorName).toBe("m1.medium");
     });
 
     test("ports carry the role's security group by id, with port security on", () => {
-        const port = byName(run, "bbb-turn-port");
-        expect(port.inputs).toMatchObject({ networkId: "net-private", portSecurityEnabled: true, securityGroupIds: ["bbb-turn-group-id"] });
+        const port = byName(run, "turn-port");
+        expect(port.inputs).toMatchObject({ networkId: "net-private", portSecurityEnabled: true, securityGroupIds: ["turn-sg-group-id"] });
     });
 
     test("the readiness step waits for the address and the records, over SSH as ubuntu with sudo", () => {
-        const ready = byName(run, "bbb-bbb-1-ready");
+        const ready = byName(run, "bbb-1-ready");
         const deps = ready.dependsOn.map((urn) => urn.split("::").pop());
-        expect(deps).toEqual(expect.arrayContaining(["bbb-bbb-1-vm", "bbb-bbb-1-fip-assoc", "bbb-bbb-1-a", "bbb-bbb-1-aaaa"]));
+        expect(deps).toEqual(expect.arrayContaining(["bbb-1-vm", "bbb-1-fip-assoc", "bbb-1-a", "bbb-1-aaaa"]));
         expect(ready.inputs.create).toBe("sudo -n bash -s # wait-ready");
-        expect(ready.inputs.connection).toMatchObject({ host: "203.0.113.12", user: "ubuntu" });
+        expect(ready.inputs.connection).toMatchObject({ host: "203.0.113.11", user: "ubuntu" });
         expect(ready.inputs.connection.dialErrorLimit).toBeGreaterThan(10);
-        expect(ready.inputs.stdin).toContain("FQDN='bbb-1.example.org'\nIPV4='203.0.113.12'\nIPV6='2001:db8:1::2'\n");
-        expect(ready.inputs.triggers).toEqual(["bbb-bbb-1-vm-id"]);
+        expect(ready.inputs.stdin).toContain("FQDN='bbb-1.example.org'\nIPV4='203.0.113.11'\nIPV6='2001:db8:1::b'\n");
+        expect(ready.inputs.triggers).toEqual(["bbb-1-vm-id"]);
     });
 
     test("outputs: exactly the contract, the secret secret, no Greenlight", () => {
@@ -166,20 +172,26 @@ describe("single topology: floating IPs, IPv6, Cloudflare", () => {
 
     test("every input that carries the SSH key or the API secret is a secret", () => {
         expectSecretsMarked(run, [TEST_PRIVATE_KEY, run.outputs.bbbSecret as string]);
-        expect(byName(run, "bbb-turn-ready").secretInputs).toContain("connection");
+        expect(byName(run, "turn-ready").secretInputs).toContain("connection");
     });
 
-    test("resources are parented: hosts and firewalls under the platform, cloud resources under their host", () => {
-        const urnOf = (name: string) => byName(run, name).urn;
-        expect(byName(run, "bbb-bbb-1").parent).toBe(urnOf("bbb"));
-        expect(byName(run, "bbb-turn").parent).toBe(urnOf("bbb"));
-        for (const name of ["bbb-bbb-1-port", "bbb-bbb-1-vm", "bbb-bbb-1-fip", "bbb-bbb-1-a", "bbb-bbb-1-ready"]) {
-            expect(byName(run, name).parent).toBe(urnOf("bbb-bbb-1"));
-            expect(byName(run, name).urn).toContain("bbb:host:Host$");
+    test("resources are parented: roles under the platform, hosts under their role, cloud resources under their host", () => {
+        const platform = find(run, "bbb:platform:Platform", "bbb");
+        const bbbServer = find(run, "bbb:bbb:BbbServer", "bbb-1");
+        const turnServer = find(run, "bbb:turn:TurnServer", "turn");
+        const bbbHost = find(run, T.host, "bbb-1");
+        expect(bbbServer.parent).toBe(platform.urn);
+        expect(turnServer.parent).toBe(platform.urn);
+        expect(bbbHost.parent).toBe(bbbServer.urn);
+        expect(find(run, T.host, "turn").parent).toBe(turnServer.urn);
+        for (const name of ["bbb-1-port", "bbb-1-vm", "bbb-1-fip", "bbb-1-a", "bbb-1-ready"]) {
+            expect([name, byName(run, name).parent]).toEqual([name, bbbHost.urn]);
         }
-        expect(byName(run, "bbb-turn-group").parent).toBe(urnOf("bbb-turn"));
+        for (const name of ["bbb-1-install", "bbb-1-configure"]) expect([name, byName(run, name).parent]).toEqual([name, bbbServer.urn]);
+        expect(byName(run, "turn-coturn").parent).toBe(turnServer.urn);
+        expect(byName(run, "turn-sg-group").parent).toBe(find(run, "bbb:firewall:SecurityGroup", "turn-sg").urn);
         const components = run.resources.filter((r) => !r.custom).map((r) => r.type);
-        expect(new Set(components)).toEqual(new Set(["bbb:platform:Platform", "bbb:firewall:SecurityGroup", "bbb:host:Host"]));
+        expect(new Set(components)).toEqual(new Set(["bbb:platform:Platform", "bbb:firewall:SecurityGroup", "bbb:host:Host", "bbb:bbb:BbbServer", "bbb:turn:TurnServer"]));
     });
 });
 
@@ -205,19 +217,19 @@ describe("single topology with Greenlight: provider network, no IPv6, DNS by han
     test("addresses come from the port itself; no floating IP, no AAAA without a routable IPv6 subnet", () => {
         expect(ofType(run, T.fip)).toHaveLength(0);
         expect(hostsOf(run).map((h) => [h.fqdn, h.ipv4, h.ipv6])).toEqual([
-            ["dev-turn.example.org", "10.0.0.11", undefined],
-            ["dev-bbb-1.example.org", "10.0.0.12", undefined],
+            ["dev-turn.example.org", "10.0.0.2", undefined],
+            ["dev-bbb-1.example.org", "10.0.0.11", undefined],
         ]);
     });
 
     test("no record is created; the records to create are listed in the log and in the dnsRecords output", () => {
         expect(ofType(run, T.record)).toHaveLength(0);
         expect(run.outputs.dnsRecords).toEqual([
-            { type: "A", name: "dev-turn.example.org", content: "10.0.0.11" },
-            { type: "A", name: "dev-bbb-1.example.org", content: "10.0.0.12" },
+            { type: "A", name: "dev-turn.example.org", content: "10.0.0.2" },
+            { type: "A", name: "dev-bbb-1.example.org", content: "10.0.0.11" },
         ]);
-        expect(run.logs.join("\n")).toContain("create dev-bbb-1.example.org A 10.0.0.12");
-        const ready = byName(run, "bbb-bbb-1-ready");
+        expect(run.logs.join("\n")).toContain("create dev-bbb-1.example.org A 10.0.0.11");
+        const ready = byName(run, "bbb-1-ready");
         expect(ready.inputs.stdin).toContain("IPV6=''\n");
     });
 });
@@ -255,7 +267,7 @@ describe("pool topology: Scalelite, three nodes, Greenlight on its own host", ()
 
     test("one security group per role, shared by the nodes: rules do not grow with the pool", () => {
         expect(ofType(run, T.group).map((g) => g.inputs.name).sort()).toEqual(["bbb-prod-bbb", "bbb-prod-greenlight", "bbb-prod-scalelite", "bbb-prod-turn"]);
-        const groupsOfNodes = new Set(["bbb-1", "bbb-2", "bbb-3"].map((n) => JSON.stringify(byName(run, `bbb-${n}-port`).inputs.securityGroupIds)));
+        const groupsOfNodes = new Set(["bbb-1", "bbb-2", "bbb-3"].map((n) => JSON.stringify(byName(run, `${n}-port`).inputs.securityGroupIds)));
         expect(groupsOfNodes.size).toBe(1);
     });
 
@@ -304,7 +316,7 @@ describe("bad input is refused before anything is declared", () => {
 test("effectiveIngress follows the port's groups", async () => {
     const fake = {
         resources: [
-            { name: "bbb-x-port", type: T.port, inputs: { securityGroupIds: ["g1"] } },
+            { name: "x-port", type: T.port, inputs: { securityGroupIds: ["g1"] } },
             { name: "r1", type: T.rule, inputs: { securityGroupId: "g1", direction: "ingress", protocol: "tcp", portRangeMin: 1, portRangeMax: 1, remoteIpPrefix: "::/0", ethertype: "IPv6" } },
             { name: "r2", type: T.rule, inputs: { securityGroupId: "g2", direction: "ingress", protocol: "tcp", portRangeMin: 2, portRangeMax: 2, remoteIpPrefix: "::/0", ethertype: "IPv6" } },
         ] as unknown as Registered[],

@@ -5,7 +5,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { readStep, stepStdin } from "../components/remote";
+import { stepStdin } from "../components/remote";
 
 /** Real tools a step may call; anything else must be stubbed. */
 const REAL_TOOLS = ["bash", "cat", "chmod", "cp", "cut", "date", "diff", "env", "grep", "head", "mkdir", "mktemp", "mv", "paste", "rm", "sed", "sleep", "sort", "tail", "timeout", "tr", "wc"];
@@ -65,7 +65,7 @@ export class Sandbox {
     /** Runs a step of scripts/remote/ with the program's stdin framing. */
     run(step: string, inputs: Record<string, string>, env: Record<string, string> = {}): StepResult {
         const result = spawnSync(which("bash"), ["-s"], {
-            input: stepStdin(readStep(step), inputs),
+            input: stepStdin(step, inputs),
             env: { PATH: this.bin, SANDBOX: this.dir, HOME: this.dir, LANG: "C.UTF-8", ...env },
             encoding: "utf8",
             timeout: 20000,

@@ -49,7 +49,7 @@ test("gives up at the time limit with what it saw, what it expected and what to 
     box.write("dns/A", "198.51.100.99\n");
     const r = box.run("wait-ready", { ...INPUTS, TIMEOUT_SECONDS: "0" });
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain("wait-ready: bbb-1.example.org does not resolve to this host through resolver1.opendns.com after 0s");
+    expect(r.stderr).toContain("wait-ready: error: bbb-1.example.org does not resolve to this host through resolver1.opendns.com after 0s");
     expect(r.stderr).toContain("A is '198.51.100.99' (expected '203.0.113.12')");
     expect(r.stderr).toContain("dnsRecords");
 });
@@ -70,7 +70,7 @@ test("an extra A record (a second address) is an error", () => {
 test("cloud-init failing stops the step with a message naming cloud-init", () => {
     const r = box.run("wait-ready", INPUTS, { CLOUD_INIT_RC: "1" });
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain("wait-ready: cloud-init failed with exit code 1");
+    expect(r.stderr).toContain("wait-ready: error: cloud-init failed with exit code 1");
     expect(box.calls("dig")).toEqual([]);
 });
 

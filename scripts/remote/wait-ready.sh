@@ -4,35 +4,30 @@
 # host's public addresses.
 # Inputs (assignments on stdin, see components/remote.ts): FQDN, IPV4, IPV6 (empty when the host has
 # none), TIMEOUT_SECONDS, POLL_SECONDS.
+# Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
 RESOLVER=resolver1.opendns.com
-
-fail() {
-  echo "wait-ready: $*" >&2
-  exit 1
-}
 
 : "${FQDN:?}" "${IPV4:?}" "${TIMEOUT_SECONDS:?}" "${POLL_SECONDS:?}"
 IPV6=${IPV6:-}
 deadline=$((SECONDS + TIMEOUT_SECONDS))
 
-echo "wait-ready: waiting for cloud-init to finish"
+say "waiting for cloud-init to finish"
 set +e
 timeout "$TIMEOUT_SECONDS" cloud-init status --wait >/dev/null
 rc=$?
 set -e
 case $rc in
   0) ;;
-  2) echo "wait-ready: warning: cloud-init finished with recoverable errors (see: cloud-init status --long)" ;;
+  2) say "warning: cloud-init finished with recoverable errors (see: cloud-init status --long)" ;;
   124) fail "cloud-init did not finish within ${TIMEOUT_SECONDS}s (see /var/log/cloud-init-output.log)" ;;
   *) fail "cloud-init failed with exit code $rc (see: cloud-init status --long, /var/log/cloud-init-output.log)" ;;
 esac
 
 if ! command -v dig >/dev/null; then
-  echo "wait-ready: installing dig (bind9-dnsutils)"
-  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -q bind9-dnsutils >/dev/null ||
-    fail "could not install bind9-dnsutils with apt-get"
+  say "installing dig (bind9-dnsutils)"
+  apt_install bind9-dnsutils
 fi
 
 # Addresses the public resolver gives for a record type, sorted, one line, CNAME targets left out.
@@ -40,12 +35,12 @@ lookup() {
   dig +short +time=3 +tries=1 "$1" "$FQDN" "@$RESOLVER" 2>/dev/null | grep -v '\.$' | sort | paste -sd ' ' - || true
 }
 
-echo "wait-ready: waiting for $FQDN to resolve to ${IPV4}${IPV6:+ and $IPV6} through $RESOLVER"
+say "waiting for $FQDN to resolve to ${IPV4}${IPV6:+ and $IPV6} through $RESOLVER"
 while :; do
   a=$(lookup A)
   aaaa=$(lookup AAAA)
   if [ "$a" = "$IPV4" ] && [ "$aaaa" = "$IPV6" ]; then
-    echo "wait-ready: $FQDN resolves to ${IPV4}${IPV6:+ and $IPV6}; ready"
+    say "$FQDN resolves to ${IPV4}${IPV6:+ and $IPV6}; ready"
     exit 0
   fi
   if [ "$SECONDS" -ge "$deadline" ]; then

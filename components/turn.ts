@@ -1,0 +1,56 @@
+// The TURN server: a host running coturn, configured by the turn-coturn step.
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { PortRange } from "./config";
+import { Host, HostArgs } from "./host";
+import { TURN_PORTS } from "./ports";
+import { remoteStep } from "./remote";
+
+export interface TurnServerArgs {
+    /** The host to create (role turn). */
+    host: HostArgs;
+    /** coturn's static-auth-secret: lower-case hex (bbb-install.sh splits `-c host:secret` on ':'). */
+    secret: pulumi.Input<string>;
+    /** coturn's realm: the DNS zone. */
+    realm: string;
+    /** Let's Encrypt account e-mail. */
+    email: string;
+    /** UDP relay range: coturn's min-port/max-port, the same setting the security group opens. */
+    relayPorts: PortRange;
+    /** Addresses of the BBB servers: the only peers coturn relays to. Follows the pool. */
+    peers: pulumi.Input<string[]>;
+}
+
+export class TurnServer extends pulumi.ComponentResource {
+    readonly host: Host;
+    readonly configured: command.remote.Command;
+
+    constructor(name: string, args: TurnServerArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("bbb:turn:TurnServer", name, {}, opts);
+        this.host = new Host(name, args.host, { parent: this });
+        this.configured = remoteStep(
+            `${name}-coturn`,
+            {
+                step: "turn-coturn",
+                connection: this.host.connection,
+                inputs: {
+                    FQDN: this.host.fqdn,
+                    REALM: args.realm,
+                    EMAIL: args.email,
+                    SECRET: args.secret,
+                    PRIVATE_IPV4: this.host.privateIpv4,
+                    PUBLIC_IPV4: this.host.ipv4,
+                    IPV6: this.host.ipv6 ?? "",
+                    LISTENING_PORT: String(TURN_PORTS.listening),
+                    TLS_PORT: String(TURN_PORTS.tls),
+                    RELAY_MIN: String(args.relayPorts.from),
+                    RELAY_MAX: String(args.relayPorts.to),
+                    ALLOWED_PEERS: pulumi.output(args.peers).apply((peers) => [...peers].sort().join(" ")),
+                },
+                triggers: [this.host.instanceId],
+            },
+            { parent: this, dependsOn: [this.host.ready] },
+        );
+        this.registerOutputs({});
+    }
+}

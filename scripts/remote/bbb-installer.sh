@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# BBB host: runs the pinned bbb-install.sh with -v VERSION -s FQDN -e EMAIL -c TURN_HOST:TURN_SECRET
+# (and -g for Greenlight). Runs the installer only when its inputs changed since its last success (re-running
+# the same command upgrades the packages and restarts everything), and refuses to while meetings are
+# running unless FORCE_REINSTALL is true.
+# Inputs: FQDN EMAIL VERSION INSTALLER_URL TURN_HOST TURN_SECRET GREENLIGHT FORCE_REINSTALL TIMEOUT_SECONDS
+# Uses scripts/remote/lib.sh, sent ahead of this script.
+set -euo pipefail
+
+: "${FQDN:?}" "${EMAIL:?}" "${VERSION:?}" "${INSTALLER_URL:?}" "${TURN_HOST:?}" "${TURN_SECRET:?}"
+: "${GREENLIGHT:?}" "${FORCE_REINSTALL:?}" "${TIMEOUT_SECONDS:?}"
+
+state=$ROOT/var/lib/bbb-deploy
+installer=$state/bbb-install.sh
+done_file=$state/installer.sha256
+mkdir -p "$state"
+chmod 0700 "$state"
+
+fingerprint=$(printf '%s\n' "$INSTALLER_URL" "$VERSION" "$FQDN" "$EMAIL" "$TURN_HOST" "$TURN_SECRET" "$GREENLIGHT" | sha256sum | cut -d' ' -f1)
+if [ -f "$done_file" ] && [ "$(cat "$done_file")" = "$fingerprint" ]; then
+  say "bbb-install.sh already ran with these inputs; nothing to do"
+  exit 0
+fi
+
+# The busy-host guard: the installer restarts every BigBlueButton service.
+if command -v bbb-conf >/dev/null; then
+  current_secret=$(bbb-conf --secret 2>/dev/null | sed -n 's/^ *Secret: *//p' | head -n1)
+  if [ -n "$current_secret" ] && answer=$(bbb_api getMeetings "" "$current_secret" 2>/dev/null); then
+    meetings=$(grep -o '<meeting>' <<<"$answer" | wc -l)
+    if [ "$meetings" -gt 0 ]; then
+      if [ "$FORCE_REINSTALL" != true ]; then
+        fail "$meetings meeting(s) running on $FQDN; re-running bbb-install.sh would end them." \
+          "Run pulumi up again once they have ended, or set forceReinstall: true (pulumi config set forceReinstall true)."
+      fi
+      say "forceReinstall is set: re-running bbb-install.sh ends $meetings running meeting(s)"
+    fi
+  else
+    say "BigBlueButton is installed but its API does not answer; re-running the installer"
+  fi
+fi
+
+say "downloading $INSTALLER_URL"
+curl -fsSL --retry 5 --max-time 120 -o "$installer.new" "$INSTALLER_URL" || fail "cannot download $INSTALLER_URL"
+head -n1 "$installer.new" | grep -q '^#!.*bash' || fail "$INSTALLER_URL is not a bash script"
+mv -f "$installer.new" "$installer"
+
+args=(-v "$VERSION" -s "$FQDN" -e "$EMAIL" -c "$TURN_HOST:$TURN_SECRET")
+[ "$GREENLIGHT" = true ] && args+=(-g)
+say "running bbb-install.sh ${args[*]//"$TURN_SECRET"/[secret]}"
+set +e
+timeout "$TIMEOUT_SECONDS" bash "$installer" "${args[@]}" 2>&1 | mask "$TURN_SECRET"
+rc=${PIPESTATUS[0]}
+set -e
+[ "$rc" -eq 124 ] && fail "bbb-install.sh did not finish within ${TIMEOUT_SECONDS}s"
+[ "$rc" -eq 0 ] || fail "bbb-install.sh failed with exit code $rc (its output is above)"
+
+printf '%s\n' "$fingerprint" >"$done_file"
+chmod 0600 "$done_file"
+say "bbb-install.sh finished"

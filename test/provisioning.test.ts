@@ -1,0 +1,137 @@
+// The remote steps the program declares, under mocks: their order, their inputs and their secrecy.
+import { BASE_CONFIG, byName, evaluate, ofType, Run, stepInputs, TEST_PRIVATE_KEY, waitsFor } from "./harness";
+
+const TURN_SECRET = "ab".repeat(32);
+const steps = (run: Run) => ofType(run, "command:remote:Command").map((r) => r.name);
+const inputsOf = (run: Run, name: string) => stepInputs(byName(run, name).inputs.stdin);
+
+describe("single topology with Greenlight", () => {
+    let run: Run;
+    beforeAll(async () => {
+        run = await evaluate({ ...BASE_CONFIG, greenlight: true }, { ipv6: true });
+    });
+
+    test("declares readiness, coturn, installer and configuration steps", () => {
+        expect(run.error).toBeUndefined();
+        expect(steps(run).sort()).toEqual(["bbb-1-configure", "bbb-1-install", "bbb-1-ready", "turn-coturn", "turn-ready"]);
+    });
+
+    test("the installer gets the pinned release branch, the version, the name, the e-mail, TURN and -g", () => {
+        expect(inputsOf(run, "bbb-1-install")).toMatchObject({
+            STEP: "bbb-installer",
+            INSTALLER_URL: "https://raw.githubusercontent.com/bigbluebutton/bbb-install/v3.0.x-release/bbb-install.sh",
+            VERSION: "jammy-300",
+            FQDN: "bbb-1.example.org",
+            EMAIL: "ops@example.org",
+            TURN_HOST: "turn.example.org",
+            TURN_SECRET,
+            GREENLIGHT: "true",
+            FORCE_REINSTALL: "false",
+        });
+    });
+
+    test("bbb-1 answers to the exported secret, with recordings off and the version hidden", () => {
+        const inputs = inputsOf(run, "bbb-1-configure");
+        expect(inputs.SECRET).toBe(run.outputs.bbbSecret);
+        expect(inputs.PROPERTIES.split("\n")).toEqual(["disableRecordingDefault=true", "allowStartStopRecording=false", "allowRevealOfBBBVersion=false"]);
+    });
+
+    test("coturn is configured from the matrix's ports, turnRelayPorts and the addresses of the TURN host", () => {
+        expect(inputsOf(run, "turn-coturn")).toMatchObject({
+            FQDN: "turn.example.org",
+            REALM: "example.org",
+            SECRET: TURN_SECRET,
+            PRIVATE_IPV4: "10.0.0.2",
+            PUBLIC_IPV4: "203.0.113.2",
+            IPV6: "2001:db8:1::2",
+            LISTENING_PORT: "3478",
+            TLS_PORT: "443",
+            RELAY_MIN: "32769",
+            RELAY_MAX: "65535",
+        });
+    });
+
+    test("TURN's peers are exactly bbb-1's addresses (poolSize 1)", () => {
+        expect(inputsOf(run, "turn-coturn").ALLOWED_PEERS.split(" ")).toEqual(["10.0.0.11", "2001:db8:1::b", "203.0.113.11"]);
+    });
+
+    test("the installer waits for its own host only: not for TURN's install", () => {
+        const waits = waitsFor(run, "bbb-1-install");
+        expect(waits).toContain("bbb-1-ready");
+        expect([...waits].filter((n) => n.startsWith("turn-"))).toEqual(["turn-secret"]);
+    });
+
+    test("configuration follows the installer, and runs again after every installer run", () => {
+        expect(waitsFor(run, "bbb-1-configure")).toContain("bbb-1-install");
+        expect(inputsOf(run, "bbb-1-configure").INSTALL_ID).toMatch(/^[0-9a-f]{64}$/);
+    });
+
+    test("TURN's configuration waits for its readiness and for the BBB addresses, not for BBB installs", () => {
+        const waits = waitsFor(run, "turn-coturn");
+        expect([...waits]).toEqual(expect.arrayContaining(["turn-ready", "bbb-1-port", "bbb-1-fip"]));
+        expect([...waits].filter((n) => /^bbb-1-(install|configure|ready|vm)$/.test(n))).toEqual([]);
+    });
+
+    test("every step re-runs on a replaced VM (the instance id is a trigger)", () => {
+        expect(byName(run, "bbb-1-install").inputs.triggers).toEqual(["bbb-1-vm-id"]);
+        expect(byName(run, "bbb-1-configure").inputs.triggers).toEqual(["bbb-1-vm-id"]);
+        expect(byName(run, "turn-coturn").inputs.triggers).toEqual(["turn-vm-id"]);
+    });
+
+    test("secrets travel only on stdin, marked secret; the command lines carry none", () => {
+        for (const name of ["bbb-1-install", "bbb-1-configure", "turn-coturn"]) {
+            const step = byName(run, name);
+            expect([name, step.secretInputs.sort()]).toEqual([name, ["connection", "stdin"]]);
+            expect(step.inputs.create).toBe(`sudo -n bash -s # ${step.inputs.stdin.match(/^STEP='([a-z-]+)'/)[1]}`);
+            expect(step.inputs.environment).toBeUndefined();
+        }
+    });
+});
+
+describe("pool topology, three nodes", () => {
+    let run: Run;
+    beforeAll(async () => {
+        run = await evaluate({ ...BASE_CONFIG, poolSize: 3, scalelite: true, greenlight: true, forceReinstall: true }, { ipv6: true });
+    });
+
+    test("every node is installed and configured; Greenlight is not installed on a node", () => {
+        expect(run.error).toBeUndefined();
+        for (const n of [1, 2, 3]) {
+            expect(steps(run)).toEqual(expect.arrayContaining([`bbb-${n}-install`, `bbb-${n}-configure`]));
+            expect(inputsOf(run, `bbb-${n}-install`)).toMatchObject({ GREENLIGHT: "false", FORCE_REINSTALL: "true" });
+        }
+    });
+
+    test("TURN's peers are exactly the three nodes' addresses", () => {
+        expect(inputsOf(run, "turn-coturn").ALLOWED_PEERS.split(" ")).toEqual([
+            "10.0.0.11", "10.0.0.12", "10.0.0.13",
+            "2001:db8:1::b", "2001:db8:1::c", "2001:db8:1::d",
+            "203.0.113.11", "203.0.113.12", "203.0.113.13",
+        ]);
+    });
+
+    test("nodes never wait for each other", () => {
+        for (const n of [1, 2, 3]) {
+            const others = [...waitsFor(run, `bbb-${n}-configure`)].filter((name) => /^bbb-\d+-/.test(name) && !name.startsWith(`bbb-${n}-`));
+            expect([n, others]).toEqual([n, []]);
+        }
+    });
+
+    test("each node has its own secret, none of them the consumers' secret", () => {
+        const secrets = [1, 2, 3].map((n) => inputsOf(run, `bbb-${n}-configure`).SECRET);
+        expect(new Set(secrets).size).toBe(3);
+        expect(secrets).not.toContain(run.outputs.bbbSecret);
+        for (const n of [1, 2, 3]) expect(byName(run, `bbb-${n}-secret`).type).toBe("random:index/randomPassword:RandomPassword");
+    });
+
+    test("no secret travels unmarked", () => {
+        const nodeSecrets = [1, 2, 3].map((n) => inputsOf(run, `bbb-${n}-configure`).SECRET);
+        for (const r of run.resources) {
+            for (const [key, value] of Object.entries(r.inputs)) {
+                const text = JSON.stringify(value);
+                const carries = [TEST_PRIVATE_KEY.split("\n")[1], TURN_SECRET, run.outputs.bbbSecret as string, ...nodeSecrets].some((s) => text.includes(s));
+                if (carries) expect([r.name, key, r.secretInputs.includes(key)]).toEqual([r.name, key, true]);
+            }
+        }
+    });
+});
