@@ -8,7 +8,10 @@ import * as path from "path";
 import { stepStdin } from "../components/remote";
 
 /** Real tools a step may call; anything else must be stubbed. */
-const REAL_TOOLS = ["bash", "cat", "chmod", "cp", "cut", "date", "diff", "env", "grep", "head", "mkdir", "mktemp", "mv", "paste", "rm", "sed", "sleep", "sort", "tail", "timeout", "tr", "wc"];
+const REAL_TOOLS = [
+    "bash", "cat", "chmod", "cp", "cut", "date", "diff", "dirname", "env", "grep", "head", "mkdir", "mktemp", "mv", "paste",
+    "rm", "sed", "sha1sum", "sha256sum", "sleep", "sort", "tail", "timeout", "touch", "tr", "wc",
+];
 
 function which(tool: string): string {
     for (const dir of ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]) {
@@ -28,20 +31,25 @@ export class Sandbox {
     readonly dir: string;
     readonly bin: string;
     readonly callLog: string;
+    /** The steps' ROOT: where they write what a host keeps in /etc, /var, ... */
+    readonly root: string;
 
     constructor() {
         this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "bbb-step-"));
         this.bin = path.join(this.dir, "bin");
         fs.mkdirSync(this.bin);
         this.callLog = path.join(this.dir, "calls.log");
+        this.root = path.join(this.dir, "root");
+        fs.mkdirSync(this.root);
         fs.writeFileSync(this.callLog, "");
         for (const tool of REAL_TOOLS) fs.symlinkSync(which(tool), path.join(this.bin, tool));
     }
 
-    /** A stub command: records `name args...` in the call log, then runs `body` (bash). */
+    /** A stub command: records `name args...` in the call log, then runs `body` (bash, with ROOT set). */
     stub(name: string, body = "exit 0"): void {
         const file = path.join(this.bin, name);
-        fs.writeFileSync(file, `#!${which("bash")}\nprintf '%s\\n' "${name} $*" >> "$SANDBOX/calls.log"\n${body}\n`, { mode: 0o755 });
+        const head = `#!${which("bash")}\nROOT="$SANDBOX/root"\nprintf '%s\\n' "${name} $*" >> "$SANDBOX/calls.log"\n`;
+        fs.writeFileSync(file, `${head}${body}\n`, { mode: 0o755 });
     }
 
     remove(name: string): void {
@@ -53,6 +61,13 @@ export class Sandbox {
         return name ? lines.filter((l) => l === name || l.startsWith(`${name} `)) : lines;
     }
 
+    /** Every file under the sandbox's ROOT, relative to it. */
+    files(): string[] {
+        const walk = (dir: string): string[] =>
+            fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+        return walk(this.root).map((f) => path.relative(this.root, f));
+    }
+
     file(relative: string): string {
         return path.join(this.dir, relative);
     }
@@ -62,10 +77,10 @@ export class Sandbox {
         fs.writeFileSync(this.file(relative), content);
     }
 
-    /** Runs a step of scripts/remote/ with the program's stdin framing. */
+    /** Runs a step of scripts/remote/ with the program's stdin framing, ROOT set to the sandbox's. */
     run(step: string, inputs: Record<string, string>, env: Record<string, string> = {}): StepResult {
         const result = spawnSync(which("bash"), ["-s"], {
-            input: stepStdin(step, inputs),
+            input: stepStdin(step, { ROOT: this.root, ...inputs }),
             env: { PATH: this.bin, SANDBOX: this.dir, HOME: this.dir, LANG: "C.UTF-8", ...env },
             encoding: "utf8",
             timeout: 20000,

@@ -26,7 +26,7 @@ fi
 if command -v bbb-conf >/dev/null; then
   current_secret=$(bbb-conf --secret 2>/dev/null | sed -n 's/^ *Secret: *//p' | head -n1)
   if [ -n "$current_secret" ] && answer=$(bbb_api getMeetings "" "$current_secret" 2>/dev/null); then
-    meetings=$(grep -o '<meeting>' <<<"$answer" | wc -l)
+    meetings=$({ grep -o '<meeting>' <<<"$answer" || true; } | wc -l)
     if [ "$meetings" -gt 0 ]; then
       if [ "$FORCE_REINSTALL" != true ]; then
         fail "$meetings meeting(s) running on $FQDN; re-running bbb-install.sh would end them." \

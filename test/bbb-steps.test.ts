@@ -1,0 +1,192 @@
+// scripts/remote/bbb-installer.sh and bbb-configure.sh, run for real against a stub bbb-install.sh,
+// bbb-conf and a curl that answers like BigBlueButton's API (checksums checked).
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { Sandbox } from "./sandbox";
+import { installedBbb, installStubs } from "./stubs";
+
+const TURN_SECRET = "fedcba9876543210".repeat(4);
+const OLD_SECRET = "OldSecret0123456789abcdefghijklmnopqrstuv";
+const NEW_SECRET = "NewSecret0123456789abcdefghijklmnopqrstuv";
+const URL = "https://raw.githubusercontent.com/bigbluebutton/bbb-install/v3.0.x-release/bbb-install.sh";
+const INSTALL = {
+    FQDN: "bbb-1.example.org",
+    EMAIL: "ops@example.org",
+    VERSION: "jammy-300",
+    INSTALLER_URL: URL,
+    TURN_HOST: "turn.example.org",
+    TURN_SECRET,
+    GREENLIGHT: "true",
+    FORCE_REINSTALL: "false",
+    TIMEOUT_SECONDS: "60",
+};
+const CONFIGURE = {
+    FQDN: "bbb-1.example.org",
+    SECRET: NEW_SECRET,
+    PROPERTIES: "disableRecordingDefault=true\nallowStartStopRecording=false\nallowRevealOfBBBVersion=false",
+    API_WAIT_SECONDS: "0",
+    INSTALL_ID: "0".repeat(64),
+};
+
+let box: Sandbox;
+beforeEach(() => {
+    box = new Sandbox();
+    installStubs(box);
+});
+afterEach(() => box.cleanup());
+
+const installerRuns = () => box.calls("bbb-install.sh");
+const props = () => fs.readFileSync(box.file("root/etc/bigbluebutton/bbb-web.properties"), "utf8");
+
+describe("bbb-installer", () => {
+    test("downloads the pinned installer and runs it with the exact flags", () => {
+        const r = box.run("bbb-installer", INSTALL);
+        expect(r.stderr).toBe("");
+        expect(r.status).toBe(0);
+        expect(box.calls("curl")).toEqual([`curl -fsSL --retry 5 --max-time 120 -o ${box.root}/var/lib/bbb-deploy/bbb-install.sh.new ${URL}`]);
+        expect(installerRuns()).toEqual([`bbb-install.sh -v jammy-300 -s bbb-1.example.org -e ops@example.org -c turn.example.org:${TURN_SECRET} -g`]);
+    });
+
+    test("without Greenlight there is no -g", () => {
+        expect(box.run("bbb-installer", { ...INSTALL, GREENLIGHT: "false" }).status).toBe(0);
+        expect(installerRuns()[0]).toMatch(/:[0-9a-f]+$/);
+    });
+
+    test("the TURN secret never reaches the output, though the installer prints its arguments", () => {
+        const r = box.run("bbb-installer", INSTALL);
+        expect(r.stdout).toContain("Installing with -v jammy-300 -s bbb-1.example.org -e ops@example.org -c turn.example.org:[secret] -g");
+        expect(`${r.stdout}${r.stderr}`).not.toContain(TURN_SECRET);
+    });
+
+    test("a second run with the same inputs does not run the installer again", () => {
+        expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+        const r = box.run("bbb-installer", INSTALL);
+        expect(r.status).toBe(0);
+        expect(r.stdout).toContain("already ran with these inputs");
+        expect(installerRuns()).toHaveLength(1);
+        const state = (fs.statSync(box.file("root/var/lib/bbb-deploy/installer.sha256")).mode & 0o777).toString(8);
+        expect(state).toBe("600");
+        expect(fs.readFileSync(box.file("root/var/lib/bbb-deploy/installer.sha256"), "utf8")).not.toContain(TURN_SECRET);
+    });
+
+    test("toggling forceReinstall alone does not run the installer", () => {
+        expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+        expect(box.run("bbb-installer", { ...INSTALL, FORCE_REINSTALL: "true" }).status).toBe(0);
+        expect(installerRuns()).toHaveLength(1);
+    });
+
+    test("refuses to re-run on a host with running meetings, naming how many and what to do", () => {
+        expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+        installedBbb(box, OLD_SECRET);
+        box.write("meetings", "standup\nlecture-7\n");
+        const r = box.run("bbb-installer", { ...INSTALL, VERSION: "jammy-301" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-installer: error: 2 meeting(s) running on bbb-1.example.org");
+        expect(r.stderr).toContain("forceReinstall: true");
+        expect(installerRuns()).toHaveLength(1);
+    });
+
+    test("forceReinstall lets it re-run on a busy host", () => {
+        installedBbb(box, OLD_SECRET);
+        box.write("meetings", "standup\n");
+        const r = box.run("bbb-installer", { ...INSTALL, FORCE_REINSTALL: "true" });
+        expect(r.status).toBe(0);
+        expect(r.stdout).toContain("ends 1 running meeting(s)");
+        expect(installerRuns()).toHaveLength(1);
+    });
+
+    test("an idle installed host is upgraded without asking", () => {
+        installedBbb(box, OLD_SECRET);
+        expect(box.run("bbb-installer", { ...INSTALL, VERSION: "jammy-301" }).status).toBe(0);
+        expect(installerRuns()[0]).toContain("-v jammy-301");
+    });
+
+    test("the guard asks the API with the host's current secret, signed", () => {
+        installedBbb(box, OLD_SECRET);
+        box.write("meetings", "standup\n");
+        box.run("bbb-installer", INSTALL);
+        const call = box.calls("curl").find((c) => c.includes("/api/getMeetings"));
+        const checksum = require("crypto").createHash("sha1").update(`getMeetings${OLD_SECRET}`).digest("hex");
+        expect(call).toBe(`curl -sS --max-time 20 --resolve bbb-1.example.org:443:127.0.0.1 https://bbb-1.example.org/bigbluebutton/api/getMeetings?checksum=${checksum}`);
+    });
+
+    test("a failing installer fails the step with its exit code", () => {
+        const r = box.run("bbb-installer", INSTALL, { INSTALLER_RC: "3" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-installer: error: bbb-install.sh failed with exit code 3");
+        expect(fs.existsSync(box.file("root/var/lib/bbb-deploy/installer.sha256"))).toBe(false);
+    });
+
+    test("a failed download fails the step and runs nothing", () => {
+        const r = box.run("bbb-installer", INSTALL, { DOWNLOAD_FAIL: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(`bbb-installer: error: cannot download ${URL}`);
+        expect(installerRuns()).toEqual([]);
+    });
+
+    test("a download that is not a bash script is refused", () => {
+        box.write("installer.sh", "<html>404</html>\n");
+        const r = box.run("bbb-installer", INSTALL);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("is not a bash script");
+    });
+});
+
+describe("bbb-configure", () => {
+    beforeEach(() => installedBbb(box, OLD_SECRET));
+
+    test("sets the secret and the properties, restarts, and checks the API with the new secret", () => {
+        const r = box.run("bbb-configure", CONFIGURE);
+        expect(r.stderr).toBe("");
+        expect(r.status).toBe(0);
+        expect(props()).toContain(`securitySalt=${NEW_SECRET}`);
+        expect(props()).toContain("disableRecordingDefault=true\nallowStartStopRecording=false\nallowRevealOfBBBVersion=false\n");
+        expect(box.calls("bbb-conf")).toEqual([`bbb-conf --setsecret ${NEW_SECRET}`, "bbb-conf --restart"]);
+        expect(r.stdout).toContain("the API answers with the stack's secret");
+        expect(`${r.stdout}${r.stderr}`).not.toContain(NEW_SECRET);
+        expect(`${r.stdout}${r.stderr}`).not.toContain(OLD_SECRET);
+    });
+
+    test("an existing property is replaced, not duplicated", () => {
+        fs.appendFileSync(box.file("root/etc/bigbluebutton/bbb-web.properties"), "allowStartStopRecording=true\n");
+        expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
+        expect(props().match(/allowStartStopRecording=/g)).toHaveLength(1);
+        expect(props()).toContain("allowStartStopRecording=false");
+    });
+
+    test("a second run changes nothing and restarts nothing", () => {
+        expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
+        const before = props();
+        fs.writeFileSync(box.file("calls.log"), "");
+        expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
+        expect(props()).toBe(before);
+        expect(box.calls("bbb-conf")).toEqual([]);
+    });
+
+    test("an API that refuses the stack's secret fails the step and says so", () => {
+        const r = box.run("bbb-configure", CONFIGURE, { SETSECRET_BROKEN: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("refuses the stack's secret (checksumError)");
+    });
+
+    test("an API that does not answer in time fails the step", () => {
+        const r = box.run("bbb-configure", CONFIGURE, { API_DOWN: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("did not answer within 0s");
+    });
+
+    test("before the installer has run there is nothing to configure", () => {
+        box.remove("bbb-conf");
+        const r = box.run("bbb-configure", CONFIGURE);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-configure: error: bbb-conf is missing");
+    });
+});
+
+test("lib.sh signs API calls as the BBB API docs' test vector says", () => {
+    const lib = path.join(__dirname, "..", "scripts", "remote", "lib.sh");
+    const script = `source "${lib}"; bbb_checksum create 'name=Test+Meeting&meetingID=abc123&attendeePW=111222&moderatorPW=333444' 639259d4-9dd8-4b25-bf01-95f9567eaf4b`;
+    const r = spawnSync("bash", ["-c", script], { encoding: "utf8" });
+    expect(r.stdout.trim()).toBe("1fcbb0c4fc1f039f73aa6d697d2db9ba7f803f17");
+});
