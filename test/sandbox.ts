@@ -48,7 +48,14 @@ export class Sandbox {
     /** A stub command: records `name args...` in the call log, then runs `body` (bash, with ROOT set). */
     stub(name: string, body = "exit 0"): void {
         const file = path.join(this.bin, name);
-        const head = `#!${which("bash")}\nROOT="$SANDBOX/root"\nprintf '%s\\n' "${name} $*" >> "$SANDBOX/calls.log"\n`;
+        // SANDBOX comes from the stub's own place when sudo has reset the environment.
+        const head = [
+            `#!${which("bash")}`,
+            `SANDBOX=\${SANDBOX:-$(cd "$(dirname "$0")/.." && pwd)}`,
+            `ROOT="$SANDBOX/root"`,
+            `printf '%s\\n' "${name} $*" >> "$SANDBOX/calls.log"`,
+            "",
+        ].join("\n");
         fs.writeFileSync(file, `${head}${body}\n`, { mode: 0o755 });
     }
 

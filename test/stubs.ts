@@ -1,5 +1,7 @@
 // Stub commands for the remote steps, shared by the sandbox tests and the SSH test. Each records its
 // arguments (the Sandbox does that) and behaves like the real one as far as the steps can tell.
+import * as fs from "fs";
+import * as path from "path";
 import { Sandbox } from "./sandbox";
 
 /**
@@ -66,11 +68,19 @@ case $1 in
   --restart) echo "Restarting BigBlueButton ..." ;;
 esac`;
 
-/** The bbb-install.sh the stub curl hands out: records its arguments, prints them (as the real one may). */
-export const INSTALLER = `#!/usr/bin/env bash
+/**
+ * The bbb-install.sh the stub curl hands out: records its arguments, prints them (as the real one may),
+ * then "installs" BigBlueButton: bbb-conf and bbb-web.properties with a secret of its own.
+ */
+const INSTALLER = `#!/usr/bin/env bash
+SANDBOX=\${SANDBOX:-$(cd "$(dirname "$0")/../../../.." && pwd)}
 printf '%s\\n' "bbb-install.sh $*" >> "$SANDBOX/calls.log"
 echo "Installing with $*"
-exit "\${INSTALLER_RC:-0}"
+[ "\${INSTALLER_RC:-0}" = 0 ] || exit "$INSTALLER_RC"
+mkdir -p "$SANDBOX/root/etc/bigbluebutton"
+props="$SANDBOX/root/etc/bigbluebutton/bbb-web.properties"
+[ -f "$props" ] || printf 'bigbluebutton.web.serverURL=https://bbb\\nsecuritySalt=InstallerMadeThisSecret0123456789abcdefgh\\n' > "$props"
+cp "$SANDBOX/bbb-conf.stub" "$SANDBOX/bin/bbb-conf"
 `;
 
 /** A self-signed certificate and key for the stub certbot (and the real coturn). */
@@ -85,12 +95,14 @@ export function installStubs(box: Sandbox): void {
     box.stub("chown");
     box.stub("hostname", "echo bbb-test-host");
     box.write("installer.sh", INSTALLER);
+    box.stub("bbb-conf", BBB_CONF);
+    fs.renameSync(path.join(box.bin, "bbb-conf"), box.file("bbb-conf.stub"));
     box.write("cert/fullchain.pem", "-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n");
     box.write("cert/privkey.pem", "-----BEGIN PRIVATE KEY-----\ntest\n-----END PRIVATE KEY-----\n");
 }
 
 /** Makes the sandbox look like a host where bbb-install.sh has run, answering to `secret`. */
 export function installedBbb(box: Sandbox, secret: string): void {
-    box.stub("bbb-conf", BBB_CONF);
+    fs.copyFileSync(box.file("bbb-conf.stub"), path.join(box.bin, "bbb-conf"));
     box.write("root/etc/bigbluebutton/bbb-web.properties", `bigbluebutton.web.serverURL=https://bbb-1.example.org\nsecuritySalt=${secret}\n`);
 }
