@@ -135,3 +135,22 @@ describe("pool topology, three nodes", () => {
         }
     });
 });
+
+describe("a step runs again only when its own inputs or script change", () => {
+    const stdinOf = (run: Run) => Object.fromEntries(ofType(run, "command:remote:Command").map((r) => [r.name, r.inputs.stdin]));
+    let base: Record<string, string>;
+    beforeAll(async () => {
+        base = stdinOf(await evaluate(BASE_CONFIG));
+    });
+
+    test("an unrelated change (a flavor, a volume size) leaves every step's stdin as it was", async () => {
+        const changed = stdinOf(await evaluate({ ...BASE_CONFIG, flavors: { turn: "m1.large" }, volumeSizes: { bbb: 120 } }));
+        expect(changed).toEqual(base);
+    });
+
+    test("a new bbbVersion re-runs the installer and, after it, the configuration; nothing else", async () => {
+        const changed = stdinOf(await evaluate({ ...BASE_CONFIG, bbbVersion: "jammy-301" }));
+        const differing = Object.keys(base).filter((name) => base[name] !== changed[name]).sort();
+        expect(differing).toEqual(["bbb-1-configure", "bbb-1-install"]);
+    });
+});
