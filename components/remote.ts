@@ -63,6 +63,9 @@ export function remoteStep(name: string, args: RemoteStepArgs, opts: pulumi.Cust
             update: `${REMOTE_COMMAND} # ${args.step}`,
             stdin,
             triggers: args.triggers,
+            // Stock sshd refuses environment variables (AcceptEnv); passing the previous output would
+            // only add a warning to every update.
+            addPreviousOutputInEnv: false,
         },
         opts,
     );

@@ -53,10 +53,19 @@ describe("bbb-installer", () => {
         expect(installerRuns()[0]).toMatch(/:[0-9a-f]+$/);
     });
 
-    test("the TURN secret never reaches the output, though the installer prints its arguments", () => {
+    test("the installer's output goes to a root-only log, with the TURN secret masked", () => {
         const r = box.run("bbb-installer", INSTALL);
-        expect(r.stdout).toContain("Installing with -v jammy-300 -s bbb-1.example.org -e ops@example.org -c turn.example.org:[secret] -g");
-        expect(`${r.stdout}${r.stderr}`).not.toContain(TURN_SECRET);
+        const log = box.file("root/var/log/bbb-deploy/bbb-install.log");
+        expect(fs.readFileSync(log, "utf8")).toContain("Installing with -v jammy-300 -s bbb-1.example.org -e ops@example.org -c turn.example.org:[secret] -g");
+        expect((fs.statSync(log).mode & 0o777).toString(8)).toBe("600");
+        expect(r.stdout).not.toContain("Installing with");
+        expect(`${r.stdout}${r.stderr}${fs.readFileSync(log, "utf8")}`).not.toContain(TURN_SECRET);
+    });
+
+    test("a failing installer shows the last lines of its log, masked", () => {
+        const r = box.run("bbb-installer", INSTALL, { INSTALLER_RC: "3" });
+        expect(r.stderr).toContain("Installing with -v jammy-300 -s bbb-1.example.org -e ops@example.org -c turn.example.org:[secret] -g");
+        expect(r.stderr).not.toContain(TURN_SECRET);
     });
 
     test("a second run with the same inputs does not run the installer again", () => {
@@ -114,7 +123,7 @@ describe("bbb-installer", () => {
     test("a failing installer fails the step with its exit code", () => {
         const r = box.run("bbb-installer", INSTALL, { INSTALLER_RC: "3" });
         expect(r.status).toBe(1);
-        expect(r.stderr).toContain("bbb-installer: error: bbb-install.sh failed with exit code 3");
+        expect(r.stderr).toContain("bbb-installer: error: bbb-install.sh failed with exit code 3 (last lines above");
         expect(fs.existsSync(box.file("root/var/lib/bbb-deploy/installer.sha256"))).toBe(false);
     });
 

@@ -84,6 +84,7 @@ describe("single topology with Greenlight", () => {
             expect([name, step.secretInputs.sort()]).toEqual([name, ["connection", "stdin"]]);
             expect(step.inputs.create).toBe(`sudo -n bash -s # ${step.inputs.stdin.match(/^STEP='([a-z-]+)'/)[1]}`);
             expect(step.inputs.environment).toBeUndefined();
+            expect(step.inputs.addPreviousOutputInEnv).toBe(false);
         }
     });
 });

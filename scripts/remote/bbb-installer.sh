@@ -46,13 +46,21 @@ mv -f "$installer.new" "$installer"
 
 args=(-v "$VERSION" -s "$FQDN" -e "$EMAIL" -c "$TURN_HOST:$TURN_SECRET")
 [ "$GREENLIGHT" = true ] && args+=(-g)
-say "running bbb-install.sh ${args[*]//"$TURN_SECRET"/[secret]}"
+# The installer's output (thousands of lines) goes to a root-only log, not into the Pulumi state.
+log=$ROOT/var/log/bbb-deploy/bbb-install.log
+mkdir -p "$(dirname "$log")"
+: >"$log"
+chmod 0600 "$log"
+say "running bbb-install.sh ${args[*]//"$TURN_SECRET"/[secret]} (output: /var/log/bbb-deploy/bbb-install.log)"
 set +e
-timeout "$TIMEOUT_SECONDS" bash "$installer" "${args[@]}" 2>&1 | mask "$TURN_SECRET"
+timeout "$TIMEOUT_SECONDS" bash "$installer" "${args[@]}" 2>&1 | mask "$TURN_SECRET" >"$log"
 rc=${PIPESTATUS[0]}
 set -e
-[ "$rc" -eq 124 ] && fail "bbb-install.sh did not finish within ${TIMEOUT_SECONDS}s"
-[ "$rc" -eq 0 ] || fail "bbb-install.sh failed with exit code $rc (its output is above)"
+if [ "$rc" -ne 0 ]; then
+  tail -n 40 "$log" >&2
+  [ "$rc" -eq 124 ] && fail "bbb-install.sh did not finish within ${TIMEOUT_SECONDS}s (log: /var/log/bbb-deploy/bbb-install.log)"
+  fail "bbb-install.sh failed with exit code $rc (last lines above; log: /var/log/bbb-deploy/bbb-install.log)"
+fi
 
 printf '%s\n' "$fingerprint" >"$done_file"
 chmod 0600 "$done_file"
