@@ -41,7 +41,10 @@ write_if_changed() {
   tmp=$(mktemp "${file}.XXXXXX") || fail "cannot write next to $file"
   cat >"$tmp"
   chmod "$mode" "$tmp"
-  chown "$owner" "$tmp" || fail "cannot chown $owner $file"
+  chown "$owner" "$tmp" || {
+    rm -f "$tmp"
+    fail "cannot chown $owner $file"
+  }
   if [ -f "$file" ] && diff -q "$tmp" "$file" >/dev/null; then
     rm -f "$tmp"
     return 1
