@@ -34,13 +34,13 @@ function readScript(name: string): string {
  * The stdin of a step: its inputs (and STEP, its name) as shell assignments, then lib.sh and its script.
  * Pure but for reading the two files; tests pipe it to bash.
  */
-export function stepStdin(step: string, inputs: Record<string, string>): string {
+export function stepStdin(step: string, inputs: Record<string, string>, script = readScript(step)): string {
     const lines = Object.entries({ STEP: step, ...inputs }).map(([name, value]) => {
         if (!/^[A-Z][A-Z0-9_]*$/.test(name)) throw new Error(`remote step input name ${name} is not an upper-case shell name`);
         if (value.includes("\0")) throw new Error(`remote step input ${name} contains a NUL byte`);
         return `${name}=${shellQuote(value)}`;
     });
-    return `${lines.join("\n")}\n{\n${readScript("lib")}\n${readScript(step)}\n} </dev/null\n`;
+    return `${lines.join("\n")}\n{\n${readScript("lib")}\n${script}\n} </dev/null\n`;
 }
 
 export interface RemoteStepArgs {

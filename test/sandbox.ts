@@ -9,8 +9,8 @@ import { stepStdin } from "../components/remote";
 
 /** Real tools a step may call; anything else must be stubbed. */
 const REAL_TOOLS = [
-    "bash", "cat", "chmod", "cp", "cut", "date", "diff", "dirname", "env", "grep", "head", "mkdir", "mktemp", "mv", "paste",
-    "rm", "sed", "sha1sum", "sha256sum", "sleep", "sort", "tail", "timeout", "touch", "tr", "wc",
+    "bash", "cat", "chmod", "cp", "cut", "date", "diff", "dirname", "env", "grep", "head", "ls", "mkdir", "mktemp", "mv",
+    "paste", "readlink", "rm", "sed", "seq", "sha1sum", "sha256sum", "sleep", "sort", "tail", "timeout", "touch", "tr", "wc",
 ];
 
 function which(tool: string): string {
@@ -86,8 +86,17 @@ export class Sandbox {
 
     /** Runs a step of scripts/remote/ with the program's stdin framing, ROOT set to the sandbox's. */
     run(step: string, inputs: Record<string, string>, env: Record<string, string> = {}): StepResult {
+        return this.exec(stepStdin(step, { ROOT: this.root, ...inputs }), env);
+    }
+
+    /** Runs bash code after lib.sh, framed as a step is. */
+    runCode(code: string, env: Record<string, string> = {}): StepResult {
+        return this.exec(stepStdin("lib-test", { ROOT: this.root }, `set -euo pipefail\n${code}`), env);
+    }
+
+    private exec(input: string, env: Record<string, string>): StepResult {
         const result = spawnSync(which("bash"), ["-s"], {
-            input: stepStdin(step, { ROOT: this.root, ...inputs }),
+            input,
             env: { PATH: this.bin, SANDBOX: this.dir, HOME: this.dir, LANG: "C.UTF-8", ...env },
             encoding: "utf8",
             timeout: 20000,

@@ -59,6 +59,64 @@ case $url in
   *) echo "curl: unexpected URL $url" >&2; exit 3 ;;
 esac`;
 
+/**
+ * docker: containers live in $SANDBOX/docker/<name>/ (spec label, args, running); networks in
+ * $SANDBOX/docker/networks/. `docker exec [-i] scalelite-api bin/rake TASK` emulates Scalelite's rake tasks
+ * (v1.8) with SERVER_ID_IS_HOSTNAME: servers in $SANDBOX/scalelite/<id>/{url,secret,state}, the number of
+ * meetings a server hosts in $SANDBOX/scalelite/<id>/meetings. DOCKER_FAIL=<verb> makes that verb fail.
+ */
+const DOCKER = `
+verb=$1; shift
+[ "\${DOCKER_FAIL:-}" = "$verb" ] && { echo "docker: $verb failed" >&2; exit 1; }
+d="$SANDBOX/docker"; s="$SANDBOX/scalelite"; mkdir -p "$d/networks" "$s"
+case $verb in
+  inspect)
+    format=""; [ "$1" = "-f" ] && { format=$2; shift 2; }
+    [ -d "$d/$1" ] || { echo "Error: No such object: $1" >&2; exit 1; }
+    case $format in *bbb.spec*) cat "$d/$1/spec" ;; *Running*) cat "$d/$1/running" ;; *) echo "{}" ;; esac ;;
+  rm) [ "$1" = "-f" ] && shift; rm -rf "\${d:?}/$1" ;;
+  start) [ -d "$d/$1" ] || { echo "Error: No such container: $1" >&2; exit 1; }; echo true > "$d/$1/running"; echo "$1" ;;
+  run)
+    name=""; spec=""; args=("$@")
+    while [ $# -gt 0 ]; do case $1 in --name) name=$2; shift 2 ;; --label) case $2 in bbb.spec=*) spec=\${2#bbb.spec=} ;; esac; shift 2 ;; *) shift ;; esac; done
+    mkdir -p "$d/$name"; echo "$spec" > "$d/$name/spec"; echo true > "$d/$name/running"
+    printf '%s\\n' "\${args[@]}" > "$d/$name/args"; echo "c0ffee$name" ;;
+  network)
+    case $1 in inspect) [ -e "$d/networks/$2" ] ;; create) touch "$d/networks/$2" ;; esac ;;
+  exec)
+    [ "$1" = "-i" ] && shift
+    container=$1; shift
+    [ "$container" = scalelite-api ] && [ "$1" = bin/rake ] || { echo "unexpected exec $container $*" >&2; exit 1; }
+    task=$2; name=\${task%%[*}; argstr=""; case $task in *[*) argstr=\${task#*[}; argstr=\${argstr%]} ;; esac
+    IFS=, read -r a1 a2 a3 _ <<< "$argstr"
+    missing() { [ -d "$s/$1" ] || { echo "ERROR: No server found with id: $1" >&2; exit 1; }; }
+    case $name in
+      servers)
+        [ -n "$(ls "$s")" ] || { echo "No servers are configured" >&2; exit 0; }
+        for id in $(ls "$s"); do
+          printf 'id: %s\\n\\turl: %s\\n\\tsecret: %s\\n\\t%s\\n\\tload: %s\\n\\tload multiplier: 1.0\\n\\tbbb version: \\n\\ttag: \\n\\tonline\\n' \\
+            "$id" "$(cat "$s/$id/url")" "$(cat "$s/$id/secret")" "$(cat "$s/$id/state")" "$(cat "$s/$id/meetings" 2>/dev/null || echo 0).0"
+        done ;;
+      servers:add)
+        [ -n "$a1" ] && [ -n "$a2" ] || { echo "Error: Please input at least a URL and a secret!" >&2; exit 1; }
+        id=\${a1#https://}; id=\${id%%/*}
+        [ -d "$s/$id" ] && { echo "rake aborted!" >&2; echo "ActiveRecord::RecordNotSaved: Server already exists with id '$id'" >&2; exit 1; }
+        mkdir -p "$s/$id"; echo "$a1" > "$s/$id/url"; echo "$a2" > "$s/$id/secret"; echo disabled > "$s/$id/state"
+        echo OK; echo "id: $id" ;;
+      servers:enable) missing "$a1"; echo "Enabling server $a1..."; echo enabled > "$s/$a1/state"; echo OK ;;
+      servers:cordon) missing "$a1"; echo "Cordoning server $a1..."; echo cordoned > "$s/$a1/state"; echo OK ;;
+      servers:disable) missing "$a1"; echo "Disabling server $a1..."; echo disabled > "$s/$a1/state"; echo OK ;;
+      servers:remove) missing "$a1"; echo "Removing server $a1..."; rm -rf "\${s:?}/$a1"; echo OK ;;
+      servers:panic)
+        missing "$a1"; echo "Panicking server $a1..."
+        for _ in $(seq "$(cat "$s/$a1/meetings" 2>/dev/null || echo 0)"); do echo "Clearing Meeting id=m"; done
+        echo 0 > "$s/$a1/meetings"; [ -n "$a2" ] || echo disabled > "$s/$a1/state"; echo OK ;;
+      servers:update) missing "$a1"; echo "Updating server $a1..."; [ -n "$a2" ] && echo "$a2" > "$s/$a1/secret"; echo OK ;;
+      *) echo "rake aborted!" >&2; echo "Don't know how to build task '$task'" >&2; exit 1 ;;
+    esac ;;
+  *) echo "docker: unexpected verb $verb" >&2; exit 1 ;;
+esac`;
+
 /** bbb-conf: --secret prints the current one (as BBB does), --setsecret stores it, --restart succeeds. */
 const BBB_CONF = `
 props="$ROOT/etc/bigbluebutton/bbb-web.properties"
@@ -94,6 +152,7 @@ export function installStubs(box: Sandbox): void {
     box.stub("apt-get");
     box.stub("chown");
     box.stub("hostname", "echo bbb-test-host");
+    box.stub("docker", DOCKER);
     box.write("installer.sh", INSTALLER);
     box.stub("bbb-conf", BBB_CONF);
     fs.renameSync(path.join(box.bin, "bbb-conf"), box.file("bbb-conf.stub"));
@@ -105,4 +164,22 @@ export function installStubs(box: Sandbox): void {
 export function installedBbb(box: Sandbox, secret: string): void {
     fs.copyFileSync(box.file("bbb-conf.stub"), path.join(box.bin, "bbb-conf"));
     box.write("root/etc/bigbluebutton/bbb-web.properties", `bigbluebutton.web.serverURL=https://bbb-1.example.org\nsecuritySalt=${secret}\n`);
+}
+
+/**
+ * An attached OpenStack volume: $ROOT/dev/disk/by-id/virtio-<first 20 of the id> -> $ROOT/dev/vdb, with
+ * stub blkid, mkfs.ext4, mountpoint and mount that keep the disk's state in $SANDBOX/disk/.
+ * `formatted`: the disk already holds a filesystem (e.g. a volume kept from an earlier VM).
+ */
+export function attachVolume(box: Sandbox, volumeId: string, formatted = false): void {
+    box.write("root/dev/vdb", "");
+    if (!fs.existsSync(box.file("root/etc/fstab"))) box.write("root/etc/fstab", "");
+    fs.mkdirSync(box.file("root/dev/disk/by-id"), { recursive: true });
+    fs.symlinkSync(box.file("root/dev/vdb"), box.file(`root/dev/disk/by-id/virtio-${volumeId.slice(0, 20)}`));
+    if (formatted) box.write("disk/uuid", "0b5e55ed-0000-4000-8000-000000000001\n");
+    box.stub("blkid", `[ -f "$SANDBOX/disk/uuid" ] || exit 2
+case "$*" in *"-s UUID"*) cat "$SANDBOX/disk/uuid" ;; *) echo "DEVNAME=$3"; echo "UUID=$(cat "$SANDBOX/disk/uuid")"; echo TYPE=ext4 ;; esac`);
+    box.stub("mkfs.ext4", `mkdir -p "$SANDBOX/disk"; echo 1a2b3c4d-0000-4000-8000-000000000002 > "$SANDBOX/disk/uuid"`);
+    box.stub("mountpoint", `[ -f "$SANDBOX/disk/mounted" ]`);
+    box.stub("mount", `mkdir -p "$SANDBOX/disk"; echo "$1" > "$SANDBOX/disk/mounted"`);
 }

@@ -65,3 +65,57 @@ bbb_api() {
   curl -sS --max-time 20 --resolve "$FQDN:443:127.0.0.1" \
     "https://$FQDN/bigbluebutton/api/$call?${query:+$query&}checksum=$sum"
 }
+
+# Calls a BigBlueButton API at API_URL (https://host/bigbluebutton/api) and prints the XML answer.
+bbb_api_at() {
+  local url=$1 call=$2 query=$3 secret=$4 sum
+  sum=$(bbb_checksum "$call" "$query" "$secret")
+  curl -sS --max-time 20 "$url/$call?${query:+$query&}checksum=$sum"
+}
+
+# Attaches an OpenStack data volume at MOUNTPOINT: finds its disk (Nova gives the disk the first 20
+# characters of the volume id as serial), makes a filesystem only on a blank disk, never on one that holds
+# anything, and mounts it through /etc/fstab by UUID.
+mount_data_volume() {
+  local volume_id=$1 mountpoint=$2 serial=${1:0:20} device="" link deadline uuid
+  deadline=$((SECONDS + ${VOLUME_WAIT_SECONDS:-300}))
+  while :; do
+    for link in "$ROOT/dev/disk/by-id/virtio-$serial" "$ROOT/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_$serial"; do
+      if [ -e "$link" ]; then
+        device=$(readlink -f "$link")
+        break 2
+      fi
+    done
+    [ "$SECONDS" -lt "$deadline" ] || fail "data volume $volume_id is not attached (no /dev/disk/by-id/*$serial)"
+    sleep 2
+  done
+  if [ -z "$(blkid -p -o export "$device" 2>/dev/null || true)" ]; then
+    say "making a filesystem on the blank data volume $volume_id"
+    mkfs.ext4 -q -L bbb-data "$device" || fail "mkfs.ext4 failed on $device"
+  fi
+  uuid=$(blkid -o value -s UUID "$device" || true)
+  [ -n "$uuid" ] || fail "data volume $volume_id ($device) holds something without a filesystem UUID; refusing to touch it"
+  mkdir -p "$ROOT$mountpoint"
+  if ! grep -q "^UUID=$uuid " "$ROOT/etc/fstab" 2>/dev/null; then
+    printf 'UUID=%s %s ext4 defaults,nofail 0 2\n' "$uuid" "$mountpoint" >>"$ROOT/etc/fstab"
+  fi
+  mountpoint -q "$ROOT$mountpoint" || mount "$ROOT$mountpoint" || fail "cannot mount the data volume at $mountpoint"
+}
+
+# Runs container NAME with the given `docker run` arguments (image last but its command), unless it
+# already runs with the same arguments: their hash is the container's bbb.spec label. Changed arguments
+# replace the container. Returns 0 when it (re)created the container.
+ensure_container() {
+  local name=$1 spec current
+  shift
+  spec=$(printf '%s\n' "$@" | sha256sum | cut -c1-16)
+  current=$(docker inspect -f '{{index .Config.Labels "bbb.spec"}}' "$name" 2>/dev/null || true)
+  if [ "$current" = "$spec" ]; then
+    docker start "$name" >/dev/null || fail "cannot start container $name"
+    return 1
+  fi
+  docker rm -f "$name" >/dev/null 2>&1 || true
+  docker run -d --name "$name" --label "bbb.spec=$spec" --restart unless-stopped "$@" >/dev/null ||
+    fail "cannot run container $name (see: docker logs $name)"
+  say "container $name started"
+}

@@ -1,0 +1,73 @@
+// Functions of scripts/remote/lib.sh that several steps share, run for real against stubs.
+import * as fs from "fs";
+import { Sandbox } from "./sandbox";
+import { attachVolume, installStubs } from "./stubs";
+
+const VOLUME = "4f3c2b1a-0000-4000-8000-00000000abcd";
+let box: Sandbox;
+beforeEach(() => {
+    box = new Sandbox();
+    installStubs(box);
+});
+afterEach(() => box.cleanup());
+
+const lib = (code: string, env: Record<string, string> = {}) => box.runCode(code, env);
+
+describe("mount_data_volume", () => {
+    test("a blank volume gets a filesystem, an fstab line by UUID, and is mounted", () => {
+        attachVolume(box, VOLUME);
+        const r = lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data`);
+        expect(r.stderr).toBe("");
+        expect(r.status).toBe(0);
+        expect(box.calls("mkfs.ext4")).toEqual([`mkfs.ext4 -q -L bbb-data ${box.root}/dev/vdb`]);
+        expect(fs.readFileSync(box.file("root/etc/fstab"), "utf8")).toBe("UUID=1a2b3c4d-0000-4000-8000-000000000002 /var/lib/bbb-data ext4 defaults,nofail 0 2\n");
+        expect(box.calls("mount")).toEqual([`mount ${box.root}/var/lib/bbb-data`]);
+    });
+
+    test("a volume that holds a filesystem (kept from a replaced VM) is never formatted", () => {
+        attachVolume(box, VOLUME, true);
+        expect(lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data`).status).toBe(0);
+        expect(box.calls("mkfs.ext4")).toEqual([]);
+        expect(fs.readFileSync(box.file("root/etc/fstab"), "utf8")).toContain("UUID=0b5e55ed-0000-4000-8000-000000000001 /var/lib/bbb-data");
+    });
+
+    test("running it twice adds no second fstab line and mounts nothing twice", () => {
+        attachVolume(box, VOLUME);
+        expect(lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data; mount_data_volume ${VOLUME} /var/lib/bbb-data`).status).toBe(0);
+        expect(fs.readFileSync(box.file("root/etc/fstab"), "utf8").split("\n").filter(Boolean)).toHaveLength(1);
+        expect(box.calls("mount")).toHaveLength(1);
+        expect(box.calls("mkfs.ext4")).toHaveLength(1);
+    });
+
+    test("a volume that never shows up fails with its id", () => {
+        const r = lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data`, { VOLUME_WAIT_SECONDS: "0" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(`data volume ${VOLUME} is not attached`);
+    });
+});
+
+describe("ensure_container", () => {
+    const run = (args: string) => lib(`if ensure_container scalelite-api ${args}; then echo created; else echo kept; fi`);
+
+    test("runs a missing container with its arguments and a spec label", () => {
+        const r = run("--network scalelite blindsidenetwks/scalelite:v1.8.5-api");
+        expect(r.stdout).toContain("created");
+        const call = box.calls("docker").find((c) => c.startsWith("docker run"))!;
+        expect(call).toMatch(/^docker run -d --name scalelite-api --label bbb\.spec=[0-9a-f]{16} --restart unless-stopped --network scalelite blindsidenetwks\/scalelite:v1\.8\.5-api$/);
+    });
+
+    test("keeps (and starts) a container whose arguments did not change", () => {
+        run("--network scalelite blindsidenetwks/scalelite:v1.8.5-api");
+        fs.writeFileSync(box.file("calls.log"), "");
+        expect(run("--network scalelite blindsidenetwks/scalelite:v1.8.5-api").stdout).toContain("kept");
+        expect(box.calls("docker").filter((c) => /^docker (run|rm)/.test(c))).toEqual([]);
+        expect(box.calls("docker")).toContain("docker start scalelite-api");
+    });
+
+    test("replaces a container whose arguments changed (a new image tag)", () => {
+        run("--network scalelite blindsidenetwks/scalelite:v1.8.5-api");
+        fs.writeFileSync(box.file("calls.log"), "");
+        expect(run("--network scalelite blindsidenetwks/scalelite:v1.8.6-api").stdout).toContain("created");
+        expect(box.calls("docker")).toContain("docker rm -f scalelite-api");
+    });
+});
