@@ -18,6 +18,7 @@ export = async () => {
         bbbApiUrl: `https://${platform.apiHost}/bigbluebutton/api`,
         bbbSecret: apiSecret,
         ...(platform.greenlightUrl ? { greenlightUrl: platform.greenlightUrl } : {}),
+        consumerSecrets: pulumi.secret(platform.consumerSecrets),
         turnHost: platform.turnHost,
         hosts: platform.summary,
         dnsRecords: platform.dnsRecords,

@@ -41,12 +41,15 @@ export interface BbbServerArgs {
 
 export class BbbServer extends pulumi.ComponentResource {
     readonly host: Host;
+    /** The API secret this server answers to. */
+    readonly secret: pulumi.Input<string>;
     readonly installed: command.remote.Command;
     readonly configured: command.remote.Command;
 
     constructor(name: string, args: BbbServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("bbb:bbb:BbbServer", name, {}, opts);
         this.host = new Host(name, args.host, { parent: this });
+        this.secret = args.secret;
         const triggers = [this.host.instanceId];
         this.installed = remoteStep(
             `${name}-install`,

@@ -51,7 +51,18 @@ export interface Settings {
     turnRelayPorts: PortRange;
     bbbInstallerRef: string;
     forceReinstall: boolean;
+    scaleliteVersion: string;
+    greenlightVersion: string;
+    consumers: string[];
+    drain: string[];
+    forceRemove: boolean;
+    dataVolumeSizes: Record<DataRole, number>;
+    protectData: boolean;
 }
+
+/** Roles that keep data (databases, Redis) on a volume of their own. */
+export type DataRole = "scalelite" | "greenlight";
+export const DATA_ROLES: readonly DataRole[] = ["scalelite", "greenlight"];
 
 type KeyType = "string" | "boolean" | "integer" | "array" | "object";
 
@@ -176,6 +187,48 @@ export const CONFIG_SCHEMA: Record<ConfigKey, KeySpec> = {
         default: false,
         description: "Re-run bbb-install.sh on a BBB server even while meetings are running (they end).",
         example: true,
+    },
+    scaleliteVersion: {
+        type: "string",
+        default: "v1.8.5",
+        description: "Tag of the Scalelite images (blindsidenetwks/scalelite:<tag>-api, -nginx, -poller, -recording-importer).",
+        example: "v1.8.5",
+    },
+    greenlightVersion: {
+        type: "string",
+        default: "v3.8.2.4",
+        description: "Tag of the Greenlight image on its own host (bigbluebutton/greenlight:<tag>), pool topology.",
+        example: "v3.8.2.4",
+    },
+    consumers: {
+        type: "array",
+        default: ["default"],
+        description: "Scalelite consumers (e.g. mattermost, pod, moodle), each with its own load-balancer secret.",
+        example: ["mattermost", "pod"],
+    },
+    drain: {
+        type: "array",
+        default: [],
+        description: "BBB servers to drain (cordon in Scalelite: no new meetings) before scaling down, e.g. [bbb-3].",
+        example: ["bbb-3"],
+    },
+    forceRemove: {
+        type: "boolean",
+        default: false,
+        description: "Remove BBB servers from the pool even while meetings are running on them (they end).",
+        example: true,
+    },
+    dataVolumeSizes: {
+        type: "object",
+        default: { scalelite: 20, greenlight: 10 },
+        description: "Data volume size in GB for Scalelite's and Greenlight's databases (scalelite, greenlight).",
+        example: { scalelite: 50 },
+    },
+    protectData: {
+        type: "boolean",
+        default: true,
+        description: "Protect the data volumes from deletion (pulumi destroy and replacements stop at them).",
+        example: false,
     },
 };
 
@@ -485,6 +538,64 @@ export function parseConfig(raw: RawConfig): Parsed {
         }
     }
 
+    const scaleliteVersion = str("scaleliteVersion");
+    if (scaleliteVersion !== undefined && !/^v\d+\.\d+\.\d+(\.\d+)?$/.test(scaleliteVersion)) {
+        problem("scaleliteVersion", "a Scalelite release tag such as v1.8.5", show(scaleliteVersion), setCommand("scaleliteVersion", CONFIG_SCHEMA.scaleliteVersion.default));
+    }
+    const greenlightVersion = str("greenlightVersion");
+    if (greenlightVersion !== undefined && !/^v3(\.\d+){0,3}$/.test(greenlightVersion)) {
+        problem("greenlightVersion", "a Greenlight 3 image tag such as v3.8.2.4", show(greenlightVersion), setCommand("greenlightVersion", CONFIG_SCHEMA.greenlightVersion.default));
+    }
+
+    const consumers = values.consumers;
+    if (Array.isArray(consumers)) {
+        const example = `pulumi config set --path 'consumers[0]' mattermost`;
+        if (consumers.length === 0) problem("consumers", "at least one consumer name", show(consumers), example);
+        consumers.forEach((c, i) => {
+            if (typeof c !== "string" || !/^[a-z][a-z0-9-]{0,30}$/.test(c)) {
+                problem(`consumers[${i}]`, "a lower-case name (letters, digits, hyphens), e.g. mattermost", show(c), example);
+            } else if (consumers.indexOf(c) !== i) {
+                problem(`consumers[${i}]`, "names that differ from each other", show(c), `pulumi config rm --path 'consumers[${i}]'`);
+            }
+        });
+        if (values.scalelite === false && JSON.stringify(consumers) !== JSON.stringify(CONFIG_SCHEMA.consumers.default)) {
+            problem(
+                "consumers",
+                "scalelite: true for consumers of their own (without Scalelite there is one API secret)",
+                `consumers ${show(consumers)} with scalelite false`,
+                "pulumi config set scalelite true  (or: pulumi config rm consumers)",
+            );
+        }
+    }
+
+    const drain = values.drain;
+    if (Array.isArray(drain)) {
+        drain.forEach((node, i) => {
+            const n = typeof node === "string" ? /^bbb-(\d+)$/.exec(node) : null;
+            const size = typeof poolSize === "number" ? poolSize : 1;
+            if (!n || Number(n[1]) < 1 || Number(n[1]) > size) {
+                problem(`drain[${i}]`, `the name of a BBB server of the pool (bbb-1 .. bbb-${size})`, show(node), `pulumi config rm --path 'drain[${i}]'`);
+            }
+        });
+        if (drain.length > 0 && values.scalelite === false) {
+            problem("drain", "scalelite: true (draining is done in Scalelite)", show(drain), "pulumi config rm drain");
+        }
+    }
+
+    const dataVolumeSizes = checkObject(values, "dataVolumeSizes", [...DATA_ROLES], problem);
+    const dataSizes = { ...(CONFIG_SCHEMA.dataVolumeSizes.default as Record<DataRole, number>) };
+    if (dataVolumeSizes) {
+        for (const role of DATA_ROLES) {
+            if (!(role in dataVolumeSizes)) continue;
+            const v = dataVolumeSizes[role];
+            if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 16384) {
+                problem(`dataVolumeSizes.${role}`, "a whole number of GB from 1 to 16384", show(v), `pulumi config set --path dataVolumeSizes.${role} ${dataSizes[role]}`);
+            } else {
+                dataSizes[role] = v as number;
+            }
+        }
+    }
+
     const installerRef = str("bbbInstallerRef");
     const gitRef = (ref: string) => ref.split("/").every((part) => /^[A-Za-z0-9._-]+$/.test(part) && !/^\.+$/.test(part));
     if (installerRef !== undefined && installerRef !== "" && !gitRef(installerRef)) {
@@ -519,6 +630,13 @@ export function parseConfig(raw: RawConfig): Parsed {
             turnRelayPorts: relay!,
             bbbInstallerRef: installerRef || BBB_LINES[bbbVersion!.slice(0, -1)].installerBranch,
             forceReinstall: values.forceReinstall as boolean,
+            scaleliteVersion: scaleliteVersion!,
+            greenlightVersion: greenlightVersion!,
+            consumers: consumers as string[],
+            drain: drain as string[],
+            forceRemove: values.forceRemove as boolean,
+            dataVolumeSizes: dataSizes,
+            protectData: values.protectData as boolean,
         },
     };
 }

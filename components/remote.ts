@@ -5,7 +5,8 @@
 // shell assignments, then lib.sh and the script inside `{ ... } </dev/null` so that bash has read all of
 // it before anything runs and no command in it can swallow the rest of stdin. Because stdin holds both the inputs
 // and the script, a changed input or a changed script runs the step again (update); nothing else does.
-// The instance id rides in `triggers`, so a replaced VM is provisioned again.
+// The instance id rides in `triggers`, so a replaced VM is provisioned again. A step may also run on
+// delete, with an action word as its argument (the delete gets the stdin of the step's last run).
 import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
@@ -51,6 +52,11 @@ export interface RemoteStepArgs {
     inputs: Record<string, pulumi.Input<string>>;
     /** Replacing any of these runs the step anew (e.g. the instance id). */
     triggers: pulumi.Input<unknown>[];
+    /**
+     * When the resource is deleted, run the step again (with the inputs it last ran with) and this word as
+     * its first argument, e.g. `remove`. Without it, deleting the resource runs nothing.
+     */
+    deleteAction?: string;
 }
 
 export function remoteStep(name: string, args: RemoteStepArgs, opts: pulumi.CustomResourceOptions): command.remote.Command {
@@ -61,6 +67,7 @@ export function remoteStep(name: string, args: RemoteStepArgs, opts: pulumi.Cust
             connection: args.connection,
             create: `${REMOTE_COMMAND} # ${args.step}`,
             update: `${REMOTE_COMMAND} # ${args.step}`,
+            ...(args.deleteAction ? { delete: `${REMOTE_COMMAND} ${args.deleteAction} # ${args.step}` } : {}),
             stdin,
             triggers: args.triggers,
             // Stock sshd refuses environment variables (AcceptEnv); passing the previous output would

@@ -8,6 +8,8 @@ import { SecurityGroup } from "./firewall";
 import { Host, HostArgs } from "./host";
 import { DnsRecordSpec } from "./dns";
 import { BbbServer } from "./bbb";
+import { GreenlightServer } from "./greenlight";
+import { Scalelite } from "./scalelite";
 import { TurnServer } from "./turn";
 import { bbbNodeName, fqdn, HostSpec, hostSpecs, rolesOf, Topology, topologyOf } from "./names";
 
@@ -16,9 +18,12 @@ export interface PlatformArgs {
     cloud: CloudFacts;
     /** Stack name: part of security group names, since dev and prod may share one OpenStack project. */
     stack: string;
-    /** The secret consumers use: bbb-1's own in single topology. */
+    /** The secret consumers use: bbb-1's own in single topology, Scalelite's primary in a pool. */
     apiSecret: pulumi.Input<string>;
 }
+
+/** The consumer Greenlight uses in a pool: a Scalelite consumer like the others. */
+export const GREENLIGHT_CONSUMER = "greenlight";
 
 export interface HostSummary {
     name: string;
@@ -34,6 +39,9 @@ export class Platform extends pulumi.ComponentResource {
     readonly hosts: Record<string, Host> = {};
     readonly turn: TurnServer;
     readonly bbbServers: BbbServer[];
+    readonly scalelite?: Scalelite;
+    /** Each consumer's API secret: Scalelite's per-consumer secrets, or bbb-1's one secret as `default`. */
+    readonly consumerSecrets: Record<string, pulumi.Output<string>>;
     /** Name consumers call the API on: bbb-1 (single) or Scalelite (pool). */
     readonly apiHost: string;
     readonly turnHost: string;
@@ -123,9 +131,63 @@ export class Platform extends pulumi.ComponentResource {
         );
 
         this.hosts[turnSpec.name] = this.turn.host;
-        // Scalelite and Greenlight hosts (pool topology); their installs are not part of this program yet.
-        for (const spec of specs.filter((h) => h.role === "scalelite" || h.role === "greenlight")) {
-            this.hosts[spec.name] = new Host(spec.name, hostArgs(spec), { parent: this });
+
+        if (single) {
+            this.consumerSecrets = Object.fromEntries(s.consumers.map((c) => [c, pulumi.output(args.apiSecret)]));
+        } else {
+            const consumers = [...new Set([...s.consumers, ...(s.greenlight ? [GREENLIGHT_CONSUMER] : [])])];
+            this.consumerSecrets = Object.fromEntries(
+                consumers.map((c) => [
+                    c,
+                    pulumi.secret(new random.RandomPassword(`consumer-${c}-secret`, { length: 40, special: false }, { parent: this }).result),
+                ]),
+            );
+            const scaleliteSpec = specs.find((spec) => spec.role === "scalelite")!;
+            const scalelite = new Scalelite(
+                scaleliteSpec.name,
+                {
+                    host: hostArgs(scaleliteSpec),
+                    email: s.letsEncryptEmail,
+                    version: s.scaleliteVersion,
+                    dataVolumeSize: s.dataVolumeSizes.scalelite,
+                    protectData: s.protectData,
+                    primarySecret: args.apiSecret,
+                    consumerSecrets: Object.values(this.consumerSecrets),
+                    forceRemove: s.forceRemove,
+                },
+                { parent: this },
+            );
+            this.scalelite = scalelite;
+            this.hosts[scaleliteSpec.name] = scalelite.host;
+            specs
+                .filter((spec) => spec.role === "bbb")
+                .forEach((spec, i) => {
+                    const server = this.bbbServers[i];
+                    scalelite.register(spec.name, {
+                        fqdn: server.host.fqdn,
+                        secret: server.secret,
+                        drain: s.drain.includes(spec.name),
+                        configured: server.configured,
+                    });
+                });
+            const greenlightSpec = specs.find((spec) => spec.role === "greenlight");
+            if (greenlightSpec) {
+                const greenlight = new GreenlightServer(
+                    greenlightSpec.name,
+                    {
+                        host: hostArgs(greenlightSpec),
+                        email: s.letsEncryptEmail,
+                        version: s.greenlightVersion,
+                        dataVolumeSize: s.dataVolumeSizes.greenlight,
+                        protectData: s.protectData,
+                        apiUrl: scalelite.apiUrl,
+                        apiSecret: this.consumerSecrets[GREENLIGHT_CONSUMER],
+                        scalelite: scalelite.setup,
+                    },
+                    { parent: this },
+                );
+                this.hosts[greenlightSpec.name] = greenlight.host;
+            }
         }
 
         this.apiHost = nameOf(single ? bbbNodeName(1) : "scalelite");

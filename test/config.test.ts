@@ -220,6 +220,37 @@ test("bbbInstallerRef is empty or a git ref", () => {
     expect(only({ bbbInstallerRef: "../../evil" }).key).toBe("bbbInstallerRef");
 });
 
+describe("pool settings", () => {
+    const pool = { scalelite: true, poolSize: 3 };
+
+    test("scaleliteVersion and greenlightVersion are release tags", () => {
+        expect(only({ scaleliteVersion: "latest" }).key).toBe("scaleliteVersion");
+        expect(only({ greenlightVersion: "v2.14" }).key).toBe("greenlightVersion");
+        expect(problems({ scaleliteVersion: "v1.6.12.1", greenlightVersion: "v3" })).toEqual([]);
+    });
+
+    test("consumers: lower-case names, distinct, at least one, and only with Scalelite", () => {
+        expect(problems({ ...pool, consumers: ["mattermost", "pod", "moodle"] })).toEqual([]);
+        expect(only({ ...pool, consumers: [] }).key).toBe("consumers");
+        expect(only({ ...pool, consumers: ["Mattermost"] }).key).toBe("consumers[0]");
+        expect(only({ ...pool, consumers: ["pod", "pod"] }).key).toBe("consumers[1]");
+        expect(only({ consumers: ["pod"] }).expected).toContain("scalelite: true");
+    });
+
+    test("drain names BBB servers of the pool, and needs Scalelite", () => {
+        expect(problems({ ...pool, drain: ["bbb-3"] })).toEqual([]);
+        expect(only({ ...pool, drain: ["bbb-4"] }).expected).toContain("bbb-1 .. bbb-3");
+        expect(only({ ...pool, drain: ["turn"] }).key).toBe("drain[0]");
+        expect(only({ drain: ["bbb-1"] }).key).toBe("drain");
+    });
+
+    test("dataVolumeSizes: whole GB for scalelite and greenlight only", () => {
+        expect(parse({ ...pool, dataVolumeSizes: { greenlight: 5 } }).settings?.dataVolumeSizes).toEqual({ scalelite: 20, greenlight: 5 });
+        expect(only({ dataVolumeSizes: { scalelite: 0 } }).key).toBe("dataVolumeSizes.scalelite");
+        expect(only({ dataVolumeSizes: { bbb: 10 } }).key).toBe("dataVolumeSizes.bbb");
+    });
+});
+
 describe("loadConfig reads the stack's configuration through the Pulumi runtime", () => {
     afterEach(() => pulumi.runtime.setAllConfig({}));
 

@@ -39,6 +39,15 @@ describe("mount_data_volume", () => {
         expect(box.calls("mkfs.ext4")).toHaveLength(1);
     });
 
+    test("a disk blkid cannot read (or finds several signatures on) is never formatted", () => {
+        attachVolume(box, VOLUME);
+        box.stub("blkid", "exit 8");
+        const r = lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data`);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("blkid exit 8); refusing to format it");
+        expect(box.calls("mkfs.ext4")).toEqual([]);
+    });
+
     test("a volume that never shows up fails with its id", () => {
         const r = lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data`, { VOLUME_WAIT_SECONDS: "0" });
         expect(r.status).toBe(1);
@@ -70,4 +79,9 @@ describe("ensure_container", () => {
         expect(run("--network scalelite blindsidenetwks/scalelite:v1.8.6-api").stdout).toContain("created");
         expect(box.calls("docker")).toContain("docker rm -f scalelite-api");
     });
+});
+
+test("pull_images pulls only the images that are not here yet", () => {
+    expect(lib("pull_images redis:7-alpine postgres:15-alpine; pull_images redis:7-alpine").status).toBe(0);
+    expect(box.calls("docker").filter((c) => c.startsWith("docker pull"))).toEqual(["docker pull -q redis:7-alpine", "docker pull -q postgres:15-alpine"]);
 });

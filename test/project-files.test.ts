@@ -74,7 +74,7 @@ describe("README", () => {
     });
 
     test("its outputs table names the outputs contract", () => {
-        for (const output of ["bbbApiUrl", "bbbSecret", "greenlightUrl", "turnHost", "hosts", "dnsRecords"]) {
+        for (const output of ["bbbApiUrl", "bbbSecret", "consumerSecrets", "greenlightUrl", "turnHost", "hosts", "dnsRecords"]) {
             expect(readme).toContain(`| \`${output}\` |`);
         }
     });

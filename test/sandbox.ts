@@ -9,7 +9,7 @@ import { stepStdin } from "../components/remote";
 
 /** Real tools a step may call; anything else must be stubbed. */
 const REAL_TOOLS = [
-    "bash", "cat", "chmod", "cp", "cut", "date", "diff", "dirname", "env", "grep", "head", "ls", "mkdir", "mktemp", "mv",
+    "awk", "bash", "cat", "chmod", "cp", "cut", "date", "diff", "dirname", "env", "grep", "head", "ln", "ls", "mkdir", "mktemp", "mv",
     "paste", "readlink", "rm", "sed", "seq", "sha1sum", "sha256sum", "sleep", "sort", "tail", "timeout", "touch", "tr", "wc",
 ];
 
@@ -48,6 +48,8 @@ export class Sandbox {
     /** A stub command: records `name args...` in the call log, then runs `body` (bash, with ROOT set). */
     stub(name: string, body = "exit 0"): void {
         const file = path.join(this.bin, name);
+        // A real tool's entry is a symlink: writing through it would overwrite the real program.
+        fs.rmSync(file, { force: true });
         // SANDBOX comes from the stub's own place when sudo has reset the environment.
         const head = [
             `#!${which("bash")}`,
@@ -84,9 +86,12 @@ export class Sandbox {
         fs.writeFileSync(this.file(relative), content);
     }
 
-    /** Runs a step of scripts/remote/ with the program's stdin framing, ROOT set to the sandbox's. */
-    run(step: string, inputs: Record<string, string>, env: Record<string, string> = {}): StepResult {
-        return this.exec(stepStdin(step, { ROOT: this.root, ...inputs }), env);
+    /**
+     * Runs a step of scripts/remote/ with the program's stdin framing, ROOT set to the sandbox's; `args`
+     * are what the command line gives `bash -s` (e.g. a step's delete action).
+     */
+    run(step: string, inputs: Record<string, string>, env: Record<string, string> = {}, args: string[] = []): StepResult {
+        return this.exec(stepStdin(step, { ROOT: this.root, ...inputs }), env, args);
     }
 
     /** Runs bash code after lib.sh, framed as a step is. */
@@ -94,8 +99,8 @@ export class Sandbox {
         return this.exec(stepStdin("lib-test", { ROOT: this.root }, `set -euo pipefail\n${code}`), env);
     }
 
-    private exec(input: string, env: Record<string, string>): StepResult {
-        const result = spawnSync(which("bash"), ["-s"], {
+    private exec(input: string, env: Record<string, string>, args: string[] = []): StepResult {
+        const result = spawnSync(which("bash"), ["-s", ...args], {
             input,
             env: { PATH: this.bin, SANDBOX: this.dir, HOME: this.dir, LANG: "C.UTF-8", ...env },
             encoding: "utf8",

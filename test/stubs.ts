@@ -76,6 +76,9 @@ case $verb in
     case $format in *bbb.spec*) cat "$d/$1/spec" ;; *Running*) cat "$d/$1/running" ;; *) echo "{}" ;; esac ;;
   rm) [ "$1" = "-f" ] && shift; rm -rf "\${d:?}/$1" ;;
   start) [ -d "$d/$1" ] || { echo "Error: No such container: $1" >&2; exit 1; }; echo true > "$d/$1/running"; echo "$1" ;;
+  stop) [ -d "$d/$1" ] && echo false > "$d/$1/running"; echo "$1" ;;
+  image) [ "$1" = inspect ] && [ -e "$d/images/\${2//\//_}" ] ;;
+  pull) [ "$1" = -q ] && shift; mkdir -p "$d/images"; touch "$d/images/\${1//\//_}"; echo "$1" ;;
   run)
     name=""; spec=""; args=("$@")
     while [ $# -gt 0 ]; do case $1 in --name) name=$2; shift 2 ;; --label) case $2 in bbb.spec=*) spec=\${2#bbb.spec=} ;; esac; shift 2 ;; *) shift ;; esac; done

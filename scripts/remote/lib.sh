@@ -89,10 +89,17 @@ mount_data_volume() {
     [ "$SECONDS" -lt "$deadline" ] || fail "data volume $volume_id is not attached (no /dev/disk/by-id/*$serial)"
     sleep 2
   done
-  if [ -z "$(blkid -p -o export "$device" 2>/dev/null || true)" ]; then
-    say "making a filesystem on the blank data volume $volume_id"
-    mkfs.ext4 -q -L bbb-data "$device" || fail "mkfs.ext4 failed on $device"
-  fi
+  # blkid -p exits 2 only when it finds no signature at all: only then is the disk blank.
+  local rc=0
+  blkid -p -o export "$device" >/dev/null 2>&1 || rc=$?
+  case $rc in
+    0) ;;
+    2)
+      say "making a filesystem on the blank data volume $volume_id"
+      mkfs.ext4 -q -L bbb-data "$device" || fail "mkfs.ext4 failed on $device"
+      ;;
+    *) fail "cannot tell what data volume $volume_id ($device) holds (blkid exit $rc); refusing to format it" ;;
+  esac
   uuid=$(blkid -o value -s UUID "$device" || true)
   [ -n "$uuid" ] || fail "data volume $volume_id ($device) holds something without a filesystem UUID; refusing to touch it"
   mkdir -p "$ROOT$mountpoint"
@@ -100,6 +107,15 @@ mount_data_volume() {
     printf 'UUID=%s %s ext4 defaults,nofail 0 2\n' "$uuid" "$mountpoint" >>"$ROOT/etc/fstab"
   fi
   mountpoint -q "$ROOT$mountpoint" || mount "$ROOT$mountpoint" || fail "cannot mount the data volume at $mountpoint"
+}
+
+# Pulls the images that are not here yet, so that replacing a container never waits on (or fails at) a
+# download after the old container is gone.
+pull_images() {
+  local image
+  for image in "$@"; do
+    docker image inspect "$image" >/dev/null 2>&1 || docker pull -q "$image" >/dev/null || fail "cannot pull $image"
+  done
 }
 
 # Runs container NAME with the given `docker run` arguments (image last but its command), unless it

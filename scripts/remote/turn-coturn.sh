@@ -37,7 +37,7 @@ HOOK
 
 say "obtaining a certificate for $FQDN (HTTP-01)"
 certbot certonly --standalone --non-interactive --agree-tos --keep-until-expiring \
-  -m "$EMAIL" -d "$FQDN" 2>&1 | mask || fail "certbot could not obtain a certificate for $FQDN (is port 80 open and does $FQDN resolve to this host?)"
+  -m "$EMAIL" -d "$FQDN" 2>&1 || fail "certbot could not obtain a certificate for $FQDN (is port 80 open and does $FQDN resolve to this host?)"
 RENEWED_LINEAGE=$live "$hook" || fail "the certificate deploy hook failed"
 
 # Relay to the BBB servers only: special and private ranges are denied as the BBB docs list them, then

@@ -1,0 +1,103 @@
+// Scalelite in front of the BBB pool: a host, a data volume for PostgreSQL and Redis, the scalelite-setup
+// step (containers, TLS), and one scalelite-node step per BBB server that registers it, drains it, and
+// removes it (only when it hosts no meeting, unless forceRemove) when it leaves the pool.
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import * as command from "@pulumi/command";
+import { Host, HostArgs } from "./host";
+import { dataVolume } from "./data";
+import { remoteStep } from "./remote";
+
+/** PostgreSQL and Redis images beside Scalelite. */
+export const SCALELITE_SUPPORT_IMAGES = { postgres: "postgres:15-alpine", redis: "redis:7-alpine" };
+export const SCALELITE_HEALTH_WAIT_SECONDS = 600;
+
+export interface ScaleliteArgs {
+    /** The host to create (role scalelite). */
+    host: HostArgs;
+    /** Let's Encrypt account e-mail. */
+    email: string;
+    /** Image tag, e.g. v1.8.5. */
+    version: string;
+    /** Data volume size in GB. */
+    dataVolumeSize: number;
+    /** Protect the data volume from deletion. */
+    protectData: boolean;
+    /** LOADBALANCER_SECRET: the secret of `bbbSecret`. */
+    primarySecret: pulumi.Input<string>;
+    /** Every consumer's own secret (LOADBALANCER_SECRETS holds them and the primary). */
+    consumerSecrets: pulumi.Input<string>[];
+    /** Remove BBB servers that leave the pool even while they host meetings. */
+    forceRemove: boolean;
+}
+
+export interface NodeRegistrationArgs {
+    fqdn: string;
+    /** The server's API secret, as its bbb-configure step sets it. */
+    secret: pulumi.Input<string>;
+    /** Cordon instead of enable. */
+    drain: boolean;
+    /** The server's last step: registration waits until it answers with its secret. */
+    configured: pulumi.Resource;
+}
+
+export class Scalelite extends pulumi.ComponentResource {
+    readonly host: Host;
+    readonly setup: command.remote.Command;
+    readonly apiUrl: string;
+
+    constructor(name: string, args: ScaleliteArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("bbb:scalelite:Scalelite", name, {}, opts);
+        this.host = new Host(name, args.host, { parent: this });
+        this.apiUrl = `https://${this.host.fqdn}/bigbluebutton/api`;
+        const data = dataVolume(name, { host: this.host, size: args.dataVolumeSize, protect: args.protectData }, this);
+        const secretKeyBase = new random.RandomBytes(`${name}-secret-key-base`, { length: 64 }, { parent: this });
+        const dbPassword = new random.RandomPassword(`${name}-db-password`, { length: 32, special: false }, { parent: this });
+
+        this.setup = remoteStep(
+            `${name}-setup`,
+            {
+                step: "scalelite-setup",
+                connection: this.host.connection,
+                inputs: {
+                    FQDN: this.host.fqdn,
+                    EMAIL: args.email,
+                    SCALELITE_VERSION: args.version,
+                    VOLUME_ID: data.volume.id,
+                    SECRET_KEY_BASE: pulumi.secret(secretKeyBase.hex),
+                    DB_PASSWORD: pulumi.secret(dbPassword.result),
+                    LOADBALANCER_SECRET: args.primarySecret,
+                    LOADBALANCER_SECRETS: pulumi.all([args.primarySecret, ...args.consumerSecrets]).apply((s) => s.join(":")),
+                    FORCE_REMOVE: String(args.forceRemove),
+                    POSTGRES_IMAGE: SCALELITE_SUPPORT_IMAGES.postgres,
+                    REDIS_IMAGE: SCALELITE_SUPPORT_IMAGES.redis,
+                    HEALTH_WAIT_SECONDS: String(SCALELITE_HEALTH_WAIT_SECONDS),
+                },
+                triggers: [this.host.instanceId],
+            },
+            { parent: this, dependsOn: [this.host.ready, data.attachment] },
+        );
+        this.registerOutputs({});
+    }
+
+    /** Keeps a BBB server registered; deleting the returned step removes it from Scalelite first. */
+    register(name: string, node: NodeRegistrationArgs): command.remote.Command {
+        return remoteStep(
+            `${name}-registration`,
+            {
+                step: "scalelite-node",
+                connection: this.host.connection,
+                inputs: {
+                    NODE_ID: node.fqdn,
+                    API_URL: `https://${node.fqdn}/bigbluebutton/api`,
+                    SECRET: node.secret,
+                    DRAIN: String(node.drain),
+                },
+                // No triggers: a replaced step would run its delete, which removes the server.
+                triggers: [],
+                deleteAction: "remove",
+            },
+            { parent: this, dependsOn: [this.setup, node.configured] },
+        );
+    }
+}

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Scalelite host: Scalelite's docker images (api, poller, recording-importer, nginx) with PostgreSQL and
+# Redis, all on the docker network "scalelite", their data on the OpenStack data volume at
+# /var/lib/bbb-data (kept when the VM is replaced), TLS by a Let's Encrypt certificate (certbot HTTP-01,
+# scalelite-nginx stopped around renewals) mounted into scalelite-nginx. The settings (and every secret)
+# live only in /etc/default/scalelite (and the database password for postgres in
+# /etc/default/scalelite-postgres); a changed file or image replaces the containers that use it.
+# Ends when https://FQDN/health_check answers "success" and the API answers SUCCESS.
+# Inputs: FQDN EMAIL SCALELITE_VERSION (image tag, e.g. v1.8.5) VOLUME_ID (the data volume's id)
+#         SECRET_KEY_BASE (hex) DB_PASSWORD (alphanumeric) LOADBALANCER_SECRET
+#         LOADBALANCER_SECRETS (colon-separated, includes LOADBALANCER_SECRET)
+#         FORCE_REMOVE (true|false, kept for the node-removal step) POSTGRES_IMAGE REDIS_IMAGE
+#         HEALTH_WAIT_SECONDS.
+# Uses scripts/remote/lib.sh, sent ahead of this script.
+set -euo pipefail
+
+: "${FQDN:?}" "${EMAIL:?}" "${SCALELITE_VERSION:?}" "${VOLUME_ID:?}" "${SECRET_KEY_BASE:?}" "${DB_PASSWORD:?}"
+: "${LOADBALANCER_SECRET:?}" "${LOADBALANCER_SECRETS:?}" "${FORCE_REMOVE:?}" "${POSTGRES_IMAGE:?}"
+: "${REDIS_IMAGE:?}" "${HEALTH_WAIT_SECONDS:?}"
+
+# Checked before anything runs; the messages never show a secret.
+[[ $FQDN =~ ^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$ ]] || fail "FQDN '$FQDN' is not a lower-case host name"
+[[ $EMAIL =~ ^[^[:space:]@]+@[^[:space:]@]+$ ]] || fail "EMAIL '$EMAIL' is not an e-mail address"
+[[ $SCALELITE_VERSION =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || fail "SCALELITE_VERSION '$SCALELITE_VERSION' is not an image tag"
+[[ $VOLUME_ID =~ ^[A-Za-z0-9-]{20,}$ ]] || fail "VOLUME_ID '$VOLUME_ID' is not an OpenStack volume id"
+[[ $POSTGRES_IMAGE =~ ^[^[:space:]]+$ ]] || fail "POSTGRES_IMAGE '$POSTGRES_IMAGE' is not an image name"
+[[ $REDIS_IMAGE =~ ^[^[:space:]]+$ ]] || fail "REDIS_IMAGE '$REDIS_IMAGE' is not an image name"
+[[ $FORCE_REMOVE =~ ^(true|false)$ ]] || fail "FORCE_REMOVE must be true or false, not '$FORCE_REMOVE'"
+[[ $HEALTH_WAIT_SECONDS =~ ^[0-9]+$ ]] || fail "HEALTH_WAIT_SECONDS must be a number of seconds, not '$HEALTH_WAIT_SECONDS'"
+[[ $SECRET_KEY_BASE =~ ^[0-9a-f]+$ ]] || fail "SECRET_KEY_BASE must be lower-case hex"
+# DATABASE_URL carries it unencoded.
+[[ $DB_PASSWORD =~ ^[A-Za-z0-9]+$ ]] || fail "DB_PASSWORD must be alphanumeric (it is part of DATABASE_URL)"
+# docker --env-file takes a value up to the end of its line; Scalelite splits LOADBALANCER_SECRETS on ':'.
+[[ $LOADBALANCER_SECRET =~ ^[^[:space:][:cntrl:]:]+$ ]] ||
+  fail "LOADBALANCER_SECRET must not be empty or hold white space, control characters or ':'"
+[[ $LOADBALANCER_SECRETS =~ ^[^[:space:][:cntrl:]:]+(:[^[:space:][:cntrl:]:]+)*$ ]] ||
+  fail "LOADBALANCER_SECRETS must be ':'-separated secrets without white space, control characters or empty entries"
+[[ ":$LOADBALANCER_SECRETS:" == *":$LOADBALANCER_SECRET:"* ]] || fail "LOADBALANCER_SECRETS must include LOADBALANCER_SECRET"
+IFS=: read -r -a lb_secrets <<<"$LOADBALANCER_SECRETS"
+secrets=("$SECRET_KEY_BASE" "$DB_PASSWORD" "$LOADBALANCER_SECRET" "${lb_secrets[@]}")
+
+data=/var/lib/bbb-data
+recordings=$ROOT$data/recordings
+env_file=$ROOT/etc/default/scalelite
+db_env_file=$ROOT/etc/default/scalelite-postgres
+flag=$ROOT/etc/bbb-deploy/scalelite-force-remove
+image=blindsidenetwks/scalelite:$SCALELITE_VERSION
+
+# 1. The data volume: PostgreSQL, Redis and the recordings (the tree and owners of Scalelite's
+#    docs/sharedvolume-README.md: the containers write as uid 1000, BBB nodes through gid 2000).
+say "mounting the data volume $VOLUME_ID at $data"
+mount_data_volume "$VOLUME_ID" "$data"
+mkdir -p "$ROOT$data/postgres" "$ROOT$data/redis"
+record_dirs=("$recordings/spool" "$recordings/recording/scalelite" "$recordings/published" "$recordings/unpublished")
+mkdir -p "${record_dirs[@]}"
+chown 1000:2000 "${record_dirs[@]}" || fail "cannot chown 1000:2000 the recording directories under $data/recordings"
+chmod 0775 "${record_dirs[@]}"
+
+# 2. Packages.
+say "installing docker.io and certbot"
+apt_install docker.io certbot
+
+# 3. The certificate. scalelite-nginx holds port 80 once it runs: certbot's renewals stop it around HTTP-01.
+say "obtaining a certificate for $FQDN (HTTP-01)"
+certbot certonly --standalone --non-interactive --agree-tos --keep-until-expiring -m "$EMAIL" -d "$FQDN" \
+  --pre-hook "docker stop scalelite-nginx || true" --post-hook "docker start scalelite-nginx || true" 2>&1 |
+  mask "${secrets[@]}" ||
+  fail "certbot could not obtain a certificate for $FQDN (is port 80 open and does $FQDN resolve to this host?)"
+
+# 4. Scalelite's settings, the only place on disk that holds the secrets.
+mkdir -p "$(dirname "$env_file")"
+if write_if_changed "$env_file" 0600 root:root <<ENV; then say "wrote /etc/default/scalelite"; fi
+# Managed by bbb (Pulumi, scalelite-setup step); changes here are overwritten.
+URL_HOST=$FQDN
+SECRET_KEY_BASE=$SECRET_KEY_BASE
+LOADBALANCER_SECRET=$LOADBALANCER_SECRET
+LOADBALANCER_SECRETS=$LOADBALANCER_SECRETS
+DATABASE_URL=postgresql://postgres:$DB_PASSWORD@postgres:5432/scalelite
+REDIS_URL=redis://redis:6379
+SERVER_ID_IS_HOSTNAME=true
+NGINX_SSL=true
+ENV
+# PostgreSQL gets its password alone: a new consumer secret must not restart the database.
+if write_if_changed "$db_env_file" 0600 root:root <<ENV; then say "wrote /etc/default/scalelite-postgres"; fi
+POSTGRES_PASSWORD=$DB_PASSWORD
+ENV
+# Containers reading a file carry its hash, so a changed file replaces them (and only them).
+env_sum=$(sha256sum "$env_file" | cut -d' ' -f1)
+db_env_sum=$(sha256sum "$db_env_file" | cut -d' ' -f1)
+with_env=(--env-file "$env_file" --label "bbb.env=$env_sum")
+
+# 5. The network: Scalelite's nginx proxies to scalelite-api, the URLs above name postgres and redis.
+docker network inspect scalelite >/dev/null 2>&1 || docker network create scalelite >/dev/null ||
+  fail "cannot create the docker network scalelite"
+
+# 6. The containers; each is replaced only when its arguments (image, env file hash, ...) changed.
+# Bind mounts (--mount, not -v) fail when the source is missing: with the data volume absent at boot
+# (fstab nofail), postgres must not start a fresh, empty database on the root disk.
+pull_images "$POSTGRES_IMAGE" "$REDIS_IMAGE" "$image-api" "$image-poller" "$image-recording-importer" "$image-nginx"
+ensure_container postgres --network scalelite --env-file "$db_env_file" --label "bbb.env=$db_env_sum" \
+  --mount "type=bind,source=$ROOT$data/postgres,target=/var/lib/postgresql/data" "$POSTGRES_IMAGE" || true
+ensure_container redis --network scalelite \
+  --mount "type=bind,source=$ROOT$data/redis,target=/data" "$REDIS_IMAGE" redis-server --appendonly yes || true
+ensure_container scalelite-api --network scalelite "${with_env[@]}" \
+  --mount "type=bind,source=$recordings,target=/var/bigbluebutton" "$image-api" || true
+ensure_container scalelite-poller --network scalelite "${with_env[@]}" \
+  "$image-poller" || true
+ensure_container scalelite-recording-importer --network scalelite "${with_env[@]}" \
+  --mount "type=bind,source=$recordings,target=/var/bigbluebutton" "$image-recording-importer" || true
+ensure_container scalelite-nginx --network scalelite "${with_env[@]}" -p 80:80 -p 443:443 \
+  --mount "type=bind,source=$ROOT/etc/letsencrypt,target=/etc/nginx/ssl,readonly" \
+  --mount "type=bind,source=$recordings/published,target=/var/bigbluebutton/published,readonly" \
+  "$image-nginx" || true
+
+# 7. For the node-removal step: may it end running meetings?
+mkdir -p "$(dirname "$flag")"
+write_if_changed "$flag" 0600 root:root <<<"$FORCE_REMOVE" || true
+
+# 8. Health: /health_check answers HTTP 200 even on failure; only the body "success" means healthy.
+say "waiting for https://$FQDN/health_check (up to ${HEALTH_WAIT_SECONDS}s)"
+deadline=$((SECONDS + HEALTH_WAIT_SECONDS))
+while :; do
+  if ! answer=$(curl -sS --max-time 10 --resolve "$FQDN:443:127.0.0.1" "https://$FQDN/health_check" 2>&1); then
+    last="/health_check: ${answer:-no answer}"
+  elif [ "$answer" != success ]; then
+    last="/health_check answered: $answer"
+  elif ! answer=$(curl -sS --max-time 10 --resolve "$FQDN:443:127.0.0.1" "https://$FQDN/bigbluebutton/api" 2>&1); then
+    last="/bigbluebutton/api: ${answer:-no answer}"
+  elif ! grep -q '<returncode>SUCCESS</returncode>' <<<"$answer"; then
+    last="/bigbluebutton/api answered: $answer"
+  else
+    break
+  fi
+  if [ "$SECONDS" -ge "$deadline" ]; then
+    last=$(mask "${secrets[@]}" <<<"$last" | tr -s '\r\n\t' '   ' | head -c 500)
+    fail "Scalelite at https://$FQDN is not healthy after ${HEALTH_WAIT_SECONDS}s; last answer: ${last% } (see: docker logs scalelite-api)"
+  fi
+  sleep 5
+done
+say "Scalelite answers on https://$FQDN/bigbluebutton/api"

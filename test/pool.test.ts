@@ -1,0 +1,147 @@
+// The pool topology under mocks: Scalelite, registrations, scaling, drain, data volumes, consumer secrets.
+import { BASE_CONFIG, byName, evaluate, ofType, Registered, Run, stepInputs, waitsFor } from "./harness";
+
+const POOL = { ...BASE_CONFIG, scalelite: true, greenlight: true, consumers: ["mattermost", "pod"] };
+const COMMAND = "command:remote:Command";
+const VOLUME = "openstack:blockstorage/volume:Volume";
+
+/** Every custom resource by type and name, with its inputs as JSON: what `pulumi up` would diff. */
+function state(run: Run): Map<string, string> {
+    return new Map(run.resources.filter((r) => r.custom).map((r) => [`${r.type}::${r.name}`, JSON.stringify(r.inputs)]));
+}
+
+function diff(before: Run, after: Run) {
+    const a = state(before);
+    const b = state(after);
+    const name = (key: string) => key.split("::")[1];
+    return {
+        added: [...b.keys()].filter((k) => !a.has(k)).map(name).sort(),
+        removed: [...a.keys()].filter((k) => !b.has(k)).map(name).sort(),
+        changed: [...b.keys()].filter((k) => a.has(k) && a.get(k) !== b.get(k)).map(name).sort(),
+    };
+}
+
+const NODE_RESOURCES = (n: number) =>
+    [
+        `bbb-${n}-a`, `bbb-${n}-configure`, `bbb-${n}-fip`, `bbb-${n}-fip-assoc`, `bbb-${n}-install`, `bbb-${n}-port`,
+        `bbb-${n}-ready`, `bbb-${n}-registration`, `bbb-${n}-secret`, `bbb-${n}-vm`,
+    ];
+
+let three: Run;
+let four: Run;
+let five: Run;
+/** A throw-away stack that forces removals. */
+let custom: Run;
+beforeAll(async () => {
+    three = await evaluate({ ...POOL, poolSize: 3 });
+    four = await evaluate({ ...POOL, poolSize: 4 });
+    five = await evaluate({ ...POOL, poolSize: 5, drain: ["bbb-5"] });
+    custom = await evaluate({ ...POOL, poolSize: 2, protectData: false, dataVolumeSizes: { scalelite: 50 }, forceRemove: true });
+});
+
+test("the runs evaluate", () => {
+    expect([three.error, four.error, five.error, custom.error]).toEqual([undefined, undefined, undefined, undefined]);
+});
+
+test("scaling 3 -> 4 adds bbb-4's resources and updates only TURN's peer list", () => {
+    expect(diff(three, four)).toEqual({ added: NODE_RESOURCES(4).sort(), removed: [], changed: ["turn-coturn"] });
+});
+
+test("scaling 5 -> 3 removes bbb-4 and bbb-5 (registrations first, see below) and updates only TURN's peer list", () => {
+    expect(diff(five, three)).toEqual({ added: [], removed: [...NODE_RESOURCES(4), ...NODE_RESOURCES(5)].sort(), changed: ["turn-coturn"] });
+});
+
+test("a node leaving the pool is removed from Scalelite before its VM goes: the registration depends on the node", () => {
+    const registration = byName(five, "bbb-5-registration");
+    expect(registration.inputs.delete).toBe("sudo -n bash -s remove # scalelite-node");
+    // Pulumi deletes dependents first: the VM is deleted only after the registration's delete succeeded.
+    expect([...waitsFor(five, "bbb-5-registration")]).toEqual(expect.arrayContaining(["bbb-5-configure", "bbb-5-vm", "scalelite-setup"]));
+    expect(registration.inputs.triggers).toEqual([]);
+});
+
+test("every node is registered with its own URL and secret, on the Scalelite host", () => {
+    for (const n of [1, 2, 3, 4]) {
+        const registration = byName(four, `bbb-${n}-registration`);
+        const inputs = stepInputs(registration.inputs.stdin);
+        expect(inputs).toMatchObject({
+            STEP: "scalelite-node",
+            NODE_ID: `bbb-${n}.example.org`,
+            API_URL: `https://bbb-${n}.example.org/bigbluebutton/api`,
+            DRAIN: "false",
+        });
+        expect(inputs.SECRET).toBe(stepInputs(byName(four, `bbb-${n}-configure`).inputs.stdin).SECRET);
+        expect(registration.inputs.connection.host).toBe("203.0.113.3");
+        expect(registration.secretInputs).toContain("stdin");
+    }
+});
+
+test("drain: the listed node is cordoned, the others enabled", () => {
+    expect(stepInputs(byName(five, "bbb-5-registration").inputs.stdin).DRAIN).toBe("true");
+    expect(stepInputs(byName(five, "bbb-4-registration").inputs.stdin).DRAIN).toBe("false");
+});
+
+test("Scalelite's setup gets the pinned version, its volume, the primary and every consumer's secret", () => {
+    const inputs = stepInputs(byName(four, "scalelite-setup").inputs.stdin);
+    const consumers = four.outputs.consumerSecrets as Record<string, string>;
+    expect(Object.keys(consumers).sort()).toEqual(["greenlight", "mattermost", "pod"]);
+    expect(inputs).toMatchObject({ FQDN: "scalelite.example.org", SCALELITE_VERSION: "v1.8.5", VOLUME_ID: "scalelite-data-id", FORCE_REMOVE: "false" });
+    expect(inputs.LOADBALANCER_SECRET).toBe(four.outputs.bbbSecret);
+    expect(inputs.LOADBALANCER_SECRETS.split(":").sort()).toEqual([four.outputs.bbbSecret as string, ...Object.values(consumers)].sort());
+    expect(new Set(Object.values(consumers)).size).toBe(3);
+});
+
+test("outputs: Scalelite's API, the primary secret, the consumers' secrets (secret), Greenlight's URL", () => {
+    expect(four.outputs.bbbApiUrl).toBe("https://scalelite.example.org/bigbluebutton/api");
+    expect(four.outputs.greenlightUrl).toBe("https://greenlight.example.org/");
+    expect(four.secretOutputs.sort()).toEqual(["bbbSecret", "consumerSecrets"]);
+});
+
+test("Greenlight runs on its own host against Scalelite, with its own consumer secret, after Scalelite is up", () => {
+    const inputs = stepInputs(byName(four, "greenlight-setup").inputs.stdin);
+    expect(inputs).toMatchObject({
+        FQDN: "greenlight.example.org",
+        BBB_ENDPOINT: "https://scalelite.example.org/bigbluebutton/api/",
+        BBB_SECRET: (four.outputs.consumerSecrets as Record<string, string>).greenlight,
+        VOLUME_ID: "greenlight-data-id",
+        GREENLIGHT_VERSION: "v3.8.2.4",
+    });
+    expect(waitsFor(four, "greenlight-setup")).toContain("scalelite-setup");
+});
+
+describe("data volumes", () => {
+    const volumes = (run: Run) => ofType(run, VOLUME);
+    const attachmentOf = (run: Run, name: string): Registered => byName(run, `${name}-data-attach`);
+
+    test("Scalelite and Greenlight each have one, attached to their own VM, protected by default", () => {
+        expect(volumes(four).map((v) => [v.name, v.inputs.size, v.protect])).toEqual([
+            ["scalelite-data", 20, true],
+            ["greenlight-data", 10, true],
+        ]);
+        expect(attachmentOf(four, "scalelite").inputs).toEqual({ instanceId: "scalelite-vm-id", volumeId: "scalelite-data-id" });
+        expect(attachmentOf(four, "greenlight").inputs).toEqual({ instanceId: "greenlight-vm-id", volumeId: "greenlight-data-id" });
+        expect(attachmentOf(four, "scalelite").deleteBeforeReplace).toBe(true);
+    });
+
+    test("the setup waits for the attachment", () => {
+        expect(waitsFor(four, "scalelite-setup")).toContain("scalelite-data-attach");
+    });
+
+    test("protectData: false (a throw-away stack) leaves them unprotected; sizes follow dataVolumeSizes", () => {
+        expect(volumes(custom).map((v) => [v.name, v.inputs.size, v.protect])).toEqual([
+            ["scalelite-data", 50, false],
+            ["greenlight-data", 10, false],
+        ]);
+    });
+});
+
+test("forceRemove reaches the Scalelite host, where the removal step reads it", () => {
+    expect(stepInputs(byName(four, "scalelite-setup").inputs.stdin).FORCE_REMOVE).toBe("false");
+    expect(stepInputs(byName(custom, "scalelite-setup").inputs.stdin).FORCE_REMOVE).toBe("true");
+});
+
+test("the single topology keeps one secret: consumerSecrets is { default: bbbSecret }", async () => {
+    const run = await evaluate(BASE_CONFIG);
+    expect(run.outputs.consumerSecrets).toEqual({ default: run.outputs.bbbSecret });
+    expect(ofType(run, VOLUME)).toEqual([]);
+    expect(ofType(run, COMMAND).map((c) => c.name)).not.toContain(expect.stringContaining("registration"));
+});

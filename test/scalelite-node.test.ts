@@ -1,0 +1,140 @@
+// scripts/remote/scalelite-node.sh, run for real against a docker stub that emulates Scalelite's rake
+// tasks and a curl stub that answers as the BBB node's API does.
+import * as fs from "fs";
+import { Sandbox } from "./sandbox";
+import { installStubs } from "./stubs";
+
+const SECRET = "NodeSecret0123456789abcdefghijklmnopqrstu";
+const NEW_SECRET = "RotatedSecret0123456789abcdefghijklmnopq";
+const NODE = { NODE_ID: "bbb-5.example.org", API_URL: "https://bbb-5.example.org/bigbluebutton/api", SECRET, DRAIN: "false" };
+
+let box: Sandbox;
+beforeEach(() => {
+    box = new Sandbox();
+    installStubs(box);
+    // The node's own API (the curl stub checks checksums against this secret).
+    box.write("root/etc/bigbluebutton/bbb-web.properties", `securitySalt=${SECRET}\n`);
+});
+afterEach(() => box.cleanup());
+
+const server = (id = NODE.NODE_ID) => {
+    const dir = box.file(`scalelite/${id}`);
+    if (!fs.existsSync(dir)) return undefined;
+    const read = (f: string) => fs.readFileSync(`${dir}/${f}`, "utf8").trim();
+    return { url: read("url"), secret: read("secret"), state: read("state") };
+};
+const rakeCalls = () => box.calls("docker").filter((c) => c.startsWith("docker exec") && !c.endsWith("bin/rake servers")).map((c) => c.replace("docker exec scalelite-api bin/rake ", ""));
+const hosting = (meetings: number) => {
+    box.write(`scalelite/${NODE.NODE_ID}/meetings`, `${meetings}\n`);
+    box.write("meetings", Array.from({ length: meetings }, (_, i) => `m${i}\n`).join(""));
+};
+const apply = (inputs = NODE) => box.run("scalelite-node", inputs);
+const remove = (env: Record<string, string> = {}) => box.run("scalelite-node", NODE, env, ["remove"]);
+
+test("a new node is added with its API URL and secret, then enabled", () => {
+    const r = apply();
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    expect(rakeCalls()).toEqual([`servers:add[${NODE.API_URL},${SECRET},1.0]`, "servers:enable[bbb-5.example.org]"]);
+    expect(server()).toEqual({ url: NODE.API_URL, secret: SECRET, state: "enabled" });
+    expect(`${r.stdout}${r.stderr}`).not.toContain(SECRET);
+});
+
+test("running it again changes nothing", () => {
+    apply();
+    fs.writeFileSync(box.file("calls.log"), "");
+    expect(apply().status).toBe(0);
+    expect(rakeCalls()).toEqual([]);
+});
+
+test("a disabled node (e.g. panicked by the poller) is enabled again", () => {
+    apply();
+    fs.writeFileSync(box.file(`scalelite/${NODE.NODE_ID}/state`), "disabled\n");
+    expect(apply().status).toBe(0);
+    expect(server()?.state).toBe("enabled");
+});
+
+test("a new secret: cordon, update, enable", () => {
+    apply();
+    fs.writeFileSync(box.file("calls.log"), "");
+    const r = apply({ ...NODE, SECRET: NEW_SECRET });
+    expect(r.status).toBe(0);
+    expect(rakeCalls()).toEqual([
+        "servers:cordon[bbb-5.example.org]",
+        `servers:update[bbb-5.example.org,${NEW_SECRET}]`,
+        "servers:enable[bbb-5.example.org]",
+    ]);
+    expect(server()).toMatchObject({ secret: NEW_SECRET, state: "enabled" });
+    expect(`${r.stdout}${r.stderr}`).not.toContain(NEW_SECRET);
+});
+
+test("drain cordons the node and keeps it registered; undraining enables it", () => {
+    apply();
+    expect(apply({ ...NODE, DRAIN: "true" }).stdout).toContain("takes no new meetings");
+    expect(server()?.state).toBe("cordoned");
+    expect(apply({ ...NODE, DRAIN: "true" }).status).toBe(0);
+    expect(server()?.state).toBe("cordoned");
+    apply();
+    expect(server()?.state).toBe("enabled");
+});
+
+test("a new node that is to be drained is added but never enabled", () => {
+    expect(apply({ ...NODE, DRAIN: "true" }).status).toBe(0);
+    expect(rakeCalls()).toEqual([`servers:add[${NODE.API_URL},${SECRET},1.0]`]);
+    expect(server()?.state).toBe("disabled");
+});
+
+describe("removal", () => {
+    test("an idle node is cordoned and removed", () => {
+        apply();
+        fs.writeFileSync(box.file("calls.log"), "");
+        const r = remove();
+        expect(r.status).toBe(0);
+        expect(rakeCalls()).toEqual(["servers:cordon[bbb-5.example.org]", "servers:remove[bbb-5.example.org]"]);
+        expect(server()).toBeUndefined();
+    });
+
+    test("a busy node is cordoned, not removed, and the step says how many meetings and what to do", () => {
+        apply();
+        hosting(3);
+        const r = remove();
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("scalelite-node: error: 3 meeting(s) still running on bbb-5.example.org. It is cordoned");
+        expect(r.stderr).toContain("forceRemove: true");
+        expect(server()?.state).toBe("cordoned");
+    });
+
+    test("with forceRemove, a busy node's meetings are ended (panic) and it is removed", () => {
+        apply();
+        hosting(2);
+        box.write("root/etc/bbb-deploy/scalelite-force-remove", "true\n");
+        fs.writeFileSync(box.file("calls.log"), "");
+        const r = remove();
+        expect(r.status).toBe(0);
+        expect(rakeCalls()).toEqual(["servers:cordon[bbb-5.example.org]", "servers:panic[bbb-5.example.org]", "servers:remove[bbb-5.example.org]"]);
+        expect(server()).toBeUndefined();
+    });
+
+    test("a node that no longer answers hosts no meeting: it is removed", () => {
+        apply();
+        hosting(1);
+        const r = remove({ API_DOWN: "1" });
+        expect(r.status).toBe(0);
+        expect(server()).toBeUndefined();
+    });
+
+    test("a node that is not registered is nothing to remove", () => {
+        const r = remove();
+        expect(r.status).toBe(0);
+        expect(r.stdout).toContain("not registered");
+    });
+});
+
+test("a failing rake task fails the step, naming the task and the node, with the secret masked", () => {
+    box.stub("docker", `case "$*" in *servers:add*) echo "rake aborted! secret ${SECRET} rejected" >&2; exit 1 ;; *) exit 0 ;; esac`);
+    const r = apply();
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("scalelite-node: error: Scalelite's rake servers:add for bbb-5.example.org failed");
+    expect(r.stderr).toContain("secret [secret] rejected");
+    expect(r.stderr).not.toContain(SECRET);
+});

@@ -1,0 +1,285 @@
+// scripts/remote/scalelite-setup.sh, run for real against stub docker, certbot, apt-get, chown, an attached
+// data volume and a curl that answers like Scalelite behind its nginx (/health_check answers 200 either way).
+import * as fs from "fs";
+import * as path from "path";
+import { Sandbox } from "./sandbox";
+import { attachVolume, installStubs } from "./stubs";
+
+const VOLUME = "7e57da7a-0000-4000-8000-00000000beef";
+const SECRET_KEY_BASE = "5eb5ec7e".repeat(16);
+const DB_PASSWORD = "DbPassw0rdAlnum0123456789";
+const LB_SECRET = "LbPrimarySecret0123456789abcdef";
+const LB_OTHER = "LbMattermostSecret0123456789ab";
+const SECRETS = [SECRET_KEY_BASE, DB_PASSWORD, LB_SECRET, LB_OTHER];
+const INPUTS = {
+    FQDN: "scalelite.example.org",
+    EMAIL: "ops@example.org",
+    SCALELITE_VERSION: "v1.8.5",
+    VOLUME_ID: VOLUME,
+    SECRET_KEY_BASE,
+    DB_PASSWORD,
+    LOADBALANCER_SECRET: LB_SECRET,
+    LOADBALANCER_SECRETS: `${LB_SECRET}:${LB_OTHER}`,
+    FORCE_REMOVE: "false",
+    POSTGRES_IMAGE: "postgres:15-alpine",
+    REDIS_IMAGE: "redis:7-alpine",
+    HEALTH_WAIT_SECONDS: "0",
+};
+const SCALELITE = ["scalelite-api", "scalelite-poller", "scalelite-recording-importer", "scalelite-nginx"];
+const ALL = ["postgres", "redis", ...SCALELITE];
+
+/**
+ * Scalelite as its nginx answers on https://FQDN when reached through --resolve FQDN:443:127.0.0.1.
+ * $SANDBOX/health-failures: how many /health_check calls answer "Health Check Failure" first.
+ * HEALTH_BODY / API_BODY replace the answers; SCALELITE_DOWN=1: nothing listens.
+ */
+const CURL = `
+url=""; resolve=""; prev=""
+for a in "$@"; do [ "$prev" = --resolve ] && resolve=$a; case $a in https://*) url=$a ;; esac; prev=$a; done
+host=\${url#https://}; host=\${host%%/*}
+[ "$resolve" = "$host:443:127.0.0.1" ] || { echo "curl: (6) Could not resolve host: $host" >&2; exit 6; }
+[ -n "\${SCALELITE_DOWN:-}" ] && { echo "curl: (7) Failed to connect to $host port 443" >&2; exit 7; }
+case $url in
+  */health_check)
+    n=$(cat "$SANDBOX/health-failures" 2>/dev/null || echo 0)
+    if [ "$n" -gt 0 ]; then echo $((n - 1)) > "$SANDBOX/health-failures"; printf 'Health Check Failure: Database not responding'; exit 0; fi
+    printf '%s' "\${HEALTH_BODY:-success}" ;;
+  */bigbluebutton/api) printf '%s' "\${API_BODY:-<response><returncode>SUCCESS</returncode><version>2.0</version></response>}" ;;
+  *) echo "curl: unexpected URL $url" >&2; exit 3 ;;
+esac`;
+
+/** A Scalelite host before the step: stubs, the data volume attached (holding a filesystem), no sleeping. */
+function host(): Sandbox {
+    const box = new Sandbox();
+    installStubs(box);
+    attachVolume(box, VOLUME, true);
+    box.stub("curl", CURL);
+    box.stub("sleep");
+    return box;
+}
+
+let box: Sandbox;
+
+const run = (inputs: Partial<typeof INPUTS> = {}, env: Record<string, string> = {}) => box.run("scalelite-setup", { ...INPUTS, ...inputs }, env);
+const ok = (inputs: Partial<typeof INPUTS> = {}) => {
+    const r = run(inputs);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    return r;
+};
+const forget = () => fs.writeFileSync(box.file("calls.log"), "");
+const mode = (relative: string) => (fs.statSync(box.file(relative)).mode & 0o777).toString(8);
+const envFile = () => fs.readFileSync(box.file("root/etc/default/scalelite"), "utf8");
+/** What `docker run` got for a container, as the docker stub recorded it. */
+const args = (name: string) => fs.readFileSync(box.file(`docker/${name}/args`), "utf8").split("\n").filter(Boolean);
+const runs = () => box.calls("docker").filter((c) => c.startsWith("docker run ")).map((c) => c.split(" ")[4]);
+const removed = () => box.calls("docker").filter((c) => c.startsWith("docker rm ")).map((c) => c.split(" ").pop());
+
+describe("a first run", () => {
+    // One run, read by every test of this block (the step takes ~0.2 s).
+    let first: ReturnType<typeof run>;
+    beforeAll(() => {
+        box = host();
+        first = run();
+    });
+    afterAll(() => box.cleanup());
+
+    test("succeeds quietly on stderr", () => {
+        expect(first.stderr).toBe("");
+        expect(first.status).toBe(0);
+    });
+
+    test("mounts the data volume without formatting it and lays out the recordings for uid 1000 / gid 2000", () => {
+        expect(box.calls("mkfs.ext4")).toEqual([]);
+        expect(box.calls("mount")).toEqual([`mount ${box.root}/var/lib/bbb-data`]);
+        expect(fs.readFileSync(box.file("root/etc/fstab"), "utf8")).toBe("UUID=0b5e55ed-0000-4000-8000-000000000001 /var/lib/bbb-data ext4 defaults,nofail 0 2\n");
+        const rec = `${box.root}/var/lib/bbb-data/recordings`;
+        const dirs = [`${rec}/spool`, `${rec}/recording/scalelite`, `${rec}/published`, `${rec}/unpublished`];
+        expect(box.calls("chown")).toContain(`chown 1000:2000 ${dirs.join(" ")}`);
+        for (const dir of dirs) expect(mode(path.relative(box.dir, dir))).toBe("775");
+        expect(fs.existsSync(box.file("root/var/lib/bbb-data/postgres"))).toBe(true);
+        expect(fs.existsSync(box.file("root/var/lib/bbb-data/redis"))).toBe(true);
+    });
+
+    test("installs docker.io and certbot and gets the certificate by HTTP-01, stopping scalelite-nginx around renewals", () => {
+        expect(box.calls("apt-get")).toEqual(["apt-get install -y -q docker.io certbot"]);
+        expect(box.calls("certbot")).toEqual([
+            "certbot certonly --standalone --non-interactive --agree-tos --keep-until-expiring -m ops@example.org -d scalelite.example.org" +
+                " --pre-hook docker stop scalelite-nginx || true --post-hook docker start scalelite-nginx || true",
+        ]);
+        expect(fs.existsSync(box.file("root/etc/letsencrypt/live/scalelite.example.org/fullchain.pem"))).toBe(true);
+    });
+
+    test("writes /etc/default/scalelite, root-only, with Scalelite's settings", () => {
+        expect(envFile().split("\n").filter((l) => l && !l.startsWith("#"))).toEqual([
+            "URL_HOST=scalelite.example.org",
+            `SECRET_KEY_BASE=${SECRET_KEY_BASE}`,
+            `LOADBALANCER_SECRET=${LB_SECRET}`,
+            `LOADBALANCER_SECRETS=${LB_SECRET}:${LB_OTHER}`,
+            `DATABASE_URL=postgresql://postgres:${DB_PASSWORD}@postgres:5432/scalelite`,
+            "REDIS_URL=redis://redis:6379",
+            "SERVER_ID_IS_HOSTNAME=true",
+            "NGINX_SSL=true",
+        ]);
+        expect(fs.readFileSync(box.file("root/etc/default/scalelite-postgres"), "utf8")).toBe(`POSTGRES_PASSWORD=${DB_PASSWORD}\n`);
+        expect(mode("root/etc/default/scalelite")).toBe("600");
+        expect(mode("root/etc/default/scalelite-postgres")).toBe("600");
+        expect(box.calls("chown")).toContainEqual(expect.stringMatching(/^chown root:root .*\/etc\/default\/scalelite\.\w+$/));
+    });
+
+    test("every secret is only in the root-only env files and never in the output", () => {
+        const r = first;
+        for (const secret of SECRETS) {
+            const holding = box.files().filter((f) => fs.readFileSync(box.file(`root/${f}`), "utf8").includes(secret));
+            const expected = secret === DB_PASSWORD ? ["etc/default/scalelite", "etc/default/scalelite-postgres"] : ["etc/default/scalelite"];
+            expect(holding.sort()).toEqual(expected);
+            expect(`${r.stdout}${r.stderr}`).not.toContain(secret);
+            expect(box.calls().join("\n")).not.toContain(secret);
+        }
+    });
+
+    test("runs the six containers on the scalelite network with their exact arguments", () => {
+        expect(box.calls("docker")).toEqual(expect.arrayContaining(["docker network inspect scalelite", "docker network create scalelite"]));
+        expect(runs()).toEqual(ALL);
+        const sum = require("crypto").createHash("sha256").update(envFile()).digest("hex");
+        const env = ["--env-file", `${box.root}/etc/default/scalelite`, "--label", `bbb.env=${sum}`];
+        const data = `${box.root}/var/lib/bbb-data`;
+        const head = (name: string) => ["-d", "--name", name, "--label", expect.stringMatching(/^bbb\.spec=[0-9a-f]{16}$/), "--restart", "unless-stopped", "--network", "scalelite"];
+        const bind = (source: string, target: string, ro = false) => ["--mount", `type=bind,source=${source},target=${target}${ro ? ",readonly" : ""}`];
+        const dbSum = require("crypto").createHash("sha256").update(fs.readFileSync(box.file("root/etc/default/scalelite-postgres"))).digest("hex");
+        const dbEnv = ["--env-file", `${box.root}/etc/default/scalelite-postgres`, "--label", `bbb.env=${dbSum}`];
+        expect(args("postgres")).toEqual([...head("postgres"), ...dbEnv, ...bind(`${data}/postgres`, "/var/lib/postgresql/data"), "postgres:15-alpine"]);
+        expect(args("redis")).toEqual([...head("redis"), ...bind(`${data}/redis`, "/data"), "redis:7-alpine", "redis-server", "--appendonly", "yes"]);
+        expect(args("scalelite-api")).toEqual([
+            ...head("scalelite-api"), ...env, ...bind(`${data}/recordings`, "/var/bigbluebutton"), "blindsidenetwks/scalelite:v1.8.5-api",
+        ]);
+        expect(args("scalelite-poller")).toEqual([...head("scalelite-poller"), ...env, "blindsidenetwks/scalelite:v1.8.5-poller"]);
+        expect(args("scalelite-recording-importer")).toEqual([
+            ...head("scalelite-recording-importer"), ...env, ...bind(`${data}/recordings`, "/var/bigbluebutton"),
+            "blindsidenetwks/scalelite:v1.8.5-recording-importer",
+        ]);
+        expect(args("scalelite-nginx")).toEqual([
+            ...head("scalelite-nginx"), ...env, "-p", "80:80", "-p", "443:443",
+            ...bind(`${box.root}/etc/letsencrypt`, "/etc/nginx/ssl", true),
+            ...bind(`${data}/recordings/published`, "/var/bigbluebutton/published", true),
+            "blindsidenetwks/scalelite:v1.8.5-nginx",
+        ]);
+    });
+
+});
+
+describe("scalelite-setup", () => {
+    beforeEach(() => {
+        box = host();
+    });
+    afterEach(() => box.cleanup());
+
+    test("writes the force-remove flag, root-only, for the node-removal step", () => {
+        ok();
+        expect(fs.readFileSync(box.file("root/etc/bbb-deploy/scalelite-force-remove"), "utf8")).toBe("false\n");
+        expect(mode("root/etc/bbb-deploy/scalelite-force-remove")).toBe("600");
+        forget();
+        ok({ FORCE_REMOVE: "true" });
+        expect(fs.readFileSync(box.file("root/etc/bbb-deploy/scalelite-force-remove"), "utf8")).toBe("true\n");
+        expect(runs()).toEqual([]);
+    });
+
+    test("a second run with the same inputs changes nothing and restarts nothing", () => {
+        ok();
+        const before = new Map(box.files().map((f) => [f, fs.readFileSync(box.file(`root/${f}`), "utf8")]));
+        const labels = ALL.map((n) => fs.readFileSync(box.file(`docker/${n}/spec`), "utf8"));
+        forget();
+        ok();
+        expect(new Map(box.files().map((f) => [f, fs.readFileSync(box.file(`root/${f}`), "utf8")]))).toEqual(before);
+        expect(box.calls("docker").filter((c) => /^docker (run|rm|stop|restart|network create)/.test(c))).toEqual([]);
+        expect(ALL.map((n) => fs.readFileSync(box.file(`docker/${n}/spec`), "utf8"))).toEqual(labels);
+        expect(box.calls("mkfs.ext4")).toEqual([]);
+        expect(box.calls("mount")).toEqual([]);
+        expect(box.calls("systemctl")).toEqual([]);
+    });
+
+    test("a new SCALELITE_VERSION replaces exactly the four Scalelite containers, not postgres or redis", () => {
+        ok();
+        forget();
+        ok({ SCALELITE_VERSION: "v1.8.6" });
+        expect(removed()).toEqual(SCALELITE);
+        expect(runs()).toEqual(SCALELITE);
+        expect(args("scalelite-nginx").pop()).toBe("blindsidenetwks/scalelite:v1.8.6-nginx");
+        expect(args("postgres").pop()).toBe("postgres:15-alpine");
+    });
+
+    test("a changed LOADBALANCER_SECRETS rewrites the env file and replaces every container that reads it, not the database", () => {
+        ok();
+        forget();
+        const r = ok({ LOADBALANCER_SECRETS: LB_SECRET });
+        expect(envFile()).toContain(`LOADBALANCER_SECRETS=${LB_SECRET}\n`);
+        expect(envFile()).not.toContain(LB_OTHER);
+        const readers = ALL.filter((n) => n !== "redis" && n !== "postgres");
+        expect(removed()).toEqual(readers);
+        expect(runs()).toEqual(readers);
+        expect(`${r.stdout}${r.stderr}`).not.toContain(LB_SECRET);
+    });
+
+    test("waits until /health_check says success and the API answers SUCCESS, 5 s between tries", () => {
+        box.write("health-failures", "2\n");
+        const r = ok({ HEALTH_WAIT_SECONDS: "300" });
+        const resolve = "--resolve scalelite.example.org:443:127.0.0.1";
+        expect(box.calls("curl")).toEqual([
+            ...Array(3).fill(`curl -sS --max-time 10 ${resolve} https://scalelite.example.org/health_check`),
+            `curl -sS --max-time 10 ${resolve} https://scalelite.example.org/bigbluebutton/api`,
+        ]);
+        expect(box.calls("sleep")).toEqual(["sleep 5", "sleep 5"]);
+        expect(r.stdout).toContain("scalelite-setup: Scalelite answers on https://scalelite.example.org/bigbluebutton/api");
+    });
+
+    test("a 'Health Check Failure' body (HTTP 200) fails the step with the body, masked, and where to look", () => {
+        const r = run({}, { HEALTH_BODY: `Health Check Failure: could not connect to postgresql://postgres:${DB_PASSWORD}@postgres:5432/scalelite` });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(
+            "scalelite-setup: error: Scalelite at https://scalelite.example.org is not healthy after 0s; last answer: /health_check answered: " +
+                "Health Check Failure: could not connect to postgresql://postgres:[secret]@postgres:5432/scalelite (see: docker logs scalelite-api)",
+        );
+        expect(`${r.stdout}${r.stderr}`).not.toContain(DB_PASSWORD);
+    });
+
+    test("an API that does not answer SUCCESS, or nothing listening, fails the step", () => {
+        const api = run({}, { API_BODY: "<html>502 Bad Gateway</html>" });
+        expect(api.status).toBe(1);
+        expect(api.stderr).toContain("last answer: /bigbluebutton/api answered: <html>502 Bad Gateway</html> (see: docker logs scalelite-api)");
+        const down = run({}, { SCALELITE_DOWN: "1" });
+        expect(down.status).toBe(1);
+        expect(down.stderr).toContain("last answer: /health_check: curl: (7) Failed to connect to scalelite.example.org port 443 (see: docker logs scalelite-api)");
+    });
+
+    test("a failing certbot stops the step before any container runs, naming certbot and the name", () => {
+        const r = run({}, { CERTBOT_FAIL: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("scalelite-setup: error: certbot could not obtain a certificate for scalelite.example.org");
+        expect(runs()).toEqual([]);
+    });
+
+    test("a failing docker run stops the step naming the container", () => {
+        const r = run({}, { DOCKER_FAIL: "run" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("scalelite-setup: error: cannot run container postgres (see: docker logs postgres)");
+        expect(box.calls("curl")).toEqual([]);
+    });
+
+    test("inputs that would break the env file or DATABASE_URL are refused before anything runs, without showing them", () => {
+        const cases: [Partial<typeof INPUTS>, string][] = [
+            [{ LOADBALANCER_SECRETS: LB_OTHER }, "LOADBALANCER_SECRETS must include LOADBALANCER_SECRET"],
+            [{ LOADBALANCER_SECRET: `${LB_SECRET}:x`, LOADBALANCER_SECRETS: `${LB_SECRET}:x` }, "LOADBALANCER_SECRET must not"],
+            [{ LOADBALANCER_SECRETS: `${LB_SECRET}::${LB_OTHER}` }, "LOADBALANCER_SECRETS must be ':'-separated"],
+            [{ DB_PASSWORD: `${DB_PASSWORD}@/` }, "DB_PASSWORD must be alphanumeric"],
+            [{ SECRET_KEY_BASE: `${SECRET_KEY_BASE}\nX=1` }, "SECRET_KEY_BASE must be lower-case hex"],
+            [{ FORCE_REMOVE: "yes" }, "FORCE_REMOVE must be true or false"],
+        ];
+        for (const [inputs, message] of cases) {
+            const r = run(inputs);
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain(`scalelite-setup: error: ${message}`);
+            for (const secret of SECRETS) expect(r.stderr).not.toContain(secret);
+        }
+        expect(box.calls()).toEqual([]);
+    });
+});
