@@ -103,17 +103,20 @@ describe("a first run: data volume with a filesystem, nginx's default site enabl
     test("runs Postgres, Redis and Greenlight on the greenlight network with the exact docker arguments", () => {
         const head = (name: string) => ["-d", "--name", name, "--label", expect.stringMatching(/^bbb\.spec=[0-9a-f]{16}$/), "--restart", "unless-stopped", "--network", "greenlight"];
         const env = ["--env-file", ENV_PATH(), "--label", `bbb.env=${sha256(envFile())}`];
+        const dbEnvPath = `${box.root}/etc/default/greenlight-postgres`;
+        const dbEnv = ["--env-file", dbEnvPath, "--label", `bbb.env=${sha256(fs.readFileSync(dbEnvPath, "utf8"))}`];
+        const bind = (source: string, target: string) => ["--mount", `type=bind,source=${source},target=${target}`];
         expect(dockerArgs("greenlight-postgres")).toEqual([
-            ...head("greenlight-postgres"), ...env,
-            "-v", "/var/lib/bbb-data/postgres:/var/lib/postgresql/data", "postgres:14-alpine3.20",
+            ...head("greenlight-postgres"), ...dbEnv,
+            ...bind("/var/lib/bbb-data/postgres", "/var/lib/postgresql/data"), "postgres:14-alpine3.20",
         ]);
         expect(dockerArgs("greenlight-redis")).toEqual([
             ...head("greenlight-redis"),
-            "-v", "/var/lib/bbb-data/redis:/data", "redis:6.2-alpine3.20", "redis-server", "--appendonly", "yes",
+            ...bind("/var/lib/bbb-data/redis", "/data"), "redis:6.2-alpine3.20", "redis-server", "--appendonly", "yes",
         ]);
         expect(dockerArgs("greenlight-v3")).toEqual([
             ...head("greenlight-v3"), ...env,
-            "-p", "127.0.0.1:5050:3000", "-v", "/var/lib/bbb-data/greenlight:/usr/src/app/storage", "bigbluebutton/greenlight:v3.8.2.4",
+            "-p", "127.0.0.1:5050:3000", ...bind("/var/lib/bbb-data/greenlight", "/usr/src/app/storage"), "bigbluebutton/greenlight:v3.8.2.4",
         ]);
         expect(created()).toEqual(["greenlight-postgres", "greenlight-redis", "greenlight-v3"]);
         expect(box.calls("docker").filter((c) => c.startsWith("docker pull"))).toEqual([
@@ -136,19 +139,22 @@ describe("a first run: data volume with a filesystem, nginx's default site enabl
                 "REDIS_URL=redis://greenlight-redis:6379/",
                 "URL_HOST=gl.example.org",
                 "SMTP_HEALTH_CHECK_DISABLED=true",
-                `POSTGRES_PASSWORD=${DB_PASSWORD}`,
-                "POSTGRES_DB=greenlight-v3-production",
                 "",
             ].join("\n"),
         );
+        expect(fs.readFileSync(box.file("root/etc/default/greenlight-postgres"), "utf8")).toBe(
+            `POSTGRES_PASSWORD=${DB_PASSWORD}\nPOSTGRES_DB=greenlight-v3-production\n`,
+        );
         expect(mode("root/etc/default/greenlight")).toBe("600");
+        expect(mode("root/etc/default/greenlight-postgres")).toBe("600");
         expect(box.calls("chown")).toContainEqual(expect.stringMatching(/^chown root:root .*\/etc\/default\/greenlight\.\w+$/));
     });
 
-    test("the secrets are in the env file only: in no other file, no command line, no output", () => {
+    test("the secrets are in the root-only env files only: in no other file, no command line, no output", () => {
         for (const secret of SECRETS) {
             const holding = box.files().filter((f) => fs.readFileSync(box.file(`root/${f}`), "utf8").includes(secret));
-            expect([secret, holding]).toEqual([secret, ["etc/default/greenlight"]]);
+            const expected = secret === DB_PASSWORD ? ["etc/default/greenlight", "etc/default/greenlight-postgres"] : ["etc/default/greenlight"];
+            expect([secret, holding.sort()]).toEqual([secret, expected]);
             expect(read("calls.log")).not.toContain(secret);
             expect(`${first.stdout}${first.stderr}`).not.toContain(secret);
         }
@@ -243,7 +249,7 @@ describe("later runs and failures", () => {
         expect(box.calls("mount")).toEqual([]);
     });
 
-    test("a new Scalelite secret replaces greenlight-v3 (the env file's hash changed) but not Redis", () => {
+    test("a new Scalelite secret replaces greenlight-v3 (the env file's hash changed) but not Redis or the database", () => {
         host();
         expectOk(run());
         const oldHash = sha256(envFile());
@@ -255,8 +261,7 @@ describe("later runs and failures", () => {
         expect(dockerArgs("greenlight-v3")).toContain(`bbb.env=${sha256(envFile())}`);
         expect(dockerArgs("greenlight-v3")).not.toContain(`bbb.env=${oldHash}`);
         expect(box.calls("docker")).toContain("docker rm -f greenlight-v3");
-        expect(created()).toContain("greenlight-v3");
-        expect(created()).not.toContain("greenlight-redis");
+        expect(created()).toEqual(["greenlight-v3"]);
         expect(box.calls("docker")).toContain("docker start greenlight-redis");
         expect(`${r.stdout}${r.stderr}${read("calls.log")}`).not.toContain(NEW_SECRET);
     });

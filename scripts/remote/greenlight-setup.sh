@@ -26,6 +26,7 @@ secrets=("$SECRET_KEY_BASE" "$DB_PASSWORD" "$BBB_SECRET")
 
 data=/var/lib/bbb-data
 env_file=$ROOT/etc/default/greenlight
+db_env_file=$ROOT/etc/default/greenlight-postgres
 site=$ROOT/etc/nginx/sites-available/greenlight
 site_link=$ROOT/etc/nginx/sites-enabled/greenlight
 live=/etc/letsencrypt/live/$FQDN
@@ -57,24 +58,30 @@ DATABASE_URL=postgres://postgres:$DB_PASSWORD@greenlight-postgres:5432/$db_name
 REDIS_URL=redis://greenlight-redis:6379/
 URL_HOST=$FQDN
 SMTP_HEALTH_CHECK_DISABLED=true
+ENV
+# PostgreSQL gets its own settings alone: a new Scalelite secret must not restart the database.
+write_if_changed "$db_env_file" 0600 root:root <<ENV || true
 POSTGRES_PASSWORD=$DB_PASSWORD
 POSTGRES_DB=$db_name
 ENV
 # A changed env file changes the containers' arguments (this label), so ensure_container replaces them.
 env_hash=$(sha256sum "$env_file" | cut -d' ' -f1)
 env_args=(--env-file "$env_file" --label "bbb.env=$env_hash")
+db_env_args=(--env-file "$db_env_file" --label "bbb.env=$(sha256sum "$db_env_file" | cut -d' ' -f1)")
 
 docker network inspect greenlight >/dev/null 2>&1 || docker network create greenlight >/dev/null ||
   fail "cannot create the docker network greenlight"
 image=bigbluebutton/greenlight:$GREENLIGHT_VERSION
 pull_images "$POSTGRES_IMAGE" "$REDIS_IMAGE" "$image"
-ensure_container greenlight-postgres --network greenlight "${env_args[@]}" \
-  -v "$data/postgres:/var/lib/postgresql/data" "$POSTGRES_IMAGE" || true
+# Bind mounts (--mount, not -v) fail when the source is missing: with the data volume absent at boot
+# (fstab nofail), postgres must not start a fresh, empty database on the root disk.
+ensure_container greenlight-postgres --network greenlight "${db_env_args[@]}" \
+  --mount "type=bind,source=$data/postgres,target=/var/lib/postgresql/data" "$POSTGRES_IMAGE" || true
 ensure_container greenlight-redis --network greenlight \
-  -v "$data/redis:/data" "$REDIS_IMAGE" redis-server --appendonly yes || true
+  --mount "type=bind,source=$data/redis,target=/data" "$REDIS_IMAGE" redis-server --appendonly yes || true
 # Uploads (presentations, avatars, branding) are Active Storage files in /usr/src/app/storage.
 ensure_container greenlight-v3 --network greenlight "${env_args[@]}" -p 127.0.0.1:5050:3000 \
-  -v "$data/greenlight:/usr/src/app/storage" "$image" || true
+  --mount "type=bind,source=$data/greenlight,target=/usr/src/app/storage" "$image" || true
 
 # Host nginx terminates TLS and proxies to Greenlight; /cable is ActionCable (WebSocket).
 mkdir -p "$(dirname "$site")" "$(dirname "$site_link")"
