@@ -90,9 +90,11 @@ case $verb in
     [ "$1" = "-i" ] && shift
     container=$1; shift
     [ "$container" = scalelite-api ] && [ "$1" = bin/rake ] || { echo "unexpected exec $container $*" >&2; exit 1; }
-    task=$2; name=\${task%%[*}; argstr=""; case $task in *[*) argstr=\${task#*[}; argstr=\${argstr%]} ;; esac
-    IFS=, read -r a1 a2 a3 _ <<< "$argstr"
+    shift
     missing() { [ -d "$s/$1" ] || { echo "ERROR: No server found with id: $1" >&2; exit 1; }; }
+    for task in "$@"; do
+    name=\${task%%[*}; argstr=""; case $task in *[*) argstr=\${task#*[}; argstr=\${argstr%]} ;; esac
+    IFS=, read -r a1 a2 a3 _ <<< "$argstr"
     case $name in
       servers)
         [ -n "$(ls "$s")" ] || { echo "No servers are configured" >&2; exit 0; }
@@ -116,7 +118,8 @@ case $verb in
         echo 0 > "$s/$a1/meetings"; [ -n "$a2" ] || echo disabled > "$s/$a1/state"; echo OK ;;
       servers:update) missing "$a1"; echo "Updating server $a1..."; [ -n "$a2" ] && echo "$a2" > "$s/$a1/secret"; echo OK ;;
       *) echo "rake aborted!" >&2; echo "Don't know how to build task '$task'" >&2; exit 1 ;;
-    esac ;;
+    esac
+    done ;;
   *) echo "docker: unexpected verb $verb" >&2; exit 1 ;;
 esac`;
 

@@ -14,12 +14,14 @@ set -euo pipefail
 action=${1:-apply}
 force_flag=$ROOT/etc/bbb-deploy/scalelite-force-remove
 
-# Runs a rake task; on failure shows its output (secret masked) and stops.
+# Runs rake tasks in one invocation (one Rails boot: 64 nodes register on one host); on failure shows the
+# output (secret masked) and stops.
 rake() {
   local out
-  out=$(docker exec scalelite-api bin/rake "$1" 2>&1) || {
+  [ "$#" -gt 0 ] || return 0
+  out=$(docker exec scalelite-api bin/rake "$@" 2>&1) || {
     mask "$SECRET" <<<"$out" >&2
-    fail "Scalelite's rake ${1%%\[*} for $NODE_ID failed (see: docker logs scalelite-api)"
+    fail "Scalelite's rake ${*%%\[*} for $NODE_ID failed (see: docker logs scalelite-api)"
   }
 }
 
@@ -35,27 +37,25 @@ block=$(registration)
 state=$(sed -n 's/^[[:space:]]*\(enabled\|disabled\|cordoned\)$/\1/p' <<<"$block")
 registered_secret=$(sed -n 's/^[[:space:]]*secret: //p' <<<"$block")
 
+tasks=()
 case $action in
   apply)
     if [ -z "$block" ]; then
       say "adding $NODE_ID ($API_URL)"
-      rake "servers:add[$API_URL,$SECRET,1.0]"
+      tasks+=("servers:add[$API_URL,$SECRET,1.0]")
       state=disabled
     elif [ "$registered_secret" != "$SECRET" ]; then
       say "$NODE_ID has a new secret: cordon, update, enable"
-      rake "servers:cordon[$NODE_ID]"
-      rake "servers:update[$NODE_ID,$SECRET]"
+      tasks+=("servers:cordon[$NODE_ID]" "servers:update[$NODE_ID,$SECRET]")
       state=cordoned
     fi
     if [ "$DRAIN" = true ]; then
-      if [ "$state" = enabled ]; then
-        rake "servers:cordon[$NODE_ID]"
-      fi
+      [ "$state" = enabled ] && tasks+=("servers:cordon[$NODE_ID]")
+      rake "${tasks[@]}"
       say "$NODE_ID is drained: it takes no new meetings (drain)"
     else
-      if [ "$state" != enabled ]; then
-        rake "servers:enable[$NODE_ID]"
-      fi
+      [ "$state" = enabled ] || tasks+=("servers:enable[$NODE_ID]")
+      rake "${tasks[@]}"
       say "$NODE_ID is registered and enabled"
     fi
     ;;
@@ -77,9 +77,9 @@ case $action in
           "Run pulumi up again once they have ended, or set forceRemove: true (pulumi config set forceRemove true; pulumi up) to end them now."
       fi
       say "forceRemove is set: ending $meetings meeting(s) on $NODE_ID"
-      rake "servers:panic[$NODE_ID]"
+      tasks+=("servers:panic[$NODE_ID]")
     fi
-    rake "servers:remove[$NODE_ID]"
+    rake "${tasks[@]}" "servers:remove[$NODE_ID]"
     say "$NODE_ID removed from Scalelite"
     ;;
   *) fail "unknown action $action (apply or remove)" ;;

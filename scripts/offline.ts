@@ -1,0 +1,268 @@
+// The program evaluated offline: Pulumi's mocks stand in for the engine and a typical OpenStack cloud
+// (flavors, images, networks), and what the engine would have been asked to register is recorded: type,
+// name, URN, parent, inputs (and which are secret), dependencies and resource options. Used by the tests
+// (test/harness.ts) and the benchmark.
+
+// How a secret travels in a registration: { [SIG_KEY]: SECRET_SIG, value }.
+const SIG_KEY = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+
+export interface Registered {
+    type: string;
+    name: string;
+    urn: string;
+    parent: string;
+    custom: boolean;
+    /** Inputs with secrets unwrapped. */
+    inputs: Record<string, any>;
+    /** Top-level input names whose value is (or contains) a secret. */
+    secretInputs: string[];
+    dependsOn: string[];
+    /** Input name -> URNs the input's value came from. */
+    propertyDependencies: Record<string, string[]>;
+    deleteBeforeReplace: boolean;
+    ignoreChanges: string[];
+    protect: boolean;
+}
+
+export interface Run {
+    resources: Registered[];
+    outputs: Record<string, unknown>;
+    /** Output names whose value is secret. */
+    secretOutputs: string[];
+    logs: string[];
+    /** What the program threw, if it did (e.g. a configuration error). */
+    error?: Error;
+}
+
+export interface CloudMock {
+    /** The network has a global IPv6 subnet (ports get a routable address). */
+    ipv6?: boolean;
+    /** Flavors and their sizes; defaults to the m1.* family. */
+    flavors?: Record<string, { vcpus: number; ram: number }>;
+    images?: string[];
+    networks?: string[];
+}
+
+export const DEFAULT_FLAVORS = {
+    "m1.small": { vcpus: 1, ram: 2048 },
+    "m1.medium": { vcpus: 2, ram: 4096 },
+    "m1.large": { vcpus: 4, ram: 8192 },
+    "m1.xlarge": { vcpus: 8, ram: 16384 },
+};
+
+/**
+ * Mock addresses follow the host's name, not the order of creation: turn .2, scalelite .3, greenlight .4,
+ * bbb-N .(10+N): private 10.0.0.x, floating 203.0.113.x, IPv6 2001:db8:1::x (hex).
+ */
+export function hostNumber(resourceName: string): number {
+    const host = resourceName.replace(/-(port|fip)$/, "");
+    const fixed: Record<string, number> = { turn: 2, scalelite: 3, greenlight: 4 };
+    const node = /^bbb-(\d+)$/.exec(host);
+    if (node) return 10 + Number(node[1]);
+    if (host in fixed) return fixed[host];
+    throw new Error(`no mock address for ${resourceName}`);
+}
+
+/** Config as the engine passes it: `bbb:<key>` -> string (JSON for everything but strings). */
+export function rawConfig(config: Record<string, unknown>): Record<string, string> {
+    return Object.fromEntries(
+        Object.entries(config).map(([k, v]) => [`bbb:${k}`, typeof v === "string" ? v : JSON.stringify(v)]),
+    );
+}
+
+function containsSecret(value: any): boolean {
+    if (value === null || typeof value !== "object") return false;
+    if (value[SIG_KEY] === SECRET_SIG) return true;
+    return Object.values(value).some(containsSecret);
+}
+
+function unwrapSecrets(value: any): any {
+    if (value === null || typeof value !== "object") return value;
+    if (value[SIG_KEY] === SECRET_SIG) return unwrapSecrets(value.value);
+    if (Array.isArray(value)) return value.map(unwrapSecrets);
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, unwrapSecrets(v)]));
+}
+
+/** A fresh copy of the SDK and of the program, loaded together (a new process, or jest.isolateModules). */
+export interface ProgramModules {
+    pulumi: typeof import("@pulumi/pulumi");
+    /** @pulumi/pulumi/runtime/settings, for the mock monitor. */
+    settings: any;
+    /** index.ts's export. */
+    program: () => Promise<Record<string, unknown>>;
+}
+
+/** Loads the SDK and the program in this process's module registry (fresh only in a fresh process). */
+export function loadProgram(): ProgramModules {
+    return {
+        pulumi: require("@pulumi/pulumi"),
+        settings: require("@pulumi/pulumi/runtime/settings"),
+        program: require("../index"),
+    };
+}
+
+/**
+ * Evaluates the program with `config` (`<key>: value`, without the project prefix) against the mocked
+ * cloud, and returns what the engine would have been asked to register.
+ */
+export async function evaluateProgram(
+    modules: ProgramModules,
+    config: Record<string, unknown>,
+    cloud: CloudMock = {},
+    stack = "dev",
+): Promise<Run> {
+    const { pulumi, settings, program } = modules;
+    const flavors: Record<string, { vcpus: number; ram: number }> = cloud.flavors ?? DEFAULT_FLAVORS;
+    const images = cloud.images ?? ["Ubuntu 22.04"];
+    const networks = cloud.networks ?? ["private", "public"];
+    const subnets: Record<string, { ipVersion: number; cidr: string }> = {
+        "subnet-v4": { ipVersion: 4, cidr: "10.0.0.0/24" },
+        "subnet-ula": { ipVersion: 6, cidr: "fd00:1::/64" },
+        "subnet-v6": { ipVersion: 6, cidr: "2001:db8:1::/64" },
+    };
+    const logs: string[] = [];
+
+    await pulumi.runtime.setMocks(
+        {
+            newResource(args) {
+                const state: Record<string, unknown> = { ...args.inputs };
+                switch (args.type) {
+                    case "openstack:networking/port:Port": {
+                        const n = hostNumber(args.name);
+                        // Neutron's answer: an IPv4, a ULA (never routable), and a global address
+                        // written the long way round, as some clouds do.
+                        state.allFixedIps = [`10.0.0.${n}`, `fd00:1::${n}`];
+                        if (cloud.ipv6) state.allFixedIps = [...(state.allFixedIps as string[]), `2001:0DB8:0001:0000:0000:0000:0000:${n.toString(16).toUpperCase()}`];
+                        break;
+                    }
+                    case "openstack:networking/floatingIp:FloatingIp":
+                        state.address = `203.0.113.${hostNumber(args.name)}`;
+                        break;
+                    case "openstack:compute/keypair:Keypair":
+                        state.name = `${args.name}-generated`;
+                        break;
+                    case "random:index/randomPassword:RandomPassword":
+                        // Distinct per resource, so a test can tell which secret went where.
+                        state.result = `${args.name.replace(/[^A-Za-z0-9]/g, "")}${"R".repeat(40)}`.slice(0, args.inputs.length as number);
+                        break;
+                    case "random:index/randomBytes:RandomBytes":
+                        state.hex = "ab".repeat(args.inputs.length as number);
+                        break;
+                }
+                return { id: `${args.name}-id`, state };
+            },
+            call(args) {
+                switch (args.token) {
+                    case "openstack:networking/getNetwork:getNetwork": {
+                        const name = args.inputs.name as string;
+                        if (!networks.includes(name)) throw new Error("Your query returned no results. Please change your search criteria and try again.");
+                        return { id: `net-${name}`, name, subnets: ["subnet-v4", "subnet-ula", ...(cloud.ipv6 ? ["subnet-v6"] : [])] };
+                    }
+                    case "openstack:networking/getSubnet:getSubnet":
+                        return { id: args.inputs.subnetId, ...subnets[args.inputs.subnetId as string] };
+                    case "openstack:images/getImage:getImage":
+                        if (!images.includes(args.inputs.name as string)) throw new Error("No Image found");
+                        return { id: "image-uuid-2204", name: args.inputs.name };
+                    case "openstack:compute/getFlavor:getFlavor": {
+                        const flavor = flavors[args.inputs.name as string];
+                        if (!flavor) throw new Error("No Flavor found");
+                        return { id: `flavor-${args.inputs.name}`, name: args.inputs.name, ...flavor };
+                    }
+                }
+                throw new Error(`unmocked call ${args.token}`);
+            },
+        },
+        "bbb",
+        stack,
+        false,
+    );
+    pulumi.runtime.setAllConfig(rawConfig(config));
+
+    const monitor = settings.getMonitor();
+    const requests: any[] = [];
+    const register = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req: any, callback: any) => {
+        requests.push(req);
+        register(req, callback);
+    };
+    // Without an engine, the SDK's log functions print "<severity>: [runtime] <message>" to the console.
+    const original = { log: console.log, warn: console.warn, error: console.error };
+    console.log = console.warn = console.error = (...args: unknown[]) => void logs.push(args.map(String).join(" "));
+
+    const outputs: Record<string, unknown> = {};
+    const secretOutputs: string[] = [];
+    let error: Error | undefined;
+    try {
+        const exported: Record<string, unknown> = await program().catch((err: Error) => {
+            error = err;
+            return {};
+        });
+        for (const [key, value] of Object.entries(exported)) {
+            const out: import("@pulumi/pulumi").Output<unknown> = pulumi.output(value);
+            outputs[key] = await new Promise((resolve) => out.apply(resolve));
+            if (await (out as any).isSecret) secretOutputs.push(key);
+        }
+        await pulumi.runtime.disconnect();
+    } finally {
+        Object.assign(console, original);
+    }
+
+    const registered = monitor.getRegisteredResources() as Map<string, { urn: string }>;
+    const urnOf = (type: string, name: string) => [...registered.keys()].find((u) => u.endsWith(`${type}::${name}`)) ?? "";
+    const resources = requests.map((req): Registered => {
+        const object = req.getObject()?.toJavaScript() ?? {};
+        return {
+            type: req.getType(),
+            name: req.getName(),
+            urn: urnOf(req.getType(), req.getName()),
+            parent: req.getParent(),
+            custom: req.getCustom(),
+            inputs: unwrapSecrets(object),
+            secretInputs: Object.keys(object).filter((k) => containsSecret(object[k])),
+            dependsOn: req.getDependenciesList(),
+            propertyDependencies: Object.fromEntries(
+                req.getPropertydependenciesMap().toArray().map(([key, deps]: [string, any]) => [key, deps[0] ?? []]),
+            ),
+            deleteBeforeReplace: req.getDeletebeforereplace(),
+            ignoreChanges: req.getIgnorechangesList(),
+            protect: req.getProtect?.() ?? false,
+        };
+    });
+    return { resources, outputs, secretOutputs, logs, error };
+}
+
+export function ofType(run: Run, type: string): Registered[] {
+    return run.resources.filter((r) => r.type === type);
+}
+
+export function byName(run: Run, name: string): Registered {
+    const found = run.resources.find((r) => r.name === name);
+    if (!found) throw new Error(`no resource named ${name}; have ${run.resources.map((r) => r.name).join(", ")}`);
+    return found;
+}
+
+/** Names of every resource `name` waits for, directly or not (explicit and input dependencies). */
+export function waitsFor(run: Run, name: string): Set<string> {
+    const byUrn = new Map(run.resources.map((r) => [r.urn, r]));
+    const seen = new Set<string>();
+    const visit = (r: Registered) => {
+        const direct = [...r.dependsOn, ...Object.values(r.propertyDependencies).flat()];
+        for (const urn of direct) {
+            const dep = byUrn.get(urn);
+            if (!dep || seen.has(dep.name)) continue;
+            seen.add(dep.name);
+            visit(dep);
+        }
+    };
+    visit(byName(run, name));
+    return seen;
+}
+
+/** The inputs a remote step's stdin carries (its `NAME='value'` lines before the script). */
+export function stepInputs(stdin: string): Record<string, string> {
+    const head = stdin.slice(0, stdin.indexOf("\n{\n") + 1);
+    const inputs: Record<string, string> = {};
+    for (const m of head.matchAll(/([A-Z][A-Z0-9_]*)='((?:[^']|'\\'')*)'\n/g)) inputs[m[1]] = m[2].replace(/'\\''/g, "'");
+    return inputs;
+}
