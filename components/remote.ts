@@ -14,7 +14,10 @@ import * as command from "@pulumi/command";
 
 export const SSH_USER = "ubuntu";
 export const REMOTE_COMMAND = "sudo -n bash -s";
-export const SCRIPTS_DIR = path.join(__dirname, "..", "scripts", "remote");
+/** scripts/remote/: beside components/ in the source tree, two levels up from a compiled copy in bin/. */
+export const SCRIPTS_DIR = [path.join(__dirname, "..", "scripts", "remote"), path.join(__dirname, "..", "..", "scripts", "remote")].find(
+    (dir) => fs.existsSync(dir),
+)!;
 
 /** SSH dial settings: a fresh VM takes minutes before sshd answers. */
 const DIAL = { dialErrorLimit: 90, perDialTimeout: 10 };

@@ -1,0 +1,162 @@
+// npm run bench: for poolSize 1, 4, 16 and 64 (pool topology: TURN, Scalelite, Greenlight, N BBB servers)
+//  (a) the remote steps on the longest dependency chain and a simulated `pulumi up` wall time, from the
+//      dependency graph the program registers and the duration table below, next to the same pool built
+//      one host after another (by hand) and five hosts at a time (Ansible's default forks);
+//  (b) the time to load and evaluate the program under mocks, each size in a fresh node process.
+// The durations are estimates of what each operation takes on a typical OpenStack cloud; the comparison
+// between sizes and rollout styles, not the absolute minutes, is what the benchmark shows.
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { parse } from "yaml";
+import { evaluateProgram, loadProgram, Registered, stepInputs } from "./offline";
+
+const SIZES = [1, 4, 16, 64];
+
+/** Seconds per operation. */
+export const DURATIONS: Record<string, number> = {
+    "openstack:networking/secGroup:SecGroup": 2,
+    "openstack:networking/secGroupRule:SecGroupRule": 1,
+    "openstack:compute/keypair:Keypair": 1,
+    "openstack:networking/port:Port": 5,
+    "openstack:networking/floatingIp:FloatingIp": 4,
+    "openstack:networking/floatingIpAssociate:FloatingIpAssociate": 4,
+    "openstack:compute/instance:Instance": 90, // boot volume from image, boot until ACTIVE
+    "openstack:blockstorage/volume:Volume": 10,
+    "openstack:compute/volumeAttach:VolumeAttach": 10,
+    "cloudflare:index/dnsRecord:DnsRecord": 2,
+    // Remote steps, by script:
+    "wait-ready": 120, // cloud-init finishing, the record visible through OpenDNS (TTL 60)
+    "turn-coturn": 150, // packages, certificate, coturn
+    "bbb-installer": 1500, // bbb-install.sh: packages, certificates, Greenlight when -g
+    "bbb-configure": 90, // secret, properties, restart, API answering
+    "scalelite-setup": 420, // docker, images, certificate, database migration
+    "greenlight-setup": 360,
+    "scalelite-node": 8, // two rake invocations (list; add + enable), one Rails boot each
+};
+
+/** Steps that share a host's CPUs: registrations all run on the Scalelite host (m1.large: 4 vCPUs). */
+const HOST_CAPACITY: Record<string, number> = { "scalelite-node": 4 };
+
+interface Operation {
+    name: string;
+    host: string;
+    step?: string;
+    seconds: number;
+    deps: string[];
+}
+
+function operations(resources: Registered[]): Operation[] {
+    const custom = resources.filter((r) => r.custom);
+    const byUrn = new Map(custom.map((r) => [r.urn, r.name]));
+    return custom.map((r) => {
+        const step = r.type === "command:remote:Command" ? stepInputs(r.inputs.stdin).STEP : undefined;
+        const seconds = DURATIONS[step ?? r.type] ?? 0;
+        const deps = [...new Set([...r.dependsOn, ...Object.values(r.propertyDependencies).flat()])]
+            .map((urn) => byUrn.get(urn))
+            .filter((n): n is string => n !== undefined);
+        return { name: r.name, host: hostOf(r.name), step, seconds, deps };
+    });
+}
+
+/** The host an operation belongs to, from the naming scheme (bbb-3-vm, turn-coturn, ...); "" when shared. */
+function hostOf(name: string): string {
+    const m = /^(turn|scalelite|greenlight|bbb-\d+)(-|$)/.exec(name);
+    return m && !/^(turn-secret|scalelite-secret-key-base|greenlight-secret-key-base)/.test(name) ? m[1] : "";
+}
+
+/** List scheduling: every operation starts once its dependencies are done and, for shared hosts, a slot is free. */
+function simulate(ops: Operation[]): { seconds: number; chainSteps: number } {
+    const finish = new Map<string, number>();
+    const chain = new Map<string, number>();
+    const pending = new Map(ops.map((o) => [o.name, o]));
+    const busy: Record<string, number[]> = {};
+    while (pending.size > 0) {
+        const ready = [...pending.values()].filter((o) => o.deps.every((d) => finish.has(d)));
+        if (ready.length === 0) throw new Error("dependency cycle");
+        for (const op of ready.sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }))) {
+            let start = Math.max(0, ...op.deps.map((d) => finish.get(d)!));
+            const capacity = op.step ? HOST_CAPACITY[op.step] : undefined;
+            if (capacity) {
+                const slots = (busy[op.step!] ??= Array<number>(capacity).fill(0));
+                const slot = slots.indexOf(Math.min(...slots));
+                start = Math.max(start, slots[slot]);
+                slots[slot] = start + op.seconds;
+            }
+            finish.set(op.name, start + op.seconds);
+            chain.set(op.name, (op.step ? 1 : 0) + Math.max(0, ...op.deps.map((d) => chain.get(d)!)));
+            pending.delete(op.name);
+        }
+    }
+    return { seconds: Math.max(...finish.values()), chainSteps: Math.max(...chain.values()) };
+}
+
+/** By hand or with Ansible: shared resources first, then hosts `parallel` at a time, each host start to end. */
+function rollout(ops: Operation[], parallel: number): number {
+    const shared = ops.filter((o) => o.host === "").reduce((sum, o) => sum + o.seconds, 0);
+    const perHost = new Map<string, number>();
+    for (const op of ops.filter((o) => o.host !== "")) perHost.set(op.host, (perHost.get(op.host) ?? 0) + op.seconds);
+    const hosts = [...perHost.values()];
+    let total = shared;
+    for (let i = 0; i < hosts.length; i += parallel) total += Math.max(...hosts.slice(i, i + parallel));
+    return total;
+}
+
+function config(poolSize: number): Record<string, unknown> {
+    const file = parse(fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.prod.yaml"), "utf8")).config as Record<string, unknown>;
+    const values = Object.fromEntries(Object.entries(file).map(([k, v]) => [k.replace(/^bbb:/, ""), v]));
+    return {
+        ...values,
+        sshPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nbench-only\n-----END OPENSSH PRIVATE KEY-----\n",
+        poolSize,
+        scalelite: true,
+        greenlight: true,
+    };
+}
+
+async function worker(poolSize: number): Promise<void> {
+    const t0 = process.hrtime.bigint();
+    const modules = loadProgram();
+    const t1 = process.hrtime.bigint();
+    const run = await evaluateProgram(modules, config(poolSize), { ipv6: true });
+    const t2 = process.hrtime.bigint();
+    if (run.error) throw run.error;
+    const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
+    process.stdout.write(JSON.stringify({ loadMs: ms(t0, t1), evalMs: ms(t1, t2), ops: operations(run.resources) }));
+}
+
+const minutes = (s: number) => `${(s / 60).toFixed(1)} min`;
+const hours = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : minutes(s));
+
+function main(): void {
+    const rows = SIZES.map((n) => {
+        const out = execFileSync(process.execPath, [__filename, "--worker", String(n)], { encoding: "utf8", maxBuffer: 64 << 20 });
+        const { loadMs, evalMs, ops } = JSON.parse(out) as { loadMs: number; evalMs: number; ops: Operation[] };
+        const sim = simulate(ops);
+        return { n, resources: ops.length, loadMs, evalMs, ...sim, sequential: rollout(ops, 1), fiveAtATime: rollout(ops, 5) };
+    });
+    const table = [
+        ["poolSize", "resources", "steps on longest chain", "pulumi up (simulated)", "one host after another", "five at a time", "load program", "evaluate"],
+        ...rows.map((r) => [
+            String(r.n), String(r.resources), String(r.chainSteps), minutes(r.seconds), hours(r.sequential), hours(r.fiveAtATime),
+            `${(r.loadMs / 1000).toFixed(2)} s`, `${(r.evalMs / 1000).toFixed(2)} s`,
+        ]),
+    ];
+    const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
+    for (const row of table) console.log(row.map((cell, i) => cell.padStart(widths[i])).join("  "));
+    const first = rows[0];
+    const last = rows[rows.length - 1];
+    const growth = (last.seconds / first.seconds - 1) * 100;
+    console.log(`\nsimulated deploy, N=${last.n} against N=${first.n}: +${growth.toFixed(1)}% (goal: within 10%) ${growth <= 10 ? "met" : "NOT MET"}`);
+    const evalSeconds = (last.loadMs + last.evalMs) / 1000;
+    console.log(`evaluation of N=${last.n} under mocks: ${evalSeconds.toFixed(2)} s with loading (goal: under 5 s) ${evalSeconds < 5 ? "met" : "NOT MET"}`);
+}
+
+if (process.argv[2] === "--worker") {
+    worker(Number(process.argv[3])).catch((err) => {
+        console.error(err);
+        process.exit(1);
+    });
+} else {
+    main();
+}
