@@ -1,8 +1,10 @@
-// A data volume of a host: block storage that outlives the VM (databases and Redis live on it), attached to
-// the host's instance, protected from deletion unless the stack says otherwise.
+// Hosts that keep data (Scalelite, Greenlight): a data volume, block storage that outlives the VM (the
+// databases and Redis live on it), attached to the host's instance and protected from deletion unless the
+// stack says otherwise; and the secrets of a Rails application with its own database.
 import * as pulumi from "@pulumi/pulumi";
 import * as openstack from "@pulumi/openstack";
-import { Host } from "./host";
+import * as random from "@pulumi/random";
+import { Host, HostArgs } from "./host";
 
 export interface DataVolumeArgs {
     host: Host;
@@ -25,4 +27,21 @@ export function dataVolume(name: string, args: DataVolumeArgs, parent: pulumi.Re
         { parent, deleteBeforeReplace: true },
     );
     return { volume, attachment };
+}
+
+export interface AppHostArgs {
+    host: HostArgs;
+    /** Data volume size in GB. */
+    dataVolumeSize: number;
+    /** Protect the data volume from deletion. */
+    protectData: boolean;
+}
+
+/** A host with a data volume, a Rails SECRET_KEY_BASE (hex) and a database password, as Pulumi secrets. */
+export function appHost(name: string, args: AppHostArgs, parent: pulumi.ComponentResource) {
+    const host = new Host(name, args.host, { parent });
+    const data = dataVolume(name, { host, size: args.dataVolumeSize, protect: args.protectData }, parent);
+    const secretKeyBase = new random.RandomBytes(`${name}-secret-key-base`, { length: 64 }, { parent });
+    const dbPassword = new random.RandomPassword(`${name}-db-password`, { length: 32, special: false }, { parent });
+    return { host, data, secretKeyBase: pulumi.secret(secretKeyBase.hex), dbPassword: pulumi.secret(dbPassword.result) };
 }

@@ -1,10 +1,9 @@
 // Greenlight on its own host (pool topology), pointed at Scalelite with a consumer secret of its own, its
 // PostgreSQL and Redis on a data volume. In the single topology bbb-install.sh puts it on bbb-1 instead.
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
 import * as command from "@pulumi/command";
 import { Host, HostArgs } from "./host";
-import { dataVolume } from "./data";
+import { appHost } from "./data";
 import { remoteStep } from "./remote";
 
 /** PostgreSQL and Redis images beside Greenlight (as Greenlight's own compose file has them). */
@@ -34,11 +33,9 @@ export class GreenlightServer extends pulumi.ComponentResource {
 
     constructor(name: string, args: GreenlightServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("bbb:greenlight:GreenlightServer", name, {}, opts);
-        this.host = new Host(name, args.host, { parent: this });
+        const app = appHost(name, args, this);
+        this.host = app.host;
         this.url = `https://${this.host.fqdn}/`;
-        const data = dataVolume(name, { host: this.host, size: args.dataVolumeSize, protect: args.protectData }, this);
-        const secretKeyBase = new random.RandomBytes(`${name}-secret-key-base`, { length: 64 }, { parent: this });
-        const dbPassword = new random.RandomPassword(`${name}-db-password`, { length: 32, special: false }, { parent: this });
 
         this.setup = remoteStep(
             `${name}-setup`,
@@ -49,9 +46,9 @@ export class GreenlightServer extends pulumi.ComponentResource {
                     FQDN: this.host.fqdn,
                     EMAIL: args.email,
                     GREENLIGHT_VERSION: args.version,
-                    VOLUME_ID: data.volume.id,
-                    SECRET_KEY_BASE: pulumi.secret(secretKeyBase.hex),
-                    DB_PASSWORD: pulumi.secret(dbPassword.result),
+                    VOLUME_ID: app.data.volume.id,
+                    SECRET_KEY_BASE: app.secretKeyBase,
+                    DB_PASSWORD: app.dbPassword,
                     BBB_ENDPOINT: `${args.apiUrl}/`,
                     BBB_SECRET: args.apiSecret,
                     POSTGRES_IMAGE: GREENLIGHT_SUPPORT_IMAGES.postgres,
@@ -60,7 +57,7 @@ export class GreenlightServer extends pulumi.ComponentResource {
                 },
                 triggers: [this.host.instanceId],
             },
-            { parent: this, dependsOn: [this.host.ready, data.attachment, args.scalelite] },
+            { parent: this, dependsOn: [this.host.ready, app.data.attachment, args.scalelite] },
         );
         this.registerOutputs({});
     }

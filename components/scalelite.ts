@@ -2,10 +2,9 @@
 // step (containers, TLS), and one scalelite-node step per BBB server that registers it, drains it, and
 // removes it (only when it hosts no meeting, unless forceRemove) when it leaves the pool.
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
 import * as command from "@pulumi/command";
 import { Host, HostArgs } from "./host";
-import { dataVolume } from "./data";
+import { appHost } from "./data";
 import { remoteStep } from "./remote";
 
 /** PostgreSQL and Redis images beside Scalelite. */
@@ -48,11 +47,9 @@ export class Scalelite extends pulumi.ComponentResource {
 
     constructor(name: string, args: ScaleliteArgs, opts?: pulumi.ComponentResourceOptions) {
         super("bbb:scalelite:Scalelite", name, {}, opts);
-        this.host = new Host(name, args.host, { parent: this });
+        const app = appHost(name, args, this);
+        this.host = app.host;
         this.apiUrl = `https://${this.host.fqdn}/bigbluebutton/api`;
-        const data = dataVolume(name, { host: this.host, size: args.dataVolumeSize, protect: args.protectData }, this);
-        const secretKeyBase = new random.RandomBytes(`${name}-secret-key-base`, { length: 64 }, { parent: this });
-        const dbPassword = new random.RandomPassword(`${name}-db-password`, { length: 32, special: false }, { parent: this });
 
         this.setup = remoteStep(
             `${name}-setup`,
@@ -63,9 +60,9 @@ export class Scalelite extends pulumi.ComponentResource {
                     FQDN: this.host.fqdn,
                     EMAIL: args.email,
                     SCALELITE_VERSION: args.version,
-                    VOLUME_ID: data.volume.id,
-                    SECRET_KEY_BASE: pulumi.secret(secretKeyBase.hex),
-                    DB_PASSWORD: pulumi.secret(dbPassword.result),
+                    VOLUME_ID: app.data.volume.id,
+                    SECRET_KEY_BASE: app.secretKeyBase,
+                    DB_PASSWORD: app.dbPassword,
                     LOADBALANCER_SECRET: args.primarySecret,
                     LOADBALANCER_SECRETS: pulumi.all([args.primarySecret, ...args.consumerSecrets]).apply((s) => s.join(":")),
                     FORCE_REMOVE: String(args.forceRemove),
@@ -75,7 +72,7 @@ export class Scalelite extends pulumi.ComponentResource {
                 },
                 triggers: [this.host.instanceId],
             },
-            { parent: this, dependsOn: [this.host.ready, data.attachment] },
+            { parent: this, dependsOn: [this.host.ready, app.data.attachment] },
         );
         this.registerOutputs({});
     }
