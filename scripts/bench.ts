@@ -6,10 +6,7 @@
 // The durations are estimates of what each operation takes on a typical OpenStack cloud; the comparison
 // between sizes and rollout styles, not the absolute minutes, is what the benchmark shows.
 import { execFileSync } from "child_process";
-import * as fs from "fs";
-import * as path from "path";
-import { parse } from "yaml";
-import { evaluateProgram, loadProgram, Registered, stepInputs } from "./offline";
+import { evaluateProgram, loadProgram, projectRoot, Registered, stackConfig, stepInputs } from "./offline";
 
 const SIZES = [1, 4, 16, 64];
 
@@ -102,16 +99,9 @@ function rollout(ops: Operation[], parallel: number): number {
     return total;
 }
 
+/** The prod stack's configuration with the pool size set. */
 function config(poolSize: number): Record<string, unknown> {
-    const file = parse(fs.readFileSync(path.join(__dirname, "..", "..", "Pulumi.prod.yaml"), "utf8")).config as Record<string, unknown>;
-    const values = Object.fromEntries(Object.entries(file).map(([k, v]) => [k.replace(/^bbb:/, ""), v]));
-    return {
-        ...values,
-        sshPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nbench-only\n-----END OPENSSH PRIVATE KEY-----\n",
-        poolSize,
-        scalelite: true,
-        greenlight: true,
-    };
+    return { ...stackConfig(projectRoot(), "prod"), poolSize, scalelite: true, greenlight: true };
 }
 
 async function worker(poolSize: number): Promise<void> {

@@ -3,6 +3,10 @@
 // name, URN, parent, inputs (and which are secret), dependencies and resource options. Used by the tests
 // (test/harness.ts) and the benchmark.
 
+import * as fs from "fs";
+import * as path from "path";
+import { parse as parseYaml } from "yaml";
+
 // How a secret travels in a registration: { [SIG_KEY]: SECRET_SIG, value }.
 const SIG_KEY = "4dabf18193072939515e22adb298388d";
 const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
@@ -42,6 +46,8 @@ export interface CloudMock {
     flavors?: Record<string, { vcpus: number; ram: number }>;
     images?: string[];
     networks?: string[];
+    /** A cloud nothing is known of (the offline plan): every network, image and flavor name exists. */
+    anyName?: boolean;
 }
 
 export const DEFAULT_FLAVORS = {
@@ -156,16 +162,16 @@ export async function evaluateProgram(
                 switch (args.token) {
                     case "openstack:networking/getNetwork:getNetwork": {
                         const name = args.inputs.name as string;
-                        if (!networks.includes(name)) throw new Error("Your query returned no results. Please change your search criteria and try again.");
+                        if (!cloud.anyName && !networks.includes(name)) throw new Error("Your query returned no results. Please change your search criteria and try again.");
                         return { id: `net-${name}`, name, subnets: ["subnet-v4", "subnet-ula", ...(cloud.ipv6 ? ["subnet-v6"] : [])] };
                     }
                     case "openstack:networking/getSubnet:getSubnet":
                         return { id: args.inputs.subnetId, ...subnets[args.inputs.subnetId as string] };
                     case "openstack:images/getImage:getImage":
-                        if (!images.includes(args.inputs.name as string)) throw new Error("No Image found");
+                        if (!cloud.anyName && !images.includes(args.inputs.name as string)) throw new Error("No Image found");
                         return { id: "image-uuid-2204", name: args.inputs.name };
                     case "openstack:compute/getFlavor:getFlavor": {
-                        const flavor = flavors[args.inputs.name as string];
+                        const flavor = cloud.anyName ? { vcpus: 8, ram: 16384 } : flavors[args.inputs.name as string];
                         if (!flavor) throw new Error("No Flavor found");
                         return { id: `flavor-${args.inputs.name}`, name: args.inputs.name, ...flavor };
                     }
@@ -265,4 +271,70 @@ export function stepInputs(stdin: string): Record<string, string> {
     const inputs: Record<string, string> = {};
     for (const m of head.matchAll(/([A-Z][A-Z0-9_]*)='((?:[^']|'\\'')*)'\n/g)) inputs[m[1]] = m[2].replace(/'\\''/g, "'");
     return inputs;
+}
+
+/** The project's root: the nearest directory above this file holding Pulumi.yaml (source tree or bin/). */
+export function projectRoot(): string {
+    let dir = __dirname;
+    while (!fs.existsSync(path.join(dir, "Pulumi.yaml"))) {
+        const parent = path.dirname(dir);
+        if (parent === dir) throw new Error("no Pulumi.yaml above scripts/");
+        dir = parent;
+    }
+    return dir;
+}
+
+/** Placeholder for a private key the stack file holds encrypted (or not at all): never decrypted here. */
+export const PLACEHOLDER_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\noffline-placeholder\n-----END OPENSSH PRIVATE KEY-----\n";
+
+/**
+ * The configuration of a stack as the program reads it, from <dir>/Pulumi.<stack>.yaml: `<key>: value` for
+ * the project's keys. Encrypted (`secure:`) values are not decrypted: the private key gets a placeholder of
+ * the right shape, any other secret "[secret]". Undefined when the stack file does not exist.
+ */
+export function stackConfig(dir: string, stack: string): Record<string, unknown> | undefined {
+    const file = path.join(dir, `Pulumi.${stack}.yaml`);
+    if (!fs.existsSync(file)) return undefined;
+    const values = (parseYaml(fs.readFileSync(file, "utf8"))?.config ?? {}) as Record<string, unknown>;
+    const config: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(values)) {
+        if (!key.startsWith("bbb:")) continue;
+        const secure = typeof value === "object" && value !== null && "secure" in value;
+        config[key.slice(4)] = secure ? "[secret]" : value;
+    }
+    config.sshPrivateKey = PLACEHOLDER_PRIVATE_KEY;
+    return config;
+}
+
+export interface FirewallRule {
+    protocol: string;
+    ports: string;
+    source: string;
+    family: string;
+    why: string;
+}
+
+/** Each host's effective ingress: the rules of every security group on its port, sorted. */
+export function firewallOf(run: Run): Record<string, FirewallRule[]> {
+    const rules = ofType(run, "openstack:networking/secGroupRule:SecGroupRule").filter((r) => r.inputs.direction === "ingress");
+    const firewall: Record<string, FirewallRule[]> = {};
+    for (const port of ofType(run, "openstack:networking/port:Port")) {
+        const groups: string[] = port.inputs.securityGroupIds ?? [];
+        firewall[port.name.replace(/-port$/, "")] = rules
+            .filter((r) => groups.includes(r.inputs.securityGroupId))
+            .map((r) => ({
+                protocol: r.inputs.protocol ?? "any",
+                ports: r.inputs.portRangeMin === undefined ? "any" : r.inputs.portRangeMin === r.inputs.portRangeMax ? `${r.inputs.portRangeMin}` : `${r.inputs.portRangeMin}-${r.inputs.portRangeMax}`,
+                source: r.inputs.remoteIpPrefix ?? "any",
+                family: r.inputs.ethertype,
+                why: r.inputs.description ?? "",
+            }))
+            .sort((a, b) => ruleKey(a).localeCompare(ruleKey(b), undefined, { numeric: true }));
+    }
+    return firewall;
+}
+
+/** A rule's identity: what it lets in (the reason is commentary). */
+export function ruleKey(rule: FirewallRule): string {
+    return `${rule.ports} ${rule.protocol} ${rule.family} ${rule.source}`;
 }

@@ -1,0 +1,130 @@
+// npm run plan -- --stack <name> [--ipv6]: what `pulumi up` would build for a stack, without a cloud, the
+// Pulumi CLI or credentials. The program is evaluated under mocks with Pulumi.yaml's defaults (the
+// program's own) and Pulumi.<name>.yaml; the cloud is assumed to have the network, image and flavors the
+// stack names (and, with --ipv6, a routable IPv6 subnet). Secrets are never decrypted or shown.
+import { evaluateProgram, firewallOf, loadProgram, ofType, projectRoot, Registered, Run, stackConfig, stepInputs, waitsFor } from "./offline";
+
+const ROOT = projectRoot();
+
+export function table(header: string[], rows: string[][]): string {
+    const line = (cells: string[]) => `| ${cells.map((c) => c.replace(/\|/g, "\\|")).join(" | ")} |`;
+    return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
+}
+
+function hostsSection(run: Run): string {
+    const hosts = run.outputs.hosts as { name: string; role: string; fqdn: string }[];
+    const rows = hosts.map((h) => {
+        const vm = ofType(run, "openstack:compute/instance:Instance").find((r) => r.name === `${h.name}-vm`)!;
+        const data = ofType(run, "openstack:blockstorage/volume:Volume").find((r) => r.name === `${h.name}-data`);
+        return [
+            h.name,
+            h.role,
+            h.fqdn,
+            vm.inputs.flavorName,
+            String(vm.inputs.blockDevices[0].volumeSize),
+            data ? `${data.inputs.size} GB${data.protect ? ", protected" : ""}` : "",
+        ];
+    });
+    return `## Hosts\n\nEvery host boots from a volume made from the newest image named by \`image\`.\n\n${table(
+        ["host", "role", "name", "flavor", "boot volume (GB)", "data volume"],
+        rows,
+    )}`;
+}
+
+function firewallSection(run: Run): string {
+    const firewall = firewallOf(run);
+    const parts = Object.entries(firewall).map(
+        ([host, rules]) =>
+            `### ${host}\n\n${table(
+                ["ports", "protocol", "source", "family", "why"],
+                rules.map((r) => [r.ports, r.protocol, r.source, r.family, r.why]),
+            )}`,
+    );
+    return `## Firewall (ingress; egress is open)\n\n${parts.join("\n\n")}`;
+}
+
+function dnsSection(run: Run): string {
+    const records = ofType(run, "cloudflare:index/dnsRecord:DnsRecord");
+    const wanted = run.outputs.dnsRecords as { type: string; name: string }[];
+    const how = records.length > 0 ? "created in Cloudflare (not proxied, TTL 60)" : "to be created by you (dns.provider: none)";
+    const hostByName = new Map((run.outputs.hosts as { name: string; fqdn: string }[]).map((h) => [h.fqdn, h.name]));
+    const rows = wanted.map((r) => [r.name, r.type, `${r.type === "A" ? "public IPv4" : "IPv6"} of ${hostByName.get(r.name)}`]);
+    return `## DNS records, ${how}\n\n${table(["name", "type", "content"], rows)}`;
+}
+
+function stepsSection(run: Run): string {
+    const steps = ofType(run, "command:remote:Command");
+    const names = new Set(steps.map((s) => s.name));
+    const before = new Map(steps.map((s) => [s.name, [...waitsFor(run, s.name)].filter((n) => names.has(n))]));
+    // The steps a step waits for directly: not those that another of its prerequisites already waits for.
+    const direct = (name: string) => {
+        const all = before.get(name)!;
+        return all.filter((dep) => !all.some((other) => other !== dep && before.get(other)!.includes(dep)));
+    };
+    const depth = new Map<string, number>();
+    const depthOf = (name: string): number => {
+        if (!depth.has(name)) depth.set(name, 1 + Math.max(0, ...direct(name).map(depthOf)));
+        return depth.get(name)!;
+    };
+    const hostByIp = new Map((run.outputs.hosts as { name: string; ipv4: string }[]).map((h) => [h.ipv4, h.name]));
+    const ordered = [...steps].sort((a, b) => depthOf(a.name) - depthOf(b.name) || a.name.localeCompare(b.name, undefined, { numeric: true }));
+    const rows = ordered.map((s: Registered) => [
+        String(depthOf(s.name)),
+        s.name,
+        stepInputs(s.inputs.stdin).STEP,
+        hostByIp.get(s.inputs.connection.host) ?? "",
+        direct(s.name).join(", "),
+        s.inputs.delete ? "on removal too" : "",
+    ]);
+    return `## Remote steps (same wave: in parallel)\n\n${table(["wave", "step", "script", "runs on", "after", ""], rows)}`;
+}
+
+function outputsSection(run: Run): string {
+    const rows = Object.entries(run.outputs).map(([key, value]) => [
+        key,
+        run.secretOutputs.includes(key) ? "[secret]" : key === "hosts" || key === "dnsRecords" ? "(addresses known after deploy)" : JSON.stringify(value),
+    ]);
+    return `## Outputs\n\n${table(["output", "value"], rows)}`;
+}
+
+export function renderPlan(stack: string, run: Run): string {
+    const hosts = run.outputs.hosts as unknown[];
+    return [
+        `# Plan for stack ${stack}: ${hosts.length} hosts, ${run.resources.filter((r) => r.custom).length} resources`,
+        "Evaluated offline: the cloud is assumed to have the network, image and flavors the stack names.",
+        hostsSection(run),
+        firewallSection(run),
+        dnsSection(run),
+        stepsSection(run),
+        outputsSection(run),
+    ].join("\n\n");
+}
+
+export function argument(args: string[], name: string): string | undefined {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+}
+
+async function main(args: string[]): Promise<number> {
+    const stack = argument(args, "--stack");
+    if (!stack) {
+        console.error("usage: npm run plan -- --stack <name> [--ipv6]");
+        return 2;
+    }
+    const config = stackConfig(ROOT, stack);
+    if (!config) {
+        console.error(`plan: there is no Pulumi.${stack}.yaml`);
+        return 2;
+    }
+    const run = await evaluateProgram(loadProgram(), config, { anyName: true, ipv6: args.includes("--ipv6") }, stack);
+    if (run.error) {
+        console.error(`plan: stack ${stack} does not evaluate:\n${run.error.message}`);
+        return 2;
+    }
+    console.log(renderPlan(stack, run));
+    return 0;
+}
+
+if (require.main === module) {
+    main(process.argv.slice(2)).then((code) => process.exit(code));
+}

@@ -1,0 +1,77 @@
+// The offline plan and the firewall diff, on the program's own output for the committed stacks.
+import * as path from "path";
+import { diffFirewalls, renderDiff } from "../scripts/firewall-diff";
+import { renderPlan } from "../scripts/plan";
+import { evaluate, firewallOf, FirewallRule, Run, stackConfig } from "./harness";
+
+const ROOT = path.join(__dirname, "..");
+const rule = (ports: string, protocol = "udp", source = "0.0.0.0/0", family = "IPv4", why = "media"): FirewallRule => ({ ports, protocol, source, family, why });
+
+let dev: Run;
+let prod: Run;
+beforeAll(async () => {
+    dev = await evaluate(stackConfig(ROOT, "dev")!, { anyName: true }, "dev");
+    prod = await evaluate(stackConfig(ROOT, "prod")!, { anyName: true }, "prod");
+});
+
+describe("plan", () => {
+    test("the committed stacks evaluate offline, with the private key only a placeholder", () => {
+        expect([dev.error, prod.error]).toEqual([undefined, undefined]);
+        expect(stackConfig(ROOT, "dev")!.sshPrivateKey).toContain("offline-placeholder");
+        expect(stackConfig(ROOT, "staging")).toBeUndefined();
+    });
+
+    test("shows hosts, each host's firewall with the reason of every rule, records, steps in order, outputs", () => {
+        const text = renderPlan("prod", prod);
+        expect(text).toMatch(/^# Plan for stack prod: 6 hosts, \d+ resources/);
+        expect(text).toContain("| scalelite | scalelite | scalelite.example.org | m1.large | 40 | 20 GB, protected |");
+        expect(text).toContain("### turn\n");
+        expect(text).toContain("| 32769-65535 | udp | 0.0.0.0/0 | IPv4 | TURN relay range (coturn min-port/max-port) |");
+        expect(text).toContain("| 22 | tcp | 198.51.100.0/24 | IPv4 | SSH for the install steps and the operator |");
+        expect(text).toContain("| bbb-3.example.org | A | public IPv4 of bbb-3 |");
+        expect(text).toMatch(/\| 1 \| bbb-1-ready \| wait-ready \| bbb-1 \| {2}\|/);
+        expect(text).toContain("| 4 | bbb-3-registration | scalelite-node | scalelite | scalelite-setup, bbb-3-configure | on removal too |");
+    });
+
+    test("never shows a secret: secret outputs are [secret]", () => {
+        const text = renderPlan("prod", prod);
+        expect(text).toContain("| bbbSecret | [secret] |");
+        expect(text).toContain("| consumerSecrets | [secret] |");
+        for (const secret of [prod.outputs.bbbSecret as string, ...Object.values(prod.outputs.consumerSecrets as Record<string, string>)]) {
+            expect(text).not.toContain(secret);
+        }
+    });
+});
+
+describe("firewall diff", () => {
+    test("nothing changed: no change", () => {
+        expect(diffFirewalls(firewallOf(prod), firewallOf(prod))).toEqual([]);
+        expect(renderDiff("prod", "main", [])).toContain("No change");
+    });
+
+    test("a widened range is one rule removed and one added, on every host of the role, grouped", () => {
+        const before = { "bbb-1": [rule("16384-32768")], "bbb-2": [rule("16384-32768")], turn: [rule("3478")] };
+        const after = { "bbb-1": [rule("16384-40000")], "bbb-2": [rule("16384-40000")], turn: [rule("3478")] };
+        const changes = diffFirewalls(before, after);
+        expect(changes).toEqual([{ hosts: ["bbb-1", "bbb-2"], added: [rule("16384-40000")], removed: [rule("16384-32768")] }]);
+        expect(renderDiff("prod", "main", changes).split("\n").slice(-2)).toEqual([
+            "| bbb-1, bbb-2 | ~~removed~~ | 16384-32768 | udp | 0.0.0.0/0 | IPv4 | media |",
+            "| bbb-1, bbb-2 | **added** | 16384-40000 | udp | 0.0.0.0/0 | IPv4 | media |",
+        ]);
+    });
+
+    test("a new reason for the same rule is no change: what a rule lets in is what counts", () => {
+        expect(diffFirewalls({ turn: [rule("80", "tcp", "0.0.0.0/0", "IPv4", "old")] }, { turn: [rule("80", "tcp", "0.0.0.0/0", "IPv4", "new")] })).toEqual([]);
+    });
+
+    test("a base without the stack (or without the host) has every rule added", () => {
+        const changes = diffFirewalls({}, firewallOf(dev));
+        expect(changes.map((c) => c.hosts)).toEqual([["turn"], ["bbb-1"]]);
+        expect(changes.every((c) => c.removed.length === 0)).toBe(true);
+    });
+
+    test("dev against prod: the prod pool's extra hosts and nothing else", () => {
+        const changes = diffFirewalls(firewallOf(dev), firewallOf(prod));
+        expect(changes.map((c) => c.hosts.join(",")).sort()).toEqual(["bbb-2,bbb-3", "scalelite,greenlight"]);
+    });
+});
