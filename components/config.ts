@@ -3,6 +3,7 @@
 // Only `loadConfig` touches the Pulumi runtime, and only index.ts calls it.
 import * as pulumi from "@pulumi/pulumi";
 import * as ipaddr from "ipaddr.js";
+import { relayRangeProblem } from "./ports";
 
 export const PROJECT = "bbb";
 
@@ -527,13 +528,9 @@ export function parseConfig(raw: RawConfig): Parsed {
     const relayText = str("turnRelayPorts");
     if (relayText !== undefined) {
         relay = parseRange(relayText);
-        if (!relay || relay.from < 1024 || relay.to > 65535 || relay.from >= relay.to || (relay.from <= 3478 && relay.to >= 3478)) {
-            problem(
-                "turnRelayPorts",
-                "a port range FROM-TO with 1024 <= FROM < TO <= 65535 that leaves out 3478 (TURN's own port)",
-                show(relayText),
-                setCommand("turnRelayPorts", CONFIG_SCHEMA.turnRelayPorts.default),
-            );
+        const expected = relay ? relayRangeProblem(relay) : "a port range FROM-TO with 1024 <= FROM < TO <= 65535";
+        if (expected) {
+            problem("turnRelayPorts", expected, show(relayText), setCommand("turnRelayPorts", CONFIG_SCHEMA.turnRelayPorts.default));
             relay = undefined;
         }
     }

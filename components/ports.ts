@@ -1,5 +1,6 @@
 // The port matrix: the one table the security groups, the docs and the firewall report are made from.
-import { PortRange, Role, ROLES } from "./config";
+// Types only: config.ts reads this table to validate turnRelayPorts.
+import type { PortRange, Role } from "./config";
 
 export type Protocol = "tcp" | "udp";
 export type Ethertype = "IPv4" | "IPv6";
@@ -8,7 +9,8 @@ export type Ethertype = "IPv4" | "IPv6";
 export type Source = "world" | "ssh";
 
 export interface MatrixRow {
-    roles: readonly Role[];
+    /** The roles whose security group has the row; "every" for all of them. */
+    roles: readonly Role[] | "every";
     /** A fixed range, or `turnRelay`: the `turnRelayPorts` setting (coturn's min-port/max-port too). */
     ports: PortRange | "turnRelay";
     protocols: readonly Protocol[];
@@ -22,7 +24,7 @@ const one = (port: number): PortRange => ({ from: port, to: port });
 export const TURN_PORTS = { listening: 3478, tls: 443 } as const;
 
 export const PORT_MATRIX: readonly MatrixRow[] = [
-    { roles: ROLES, ports: one(22), protocols: ["tcp"], source: "ssh", why: "SSH for the install steps and the operator" },
+    { roles: "every", ports: one(22), protocols: ["tcp"], source: "ssh", why: "SSH for the install steps and the operator" },
     { roles: ["bbb"], ports: one(80), protocols: ["tcp"], source: "world", why: "HTTP: redirect to HTTPS, ACME HTTP-01" },
     { roles: ["bbb"], ports: one(443), protocols: ["tcp"], source: "world", why: "HTTPS: nginx, API, HTML5 client, WebSockets" },
     {
@@ -41,6 +43,33 @@ export const PORT_MATRIX: readonly MatrixRow[] = [
     { roles: ["greenlight"], ports: one(80), protocols: ["tcp"], source: "world", why: "HTTP: redirect to HTTPS, ACME HTTP-01" },
     { roles: ["greenlight"], ports: one(443), protocols: ["tcp"], source: "world", why: "HTTPS: Greenlight" },
 ];
+
+/**
+ * Ports never open to the world (DESIGN.md): FreeSWITCH 7443, 5066, 5080, 8021 and SIP 5060, RTMP 1935,
+ * node exporter 9100, and the databases this project runs (PostgreSQL 5432, Redis 6379).
+ */
+export const NEVER_WORLD_PORTS: readonly number[] = [1935, 5060, 5066, 5080, 5432, 6379, 7443, 8021, 9100];
+
+/** The matrix's fixed ranges (every row but the TURN relay range): 22, 80, 443, 3478, 16384-32768. */
+export const FIXED_RANGES: readonly PortRange[] = PORT_MATRIX.flatMap((row) => (row.ports === "turnRelay" ? [] : [row.ports]));
+
+const overlaps = (a: PortRange, b: PortRange) => a.from <= b.to && b.from <= a.to;
+
+/**
+ * What a TURN relay range (turnRelayPorts, opened to the world over UDP) must be, when `range` is not; the
+ * configuration check and the policy pack both ask this.
+ */
+export function relayRangeProblem(range: PortRange): string | undefined {
+    const shape = "a port range FROM-TO with 1024 <= FROM < TO <= 65535";
+    if (!Number.isInteger(range.from) || !Number.isInteger(range.to) || range.from < 1024 || range.to > 65535 || range.from >= range.to) {
+        return shape;
+    }
+    const fixed = FIXED_RANGES.find((r) => overlaps(r, range));
+    if (fixed) return `${shape} that leaves out the port matrix's ${fixed.from === fixed.to ? fixed.from : `${fixed.from}-${fixed.to}`}`;
+    const never = NEVER_WORLD_PORTS.find((port) => port >= range.from && port <= range.to);
+    if (never !== undefined) return `${shape} that leaves out ${never}, which is never open to the world`;
+    return undefined;
+}
 
 const WORLD: Record<Ethertype, string> = { IPv4: "0.0.0.0/0", IPv6: "::/0" };
 
@@ -67,7 +96,7 @@ export function ethertypeOf(cidr: string): Ethertype {
 export function ingressFor(role: Role, inputs: FirewallInputs): IngressRule[] {
     const rules: IngressRule[] = [];
     for (const row of PORT_MATRIX) {
-        if (!row.roles.includes(role)) continue;
+        if (row.roles !== "every" && !row.roles.includes(role)) continue;
         const range = row.ports === "turnRelay" ? inputs.turnRelayPorts : row.ports;
         const cidrs = row.source === "world" ? [WORLD.IPv4, WORLD.IPv6] : inputs.sshAllowedCidrs;
         for (const protocol of row.protocols) {

@@ -204,12 +204,15 @@ describe("rules", () => {
         expect(only({ dns: { provider: "cloudflare", zoneId: "example.org" } }).key).toBe("dns.zoneId");
     });
 
-    test("turnRelayPorts is FROM-TO above 1023 that leaves out 3478", () => {
+    test("turnRelayPorts is FROM-TO above 1023 that leaves out the matrix's other ports and the never-open ones", () => {
         expect(problems({ turnRelayPorts: "49152-65535" })).toEqual([]);
         expect(only({ turnRelayPorts: "1000-2000" }).key).toBe("turnRelayPorts");
         expect(only({ turnRelayPorts: "3000-4000" }).key).toBe("turnRelayPorts");
         expect(only({ turnRelayPorts: "60000-50000" }).key).toBe("turnRelayPorts");
         expect(only({ turnRelayPorts: "32769:65535" }).key).toBe("turnRelayPorts");
+        // The same rule the policy pack applies: no port the matrix or DESIGN.md keeps for something else.
+        expect(only({ turnRelayPorts: "10000-20000" }).expected).toContain("leaves out the port matrix's 16384-32768");
+        expect(only({ turnRelayPorts: "5000-6000" }).expected).toContain("leaves out 5060, which is never open to the world");
     });
 });
 

@@ -1,0 +1,316 @@
+// The rules of the bbb policy pack, as plain functions over plain resource descriptions: no Pulumi runtime
+// call, no PolicyPack. Each returns the violation messages of one resource (none: it passes, or the rule
+// does not apply to it). policy/index.ts registers them; test/policy.test.ts calls them directly.
+//
+// The firewall rules read the port matrix of components/ports.ts, the table the security groups are made
+// from, so the policy and the firewall cannot drift apart.
+import { CONFIG_SCHEMA, KeySpec, PROJECT, PortRange, parseRange } from "../components/config";
+import { PORT_MATRIX, Protocol, relayRangeProblem, Source } from "../components/ports";
+
+/** Resource types the rules look at (the providers' type tokens). */
+export const TYPES = {
+    secGroupRule: "openstack:networking/secGroupRule:SecGroupRule",
+    dnsRecord: "cloudflare:index/dnsRecord:DnsRecord",
+    volume: "openstack:blockstorage/volume:Volume",
+    remoteCommand: "command:remote:Command",
+} as const;
+
+/** What a rule needs to know of a resource: what Pulumi registers, as plain data. */
+export interface ResourceDescription {
+    /** Type token, e.g. `openstack:networking/secGroupRule:SecGroupRule`. */
+    type: string;
+    /** `urn:pulumi:<stack>::<project>::<type>::<name>`; gives the stack when `stack` is absent. */
+    urn?: string;
+    name?: string;
+    /** Inputs. Rules read only the fields they need (during a preview, reading an unknown value throws). */
+    props: Readonly<Record<string, unknown>>;
+    /** The `protect` resource option. */
+    protect?: boolean;
+    /** Stack name; wins over the URN's. */
+    stack?: string;
+}
+
+/** The stack whose data volumes must be protected. */
+export const PROD_STACK = "prod";
+
+/** The stack named in a URN (`urn:pulumi:<stack>::<project>::...`), or undefined. */
+export function stackFromUrn(urn: string | undefined): string | undefined {
+    const prefix = "urn:pulumi:";
+    if (!urn || !urn.startsWith(prefix)) return undefined;
+    const end = urn.indexOf("::", prefix.length);
+    return end > prefix.length ? urn.slice(prefix.length, end) : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Firewall: the port matrix as (protocol, range) entries.
+
+/** turnRelayPorts' default (coturn's min-port/max-port), from the config schema. */
+export const DEFAULT_TURN_RELAY: PortRange = parseRange(String(CONFIG_SCHEMA.turnRelayPorts.default))!;
+
+export interface MatrixEntry {
+    protocol: Protocol;
+    from: number;
+    to: number;
+    source: Source;
+    /** The TURN relay row (its range is the turnRelayPorts setting). */
+    relay: boolean;
+}
+
+/** Every (protocol, range, source) the matrix opens, the relay row at `turnRelayPorts`. */
+export function matrixEntries(turnRelayPorts: PortRange = DEFAULT_TURN_RELAY): MatrixEntry[] {
+    return PORT_MATRIX.flatMap((row) => {
+        const range = row.ports === "turnRelay" ? turnRelayPorts : row.ports;
+        return row.protocols.map((protocol) => ({ protocol, from: range.from, to: range.to, source: row.source, relay: row.ports === "turnRelay" }));
+    });
+}
+
+/**
+ * Whether a UDP ingress range can be the TURN relay row. turnRelayPorts is a setting, so the policy cannot
+ * know the stack's value: it accepts any UDP range the configuration itself accepts (relayRangeProblem in
+ * components/ports.ts): 1024-65535, leaving out every other port of the matrix (so a widened media range,
+ * 16384-40000, is never taken for a relay range) and every port never open to the world.
+ */
+export function isRelayRange(protocol: string, range: PortRange): boolean {
+    return protocol === "udp" && relayRangeProblem(range) === undefined;
+}
+
+/** Protocol numbers Neutron accepts in place of names. */
+const PROTOCOL_NAMES: Record<string, string> = { "1": "icmp", "6": "tcp", "17": "udp", "58": "ipv6-icmp" };
+
+/** A rule's protocol, lower-case and named; undefined when it allows every protocol (absent, "", "any", "0"). */
+export function protocolOf(value: unknown): string | undefined {
+    if (value === undefined || value === null) return undefined;
+    const text = String(value).trim().toLowerCase();
+    if (text === "" || text === "any" || text === "0") return undefined;
+    return PROTOCOL_NAMES[text] ?? text;
+}
+
+/** A rule's port range: "all" when neither end is set (Neutron: absent or 0 is every port). */
+export function rangeOf(min: unknown, max: unknown): PortRange | "all" {
+    const from = min === undefined || min === null || min === "" ? 0 : Number(min);
+    const to = max === undefined || max === null || max === "" ? 0 : Number(max);
+    if (from === 0 && to === 0) return "all";
+    return { from, to };
+}
+
+/**
+ * Whether a rule's source is the whole Internet: a prefix of length 0 (0.0.0.0/0, ::/0, or any /0), or no
+ * prefix and no remote group, which Neutron treats as any address.
+ */
+export function isWorldSource(remoteIpPrefix: unknown, remoteGroupId?: unknown): boolean {
+    const prefix = remoteIpPrefix === undefined || remoteIpPrefix === null ? "" : String(remoteIpPrefix).trim();
+    if (prefix !== "") return /\/0+$/.test(prefix);
+    return remoteGroupId === undefined || remoteGroupId === null || String(remoteGroupId).trim() === "";
+}
+
+const show = (range: PortRange) => (range.from === range.to ? `${range.from}` : `${range.from}-${range.to}`);
+
+/** The ingress rule's fields the firewall rules read, or undefined for an egress rule or another type. */
+function ingressRule(resource: ResourceDescription) {
+    if (resource.type !== TYPES.secGroupRule) return undefined;
+    const { props } = resource;
+    // Anything but an explicit egress is judged as ingress.
+    if (String(props.direction ?? "").toLowerCase() === "egress") return undefined;
+    const protocol = protocolOf(props.protocol);
+    const range = rangeOf(props.portRangeMin, props.portRangeMax);
+    const prefix = props.remoteIpPrefix;
+    const hasPrefix = prefix !== undefined && prefix !== null && String(prefix).trim() !== "";
+    // The remote group is read only when there is no prefix (it may be unknown during a preview).
+    const world = hasPrefix ? isWorldSource(prefix) : isWorldSource(undefined, props.remoteGroupId);
+    const label = `${resource.name ?? "security group rule"}: ingress ${protocol ?? "any protocol"} ${range === "all" ? "all ports" : show(range)}`;
+    return { protocol, range, world, prefix: hasPrefix ? String(prefix) : "any address", label };
+}
+
+/** Whether (protocol, range) is exactly one of `entries`, or a relay range. */
+function inMatrix(protocol: string, range: PortRange, entries: readonly MatrixEntry[]): boolean {
+    return entries.some((e) => e.protocol === protocol && e.from === range.from && e.to === range.to) || isRelayRange(protocol, range);
+}
+
+const WORLD_ENTRIES = matrixEntries().filter((e) => e.source === "world");
+const ALL_ENTRIES = matrixEntries();
+const SSH_PORT = 22;
+
+/**
+ * Policy 1, no admin port open to the world: an ingress rule from the world (0.0.0.0/0, ::/0, or no source)
+ * must be exactly (protocol, from, to) of a world row of the matrix, or a relay range (isRelayRange). SSH
+ * and everything else the matrix does not open to the world are violations.
+ */
+export function worldAdminPortViolations(resource: ResourceDescription): string[] {
+    const rule = ingressRule(resource);
+    if (!rule || !rule.world) return [];
+    const { protocol, range } = rule;
+    const opens = `${rule.label} from ${rule.prefix} is open to the world`;
+    if (protocol === undefined) return [`${opens} for every protocol; the port matrix (components/ports.ts) opens single tcp/udp ports`];
+    if (range === "all") return [`${opens} on every port; the port matrix (components/ports.ts) opens single ports and ranges`];
+    if (inMatrix(protocol, range, WORLD_ENTRIES)) return [];
+    const ssh = range.from <= SSH_PORT && SSH_PORT <= range.to && protocol === "tcp" ? "; SSH (22/tcp) is open only to sshAllowedCidrs" : "";
+    return [`${opens}, but ${protocol} ${show(range)} is not a world row of the port matrix (components/ports.ts)${ssh}`];
+}
+
+/**
+ * Policy 2, no rule wider than the matrix: whatever its source, an ingress rule must name a protocol and a
+ * port range, and its (protocol, from, to) must be exactly a row of the matrix (or a relay range). Egress
+ * rules are not judged.
+ */
+export function widerThanMatrixViolations(resource: ResourceDescription): string[] {
+    const rule = ingressRule(resource);
+    if (!rule) return [];
+    const { protocol, range } = rule;
+    const problems: string[] = [];
+    if (protocol === undefined) problems.push(`${rule.label} allows every protocol; name tcp or udp as the port matrix does`);
+    if (range === "all") problems.push(`${rule.label} allows every port; give the port matrix's range`);
+    if (problems.length > 0 || protocol === undefined || range === "all") return problems;
+    if (inMatrix(protocol, range, ALL_ENTRIES)) return [];
+    const covered = ALL_ENTRIES.filter((e) => e.protocol === protocol && range.from <= e.from && e.to <= range.to);
+    const wider = covered.length > 0 ? `, wider than the matrix's ${protocol} ${show(covered[0])}` : "";
+    return [`${rule.label} is not a row of the port matrix (components/ports.ts)${wider}`];
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// DNS and data.
+
+/**
+ * Policy 3, no proxied DNS record: media, TURN and the installers' address checks need the host's own
+ * address, not Cloudflare's proxy.
+ */
+export function proxiedDnsViolations(resource: ResourceDescription): string[] {
+    if (resource.type !== TYPES.dnsRecord) return [];
+    const proxied = resource.props.proxied;
+    if (proxied !== true && String(proxied).toLowerCase() !== "true") return [];
+    return [
+        `${resource.name ?? "DNS record"} is proxied by Cloudflare: media (UDP), TURN and the installers' address checks need the host's own address; set proxied: false`,
+    ];
+}
+
+/**
+ * Policy 4, no unprotected data volume in prod: a block storage volume (the program's only volumes are the
+ * data volumes; boot volumes belong to the instances) in the stack named "prod" must have `protect`.
+ */
+export function unprotectedProdVolumeViolations(resource: ResourceDescription): string[] {
+    if (resource.type !== TYPES.volume) return [];
+    const stack = resource.stack ?? stackFromUrn(resource.urn);
+    if (stack !== PROD_STACK || resource.protect === true) return [];
+    return [
+        `${resource.name ?? "volume"} is a data volume of the ${PROD_STACK} stack without protect: pulumi destroy or a replacement would delete its databases; keep protectData true`,
+    ];
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Recordings and privacy.
+
+/** The `privacy` value under which recordings must be off. */
+export const STRICT_PRIVACY = "strict";
+/** The config key (bbb:privacy) a later change adds. */
+export const PRIVACY_KEY = "privacy";
+/** The remote step that writes bbb-web.properties overrides (components/bbb.ts). */
+export const CONFIGURE_STEP = "bbb-configure";
+
+/** `key=value` lines (blank lines and # comments skipped; the last of a key wins). */
+export function parseProperties(lines: string): Record<string, string> {
+    const properties: Record<string, string> = {};
+    for (const line of lines.split(/\r?\n/)) {
+        const text = line.trim();
+        if (text === "" || text.startsWith("#")) continue;
+        const eq = text.indexOf("=");
+        if (eq <= 0) continue;
+        properties[text.slice(0, eq).trim()] = text.slice(eq + 1).trim();
+    }
+    return properties;
+}
+
+/** Recordings are off when bbb-web ignores the API's record=true: disableRecordingDefault=true. */
+export function recordingsOff(properties: string | Readonly<Record<string, string>>): boolean {
+    const map = typeof properties === "string" ? parseProperties(properties) : properties;
+    return (map.disableRecordingDefault ?? "").trim().toLowerCase() === "true";
+}
+
+/**
+ * Policy 5, recordings off when privacy is strict: with `privacy` strict, the properties the configure step
+ * writes must turn recordings off (disableRecordingDefault=true; bbb-web's own default is false). Any other
+ * privacy value, or none, passes.
+ */
+export function recordingViolations(privacy: string | undefined, properties: string | Readonly<Record<string, string>>): string[] {
+    if ((privacy ?? "").trim().toLowerCase() !== STRICT_PRIVACY) return [];
+    if (recordingsOff(properties)) return [];
+    const map = typeof properties === "string" ? parseProperties(properties) : properties;
+    const value = map.disableRecordingDefault;
+    const now = value === undefined ? "leaves disableRecordingDefault unset (bbb-web's default: false)" : `sets disableRecordingDefault=${value}`;
+    return [`privacy is ${STRICT_PRIVACY} but BigBlueButton's properties record meetings: the configure step ${now}; it must set disableRecordingDefault=true`];
+}
+
+/**
+ * The inputs a remote step's stdin carries (components/remote.ts stepStdin): its leading `NAME='value'`
+ * shell assignments, single-quoted with `'\''` for a quote, up to the script's `{` line.
+ */
+export function stepInputs(stdin: string): Record<string, string> {
+    const inputs: Record<string, string> = {};
+    let i = 0;
+    for (;;) {
+        const m = /^([A-Z][A-Z0-9_]*)='/.exec(stdin.slice(i, i + 200));
+        if (!m) return inputs;
+        i += m[0].length;
+        let value = "";
+        for (;;) {
+            const quote = stdin.indexOf("'", i);
+            if (quote < 0) return inputs;
+            value += stdin.slice(i, quote);
+            if (stdin.startsWith("'\\''", quote)) {
+                value += "'";
+                i = quote + 4;
+                continue;
+            }
+            i = quote + 1;
+            break;
+        }
+        inputs[m[1]] = value;
+        if (stdin[i] !== "\n") return inputs;
+        i += 1;
+    }
+}
+
+/** Whether a resource is the bbb-configure step: a remote command whose create command names it. */
+export function isConfigureStep(resource: ResourceDescription): boolean {
+    if (resource.type !== TYPES.remoteCommand) return false;
+    return new RegExp(`#\\s*${CONFIGURE_STEP}\\s*$`).test(String(resource.props.create ?? ""));
+}
+
+/**
+ * The PROPERTIES lines of a bbb-configure step (from its stdin), or undefined for any other resource. Reads
+ * stdin only for that step: other steps' stdin may be unknown during a preview.
+ */
+export function configureStepProperties(resource: ResourceDescription): string | undefined {
+    if (!isConfigureStep(resource)) return undefined;
+    const inputs = stepInputs(String(resource.props.stdin ?? ""));
+    if (inputs.STEP !== undefined && inputs.STEP !== CONFIGURE_STEP) return undefined;
+    return inputs.PROPERTIES ?? "";
+}
+
+/** Policy 5 on a resource: the configure step's properties against `privacy`. */
+export function privacyRecordingViolations(privacy: string | undefined, resource: ResourceDescription): string[] {
+    if ((privacy ?? "").trim().toLowerCase() !== STRICT_PRIVACY) return [];
+    const properties = configureStepProperties(resource);
+    if (properties === undefined) return [];
+    return recordingViolations(privacy, properties).map((m) => `${resource.name ?? CONFIGURE_STEP}: ${m}`);
+}
+
+/**
+ * The stack's `privacy` setting, when it can be known: `bbb:privacy` in the stack's configuration (the JSON
+ * the engine hands a policy pack in PULUMI_CONFIG), else the config schema's default once the program
+ * declares the key. Undefined today (no such key): policy 5 is then not registered.
+ */
+export function privacySetting(
+    pulumiConfigJson: string | undefined,
+    schema: Readonly<Record<string, KeySpec | undefined>> = CONFIG_SCHEMA,
+): string | undefined {
+    let config: Record<string, unknown> = {};
+    try {
+        const parsed: unknown = JSON.parse(pulumiConfigJson ?? "{}");
+        if (parsed && typeof parsed === "object") config = parsed as Record<string, unknown>;
+    } catch {
+        config = {};
+    }
+    const value = config[`${PROJECT}:${PRIVACY_KEY}`];
+    if (typeof value === "string") return value;
+    const fallback = schema[PRIVACY_KEY]?.default;
+    return typeof fallback === "string" ? fallback : undefined;
+}
