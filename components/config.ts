@@ -59,6 +59,29 @@ export interface Settings {
     forceRemove: boolean;
     dataVolumeSizes: Record<DataRole, number>;
     protectData: boolean;
+    privacy: "strict" | "standard";
+    recordings: RecordingSettings;
+    /** Absent: no phone dial-in. */
+    dialIn?: DialInSettings;
+    webhooks: boolean;
+    webhookUrls: string[];
+}
+
+export interface RecordingSettings {
+    /** Record meetings (refused with privacy strict). */
+    enabled: boolean;
+    /** Days a published recording is kept. */
+    retentionDays: number;
+    /** Also render every recording as a downloadable video (BBB's video playback format). */
+    video: boolean;
+}
+
+export interface DialInSettings {
+    /** The phone number callers dial, as shown in the welcome message, e.g. +49 30 1234567. */
+    number: string;
+    /** The SIP provider's addresses: the only sources allowed to 5060. */
+    sipProviderCidrs: string[];
+    gateway: { host: string; username: string; password: pulumi.Output<string> };
 }
 
 /** Roles that keep data (databases, Redis) on a volume of their own. */
@@ -70,8 +93,10 @@ type KeyType = "string" | "boolean" | "integer" | "array" | "object";
 export interface KeySpec {
     type: KeyType;
     description: string;
-    /** Absent: the key is required. */
+    /** Absent: the key is required, unless `optional`. */
     default?: unknown;
+    /** The key may be left unset (no default: the feature is off). */
+    optional?: boolean;
     secret?: boolean;
     /** A value that passes validation, used in the README and in every "fix" hint. */
     example: unknown;
@@ -231,6 +256,36 @@ export const CONFIG_SCHEMA: Record<ConfigKey, KeySpec> = {
         description: "Protect the data volumes from deletion (pulumi destroy and replacements stop at them).",
         example: false,
     },
+    privacy: {
+        type: "string",
+        default: "strict",
+        description: "strict: no recordings, access logs off, quiet logs kept one day; standard: BigBlueButton's defaults.",
+        example: "standard",
+    },
+    recordings: {
+        type: "object",
+        default: { enabled: false, retentionDays: 14, video: false },
+        description: "Recordings: { enabled, retentionDays, video } (enabled needs privacy standard).",
+        example: { enabled: true, retentionDays: 30, video: true },
+    },
+    dialIn: {
+        type: "object",
+        optional: true,
+        description: "Phone dial-in: { number, sipProviderCidrs, gateway: { host, username, password } } (password secret).",
+        example: { number: "+49 30 1234567", sipProviderCidrs: ["192.0.2.0/24"], gateway: { host: "sip.example.net", username: "4930123", password: "[secret]" } },
+    },
+    webhooks: {
+        type: "boolean",
+        default: false,
+        description: "Install bbb-webhooks on every BBB server.",
+        example: true,
+    },
+    webhookUrls: {
+        type: "array",
+        default: [],
+        description: "Permanent webhook URLs (https) every BBB server calls for every event (needs webhooks).",
+        example: ["https://hooks.example.org/bbb"],
+    },
 };
 
 export const CONFIG_KEYS = Object.keys(CONFIG_SCHEMA) as ConfigKey[];
@@ -283,8 +338,12 @@ function setCommand(key: string, value: unknown, secret = false): string {
 /** Raw values as the engine gives them: `bbb:<key>` -> string. */
 export type RawConfig = Record<string, string | undefined>;
 
+/** Dial-in settings before the password is wrapped as a Pulumi secret. */
+type PlainDialIn = Omit<DialInSettings, "gateway"> & { gateway: { host: string; username: string; password: string } };
+
 interface Parsed {
-    settings?: Omit<Settings, "sshPrivateKey"> & { sshPrivateKey: string };
+    /** The settings, secrets still plain (loadConfig wraps them). */
+    settings?: Omit<Settings, "sshPrivateKey" | "dialIn"> & { sshPrivateKey: string; dialIn?: PlainDialIn };
     problems: ConfigProblem[];
 }
 
@@ -328,6 +387,7 @@ export function parseConfig(raw: RawConfig): Parsed {
         const text = raw[`${PROJECT}:${key}`];
         const exampleFix = setCommand(key, spec.example, spec.secret);
         if (text === undefined || (spec.type === "string" && text === "" && spec.default === undefined)) {
+            if (spec.optional) continue;
             if (spec.default === undefined) {
                 problem(key, `a value (${spec.description})`, show(undefined), exampleFix);
             } else {
@@ -593,6 +653,91 @@ export function parseConfig(raw: RawConfig): Parsed {
         }
     }
 
+    const privacy = values.privacy;
+    if (typeof privacy === "string" && privacy !== "strict" && privacy !== "standard") {
+        problem("privacy", `"strict" or "standard"`, show(privacy), setCommand("privacy", "strict"));
+    }
+
+    const recordingsGiven = checkObject(values, "recordings", ["enabled", "retentionDays", "video"], problem);
+    let recordings: RecordingSettings | undefined;
+    if (recordingsGiven) {
+        recordings = { ...(CONFIG_SCHEMA.recordings.default as RecordingSettings), ...(recordingsGiven as Partial<RecordingSettings>) };
+        for (const flag of ["enabled", "video"] as const) {
+            if (typeof recordings[flag] !== "boolean") problem(`recordings.${flag}`, "true or false", show(recordings[flag]), `pulumi config set --path recordings.${flag} false`);
+        }
+        if (!Number.isInteger(recordings.retentionDays) || recordings.retentionDays < 1 || recordings.retentionDays > 3650) {
+            problem("recordings.retentionDays", "a whole number of days from 1 to 3650", show(recordings.retentionDays), "pulumi config set --path recordings.retentionDays 14");
+        }
+        if (recordings.enabled === true && privacy === "strict") {
+            problem(
+                "recordings.enabled",
+                "privacy: standard to record meetings (strict privacy means no recordings at all)",
+                "recordings.enabled true with privacy strict",
+                "pulumi config set privacy standard  (or: pulumi config set --path recordings.enabled false)",
+            );
+        }
+    }
+
+    let dialIn: PlainDialIn | undefined;
+    const dialGiven = checkObject(values, "dialIn", ["number", "sipProviderCidrs", "gateway"], problem);
+    if (dialGiven) {
+        const fixDial = (field: string, example: string) => `pulumi config set --path dialIn.${field} ${example}`;
+        const number = dialGiven.number;
+        if (typeof number !== "string" || !/^\+?[0-9][0-9 ()/-]{4,30}$/.test(number)) {
+            problem("dialIn.number", "the phone number callers dial, digits with an optional leading +", show(number), fixDial("number", "'+49 30 1234567'"));
+        }
+        const cidrsGiven = dialGiven.sipProviderCidrs;
+        if (!Array.isArray(cidrsGiven) || cidrsGiven.length === 0) {
+            problem(
+                "dialIn.sipProviderCidrs",
+                "the SIP provider's address ranges (5060 is open to them only): at least one CIDR",
+                show(cidrsGiven),
+                fixDial("'sipProviderCidrs[0]'", "192.0.2.0/24"),
+            );
+        } else {
+            cidrsGiven.forEach((cidr, i) => {
+                const checked = checkCidr(cidr);
+                if (typeof checked === "string" || checked.canonical !== cidr || checked.prefix === 0) {
+                    problem(
+                        `dialIn.sipProviderCidrs[${i}]`,
+                        "a CIDR of the SIP provider in canonical form, not the whole Internet",
+                        show(cidr),
+                        fixDial(`'sipProviderCidrs[${i}]'`, typeof checked === "string" || checked.prefix === 0 ? "192.0.2.0/24" : checked.canonical),
+                    );
+                }
+            });
+        }
+        const gateway = (dialGiven.gateway ?? {}) as Record<string, unknown>;
+        for (const field of ["host", "username", "password"]) {
+            const v = gateway[field];
+            if (typeof v !== "string" || v === "" || /[\s<>&"']/.test(v)) {
+                problem(
+                    `dialIn.gateway.${field}`,
+                    `the SIP account's ${field}, without spaces or XML special characters`,
+                    field === "password" ? "a secret value (not shown)" : show(v),
+                    field === "password" ? "pulumi config set --secret --path dialIn.gateway.password <password>" : fixDial(`gateway.${field}`, "<value>"),
+                );
+            }
+        }
+        dialIn = {
+            number: number as string,
+            sipProviderCidrs: cidrsGiven as string[],
+            gateway: { host: gateway.host as string, username: gateway.username as string, password: gateway.password as string },
+        };
+    }
+
+    const webhookUrls = values.webhookUrls;
+    if (Array.isArray(webhookUrls)) {
+        webhookUrls.forEach((url, i) => {
+            if (typeof url !== "string" || !/^https:\/\/[^\s/]+(\/\S*)?$/.test(url)) {
+                problem(`webhookUrls[${i}]`, "an https:// URL", show(url), `pulumi config set --path 'webhookUrls[${i}]' https://hooks.example.org/bbb`);
+            }
+        });
+        if (webhookUrls.length > 0 && values.webhooks === false) {
+            problem("webhookUrls", "webhooks: true (the URLs are bbb-webhooks' permanent hooks)", show(webhookUrls), "pulumi config set webhooks true");
+        }
+    }
+
     const installerRef = str("bbbInstallerRef");
     const gitRef = (ref: string) => ref.split("/").every((part) => /^[A-Za-z0-9._-]+$/.test(part) && !/^\.+$/.test(part));
     if (installerRef !== undefined && installerRef !== "" && !gitRef(installerRef)) {
@@ -634,6 +779,11 @@ export function parseConfig(raw: RawConfig): Parsed {
             forceRemove: values.forceRemove as boolean,
             dataVolumeSizes: dataSizes,
             protectData: values.protectData as boolean,
+            privacy: values.privacy as "strict" | "standard",
+            recordings: recordings!,
+            ...(dialIn ? { dialIn } : {}),
+            webhooks: values.webhooks as boolean,
+            webhookUrls: values.webhookUrls as string[],
         },
     };
 }
@@ -642,7 +792,12 @@ export function parseConfig(raw: RawConfig): Parsed {
 export function loadConfig(): Settings {
     const { settings, problems } = parseConfig(pulumi.runtime.allConfig());
     if (!settings) throw new ConfigError(problems);
-    return { ...settings, sshPrivateKey: pulumi.secret(settings.sshPrivateKey) };
+    const { dialIn, ...rest } = settings;
+    return {
+        ...rest,
+        sshPrivateKey: pulumi.secret(settings.sshPrivateKey),
+        ...(dialIn ? { dialIn: { ...dialIn, gateway: { ...dialIn.gateway, password: pulumi.secret(dialIn.gateway.password) } } } : {}),
+    };
 }
 
 /** The Ubuntu release an image name states ("Ubuntu 22.04", "ubuntu-jammy-..."), if any. */

@@ -13,13 +13,19 @@ export interface SecurityGroupArgs {
     firewall: FirewallInputs;
     /** Shown in the group's description, e.g. the stack name. */
     label: string;
+    /** Ids of other roles' groups, for rules whose source is a role's hosts (e.g. NFS from the BBB servers). */
+    peerGroupIds?: Partial<Record<Role, pulumi.Input<string>>>;
 }
 
 const EGRESS: readonly Ethertype[] = ["IPv4", "IPv6"];
 
 /** A resource-name-safe, content-derived name for a rule, so reordering the matrix replaces nothing. */
 export function ruleName(group: string, rule: IngressRule): string {
-    const source = rule.cidr === "0.0.0.0/0" || rule.cidr === "::/0" ? "world" : rule.cidr.replace(/[:/]/g, "_");
+    const source = rule.remoteGroup
+        ? `${rule.remoteGroup}-hosts`
+        : rule.cidr === "0.0.0.0/0" || rule.cidr === "::/0"
+          ? "world"
+          : rule.cidr!.replace(/[:/]/g, "_");
     const ports = rule.from === rule.to ? `${rule.from}` : `${rule.from}-${rule.to}`;
     return `${group}-in-${rule.protocol}-${ports}-${source}-${rule.ethertype.toLowerCase()}`;
 }
@@ -61,7 +67,7 @@ export class SecurityGroup extends pulumi.ComponentResource {
                     protocol: rule.protocol,
                     portRangeMin: rule.from,
                     portRangeMax: rule.to,
-                    remoteIpPrefix: rule.cidr,
+                    ...(rule.remoteGroup ? { remoteGroupId: this.peer(args, rule.remoteGroup) } : { remoteIpPrefix: rule.cidr }),
                     description: rule.why,
                 },
                 ruleOpts,
@@ -69,5 +75,11 @@ export class SecurityGroup extends pulumi.ComponentResource {
         }
         this.id = group.id;
         this.registerOutputs({ id: this.id });
+    }
+
+    private peer(args: SecurityGroupArgs, role: Role): pulumi.Input<string> {
+        const id = args.peerGroupIds?.[role];
+        if (id === undefined) throw new Error(`security group ${args.role}: a rule needs the ${role} hosts' group, which was not given`);
+        return id;
     }
 }

@@ -5,8 +5,14 @@ import type { PortRange, Role } from "./config";
 export type Protocol = "tcp" | "udp";
 export type Ethertype = "IPv4" | "IPv6";
 
-/** Where traffic may come from: the whole Internet, or the operator's SSH ranges. */
-export type Source = "world" | "ssh";
+/**
+ * Where traffic may come from: the whole Internet, the operator's SSH ranges, the SIP provider's ranges,
+ * or the BBB servers (their security group).
+ */
+export type Source = "world" | "ssh" | "sip" | "bbb-hosts";
+
+/** A feature a row belongs to: the row exists only when the feature is on. */
+export type Feature = "dialIn" | "poolRecordings";
 
 export interface MatrixRow {
     /** The roles whose security group has the row; "every" for all of them. */
@@ -16,6 +22,8 @@ export interface MatrixRow {
     protocols: readonly Protocol[];
     source: Source;
     why: string;
+    /** Only when this feature is on. */
+    when?: Feature;
 }
 
 const one = (port: number): PortRange => ({ from: port, to: port });
@@ -42,6 +50,15 @@ export const PORT_MATRIX: readonly MatrixRow[] = [
     { roles: ["scalelite"], ports: one(443), protocols: ["tcp"], source: "world", why: "HTTPS: Scalelite API" },
     { roles: ["greenlight"], ports: one(80), protocols: ["tcp"], source: "world", why: "HTTP: redirect to HTTPS, ACME HTTP-01" },
     { roles: ["greenlight"], ports: one(443), protocols: ["tcp"], source: "world", why: "HTTPS: Greenlight" },
+    { roles: ["bbb"], ports: one(5060), protocols: ["tcp", "udp"], source: "sip", when: "dialIn", why: "SIP from the dial-in provider (FreeSWITCH)" },
+    {
+        roles: ["scalelite"],
+        ports: one(2049),
+        protocols: ["tcp"],
+        source: "bbb-hosts",
+        when: "poolRecordings",
+        why: "NFS: the BBB servers write recordings to Scalelite's share",
+    },
 ];
 
 /**
@@ -73,12 +90,15 @@ export function relayRangeProblem(range: PortRange): string | undefined {
 
 const WORLD: Record<Ethertype, string> = { IPv4: "0.0.0.0/0", IPv6: "::/0" };
 
-/** One security group rule: a single range, protocol, source and address family. */
+/** One security group rule: a single range, protocol, source (a CIDR or a role's group) and address family. */
 export interface IngressRule {
     protocol: Protocol;
     from: number;
     to: number;
-    cidr: string;
+    /** The source range, or absent when the source is `remoteGroup`. */
+    cidr?: string;
+    /** The source is every host of this role (its security group). */
+    remoteGroup?: Role;
     ethertype: Ethertype;
     why: string;
 }
@@ -86,6 +106,10 @@ export interface IngressRule {
 export interface FirewallInputs {
     sshAllowedCidrs: readonly string[];
     turnRelayPorts: PortRange;
+    /** The dial-in provider's ranges; absent or empty: no dial-in. */
+    sipProviderCidrs?: readonly string[];
+    /** Recordings on in the pool topology: the BBB servers mount Scalelite's NFS share. */
+    poolRecordings?: boolean;
 }
 
 export function ethertypeOf(cidr: string): Ethertype {
@@ -94,15 +118,20 @@ export function ethertypeOf(cidr: string): Ethertype {
 
 /** The ingress rules of one role, in matrix order. */
 export function ingressFor(role: Role, inputs: FirewallInputs): IngressRule[] {
+    const on: Record<Feature, boolean> = { dialIn: (inputs.sipProviderCidrs ?? []).length > 0, poolRecordings: inputs.poolRecordings === true };
     const rules: IngressRule[] = [];
     for (const row of PORT_MATRIX) {
         if (row.roles !== "every" && !row.roles.includes(role)) continue;
+        if (row.when && !on[row.when]) continue;
         const range = row.ports === "turnRelay" ? inputs.turnRelayPorts : row.ports;
-        const cidrs = row.source === "world" ? [WORLD.IPv4, WORLD.IPv6] : inputs.sshAllowedCidrs;
+        const sources: { cidr?: string; remoteGroup?: Role; ethertype: Ethertype }[] =
+            row.source === "bbb-hosts"
+                ? [{ remoteGroup: "bbb", ethertype: "IPv4" }, { remoteGroup: "bbb", ethertype: "IPv6" }]
+                : (row.source === "world" ? [WORLD.IPv4, WORLD.IPv6] : row.source === "ssh" ? inputs.sshAllowedCidrs : inputs.sipProviderCidrs ?? []).map(
+                      (cidr) => ({ cidr, ethertype: ethertypeOf(cidr) }),
+                  );
         for (const protocol of row.protocols) {
-            for (const cidr of cidrs) {
-                rules.push({ protocol, from: range.from, to: range.to, cidr, ethertype: ethertypeOf(cidr), why: row.why });
-            }
+            for (const source of sources) rules.push({ protocol, from: range.from, to: range.to, ...source, why: row.why });
         }
     }
     return rules;

@@ -58,16 +58,21 @@ export class Platform extends pulumi.ComponentResource {
         const nameOf = (host: string) => fqdn(host, s.hostnamePrefix, s.domain);
 
         const keyPair = new openstack.compute.Keypair(`${name}-key`, { publicKey: s.sshPublicKey }, { parent: this });
-        const groups = Object.fromEntries(
-            rolesOf(s).map((role) => [
-                role,
-                new SecurityGroup(
-                    `${role}-sg`,
-                    { role, label: args.stack, firewall: { sshAllowedCidrs: s.sshAllowedCidrs, turnRelayPorts: s.turnRelayPorts } },
-                    { parent: this },
-                ),
-            ]),
-        ) as Record<Role, SecurityGroup>;
+        const firewall = {
+            sshAllowedCidrs: s.sshAllowedCidrs,
+            turnRelayPorts: s.turnRelayPorts,
+            sipProviderCidrs: s.dialIn?.sipProviderCidrs,
+            poolRecordings: !single && s.recordings.enabled,
+        };
+        // The BBB servers' group first: Scalelite's NFS rule names it as its source.
+        const groups = {} as Record<Role, SecurityGroup>;
+        for (const role of [...rolesOf(s)].sort((a, b) => Number(b === "bbb") - Number(a === "bbb"))) {
+            groups[role] = new SecurityGroup(
+                `${role}-sg`,
+                { role, label: args.stack, firewall, peerGroupIds: groups.bbb ? { bbb: groups.bbb.id } : {} },
+                { parent: this },
+            );
+        }
         const hostArgs = (spec: HostSpec): HostArgs => ({
             role: spec.role,
             fqdn: nameOf(spec.name),

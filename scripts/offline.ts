@@ -317,6 +317,7 @@ export interface FirewallRule {
 /** Each host's effective ingress: the rules of every security group on its port, sorted. */
 export function firewallOf(run: Run): Record<string, FirewallRule[]> {
     const rules = ofType(run, "openstack:networking/secGroupRule:SecGroupRule").filter((r) => r.inputs.direction === "ingress");
+    const groupNames = new Map(ofType(run, "openstack:networking/secGroup:SecGroup").map((g) => [`${g.name}-id`, g.inputs.name as string]));
     const firewall: Record<string, FirewallRule[]> = {};
     for (const port of ofType(run, "openstack:networking/port:Port")) {
         const groups: string[] = port.inputs.securityGroupIds ?? [];
@@ -325,7 +326,7 @@ export function firewallOf(run: Run): Record<string, FirewallRule[]> {
             .map((r) => ({
                 protocol: r.inputs.protocol ?? "any",
                 ports: r.inputs.portRangeMin === undefined ? "any" : r.inputs.portRangeMin === r.inputs.portRangeMax ? `${r.inputs.portRangeMin}` : `${r.inputs.portRangeMin}-${r.inputs.portRangeMax}`,
-                source: r.inputs.remoteIpPrefix ?? "any",
+                source: r.inputs.remoteIpPrefix ?? (r.inputs.remoteGroupId ? `group ${groupNames.get(r.inputs.remoteGroupId) ?? r.inputs.remoteGroupId}` : "any"),
                 family: r.inputs.ethertype,
                 why: r.inputs.description ?? "",
             }))

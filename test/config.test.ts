@@ -254,6 +254,59 @@ describe("pool settings", () => {
     });
 });
 
+describe("field features", () => {
+    const DIAL = { number: "+49 30 1234567", sipProviderCidrs: ["192.0.2.0/24"], gateway: { host: "sip.example.net", username: "4930123", password: "pw-secret-1" } };
+
+    test("privacy is strict or standard; strict is the default", () => {
+        expect(parse({}).settings?.privacy).toBe("strict");
+        expect(only({ privacy: "paranoid" }).key).toBe("privacy");
+    });
+
+    test("recordings with strict privacy are a contradiction, named with both ways out", () => {
+        const p = only({ recordings: { enabled: true } });
+        expect(p.key).toBe("recordings.enabled");
+        expect(p.fix).toContain("pulumi config set privacy standard");
+        expect(parse({ privacy: "standard", recordings: { enabled: true, video: true } }).settings?.recordings).toEqual({ enabled: true, retentionDays: 14, video: true });
+    });
+
+    test("recordings: known fields, booleans, retention in whole days", () => {
+        expect(only({ recordings: { retentionDays: 0 } }).key).toBe("recordings.retentionDays");
+        expect(only({ recordings: { video: "yes" } }).key).toBe("recordings.video");
+        expect(only({ recordings: { keep: 3 } }).key).toBe("recordings.keep");
+    });
+
+    test("dial-in is optional and off by default", () => {
+        expect(parse({}).settings?.dialIn).toBeUndefined();
+        expect(parse({ dialIn: DIAL }).settings?.dialIn).toEqual(DIAL);
+    });
+
+    test("dial-in without the provider's CIDRs is refused: 5060 is never open to the world", () => {
+        expect(only({ dialIn: { ...DIAL, sipProviderCidrs: [] } }).key).toBe("dialIn.sipProviderCidrs");
+        expect(only({ dialIn: { ...DIAL, sipProviderCidrs: ["0.0.0.0/0"] } }).key).toBe("dialIn.sipProviderCidrs[0]");
+        expect(only({ dialIn: { ...DIAL, sipProviderCidrs: ["192.0.2.7/24"] } }).fix).toContain("192.0.2.0/24");
+    });
+
+    test("dial-in needs a number and the gateway's host, user and password; the password is never shown", () => {
+        expect(only({ dialIn: { ...DIAL, number: "call us" } }).key).toBe("dialIn.number");
+        const found = problems({ dialIn: { ...DIAL, gateway: { host: "sip.example.net", password: "has space" } } });
+        expect(found.map((p) => p.key)).toEqual(["dialIn.gateway.username", "dialIn.gateway.password"]);
+        expect(formatProblems(found)).not.toContain("has space");
+    });
+
+    test("webhook URLs are https and need webhooks", () => {
+        expect(problems({ webhooks: true, webhookUrls: ["https://hooks.example.org/bbb"] })).toEqual([]);
+        expect(only({ webhooks: true, webhookUrls: ["http://hooks.example.org"] }).key).toBe("webhookUrls[0]");
+        expect(only({ webhookUrls: ["https://hooks.example.org/bbb"] }).key).toBe("webhookUrls");
+    });
+
+    test("loadConfig wraps the gateway password as a Pulumi secret", async () => {
+        pulumi.runtime.setAllConfig(rawConfig({ ...BASE_CONFIG, dialIn: DIAL }));
+        const settings = loadConfig();
+        expect(await (settings.dialIn!.gateway.password as any).isSecret).toBe(true);
+        pulumi.runtime.setAllConfig({});
+    });
+});
+
 describe("loadConfig reads the stack's configuration through the Pulumi runtime", () => {
     afterEach(() => pulumi.runtime.setAllConfig({}));
 

@@ -283,10 +283,12 @@ describe("recordings-off-when-privacy-strict", () => {
     });
 
     test("privacy is known from the stack's config, or from the schema once the program declares the key", () => {
-        expect(privacySetting(undefined)).toBeUndefined();
-        expect(privacySetting(JSON.stringify({ "bbb:domain": "example.org" }))).toBeUndefined();
-        expect(privacySetting("not json")).toBeUndefined();
-        expect(privacySetting(JSON.stringify({ "bbb:privacy": "strict" }))).toBe("strict");
+        // The program declares privacy (default strict): unset in the stack, the default holds.
+        expect(privacySetting(undefined)).toBe("strict");
+        expect(privacySetting(JSON.stringify({ "bbb:domain": "example.org" }))).toBe("strict");
+        expect(privacySetting("not json")).toBe("strict");
+        expect(privacySetting(JSON.stringify({ "bbb:privacy": "standard" }))).toBe("standard");
+        expect(privacySetting(undefined, {})).toBeUndefined();
         expect(privacySetting(undefined, { privacy: { type: "string", default: "standard", description: "", example: "strict" } })).toBe("standard");
     });
 });
@@ -365,16 +367,17 @@ describe("the pack", () => {
     const byName = (policies: ResourceValidationPolicy[], name: string) => policies.find((p) => p.name === name)!;
     const typeOf = (policy: ResourceValidationPolicy) => (policy.validateResource as unknown as { __pulumiType?: string }).__pulumiType;
 
-    test("four mandatory policies without a privacy setting, each on the type its rule judges", () => {
+    test("five mandatory policies (privacy defaults to strict), each on the type its rule judges", () => {
         const policies = bbbPolicies({});
         expect(policies.map((p) => p.name)).toEqual([
             "no-admin-port-open-to-world",
             "no-rule-wider-than-port-matrix",
             "no-proxied-dns-record",
             "no-unprotected-data-volume-in-prod",
+            "recordings-off-when-privacy-strict",
         ]);
         expect(policies.every((p) => p.enforcementLevel === "mandatory")).toBe(true);
-        expect(policies.map(typeOf)).toEqual([TYPES.secGroupRule, TYPES.secGroupRule, TYPES.dnsRecord, TYPES.volume]);
+        expect(policies.slice(0, 4).map(typeOf)).toEqual([TYPES.secGroupRule, TYPES.secGroupRule, TYPES.dnsRecord, TYPES.volume]);
     });
 
     test("the recordings policy joins when the stack's config sets privacy", () => {
@@ -428,6 +431,7 @@ describe("the pack", () => {
             POLICY_NAMES.widerThanMatrix,
             POLICY_NAMES.proxiedDns,
             POLICY_NAMES.prodVolume,
+            POLICY_NAMES.recordings,
         ]);
     });
 });

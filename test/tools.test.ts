@@ -66,7 +66,7 @@ describe("firewall diff", () => {
 
     test("a base without the stack (or without the host) has every rule added", () => {
         const changes = diffFirewalls({}, firewallOf(dev));
-        expect(changes.map((c) => c.hosts)).toEqual([["turn"], ["bbb-1"]]);
+        expect(changes.map((c) => c.hosts).sort()).toEqual([["bbb-1"], ["turn"]]);
         expect(changes.every((c) => c.removed.length === 0)).toBe(true);
     });
 
