@@ -212,7 +212,8 @@ describe("rules", () => {
         expect(only({ turnRelayPorts: "32769:65535" }).key).toBe("turnRelayPorts");
         // The same rule the policy pack applies: no port the matrix or DESIGN.md keeps for something else.
         expect(only({ turnRelayPorts: "10000-20000" }).expected).toContain("leaves out the port matrix's 16384-32768");
-        expect(only({ turnRelayPorts: "5000-6000" }).expected).toContain("leaves out 5060, which is never open to the world");
+        expect(only({ turnRelayPorts: "5000-6000" }).expected).toContain("leaves out the port matrix's 5060");
+        expect(only({ turnRelayPorts: "5400-5500" }).expected).toContain("leaves out 5432, which is never open to the world");
     });
 });
 
