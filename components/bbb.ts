@@ -1,20 +1,46 @@
-// A BigBlueButton server: a host, bbb-install.sh run by the bbb-installer step, then the bbb-configure step
-// (the stack's API secret, property overrides, a signed API check).
+// A BigBlueButton server: a host and its steps, one after the other (each may restart services):
+//   bbb-storage (single topology with recordings: /var/bigbluebutton on a volume of its own, before the
+//   installer) -> bbb-installer -> bbb-configure (API secret, bbb-web properties, signed API check) ->
+//   bbb-data-policy (privacy: logs, retention; recording options) -> bbb-dialin -> bbb-webhooks ->
+//   bbb-recordings (pool topology with recordings: Scalelite's NFS share and post-publish script).
 import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import { DialInSettings, RecordingSettings } from "./config";
+import { dataVolume } from "./data";
 import { Host, HostArgs } from "./host";
 import { remoteStep } from "./remote";
 
-/** bbb-web overrides in /etc/bigbluebutton/bbb-web.properties: recordings off by default, version hidden. */
-export const BBB_PROPERTIES: Record<string, string> = {
-    disableRecordingDefault: "true",
-    allowStartStopRecording: "false",
-    allowRevealOfBBBVersion: "false",
-};
+/** Digits of a conference's voice bridge: the PIN phone callers enter (BBB's default, 10000-99999). */
+export const PIN_DIGITS = 5;
 
 /** Time limits of the steps, in seconds. */
 export const BBB_TIMEOUTS = { installer: 3600, apiWait: 300 };
+
+export interface PropertyInputs {
+    privacy: "strict" | "standard";
+    recordings: boolean;
+    dialIn?: { number: string };
+}
+
+/** bbb-web overrides (/etc/bigbluebutton/bbb-web.properties) for the settings. */
+export function bbbProperties(inputs: PropertyInputs): Record<string, string> {
+    return {
+        allowRevealOfBBBVersion: "false",
+        ...(inputs.recordings
+            ? { disableRecordingDefault: "false", allowStartStopRecording: "true" }
+            : { disableRecordingDefault: "true", allowStartStopRecording: "false", autoStartRecording: "false", breakoutRoomsRecord: "false" }),
+        defaultKeepEvents: "false",
+        appLogLevel: inputs.privacy === "strict" ? "WARN" : "INFO",
+        ...(inputs.dialIn
+            ? {
+                  defaultDialAccessNumber: inputs.dialIn.number,
+                  defaultWelcomeMessageFooter: "To join this meeting by phone, dial %%DIALNUM%% and enter %%CONFNUM%% as the conference PIN.",
+                  defaultNumDigitsForTelVoice: String(PIN_DIGITS),
+              }
+            : {}),
+    };
+}
 
 export function installerUrl(ref: string): string {
     return `https://raw.githubusercontent.com/bigbluebutton/bbb-install/${ref}/bbb-install.sh`;
@@ -37,6 +63,15 @@ export interface BbbServerArgs {
     greenlight: boolean;
     /** Re-run the installer even while meetings are running. */
     forceReinstall: boolean;
+    privacy: "strict" | "standard";
+    recordings: RecordingSettings;
+    /** Single topology with recordings: /var/bigbluebutton on a data volume of this size (GB). */
+    recordingsVolume?: { size: number; protect: boolean };
+    /** Pool topology with recordings: Scalelite's NFS share and the post-publish script of its version. */
+    scaleliteRecordings?: { nfsServer: pulumi.Input<string>; scaleliteVersion: string };
+    dialIn?: DialInSettings;
+    /** Install bbb-webhooks with these permanent hook URLs. */
+    webhooks?: { urls: string[] };
 }
 
 export class BbbServer extends pulumi.ComponentResource {
@@ -44,6 +79,7 @@ export class BbbServer extends pulumi.ComponentResource {
     /** The API secret this server answers to. */
     readonly secret: pulumi.Input<string>;
     readonly installed: command.remote.Command;
+    /** The last step: the server is ready for Scalelite when it is done. */
     readonly configured: command.remote.Command;
 
     constructor(name: string, args: BbbServerArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -51,45 +87,71 @@ export class BbbServer extends pulumi.ComponentResource {
         this.host = new Host(name, args.host, { parent: this });
         this.secret = args.secret;
         const triggers = [this.host.instanceId];
-        this.installed = remoteStep(
-            `${name}-install`,
-            {
-                step: "bbb-installer",
-                connection: this.host.connection,
-                inputs: {
-                    FQDN: this.host.fqdn,
-                    EMAIL: args.email,
-                    VERSION: args.version,
-                    INSTALLER_URL: installerUrl(args.installerRef),
-                    TURN_HOST: args.turn.fqdn,
-                    TURN_SECRET: args.turn.secret,
-                    GREENLIGHT: String(args.greenlight),
-                    FORCE_REINSTALL: String(args.forceReinstall),
-                    TIMEOUT_SECONDS: String(BBB_TIMEOUTS.installer),
-                },
-                triggers,
-            },
-            { parent: this, dependsOn: [this.host.ready] },
-        );
-        this.configured = remoteStep(
-            `${name}-configure`,
-            {
-                step: "bbb-configure",
-                connection: this.host.connection,
-                inputs: {
-                    FQDN: this.host.fqdn,
-                    SECRET: args.secret,
-                    PROPERTIES: Object.entries(BBB_PROPERTIES)
-                        .map(([key, value]) => `${key}=${value}`)
-                        .join("\n"),
-                    API_WAIT_SECONDS: String(BBB_TIMEOUTS.apiWait),
-                    // Changes with every installer run, which may rewrite what this step sets.
-                    INSTALL_ID: this.installed.stdin.apply((stdin) => createHash("sha256").update(stdin ?? "").digest("hex")),
-                },
-                triggers,
-            },
-            { parent: this, dependsOn: [this.installed] },
-        );
+        let previous: pulumi.Resource = this.host.ready;
+        const step = (suffix: string, script: string, inputs: Record<string, pulumi.Input<string>>, extra: pulumi.Resource[] = []) => {
+            const command = remoteStep(
+                `${name}-${suffix}`,
+                { step: script, connection: this.host.connection, inputs, triggers },
+                { parent: this, dependsOn: [previous, ...extra] },
+            );
+            previous = command;
+            return command;
+        };
+
+        if (args.recordingsVolume) {
+            const data = dataVolume(name, { host: this.host, size: args.recordingsVolume.size, protect: args.recordingsVolume.protect }, this);
+            step("storage", "bbb-storage", { VOLUME_ID: data.volume.id }, [data.attachment]);
+        }
+        this.installed = step("install", "bbb-installer", {
+            FQDN: this.host.fqdn,
+            EMAIL: args.email,
+            VERSION: args.version,
+            INSTALLER_URL: installerUrl(args.installerRef),
+            TURN_HOST: args.turn.fqdn,
+            TURN_SECRET: args.turn.secret,
+            GREENLIGHT: String(args.greenlight),
+            FORCE_REINSTALL: String(args.forceReinstall),
+            TIMEOUT_SECONDS: String(BBB_TIMEOUTS.installer),
+        });
+        // Changes with every installer run, which may rewrite what the later steps set.
+        const installId = this.installed.stdin.apply((stdin) => createHash("sha256").update(stdin ?? "").digest("hex"));
+        const properties = bbbProperties({ privacy: args.privacy, recordings: args.recordings.enabled, dialIn: args.dialIn });
+        step("configure", "bbb-configure", {
+            FQDN: this.host.fqdn,
+            SECRET: args.secret,
+            PROPERTIES: Object.entries(properties)
+                .map(([key, value]) => `${key}=${value}`)
+                .join("\n"),
+            API_WAIT_SECONDS: String(BBB_TIMEOUTS.apiWait),
+            INSTALL_ID: installId,
+        });
+        step("data-policy", "bbb-data-policy", {
+            PRIVACY: args.privacy,
+            VIDEO: String(args.recordings.video),
+            // Published recordings are kept on this server only without Scalelite.
+            RETENTION_DAYS: String(args.recordings.enabled && !args.scaleliteRecordings ? args.recordings.retentionDays : 0),
+            INSTALL_ID: installId,
+        });
+        if (args.dialIn) {
+            step("dialin", "bbb-dialin", {
+                FQDN: this.host.fqdn,
+                DID: args.dialIn.number.replace(/\D/g, ""),
+                GATEWAY_HOST: args.dialIn.gateway.host,
+                GATEWAY_USERNAME: args.dialIn.gateway.username,
+                GATEWAY_PASSWORD: args.dialIn.gateway.password,
+                PIN_DIGITS: String(PIN_DIGITS),
+            });
+        }
+        if (args.webhooks) {
+            step("webhooks", "bbb-webhooks", { FQDN: this.host.fqdn, URLS: args.webhooks.urls.join("\n") });
+        }
+        if (args.scaleliteRecordings) {
+            step("recordings", "bbb-recordings", {
+                NFS_SERVER: args.scaleliteRecordings.nfsServer,
+                SCALELITE_VERSION: args.scaleliteRecordings.scaleliteVersion,
+            });
+        }
+        this.configured = previous as command.remote.Command;
         this.registerOutputs({});
     }
 }

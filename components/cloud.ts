@@ -18,6 +18,8 @@ export interface CloudFacts {
     networkId: string;
     /** The network has a globally routable IPv6 subnet, so every port gets an address for an AAAA record. */
     hasIpv6: boolean;
+    /** The network's IPv4 subnets (e.g. Scalelite's NFS share is exported to them). */
+    ipv4Cidrs: string[];
     imageId: string;
 }
 
@@ -82,10 +84,12 @@ export async function lookupCloud(settings: Settings, roles: readonly Role[]): P
 
     const [net, , img] = await Promise.all([network, pool, image, ...flavors]);
     let hasIpv6 = false;
+    let ipv4Cidrs: string[] = [];
     if (net) {
         const subnets = await Promise.all(net.subnets.map((subnetId) => openstack.networking.getSubnet({ subnetId })));
         hasIpv6 = subnets.some((s) => s.ipVersion === 6 && isRoutableIpv6(s.cidr.split("/")[0]));
+        ipv4Cidrs = subnets.filter((s) => s.ipVersion === 4).map((s) => s.cidr);
     }
     if (problems.length > 0 || !net || !img) throw new ConfigError(problems);
-    return { networkId: net.id, hasIpv6, imageId: img.id };
+    return { networkId: net.id, hasIpv6, ipv4Cidrs, imageId: img.id };
 }

@@ -84,9 +84,9 @@ export interface DialInSettings {
     gateway: { host: string; username: string; password: pulumi.Output<string> };
 }
 
-/** Roles that keep data (databases, Redis) on a volume of their own. */
-export type DataRole = "scalelite" | "greenlight";
-export const DATA_ROLES: readonly DataRole[] = ["scalelite", "greenlight"];
+/** Roles that keep data on a volume of their own: databases and Redis, or bbb's recordings (single topology). */
+export type DataRole = "bbb" | "scalelite" | "greenlight";
+export const DATA_ROLES: readonly DataRole[] = ["bbb", "scalelite", "greenlight"];
 
 type KeyType = "string" | "boolean" | "integer" | "array" | "object";
 
@@ -246,8 +246,8 @@ export const CONFIG_SCHEMA: Record<ConfigKey, KeySpec> = {
     },
     dataVolumeSizes: {
         type: "object",
-        default: { scalelite: 20, greenlight: 10 },
-        description: "Data volume size in GB for Scalelite's and Greenlight's databases (scalelite, greenlight).",
+        default: { bbb: 100, scalelite: 20, greenlight: 10 },
+        description: "Data volume size in GB: bbb-1's recordings (single topology), Scalelite's and Greenlight's databases.",
         example: { scalelite: 50 },
     },
     protectData: {

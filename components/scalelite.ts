@@ -28,6 +28,8 @@ export interface ScaleliteArgs {
     consumerSecrets: pulumi.Input<string>[];
     /** Remove BBB servers that leave the pool even while they host meetings. */
     forceRemove: boolean;
+    /** Recordings on: the BBB servers write them to an NFS share, mountable from these CIDRs. */
+    recordings?: { nfsClients: string[] };
 }
 
 export interface NodeRegistrationArgs {
@@ -69,6 +71,8 @@ export class Scalelite extends pulumi.ComponentResource {
                     POSTGRES_IMAGE: SCALELITE_SUPPORT_IMAGES.postgres,
                     REDIS_IMAGE: SCALELITE_SUPPORT_IMAGES.redis,
                     HEALTH_WAIT_SECONDS: String(SCALELITE_HEALTH_WAIT_SECONDS),
+                    RECORDINGS: String(args.recordings !== undefined),
+                    NFS_CLIENTS: (args.recordings?.nfsClients ?? []).join(" "),
                 },
                 triggers: [this.host.instanceId],
             },

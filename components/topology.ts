@@ -92,30 +92,76 @@ export class Platform extends pulumi.ComponentResource {
         const turnSecret = pulumi.secret(new random.RandomBytes("turn-secret", { length: 32 }, { parent: this }).hex);
         this.turnHost = nameOf("turn");
 
+        // Pool: the consumers' secrets and Scalelite first. Scalelite needs nothing of the nodes, and the
+        // nodes mount its NFS share (recordings) by its private address.
+        let scalelite: Scalelite | undefined;
+        if (single) {
+            this.consumerSecrets = Object.fromEntries(s.consumers.map((c) => [c, pulumi.output(args.apiSecret)]));
+        } else {
+            const consumers = [...new Set([...s.consumers, ...(s.greenlight ? [GREENLIGHT_CONSUMER] : [])])];
+            this.consumerSecrets = Object.fromEntries(
+                consumers.map((c) => [
+                    c,
+                    pulumi.secret(new random.RandomPassword(`consumer-${c}-secret`, { length: 40, special: false }, { parent: this }).result),
+                ]),
+            );
+            const scaleliteSpec = specs.find((spec) => spec.role === "scalelite")!;
+            scalelite = new Scalelite(
+                scaleliteSpec.name,
+                {
+                    host: hostArgs(scaleliteSpec),
+                    email: s.letsEncryptEmail,
+                    version: s.scaleliteVersion,
+                    dataVolumeSize: s.dataVolumeSizes.scalelite,
+                    protectData: s.protectData,
+                    primarySecret: args.apiSecret,
+                    consumerSecrets: Object.values(this.consumerSecrets),
+                    forceRemove: s.forceRemove,
+                    ...(s.recordings.enabled ? { recordings: { nfsClients: args.cloud.ipv4Cidrs } } : {}),
+                },
+                { parent: this },
+            );
+            this.scalelite = scalelite;
+            this.hosts[scaleliteSpec.name] = scalelite.host;
+        }
+
         // BBB servers need TURN's name and secret, never TURN's install: they do not wait for it.
-        this.bbbServers = specs
-            .filter((spec) => spec.role === "bbb")
-            .map((spec) => {
-                const secret = single
-                    ? args.apiSecret
-                    : pulumi.secret(new random.RandomPassword(`${spec.name}-secret`, { length: 40, special: false }, { parent: this }).result);
-                const server = new BbbServer(
-                    spec.name,
-                    {
-                        host: hostArgs(spec),
-                        secret,
-                        turn: { fqdn: this.turnHost, secret: turnSecret },
-                        version: s.bbbVersion,
-                        installerRef: s.bbbInstallerRef,
-                        email: s.letsEncryptEmail,
-                        greenlight: single && s.greenlight,
-                        forceReinstall: s.forceReinstall,
-                    },
-                    { parent: this },
-                );
-                this.hosts[spec.name] = server.host;
-                return server;
+        const bbbSpecs = specs.filter((spec) => spec.role === "bbb");
+        this.bbbServers = bbbSpecs.map((spec) => {
+            const secret = single
+                ? args.apiSecret
+                : pulumi.secret(new random.RandomPassword(`${spec.name}-secret`, { length: 40, special: false }, { parent: this }).result);
+            const server = new BbbServer(
+                spec.name,
+                {
+                    host: hostArgs(spec),
+                    secret,
+                    turn: { fqdn: this.turnHost, secret: turnSecret },
+                    version: s.bbbVersion,
+                    installerRef: s.bbbInstallerRef,
+                    email: s.letsEncryptEmail,
+                    greenlight: single && s.greenlight,
+                    forceReinstall: s.forceReinstall,
+                    privacy: s.privacy,
+                    recordings: s.recordings,
+                    ...(single && s.recordings.enabled ? { recordingsVolume: { size: s.dataVolumeSizes.bbb, protect: s.protectData } } : {}),
+                    ...(scalelite && s.recordings.enabled
+                        ? { scaleliteRecordings: { nfsServer: scalelite.host.privateIpv4, scaleliteVersion: s.scaleliteVersion } }
+                        : {}),
+                    ...(s.dialIn ? { dialIn: s.dialIn } : {}),
+                    ...(s.webhooks ? { webhooks: { urls: s.webhookUrls } } : {}),
+                },
+                { parent: this },
+            );
+            this.hosts[spec.name] = server.host;
+            scalelite?.register(spec.name, {
+                fqdn: server.host.fqdn,
+                secret,
+                drain: s.drain.includes(spec.name),
+                configured: server.configured,
             });
+            return server;
+        });
 
         // TURN relays to the BBB servers only, so its configuration follows their addresses.
         const peers = pulumi
@@ -131,68 +177,28 @@ export class Platform extends pulumi.ComponentResource {
                 email: s.letsEncryptEmail,
                 relayPorts: s.turnRelayPorts,
                 peers,
+                logging: s.privacy === "strict" ? "none" : "file",
             },
             { parent: this },
         );
-
         this.hosts[turnSpec.name] = this.turn.host;
 
-        if (single) {
-            this.consumerSecrets = Object.fromEntries(s.consumers.map((c) => [c, pulumi.output(args.apiSecret)]));
-        } else {
-            const consumers = [...new Set([...s.consumers, ...(s.greenlight ? [GREENLIGHT_CONSUMER] : [])])];
-            this.consumerSecrets = Object.fromEntries(
-                consumers.map((c) => [
-                    c,
-                    pulumi.secret(new random.RandomPassword(`consumer-${c}-secret`, { length: 40, special: false }, { parent: this }).result),
-                ]),
-            );
-            const scaleliteSpec = specs.find((spec) => spec.role === "scalelite")!;
-            const scalelite = new Scalelite(
-                scaleliteSpec.name,
+        const greenlightSpec = specs.find((spec) => spec.role === "greenlight");
+        if (scalelite && greenlightSpec) {
+            this.hosts[greenlightSpec.name] = new GreenlightServer(
+                greenlightSpec.name,
                 {
-                    host: hostArgs(scaleliteSpec),
+                    host: hostArgs(greenlightSpec),
                     email: s.letsEncryptEmail,
-                    version: s.scaleliteVersion,
-                    dataVolumeSize: s.dataVolumeSizes.scalelite,
+                    version: s.greenlightVersion,
+                    dataVolumeSize: s.dataVolumeSizes.greenlight,
                     protectData: s.protectData,
-                    primarySecret: args.apiSecret,
-                    consumerSecrets: Object.values(this.consumerSecrets),
-                    forceRemove: s.forceRemove,
+                    apiUrl: scalelite.apiUrl,
+                    apiSecret: this.consumerSecrets[GREENLIGHT_CONSUMER],
+                    scalelite: scalelite.setup,
                 },
                 { parent: this },
-            );
-            this.scalelite = scalelite;
-            this.hosts[scaleliteSpec.name] = scalelite.host;
-            specs
-                .filter((spec) => spec.role === "bbb")
-                .forEach((spec, i) => {
-                    const server = this.bbbServers[i];
-                    scalelite.register(spec.name, {
-                        fqdn: server.host.fqdn,
-                        secret: server.secret,
-                        drain: s.drain.includes(spec.name),
-                        configured: server.configured,
-                    });
-                });
-            const greenlightSpec = specs.find((spec) => spec.role === "greenlight");
-            if (greenlightSpec) {
-                const greenlight = new GreenlightServer(
-                    greenlightSpec.name,
-                    {
-                        host: hostArgs(greenlightSpec),
-                        email: s.letsEncryptEmail,
-                        version: s.greenlightVersion,
-                        dataVolumeSize: s.dataVolumeSizes.greenlight,
-                        protectData: s.protectData,
-                        apiUrl: scalelite.apiUrl,
-                        apiSecret: this.consumerSecrets[GREENLIGHT_CONSUMER],
-                        scalelite: scalelite.setup,
-                    },
-                    { parent: this },
-                );
-                this.hosts[greenlightSpec.name] = greenlight.host;
-            }
+            ).host;
         }
 
         this.apiHost = nameOf(single ? bbbNodeName(1) : "scalelite");
@@ -215,3 +221,4 @@ export class Platform extends pulumi.ComponentResource {
         this.registerOutputs({ hosts: this.summary, dnsRecords: this.dnsRecords });
     }
 }
+

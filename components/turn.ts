@@ -19,6 +19,8 @@ export interface TurnServerArgs {
     relayPorts: PortRange;
     /** Addresses of the BBB servers: the only peers coturn relays to. Follows the pool. */
     peers: pulumi.Input<string[]>;
+    /** file: sessions logged (rotated daily, kept 7 days); none: nothing logged (strict privacy). */
+    logging: "file" | "none";
 }
 
 export class TurnServer extends pulumi.ComponentResource {
@@ -46,6 +48,7 @@ export class TurnServer extends pulumi.ComponentResource {
                     RELAY_MIN: String(args.relayPorts.from),
                     RELAY_MAX: String(args.relayPorts.to),
                     ALLOWED_PEERS: pulumi.output(args.peers).apply((peers) => [...peers].sort().join(" ")),
+                    LOGGING: args.logging,
                 },
                 triggers: [this.host.instanceId],
             },

@@ -248,10 +248,10 @@ describe("pool settings", () => {
         expect(only({ drain: ["bbb-1"] }).key).toBe("drain");
     });
 
-    test("dataVolumeSizes: whole GB for scalelite and greenlight only", () => {
-        expect(parse({ ...pool, dataVolumeSizes: { greenlight: 5 } }).settings?.dataVolumeSizes).toEqual({ scalelite: 20, greenlight: 5 });
+    test("dataVolumeSizes: whole GB for bbb, scalelite and greenlight only", () => {
+        expect(parse({ ...pool, dataVolumeSizes: { greenlight: 5 } }).settings?.dataVolumeSizes).toEqual({ bbb: 100, scalelite: 20, greenlight: 5 });
         expect(only({ dataVolumeSizes: { scalelite: 0 } }).key).toBe("dataVolumeSizes.scalelite");
-        expect(only({ dataVolumeSizes: { bbb: 10 } }).key).toBe("dataVolumeSizes.bbb");
+        expect(only({ dataVolumeSizes: { turn: 10 } }).key).toBe("dataVolumeSizes.turn");
     });
 });
 

@@ -306,6 +306,7 @@ describe("TURN host for real on 127.0.0.1: certificate from an ACME CA, then cot
             RELAY_MIN: String(ports.relayMin),
             RELAY_MAX: String(ports.relayMax),
             ALLOWED_PEERS: LOOPBACK,
+            LOGGING: "file",
         });
     }, 25000);
 

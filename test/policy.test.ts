@@ -5,7 +5,7 @@ import * as path from "path";
 import type { PolicyPackArgs, ResourceValidationArgs, ResourceValidationPolicy } from "@pulumi/policy";
 import { ROLES, PortRange } from "../components/config";
 import { FirewallInputs, IngressRule, ingressFor } from "../components/ports";
-import { BBB_PROPERTIES } from "../components/bbb";
+import { bbbProperties } from "../components/bbb";
 import { stepStdin } from "../components/remote";
 import { bbbPolicies, POLICY_NAMES } from "../policy/policies";
 import {
@@ -240,7 +240,8 @@ describe("no-unprotected-data-volume-in-prod", () => {
 });
 
 describe("recordings-off-when-privacy-strict", () => {
-    const programProperties = Object.entries(BBB_PROPERTIES)
+    // What the program sets under strict privacy.
+    const programProperties = Object.entries(bbbProperties({ privacy: "strict", recordings: false }))
         .map(([key, value]) => `${key}=${value}`)
         .join("\n");
 

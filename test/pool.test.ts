@@ -23,7 +23,7 @@ function diff(before: Run, after: Run) {
 
 const NODE_RESOURCES = (n: number) =>
     [
-        `bbb-${n}-a`, `bbb-${n}-configure`, `bbb-${n}-fip`, `bbb-${n}-fip-assoc`, `bbb-${n}-install`, `bbb-${n}-port`,
+        `bbb-${n}-a`, `bbb-${n}-configure`, `bbb-${n}-data-policy`, `bbb-${n}-fip`, `bbb-${n}-fip-assoc`, `bbb-${n}-install`, `bbb-${n}-port`,
         `bbb-${n}-ready`, `bbb-${n}-registration`, `bbb-${n}-secret`, `bbb-${n}-vm`,
     ];
 
@@ -55,7 +55,7 @@ test("a node leaving the pool is removed from Scalelite before its VM goes: the 
     const registration = byName(five, "bbb-5-registration");
     expect(registration.inputs.delete).toBe("sudo -n bash -s remove # scalelite-node");
     // Pulumi deletes dependents first: the VM is deleted only after the registration's delete succeeded.
-    expect([...waitsFor(five, "bbb-5-registration")]).toEqual(expect.arrayContaining(["bbb-5-configure", "bbb-5-vm", "scalelite-setup"]));
+    expect([...waitsFor(five, "bbb-5-registration")]).toEqual(expect.arrayContaining(["bbb-5-configure", "bbb-5-data-policy", "bbb-5-vm", "scalelite-setup"]));
     expect(registration.inputs.triggers).toEqual([]);
 });
 

@@ -13,7 +13,7 @@ describe("single topology with Greenlight", () => {
 
     test("declares readiness, coturn, installer and configuration steps", () => {
         expect(run.error).toBeUndefined();
-        expect(steps(run).sort()).toEqual(["bbb-1-configure", "bbb-1-install", "bbb-1-ready", "turn-coturn", "turn-ready"]);
+        expect(steps(run).sort()).toEqual(["bbb-1-configure", "bbb-1-data-policy", "bbb-1-install", "bbb-1-ready", "turn-coturn", "turn-ready"]);
     });
 
     test("the installer gets the pinned release branch, the version, the name, the e-mail, TURN and -g", () => {
@@ -30,10 +30,20 @@ describe("single topology with Greenlight", () => {
         });
     });
 
-    test("bbb-1 answers to the exported secret, with recordings off and the version hidden", () => {
+    test("bbb-1 answers to the exported secret, with recordings off, the version hidden, quiet logs (strict privacy)", () => {
         const inputs = inputsOf(run, "bbb-1-configure");
         expect(inputs.SECRET).toBe(run.outputs.bbbSecret);
-        expect(inputs.PROPERTIES.split("\n")).toEqual(["disableRecordingDefault=true", "allowStartStopRecording=false", "allowRevealOfBBBVersion=false"]);
+        expect(inputs.PROPERTIES.split("\n")).toEqual([
+            "allowRevealOfBBBVersion=false",
+            "disableRecordingDefault=true",
+            "allowStartStopRecording=false",
+            "autoStartRecording=false",
+            "breakoutRoomsRecord=false",
+            "defaultKeepEvents=false",
+            "appLogLevel=WARN",
+        ]);
+        expect(inputsOf(run, "bbb-1-data-policy")).toMatchObject({ PRIVACY: "strict", VIDEO: "false", RETENTION_DAYS: "0" });
+        expect(inputsOf(run, "turn-coturn").LOGGING).toBe("none");
     });
 
     test("coturn is configured from the matrix's ports, turnRelayPorts and the addresses of the TURN host", () => {
@@ -149,9 +159,9 @@ describe("a step runs again only when its own inputs or script change", () => {
         expect(changed).toEqual(base);
     });
 
-    test("a new bbbVersion re-runs the installer and, after it, the configuration; nothing else", async () => {
+    test("a new bbbVersion re-runs the installer and, after it, the configuration and data policy; nothing else", async () => {
         const changed = stdinOf(await evaluate({ ...BASE_CONFIG, bbbVersion: "jammy-301" }));
         const differing = Object.keys(base).filter((name) => base[name] !== changed[name]).sort();
-        expect(differing).toEqual(["bbb-1-configure", "bbb-1-install"]);
+        expect(differing).toEqual(["bbb-1-configure", "bbb-1-data-policy", "bbb-1-install"]);
     });
 });

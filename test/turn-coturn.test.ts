@@ -17,6 +17,7 @@ const INPUTS = {
     RELAY_MIN: "32769",
     RELAY_MAX: "65535",
     ALLOWED_PEERS: "10.0.0.11 2001:db8:1::b 203.0.113.11",
+    LOGGING: "file",
 };
 
 let box: Sandbox;
@@ -151,4 +152,15 @@ test("a secret with a colon is refused: bbb-install.sh splits -c host:secret on 
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("must be lower-case hex");
     expect(box.calls()).toEqual([]);
+});
+
+test("strict privacy: coturn logs nothing (no peer addresses on disk)", () => {
+    expect(box.run("turn-coturn", { ...INPUTS, LOGGING: "none" }).status).toBe(0);
+    expect(conf()).toContain("log-file=/dev/null");
+    expect(conf().filter((l) => l.startsWith("log-file="))).toEqual(["log-file=/dev/null"]);
+});
+
+test("standard privacy: sessions are logged to a file rotated daily", () => {
+    expect(box.run("turn-coturn", INPUTS).status).toBe(0);
+    expect(conf()).toContain(`log-file=${box.root}/var/log/turnserver/turnserver.log`);
 });

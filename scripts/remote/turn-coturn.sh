@@ -4,12 +4,14 @@
 # renewal; TLS on TLS_PORT; listening and relaying on the port's own addresses; external-ip when the public
 # address is a floating IP; REST-API shared secret auth; relaying only to the BBB servers.
 # Inputs: FQDN REALM EMAIL SECRET PRIVATE_IPV4 PUBLIC_IPV4 IPV6 LISTENING_PORT TLS_PORT RELAY_MIN RELAY_MAX
-#         ALLOWED_PEERS (space-separated addresses of the BBB servers).
+#         ALLOWED_PEERS (space-separated addresses of the BBB servers) LOGGING (file: sessions logged to
+#         /var/log/turnserver, rotated daily, kept 7 days; none: nothing logged, as strict privacy wants).
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
 : "${FQDN:?}" "${REALM:?}" "${EMAIL:?}" "${SECRET:?}" "${PRIVATE_IPV4:?}" "${PUBLIC_IPV4:?}" "${LISTENING_PORT:?}"
-: "${TLS_PORT:?}" "${RELAY_MIN:?}" "${RELAY_MAX:?}" "${ALLOWED_PEERS:?}"
+: "${TLS_PORT:?}" "${RELAY_MIN:?}" "${RELAY_MAX:?}" "${ALLOWED_PEERS:?}" "${LOGGING:?}"
+case $LOGGING in file | none) ;; *) fail "LOGGING must be file or none, not $LOGGING" ;; esac
 IPV6=${IPV6:-}
 [[ $SECRET =~ ^[0-9a-f]{32,}$ ]] || fail "the TURN secret must be lower-case hex (bbb-install.sh splits -c host:secret on ':')"
 
@@ -79,7 +81,7 @@ no-loopback-peers
 no-multicast-peers
 no-stdout-log
 simple-log
-log-file=$ROOT/var/log/turnserver/turnserver.log
+log-file=$([ "$LOGGING" = file ] && echo "$ROOT/var/log/turnserver/turnserver.log" || echo /dev/null)
 $(printf 'denied-peer-ip=%s\n' "${denied[@]}")
 $(printf 'allowed-peer-ip=%s\n' "${peers[@]}")
 CONF

@@ -1,0 +1,152 @@
+// scripts/remote/bbb-data-policy.sh, run for real against stubs: strict privacy's files and values, that
+// they survive a second installer run, standard privacy restoring BBB's defaults, recording options.
+import * as fs from "fs";
+import { Sandbox } from "./sandbox";
+import { installStubs } from "./stubs";
+
+/** The nginx site bbb-install.sh writes (as far as this step cares). */
+const SITE = `server {
+  listen 80;
+  listen [::]:80;
+  server_name bbb-1.example.org;
+  return 301 https://$server_name$request_uri;
+}
+server {
+  listen 443 ssl;
+  server_name bbb-1.example.org;
+    access_log  /var/log/nginx/bigbluebutton.access.log;
+  include /etc/bigbluebutton/nginx/*.nginx;
+}
+`;
+const SFU = "freeswitch:\n  ip: 203.0.113.11\nlog:\n  level: info\n";
+const SWITCH = '<configuration name="switch.conf">\n  <settings>\n    <param name="loglevel" value="debug"/>\n  </settings>\n</configuration>\n';
+const STRICT = { PRIVACY: "strict", VIDEO: "false", RETENTION_DAYS: "0", INSTALL_ID: "1".repeat(64) };
+const STANDARD = { PRIVACY: "standard", VIDEO: "true", RETENTION_DAYS: "30", INSTALL_ID: "1".repeat(64) };
+
+let box: Sandbox;
+const read = (f: string) => fs.readFileSync(box.file(`root/${f}`), "utf8");
+const exists = (f: string) => fs.existsSync(box.file(`root/${f}`));
+const restarts = () => box.calls().filter((c) => /^(systemctl (reload|restart)|fs_cli)/.test(c));
+
+/** A host as bbb-install.sh leaves it: the nginx site, the SFU's override, FreeSWITCH's switch.conf. */
+function installedHost(): void {
+    box.write("root/etc/nginx/sites-available/bigbluebutton", SITE);
+    box.write("root/etc/bigbluebutton/bbb-webrtc-sfu/production.yml", SFU);
+    box.write("root/opt/freeswitch/etc/freeswitch/autoload_configs/switch.conf.xml", SWITCH);
+    box.write("root/var/bigbluebutton/deleted/presentation/old-meeting/slides.pdf", "x");
+}
+
+beforeEach(() => {
+    box = new Sandbox();
+    installStubs(box);
+    box.stub("nginx", '[ "$1" = -t ] && [ -z "${NGINX_BROKEN:-}" ]');
+    box.stub("fs_cli");
+    // yq e '.log.level' FILE / yq e -i '.log.level = "x"' FILE, enough of it for this step.
+    box.stub(
+        "yq",
+        `if [ "$2" = -i ]; then level=\${3#*\\"}; level=\${level%\\"}; sed -i "s/^  level: .*/  level: $level/" "$4"; else sed -n 's/^  level: //p' "$3"; fi`,
+    );
+    installedHost();
+});
+afterEach(() => box.cleanup());
+
+describe("privacy strict", () => {
+    test("turns access logs off, quietens the SFU and FreeSWITCH, keeps logs one day, purges deleted recordings", () => {
+        const r = box.run("bbb-data-policy", STRICT);
+        expect(r.stderr).toBe("");
+        expect(r.status).toBe(0);
+        expect(read("etc/nginx/conf.d/99-bbb-privacy.conf")).toContain("access_log off;");
+        expect(read("etc/nginx/sites-available/bigbluebutton")).toContain("    access_log off;\n");
+        expect(read("etc/nginx/sites-available/bigbluebutton")).not.toContain("bigbluebutton.access.log");
+        expect(read("etc/bigbluebutton/bbb-webrtc-sfu/production.yml")).toContain("log:\n  level: warn\n");
+        expect(read("opt/freeswitch/etc/freeswitch/autoload_configs/switch.conf.xml")).toContain('<param name="loglevel" value="warning"/>');
+        expect(read("etc/default/bigbluebutton-cron-config").split("\n").slice(1)).toEqual(["history=1", "unrecorded_days=1", "published_days=1", "log_history=1", ""]);
+        expect(read("etc/cron.daily/bbb-purge-deleted")).toContain(`find ${box.root}/var/bigbluebutton/deleted -mindepth 1 -delete`);
+        expect(fs.readdirSync(box.file("root/var/bigbluebutton/deleted"))).toEqual([]);
+        expect(restarts()).toEqual(["systemctl reload nginx", "systemctl restart bbb-webrtc-sfu", "fs_cli -x fsctl loglevel warning"]);
+    });
+
+    test("no recording options: no video format, no retention job", () => {
+        box.run("bbb-data-policy", STRICT);
+        expect(exists("etc/bigbluebutton/recording/recording.yml")).toBe(false);
+        expect(exists("etc/cron.daily/bbb-recording-retention")).toBe(false);
+        expect(box.calls("apt-get")).toEqual([]);
+    });
+
+    test("a second run changes nothing and restarts nothing", () => {
+        box.run("bbb-data-policy", STRICT);
+        const before = box.files().map((f) => [f, read(f)]);
+        fs.writeFileSync(box.file("calls.log"), "");
+        expect(box.run("bbb-data-policy", STRICT).status).toBe(0);
+        expect(box.files().map((f) => [f, read(f)])).toEqual(before);
+        expect(restarts()).toEqual([]);
+    });
+
+    test("survives a second installer run: what bbb-install.sh rewrites is set again", () => {
+        box.run("bbb-data-policy", STRICT);
+        installedHost(); // bbb-install.sh writes its site, the SFU override and switch.conf anew
+        fs.writeFileSync(box.file("calls.log"), "");
+        expect(box.run("bbb-data-policy", { ...STRICT, INSTALL_ID: "2".repeat(64) }).status).toBe(0);
+        expect(read("etc/nginx/sites-available/bigbluebutton")).toContain("    access_log off;\n");
+        expect(read("etc/bigbluebutton/bbb-webrtc-sfu/production.yml")).toContain("level: warn");
+        expect(read("opt/freeswitch/etc/freeswitch/autoload_configs/switch.conf.xml")).toContain('value="warning"');
+        expect(restarts()).toEqual(["systemctl reload nginx", "systemctl restart bbb-webrtc-sfu", "fs_cli -x fsctl loglevel warning"]);
+    });
+
+    test("a site that serves plain HTTP is refused", () => {
+        box.write("root/etc/nginx/sites-available/bigbluebutton", SITE.replace("return 301 https://$server_name$request_uri;", "root /var/www;"));
+        const r = box.run("bbb-data-policy", STRICT);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-data-policy: error: ");
+        expect(r.stderr).toContain("serves plain HTTP");
+    });
+
+    test("nginx refusing the change fails the step before reloading", () => {
+        const r = box.run("bbb-data-policy", STRICT, { NGINX_BROKEN: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("nginx refuses the changed configuration");
+        expect(box.calls("systemctl")).not.toContain("systemctl reload nginx");
+    });
+
+    test("before the installer there is nothing to apply it to", () => {
+        fs.rmSync(box.file("root/etc/nginx/sites-available/bigbluebutton"));
+        const r = box.run("bbb-data-policy", STRICT);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-install.sh has not completed");
+    });
+});
+
+describe("privacy standard, recordings on", () => {
+    test("after strict, BigBlueButton's defaults come back and only our files go", () => {
+        box.run("bbb-data-policy", STRICT);
+        box.write("root/etc/default/unrelated", "keep me\n");
+        expect(box.run("bbb-data-policy", STANDARD).status).toBe(0);
+        expect(exists("etc/nginx/conf.d/99-bbb-privacy.conf")).toBe(false);
+        expect(read("etc/nginx/sites-available/bigbluebutton")).toContain("access_log /var/log/nginx/bigbluebutton.access.log;");
+        expect(read("etc/bigbluebutton/bbb-webrtc-sfu/production.yml")).toContain("level: info");
+        expect(exists("etc/default/bigbluebutton-cron-config")).toBe(false);
+        expect(exists("etc/cron.daily/bbb-purge-deleted")).toBe(false);
+        expect(read("etc/default/unrelated")).toBe("keep me\n");
+    });
+
+    test("a cron config the operator wrote is never removed", () => {
+        box.write("root/etc/default/bigbluebutton-cron-config", "history=3\n");
+        expect(box.run("bbb-data-policy", STANDARD).status).toBe(0);
+        expect(read("etc/default/bigbluebutton-cron-config")).toBe("history=3\n");
+    });
+
+    test("video: the playback package, the recording steps with process:video, the worker restarted", () => {
+        expect(box.run("bbb-data-policy", STANDARD).status).toBe(0);
+        expect(box.calls("apt-get")).toEqual(["apt-get install -y -q bbb-playback-video"]);
+        expect(read("etc/bigbluebutton/recording/recording.yml")).toContain("    - 'process:video'\n  'process:presentation': 'publish:presentation'\n  'process:video': 'publish:video'\n");
+        expect(box.calls("systemctl")).toContain("systemctl restart bbb-rap-resque-worker");
+    });
+
+    test("published recordings are deleted after retentionDays by a daily job", () => {
+        expect(box.run("bbb-data-policy", STANDARD).status).toBe(0);
+        const job = read("etc/cron.daily/bbb-recording-retention");
+        expect(job).toContain("-mtime +30");
+        expect(job).toContain('bbb-record --delete "$id"');
+        expect((fs.statSync(box.file("root/etc/cron.daily/bbb-recording-retention")).mode & 0o777).toString(8)).toBe("755");
+    });
+});
