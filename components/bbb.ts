@@ -67,8 +67,11 @@ export interface BbbServerArgs {
     recordings: RecordingSettings;
     /** Single topology with recordings: /var/bigbluebutton on a data volume of this size (GB). */
     recordingsVolume?: { size: number; protect: boolean };
-    /** Pool topology with recordings: Scalelite's NFS share and the post-publish script of its version. */
-    scaleliteRecordings?: { nfsServer: pulumi.Input<string>; scaleliteVersion: string };
+    /**
+     * Pool topology with recordings: Scalelite's NFS share and the post-publish script of its version; the
+     * mount waits for Scalelite's setup, which exports the share.
+     */
+    scaleliteRecordings?: { nfsServer: pulumi.Input<string>; scaleliteVersion: string; exported: pulumi.Resource };
     dialIn?: DialInSettings;
     /** Install bbb-webhooks with these permanent hook URLs. */
     webhooks?: { urls: string[] };
@@ -146,10 +149,12 @@ export class BbbServer extends pulumi.ComponentResource {
             step("webhooks", "bbb-webhooks", { FQDN: this.host.fqdn, URLS: args.webhooks.urls.join("\n") });
         }
         if (args.scaleliteRecordings) {
-            step("recordings", "bbb-recordings", {
-                NFS_SERVER: args.scaleliteRecordings.nfsServer,
-                SCALELITE_VERSION: args.scaleliteRecordings.scaleliteVersion,
-            });
+            step(
+                "recordings",
+                "bbb-recordings",
+                { NFS_SERVER: args.scaleliteRecordings.nfsServer, SCALELITE_VERSION: args.scaleliteRecordings.scaleliteVersion },
+                [args.scaleliteRecordings.exported],
+            );
         }
         this.configured = previous as command.remote.Command;
         this.registerOutputs({});

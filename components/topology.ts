@@ -146,7 +146,7 @@ export class Platform extends pulumi.ComponentResource {
                     recordings: s.recordings,
                     ...(single && s.recordings.enabled ? { recordingsVolume: { size: s.dataVolumeSizes.bbb, protect: s.protectData } } : {}),
                     ...(scalelite && s.recordings.enabled
-                        ? { scaleliteRecordings: { nfsServer: scalelite.host.privateIpv4, scaleliteVersion: s.scaleliteVersion } }
+                        ? { scaleliteRecordings: { nfsServer: scalelite.host.privateIpv4, scaleliteVersion: s.scaleliteVersion, exported: scalelite.setup } }
                         : {}),
                     ...(s.dialIn ? { dialIn: s.dialIn } : {}),
                     ...(s.webhooks ? { webhooks: { urls: s.webhookUrls } } : {}),

@@ -1,5 +1,5 @@
-// scripts/remote/scalelite-setup.sh, run for real against stub docker, certbot, apt-get, chown, an attached
-// data volume and a curl that answers like Scalelite behind its nginx (/health_check answers 200 either way).
+// scripts/remote/scalelite-setup.sh, run for real against stub docker, certbot, apt-get, chown, exportfs, an
+// attached data volume and a curl that answers like Scalelite behind its nginx (/health_check answers 200 either way).
 import * as fs from "fs";
 import * as path from "path";
 import { Sandbox } from "./sandbox";
@@ -24,6 +24,8 @@ const INPUTS = {
     POSTGRES_IMAGE: "postgres:15-alpine",
     REDIS_IMAGE: "redis:7-alpine",
     HEALTH_WAIT_SECONDS: "0",
+    RECORDINGS: "true",
+    NFS_CLIENTS: "10.20.0.0/24",
 };
 const SCALELITE = ["scalelite-api", "scalelite-poller", "scalelite-recording-importer", "scalelite-nginx"];
 const ALL = ["postgres", "redis", ...SCALELITE];
@@ -55,6 +57,7 @@ function host(): Sandbox {
     attachVolume(box, VOLUME, true);
     box.stub("curl", CURL);
     box.stub("sleep");
+    box.stub("exportfs", '[ -z "${EXPORTFS_FAIL:-}" ] || { echo "exportfs: Failed to stat /var/lib/bbb-data/recordings" >&2; exit 1; }');
     return box;
 }
 
@@ -70,6 +73,8 @@ const ok = (inputs: Partial<typeof INPUTS> = {}) => {
 const forget = () => fs.writeFileSync(box.file("calls.log"), "");
 const mode = (relative: string) => (fs.statSync(box.file(relative)).mode & 0o777).toString(8);
 const envFile = () => fs.readFileSync(box.file("root/etc/default/scalelite"), "utf8");
+const EXPORTS = "root/etc/exports.d/bbb-recordings.exports";
+const exportLines = () => fs.readFileSync(box.file(EXPORTS), "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
 /** What `docker run` got for a container, as the docker stub recorded it. */
 const args = (name: string) => fs.readFileSync(box.file(`docker/${name}/args`), "utf8").split("\n").filter(Boolean);
 const runs = () => box.calls("docker").filter((c) => c.startsWith("docker run ")).map((c) => c.split(" ")[4]);
@@ -102,7 +107,7 @@ describe("a first run", () => {
     });
 
     test("installs docker.io and certbot and gets the certificate by HTTP-01, stopping scalelite-nginx around renewals", () => {
-        expect(box.calls("apt-get")).toEqual(["apt-get install -y -q docker.io certbot"]);
+        expect(box.calls("apt-get")).toEqual(["apt-get install -y -q docker.io certbot", "apt-get install -y -q nfs-kernel-server"]);
         expect(box.calls("certbot")).toEqual([
             "certbot certonly --standalone --non-interactive --agree-tos --keep-until-expiring -m ops@example.org -d scalelite.example.org" +
                 " --pre-hook docker stop scalelite-nginx || true --post-hook docker start scalelite-nginx || true",
@@ -136,6 +141,14 @@ describe("a first run", () => {
             expect(`${r.stdout}${r.stderr}`).not.toContain(secret);
             expect(box.calls().join("\n")).not.toContain(secret);
         }
+    });
+
+    test("exports the recordings directory over NFS to the BBB servers' range, root-squashed, and starts nfs-server", () => {
+        expect(exportLines()).toEqual(["/var/lib/bbb-data/recordings 10.20.0.0/24(rw,sync,no_subtree_check,root_squash)"]);
+        expect(mode(EXPORTS)).toBe("644");
+        expect(box.calls("exportfs")).toEqual(["exportfs -ra"]);
+        expect(box.calls("systemctl")).toEqual(["systemctl enable --now nfs-server"]);
+        expect(envFile()).not.toMatch(/RECORDING_DISABLED|OVERRIDE_CREATE_PARAMS/);
     });
 
     test("runs the six containers on the scalelite network with their exact arguments", () => {
@@ -195,7 +208,8 @@ describe("scalelite-setup", () => {
         expect(ALL.map((n) => fs.readFileSync(box.file(`docker/${n}/spec`), "utf8"))).toEqual(labels);
         expect(box.calls("mkfs.ext4")).toEqual([]);
         expect(box.calls("mount")).toEqual([]);
-        expect(box.calls("systemctl")).toEqual([]);
+        expect(box.calls("exportfs")).toEqual([]);
+        expect(box.calls("systemctl")).toEqual(["systemctl enable --now nfs-server"]);
     });
 
     test("a new SCALELITE_VERSION replaces exactly the four Scalelite containers, not postgres or redis", () => {
@@ -265,6 +279,49 @@ describe("scalelite-setup", () => {
         expect(box.calls("curl")).toEqual([]);
     });
 
+    test("RECORDINGS false: nothing exported, Scalelite records no meeting (RECORDING_DISABLED, record=false forced)", () => {
+        ok({ RECORDINGS: "false", NFS_CLIENTS: "" });
+        expect(fs.existsSync(box.file(EXPORTS))).toBe(false);
+        expect(box.calls("apt-get")).toEqual(["apt-get install -y -q docker.io certbot"]);
+        expect(box.calls("exportfs")).toEqual([]);
+        expect(box.calls("systemctl")).toEqual([]);
+        expect(envFile().split("\n").filter((l) => l && !l.startsWith("#")).slice(-3)).toEqual([
+            "NGINX_SSL=true",
+            "RECORDING_DISABLED=true",
+            "OVERRIDE_CREATE_PARAMS=record=false",
+        ]);
+    });
+
+    test("one export line per client range, re-exported when they change; recordings off withdraws the export, on restores it", () => {
+        ok();
+        forget();
+        ok({ NFS_CLIENTS: "10.20.0.0/24 10.30.0.0/16" });
+        expect(exportLines()).toEqual([
+            "/var/lib/bbb-data/recordings 10.20.0.0/24(rw,sync,no_subtree_check,root_squash)",
+            "/var/lib/bbb-data/recordings 10.30.0.0/16(rw,sync,no_subtree_check,root_squash)",
+        ]);
+        expect(box.calls("exportfs")).toEqual(["exportfs -ra"]);
+        expect(runs()).toEqual([]);
+        forget();
+        ok({ RECORDINGS: "false", NFS_CLIENTS: "" });
+        expect(fs.existsSync(box.file(EXPORTS))).toBe(false);
+        expect(box.calls("exportfs")).toEqual(["exportfs -ra"]);
+        expect(envFile()).toContain("\nRECORDING_DISABLED=true\nOVERRIDE_CREATE_PARAMS=record=false\n");
+        expect(runs()).toEqual(SCALELITE);
+        forget();
+        ok();
+        expect(exportLines()).toHaveLength(1);
+        expect(envFile()).not.toMatch(/RECORDING_DISABLED|OVERRIDE_CREATE_PARAMS/);
+        expect(runs()).toEqual(SCALELITE);
+    });
+
+    test("a failing exportfs stops the step before any container runs, naming the exports file", () => {
+        const r = run({}, { EXPORTFS_FAIL: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("scalelite-setup: error: exportfs -ra failed (see /etc/exports.d/bbb-recordings.exports)");
+        expect(runs()).toEqual([]);
+    });
+
     test("inputs that would break the env file or DATABASE_URL are refused before anything runs, without showing them", () => {
         const cases: [Partial<typeof INPUTS>, string][] = [
             [{ LOADBALANCER_SECRETS: LB_OTHER }, "LOADBALANCER_SECRETS must include LOADBALANCER_SECRET"],
@@ -273,6 +330,9 @@ describe("scalelite-setup", () => {
             [{ DB_PASSWORD: `${DB_PASSWORD}@/` }, "DB_PASSWORD must be alphanumeric"],
             [{ SECRET_KEY_BASE: `${SECRET_KEY_BASE}\nX=1` }, "SECRET_KEY_BASE must be lower-case hex"],
             [{ FORCE_REMOVE: "yes" }, "FORCE_REMOVE must be true or false"],
+            [{ RECORDINGS: "yes" }, "RECORDINGS must be true or false"],
+            [{ NFS_CLIENTS: "" }, "NFS_CLIENTS must name the BBB servers' address ranges when RECORDINGS is true"],
+            [{ NFS_CLIENTS: "10.20.0.0/24 *(rw,no_root_squash)" }, "NFS_CLIENTS holds '*(rw,no_root_squash)', which is not an address range"],
         ];
         for (const [inputs, message] of cases) {
             const r = run(inputs);

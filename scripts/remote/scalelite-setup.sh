@@ -5,18 +5,22 @@
 # scalelite-nginx stopped around renewals) mounted into scalelite-nginx. The settings (and every secret)
 # live only in /etc/default/scalelite (and the database password for postgres in
 # /etc/default/scalelite-postgres); a changed file or image replaces the containers that use it.
+# With RECORDINGS true, the recordings directory is exported over NFS to NFS_CLIENTS (the BBB servers, which
+# mount it at /mnt/scalelite-recordings, see bbb-recordings.sh); with RECORDINGS false nothing is exported and
+# Scalelite records no meeting (RECORDING_DISABLED, OVERRIDE_CREATE_PARAMS=record=false).
 # Ends when https://FQDN/health_check answers "success" and the API answers SUCCESS.
 # Inputs: FQDN EMAIL SCALELITE_VERSION (image tag, e.g. v1.8.5) VOLUME_ID (the data volume's id)
 #         SECRET_KEY_BASE (hex) DB_PASSWORD (alphanumeric) LOADBALANCER_SECRET
 #         LOADBALANCER_SECRETS (colon-separated, includes LOADBALANCER_SECRET)
 #         FORCE_REMOVE (true|false, kept for the node-removal step) POSTGRES_IMAGE REDIS_IMAGE
-#         HEALTH_WAIT_SECONDS.
+#         HEALTH_WAIT_SECONDS RECORDINGS (true|false) NFS_CLIENTS (space-separated CIDRs that may mount the
+#         recordings share; may be empty when RECORDINGS is false).
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
 : "${FQDN:?}" "${EMAIL:?}" "${SCALELITE_VERSION:?}" "${VOLUME_ID:?}" "${SECRET_KEY_BASE:?}" "${DB_PASSWORD:?}"
 : "${LOADBALANCER_SECRET:?}" "${LOADBALANCER_SECRETS:?}" "${FORCE_REMOVE:?}" "${POSTGRES_IMAGE:?}"
-: "${REDIS_IMAGE:?}" "${HEALTH_WAIT_SECONDS:?}"
+: "${REDIS_IMAGE:?}" "${HEALTH_WAIT_SECONDS:?}" "${RECORDINGS:?}" "${NFS_CLIENTS?}"
 
 # Checked before anything runs; the messages never show a secret.
 [[ $FQDN =~ ^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$ ]] || fail "FQDN '$FQDN' is not a lower-case host name"
@@ -27,6 +31,12 @@ set -euo pipefail
 [[ $REDIS_IMAGE =~ ^[^[:space:]]+$ ]] || fail "REDIS_IMAGE '$REDIS_IMAGE' is not an image name"
 [[ $FORCE_REMOVE =~ ^(true|false)$ ]] || fail "FORCE_REMOVE must be true or false, not '$FORCE_REMOVE'"
 [[ $HEALTH_WAIT_SECONDS =~ ^[0-9]+$ ]] || fail "HEALTH_WAIT_SECONDS must be a number of seconds, not '$HEALTH_WAIT_SECONDS'"
+[[ $RECORDINGS =~ ^(true|false)$ ]] || fail "RECORDINGS must be true or false, not '$RECORDINGS'"
+read -r -a nfs_clients <<<"$NFS_CLIENTS"
+for cidr in "${nfs_clients[@]}"; do
+  [[ $cidr =~ ^[0-9A-Fa-f:.]+/[0-9]{1,3}$ ]] || fail "NFS_CLIENTS holds '$cidr', which is not an address range (CIDR)"
+done
+[ "$RECORDINGS" = false ] || [ "${#nfs_clients[@]}" -gt 0 ] || fail "NFS_CLIENTS must name the BBB servers' address ranges when RECORDINGS is true"
 [[ $SECRET_KEY_BASE =~ ^[0-9a-f]+$ ]] || fail "SECRET_KEY_BASE must be lower-case hex"
 # DATABASE_URL carries it unencoded.
 [[ $DB_PASSWORD =~ ^[A-Za-z0-9]+$ ]] || fail "DB_PASSWORD must be alphanumeric (it is part of DATABASE_URL)"
@@ -44,6 +54,7 @@ recordings=$ROOT$data/recordings
 env_file=$ROOT/etc/default/scalelite
 db_env_file=$ROOT/etc/default/scalelite-postgres
 flag=$ROOT/etc/bbb-deploy/scalelite-force-remove
+exports=$ROOT/etc/exports.d/bbb-recordings.exports
 image=blindsidenetwks/scalelite:$SCALELITE_VERSION
 
 # 1. The data volume: PostgreSQL, Redis and the recordings (the tree and owners of Scalelite's
@@ -60,6 +71,30 @@ chmod 0775 "${record_dirs[@]}"
 say "installing docker.io and certbot"
 apt_install docker.io certbot
 
+# 2b. The recordings share for the BBB servers (NFS; root_squash: they write as gid 2000, see step 1).
+if [ "$RECORDINGS" = true ]; then
+  say "exporting $data/recordings over NFS to ${nfs_clients[*]}"
+  apt_install nfs-kernel-server
+  mkdir -p "$(dirname "$exports")"
+  export_lines=$(
+    echo "# Managed by bbb (Pulumi, scalelite-setup step); changes here are overwritten."
+    for cidr in "${nfs_clients[@]}"; do
+      echo "$data/recordings $cidr(rw,sync,no_subtree_check,root_squash)"
+    done
+  )
+  exports_changed=false
+  if write_if_changed "$exports" 0644 root:root <<<"$export_lines"; then exports_changed=true; fi
+  systemctl enable --now nfs-server >/dev/null 2>&1 || fail "cannot start nfs-server (see: journalctl -u nfs-server)"
+  if [ "$exports_changed" = true ]; then
+    exportfs -ra || fail "exportfs -ra failed (see /etc/exports.d/bbb-recordings.exports)"
+    say "wrote /etc/exports.d/bbb-recordings.exports"
+  fi
+elif [ -e "$exports" ]; then
+  say "recordings are off: no longer exporting $data/recordings"
+  rm -f "$exports"
+  if command -v exportfs >/dev/null; then exportfs -ra || fail "exportfs -ra failed after removing the recordings export"; fi
+fi
+
 # 3. The certificate. scalelite-nginx holds port 80 once it runs: certbot's renewals stop it around HTTP-01.
 say "obtaining a certificate for $FQDN (HTTP-01)"
 certbot certonly --standalone --non-interactive --agree-tos --keep-until-expiring -m "$EMAIL" -d "$FQDN" \
@@ -67,7 +102,12 @@ certbot certonly --standalone --non-interactive --agree-tos --keep-until-expirin
   mask "${secrets[@]}" ||
   fail "certbot could not obtain a certificate for $FQDN (is port 80 open and does $FQDN resolve to this host?)"
 
-# 4. Scalelite's settings, the only place on disk that holds the secrets.
+# 4. Scalelite's settings, the only place on disk that holds the secrets. Recordings off (or strict privacy):
+#    Scalelite's recording API is off and every meeting is created with record=false, whatever the caller asks.
+recording_env=""
+if [ "$RECORDINGS" = false ]; then
+  recording_env=$'\nRECORDING_DISABLED=true\nOVERRIDE_CREATE_PARAMS=record=false'
+fi
 mkdir -p "$(dirname "$env_file")"
 if write_if_changed "$env_file" 0600 root:root <<ENV; then say "wrote /etc/default/scalelite"; fi
 # Managed by bbb (Pulumi, scalelite-setup step); changes here are overwritten.
@@ -78,7 +118,7 @@ LOADBALANCER_SECRETS=$LOADBALANCER_SECRETS
 DATABASE_URL=postgresql://postgres:$DB_PASSWORD@postgres:5432/scalelite
 REDIS_URL=redis://redis:6379
 SERVER_ID_IS_HOSTNAME=true
-NGINX_SSL=true
+NGINX_SSL=true$recording_env
 ENV
 # PostgreSQL gets its password alone: a new consumer secret must not restart the database.
 if write_if_changed "$db_env_file" 0600 root:root <<ENV; then say "wrote /etc/default/scalelite-postgres"; fi
