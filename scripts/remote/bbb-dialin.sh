@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# BBB host, after the installer: phone dial-in through a SIP provider. FreeSWITCH registers at the provider
+# as gateway bbb-dialin on its external profile (port 5060, context public); a call to the DID is answered,
+# asks for the conference PIN (PIN_DIGITS digits, the length of BBB's voice bridge numbers, which bbb-web's
+# defaultNumDigitsForTelVoice sets elsewhere) and joins the conference of that number in BBB's default
+# dialplan as an authorized caller. FreeSWITCH reloads only when a file changed.
+# Inputs: FQDN DID (the digits the provider sends as destination) GATEWAY_HOST GATEWAY_USERNAME
+#         GATEWAY_PASSWORD (secret: only ever in the gateway file, never printed nor on a command line)
+#         PIN_DIGITS (5 to 11: BBB's default dialplan takes conference numbers of 5 to 11 digits);
+#         optional GATEWAY_DROP_SECONDS (default 3): the wait between dropping a changed gateway and rescanning.
+# Uses scripts/remote/lib.sh, sent ahead of this script.
+set -euo pipefail
+
+: "${FQDN:?}" "${DID:?}" "${GATEWAY_HOST:?}" "${GATEWAY_USERNAME:?}" "${GATEWAY_PASSWORD:?}" "${PIN_DIGITS:?}"
+[[ $DID =~ ^[0-9]{3,20}$ ]] || fail "the dial-in number (DID) must be the 3 to 20 digits the provider sends as destination, got '$DID'"
+[[ $PIN_DIGITS =~ ^([5-9]|1[01])$ ]] ||
+  fail "PIN_DIGITS must be 5 to 11 (BBB's dialplan takes conference numbers of 5 to 11 digits), got '$PIN_DIGITS'"
+[[ $GATEWAY_HOST =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$ ]] ||
+  fail "the SIP gateway host must be a host name or address with an optional :port, got '$GATEWAY_HOST'"
+for name in GATEWAY_USERNAME GATEWAY_PASSWORD; do
+  value=${!name}
+  # Printable characters only; FreeSWITCH's pre-processor would expand $${...} in the XML.
+  [[ $value =~ ^[[:print:]]+$ ]] || fail "$name must be printable characters on one line"
+  [[ $value != *"\$\${"* ]] || fail "$name must not contain '\$\${' (FreeSWITCH would expand it)"
+done
+unset value
+
+conf=$ROOT/opt/freeswitch/conf
+if [ ! -d "$conf/sip_profiles" ] || [ ! -d "$conf/dialplan" ]; then
+  fail "FreeSWITCH is not installed ($conf is missing): bbb-install.sh has not completed on this host"
+fi
+external_port=$(sed -n 's/.*data="external_sip_port=\([0-9]*\)".*/\1/p' "$conf/vars.xml" 2>/dev/null | tail -n1)
+[ -z "$external_port" ] || [ "$external_port" = 5060 ] ||
+  fail "FreeSWITCH's external SIP profile listens on port $external_port, but the firewall opens 5060 to the provider"
+fs_cli=$(command -v fs_cli || echo "$ROOT/opt/freeswitch/bin/fs_cli")
+[ -x "$fs_cli" ] || fail "fs_cli is missing (/opt/freeswitch/bin/fs_cli): bbb-install.sh has not completed on this host"
+
+xml_escape() {
+  local s=$1
+  s=${s//'&'/'&amp;'}
+  s=${s//'<'/'&lt;'}
+  s=${s//'>'/'&gt;'}
+  s=${s//'"'/'&quot;'}
+  s=${s//"'"/'&apos;'}
+  printf '%s' "$s"
+}
+
+# A reload that failed is tried again on the next run, even though the files are then unchanged.
+pending=$ROOT/var/lib/bbb-deploy/bbb-dialin.pending
+mkdir -p "$conf/sip_profiles/external" "$conf/dialplan/public" "$(dirname "$pending")"
+gateway_changed=false
+dialplan_changed=false
+if [ -f "$pending" ]; then
+  grep -qx gateway "$pending" && gateway_changed=true
+  grep -qx dialplan "$pending" && dialplan_changed=true
+fi
+
+# The password lives only here: root and FreeSWITCH (freeswitch:daemon) may read it.
+if write_if_changed "$conf/sip_profiles/external/bbb-dialin.xml" 0640 freeswitch:daemon <<GATEWAY; then gateway_changed=true; fi
+<include>
+  <!-- Managed by bbb (Pulumi, bbb-dialin step); changes here are overwritten. -->
+  <gateway name="bbb-dialin">
+    <param name="proxy" value="$(xml_escape "$GATEWAY_HOST")"/>
+    <param name="username" value="$(xml_escape "$GATEWAY_USERNAME")"/>
+    <param name="password" value="$(xml_escape "$GATEWAY_PASSWORD")"/>
+    <param name="extension" value="$DID"/>
+    <param name="register" value="true"/>
+    <param name="context" value="public"/>
+    <param name="retry-seconds" value="10"/>
+    <param name="ping" value="25"/>
+  </gateway>
+</include>
+GATEWAY
+
+# A caller to the DID is asked for the PIN (the conference's voice bridge number) and handed to BBB's
+# conference extension in the default context with bbb_authorized=true. A caller who gives no valid PIN in
+# three tries hears the bad-PIN prompt and may try twice more, then is hung up on.
+pin_prompt="$PIN_DIGITS $PIN_DIGITS 3 30000 #"
+invalid=ivr/ivr-that_was_an_invalid_entry.wav
+if write_if_changed "$conf/dialplan/public/bbb-dialin.xml" 0644 freeswitch:daemon <<DIALPLAN; then dialplan_changed=true; fi
+<include>
+  <!-- Managed by bbb (Pulumi, bbb-dialin step); changes here are overwritten. -->
+  <extension name="bbb_dialin_from_provider">
+    <condition field="destination_number" expression="^$DID\$">
+      <action application="start_dtmf"/>
+      <action application="answer"/>
+      <action application="sleep" data="1000"/>
+      <action application="play_and_get_digits" data="$pin_prompt conference/conf-pin.wav $invalid pin \\d+"/>
+      <action application="transfer" data="SEND_TO_CONFERENCE XML public"/>
+    </condition>
+  </extension>
+  <extension name="bbb_dialin_check_conference">
+    <condition field="destination_number" expression="^SEND_TO_CONFERENCE\$"/>
+    <condition field="\${pin}" expression="^\\d{$PIN_DIGITS}\$">
+      <action application="set" data="bbb_authorized=true"/>
+      <action application="transfer" data="\${pin} XML default"/>
+    </condition>
+  </extension>
+  <extension name="bbb_dialin_bad_pin">
+    <condition field="destination_number" expression="^SEND_TO_CONFERENCE\$"/>
+    <condition field="\${bbb_dialin_retries}" expression="^x{0,1}\$">
+      <action application="set" data="bbb_dialin_retries=\${bbb_dialin_retries}x"/>
+      <action application="unset" data="pin"/>
+      <action application="play_and_get_digits" data="$pin_prompt conference/conf-bad-pin.wav $invalid pin \\d+"/>
+      <action application="transfer" data="SEND_TO_CONFERENCE XML public"/>
+    </condition>
+  </extension>
+  <extension name="bbb_dialin_give_up">
+    <condition field="destination_number" expression="^SEND_TO_CONFERENCE\$">
+      <action application="playback" data="conference/conf-bad-pin.wav"/>
+      <action application="hangup" data="CALL_REJECTED"/>
+    </condition>
+  </extension>
+</include>
+DIALPLAN
+
+if [ "$gateway_changed" = false ] && [ "$dialplan_changed" = false ]; then
+  say "the dial-in gateway and dialplan for $DID are unchanged"
+  exit 0
+fi
+{
+  [ "$gateway_changed" = false ] || echo gateway
+  [ "$dialplan_changed" = false ] || echo dialplan
+} >"$pending"
+
+# fs_cli authenticates with the event socket's password, which bbb-install.sh randomizes. It reads it from
+# $HOME/.fs_cli_conf: a private one here keeps the password off the command line.
+esl_password=$(sed -n 's/.*name="password"[[:space:]]*value="\([^"]*\)".*/\1/p' \
+  "$conf/autoload_configs/event_socket.conf.xml" 2>/dev/null | head -n1)
+cli_home=$(mktemp -d) || fail "cannot make a temporary directory for fs_cli"
+trap 'rm -rf "$cli_home"' EXIT
+if [ -n "$esl_password" ]; then
+  (umask 077 && printf '[default]\nhost => 127.0.0.1\nport => 8021\npassword => %s\n' "$esl_password" >"$cli_home/.fs_cli_conf")
+fi
+
+# Runs an fs_cli API command; fs_cli exits 0 even when the command fails, so its answer is checked too.
+fs_api() {
+  local out rc=0
+  out=$(HOME=$cli_home timeout 30 "$fs_cli" -x "$1" 2>&1) || rc=$?
+  out=$(printf '%s\n' "$out" | mask "$GATEWAY_PASSWORD" "$esl_password")
+  if [ "$rc" != 0 ] || [[ $out == *-ERR* ]] || [[ $out == *"Error Connecting"* ]] || [[ $out == *"Invalid "* ]]; then
+    printf '%s\n' "$out" >&2
+    fail "fs_cli -x '$1' failed (exit $rc; is FreeSWITCH running? see: systemctl status freeswitch)"
+  fi
+}
+
+say "reloading the FreeSWITCH configuration"
+fs_api reloadxml
+if [ "$gateway_changed" = true ]; then
+  # rescan adds new gateways but keeps a known one as it was: a changed gateway is dropped first.
+  # The profile drops a killed gateway within a second or two; rescan then loads it anew.
+  HOME=$cli_home timeout 30 "$fs_cli" -x "sofia profile external killgw bbb-dialin" >/dev/null 2>&1 || true
+  sleep "${GATEWAY_DROP_SECONDS:-3}"
+  fs_api "sofia profile external rescan"
+  say "gateway bbb-dialin registers at $GATEWAY_HOST as $GATEWAY_USERNAME"
+fi
+rm -f "$pending"
+say "calls to $DID ($FQDN) ask for a $PIN_DIGITS-digit conference PIN"
