@@ -1,6 +1,6 @@
 // Field features under mocks: the firewall follows the options (5060 only with dial-in and only from the
 // provider; 2049 only from the BBB servers' group and only with recordings in a pool).
-import { BASE_CONFIG, evaluate, firewallOf, Run } from "./harness";
+import { BASE_CONFIG, byName, evaluate, firewallOf, ofType, Run, stepInputs, waitsFor } from "./harness";
 
 const DIAL = { number: "+49 30 1234567", sipProviderCidrs: ["192.0.2.0/24", "2001:db8:5::/48"], gateway: { host: "sip.example.net", username: "4930123", password: "pw-secret-1" } };
 const POOL = { ...BASE_CONFIG, scalelite: true, poolSize: 2 };
@@ -43,4 +43,53 @@ test("recordings in a pool open NFS (2049/tcp) on Scalelite to the BBB servers' 
 test("no NFS without recordings, and none in the single topology (recordings stay on bbb-1's own volume)", () => {
     expect(ports(plain, "scalelite", "2049")).toEqual([]);
     for (const host of Object.keys(firewallOf(singleRecordings))) expect(ports(singleRecordings, host, "2049")).toEqual([]);
+});
+
+describe("the steps follow the options", () => {
+    const steps = (run: Run, host: string) =>
+        ofType(run, "command:remote:Command")
+            .filter((c) => c.name.startsWith(`${host}-`))
+            .map((c) => c.name.slice(host.length + 1));
+    const inputs = (run: Run, name: string) => stepInputs(byName(run, name).inputs.stdin);
+
+    test("by default (strict privacy): no storage, dial-in, webhooks or recordings steps; Scalelite records nothing", () => {
+        expect(steps(plain, "bbb-1").sort()).toEqual(["configure", "data-policy", "install", "ready", "registration"]);
+        expect(inputs(plain, "scalelite-setup")).toMatchObject({ RECORDINGS: "false", NFS_CLIENTS: "" });
+    });
+
+    test("dial-in: the gateway and the DID the provider sends, the PIN length bbb-web uses, the password secret", () => {
+        const dial = inputs(dialIn, "bbb-2-dialin");
+        expect(dial).toMatchObject({ DID: "49301234567", GATEWAY_HOST: "sip.example.net", GATEWAY_USERNAME: "4930123", GATEWAY_PASSWORD: "pw-secret-1", PIN_DIGITS: "5" });
+        expect(inputs(dialIn, "bbb-2-configure").PROPERTIES.split("\n")).toEqual(
+            expect.arrayContaining(["defaultDialAccessNumber=+49 30 1234567", "defaultNumDigitsForTelVoice=5"]),
+        );
+        expect(byName(dialIn, "bbb-2-dialin").secretInputs).toContain("stdin");
+        expect([...waitsFor(dialIn, "bbb-2-dialin")]).toContain("bbb-2-data-policy");
+    });
+
+    test("recordings in a pool: Scalelite exports the share to the network, every node mounts it after the export", () => {
+        expect(inputs(poolRecordings, "scalelite-setup")).toMatchObject({ RECORDINGS: "true", NFS_CLIENTS: "10.0.0.0/24" });
+        for (const n of [1, 2]) {
+            expect(inputs(poolRecordings, `bbb-${n}-recordings`)).toMatchObject({ NFS_SERVER: "10.0.0.3", SCALELITE_VERSION: "v1.8.5" });
+            expect([...waitsFor(poolRecordings, `bbb-${n}-recordings`)]).toEqual(expect.arrayContaining(["scalelite-setup", `bbb-${n}-data-policy`]));
+            // Recordings are kept by Scalelite, not on the node.
+            expect(inputs(poolRecordings, `bbb-${n}-data-policy`)).toMatchObject({ PRIVACY: "standard", RETENTION_DAYS: "0" });
+            expect(inputs(poolRecordings, `bbb-${n}-configure`).PROPERTIES).toContain("disableRecordingDefault=false");
+        }
+        expect([...waitsFor(poolRecordings, "bbb-1-registration")]).toContain("bbb-1-recordings");
+    });
+
+    test("recordings on one server: /var/bigbluebutton on a protected volume of its own, linked before the installer", () => {
+        const volume = byName(singleRecordings, "bbb-1-data");
+        expect([volume.inputs.size, volume.protect]).toEqual([100, true]);
+        expect(inputs(singleRecordings, "bbb-1-storage")).toEqual({ STEP: "bbb-storage", VOLUME_ID: "bbb-1-data-id" });
+        expect([...waitsFor(singleRecordings, "bbb-1-install")]).toEqual(expect.arrayContaining(["bbb-1-storage", "bbb-1-data-attach"]));
+        expect(inputs(singleRecordings, "bbb-1-data-policy")).toMatchObject({ PRIVACY: "standard", RETENTION_DAYS: "14", VIDEO: "false" });
+        expect(inputs(singleRecordings, "turn-coturn").LOGGING).toBe("file");
+    });
+
+    test("webhooks: every server gets the permanent URLs", async () => {
+        const run = await evaluate({ ...POOL, webhooks: true, webhookUrls: ["https://hooks.example.org/a", "https://hooks.example.org/b"] });
+        for (const n of [1, 2]) expect(inputs(run, `bbb-${n}-webhooks`).URLS).toBe("https://hooks.example.org/a\nhttps://hooks.example.org/b");
+    });
 });
