@@ -39,13 +39,6 @@ function installedHost(): void {
 beforeEach(() => {
     box = new Sandbox();
     installStubs(box);
-    box.stub("nginx", '[ "$1" = -t ] && [ -z "${NGINX_BROKEN:-}" ]');
-    box.stub("fs_cli");
-    // yq e '.log.level' FILE / yq e -i '.log.level = "x"' FILE, enough of it for this step.
-    box.stub(
-        "yq",
-        `if [ "$2" = -i ]; then level=\${3#*\\"}; level=\${level%\\"}; sed -i "s/^  level: .*/  level: $level/" "$4"; else sed -n 's/^  level: //p' "$3"; fi`,
-    );
     installedHost();
 });
 afterEach(() => box.cleanup());

@@ -130,8 +130,8 @@ function overSsh(name: string): { status: number | null; output: string } {
     return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
-test("the readiness, TURN, installer and configuration steps run through ssh + sudo and succeed", () => {
-    for (const name of ["turn-ready", "bbb-1-ready", "turn-coturn", "bbb-1-install", "bbb-1-configure"]) {
+test("the readiness, TURN, installer, configuration and data-policy steps run through ssh + sudo and succeed", () => {
+    for (const name of ["turn-ready", "bbb-1-ready", "turn-coturn", "bbb-1-install", "bbb-1-configure", "bbb-1-data-policy"]) {
         const r = overSsh(name);
         expect([name, r.status, r.status === 0 ? "" : r.output]).toEqual([name, 0, ""]);
     }
@@ -148,6 +148,9 @@ test("the steps got their inputs: exact installer flags, the stack's secret set,
     const conf = fs.readFileSync(box.file("root/etc/turnserver.conf"), "utf8");
     expect(conf).toContain(`static-auth-secret=${turnSecret}`);
     expect(conf).toContain("allowed-peer-ip=203.0.113.11");
+    // Strict privacy reached the host: access logs off, logs kept one day.
+    expect(fs.readFileSync(box.file("root/etc/nginx/sites-available/bigbluebutton"), "utf8")).toContain("access_log off;");
+    expect(fs.readFileSync(box.file("root/etc/default/bigbluebutton-cron-config"), "utf8")).toContain("log_history=1");
 });
 
 test("they ran as root through sudo, with no environment from the client", () => {
@@ -162,7 +165,7 @@ test("they ran as root through sudo, with no environment from the client", () =>
 test("a second run of every step succeeds and changes nothing that matters", () => {
     const conf = fs.readFileSync(box.file("root/etc/turnserver.conf"), "utf8");
     fs.writeFileSync(box.file("calls.log"), "");
-    for (const name of ["turn-coturn", "bbb-1-install", "bbb-1-configure"]) {
+    for (const name of ["turn-coturn", "bbb-1-install", "bbb-1-configure", "bbb-1-data-policy"]) {
         expect([name, overSsh(name).status]).toEqual([name, 0]);
     }
     expect(fs.readFileSync(box.file("root/etc/turnserver.conf"), "utf8")).toBe(conf);

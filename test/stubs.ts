@@ -145,6 +145,10 @@ mkdir -p "$SANDBOX/root/etc/bigbluebutton"
 props="$SANDBOX/root/etc/bigbluebutton/bbb-web.properties"
 [ -f "$props" ] || printf 'bigbluebutton.web.serverURL=https://bbb\\nsecuritySalt=InstallerMadeThisSecret0123456789abcdefgh\\n' > "$props"
 cp "$SANDBOX/bbb-conf.stub" "$SANDBOX/bin/bbb-conf"
+mkdir -p "$SANDBOX/root/etc/nginx/sites-available" "$SANDBOX/root/etc/bigbluebutton/bbb-webrtc-sfu"
+printf 'server {\\n  listen 80;\\n  return 301 https://$server_name$request_uri;\\n}\\nserver {\\n  listen 443 ssl;\\n  access_log /var/log/nginx/bigbluebutton.access.log;\\n}\\n' \\
+  > "$SANDBOX/root/etc/nginx/sites-available/bigbluebutton"
+printf 'log:\\n  level: info\\n' > "$SANDBOX/root/etc/bigbluebutton/bbb-webrtc-sfu/production.yml"
 `;
 
 /** A self-signed certificate and key for the stub certbot (and the real coturn). */
@@ -159,6 +163,13 @@ export function installStubs(box: Sandbox): void {
     box.stub("chown");
     box.stub("hostname", "echo bbb-test-host");
     box.stub("docker", DOCKER);
+    box.stub("nginx", '[ "$1" = -t ] && [ -z "${NGINX_BROKEN:-}" ]');
+    box.stub("fs_cli");
+    // yq e '.log.level' FILE / yq e -i '.log.level = "x"' FILE: as much of yq as the steps use.
+    box.stub(
+        "yq",
+        `if [ "$2" = -i ]; then level=\${3#*\\"}; level=\${level%\\"}; sed -i "s/^  level: .*/  level: $level/" "$4"; else sed -n 's/^  level: //p' "$3"; fi`,
+    );
     box.write("installer.sh", INSTALLER);
     box.stub("bbb-conf", BBB_CONF);
     fs.renameSync(path.join(box.bin, "bbb-conf"), box.file("bbb-conf.stub"));
