@@ -26,7 +26,12 @@ export const DURATIONS: Record<string, number> = {
     "wait-ready": 120, // cloud-init finishing, the record visible through OpenDNS (TTL 60)
     "turn-coturn": 150, // packages, certificate, coturn
     "bbb-installer": 1500, // bbb-install.sh: packages, certificates, Greenlight when -g
+    "bbb-storage": 30, // data volume for recordings, /var/bigbluebutton linked
     "bbb-configure": 90, // secret, properties, restart, API answering
+    "bbb-data-policy": 30, // privacy: nginx reload, log levels, retention
+    "bbb-dialin": 20, // FreeSWITCH gateway and dialplan, reload
+    "bbb-webhooks": 60, // package, override, restart
+    "bbb-recordings": 60, // NFS mount, post-publish script
     "scalelite-setup": 420, // docker, images, certificate, database migration
     "greenlight-setup": 360,
     "scalelite-node": 8, // two rake invocations (list; add + enable), one Rails boot each
