@@ -77,35 +77,33 @@ export interface BbbServerArgs {
     webhooks?: { urls: string[] };
 }
 
+export interface FinishArgs {
+    /** In a pool, the other servers' private addresses: dial-in calls are forwarded among them. */
+    dialInPeers: pulumi.Input<string[]>;
+}
+
 export class BbbServer extends pulumi.ComponentResource {
     readonly host: Host;
     /** The API secret this server answers to. */
     readonly secret: pulumi.Input<string>;
     readonly installed: command.remote.Command;
-    /** The last step: the server is ready for Scalelite when it is done. */
-    readonly configured: command.remote.Command;
+    /** The last step (after `finish`): the server is ready for Scalelite when it is done. */
+    configured!: command.remote.Command;
+    private readonly args: BbbServerArgs;
+    private previous: pulumi.Resource;
 
     constructor(name: string, args: BbbServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("bbb:bbb:BbbServer", name, {}, opts);
+        this.args = args;
         this.host = new Host(name, args.host, { parent: this });
         this.secret = args.secret;
-        const triggers = [this.host.instanceId];
-        let previous: pulumi.Resource = this.host.ready;
-        const step = (suffix: string, script: string, inputs: Record<string, pulumi.Input<string>>, extra: pulumi.Resource[] = []) => {
-            const command = remoteStep(
-                `${name}-${suffix}`,
-                { step: script, connection: this.host.connection, inputs, triggers },
-                { parent: this, dependsOn: [previous, ...extra] },
-            );
-            previous = command;
-            return command;
-        };
+        this.previous = this.host.ready;
 
         if (args.recordingsVolume) {
             const data = dataVolume(name, { host: this.host, size: args.recordingsVolume.size, protect: args.recordingsVolume.protect }, this);
-            step("storage", "bbb-storage", { VOLUME_ID: data.volume.id }, [data.attachment]);
+            this.step("storage", "bbb-storage", { VOLUME_ID: data.volume.id }, [data.attachment]);
         }
-        this.installed = step("install", "bbb-installer", {
+        this.installed = this.step("install", "bbb-installer", {
             FQDN: this.host.fqdn,
             EMAIL: args.email,
             VERSION: args.version,
@@ -119,7 +117,7 @@ export class BbbServer extends pulumi.ComponentResource {
         // Changes with every installer run, which may rewrite what the later steps set.
         const installId = this.installed.stdin.apply((stdin) => createHash("sha256").update(stdin ?? "").digest("hex"));
         const properties = bbbProperties({ privacy: args.privacy, recordings: args.recordings.enabled, dialIn: args.dialIn });
-        step("configure", "bbb-configure", {
+        this.step("configure", "bbb-configure", {
             FQDN: this.host.fqdn,
             SECRET: args.secret,
             PROPERTIES: Object.entries(properties)
@@ -128,35 +126,52 @@ export class BbbServer extends pulumi.ComponentResource {
             API_WAIT_SECONDS: String(BBB_TIMEOUTS.apiWait),
             INSTALL_ID: installId,
         });
-        step("data-policy", "bbb-data-policy", {
+        this.step("data-policy", "bbb-data-policy", {
             PRIVACY: args.privacy,
             VIDEO: String(args.recordings.video),
             // Published recordings are kept on this server only without Scalelite.
             RETENTION_DAYS: String(args.recordings.enabled && !args.scaleliteRecordings ? args.recordings.retentionDays : 0),
             INSTALL_ID: installId,
         });
+        this.registerOutputs({});
+    }
+
+    /** The steps that need the other servers (dial-in forwarding), once every server of the pool exists. */
+    finish(more: FinishArgs): void {
+        const { args, host } = this;
         if (args.dialIn) {
-            step("dialin", "bbb-dialin", {
-                FQDN: this.host.fqdn,
+            this.step("dialin", "bbb-dialin", {
+                FQDN: host.fqdn,
                 DID: args.dialIn.number.replace(/\D/g, ""),
                 GATEWAY_HOST: args.dialIn.gateway.host,
                 GATEWAY_USERNAME: args.dialIn.gateway.username,
                 GATEWAY_PASSWORD: args.dialIn.gateway.password,
                 PIN_DIGITS: String(PIN_DIGITS),
+                PEERS: pulumi.output(more.dialInPeers).apply((peers) => [...peers].sort().join(" ")),
             });
         }
         if (args.webhooks) {
-            step("webhooks", "bbb-webhooks", { FQDN: this.host.fqdn, URLS: args.webhooks.urls.join("\n") });
+            this.step("webhooks", "bbb-webhooks", { FQDN: host.fqdn, URLS: args.webhooks.urls.join("\n") });
         }
         if (args.scaleliteRecordings) {
-            step(
+            this.step(
                 "recordings",
                 "bbb-recordings",
                 { NFS_SERVER: args.scaleliteRecordings.nfsServer, SCALELITE_VERSION: args.scaleliteRecordings.scaleliteVersion },
                 [args.scaleliteRecordings.exported],
             );
         }
-        this.configured = previous as command.remote.Command;
-        this.registerOutputs({});
+        this.configured = this.previous as command.remote.Command;
+    }
+
+    /** A step after the previous one (each may restart services). */
+    private step(suffix: string, script: string, inputs: Record<string, pulumi.Input<string>>, extra: pulumi.Resource[] = []) {
+        const step = remoteStep(
+            `${this.host.name}-${suffix}`,
+            { step: script, connection: this.host.connection, inputs, triggers: [this.host.instanceId] },
+            { parent: this, dependsOn: [this.previous, ...extra] },
+        );
+        this.previous = step;
+        return step;
     }
 }

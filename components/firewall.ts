@@ -32,12 +32,13 @@ export function ruleName(group: string, rule: IngressRule): string {
 
 export class SecurityGroup extends pulumi.ComponentResource {
     readonly id: pulumi.Output<string>;
+    private readonly group: openstack.networking.SecGroup;
     /** The ingress rules declared, as plain data (for reports and tests). */
     readonly ingress: IngressRule[];
 
     constructor(name: string, args: SecurityGroupArgs, opts?: pulumi.ComponentResourceOptions) {
         super("bbb:firewall:SecurityGroup", name, {}, opts);
-        const group = new openstack.networking.SecGroup(
+        const group = (this.group = new openstack.networking.SecGroup(
             `${name}-group`,
             {
                 name: `bbb-${args.label}-${args.role}`,
@@ -46,7 +47,7 @@ export class SecurityGroup extends pulumi.ComponentResource {
                 deleteDefaultRules: true,
             },
             { parent: this },
-        );
+        ));
         const ruleOpts = { parent: this, deleteBeforeReplace: true };
         for (const ethertype of EGRESS) {
             // Egress stays open: the installers download packages, certificates and images.
@@ -78,6 +79,7 @@ export class SecurityGroup extends pulumi.ComponentResource {
     }
 
     private peer(args: SecurityGroupArgs, role: Role): pulumi.Input<string> {
+        if (role === args.role) return this.group.id;
         const id = args.peerGroupIds?.[role];
         if (id === undefined) throw new Error(`security group ${args.role}: a rule needs the ${role} hosts' group, which was not given`);
         return id;

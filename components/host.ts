@@ -35,6 +35,8 @@ export interface HostArgs {
 }
 
 export class Host extends pulumi.ComponentResource {
+    /** The resource name, which names the host's resources and steps (e.g. bbb-1). */
+    readonly name: string;
     readonly role: Role;
     readonly fqdn: string;
     readonly instanceId: pulumi.Output<string>;
@@ -51,6 +53,7 @@ export class Host extends pulumi.ComponentResource {
 
     constructor(name: string, args: HostArgs, opts?: pulumi.ComponentResourceOptions) {
         super("bbb:host:Host", name, {}, opts);
+        this.name = name;
         this.role = args.role;
         this.fqdn = args.fqdn;
 

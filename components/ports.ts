@@ -12,7 +12,7 @@ export type Ethertype = "IPv4" | "IPv6";
 export type Source = "world" | "ssh" | "sip" | "bbb-hosts";
 
 /** A feature a row belongs to: the row exists only when the feature is on. */
-export type Feature = "dialIn" | "poolRecordings";
+export type Feature = "dialIn" | "poolDialIn" | "poolRecordings";
 
 export interface MatrixRow {
     /** The roles whose security group has the row; "every" for all of them. */
@@ -51,6 +51,14 @@ export const PORT_MATRIX: readonly MatrixRow[] = [
     { roles: ["greenlight"], ports: one(80), protocols: ["tcp"], source: "world", why: "HTTP: redirect to HTTPS, ACME HTTP-01" },
     { roles: ["greenlight"], ports: one(443), protocols: ["tcp"], source: "world", why: "HTTPS: Greenlight" },
     { roles: ["bbb"], ports: one(5060), protocols: ["tcp", "udp"], source: "sip", when: "dialIn", why: "SIP from the dial-in provider (FreeSWITCH)" },
+    {
+        roles: ["bbb"],
+        ports: one(5060),
+        protocols: ["tcp", "udp"],
+        source: "bbb-hosts",
+        when: "poolDialIn",
+        why: "SIP between the BBB servers: a dial-in call goes to the server hosting the meeting",
+    },
     {
         roles: ["scalelite"],
         ports: one(2049),
@@ -110,6 +118,8 @@ export interface FirewallInputs {
     sipProviderCidrs?: readonly string[];
     /** Recordings on in the pool topology: the BBB servers mount Scalelite's NFS share. */
     poolRecordings?: boolean;
+    /** Dial-in in the pool topology: the BBB servers forward calls to each other. */
+    poolDialIn?: boolean;
 }
 
 export function ethertypeOf(cidr: string): Ethertype {
@@ -118,7 +128,11 @@ export function ethertypeOf(cidr: string): Ethertype {
 
 /** The ingress rules of one role, in matrix order. */
 export function ingressFor(role: Role, inputs: FirewallInputs): IngressRule[] {
-    const on: Record<Feature, boolean> = { dialIn: (inputs.sipProviderCidrs ?? []).length > 0, poolRecordings: inputs.poolRecordings === true };
+    const on: Record<Feature, boolean> = {
+        dialIn: (inputs.sipProviderCidrs ?? []).length > 0,
+        poolDialIn: inputs.poolDialIn === true,
+        poolRecordings: inputs.poolRecordings === true,
+    };
     const rules: IngressRule[] = [];
     for (const row of PORT_MATRIX) {
         if (row.roles !== "every" && !row.roles.includes(role)) continue;

@@ -63,6 +63,7 @@ export class Platform extends pulumi.ComponentResource {
             turnRelayPorts: s.turnRelayPorts,
             sipProviderCidrs: s.dialIn?.sipProviderCidrs,
             poolRecordings: !single && s.recordings.enabled,
+            poolDialIn: !single && s.dialIn !== undefined,
         };
         // The BBB servers' group first: Scalelite's NFS rule names it as its source.
         const groups = {} as Record<Role, SecurityGroup>;
@@ -154,13 +155,19 @@ export class Platform extends pulumi.ComponentResource {
                 { parent: this },
             );
             this.hosts[spec.name] = server.host;
-            scalelite?.register(spec.name, {
+            return server;
+        });
+        // Second phase, now that every server has an address: in a pool, dial-in calls are forwarded to the
+        // server hosting the meeting; then Scalelite takes each server once its last step is done.
+        this.bbbServers.forEach((server, i) => {
+            const peers = scalelite ? this.bbbServers.filter((_, j) => j !== i).map((other) => other.host.privateIpv4) : [];
+            server.finish({ dialInPeers: pulumi.all(peers) });
+            scalelite?.register(bbbSpecs[i].name, {
                 fqdn: server.host.fqdn,
-                secret,
-                drain: s.drain.includes(spec.name),
+                secret: server.secret,
+                drain: s.drain.includes(bbbSpecs[i].name),
                 configured: server.configured,
             });
-            return server;
         });
 
         // TURN relays to the BBB servers only, so its configuration follows their addresses.

@@ -13,6 +13,7 @@ const INPUTS = {
     GATEWAY_USERNAME: "4930123",
     GATEWAY_PASSWORD: PASSWORD,
     PIN_DIGITS: "5",
+    PEERS: "",
     GATEWAY_DROP_SECONDS: "0",
 };
 const CONF = "root/opt/freeswitch/conf";
@@ -303,4 +304,63 @@ test("an external profile on another port than the firewall opens is refused", (
     const r = run();
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("bbb-dialin: error: FreeSWITCH's external SIP profile listens on port 5080, but the firewall opens 5060");
+});
+
+describe("in a pool (PEERS)", () => {
+    const POOL = { ...INPUTS, PEERS: "10.0.0.12 10.0.0.13" };
+    const extension = (xml: string, name: string) => {
+        const start = xml.indexOf(`<extension name="${name}">`);
+        return start < 0 ? "" : xml.slice(start, xml.indexOf("</extension>", start) + "</extension>".length);
+    };
+
+    test("a caller joins here only a conference hosted here (a web participant's audio in it)", () => {
+        expect(box.run("bbb-dialin", POOL).status).toBe(0);
+        const check = extension(read(DIALPLAN), "bbb_dialin_check_conference");
+        expect(check).toContain('<condition field="${pin}" expression="^\\d{5}$"/>\n    <condition field="${conference ${pin} list}" expression="/sofia/">');
+        expect(check).toContain('<action application="transfer" data="${pin} XML default"/>');
+    });
+
+    test("any other PIN is forwarded to the other servers in turn, then counts as a bad PIN", () => {
+        box.run("bbb-dialin", POOL);
+        const forward = extension(read(DIALPLAN), "bbb_dialin_forward");
+        expect(forward).toContain(
+            '<action application="bridge" data="sofia/external/bbbpin-${pin}@10.0.0.12:5060|sofia/external/bbbpin-${pin}@10.0.0.13:5060"/>',
+        );
+        expect(forward).toContain('<action application="set" data="continue_on_fail=true"/>');
+        expect(forward).toContain('<action application="transfer" data="BBB_DIALIN_NOT_FOUND XML public"/>');
+        expect(extension(read(DIALPLAN), "bbb_dialin_bad_pin")).toContain('expression="^(SEND_TO_CONFERENCE|BBB_DIALIN_NOT_FOUND)$"');
+        const xml = read(DIALPLAN);
+        expect(xml.indexOf("bbb_dialin_check_conference")).toBeLessThan(xml.indexOf("bbb_dialin_forward"));
+        expect(xml.indexOf("bbb_dialin_forward")).toBeLessThan(xml.indexOf("bbb_dialin_bad_pin"));
+    });
+
+    test("a forwarded call is taken only from a peer, and only for a conference hosted here (404 otherwise)", () => {
+        box.run("bbb-dialin", POOL);
+        const fromPeer = extension(read(DIALPLAN), "bbb_dialin_from_peer");
+        expect(fromPeer).toContain('<condition field="network_addr" expression="^(10\\.0\\.0\\.12|10\\.0\\.0\\.13)$"/>');
+        expect(fromPeer).toContain('expression="^bbbpin-(\\d{5})$"');
+        const hosted = extension(read(DIALPLAN), "bbb_dialin_peer_conference");
+        expect(hosted).toContain('<condition field="${conference ${pin} list}" expression="/sofia/">');
+        expect(hosted).toContain('<anti-action application="respond" data="404"/>');
+    });
+
+    test("without peers (single topology) no conference check and no forwarding", () => {
+        box.run("bbb-dialin", INPUTS);
+        expect(read(DIALPLAN)).not.toContain("conference ${pin} list");
+        expect(read(DIALPLAN)).not.toContain("bbbpin-");
+    });
+
+    test("a new peer (the pool grew) rewrites the dialplan and reloads it", () => {
+        box.run("bbb-dialin", POOL);
+        fs.writeFileSync(box.callLog, "");
+        expect(box.run("bbb-dialin", { ...POOL, PEERS: "10.0.0.12 10.0.0.13 10.0.0.14" }).status).toBe(0);
+        expect(read(DIALPLAN)).toContain("@10.0.0.14:5060");
+        expect(box.calls("fs_cli").join("\n")).toContain("reloadxml");
+    });
+
+    test("a peer that is not an IPv4 address is refused", () => {
+        const r = box.run("bbb-dialin", { ...POOL, PEERS: "bbb-2.example.org" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("PEERS must be IPv4 addresses");
+    });
 });

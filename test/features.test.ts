@@ -26,13 +26,20 @@ test("without dial-in, 5060 is closed everywhere", () => {
     for (const host of Object.keys(firewallOf(plain))) expect([host, ports(plain, host, "5060")]).toEqual([host, []]);
 });
 
-test("with dial-in, 5060 tcp and udp open on every BBB server, to the provider's ranges only", () => {
+test("with dial-in, 5060 tcp and udp open on every BBB server, to the provider's ranges and (pool) the other servers only", () => {
     for (const host of ["bbb-1", "bbb-2"]) {
         expect(ports(dialIn, host, "5060")).toEqual([
-            "tcp 192.0.2.0/24 IPv4", "tcp 2001:db8:5::/48 IPv6", "udp 192.0.2.0/24 IPv4", "udp 2001:db8:5::/48 IPv6",
+            "tcp 192.0.2.0/24 IPv4", "tcp 2001:db8:5::/48 IPv6", "tcp group bbb-dev-bbb IPv4", "tcp group bbb-dev-bbb IPv6",
+            "udp 192.0.2.0/24 IPv4", "udp 2001:db8:5::/48 IPv6", "udp group bbb-dev-bbb IPv4", "udp group bbb-dev-bbb IPv6",
         ]);
     }
     for (const host of ["turn", "scalelite"]) expect(ports(dialIn, host, "5060")).toEqual([]);
+});
+
+test("with dial-in on one server, 5060 opens to the provider only", async () => {
+    const single = await evaluate({ ...BASE_CONFIG, dialIn: DIAL });
+    expect(ports(single, "bbb-1", "5060").filter((r) => r.includes("group"))).toEqual([]);
+    expect(stepInputs(byName(single, "bbb-1-dialin").inputs.stdin).PEERS).toBe("");
 });
 
 test("recordings in a pool open NFS (2049/tcp) on Scalelite to the BBB servers' security group, nothing else", () => {
@@ -60,6 +67,9 @@ describe("the steps follow the options", () => {
     test("dial-in: the gateway and the DID the provider sends, the PIN length bbb-web uses, the password secret", () => {
         const dial = inputs(dialIn, "bbb-2-dialin");
         expect(dial).toMatchObject({ DID: "49301234567", GATEWAY_HOST: "sip.example.net", GATEWAY_USERNAME: "4930123", GATEWAY_PASSWORD: "pw-secret-1", PIN_DIGITS: "5" });
+        // In a pool, a call is forwarded to the other servers (by their private addresses).
+        expect(dial.PEERS).toBe("10.0.0.11");
+        expect(inputs(dialIn, "bbb-1-dialin").PEERS).toBe("10.0.0.12");
         expect(inputs(dialIn, "bbb-2-configure").PROPERTIES.split("\n")).toEqual(
             expect.arrayContaining(["defaultDialAccessNumber=+49 30 1234567", "defaultNumDigitsForTelVoice=5"]),
         );

@@ -3,15 +3,25 @@
 # as gateway bbb-dialin on its external profile (port 5060, context public); a call to the DID is answered,
 # asks for the conference PIN (PIN_DIGITS digits, the length of BBB's voice bridge numbers, which bbb-web's
 # defaultNumDigitsForTelVoice sets elsewhere) and joins the conference of that number in BBB's default
-# dialplan as an authorized caller. FreeSWITCH reloads only when a file changed.
+# dialplan as an authorized caller. In a pool (PEERS: the other BBB servers' addresses), a server joins the
+# caller only to a conference it hosts (one with a web participant's audio, as BBB's docs check it); for
+# any other PIN it forwards the call over SIP to the other servers in turn as bbbpin-<PIN>, and a server
+# accepts such a call from a peer only for a conference it hosts (404 otherwise, so the next one is tried).
+# FreeSWITCH reloads only when a file changed.
 # Inputs: FQDN DID (the digits the provider sends as destination) GATEWAY_HOST GATEWAY_USERNAME
 #         GATEWAY_PASSWORD (secret: only ever in the gateway file, never printed nor on a command line)
 #         PIN_DIGITS (5 to 11: BBB's default dialplan takes conference numbers of 5 to 11 digits);
+#         PEERS (space-separated IPv4 addresses of the pool's other BBB servers; empty without Scalelite)
 #         optional GATEWAY_DROP_SECONDS (default 3): the wait between dropping a changed gateway and rescanning.
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
 : "${FQDN:?}" "${DID:?}" "${GATEWAY_HOST:?}" "${GATEWAY_USERNAME:?}" "${GATEWAY_PASSWORD:?}" "${PIN_DIGITS:?}"
+PEERS=${PEERS?}
+read -r -a peers <<<"$PEERS"
+for peer in "${peers[@]}"; do
+  [[ $peer =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || fail "PEERS must be IPv4 addresses, got '$peer'"
+done
 [[ $DID =~ ^[0-9]{3,20}$ ]] || fail "the dial-in number (DID) must be the 3 to 20 digits the provider sends as destination, got '$DID'"
 [[ $PIN_DIGITS =~ ^([5-9]|1[01])$ ]] ||
   fail "PIN_DIGITS must be 5 to 11 (BBB's dialplan takes conference numbers of 5 to 11 digits), got '$PIN_DIGITS'"
@@ -76,7 +86,52 @@ GATEWAY
 # conference extension in the default context with bbb_authorized=true. A caller who gives no valid PIN in
 # three tries hears the bad-PIN prompt and may try twice more, then is hung up on.
 pin_prompt="$PIN_DIGITS $PIN_DIGITS 3 30000 #"
+
+# In a pool: forward a PIN this server does not host to the peers in turn; take peers' forwarded calls for
+# the conferences hosted here. Only the peers' addresses are trusted for bbbpin- calls.
+pool_extensions() {
+  local targets="" peer peer_pattern=""
+  for peer in "${peers[@]}"; do
+    targets+="${targets:+|}sofia/external/bbbpin-\${pin}@$peer:5060"
+    peer_pattern+="${peer_pattern:+|}${peer//./\\.}"
+  done
+  cat <<POOL
+
+  <extension name="bbb_dialin_forward">
+    <condition field="destination_number" expression="^SEND_TO_CONFERENCE\$"/>
+    <condition field="\${pin}" expression="^\\d{$PIN_DIGITS}\$">
+      <action application="set" data="continue_on_fail=true"/>
+      <action application="set" data="hangup_after_bridge=true"/>
+      <action application="bridge" data="$targets"/>
+      <action application="transfer" data="BBB_DIALIN_NOT_FOUND XML public"/>
+    </condition>
+  </extension>
+  <extension name="bbb_dialin_from_peer">
+    <condition field="network_addr" expression="^($peer_pattern)\$"/>
+    <condition field="destination_number" expression="^bbbpin-(\\d{$PIN_DIGITS})\$">
+      <action application="set" data="pin=\$1"/>
+      <action application="transfer" data="BBB_DIALIN_FROM_PEER XML public"/>
+    </condition>
+  </extension>
+  <extension name="bbb_dialin_peer_conference">
+    <condition field="destination_number" expression="^BBB_DIALIN_FROM_PEER\$"/>
+    <condition field="\${conference \${pin} list}" expression="/sofia/">
+      <action application="set" data="bbb_authorized=true"/>
+      <action application="transfer" data="\${pin} XML default"/>
+      <anti-action application="respond" data="404"/>
+    </condition>
+  </extension>
+POOL
+}
 invalid=ivr/ivr-that_was_an_invalid_entry.wav
+# The PIN's conditions; in a pool, the conference must also be hosted here (a web participant's audio in it).
+pin_condition="<condition field=\"\${pin}\" expression=\"^\\d{$PIN_DIGITS}\$\""
+check_conditions="$pin_condition>"
+pool=""
+if [ "${#peers[@]}" -gt 0 ]; then
+  check_conditions="$pin_condition/>"$'\n    <condition field="${conference ${pin} list}" expression="/sofia/">'
+  pool=$(pool_extensions)
+fi
 if write_if_changed "$conf/dialplan/public/bbb-dialin.xml" 0644 freeswitch:daemon <<DIALPLAN; then dialplan_changed=true; fi
 <include>
   <!-- Managed by bbb (Pulumi, bbb-dialin step); changes here are overwritten. -->
@@ -91,13 +146,13 @@ if write_if_changed "$conf/dialplan/public/bbb-dialin.xml" 0644 freeswitch:daemo
   </extension>
   <extension name="bbb_dialin_check_conference">
     <condition field="destination_number" expression="^SEND_TO_CONFERENCE\$"/>
-    <condition field="\${pin}" expression="^\\d{$PIN_DIGITS}\$">
+    $check_conditions
       <action application="set" data="bbb_authorized=true"/>
       <action application="transfer" data="\${pin} XML default"/>
     </condition>
-  </extension>
+  </extension>$pool
   <extension name="bbb_dialin_bad_pin">
-    <condition field="destination_number" expression="^SEND_TO_CONFERENCE\$"/>
+    <condition field="destination_number" expression="^(SEND_TO_CONFERENCE|BBB_DIALIN_NOT_FOUND)\$"/>
     <condition field="\${bbb_dialin_retries}" expression="^x{0,1}\$">
       <action application="set" data="bbb_dialin_retries=\${bbb_dialin_retries}x"/>
       <action application="unset" data="pin"/>
@@ -106,7 +161,7 @@ if write_if_changed "$conf/dialplan/public/bbb-dialin.xml" 0644 freeswitch:daemo
     </condition>
   </extension>
   <extension name="bbb_dialin_give_up">
-    <condition field="destination_number" expression="^SEND_TO_CONFERENCE\$">
+    <condition field="destination_number" expression="^(SEND_TO_CONFERENCE|BBB_DIALIN_NOT_FOUND)\$">
       <action application="playback" data="conference/conf-bad-pin.wav"/>
       <action application="hangup" data="CALL_REJECTED"/>
     </condition>
