@@ -28,8 +28,11 @@ export interface ScaleliteArgs {
     consumerSecrets: pulumi.Input<string>[];
     /** Remove BBB servers that leave the pool even while they host meetings. */
     forceRemove: boolean;
-    /** Recordings on: the BBB servers write them to an NFS share, mountable from these CIDRs. */
-    recordings?: { nfsClients: string[] };
+    /**
+     * Recordings on: the BBB servers write them to an NFS share, mountable from these CIDRs; published
+     * recordings are deleted after `retentionDays`.
+     */
+    recordings?: { nfsClients: string[]; retentionDays: number };
 }
 
 export interface NodeRegistrationArgs {
@@ -73,6 +76,7 @@ export class Scalelite extends pulumi.ComponentResource {
                     HEALTH_WAIT_SECONDS: String(SCALELITE_HEALTH_WAIT_SECONDS),
                     RECORDINGS: String(args.recordings !== undefined),
                     NFS_CLIENTS: (args.recordings?.nfsClients ?? []).join(" "),
+                    RETENTION_DAYS: String(args.recordings?.retentionDays ?? 0),
                 },
                 triggers: [this.host.instanceId],
             },

@@ -118,7 +118,7 @@ export class Platform extends pulumi.ComponentResource {
                     primarySecret: args.apiSecret,
                     consumerSecrets: Object.values(this.consumerSecrets),
                     forceRemove: s.forceRemove,
-                    ...(s.recordings.enabled ? { recordings: { nfsClients: args.cloud.ipv4Cidrs } } : {}),
+                    ...(s.recordings.enabled ? { recordings: { nfsClients: args.cloud.ipv4Cidrs, retentionDays: s.recordings.retentionDays } } : {}),
                 },
                 { parent: this },
             );

@@ -61,7 +61,7 @@ describe("the steps follow the options", () => {
 
     test("by default (strict privacy): no storage, dial-in, webhooks or recordings steps; Scalelite records nothing", () => {
         expect(steps(plain, "bbb-1").sort()).toEqual(["configure", "data-policy", "install", "ready", "registration"]);
-        expect(inputs(plain, "scalelite-setup")).toMatchObject({ RECORDINGS: "false", NFS_CLIENTS: "" });
+        expect(inputs(plain, "scalelite-setup")).toMatchObject({ RECORDINGS: "false", NFS_CLIENTS: "", RETENTION_DAYS: "0" });
     });
 
     test("dial-in: the gateway and the DID the provider sends, the PIN length bbb-web uses, the password secret", () => {
@@ -78,7 +78,7 @@ describe("the steps follow the options", () => {
     });
 
     test("recordings in a pool: Scalelite exports the share to the network, every node mounts it after the export", () => {
-        expect(inputs(poolRecordings, "scalelite-setup")).toMatchObject({ RECORDINGS: "true", NFS_CLIENTS: "10.0.0.0/24" });
+        expect(inputs(poolRecordings, "scalelite-setup")).toMatchObject({ RECORDINGS: "true", NFS_CLIENTS: "10.0.0.0/24", RETENTION_DAYS: "14" });
         for (const n of [1, 2]) {
             expect(inputs(poolRecordings, `bbb-${n}-recordings`)).toMatchObject({ NFS_SERVER: "10.0.0.3", SCALELITE_VERSION: "v1.8.5" });
             expect([...waitsFor(poolRecordings, `bbb-${n}-recordings`)]).toEqual(expect.arrayContaining(["scalelite-setup", `bbb-${n}-data-policy`]));

@@ -26,6 +26,7 @@ const INPUTS = {
     HEALTH_WAIT_SECONDS: "0",
     RECORDINGS: "true",
     NFS_CLIENTS: "10.20.0.0/24",
+    RETENTION_DAYS: "30",
 };
 const SCALELITE = ["scalelite-api", "scalelite-poller", "scalelite-recording-importer", "scalelite-nginx"];
 const ALL = ["postgres", "redis", ...SCALELITE];
@@ -341,5 +342,41 @@ describe("scalelite-setup", () => {
             for (const secret of SECRETS) expect(r.stderr).not.toContain(secret);
         }
         expect(box.calls()).toEqual([]);
+    });
+});
+
+describe("recording retention", () => {
+    beforeEach(() => {
+        box = host();
+    });
+    afterEach(() => box.cleanup());
+
+    test("a daily job deletes published recordings older than retentionDays through Scalelite's API, signed", () => {
+        ok();
+        const job = box.file("root/etc/cron.daily/bbb-recording-retention");
+        expect((fs.statSync(job).mode & 0o777).toString(8)).toBe("755");
+        const text = fs.readFileSync(job, "utf8");
+        expect(text).toContain("-mtime +30");
+        for (const secret of SECRETS) expect(text).not.toContain(secret);
+        // Run it: one recording old enough, one not.
+        const published = box.file("root/var/lib/bbb-data/recordings/published/presentation");
+        fs.mkdirSync(`${published}/old-record-1`, { recursive: true });
+        fs.mkdirSync(`${published}/new-record-2`, { recursive: true });
+        const old = new Date(Date.now() - 40 * 86400 * 1000);
+        fs.utimesSync(`${published}/old-record-1`, old, old);
+        fs.writeFileSync(box.callLog, "");
+        box.stub("curl"); // Scalelite's API answering deleteRecordings
+        const r = require("child_process").spawnSync("/bin/sh", [job], { env: { PATH: box.bin, SANDBOX: box.dir }, encoding: "utf8" });
+        expect(r.status).toBe(0);
+        const checksum = require("crypto").createHash("sha1").update(`deleteRecordingsrecordID=old-record-1${LB_SECRET}`).digest("hex");
+        expect(box.calls("curl")).toEqual([
+            `curl -sS --max-time 20 --resolve scalelite.example.org:443:127.0.0.1 https://scalelite.example.org/bigbluebutton/api/deleteRecordings?recordID=old-record-1&checksum=${checksum}`,
+        ]);
+    });
+
+    test("without recordings (retention 0) there is no such job, and an earlier one goes", () => {
+        ok();
+        ok({ RECORDINGS: "false", NFS_CLIENTS: "", RETENTION_DAYS: "0" });
+        expect(fs.existsSync(box.file("root/etc/cron.daily/bbb-recording-retention"))).toBe(false);
     });
 });

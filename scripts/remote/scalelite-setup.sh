@@ -14,13 +14,15 @@
 #         LOADBALANCER_SECRETS (colon-separated, includes LOADBALANCER_SECRET)
 #         FORCE_REMOVE (true|false, kept for the node-removal step) POSTGRES_IMAGE REDIS_IMAGE
 #         HEALTH_WAIT_SECONDS RECORDINGS (true|false) NFS_CLIENTS (space-separated CIDRs that may mount the
-#         recordings share; may be empty when RECORDINGS is false).
+#         recordings share; may be empty when RECORDINGS is false) RETENTION_DAYS (published recordings are
+#         deleted through Scalelite's API after that many days; 0: no such job).
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
 : "${FQDN:?}" "${EMAIL:?}" "${SCALELITE_VERSION:?}" "${VOLUME_ID:?}" "${SECRET_KEY_BASE:?}" "${DB_PASSWORD:?}"
 : "${LOADBALANCER_SECRET:?}" "${LOADBALANCER_SECRETS:?}" "${FORCE_REMOVE:?}" "${POSTGRES_IMAGE:?}"
-: "${REDIS_IMAGE:?}" "${HEALTH_WAIT_SECONDS:?}" "${RECORDINGS:?}" "${NFS_CLIENTS?}"
+: "${REDIS_IMAGE:?}" "${HEALTH_WAIT_SECONDS:?}" "${RECORDINGS:?}" "${NFS_CLIENTS?}" "${RETENTION_DAYS:?}"
+[[ $RETENTION_DAYS =~ ^[0-9]+$ ]] || fail "RETENTION_DAYS must be a number of days, not '$RETENTION_DAYS'"
 
 # Checked before anything runs; the messages never show a secret.
 [[ $FQDN =~ ^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$ ]] || fail "FQDN '$FQDN' is not a lower-case host name"
@@ -151,6 +153,27 @@ ensure_container scalelite-nginx --network scalelite "${with_env[@]}" -p 80:80 -
   --mount "type=bind,source=$ROOT/etc/letsencrypt,target=/etc/nginx/ssl,readonly" \
   --mount "type=bind,source=$recordings/published,target=/var/bigbluebutton/published,readonly" \
   "$image-nginx" || true
+
+# 6b. Retention: a daily job deletes published recordings older than RETENTION_DAYS through Scalelite's API
+#     (deleteRecordings, signed with the secret it reads from /etc/default/scalelite when it runs).
+retention=$ROOT/etc/cron.daily/bbb-recording-retention
+if [ "$RETENTION_DAYS" -gt 0 ]; then
+  mkdir -p "$(dirname "$retention")"
+  write_if_changed "$retention" 0755 root:root <<JOB || true
+#!/bin/sh
+# Managed by bbb (Pulumi, scalelite-setup step): deletes published recordings older than $RETENTION_DAYS days.
+set -eu
+. $env_file
+find $ROOT$data/recordings/published -mindepth 2 -maxdepth 2 -type d -mtime +$RETENTION_DAYS | sed 's|.*/||' | sort -u |
+  while read -r id; do
+    sum=\$(printf 'deleteRecordingsrecordID=%s%s' "\$id" "\$LOADBALANCER_SECRET" | sha1sum | cut -d' ' -f1)
+    curl -sS --max-time 20 --resolve "\$URL_HOST:443:127.0.0.1" \\
+      "https://\$URL_HOST/bigbluebutton/api/deleteRecordings?recordID=\$id&checksum=\$sum" >/dev/null
+  done
+JOB
+else
+  rm -f "$retention"
+fi
 
 # 7. For the node-removal step: may it end running meetings?
 mkdir -p "$(dirname "$flag")"
