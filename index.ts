@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { loadConfig } from "./components/config";
 import { lookupCloud } from "./components/cloud";
+import { integrations } from "./components/integrations";
 import { rolesOf } from "./components/names";
 import { Platform } from "./components/topology";
 
@@ -14,13 +15,16 @@ export = async () => {
     const apiSecret = pulumi.secret(new random.RandomPassword("api-secret", { length: 40, special: false }).result);
     const platform = new Platform("bbb", { settings, cloud, stack: pulumi.getStack(), apiSecret });
 
+    const bbbApiUrl = `https://${platform.apiHost}/bigbluebutton/api`;
+    // The output names are a public contract for other stacks (README "Outputs"; a test pins them).
     return {
-        bbbApiUrl: `https://${platform.apiHost}/bigbluebutton/api`,
+        bbbApiUrl,
         bbbSecret: apiSecret,
         ...(platform.greenlightUrl ? { greenlightUrl: platform.greenlightUrl } : {}),
         consumerSecrets: pulumi.secret(platform.consumerSecrets),
         turnHost: platform.turnHost,
         hosts: platform.summary,
         dnsRecords: platform.dnsRecords,
+        integrations: integrations({ apiUrl: bbbApiUrl, secret: apiSecret, consumerSecrets: platform.consumerSecrets }),
     };
 };

@@ -163,11 +163,11 @@ describe("single topology: floating IPs, IPv6, Cloudflare", () => {
     });
 
     test("outputs: exactly the contract, the secret secret, no Greenlight", () => {
-        expect(Object.keys(run.outputs).sort()).toEqual(["bbbApiUrl", "bbbSecret", "consumerSecrets", "dnsRecords", "hosts", "turnHost"]);
+        expect(Object.keys(run.outputs).sort()).toEqual(["bbbApiUrl", "bbbSecret", "consumerSecrets", "dnsRecords", "hosts", "integrations", "turnHost"]);
         expect(run.outputs.bbbApiUrl).toBe("https://bbb-1.example.org/bigbluebutton/api");
         expect(run.outputs.turnHost).toBe("turn.example.org");
         expect(run.outputs.bbbSecret).toMatch(/^[A-Za-z0-9]{40}$/);
-        expect(run.secretOutputs.sort()).toEqual(["bbbSecret", "consumerSecrets"]);
+        expect(run.secretOutputs.sort()).toEqual(["bbbSecret", "consumerSecrets", "integrations"]);
     });
 
     test("every input that carries the SSH key or the API secret is a secret", () => {
@@ -255,7 +255,7 @@ describe("pool topology: Scalelite, three nodes, Greenlight on its own host", ()
     test("consumers use Scalelite's API; Greenlight has its own name", () => {
         expect(run.outputs.bbbApiUrl).toBe("https://scalelite.example.org/bigbluebutton/api");
         expect(run.outputs.greenlightUrl).toBe("https://greenlight.example.org/");
-        expect(run.secretOutputs.sort()).toEqual(["bbbSecret", "consumerSecrets"]);
+        expect(run.secretOutputs.sort()).toEqual(["bbbSecret", "consumerSecrets", "integrations"]);
     });
 
     test("every host's ingress is exactly its role's matrix row; TURN's relay range follows turnRelayPorts", () => {

@@ -75,7 +75,7 @@ describe("README", () => {
     });
 
     test("its outputs table names the outputs contract", () => {
-        for (const output of ["bbbApiUrl", "bbbSecret", "consumerSecrets", "greenlightUrl", "turnHost", "hosts", "dnsRecords"]) {
+        for (const output of ["bbbApiUrl", "bbbSecret", "consumerSecrets", "greenlightUrl", "turnHost", "hosts", "dnsRecords", "integrations"]) {
             expect(readme).toContain(`| \`${output}\` |`);
         }
     });

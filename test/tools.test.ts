@@ -37,6 +37,7 @@ describe("plan", () => {
         const text = renderPlan("prod", prod);
         expect(text).toContain("| bbbSecret | [secret] |");
         expect(text).toContain("| consumerSecrets | [secret] |");
+        expect(text).toContain("| integrations | [secret] |");
         for (const secret of [prod.outputs.bbbSecret as string, ...Object.values(prod.outputs.consumerSecrets as Record<string, string>)]) {
             expect(text).not.toContain(secret);
         }
