@@ -4,7 +4,7 @@ import * as random from "@pulumi/random";
 import { loadConfig } from "./components/config";
 import { lookupCloud } from "./components/cloud";
 import { integrations } from "./components/integrations";
-import { rolesOf } from "./components/names";
+import { rolesOf, topologyOf } from "./components/names";
 import { Platform } from "./components/topology";
 
 export = async () => {
@@ -12,7 +12,10 @@ export = async () => {
     const settings = loadConfig();
     const cloud = await lookupCloud(settings, rolesOf(settings));
 
-    const apiSecret = pulumi.secret(new random.RandomPassword("api-secret", { length: 40, special: false }).result);
+    // bbb-1's own secret in the single topology, so it rotates with secretGeneration there; in a pool it is
+    // Scalelite's primary secret, which consumers hold: it stays.
+    const generation = topologyOf(settings) === "single" ? { keepers: { generation: String(settings.secretGeneration) } } : {};
+    const apiSecret = pulumi.secret(new random.RandomPassword("api-secret", { length: 40, special: false, ...generation }).result);
     const platform = new Platform("bbb", { settings, cloud, stack: pulumi.getStack(), apiSecret });
 
     const bbbApiUrl = `https://${platform.apiHost}/bigbluebutton/api`;

@@ -75,6 +75,8 @@ export interface BbbServerArgs {
     dialIn?: DialInSettings;
     /** Install bbb-webhooks with these permanent hook URLs. */
     webhooks?: { urls: string[] };
+    /** In a pool: the step that cordons this server in Scalelite before it switches to a new secret. */
+    beforeNewSecret?: pulumi.Resource;
 }
 
 export interface FinishArgs {
@@ -117,15 +119,21 @@ export class BbbServer extends pulumi.ComponentResource {
         // Changes with every installer run, which may rewrite what the later steps set.
         const installId = this.installed.stdin.apply((stdin) => createHash("sha256").update(stdin ?? "").digest("hex"));
         const properties = bbbProperties({ privacy: args.privacy, recordings: args.recordings.enabled, dialIn: args.dialIn });
-        this.step("configure", "bbb-configure", {
-            FQDN: this.host.fqdn,
-            SECRET: args.secret,
-            PROPERTIES: Object.entries(properties)
-                .map(([key, value]) => `${key}=${value}`)
-                .join("\n"),
-            API_WAIT_SECONDS: String(BBB_TIMEOUTS.apiWait),
-            INSTALL_ID: installId,
-        });
+        this.step(
+            "configure",
+            "bbb-configure",
+            {
+                FQDN: this.host.fqdn,
+                SECRET: args.secret,
+                PROPERTIES: Object.entries(properties)
+                    .map(([key, value]) => `${key}=${value}`)
+                    .join("\n"),
+                API_WAIT_SECONDS: String(BBB_TIMEOUTS.apiWait),
+                FORCE_RESTART: String(args.forceReinstall),
+                INSTALL_ID: installId,
+            },
+            args.beforeNewSecret ? [args.beforeNewSecret] : [],
+        );
         this.step("data-policy", "bbb-data-policy", {
             PRIVACY: args.privacy,
             VIDEO: String(args.recordings.video),

@@ -65,6 +65,8 @@ export interface Settings {
     dialIn?: DialInSettings;
     webhooks: boolean;
     webhookUrls: string[];
+    secretGeneration: number;
+    consumerSecretGenerations: Record<string, number>;
 }
 
 export interface RecordingSettings {
@@ -285,6 +287,18 @@ export const CONFIG_SCHEMA: Record<ConfigKey, KeySpec> = {
         default: [],
         description: "Permanent webhook URLs (https) every BBB server calls for every event (needs webhooks).",
         example: ["https://hooks.example.org/bbb"],
+    },
+    secretGeneration: {
+        type: "integer",
+        default: 1,
+        description: "Raise it to replace the BBB servers' API secrets (single topology: the one secret), server by server.",
+        example: 2,
+    },
+    consumerSecretGenerations: {
+        type: "object",
+        default: {},
+        description: "Per consumer, a number to raise to replace that consumer's Scalelite secret alone, e.g. { pod: 2 }.",
+        example: { pod: 2 },
     },
 };
 
@@ -738,6 +752,20 @@ export function parseConfig(raw: RawConfig): Parsed {
         }
     }
 
+    const secretGeneration = values.secretGeneration;
+    if (typeof secretGeneration === "number" && secretGeneration < 1) {
+        problem("secretGeneration", "a whole number of at least 1 (raise it to rotate)", show(secretGeneration), setCommand("secretGeneration", 2));
+    }
+    const generations = (values.consumerSecretGenerations ?? {}) as Record<string, unknown>;
+    const rotatable = [...(Array.isArray(consumers) ? consumers : []), ...(values.greenlight === true ? ["greenlight"] : [])];
+    for (const [consumer, generation] of Object.entries(generations)) {
+        if (!rotatable.includes(consumer)) {
+            problem(`consumerSecretGenerations.${consumer}`, `a consumer of this stack (${rotatable.join(", ")})`, show(consumer), `pulumi config rm --path consumerSecretGenerations.${consumer}`);
+        } else if (!Number.isInteger(generation) || (generation as number) < 1) {
+            problem(`consumerSecretGenerations.${consumer}`, "a whole number of at least 1", show(generation), `pulumi config set --path consumerSecretGenerations.${consumer} 2`);
+        }
+    }
+
     const installerRef = str("bbbInstallerRef");
     const gitRef = (ref: string) => ref.split("/").every((part) => /^[A-Za-z0-9._-]+$/.test(part) && !/^\.+$/.test(part));
     if (installerRef !== undefined && installerRef !== "" && !gitRef(installerRef)) {
@@ -784,6 +812,8 @@ export function parseConfig(raw: RawConfig): Parsed {
             ...(dialIn ? { dialIn } : {}),
             webhooks: values.webhooks as boolean,
             webhookUrls: values.webhookUrls as string[],
+            secretGeneration: secretGeneration as number,
+            consumerSecretGenerations: generations as Record<string, number>,
         },
     };
 }

@@ -55,6 +55,8 @@ export interface RemoteStepArgs {
     inputs: Record<string, pulumi.Input<string>>;
     /** Replacing any of these runs the step anew (e.g. the instance id). */
     triggers: pulumi.Input<unknown>[];
+    /** A word the step gets as its first argument on create and update (e.g. `prepare`). */
+    action?: string;
     /**
      * When the resource is deleted, run the step again (with the inputs it last ran with) and this word as
      * its first argument, e.g. `remove`. Without it, deleting the resource runs nothing.
@@ -68,8 +70,8 @@ export function remoteStep(name: string, args: RemoteStepArgs, opts: pulumi.Cust
         name,
         {
             connection: args.connection,
-            create: `${REMOTE_COMMAND} # ${args.step}`,
-            update: `${REMOTE_COMMAND} # ${args.step}`,
+            create: `${REMOTE_COMMAND}${args.action ? ` ${args.action}` : ""} # ${args.step}`,
+            update: `${REMOTE_COMMAND}${args.action ? ` ${args.action}` : ""} # ${args.step}`,
             ...(args.deleteAction ? { delete: `${REMOTE_COMMAND} ${args.deleteAction} # ${args.step}` } : {}),
             stdin,
             triggers: args.triggers,

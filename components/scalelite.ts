@@ -92,17 +92,28 @@ export class Scalelite extends pulumi.ComponentResource {
             {
                 step: "scalelite-node",
                 connection: this.host.connection,
-                inputs: {
-                    NODE_ID: node.fqdn,
-                    API_URL: `https://${node.fqdn}/bigbluebutton/api`,
-                    SECRET: node.secret,
-                    DRAIN: String(node.drain),
-                },
+                inputs: this.nodeInputs(node),
                 // No triggers: a replaced step would run its delete, which removes the server.
                 triggers: [],
                 deleteAction: "remove",
             },
             { parent: this, dependsOn: [this.setup, node.configured] },
         );
+    }
+
+    /**
+     * Before a BBB server switches to a new secret: cordons it (no new meetings) while the running ones end;
+     * its registration enables it again. The server's configuration step waits for the returned step.
+     */
+    prepare(name: string, node: Omit<NodeRegistrationArgs, "configured">): command.remote.Command {
+        return remoteStep(
+            `${name}-rotation`,
+            { step: "scalelite-node", connection: this.host.connection, inputs: this.nodeInputs(node), triggers: [], action: "prepare" },
+            { parent: this, dependsOn: [this.setup] },
+        );
+    }
+
+    private nodeInputs(node: Omit<NodeRegistrationArgs, "configured">): Record<string, pulumi.Input<string>> {
+        return { NODE_ID: node.fqdn, API_URL: `https://${node.fqdn}/bigbluebutton/api`, SECRET: node.secret, DRAIN: String(node.drain) };
     }
 }

@@ -103,7 +103,13 @@ export class Platform extends pulumi.ComponentResource {
             this.consumerSecrets = Object.fromEntries(
                 consumers.map((c) => [
                     c,
-                    pulumi.secret(new random.RandomPassword(`consumer-${c}-secret`, { length: 40, special: false }, { parent: this }).result),
+                    pulumi.secret(
+                        new random.RandomPassword(
+                            `consumer-${c}-secret`,
+                            { length: 40, special: false, keepers: { generation: String(s.consumerSecretGenerations[c] ?? 1) } },
+                            { parent: this },
+                        ).result,
+                    ),
                 ]),
             );
             const scaleliteSpec = specs.find((spec) => spec.role === "scalelite")!;
@@ -129,9 +135,17 @@ export class Platform extends pulumi.ComponentResource {
         // BBB servers need TURN's name and secret, never TURN's install: they do not wait for it.
         const bbbSpecs = specs.filter((spec) => spec.role === "bbb");
         this.bbbServers = bbbSpecs.map((spec) => {
+            // A new secretGeneration replaces the secret (keepers).
             const secret = single
                 ? args.apiSecret
-                : pulumi.secret(new random.RandomPassword(`${spec.name}-secret`, { length: 40, special: false }, { parent: this }).result);
+                : pulumi.secret(
+                      new random.RandomPassword(
+                          `${spec.name}-secret`,
+                          { length: 40, special: false, keepers: { generation: String(s.secretGeneration) } },
+                          { parent: this },
+                      ).result,
+                  );
+            const node = { fqdn: nameOf(spec.name), secret, drain: s.drain.includes(spec.name) };
             const server = new BbbServer(
                 spec.name,
                 {
@@ -151,6 +165,7 @@ export class Platform extends pulumi.ComponentResource {
                         : {}),
                     ...(s.dialIn ? { dialIn: s.dialIn } : {}),
                     ...(s.webhooks ? { webhooks: { urls: s.webhookUrls } } : {}),
+                    ...(scalelite ? { beforeNewSecret: scalelite.prepare(spec.name, node) } : {}),
                 },
                 { parent: this },
             );

@@ -27,6 +27,7 @@ const CONFIGURE = {
     PROPERTIES: "disableRecordingDefault=true\nallowStartStopRecording=false\nallowRevealOfBBBVersion=false",
     API_WAIT_SECONDS: "0",
     INSTALL_ID: "0".repeat(64),
+    FORCE_RESTART: "false",
 };
 
 let box: Sandbox;
@@ -183,6 +184,21 @@ describe("bbb-configure", () => {
         const r = box.run("bbb-configure", CONFIGURE, { API_DOWN: "1" });
         expect(r.status).toBe(1);
         expect(r.stderr).toContain("did not answer within 0s");
+    });
+
+    test("a new secret is refused while meetings are running (the restart would end them), naming how many", () => {
+        box.write("meetings", "standup\nlecture\n");
+        const r = box.run("bbb-configure", CONFIGURE);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-configure: error: 2 meeting(s) running on bbb-1.example.org; the new secret needs a restart");
+        expect(props()).toContain(`securitySalt=${OLD_SECRET}`);
+        expect(box.calls("bbb-conf")).toEqual([]);
+    });
+
+    test("forceReinstall lets the new secret through on a busy server", () => {
+        box.write("meetings", "standup\n");
+        expect(box.run("bbb-configure", { ...CONFIGURE, FORCE_RESTART: "true" }).status).toBe(0);
+        expect(props()).toContain(`securitySalt=${NEW_SECRET}`);
     });
 
     test("before the installer has run there is nothing to configure", () => {

@@ -24,7 +24,7 @@ function diff(before: Run, after: Run) {
 const NODE_RESOURCES = (n: number) =>
     [
         `bbb-${n}-a`, `bbb-${n}-configure`, `bbb-${n}-data-policy`, `bbb-${n}-fip`, `bbb-${n}-fip-assoc`, `bbb-${n}-install`, `bbb-${n}-port`,
-        `bbb-${n}-ready`, `bbb-${n}-registration`, `bbb-${n}-secret`, `bbb-${n}-vm`,
+        `bbb-${n}-ready`, `bbb-${n}-registration`, `bbb-${n}-rotation`, `bbb-${n}-secret`, `bbb-${n}-vm`,
     ];
 
 let three: Run;

@@ -135,3 +135,28 @@ test("a failing rake invocation fails the step, naming its tasks and the node, w
     expect(r.stderr).toContain("secret [secret] rejected");
     expect(r.stderr).not.toContain(SECRET);
 });
+
+describe("before a secret rotation (prepare)", () => {
+    const prepare = (inputs = NODE) => box.run("scalelite-node", inputs, {}, ["prepare"]);
+
+    test("a server about to get a new secret is cordoned, and registering it with that secret enables it again", () => {
+        apply();
+        fs.writeFileSync(box.file("calls.log"), "");
+        expect(prepare({ ...NODE, SECRET: NEW_SECRET }).stdout).toContain("cordoned until it answers to its new secret");
+        expect(server()).toMatchObject({ secret: SECRET, state: "cordoned" });
+        expect(apply({ ...NODE, SECRET: NEW_SECRET }).status).toBe(0);
+        expect(server()).toMatchObject({ secret: NEW_SECRET, state: "enabled" });
+    });
+
+    test("nothing to do when the secret stays, or the server is not registered yet", () => {
+        apply();
+        fs.writeFileSync(box.file("calls.log"), "");
+        expect(prepare().status).toBe(0);
+        expect(rakeCalls()).toEqual([]);
+        box.remove("docker");
+        installStubs(box);
+        fs.rmSync(box.file("scalelite"), { recursive: true, force: true });
+        expect(prepare({ ...NODE, SECRET: NEW_SECRET }).status).toBe(0);
+        expect(server()).toBeUndefined();
+    });
+});

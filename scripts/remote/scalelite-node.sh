@@ -3,6 +3,8 @@
 # with SERVER_ID_IS_HOSTNAME the server's id is its host name).
 #   apply (default): add the server if missing, then enable it, or cordon it when DRAIN is true; when its
 #     secret changed: cordon, update the secret, enable again.
+#   prepare (before the server itself switches to a new secret): cordon it when its registered secret differs
+#     from SECRET, so that it takes no new meeting while the running ones end (apply enables it again).
 #   remove (the argument on delete, when the server leaves the pool): cordon it, then remove it once it
 #     hosts no meeting. While meetings run it refuses, unless forceRemove is set (the flag file written by the
 #     scalelite-setup step): then it ends them (panic) and removes the server.
@@ -82,5 +84,11 @@ case $action in
     rake "${tasks[@]}" "servers:remove[$NODE_ID]"
     say "$NODE_ID removed from Scalelite"
     ;;
-  *) fail "unknown action $action (apply or remove)" ;;
+  prepare)
+    if [ -n "$block" ] && [ "$registered_secret" != "$SECRET" ] && [ "$state" = enabled ]; then
+      rake "servers:cordon[$NODE_ID]"
+      say "$NODE_ID is cordoned until it answers to its new secret"
+    fi
+    ;;
+  *) fail "unknown action $action (apply, prepare or remove)" ;;
 esac
