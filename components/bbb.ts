@@ -89,6 +89,8 @@ export class BbbServer extends pulumi.ComponentResource {
     /** The API secret this server answers to. */
     readonly secret: pulumi.Input<string>;
     readonly installed: command.remote.Command;
+    /** Changes with every installer run (a hash of the installer step's stdin). */
+    readonly installId: pulumi.Output<string>;
     /** The last step (after `finish`): the server is ready for Scalelite when it is done. */
     configured!: command.remote.Command;
     private readonly args: BbbServerArgs;
@@ -117,7 +119,7 @@ export class BbbServer extends pulumi.ComponentResource {
             TIMEOUT_SECONDS: String(BBB_TIMEOUTS.installer),
         });
         // Changes with every installer run, which may rewrite what the later steps set.
-        const installId = this.installed.stdin.apply((stdin) => createHash("sha256").update(stdin ?? "").digest("hex"));
+        const installId = (this.installId = this.installed.stdin.apply((stdin) => createHash("sha256").update(stdin ?? "").digest("hex")));
         const properties = bbbProperties({ privacy: args.privacy, recordings: args.recordings.enabled, dialIn: args.dialIn });
         this.step(
             "configure",

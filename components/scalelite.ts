@@ -43,6 +43,8 @@ export interface NodeRegistrationArgs {
     drain: boolean;
     /** The server's last step: registration waits until it answers with its secret. */
     configured: pulumi.Resource;
+    /** Changes with every installer run on the server: the registration runs again after it. */
+    installId: pulumi.Input<string>;
 }
 
 export class Scalelite extends pulumi.ComponentResource {
@@ -92,7 +94,7 @@ export class Scalelite extends pulumi.ComponentResource {
             {
                 step: "scalelite-node",
                 connection: this.host.connection,
-                inputs: this.nodeInputs(node),
+                inputs: { ...this.nodeInputs(node), INSTALL_ID: node.installId },
                 // No triggers: a replaced step would run its delete, which removes the server.
                 triggers: [],
                 deleteAction: "remove",
@@ -105,15 +107,22 @@ export class Scalelite extends pulumi.ComponentResource {
      * Before a BBB server switches to a new secret: cordons it (no new meetings) while the running ones end;
      * its registration enables it again. The server's configuration step waits for the returned step.
      */
-    prepare(name: string, node: Omit<NodeRegistrationArgs, "configured">): command.remote.Command {
+    prepare(name: string, node: Omit<NodeRegistrationArgs, "configured" | "installId">): command.remote.Command {
         return remoteStep(
             `${name}-rotation`,
-            { step: "scalelite-node", connection: this.host.connection, inputs: this.nodeInputs(node), triggers: [], action: "prepare" },
+            {
+                step: "scalelite-node",
+                connection: this.host.connection,
+                // The installer has not run yet: nothing to wait for.
+                inputs: { ...this.nodeInputs(node), INSTALL_ID: "prepare" },
+                triggers: [],
+                action: "prepare",
+            },
             { parent: this, dependsOn: [this.setup] },
         );
     }
 
-    private nodeInputs(node: Omit<NodeRegistrationArgs, "configured">): Record<string, pulumi.Input<string>> {
+    private nodeInputs(node: Omit<NodeRegistrationArgs, "configured" | "installId">): Record<string, pulumi.Input<string>> {
         return { NODE_ID: node.fqdn, API_URL: `https://${node.fqdn}/bigbluebutton/api`, SECRET: node.secret, DRAIN: String(node.drain) };
     }
 }

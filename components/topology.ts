@@ -182,6 +182,7 @@ export class Platform extends pulumi.ComponentResource {
                 secret: server.secret,
                 drain: s.drain.includes(bbbSpecs[i].name),
                 configured: server.configured,
+                installId: server.installId,
             });
         });
 

@@ -145,3 +145,10 @@ test("the single topology keeps one secret: consumerSecrets is { default: bbbSec
     expect(ofType(run, VOLUME)).toEqual([]);
     expect(ofType(run, COMMAND).map((c) => c.name)).not.toContain(expect.stringContaining("registration"));
 });
+
+test("after an installer run (a new bbbVersion) the registration runs again, so a server Scalelite disabled meanwhile is enabled", async () => {
+    const upgraded = await evaluate({ ...POOL, poolSize: 3, bbbVersion: "jammy-301" });
+    const changed = diff(three, upgraded).changed;
+    for (const n of [1, 2, 3]) expect(changed).toEqual(expect.arrayContaining([`bbb-${n}-install`, `bbb-${n}-registration`]));
+    expect(changed.filter((name) => name.endsWith("-rotation"))).toEqual([]);
+});

@@ -6,7 +6,7 @@ import { installStubs } from "./stubs";
 
 const SECRET = "NodeSecret0123456789abcdefghijklmnopqrstu";
 const NEW_SECRET = "RotatedSecret0123456789abcdefghijklmnopq";
-const NODE = { NODE_ID: "bbb-5.example.org", API_URL: "https://bbb-5.example.org/bigbluebutton/api", SECRET, DRAIN: "false" };
+const NODE = { NODE_ID: "bbb-5.example.org", API_URL: "https://bbb-5.example.org/bigbluebutton/api", SECRET, DRAIN: "false", INSTALL_ID: "1".repeat(64) };
 
 let box: Sandbox;
 beforeEach(() => {

@@ -8,11 +8,12 @@
 #   remove (the argument on delete, when the server leaves the pool): cordon it, then remove it once it
 #     hosts no meeting. While meetings run it refuses, unless forceRemove is set (the flag file written by the
 #     scalelite-setup step): then it ends them (panic) and removes the server.
-# Inputs: NODE_ID API_URL SECRET DRAIN
+# Inputs: NODE_ID API_URL SECRET DRAIN, and INSTALL_ID, which changes with every installer run on the server
+# so that apply runs after it (Scalelite's poller disables a server that stopped answering meanwhile).
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
-: "${NODE_ID:?}" "${API_URL:?}" "${SECRET:?}" "${DRAIN:?}"
+: "${NODE_ID:?}" "${API_URL:?}" "${SECRET:?}" "${DRAIN:?}" "${INSTALL_ID:?}"
 action=${1:-apply}
 force_flag=$ROOT/etc/bbb-deploy/scalelite-force-remove
 
