@@ -9,6 +9,7 @@ import * as command from "@pulumi/command";
 import { DialInSettings, RecordingSettings } from "./config";
 import { dataVolume } from "./data";
 import { Host, HostArgs } from "./host";
+import { SIP_PORT } from "./ports";
 import { remoteStep } from "./remote";
 
 /** Digits of a conference's voice bridge: the PIN phone callers enter (BBB's default, 10000-99999). */
@@ -157,6 +158,7 @@ export class BbbServer extends pulumi.ComponentResource {
                 GATEWAY_USERNAME: args.dialIn.gateway.username,
                 GATEWAY_PASSWORD: args.dialIn.gateway.password,
                 PIN_DIGITS: String(PIN_DIGITS),
+                SIP_PORT: String(SIP_PORT),
                 PEERS: pulumi.output(more.dialInPeers).apply((peers) => [...peers].sort().join(" ")),
             });
         }

@@ -31,6 +31,9 @@ const one = (port: number): PortRange => ({ from: port, to: port });
 /** coturn's listening ports: the matrix opens them and the TURN step writes them into turnserver.conf. */
 export const TURN_PORTS = { listening: 3478, tls: 443 } as const;
 
+/** FreeSWITCH's external SIP profile: the matrix opens it for dial-in and the dial-in step checks it. */
+export const SIP_PORT = 5060;
+
 export const PORT_MATRIX: readonly MatrixRow[] = [
     { roles: "every", ports: one(22), protocols: ["tcp"], source: "ssh", why: "SSH for the install steps and the operator" },
     { roles: ["bbb"], ports: one(80), protocols: ["tcp"], source: "world", why: "HTTP: redirect to HTTPS, ACME HTTP-01" },
@@ -50,10 +53,10 @@ export const PORT_MATRIX: readonly MatrixRow[] = [
     { roles: ["scalelite"], ports: one(443), protocols: ["tcp"], source: "world", why: "HTTPS: Scalelite API" },
     { roles: ["greenlight"], ports: one(80), protocols: ["tcp"], source: "world", why: "HTTP: redirect to HTTPS, ACME HTTP-01" },
     { roles: ["greenlight"], ports: one(443), protocols: ["tcp"], source: "world", why: "HTTPS: Greenlight" },
-    { roles: ["bbb"], ports: one(5060), protocols: ["tcp", "udp"], source: "sip", when: "dialIn", why: "SIP from the dial-in provider (FreeSWITCH)" },
+    { roles: ["bbb"], ports: one(SIP_PORT), protocols: ["tcp", "udp"], source: "sip", when: "dialIn", why: "SIP from the dial-in provider (FreeSWITCH)" },
     {
         roles: ["bbb"],
-        ports: one(5060),
+        ports: one(SIP_PORT),
         protocols: ["tcp", "udp"],
         source: "bbb-hosts",
         when: "poolDialIn",

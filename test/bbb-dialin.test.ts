@@ -14,6 +14,7 @@ const INPUTS = {
     GATEWAY_PASSWORD: PASSWORD,
     PIN_DIGITS: "5",
     PEERS: "",
+    SIP_PORT: "5060",
     GATEWAY_DROP_SECONDS: "0",
 };
 const CONF = "root/opt/freeswitch/conf";

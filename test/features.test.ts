@@ -66,7 +66,7 @@ describe("the steps follow the options", () => {
 
     test("dial-in: the gateway and the DID the provider sends, the PIN length bbb-web uses, the password secret", () => {
         const dial = inputs(dialIn, "bbb-2-dialin");
-        expect(dial).toMatchObject({ DID: "49301234567", GATEWAY_HOST: "sip.example.net", GATEWAY_USERNAME: "4930123", GATEWAY_PASSWORD: "pw-secret-1", PIN_DIGITS: "5" });
+        expect(dial).toMatchObject({ DID: "49301234567", GATEWAY_HOST: "sip.example.net", GATEWAY_USERNAME: "4930123", GATEWAY_PASSWORD: "pw-secret-1", PIN_DIGITS: "5", SIP_PORT: "5060" });
         // In a pool, a call is forwarded to the other servers (by their private addresses).
         expect(dial.PEERS).toBe("10.0.0.11");
         expect(inputs(dialIn, "bbb-1-dialin").PEERS).toBe("10.0.0.12");

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # BBB host, after the installer: phone dial-in through a SIP provider. FreeSWITCH registers at the provider
-# as gateway bbb-dialin on its external profile (port 5060, context public); a call to the DID is answered,
+# as gateway bbb-dialin on its external profile (port SIP_PORT, context public); a call to the DID is answered,
 # asks for the conference PIN (PIN_DIGITS digits, the length of BBB's voice bridge numbers, which bbb-web's
 # defaultNumDigitsForTelVoice sets elsewhere) and joins the conference of that number in BBB's default
 # dialplan as an authorized caller. In a pool (PEERS: the other BBB servers' addresses), a server joins the
@@ -12,11 +12,12 @@
 #         GATEWAY_PASSWORD (secret: only ever in the gateway file, never printed nor on a command line)
 #         PIN_DIGITS (5 to 11: BBB's default dialplan takes conference numbers of 5 to 11 digits);
 #         PEERS (space-separated IPv4 addresses of the pool's other BBB servers; empty without Scalelite)
+#         SIP_PORT (the port the firewall opens for SIP: FreeSWITCH's external profile must listen on it)
 #         optional GATEWAY_DROP_SECONDS (default 3): the wait between dropping a changed gateway and rescanning.
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
-: "${FQDN:?}" "${DID:?}" "${GATEWAY_HOST:?}" "${GATEWAY_USERNAME:?}" "${GATEWAY_PASSWORD:?}" "${PIN_DIGITS:?}"
+: "${FQDN:?}" "${DID:?}" "${GATEWAY_HOST:?}" "${GATEWAY_USERNAME:?}" "${GATEWAY_PASSWORD:?}" "${PIN_DIGITS:?}" "${SIP_PORT:?}"
 PEERS=${PEERS?}
 read -r -a peers <<<"$PEERS"
 for peer in "${peers[@]}"; do
@@ -40,8 +41,8 @@ if [ ! -d "$conf/sip_profiles" ] || [ ! -d "$conf/dialplan" ]; then
   fail "FreeSWITCH is not installed ($conf is missing): bbb-install.sh has not completed on this host"
 fi
 external_port=$(sed -n 's/.*data="external_sip_port=\([0-9]*\)".*/\1/p' "$conf/vars.xml" 2>/dev/null | tail -n1)
-[ -z "$external_port" ] || [ "$external_port" = 5060 ] ||
-  fail "FreeSWITCH's external SIP profile listens on port $external_port, but the firewall opens 5060 to the provider"
+[ -z "$external_port" ] || [ "$external_port" = "$SIP_PORT" ] ||
+  fail "FreeSWITCH's external SIP profile listens on port $external_port, but the firewall opens $SIP_PORT to the provider"
 fs_cli=$(command -v fs_cli || echo "$ROOT/opt/freeswitch/bin/fs_cli")
 [ -x "$fs_cli" ] || fail "fs_cli is missing (/opt/freeswitch/bin/fs_cli): bbb-install.sh has not completed on this host"
 
@@ -92,7 +93,7 @@ pin_prompt="$PIN_DIGITS $PIN_DIGITS 3 30000 #"
 pool_extensions() {
   local targets="" peer peer_pattern=""
   for peer in "${peers[@]}"; do
-    targets+="${targets:+|}sofia/external/bbbpin-\${pin}@$peer:5060"
+    targets+="${targets:+|}sofia/external/bbbpin-\${pin}@$peer:$SIP_PORT"
     peer_pattern+="${peer_pattern:+|}${peer//./\\.}"
   done
   cat <<POOL
