@@ -20,7 +20,8 @@ export interface CloudFacts {
     hasIpv6: boolean;
     /** The network's IPv4 subnets (e.g. Scalelite's NFS share is exported to them). */
     ipv4Cidrs: string[];
-    imageId: string;
+    /** Glance image id by image name: `image`'s, and during a rolling upgrade `upgrade.from.image`'s. */
+    imageIds: Record<string, string>;
 }
 
 const reason = (err: unknown) => (err instanceof Error ? err.message : String(err)).split("\n")[0];
@@ -47,15 +48,23 @@ export async function lookupCloud(settings: Settings, roles: readonly Role[]): P
                   });
               })
             : Promise.resolve();
-    const image = openstack.images.getImage({ name: settings.image, mostRecent: true }).catch((err) => {
-        problems.push({
-            key: "image",
-            expected: "the name of an image visible to this project",
-            given: `${JSON.stringify(settings.image)} (${reason(err)})`,
-            fix: "openstack image list, then: pulumi config set image '<name>'",
-        });
-        return undefined;
-    });
+    // Every image a server is built from: `image`, and during a rolling upgrade the one before.
+    const imageKeys: Record<string, string> = { [settings.image]: "image" };
+    if (settings.upgrade && !(settings.upgrade.from.image in imageKeys)) imageKeys[settings.upgrade.from.image] = "upgrade.from.image";
+    const images = Object.entries(imageKeys).map(([name, key]) =>
+        openstack.images
+            .getImage({ name, mostRecent: true })
+            .then((img): [string, string] => [name, img.id])
+            .catch((err) => {
+                problems.push({
+                    key,
+                    expected: "the name of an image visible to this project",
+                    given: `${JSON.stringify(name)} (${reason(err)})`,
+                    fix: `openstack image list, then: pulumi config set${key === "image" ? "" : " --path"} ${key} '<name>'`,
+                });
+                return undefined;
+            }),
+    );
     const flavors = roles.map(async (role) => {
         const name = settings.flavors[role];
         const fix = `openstack flavor list, then: pulumi config set --path flavors.${role} <name>`;
@@ -82,7 +91,7 @@ export async function lookupCloud(settings: Settings, roles: readonly Role[]): P
         }
     });
 
-    const [net, , img] = await Promise.all([network, pool, image, ...flavors]);
+    const [net, , imageIds] = await Promise.all([network, pool, Promise.all(images), ...flavors]);
     let hasIpv6 = false;
     let ipv4Cidrs: string[] = [];
     if (net) {
@@ -90,6 +99,6 @@ export async function lookupCloud(settings: Settings, roles: readonly Role[]): P
         hasIpv6 = subnets.some((s) => s.ipVersion === 6 && isRoutableIpv6(s.cidr.split("/")[0]));
         ipv4Cidrs = subnets.filter((s) => s.ipVersion === 4).map((s) => s.cidr);
     }
-    if (problems.length > 0 || !net || !img) throw new ConfigError(problems);
-    return { networkId: net.id, hasIpv6, ipv4Cidrs, imageId: img.id };
+    if (problems.length > 0 || !net) throw new ConfigError(problems);
+    return { networkId: net.id, hasIpv6, ipv4Cidrs, imageIds: Object.fromEntries(imageIds as [string, string][]) };
 }

@@ -4,6 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as ipaddr from "ipaddr.js";
 import { relayRangeProblem } from "./ports";
+import { bbbHostName } from "./names";
 
 export const PROJECT = "bbb";
 
@@ -52,6 +53,9 @@ export interface Settings {
     turnRelayPorts: PortRange;
     bbbInstallerRef: string;
     forceReinstall: boolean;
+    bbbRelease: number;
+    /** Absent: no rolling upgrade under way. */
+    upgrade?: UpgradeSettings;
     scaleliteVersion: string;
     greenlightVersion: string;
     consumers: string[];
@@ -67,6 +71,14 @@ export interface Settings {
     webhookUrls: string[];
     secretGeneration: number;
     consumerSecretGenerations: Record<string, number>;
+}
+
+/** A rolling upgrade of the pool to bbbRelease, `servers` at a time. */
+export interface UpgradeSettings {
+    /** bbb-1 .. bbb-<servers> run bbbRelease; the others still run the release before. */
+    servers: number;
+    /** What the release before was built from (defaults: bbbVersion, image, bbbInstallerRef). */
+    from: { bbbVersion: string; image: string; installerRef: string };
 }
 
 export interface RecordingSettings {
@@ -215,6 +227,18 @@ export const CONFIG_SCHEMA: Record<ConfigKey, KeySpec> = {
         default: false,
         description: "Re-run bbb-install.sh on a BBB server even while meetings are running (they end).",
         example: true,
+    },
+    bbbRelease: {
+        type: "integer",
+        default: 1,
+        description: "Release of the pool's BBB servers, in their names from 2 on (bbb-1-r2); raise it to replace them by new ones.",
+        example: 2,
+    },
+    upgrade: {
+        type: "object",
+        optional: true,
+        description: "Rolling upgrade to bbbRelease: { servers, from: { bbbVersion, image, bbbInstallerRef } }; bbb-1 .. bbb-<servers> are replaced, the others keep the release before.",
+        example: { servers: 1, from: { bbbVersion: "jammy-300" } },
     },
     scaleliteVersion: {
         type: "string",
@@ -366,6 +390,7 @@ const SSH_PUBLIC_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-
 const PRIVATE_KEY = /^-----BEGIN (OPENSSH|RSA|EC) PRIVATE KEY-----\r?\n[\s\S]+\n-----END \1 PRIVATE KEY-----\s*$/;
 const ZONE_ID = /^[0-9a-f]{32}$/;
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+/** The longest host name but the BBB servers', whose names grow with the pool and its release. */
 const LONGEST_HOST = "greenlight";
 
 /**
@@ -438,11 +463,12 @@ export function parseConfig(raw: RawConfig): Parsed {
 
     const prefix = str("hostnamePrefix");
     if (prefix !== undefined && prefix !== "") {
-        const label = `${prefix}${LONGEST_HOST}`;
-        if (!/^[a-z0-9][a-z0-9-]*$/.test(prefix) || label.length > 63) {
+        const whole = (key: ConfigKey) => (Number.isInteger(values[key]) && (values[key] as number) >= 1 ? (values[key] as number) : 1);
+        const longest = Math.max(LONGEST_HOST.length, bbbHostName(whole("poolSize"), whole("bbbRelease")).length);
+        if (!/^[a-z0-9][a-z0-9-]*$/.test(prefix) || prefix.length + longest > 63) {
             problem(
                 "hostnamePrefix",
-                `empty, or lower-case letters, digits and hyphens, starting with a letter or digit, at most ${63 - LONGEST_HOST.length} characters`,
+                `empty, or lower-case letters, digits and hyphens, starting with a letter or digit, at most ${63 - longest} characters`,
                 show(prefix),
                 setCommand("hostnamePrefix", "dev-"),
             );
@@ -518,30 +544,33 @@ export function parseConfig(raw: RawConfig): Parsed {
         Number.isInteger(v) && (v as number) >= 10 && (v as number) <= 16384 ? undefined : "a whole number of GB from 10 to 16384",
     ) as Record<Role, number> | undefined;
 
-    const bbbVersion = str("bbbVersion");
-    if (bbbVersion !== undefined) {
-        const line = BBB_LINES[bbbVersion.slice(0, -1)];
-        if (!line || !/^[a-z]+-\d{3}$/.test(bbbVersion)) {
+    // A package line bbb-install.sh knows, on an image of the Ubuntu release it needs.
+    const checkVersion = (key: string, version: unknown, imageName: string | undefined) => {
+        const line = typeof version === "string" ? BBB_LINES[version.slice(0, -1)] : undefined;
+        if (!line || !/^[a-z]+-\d{3}$/.test(version as string)) {
             problem(
-                "bbbVersion",
+                key,
                 `a BigBlueButton package line: ${Object.keys(BBB_LINES).map((l) => `${l}x`).join(" or ")}`,
-                show(bbbVersion),
-                setCommand("bbbVersion", CONFIG_SCHEMA.bbbVersion.default),
+                show(version),
+                key === "bbbVersion" ? setCommand(key, CONFIG_SCHEMA.bbbVersion.default) : `pulumi config set --path ${key} ${CONFIG_SCHEMA.bbbVersion.default}`,
             );
-        } else if (image !== undefined) {
-            const release = ubuntuReleaseOf(image);
-            if (release !== undefined && release !== line.ubuntu) {
-                const matching = Object.entries(BBB_LINES).find(([, l]) => l.ubuntu === release);
-                problem(
-                    "bbbVersion",
-                    `an image of Ubuntu ${line.ubuntu} (${line.codename}) for ${bbbVersion}`,
-                    `image ${show(image)}, which is Ubuntu ${release}`,
-                    `pulumi config set image 'Ubuntu ${line.ubuntu}'` +
-                        (matching ? `  (or: pulumi config set bbbVersion ${matching[0]}0)` : ""),
-                );
-            }
+            return;
         }
-    }
+        const release = imageName === undefined ? undefined : ubuntuReleaseOf(imageName);
+        if (release !== undefined && release !== line.ubuntu) {
+            const matching = Object.entries(BBB_LINES).find(([, l]) => l.ubuntu === release);
+            const imageKey = key === "bbbVersion" ? "image" : "upgrade.from.image";
+            problem(
+                key,
+                `an image of Ubuntu ${line.ubuntu} (${line.codename}) for ${String(version)}`,
+                `${imageKey} ${show(imageName)}, which is Ubuntu ${release}`,
+                `pulumi config set${imageKey === "image" ? "" : " --path"} ${imageKey} 'Ubuntu ${line.ubuntu}'` +
+                    (matching ? `  (or: pulumi config set${key === "bbbVersion" ? "" : " --path"} ${key} ${matching[0]}0)` : ""),
+            );
+        }
+    };
+    const bbbVersion = str("bbbVersion");
+    if (bbbVersion !== undefined) checkVersion("bbbVersion", bbbVersion, image);
 
     const network = checkObject(values, "network", ["mode", "name", "floatingIpPool"], problem);
     if (network) {
@@ -650,6 +679,75 @@ export function parseConfig(raw: RawConfig): Parsed {
         });
         if (drain.length > 0 && values.scalelite === false) {
             problem("drain", "scalelite: true (draining is done in Scalelite)", show(drain), "pulumi config rm drain");
+        }
+    }
+
+    const installerRef = str("bbbInstallerRef");
+    const gitRef = (ref: string) => ref.split("/").every((part) => /^[A-Za-z0-9._-]+$/.test(part) && !/^\.+$/.test(part));
+    const bbbRelease = values.bbbRelease;
+    if (typeof bbbRelease === "number" && bbbRelease < 1) {
+        problem("bbbRelease", "a whole number of at least 1 (raise it to replace the pool's servers)", show(bbbRelease), setCommand("bbbRelease", 2));
+    } else if (typeof bbbRelease === "number" && bbbRelease > 1 && values.scalelite === false) {
+        problem(
+            "bbbRelease",
+            "1 without scalelite: a single server is upgraded in place, since its name is the API's (bbbApiUrl)",
+            show(bbbRelease),
+            "pulumi config rm bbbRelease",
+        );
+    }
+
+    let upgrade: UpgradeSettings | undefined;
+    const upgradeGiven = checkObject(values, "upgrade", ["servers", "from"], problem);
+    if (upgradeGiven) {
+        const size = typeof poolSize === "number" ? poolSize : 1;
+        const servers = upgradeGiven.servers;
+        if (!Number.isInteger(servers) || (servers as number) < 0 || (servers as number) > size) {
+            problem(
+                "upgrade.servers",
+                `how many servers, from bbb-1 on, run the new release: a whole number from 0 to poolSize (${size})`,
+                show(servers),
+                "pulumi config set --path upgrade.servers 1",
+            );
+        }
+        const from = upgradeGiven.from ?? {};
+        if (typeof from !== "object" || from === null || Array.isArray(from)) {
+            problem("upgrade.from", "{ bbbVersion, image }: what the servers not yet upgraded run", show(from), "pulumi config set --path upgrade.from.bbbVersion jammy-300");
+        } else {
+            const fromGiven = from as Record<string, unknown>;
+            const fromFields = ["bbbVersion", "image", "bbbInstallerRef"];
+            for (const field of Object.keys(fromGiven).filter((f) => !fromFields.includes(f))) {
+                problem(`upgrade.from.${field}`, `one of the fields ${fromFields.join(", ")}`, `an unknown field ${show(field)}`, `pulumi config rm --path upgrade.from.${field}`);
+            }
+            const fromImage = fromGiven.image ?? image;
+            if (typeof fromImage !== "string" || fromImage.trim() === "") {
+                problem("upgrade.from.image", "the Glance image name the servers not yet upgraded were built from", show(fromImage), "pulumi config set --path upgrade.from.image 'Ubuntu 22.04'");
+            }
+            const fromVersion = fromGiven.bbbVersion ?? bbbVersion;
+            if (fromGiven.bbbVersion !== undefined) checkVersion("upgrade.from.bbbVersion", fromVersion, typeof fromImage === "string" ? fromImage : undefined);
+            const fromRef = fromGiven.bbbInstallerRef ?? installerRef;
+            if (typeof fromRef !== "string" || (fromRef !== "" && !gitRef(fromRef))) {
+                problem(
+                    "upgrade.from.bbbInstallerRef",
+                    "empty, or the git ref of bbb-install.sh the servers not yet upgraded were installed with",
+                    show(fromRef),
+                    "pulumi config set --path upgrade.from.bbbInstallerRef v3.0.x-release",
+                );
+            }
+            const line = typeof fromVersion === "string" ? BBB_LINES[fromVersion.slice(0, -1)] : undefined;
+            upgrade = {
+                servers: servers as number,
+                from: { bbbVersion: fromVersion as string, image: fromImage as string, installerRef: (fromRef as string) || (line?.installerBranch ?? "") },
+            };
+        }
+        if (values.scalelite === false) {
+            problem("upgrade", "scalelite: true (single topology re-runs the installer in place when bbbVersion changes)", show(upgradeGiven), "pulumi config rm upgrade");
+        } else if (typeof bbbRelease === "number" && bbbRelease < 2) {
+            problem(
+                "upgrade",
+                "bbbRelease raised to the new release (at least 2): the upgrade replaces the servers of the release before",
+                `upgrade with bbbRelease ${show(bbbRelease)}`,
+                "pulumi config set bbbRelease 2",
+            );
         }
     }
 
@@ -766,8 +864,6 @@ export function parseConfig(raw: RawConfig): Parsed {
         }
     }
 
-    const installerRef = str("bbbInstallerRef");
-    const gitRef = (ref: string) => ref.split("/").every((part) => /^[A-Za-z0-9._-]+$/.test(part) && !/^\.+$/.test(part));
     if (installerRef !== undefined && installerRef !== "" && !gitRef(installerRef)) {
         problem(
             "bbbInstallerRef",
@@ -800,6 +896,8 @@ export function parseConfig(raw: RawConfig): Parsed {
             turnRelayPorts: relay!,
             bbbInstallerRef: installerRef || BBB_LINES[bbbVersion!.slice(0, -1)].installerBranch,
             forceReinstall: values.forceReinstall as boolean,
+            bbbRelease: bbbRelease as number,
+            ...(upgrade ? { upgrade } : {}),
             scaleliteVersion: scaleliteVersion!,
             greenlightVersion: greenlightVersion!,
             consumers: consumers as string[],

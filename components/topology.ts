@@ -77,7 +77,7 @@ export class Platform extends pulumi.ComponentResource {
         const hostArgs = (spec: HostSpec): HostArgs => ({
             role: spec.role,
             fqdn: nameOf(spec.name),
-            imageId: args.cloud.imageId,
+            imageId: args.cloud.imageIds[spec.release?.image ?? s.image],
             flavor: s.flavors[spec.role],
             volumeSize: s.volumeSizes[spec.role],
             securityGroupIds: [groups[spec.role].id],
@@ -145,15 +145,15 @@ export class Platform extends pulumi.ComponentResource {
                           { parent: this },
                       ).result,
                   );
-            const node = { fqdn: nameOf(spec.name), secret, drain: s.drain.includes(spec.name) };
+            const node = { fqdn: nameOf(spec.name), secret, drain: s.drain.includes(spec.slot!) };
             const server = new BbbServer(
                 spec.name,
                 {
                     host: hostArgs(spec),
                     secret,
                     turn: { fqdn: this.turnHost, secret: turnSecret },
-                    version: s.bbbVersion,
-                    installerRef: s.bbbInstallerRef,
+                    version: spec.release!.bbbVersion,
+                    installerRef: spec.release!.installerRef,
                     email: s.letsEncryptEmail,
                     greenlight: single && s.greenlight,
                     forceReinstall: s.forceReinstall,
@@ -180,7 +180,7 @@ export class Platform extends pulumi.ComponentResource {
             scalelite?.register(bbbSpecs[i].name, {
                 fqdn: server.host.fqdn,
                 secret: server.secret,
-                drain: s.drain.includes(bbbSpecs[i].name),
+                drain: s.drain.includes(bbbSpecs[i].slot!),
                 configured: server.configured,
                 installId: server.installId,
             });

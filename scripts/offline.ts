@@ -59,13 +59,14 @@ export const DEFAULT_FLAVORS = {
 
 /**
  * Mock addresses follow the host's name, not the order of creation: turn .2, scalelite .3, greenlight .4,
- * bbb-N .(10+N): private 10.0.0.x, floating 203.0.113.x, IPv6 2001:db8:1::x (hex).
+ * bbb-N .(10+N), its release R's server bbb-N-rR .(10+N+70*(R-1)): private 10.0.0.x, floating 203.0.113.x,
+ * IPv6 2001:db8:1::x (hex).
  */
 export function hostNumber(resourceName: string): number {
     const host = resourceName.replace(/-(port|fip)$/, "");
     const fixed: Record<string, number> = { turn: 2, scalelite: 3, greenlight: 4 };
-    const node = /^bbb-(\d+)$/.exec(host);
-    if (node) return 10 + Number(node[1]);
+    const node = /^bbb-(\d+)(?:-r(\d+))?$/.exec(host);
+    if (node) return 10 + Number(node[1]) + 70 * (Number(node[2] ?? 1) - 1);
     if (host in fixed) return fixed[host];
     throw new Error(`no mock address for ${resourceName}`);
 }
@@ -169,7 +170,7 @@ export async function evaluateProgram(
                         return { id: args.inputs.subnetId, ...subnets[args.inputs.subnetId as string] };
                     case "openstack:images/getImage:getImage":
                         if (!cloud.anyName && !images.includes(args.inputs.name as string)) throw new Error("No Image found");
-                        return { id: "image-uuid-2204", name: args.inputs.name };
+                        return { id: `image-uuid-${String(args.inputs.name).toLowerCase().replace(/[^a-z0-9]+/g, "-")}`, name: args.inputs.name };
                     case "openstack:compute/getFlavor:getFlavor": {
                         const flavor = cloud.anyName ? { vcpus: 8, ram: 16384 } : flavors[args.inputs.name as string];
                         if (!flavor) throw new Error("No Flavor found");

@@ -248,6 +248,61 @@ describe("pool settings", () => {
         expect(only({ drain: ["bbb-1"] }).key).toBe("drain");
     });
 
+    test("bbbRelease: a whole number from 1; above 1 only in a pool (bbb-1's name is the single topology's API)", () => {
+        expect(problems({ ...pool, bbbRelease: 2 })).toEqual([]);
+        expect(only({ ...pool, bbbRelease: 0 }).key).toBe("bbbRelease");
+        const single = only({ bbbRelease: 2 });
+        expect([single.key, single.fix]).toEqual(["bbbRelease", "pulumi config rm bbbRelease"]);
+    });
+
+    test("the prefix leaves room for the longest BBB server name, which grows with the pool and its release", () => {
+        // bbb-12-r100 is one character longer than greenlight.
+        expect(problems({ ...pool, poolSize: 12, bbbRelease: 100, hostnamePrefix: "x".repeat(52) })).toEqual([]);
+        const p = only({ ...pool, poolSize: 12, bbbRelease: 100, hostnamePrefix: "x".repeat(53) });
+        expect([p.key, p.expected]).toEqual(["hostnamePrefix", expect.stringContaining("at most 52 characters")]);
+    });
+
+    describe("upgrade", () => {
+        const rolling = { ...pool, bbbRelease: 2, bbbVersion: "jammy-301" };
+
+        test("the servers not yet upgraded keep what the release before was built from; unset fields default to today's", () => {
+            const { settings, problems: found } = parse({ ...rolling, upgrade: { servers: 1, from: { bbbVersion: "jammy-300" } } });
+            expect(found).toEqual([]);
+            expect(settings?.upgrade).toEqual({ servers: 1, from: { bbbVersion: "jammy-300", image: "Ubuntu 22.04", installerRef: "v3.0.x-release" } });
+            const pinned = parse({ ...rolling, bbbInstallerRef: "0123abcd", upgrade: { servers: 3, from: { image: "Ubuntu 22.04 2025-01", bbbInstallerRef: "" } } });
+            expect(pinned.settings?.upgrade?.from).toEqual({ bbbVersion: "jammy-301", image: "Ubuntu 22.04 2025-01", installerRef: "v3.0.x-release" });
+            expect(parse({ ...rolling, bbbInstallerRef: "0123abcd", upgrade: { servers: 0 } }).settings?.upgrade?.from.installerRef).toBe("0123abcd");
+        });
+
+        test("servers counts from 0 to poolSize", () => {
+            const p = only({ ...rolling, upgrade: { servers: 4 } });
+            expect([p.key, p.expected, p.given]).toEqual(["upgrade.servers", expect.stringContaining("from 0 to poolSize (3)"), "4"]);
+            expect(only({ ...rolling, upgrade: { servers: "all" } }).key).toBe("upgrade.servers");
+            expect(only({ ...rolling, upgrade: {} }).key).toBe("upgrade.servers");
+        });
+
+        test("from is checked like bbbVersion, image and bbbInstallerRef, and takes no other field", () => {
+            expect(only({ ...rolling, upgrade: { servers: 1, from: { bbbVersion: "3.0" } } }).key).toBe("upgrade.from.bbbVersion");
+            const mismatch = only({ ...rolling, upgrade: { servers: 1, from: { bbbVersion: "jammy-300", image: "Ubuntu 20.04" } } });
+            expect([mismatch.key, mismatch.given, mismatch.fix]).toEqual([
+                "upgrade.from.bbbVersion",
+                'upgrade.from.image "Ubuntu 20.04", which is Ubuntu 20.04',
+                "pulumi config set --path upgrade.from.image 'Ubuntu 22.04'  (or: pulumi config set --path upgrade.from.bbbVersion focal-270)",
+            ]);
+            expect(only({ ...rolling, upgrade: { servers: 1, from: { image: "" } } }).key).toBe("upgrade.from.image");
+            expect(only({ ...rolling, upgrade: { servers: 1, from: { bbbInstallerRef: "../x" } } }).key).toBe("upgrade.from.bbbInstallerRef");
+            expect(only({ ...rolling, upgrade: { servers: 1, from: { version: "jammy-300" } } }).key).toBe("upgrade.from.version");
+            expect(only({ ...rolling, upgrade: { servers: 1, from: "jammy-300" } }).key).toBe("upgrade.from");
+        });
+
+        test("needs a pool, and bbbRelease raised above the release being replaced", () => {
+            const single = only({ bbbVersion: "jammy-301", upgrade: { servers: 1 } });
+            expect([single.key, single.expected]).toEqual(["upgrade", expect.stringContaining("re-runs the installer in place")]);
+            const same = only({ ...pool, upgrade: { servers: 1 } });
+            expect([same.key, same.fix]).toEqual(["upgrade", "pulumi config set bbbRelease 2"]);
+        });
+    });
+
     test("dataVolumeSizes: whole GB for bbb, scalelite and greenlight only", () => {
         expect(parse({ ...pool, dataVolumeSizes: { greenlight: 5 } }).settings?.dataVolumeSizes).toEqual({ bbb: 100, scalelite: 20, greenlight: 5 });
         expect(only({ dataVolumeSizes: { scalelite: 0 } }).key).toBe("dataVolumeSizes.scalelite");

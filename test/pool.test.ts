@@ -1,31 +1,11 @@
 // The pool topology under mocks: Scalelite, registrations, scaling, drain, data volumes, consumer secrets.
-import { BASE_CONFIG, byName, evaluate, ofType, Registered, Run, stepInputs, waitsFor } from "./harness";
+import { BASE_CONFIG, byName, diff, serverResources, evaluate, ofType, Registered, Run, stepInputs, waitsFor } from "./harness";
 
 const POOL = { ...BASE_CONFIG, scalelite: true, greenlight: true, consumers: ["mattermost", "pod"] };
 const COMMAND = "command:remote:Command";
 const VOLUME = "openstack:blockstorage/volume:Volume";
 
-/** Every custom resource by type and name, with its inputs as JSON: what `pulumi up` would diff. */
-function state(run: Run): Map<string, string> {
-    return new Map(run.resources.filter((r) => r.custom).map((r) => [`${r.type}::${r.name}`, JSON.stringify(r.inputs)]));
-}
-
-function diff(before: Run, after: Run) {
-    const a = state(before);
-    const b = state(after);
-    const name = (key: string) => key.split("::")[1];
-    return {
-        added: [...b.keys()].filter((k) => !a.has(k)).map(name).sort(),
-        removed: [...a.keys()].filter((k) => !b.has(k)).map(name).sort(),
-        changed: [...b.keys()].filter((k) => a.has(k) && a.get(k) !== b.get(k)).map(name).sort(),
-    };
-}
-
-const NODE_RESOURCES = (n: number) =>
-    [
-        `bbb-${n}-a`, `bbb-${n}-configure`, `bbb-${n}-data-policy`, `bbb-${n}-fip`, `bbb-${n}-fip-assoc`, `bbb-${n}-install`, `bbb-${n}-port`,
-        `bbb-${n}-ready`, `bbb-${n}-registration`, `bbb-${n}-rotation`, `bbb-${n}-secret`, `bbb-${n}-vm`,
-    ];
+const NODE_RESOURCES = (n: number) => serverResources(`bbb-${n}`);
 
 let three: Run;
 let four: Run;

@@ -137,7 +137,7 @@ describe("single topology: floating IPs, IPv6, Cloudflare", () => {
         expect(vm.inputs.flavorName).toBe("m1.xlarge");
         expect(vm.inputs.networks).toEqual([{ port: "bbb-1-port-id" }]);
         expect(vm.inputs.blockDevices).toEqual([
-            { sourceType: "image", uuid: "image-uuid-2204", destinationType: "volume", volumeSize: 80, bootIndex: 0, deleteOnTermination: true },
+            { sourceType: "image", uuid: "image-uuid-ubuntu-22-04", destinationType: "volume", volumeSize: 80, bootIndex: 0, deleteOnTermination: true },
         ]);
         expect(vm.inputs.keyPair).toBe("bbb-key-generated");
         expect(vm.inputs.securityGroups).toBeUndefined();
