@@ -11,7 +11,7 @@ import { BbbServer } from "./bbb";
 import { GreenlightServer } from "./greenlight";
 import { Scalelite } from "./scalelite";
 import { TurnServer } from "./turn";
-import { bbbNodeName, fqdn, HostSpec, hostSpecs, rolesOf, Topology, topologyOf } from "./names";
+import { bbbHostName, bbbNodeName, fqdn, HostSpec, hostSpecs, rolesOf, Topology, topologyOf } from "./names";
 
 export interface PlatformArgs {
     settings: Settings;
@@ -200,6 +200,9 @@ export class Platform extends pulumi.ComponentResource {
                 email: s.letsEncryptEmail,
                 relayPorts: s.turnRelayPorts,
                 peers,
+                departingPeers: s.upgrade
+                    ? Array.from({ length: s.upgrade.servers }, (_, i) => nameOf(bbbHostName(i + 1, s.bbbRelease - 1)))
+                    : [],
                 logging: s.privacy === "strict" ? "none" : "file",
             },
             { parent: this },

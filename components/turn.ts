@@ -19,6 +19,11 @@ export interface TurnServerArgs {
     relayPorts: PortRange;
     /** Addresses of the BBB servers: the only peers coturn relays to. Follows the pool. */
     peers: pulumi.Input<string[]>;
+    /**
+     * Names of the servers a rolling upgrade replaces: their addresses stay allowed while the names resolve,
+     * since a replaced server is removed only once its meetings have ended.
+     */
+    departingPeers: string[];
     /** file: sessions logged (rotated daily, kept 7 days); none: nothing logged (strict privacy). */
     logging: "file" | "none";
 }
@@ -48,6 +53,7 @@ export class TurnServer extends pulumi.ComponentResource {
                     RELAY_MIN: String(args.relayPorts.from),
                     RELAY_MAX: String(args.relayPorts.to),
                     ALLOWED_PEERS: pulumi.output(args.peers).apply((peers) => [...peers].sort().join(" ")),
+                    DEPARTING_PEERS: args.departingPeers.join(" "),
                     LOGGING: args.logging,
                 },
                 triggers: [this.host.instanceId],

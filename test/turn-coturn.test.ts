@@ -135,6 +135,29 @@ test("a new BBB node changes the peers and restarts coturn", () => {
     expect(box.calls("systemctl")).toContain("systemctl restart coturn.service");
 });
 
+test("during a rolling upgrade, the replaced servers' addresses stay allowed while their names resolve", () => {
+    box.stub(
+        "getent",
+        `[ "$1" = ahosts ] || exit 2
+case $2 in
+  bbb-1.example.org) printf '203.0.113.11    STREAM bbb-1.example.org\n203.0.113.11    DGRAM\n2001:db8:1::b   STREAM\n' ;;
+  *) exit 2 ;;
+esac`,
+    );
+    const r = box.run("turn-coturn", { ...INPUTS, ALLOWED_PEERS: "203.0.113.81", DEPARTING_PEERS: "bbb-1.example.org bbb-2.example.org" });
+    expect([r.status, r.stderr]).toEqual([0, ""]);
+    expect(conf().filter((l) => l.startsWith("allowed-peer-ip="))).toEqual([
+        "allowed-peer-ip=203.0.113.81",
+        "allowed-peer-ip=2001:db8:1::b",
+        "allowed-peer-ip=203.0.113.11",
+    ]);
+    expect(r.stdout).toContain("keeping 2 address(es) of servers being replaced");
+    // Once the names are gone (the old servers removed), the next run drops them.
+    box.stub("getent", "exit 2");
+    expect(box.run("turn-coturn", { ...INPUTS, ALLOWED_PEERS: "203.0.113.81", DEPARTING_PEERS: "bbb-1.example.org" }).status).toBe(0);
+    expect(conf().filter((l) => l.startsWith("allowed-peer-ip="))).toEqual(["allowed-peer-ip=203.0.113.81"]);
+});
+
 test("a failing certbot stops the step with a message naming certbot", () => {
     const r = box.run("turn-coturn", INPUTS, { CERTBOT_FAIL: "1" });
     expect(r.status).toBe(1);

@@ -23,9 +23,9 @@ test("the runs evaluate", () => {
     expect([before, ...rounds, after].map((run) => run.error)).toEqual([undefined, undefined, undefined, undefined, undefined, undefined]);
 });
 
-test("starting an upgrade (servers: 0) changes nothing; ending it (upgrade removed once servers is poolSize) neither", () => {
+test("starting an upgrade (servers: 0) changes nothing; ending it (upgrade removed once servers is poolSize) only lets TURN forget the old servers", () => {
     expect(diff(before, rounds[0])).toEqual({ added: [], removed: [], changed: [] });
-    expect(diff(rounds[3], after)).toEqual({ added: [], removed: [], changed: [] });
+    expect(diff(rounds[3], after)).toEqual({ added: [], removed: [], changed: ["turn-coturn"] });
 });
 
 test.each([1, 2, 3])("round %i replaces bbb-%i alone: the new server is added, the old one removed, TURN's peers follow", (n) => {
@@ -34,6 +34,18 @@ test.each([1, 2, 3])("round %i replaces bbb-%i alone: the new server is added, t
         removed: serverResources(`bbb-${n}`),
         changed: ["turn-coturn"],
     });
+});
+
+test("TURN keeps relaying to the servers being replaced while their names resolve, until the upgrade ends", () => {
+    const departing = (run: Run) => stepInputs(byName(run, "turn-coturn").inputs.stdin).DEPARTING_PEERS;
+    expect([before, ...rounds, after].map(departing)).toEqual([
+        "",
+        "",
+        "bbb-1.example.org",
+        "bbb-1.example.org bbb-2.example.org",
+        "bbb-1.example.org bbb-2.example.org bbb-3.example.org",
+        "",
+    ]);
 });
 
 test("the new server runs the new release; the servers not yet upgraded keep theirs", () => {

@@ -5,7 +5,9 @@
 # address is a floating IP; REST-API shared secret auth; relaying only to the BBB servers.
 # Inputs: FQDN REALM EMAIL SECRET PRIVATE_IPV4 PUBLIC_IPV4 IPV6 LISTENING_PORT TLS_PORT RELAY_MIN RELAY_MAX
 #         ALLOWED_PEERS (space-separated addresses of the BBB servers) LOGGING (file: sessions logged to
-#         /var/log/turnserver, rotated daily, kept 7 days; none: nothing logged, as strict privacy wants).
+#         /var/log/turnserver, rotated daily, kept 7 days; none: nothing logged, as strict privacy wants)
+#         DEPARTING_PEERS (space-separated names of servers a rolling upgrade replaces: while a name still
+#         resolves, the server may still host meetings, and its addresses stay allowed; may be empty).
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
@@ -55,6 +57,15 @@ denied=(
   0.0.0.0-255.255.255.255 ::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff
 )
 read -r -a peers <<<"$ALLOWED_PEERS"
+read -r -a departing <<<"${DEPARTING_PEERS:-}"
+kept=0
+for name in "${departing[@]}"; do
+  while read -r address; do
+    peers+=("$address")
+    kept=$((kept + 1))
+  done < <(getent ahosts "$name" | awk '{print $1}' | sort -u || true)
+done
+[ "$kept" -eq 0 ] || say "keeping $kept address(es) of servers being replaced, while they may still host meetings"
 
 config_changed=false
 if write_if_changed "$conf" 0640 root:turnserver <<CONF; then config_changed=true; fi
