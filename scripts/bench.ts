@@ -2,13 +2,19 @@
 //  (a) the remote steps on the longest dependency chain and a simulated `pulumi up` wall time, from the
 //      dependency graph the program registers and the duration table below, next to the same pool built
 //      one host after another (by hand) and five hosts at a time (Ansible's default forks);
-//  (b) the time to load and evaluate the program under mocks, each size in a fresh node process.
+//  (b) the time to load and evaluate the program under mocks, each size in a fresh node process;
+//  (c) a rolling upgrade of the pool (upgrade.servers raised one server, or four, per pulumi up): what one
+//      round runs (the resources it adds or changes), and the whole upgrade, meetings' ends not counted.
 // The durations are estimates of what each operation takes on a typical OpenStack cloud; the comparison
 // between sizes and rollout styles, not the absolute minutes, is what the benchmark shows.
 import { execFileSync } from "child_process";
-import { evaluateProgram, loadProgram, projectRoot, Registered, stackConfig, stepInputs } from "./offline";
+import { diff, evaluateProgram, loadProgram, projectRoot, Registered, Run, stackConfig, stepInputs } from "./offline";
 
 const SIZES = [1, 4, 16, 64];
+/** Servers replaced per round of a rolling upgrade. */
+const ROUND_STEPS = [1, 4];
+/** A replaced server's end, after the round's creations: removed from Scalelite (rake, 8 s), its VM deleted (30 s). */
+const REMOVAL_SECONDS = 38;
 
 /** Seconds per operation. */
 export const DURATIONS: Record<string, number> = {
@@ -63,7 +69,7 @@ function operations(resources: Registered[]): Operation[] {
 
 /** The host an operation belongs to, from the naming scheme (bbb-3-vm, turn-coturn, ...); "" when shared. */
 function hostOf(name: string): string {
-    const m = /^(turn|scalelite|greenlight|bbb-\d+)(-|$)/.exec(name);
+    const m = /^(turn|scalelite|greenlight|bbb-\d+(?:-r\d+)?)(-|$)/.exec(name);
     return m && !/^(turn-secret|scalelite-secret-key-base|greenlight-secret-key-base)/.test(name) ? m[1] : "";
 }
 
@@ -104,51 +110,85 @@ function rollout(ops: Operation[], parallel: number): number {
     return total;
 }
 
-/** The prod stack's configuration with the pool size set. */
-function config(poolSize: number): Record<string, unknown> {
-    return { ...stackConfig(projectRoot(), "prod"), poolSize, scalelite: true, greenlight: true };
+/** The prod stack's configuration with the pool size set; with `upgrade`, a rolling upgrade to release 2. */
+function config(poolSize: number, upgradedServers?: number): Record<string, unknown> {
+    const base = { ...stackConfig(projectRoot(), "prod"), poolSize, scalelite: true, greenlight: true };
+    if (upgradedServers === undefined) return base;
+    return { ...base, bbbRelease: 2, bbbVersion: "jammy-301", upgrade: { servers: upgradedServers, from: { bbbVersion: "jammy-300" } } };
 }
 
-async function worker(poolSize: number): Promise<void> {
+/** Evaluates one configuration in this (fresh) process and prints the timings and what was registered. */
+async function worker(configuration: Record<string, unknown>): Promise<void> {
     const t0 = process.hrtime.bigint();
     const modules = loadProgram();
     const t1 = process.hrtime.bigint();
-    const run = await evaluateProgram(modules, config(poolSize), { ipv6: true });
+    const run = await evaluateProgram(modules, configuration, { ipv6: true });
     const t2 = process.hrtime.bigint();
     if (run.error) throw run.error;
     const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
-    process.stdout.write(JSON.stringify({ loadMs: ms(t0, t1), evalMs: ms(t1, t2), ops: operations(run.resources) }));
+    process.stdout.write(JSON.stringify({ loadMs: ms(t0, t1), evalMs: ms(t1, t2), resources: run.resources }));
+}
+
+function evaluated(configuration: Record<string, unknown>): { loadMs: number; evalMs: number; resources: Registered[] } {
+    const out = execFileSync(process.execPath, [__filename, "--worker", JSON.stringify(configuration)], { encoding: "utf8", maxBuffer: 256 << 20 });
+    return JSON.parse(out);
+}
+
+/** One round of a rolling upgrade: only what it adds or changes takes time; then the replaced servers go. */
+function round(poolSize: number, step: number): number {
+    const before = { resources: evaluated(config(poolSize, 0)).resources } as Run;
+    const after = { resources: evaluated(config(poolSize, step)).resources } as Run;
+    const { added, changed } = diff(before, after);
+    const runs = new Set([...added, ...changed]);
+    const ops = operations(after.resources).map((op) => (runs.has(op.name) ? op : { ...op, seconds: 0 }));
+    return simulate(ops).seconds + REMOVAL_SECONDS;
 }
 
 const minutes = (s: number) => `${(s / 60).toFixed(1)} min`;
 const hours = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : minutes(s));
 
+function print(table: string[][]): void {
+    const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
+    for (const row of table) console.log(row.map((cell, i) => cell.padStart(widths[i])).join("  "));
+}
+
 function main(): void {
     const rows = SIZES.map((n) => {
-        const out = execFileSync(process.execPath, [__filename, "--worker", String(n)], { encoding: "utf8", maxBuffer: 64 << 20 });
-        const { loadMs, evalMs, ops } = JSON.parse(out) as { loadMs: number; evalMs: number; ops: Operation[] };
+        const { loadMs, evalMs, resources } = evaluated(config(n));
+        const ops = operations(resources);
         const sim = simulate(ops);
         return { n, resources: ops.length, loadMs, evalMs, ...sim, sequential: rollout(ops, 1), fiveAtATime: rollout(ops, 5) };
     });
-    const table = [
+    print([
         ["poolSize", "resources", "steps on longest chain", "pulumi up (simulated)", "one host after another", "five at a time", "load program", "evaluate"],
         ...rows.map((r) => [
             String(r.n), String(r.resources), String(r.chainSteps), minutes(r.seconds), hours(r.sequential), hours(r.fiveAtATime),
             `${(r.loadMs / 1000).toFixed(2)} s`, `${(r.evalMs / 1000).toFixed(2)} s`,
         ]),
-    ];
-    const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
-    for (const row of table) console.log(row.map((cell, i) => cell.padStart(widths[i])).join("  "));
+    ]);
     const first = rows[0];
     const last = rows[rows.length - 1];
     const growth = (last.seconds / first.seconds - 1) * 100;
     console.log(`\nsimulated deploy, N=${last.n} against N=${first.n}: +${growth.toFixed(1)}% (goal: within 10%) ${growth <= 10 ? "met" : "NOT MET"}`);
     const evalSeconds = (last.loadMs + last.evalMs) / 1000;
     console.log(`evaluation of N=${last.n} under mocks: ${evalSeconds.toFixed(2)} s with loading (goal: under 5 s) ${evalSeconds < 5 ? "met" : "NOT MET"}`);
+
+    console.log("\nrolling upgrade (simulated; waiting for meetings to end is not counted):");
+    const upgrades = SIZES.filter((n) => n >= Math.max(...ROUND_STEPS));
+    print([
+        ["poolSize", ...ROUND_STEPS.flatMap((step) => [`round of ${step}`, `${step} per round, whole pool`])],
+        ...upgrades.map((n) => [
+            String(n),
+            ...ROUND_STEPS.flatMap((step) => {
+                const seconds = round(n, step);
+                return [minutes(seconds), hours(seconds * Math.ceil(n / step))];
+            }),
+        ]),
+    ]);
 }
 
 if (process.argv[2] === "--worker") {
-    worker(Number(process.argv[3])).catch((err) => {
+    worker(JSON.parse(process.argv[3])).catch((err) => {
         console.error(err);
         process.exit(1);
     });

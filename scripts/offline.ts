@@ -340,3 +340,31 @@ export function firewallOf(run: Run): Record<string, FirewallRule[]> {
 export function ruleKey(rule: FirewallRule): string {
     return `${rule.ports} ${rule.protocol} ${rule.family} ${rule.source}`;
 }
+
+/** Every custom resource by type and name, with its inputs but those it ignores as JSON: what `pulumi up` would diff. */
+function state(run: Run): Map<string, string> {
+    return new Map(run.resources.filter((r) => r.custom).map((r) => [`${r.type}::${r.name}`, JSON.stringify(compared(r))]));
+}
+
+/** The inputs of a resource without its ignoreChanges paths (e.g. `blockDevices[0].uuid`). */
+function compared(resource: Registered): Record<string, unknown> {
+    const inputs = JSON.parse(JSON.stringify(resource.inputs));
+    for (const path of resource.ignoreChanges) {
+        const keys = path.split(/\.|\[(\d+)\]/).filter((k) => k !== undefined && k !== "");
+        const holder = keys.slice(0, -1).reduce<any>((at, key) => (at === undefined ? undefined : at[key]), inputs);
+        if (holder !== undefined) delete holder[keys[keys.length - 1]];
+    }
+    return inputs;
+}
+
+/** What `pulumi up` would do going from one program run to the next: resources added, removed, changed. */
+export function diff(before: Run, after: Run) {
+    const a = state(before);
+    const b = state(after);
+    const name = (key: string) => key.split("::")[1];
+    return {
+        added: [...b.keys()].filter((k) => !a.has(k)).map(name).sort(),
+        removed: [...a.keys()].filter((k) => !b.has(k)).map(name).sort(),
+        changed: [...b.keys()].filter((k) => a.has(k) && a.get(k) !== b.get(k)).map(name).sort(),
+    };
+}
