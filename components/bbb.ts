@@ -62,8 +62,10 @@ export interface BbbServerArgs {
     email: string;
     /** Install Greenlight on this server (-g); single topology only. */
     greenlight: boolean;
-    /** Re-run the installer even while meetings are running. */
+    /** Re-run the installer even while meetings are running (and, in a pool, for a new version in place). */
     forceReinstall: boolean;
+    /** A new version re-runs the installer on the server (single); false in a pool, upgraded by new servers. */
+    upgradeInPlace: boolean;
     privacy: "strict" | "standard";
     recordings: RecordingSettings;
     /** Single topology with recordings: /var/bigbluebutton on a data volume of this size (GB). */
@@ -117,6 +119,7 @@ export class BbbServer extends pulumi.ComponentResource {
             TURN_SECRET: args.turn.secret,
             GREENLIGHT: String(args.greenlight),
             FORCE_REINSTALL: String(args.forceReinstall),
+            UPGRADE_IN_PLACE: String(args.upgradeInPlace),
             TIMEOUT_SECONDS: String(BBB_TIMEOUTS.installer),
         });
         // Changes with every installer run, which may rewrite what the later steps set.

@@ -157,6 +157,7 @@ export class Platform extends pulumi.ComponentResource {
                     email: s.letsEncryptEmail,
                     greenlight: single && s.greenlight,
                     forceReinstall: s.forceReinstall,
+                    upgradeInPlace: single,
                     privacy: s.privacy,
                     recordings: s.recordings,
                     ...(single && s.recordings.enabled ? { recordingsVolume: { size: s.dataVolumeSizes.bbb, protect: s.protectData } } : {}),

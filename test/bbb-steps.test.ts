@@ -19,6 +19,7 @@ const INSTALL = {
     TURN_SECRET,
     GREENLIGHT: "true",
     FORCE_REINSTALL: "false",
+    UPGRADE_IN_PLACE: "true",
     TIMEOUT_SECONDS: "60",
 };
 const CONFIGURE = {
@@ -110,6 +111,21 @@ describe("bbb-installer", () => {
         installedBbb(box, OLD_SECRET);
         expect(box.run("bbb-installer", { ...INSTALL, VERSION: "jammy-301" }).status).toBe(0);
         expect(installerRuns()[0]).toContain("-v jammy-301");
+    });
+
+    test("in a pool, a new version on an installed server is refused before anything runs: pools upgrade by new servers", () => {
+        const pool = { ...INSTALL, UPGRADE_IN_PLACE: "false" };
+        expect(box.run("bbb-installer", pool).status).toBe(0);
+        const r = box.run("bbb-installer", { ...pool, VERSION: "jammy-301" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-installer: error: bbb-1.example.org runs jammy-300: in a pool, jammy-301 comes with new servers");
+        expect(r.stderr).toContain("Raise bbbRelease and roll it out with upgrade");
+        expect(installerRuns()).toHaveLength(1);
+        // Other changes (a new installer ref, e-mail, TURN) still re-run it in place; forceReinstall upgrades in place.
+        expect(box.run("bbb-installer", { ...pool, EMAIL: "noc@example.org" }).status).toBe(0);
+        expect(box.run("bbb-installer", { ...pool, VERSION: "jammy-301", FORCE_REINSTALL: "true" }).status).toBe(0);
+        expect(installerRuns()).toHaveLength(3);
+        expect(fs.readFileSync(box.file("root/var/lib/bbb-deploy/installed-version"), "utf8")).toBe("jammy-301\n");
     });
 
     test("the guard asks the API with the host's current secret, signed", () => {

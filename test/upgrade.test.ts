@@ -97,5 +97,11 @@ test("single topology: a new bbbVersion re-runs the installer on bbb-1 in place 
     const changes = diff(single, upgraded);
     expect([changes.added, changes.removed]).toEqual([[], []]);
     expect(changes.changed).toEqual(["bbb-1-configure", "bbb-1-data-policy", "bbb-1-install"]);
-    expect(stepInputs(byName(upgraded, "bbb-1-install").inputs.stdin)).toMatchObject({ VERSION: "jammy-301", FORCE_REINSTALL: "false" });
+    expect(stepInputs(byName(upgraded, "bbb-1-install").inputs.stdin)).toMatchObject({ VERSION: "jammy-301", FORCE_REINSTALL: "false", UPGRADE_IN_PLACE: "true" });
+});
+
+test("in a pool, a new bbbVersion without a new release is refused by the servers themselves (they upgrade by replacement)", async () => {
+    const inPlace = await evaluate({ ...POOL, bbbVersion: "jammy-301" }, IMAGES);
+    expect(diff(before, inPlace).changed).toEqual(expect.arrayContaining(["bbb-1-install", "bbb-2-install", "bbb-3-install"]));
+    for (const n of [1, 2, 3]) expect(stepInputs(byName(inPlace, `bbb-${n}-install`).inputs.stdin).UPGRADE_IN_PLACE).toBe("false");
 });

@@ -2,17 +2,20 @@
 # BBB host: runs the pinned bbb-install.sh with -v VERSION -s FQDN -e EMAIL -c TURN_HOST:TURN_SECRET
 # (and -g for Greenlight). Runs the installer only when its inputs changed since its last success (re-running
 # the same command upgrades the packages and restarts everything), and refuses to while meetings are
-# running unless FORCE_REINSTALL is true.
-# Inputs: FQDN EMAIL VERSION INSTALLER_URL TURN_HOST TURN_SECRET GREENLIGHT FORCE_REINSTALL TIMEOUT_SECONDS
+# running unless FORCE_REINSTALL is true. With UPGRADE_IN_PLACE false (a pool, whose servers are upgraded by
+# replacement) it also refuses a new VERSION on a server installed with another one, unless FORCE_REINSTALL.
+# Inputs: FQDN EMAIL VERSION INSTALLER_URL TURN_HOST TURN_SECRET GREENLIGHT FORCE_REINSTALL UPGRADE_IN_PLACE
+#         TIMEOUT_SECONDS
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
 : "${FQDN:?}" "${EMAIL:?}" "${VERSION:?}" "${INSTALLER_URL:?}" "${TURN_HOST:?}" "${TURN_SECRET:?}"
-: "${GREENLIGHT:?}" "${FORCE_REINSTALL:?}" "${TIMEOUT_SECONDS:?}"
+: "${GREENLIGHT:?}" "${FORCE_REINSTALL:?}" "${UPGRADE_IN_PLACE:?}" "${TIMEOUT_SECONDS:?}"
 
 state=$ROOT/var/lib/bbb-deploy
 installer=$state/bbb-install.sh
 done_file=$state/installer.sha256
+version_file=$state/installed-version
 mkdir -p "$state"
 chmod 0700 "$state"
 
@@ -20,6 +23,13 @@ fingerprint=$(printf '%s\n' "$INSTALLER_URL" "$VERSION" "$FQDN" "$EMAIL" "$TURN_
 if [ -f "$done_file" ] && [ "$(cat "$done_file")" = "$fingerprint" ]; then
   say "bbb-install.sh already ran with these inputs; nothing to do"
   exit 0
+fi
+
+installed=$(cat "$version_file" 2>/dev/null || true)
+if [ "$UPGRADE_IN_PLACE" != true ] && [ -n "$installed" ] && [ "$installed" != "$VERSION" ] && [ "$FORCE_REINSTALL" != true ]; then
+  fail "$FQDN runs $installed: in a pool, $VERSION comes with new servers, one at a time." \
+    "Raise bbbRelease and roll it out with upgrade (README, runbook: Upgrades in a pool), or set bbbVersion back to $installed;" \
+    "forceReinstall: true upgrades the servers in place instead."
 fi
 
 # The busy-host guard: the installer restarts every BigBlueButton service.
@@ -63,5 +73,6 @@ if [ "$rc" -ne 0 ]; then
 fi
 
 printf '%s\n' "$fingerprint" >"$done_file"
-chmod 0600 "$done_file"
+printf '%s\n' "$VERSION" >"$version_file"
+chmod 0600 "$done_file" "$version_file"
 say "bbb-install.sh finished"
