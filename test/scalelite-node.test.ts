@@ -120,6 +120,19 @@ describe("removal", () => {
         expect(server()).toBeUndefined();
     });
 
+    test("a rolling-upgrade round: the new server runs beside the old one, which stays cordoned while busy and goes once idle", () => {
+        const replacement = { ...NODE, NODE_ID: "bbb-5-r2.example.org", API_URL: "https://bbb-5-r2.example.org/bigbluebutton/api", SECRET: NEW_SECRET };
+        apply();
+        expect(apply(replacement).status).toBe(0);
+        hosting(2);
+        expect(remove().status).toBe(1);
+        expect([server()?.state, server(replacement.NODE_ID)?.state]).toEqual(["cordoned", "enabled"]);
+        // The next pulumi up, once the meetings have ended:
+        hosting(0);
+        expect(remove().status).toBe(0);
+        expect([server(), server(replacement.NODE_ID)]).toEqual([undefined, { url: replacement.API_URL, secret: NEW_SECRET, state: "enabled" }]);
+    });
+
     test("a node that is not registered is nothing to remove", () => {
         const r = remove();
         expect(r.status).toBe(0);
