@@ -16,17 +16,19 @@ function hostsSection(run: Run): string {
     const rows = hosts.map((h) => {
         const vm = ofType(run, "openstack:compute/instance:Instance").find((r) => r.name === `${h.name}-vm`)!;
         const data = ofType(run, "openstack:blockstorage/volume:Volume").find((r) => r.name === `${h.name}-data`);
+        const install = run.resources.find((r) => r.name === `${h.name}-install`);
         return [
             h.name,
             h.role,
             h.fqdn,
+            install ? stepInputs(install.inputs.stdin).VERSION : "",
             vm.inputs.flavorName,
             String(vm.inputs.blockDevices[0].volumeSize),
             data ? `${data.inputs.size} GB${data.protect ? ", protected" : ""}` : "",
         ];
     });
-    return `## Hosts\n\nEvery host boots from a volume made from the newest image named by \`image\`.\n\n${table(
-        ["host", "role", "name", "flavor", "boot volume (GB)", "data volume"],
+    return `## Hosts\n\nEvery host boots from a volume made from the newest image named by \`image\` (during a rolling upgrade, the BBB servers not yet upgraded: \`upgrade.from.image\`).\n\n${table(
+        ["host", "role", "name", "BigBlueButton", "flavor", "boot volume (GB)", "data volume"],
         rows,
     )}`;
 }

@@ -24,7 +24,8 @@ describe("plan", () => {
     test("shows hosts, each host's firewall with the reason of every rule, records, steps in order, outputs", () => {
         const text = renderPlan("prod", prod);
         expect(text).toMatch(/^# Plan for stack prod: 6 hosts, \d+ resources/);
-        expect(text).toContain("| scalelite | scalelite | scalelite.example.org | m1.large | 40 | 20 GB, protected |");
+        expect(text).toContain("| scalelite | scalelite | scalelite.example.org |  | m1.large | 40 | 20 GB, protected |");
+        expect(text).toContain("| bbb-2 | bbb | bbb-2.example.org | jammy-300 | m1.xlarge | 80 |  |");
         expect(text).toContain("### turn\n");
         expect(text).toContain("| 32769-65535 | udp | 0.0.0.0/0 | IPv4 | TURN relay range (coturn min-port/max-port) |");
         expect(text).toContain("| 22 | tcp | 198.51.100.0/24 | IPv4 | SSH for the install steps and the operator |");
