@@ -711,7 +711,7 @@ export function parseConfig(raw: RawConfig): Parsed {
         }
         const from = upgradeGiven.from ?? {};
         if (typeof from !== "object" || from === null || Array.isArray(from)) {
-            problem("upgrade.from", "{ bbbVersion, image }: what the servers not yet upgraded run", show(from), "pulumi config set --path upgrade.from.bbbVersion jammy-300");
+            problem("upgrade.from", "{ bbbVersion, image, bbbInstallerRef }: what the servers not yet upgraded run", show(from), "pulumi config set --path upgrade.from.bbbVersion jammy-300");
         } else {
             const fromGiven = from as Record<string, unknown>;
             const fromFields = ["bbbVersion", "image", "bbbInstallerRef"];
