@@ -1,4 +1,5 @@
 // The offline plan and the firewall diff, on the program's own output for the committed stacks.
+import * as fs from "fs";
 import * as path from "path";
 import { diffFirewalls, renderDiff } from "../scripts/firewall-diff";
 import { renderPlan } from "../scripts/plan";
@@ -33,6 +34,15 @@ describe("plan", () => {
         expect(text).toMatch(/\| 1 \| bbb-1-ready \| wait-ready \| bbb-1 \| {2}\|/);
         expect(text).toContain("| 3 | bbb-3-rotation | scalelite-node | scalelite | scalelite-setup |  |");
         expect(text).toContain("| 6 | bbb-3-registration | scalelite-node | scalelite | bbb-3-data-policy | on removal too |");
+    });
+
+    test("the README's excerpt of the prod plan is what npm run plan prints today", () => {
+        const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+        const excerpt = readme.slice(readme.indexOf("````markdown\n# Plan for stack prod"), readme.indexOf("\n````\n", readme.indexOf("# Plan for stack prod")));
+        const lines = renderPlan("prod", prod).split("\n");
+        const shown = excerpt.split("\n").slice(1).filter((line) => line !== "" && !line.startsWith("(..."));
+        expect(shown.length).toBeGreaterThan(40);
+        expect(shown.filter((line) => !lines.includes(line))).toEqual([]);
     });
 
     test("never shows a secret: secret outputs are [secret]", () => {
