@@ -733,10 +733,9 @@ export function parseConfig(raw: RawConfig): Parsed {
                     "pulumi config set --path upgrade.from.bbbInstallerRef v3.0.x-release",
                 );
             }
-            const line = typeof fromVersion === "string" ? BBB_LINES[fromVersion.slice(0, -1)] : undefined;
             upgrade = {
                 servers: servers as number,
-                from: { bbbVersion: fromVersion as string, image: fromImage as string, installerRef: (fromRef as string) || (line?.installerBranch ?? "") },
+                from: { bbbVersion: fromVersion as string, image: fromImage as string, installerRef: installerRefFor(fromRef as string, fromVersion as string) },
             };
         }
         if (values.scalelite === false) {
@@ -894,7 +893,7 @@ export function parseConfig(raw: RawConfig): Parsed {
             greenlight: values.greenlight as boolean,
             dns: dns as unknown as DnsSettings,
             turnRelayPorts: relay!,
-            bbbInstallerRef: installerRef || BBB_LINES[bbbVersion!.slice(0, -1)].installerBranch,
+            bbbInstallerRef: installerRefFor(installerRef!, bbbVersion!),
             forceReinstall: values.forceReinstall as boolean,
             bbbRelease: bbbRelease as number,
             ...(upgrade ? { upgrade } : {}),
@@ -926,6 +925,11 @@ export function loadConfig(): Settings {
         sshPrivateKey: pulumi.secret(settings.sshPrivateKey),
         ...(dialIn ? { dialIn: { ...dialIn, gateway: { ...dialIn.gateway, password: pulumi.secret(dialIn.gateway.password) } } } : {}),
     };
+}
+
+/** The git ref of bbb-install.sh to run: the one given, else the release branch of the version's package line. */
+function installerRefFor(ref: string, version: string): string {
+    return ref || (BBB_LINES[version.slice(0, -1)]?.installerBranch ?? "");
 }
 
 /** The Ubuntu release an image name states ("Ubuntu 22.04", "ubuntu-jammy-..."), if any. */

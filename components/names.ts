@@ -38,7 +38,7 @@ export function topologyOf(inputs: Pick<TopologyInputs, "scalelite">): Topology 
     return inputs.scalelite ? "pool" : "single";
 }
 
-export function bbbNodeName(index: number): string {
+function bbbNodeName(index: number): string {
     return `bbb-${index}`;
 }
 
@@ -52,6 +52,12 @@ export function releaseOf(inputs: TopologyInputs, index: number): BbbRelease {
     const { upgrade } = inputs;
     if (upgrade && index > upgrade.servers) return { number: inputs.bbbRelease - 1, ...upgrade.from };
     return { number: inputs.bbbRelease, bbbVersion: inputs.bbbVersion, image: inputs.image, installerRef: inputs.bbbInstallerRef };
+}
+
+/** During a rolling upgrade, the servers of the release before that it has replaced (bbb-1 .. bbb-<servers>). */
+export function replacedHostNames(inputs: TopologyInputs): string[] {
+    const servers = inputs.upgrade?.servers ?? 0;
+    return Array.from({ length: servers }, (_, i) => bbbHostName(i + 1, inputs.bbbRelease - 1));
 }
 
 /**

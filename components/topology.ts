@@ -11,7 +11,7 @@ import { BbbServer } from "./bbb";
 import { GreenlightServer } from "./greenlight";
 import { Scalelite } from "./scalelite";
 import { TurnServer } from "./turn";
-import { bbbHostName, bbbNodeName, fqdn, HostSpec, hostSpecs, rolesOf, Topology, topologyOf } from "./names";
+import { fqdn, HostSpec, hostSpecs, replacedHostNames, rolesOf, Topology, topologyOf } from "./names";
 
 export interface PlatformArgs {
     settings: Settings;
@@ -56,6 +56,8 @@ export class Platform extends pulumi.ComponentResource {
         const single = this.topology === "single";
         const specs = hostSpecs(s);
         const nameOf = (host: string) => fqdn(host, s.hostnamePrefix, s.domain);
+        const specOf = (role: Role) => specs.find((spec) => spec.role === role);
+        const turnSpec = specOf("turn")!;
 
         const keyPair = new openstack.compute.Keypair(`${name}-key`, { publicKey: s.sshPublicKey }, { parent: this });
         const firewall = {
@@ -91,7 +93,7 @@ export class Platform extends pulumi.ComponentResource {
 
         // Hex: bbb-install.sh splits `-c host:secret` on ':'.
         const turnSecret = pulumi.secret(new random.RandomBytes("turn-secret", { length: 32 }, { parent: this }).hex);
-        this.turnHost = nameOf("turn");
+        this.turnHost = nameOf(turnSpec.name);
 
         // Pool: the consumers' secrets and Scalelite first. Scalelite needs nothing of the nodes, and the
         // nodes mount its NFS share (recordings) by its private address.
@@ -112,7 +114,7 @@ export class Platform extends pulumi.ComponentResource {
                     ),
                 ]),
             );
-            const scaleliteSpec = specs.find((spec) => spec.role === "scalelite")!;
+            const scaleliteSpec = specOf("scalelite")!;
             scalelite = new Scalelite(
                 scaleliteSpec.name,
                 {
@@ -191,7 +193,6 @@ export class Platform extends pulumi.ComponentResource {
         const peers = pulumi
             .all(this.bbbServers.map((b) => pulumi.all([b.host.ipv4, b.host.privateIpv4, b.host.ipv6])))
             .apply((addresses) => [...new Set(addresses.flat().filter((a): a is string => !!a))]);
-        const turnSpec = specs.find((spec) => spec.role === "turn")!;
         this.turn = new TurnServer(
             turnSpec.name,
             {
@@ -201,16 +202,14 @@ export class Platform extends pulumi.ComponentResource {
                 email: s.letsEncryptEmail,
                 relayPorts: s.turnRelayPorts,
                 peers,
-                departingPeers: s.upgrade
-                    ? Array.from({ length: s.upgrade.servers }, (_, i) => nameOf(bbbHostName(i + 1, s.bbbRelease - 1)))
-                    : [],
+                departingPeers: replacedHostNames(s).map(nameOf),
                 logging: s.privacy === "strict" ? "none" : "file",
             },
             { parent: this },
         );
         this.hosts[turnSpec.name] = this.turn.host;
 
-        const greenlightSpec = specs.find((spec) => spec.role === "greenlight");
+        const greenlightSpec = specOf("greenlight");
         if (scalelite && greenlightSpec) {
             this.hosts[greenlightSpec.name] = new GreenlightServer(
                 greenlightSpec.name,
@@ -228,8 +227,9 @@ export class Platform extends pulumi.ComponentResource {
             ).host;
         }
 
-        this.apiHost = nameOf(single ? bbbNodeName(1) : "scalelite");
-        if (s.greenlight) this.greenlightUrl = `https://${nameOf(single ? bbbNodeName(1) : "greenlight")}/`;
+        // Single topology: bbb-1 answers the API and runs Greenlight.
+        this.apiHost = (scalelite?.host ?? this.bbbServers[0].host).fqdn;
+        if (s.greenlight) this.greenlightUrl = `https://${(greenlightSpec ? this.hosts[greenlightSpec.name] : this.bbbServers[0].host).fqdn}/`;
 
         const hostList = specs.map((spec) => ({ spec, host: this.hosts[spec.name] }));
         this.summary = pulumi.all(
