@@ -3,7 +3,7 @@
 // Only `loadConfig` touches the Pulumi runtime, and only index.ts calls it.
 import * as pulumi from "@pulumi/pulumi";
 import * as ipaddr from "ipaddr.js";
-import { relayRangeProblem } from "./ports";
+import { relayRangeProblem, SIP_PORT } from "./ports";
 import { bbbHostName } from "./names";
 
 export const PROJECT = "bbb";
@@ -93,7 +93,7 @@ export interface RecordingSettings {
 export interface DialInSettings {
     /** The phone number callers dial, as shown in the welcome message, e.g. +49 30 1234567. */
     number: string;
-    /** The SIP provider's addresses: the only sources allowed to 5060. */
+    /** The SIP provider's addresses: the only sources allowed to the SIP port. */
     sipProviderCidrs: string[];
     gateway: { host: string; username: string; password: pulumi.Output<string> };
 }
@@ -801,7 +801,7 @@ export function parseConfig(raw: RawConfig): Parsed {
         if (!Array.isArray(cidrsGiven) || cidrsGiven.length === 0) {
             problem(
                 "dialIn.sipProviderCidrs",
-                "the SIP provider's address ranges (5060 is open to them only): at least one CIDR",
+                `the SIP provider's address ranges (${SIP_PORT} is open to them only): at least one CIDR`,
                 show(cidrsGiven),
                 fixDial("'sipProviderCidrs[0]'", "192.0.2.0/24"),
             );
