@@ -108,7 +108,12 @@ export class BbbServer extends pulumi.ComponentResource {
 
         if (args.recordingsVolume) {
             const data = dataVolume(name, { host: this.host, size: args.recordingsVolume.size, protect: args.recordingsVolume.protect }, this);
-            this.step("storage", "bbb-storage", { VOLUME_ID: data.volume.id }, [data.attachment]);
+            this.step(
+                "storage",
+                "bbb-storage",
+                { FQDN: this.host.fqdn, VOLUME_ID: data.volume.id, FORCE_RESTART: String(args.forceReinstall) },
+                [data.attachment],
+            );
         }
         this.installed = this.step("install", "bbb-installer", {
             FQDN: this.host.fqdn,
@@ -141,10 +146,12 @@ export class BbbServer extends pulumi.ComponentResource {
             args.beforeNewSecret ? [args.beforeNewSecret] : [],
         );
         this.step("data-policy", "bbb-data-policy", {
+            FQDN: this.host.fqdn,
             PRIVACY: args.privacy,
             VIDEO: String(args.recordings.video),
             // Published recordings are kept on this server only without Scalelite.
             RETENTION_DAYS: String(args.recordings.enabled && !args.scaleliteRecordings ? args.recordings.retentionDays : 0),
+            FORCE_RESTART: String(args.forceReinstall),
             INSTALL_ID: installId,
         });
         this.registerOutputs({});

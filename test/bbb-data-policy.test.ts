@@ -2,7 +2,7 @@
 // they survive a second installer run, standard privacy restoring BBB's defaults, recording options.
 import * as fs from "fs";
 import { Sandbox } from "./sandbox";
-import { installStubs } from "./stubs";
+import { installedBbb, installStubs } from "./stubs";
 
 /** The nginx site bbb-install.sh writes (as far as this step cares). */
 const SITE = `server {
@@ -20,8 +20,9 @@ server {
 `;
 const SFU = "freeswitch:\n  ip: 203.0.113.11\nlog:\n  level: info\n";
 const SWITCH = '<configuration name="switch.conf">\n  <settings>\n    <param name="loglevel" value="debug"/>\n  </settings>\n</configuration>\n';
-const STRICT = { PRIVACY: "strict", VIDEO: "false", RETENTION_DAYS: "0", INSTALL_ID: "1".repeat(64) };
-const STANDARD = { PRIVACY: "standard", VIDEO: "true", RETENTION_DAYS: "30", INSTALL_ID: "1".repeat(64) };
+const COMMON = { FQDN: "bbb-1.example.org", FORCE_RESTART: "false", INSTALL_ID: "1".repeat(64) };
+const STRICT = { ...COMMON, PRIVACY: "strict", VIDEO: "false", RETENTION_DAYS: "0" };
+const STANDARD = { ...COMMON, PRIVACY: "standard", VIDEO: "true", RETENTION_DAYS: "30" };
 
 let box: Sandbox;
 const read = (f: string) => fs.readFileSync(box.file(`root/${f}`), "utf8");
@@ -42,6 +43,41 @@ beforeEach(() => {
     installedHost();
 });
 afterEach(() => box.cleanup());
+
+describe("with meetings running, and after a failure", () => {
+    const SECRET = "Secret0123456789abcdefghijklmnopqrstuvwxyz";
+
+    test("the SFU is not restarted while meetings run: its file stays as it was, and the step says why", () => {
+        installedBbb(box, SECRET);
+        box.write("meetings", "lecture\nseminar\n");
+        const r = box.run("bbb-data-policy", STRICT);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("2 meeting(s) running on bbb-1.example.org; restarting bbb-webrtc-sfu for its log level");
+        expect(read("etc/bigbluebutton/bbb-webrtc-sfu/production.yml")).toBe(SFU);
+        expect(restarts()).toEqual(["systemctl reload nginx"]);
+        expect(read("../meetings")).toBe("lecture\nseminar\n");
+    });
+
+    test("nor when the server's API does not answer; forceReinstall goes ahead", () => {
+        installedBbb(box, SECRET);
+        expect(box.run("bbb-data-policy", STRICT, { API_DOWN: "1" }).stderr).toContain("cannot tell whether meetings run on bbb-1.example.org");
+        expect(box.run("bbb-data-policy", { ...STRICT, FORCE_RESTART: "true" }, { API_DOWN: "1" }).status).toBe(0);
+        expect(read("etc/bigbluebutton/bbb-webrtc-sfu/production.yml")).toContain("level: warn");
+    });
+
+    test.each([
+        ["reload", "systemctl reload nginx"],
+        ["restart", "systemctl restart bbb-webrtc-sfu"],
+    ])("a %s that failed is done by the next run, though the files are unchanged by then", (verb, call) => {
+        expect(box.run("bbb-data-policy", STRICT, { SYSTEMCTL_FAIL: verb }).status).toBe(1);
+        fs.writeFileSync(box.file("calls.log"), "");
+        expect(box.run("bbb-data-policy", STRICT).status).toBe(0);
+        expect(restarts()).toContain(call);
+        fs.writeFileSync(box.file("calls.log"), "");
+        expect(box.run("bbb-data-policy", STRICT).status).toBe(0);
+        expect(restarts()).toEqual([]);
+    });
+});
 
 describe("privacy strict", () => {
     test("turns access logs off, quietens the SFU and FreeSWITCH, keeps logs one day, purges deleted recordings", () => {

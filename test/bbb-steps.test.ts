@@ -103,7 +103,7 @@ describe("bbb-installer", () => {
         box.write("meetings", "standup\n");
         const r = box.run("bbb-installer", { ...INSTALL, FORCE_REINSTALL: "true" });
         expect(r.status).toBe(0);
-        expect(r.stdout).toContain("ends 1 running meeting(s)");
+        expect(r.stdout).toContain("forceReinstall is set: re-running bbb-install.sh (it restarts every BigBlueButton service) although 1 meeting(s) running");
         expect(installerRuns()).toHaveLength(1);
     });
 
@@ -137,6 +137,38 @@ describe("bbb-installer", () => {
         expect(call).toBe(`curl -sS --max-time 20 --resolve bbb-1.example.org:443:127.0.0.1 https://bbb-1.example.org/bigbluebutton/api/getMeetings?checksum=${checksum}`);
     });
 
+    test("an installed server whose API does not answer is not taken for an idle one", () => {
+        expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+        const r = box.run("bbb-installer", { ...INSTALL, EMAIL: "noc@example.org" }, { API_DOWN: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("cannot tell whether meetings run on bbb-1.example.org");
+        expect(installerRuns()).toHaveLength(1);
+        expect(box.run("bbb-installer", { ...INSTALL, EMAIL: "noc@example.org", FORCE_REINSTALL: "true" }, { API_DOWN: "1" }).status).toBe(0);
+        expect(installerRuns()).toHaveLength(2);
+    });
+
+    test("a run that did not finish is finished by the next one, even while the half-installed API does not answer", () => {
+        expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+        box.write("meetings", "lecture\n");
+        // The upgrade is forced; bbb-install.sh dies midway (the meeting has ended with the restart).
+        expect(box.run("bbb-installer", { ...INSTALL, VERSION: "jammy-301", FORCE_REINSTALL: "true" }, { INSTALLER_RC: "1" }).status).toBe(1);
+        const r = box.run("bbb-installer", { ...INSTALL, VERSION: "jammy-301" }, { API_DOWN: "1" });
+        expect(r.stdout).toContain("an earlier bbb-install.sh run did not finish; running it again");
+        expect(r.status).toBe(0);
+        expect(installerRuns()).toHaveLength(3);
+        expect(box.files().filter((f) => f.includes("pending"))).toEqual([]);
+    });
+
+    test("a run that did not finish is not resumed over meetings its server hosts again", () => {
+        expect(box.run("bbb-installer", INSTALL, { INSTALLER_RC: "1" }).status).toBe(1);
+        installedBbb(box, OLD_SECRET);
+        box.write("meetings", "lecture\n");
+        const r = box.run("bbb-installer", INSTALL);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("1 meeting(s) running on bbb-1.example.org");
+        expect(installerRuns()).toHaveLength(1);
+    });
+
     test("a failing installer fails the step with its exit code", () => {
         const r = box.run("bbb-installer", INSTALL, { INSTALLER_RC: "3" });
         expect(r.status).toBe(1);
@@ -168,7 +200,7 @@ describe("bbb-configure", () => {
         expect(r.status).toBe(0);
         expect(props()).toContain(`securitySalt=${NEW_SECRET}`);
         expect(props()).toContain("disableRecordingDefault=true\nallowStartStopRecording=false\nallowRevealOfBBBVersion=false\n");
-        expect(box.calls("bbb-conf")).toEqual([`bbb-conf --setsecret ${NEW_SECRET}`, "bbb-conf --restart"]);
+        expect(box.calls("bbb-conf")).toEqual(["bbb-conf --secret", `bbb-conf --setsecret ${NEW_SECRET}`, "bbb-conf --restart"]);
         expect(r.stdout).toContain("the API answers with the stack's secret");
         expect(`${r.stdout}${r.stderr}`).not.toContain(NEW_SECRET);
         expect(`${r.stdout}${r.stderr}`).not.toContain(OLD_SECRET);
@@ -197,6 +229,7 @@ describe("bbb-configure", () => {
     });
 
     test("an API that does not answer in time fails the step", () => {
+        expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
         const r = box.run("bbb-configure", CONFIGURE, { API_DOWN: "1" });
         expect(r.status).toBe(1);
         expect(r.stderr).toContain("did not answer within 0s");
@@ -206,9 +239,46 @@ describe("bbb-configure", () => {
         box.write("meetings", "standup\nlecture\n");
         const r = box.run("bbb-configure", CONFIGURE);
         expect(r.status).toBe(1);
-        expect(r.stderr).toContain("bbb-configure: error: 2 meeting(s) running on bbb-1.example.org; the new secret needs a restart");
+        expect(r.stderr).toContain("bbb-configure: error: 2 meeting(s) running on bbb-1.example.org; restarting BigBlueButton for the new secret would end them");
         expect(props()).toContain(`securitySalt=${OLD_SECRET}`);
-        expect(box.calls("bbb-conf")).toEqual([]);
+        expect(box.calls("bbb-conf").filter((c) => c !== "bbb-conf --secret")).toEqual([]);
+    });
+
+    test("a changed property is not applied while meetings run: the file stays as it was and nothing restarts", () => {
+        expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
+        box.write("meetings", "lecture\n");
+        const before = props();
+        const r = box.run("bbb-configure", { ...CONFIGURE, PROPERTIES: "disableRecordingDefault=false\nallowRevealOfBBBVersion=false" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("1 meeting(s) running on bbb-1.example.org; restarting BigBlueButton for the changed properties would end them");
+        expect(props()).toBe(before);
+        expect(box.calls("bbb-conf").filter((c) => c !== "bbb-conf --secret")).toEqual([`bbb-conf --setsecret ${NEW_SECRET}`, "bbb-conf --restart"]);
+        expect(fs.existsSync(box.file("ended-meetings"))).toBe(false);
+    });
+
+    test("a server whose API does not answer is not taken for an idle one", () => {
+        const r = box.run("bbb-configure", CONFIGURE, { API_DOWN: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("cannot tell whether meetings run on bbb-1.example.org (its API does not answer)");
+        expect(props()).toContain(`securitySalt=${OLD_SECRET}`);
+    });
+
+    test("a restart that failed is redone by the next run, which still counts the meetings of the old secret", () => {
+        const first = box.run("bbb-configure", CONFIGURE, { BBB_CONF_FAIL: "--restart" });
+        expect(first.status).toBe(1);
+        expect(props()).toContain(`securitySalt=${NEW_SECRET}`);
+        // bbb-web still runs with the old secret, and a meeting has started meanwhile.
+        box.write("meetings", "lecture\n");
+        const busy = box.run("bbb-configure", CONFIGURE);
+        expect(busy.status).toBe(1);
+        expect(busy.stderr).toContain("1 meeting(s) running on bbb-1.example.org; restarting BigBlueButton (an earlier restart did not finish) would end them");
+        expect(`${busy.stdout}${busy.stderr}`).not.toContain(OLD_SECRET);
+        box.write("meetings", "");
+        const r = box.run("bbb-configure", CONFIGURE);
+        expect(r.status).toBe(0);
+        expect(box.calls("bbb-conf").filter((c) => c === "bbb-conf --restart")).toHaveLength(2);
+        expect(r.stdout).toContain("the API answers with the stack's secret");
+        expect(box.files().filter((f) => f.includes("pending"))).toEqual([]);
     });
 
     test("forceReinstall lets the new secret through on a busy server", () => {

@@ -3,15 +3,20 @@
 import * as fs from "fs";
 import * as path from "path";
 import { Sandbox } from "./sandbox";
-import { attachVolume, installStubs } from "./stubs";
+import { attachVolume, installedBbb, installStubs } from "./stubs";
 
 const VOLUME = "5705a6e0-0000-4000-8000-0000000b0b0b";
 const LINK = "root/var/bigbluebutton";
 const TARGET = "root/mnt/bbb-recordings/bigbluebutton";
 
-/** bbb-conf --stop/--start: records "stop dir" / "start link" (the state of /var/bigbluebutton) in $SANDBOX/bbb. */
+/**
+ * bbb-conf --stop/--start: records "stop dir" / "start link" (the state of /var/bigbluebutton) in $SANDBOX/bbb;
+ * --stop ends the meetings; --secret prints the secret as the shared stub does.
+ */
 const BBB_CONF = `
 [ "\${BBB_CONF_FAIL:-}" = "$1" ] && { echo "bbb-conf: $1 failed" >&2; exit 1; }
+[ "$1" = --secret ] && { printf '    Secret: %s\\n' "$(sed -n 's/^securitySalt=//p' "$ROOT/etc/bigbluebutton/bbb-web.properties")"; exit 0; }
+[ "$1" = --stop ] && [ -s "$SANDBOX/meetings" ] && { cat "$SANDBOX/meetings" >> "$SANDBOX/ended-meetings"; : > "$SANDBOX/meetings"; }
 if [ -L "$ROOT/var/bigbluebutton" ]; then state=link; elif [ -d "$ROOT/var/bigbluebutton" ]; then state=dir; else state=none; fi
 echo "\${1#--} $state" >> "$SANDBOX/bbb"`;
 
@@ -24,11 +29,12 @@ let box: Sandbox;
 beforeEach(() => {
     box = new Sandbox();
     installStubs(box);
+    installedBbb(box, "Secret0123456789abcdefghijklmnopqrstuvwxyz");
     box.stub("bbb-conf", BBB_CONF);
 });
 afterEach(() => box.cleanup());
 
-const run = (env: Record<string, string> = {}, inputs: Record<string, string> = {}) => box.run("bbb-storage", { VOLUME_ID: VOLUME, ...inputs }, env);
+const run = (env: Record<string, string> = {}, inputs: Record<string, string> = {}) => box.run("bbb-storage", { FQDN: "bbb-1.example.org", VOLUME_ID: VOLUME, FORCE_RESTART: "false", ...inputs }, env);
 const ok = () => {
     const r = run();
     expect(r.stderr).toBe("");
@@ -86,7 +92,7 @@ test("an installed host: BBB stopped, /var/bigbluebutton copied (modes, times, h
     installedTree();
     const r = ok();
     expect(bbb()).toEqual(["stop dir", "start link"]);
-    expect(box.calls("bbb-conf")).toEqual(["bbb-conf --stop", "bbb-conf --start"]);
+    expect(box.calls("bbb-conf")).toEqual(["bbb-conf --secret", "bbb-conf --stop", "bbb-conf --start"]);
     expect(linkTarget()).toBe(box.file(TARGET));
     expect(read(`${TARGET}/recording/raw/m1/events.xml`)).toBe("<recording/>\n");
     expect(read(`${TARGET}/published/presentation/m1/metadata.xml`)).toBe("<metadata/>\n");
@@ -150,6 +156,22 @@ test("a directory on the host and data on the volume: refuses to merge, touches 
     expect(box.calls("bbb-conf")).toEqual([]);
 });
 
+test("while meetings run (or when the API does not answer) BigBlueButton is not stopped and nothing moves; forceReinstall goes ahead", () => {
+    attachVolume(box, VOLUME);
+    installedTree();
+    box.write("meetings", "lecture\n");
+    const busy = run();
+    expect(busy.status).toBe(1);
+    expect(busy.stderr).toContain("1 meeting(s) running on bbb-1.example.org; stopping BigBlueButton to move /var/bigbluebutton onto the data volume would end them");
+    expect(run({ API_DOWN: "1" }).stderr).toContain("cannot tell whether meetings run on bbb-1.example.org");
+    expect(bbb()).toEqual([]);
+    expect(fs.lstatSync(box.file(LINK)).isDirectory()).toBe(true);
+    expect(read("meetings")).toBe("lecture\n");
+    expect(run({}, { FORCE_RESTART: "true" }).status).toBe(0);
+    expect(linkTarget()).toBe(box.file(TARGET));
+    expect(read("ended-meetings")).toBe("lecture\n");
+});
+
 test("a failing bbb-conf --stop moves nothing, starts BBB again and says so", () => {
     attachVolume(box, VOLUME);
     installedTree();
@@ -158,7 +180,7 @@ test("a failing bbb-conf --stop moves nothing, starts BBB again and says so", ()
     expect(r.stderr).toContain("bbb-conf: --stop failed\nbbb-storage: error: bbb-conf --stop failed; /var/bigbluebutton is left as it was");
     expect(fs.lstatSync(box.file(LINK)).isDirectory()).toBe(true);
     expect(fs.existsSync(box.file(TARGET))).toBe(false);
-    expect(box.calls("bbb-conf")).toEqual(["bbb-conf --stop", "bbb-conf --start"]);
+    expect(box.calls("bbb-conf")).toEqual(["bbb-conf --secret", "bbb-conf --stop", "bbb-conf --start"]);
 });
 
 test("without bbb-conf (BBB not installed yet) a directory is moved without stopping anything", () => {

@@ -34,8 +34,8 @@ cp "\${args[0]}" "\${args[1]}" && chmod "$mode" "\${args[1]}"`;
 
 /**
  * curl: a download of bbb-install.sh gets $SANDBOX/installer.sh; an API call is answered like BBB does:
- * the checksum is checked against securitySalt in bbb-web.properties, getMeetings lists the meetings in
- * $SANDBOX/meetings (one meeting id a line). API_DOWN=1: no answer.
+ * the checksum is checked against the secret bbb-web runs with (see BBB_CONF), getMeetings lists the meetings
+ * in $SANDBOX/meetings (one meeting id a line). API_DOWN=1 or BigBlueButton stopped: no answer.
  */
 const CURL = `
 out=""; url=""; prev=""
@@ -45,10 +45,11 @@ case $url in
     [ -n "\${DOWNLOAD_FAIL:-}" ] && { echo "curl: (22) The requested URL returned error: 404" >&2; exit 22; }
     cp "$SANDBOX/installer.sh" "$out" ;;
   */bigbluebutton/api/*)
-    [ -n "\${API_DOWN:-}" ] && { echo "curl: (7) Failed to connect" >&2; exit 7; }
+    { [ -n "\${API_DOWN:-}" ] || [ -e "$SANDBOX/bbb-stopped" ]; } && { echo "curl: (7) Failed to connect" >&2; exit 7; }
     rest=\${url#*/bigbluebutton/api/}; call=\${rest%%\\?*}; query=\${rest#*\\?}
     sum=\${query##*checksum=}; query=\${query%checksum=*}; query=\${query%&}
-    salt=$(sed -n 's/^securitySalt=//p' "$ROOT/etc/bigbluebutton/bbb-web.properties")
+    # bbb-web answers to the secret it started with (running-salt), or else to the file's.
+    salt=$(cat "$SANDBOX/running-salt" 2>/dev/null || sed -n 's/^securitySalt=//p' "$ROOT/etc/bigbluebutton/bbb-web.properties")
     want=$(printf '%s%s%s' "$call" "$query" "$salt" | sha1sum | cut -d' ' -f1)
     if [ "$sum" != "$want" ]; then
       echo "<response><returncode>FAILED</returncode><messageKey>checksumError</messageKey></response>"; exit 0
@@ -123,18 +124,33 @@ case $verb in
   *) echo "docker: unexpected verb $verb" >&2; exit 1 ;;
 esac`;
 
-/** bbb-conf: --secret prints the current one (as BBB does), --setsecret stores it, --restart succeeds. */
+/**
+ * bbb-conf, as bigbluebutton-config/bin/bbb-conf (bigbluebutton/bigbluebutton, v3.0.x) behaves: --secret
+ * prints the secret of bbb-web.properties; --setsecret only edits that file (bbb-web goes on answering to the
+ * secret it started with until a restart); --stop and --restart stop bigbluebutton.target, which ends every
+ * meeting (moved from $SANDBOX/meetings to $SANDBOX/ended-meetings); --restart and --start start it with the
+ * file's secret ($SANDBOX/running-salt). BBB_CONF_FAIL=<option> makes that option fail before it stops
+ * anything (assumed: bbb-conf's exit status is that of its last systemctl call).
+ */
 const BBB_CONF = `
 props="$ROOT/etc/bigbluebutton/bbb-web.properties"
+[ "\${BBB_CONF_FAIL:-}" = "$1" ] && { echo "Job for bigbluebutton.target failed." >&2; exit 1; }
 case $1 in
   --secret) printf '\\n    URL: https://%s/bigbluebutton/\\n    Secret: %s\\n\\n' "$(hostname)" "$(sed -n 's/^securitySalt=//p' "$props")" ;;
   --setsecret) [ -n "\${SETSECRET_BROKEN:-}" ] && exit 0; sed -i "s/^securitySalt=.*/securitySalt=$2/" "$props"; echo "Setting secret to $2" ;;
-  --restart) echo "Restarting BigBlueButton ..." ;;
+  --stop|--restart)
+    echo "Stopping BigBlueButton"
+    [ -s "$SANDBOX/meetings" ] && cat "$SANDBOX/meetings" >> "$SANDBOX/ended-meetings"
+    : > "$SANDBOX/meetings"; touch "$SANDBOX/bbb-stopped"
+    [ "$1" = --stop ] && exit 0
+    rm -f "$SANDBOX/bbb-stopped"; sed -n 's/^securitySalt=//p' "$props" > "$SANDBOX/running-salt"; echo "Starting BigBlueButton" ;;
+  --start) rm -f "$SANDBOX/bbb-stopped"; sed -n 's/^securitySalt=//p' "$props" > "$SANDBOX/running-salt"; echo "Starting BigBlueButton" ;;
 esac`;
 
 /**
  * The bbb-install.sh the stub curl hands out: records its arguments, prints them (as the real one may),
- * then "installs" BigBlueButton: bbb-conf and bbb-web.properties with a secret of its own.
+ * then "installs" BigBlueButton: bbb-conf and bbb-web.properties with a secret of its own, restarting every
+ * service (running meetings end).
  */
 const INSTALLER = `#!/usr/bin/env bash
 SANDBOX=\${SANDBOX:-$(cd "$(dirname "$0")/../../../.." && pwd)}
@@ -144,6 +160,10 @@ echo "Installing with $*"
 mkdir -p "$SANDBOX/root/etc/bigbluebutton"
 props="$SANDBOX/root/etc/bigbluebutton/bbb-web.properties"
 [ -f "$props" ] || printf 'bigbluebutton.web.serverURL=https://bbb\\nsecuritySalt=InstallerMadeThisSecret0123456789abcdefgh\\n' > "$props"
+# Installing restarts every BigBlueButton service: running meetings end.
+[ -s "$SANDBOX/meetings" ] && cat "$SANDBOX/meetings" >> "$SANDBOX/ended-meetings"
+: > "$SANDBOX/meetings"
+sed -n 's/^securitySalt=//p' "$props" > "$SANDBOX/running-salt"
 cp "$SANDBOX/bbb-conf.stub" "$SANDBOX/bin/bbb-conf"
 mkdir -p "$SANDBOX/root/etc/nginx/sites-available" "$SANDBOX/root/etc/bigbluebutton/bbb-webrtc-sfu"
 printf 'server {\\n  listen 80;\\n  return 301 https://$server_name$request_uri;\\n}\\nserver {\\n  listen 443 ssl;\\n  access_log /var/log/nginx/bigbluebutton.access.log;\\n}\\n' \\
@@ -181,6 +201,7 @@ export function installStubs(box: Sandbox): void {
 export function installedBbb(box: Sandbox, secret: string): void {
     fs.copyFileSync(box.file("bbb-conf.stub"), path.join(box.bin, "bbb-conf"));
     box.write("root/etc/bigbluebutton/bbb-web.properties", `bigbluebutton.web.serverURL=https://bbb-1.example.org\nsecuritySalt=${secret}\n`);
+    box.write("running-salt", `${secret}\n`);
 }
 
 /**

@@ -2,8 +2,10 @@
 # BBB host, after the installer: sets the stack's API secret, writes the bbb-web property overrides
 # (recording off by default, version hidden), restarts BigBlueButton when something changed, and checks that
 # the API answers a getMeetings signed with the stack's secret.
-# A new secret means restarting BigBlueButton, which ends running meetings: while any runs, the step refuses
-# (in a pool the server is cordoned meanwhile, see scalelite-node.sh prepare), unless FORCE_RESTART is true.
+# The restart ends running meetings: before changing anything the step asks the server (guard_meetings); while
+# meetings run, or when it cannot tell, it refuses and changes nothing (in a pool the server is cordoned
+# meanwhile, see scalelite-node.sh prepare), unless FORCE_RESTART is true. A restart that failed is redone by
+# the next run, even though the files then hold the new values already.
 # Inputs: FQDN SECRET PROPERTIES (key=value lines) API_WAIT_SECONDS FORCE_RESTART (true|false), and
 # INSTALL_ID, which changes with every installer run so that this step runs after it (bbb-install.sh may
 # rewrite what this step sets).
@@ -17,38 +19,40 @@ command -v bbb-conf >/dev/null || fail "bbb-conf is missing: bbb-install.sh has 
 props=$ROOT/etc/bigbluebutton/bbb-web.properties
 [ -f "$props" ] || fail "$props is missing: bbb-install.sh has not completed on this host"
 
-changed=false
+# What differs from the wanted state, found before anything is written.
+stale=()
 while IFS= read -r line; do
   [ -n "$line" ] || continue
-  key=${line%%=*}
-  if ! grep -qxF -- "$line" "$props"; then
+  grep -qxF -- "$line" "$props" || stale+=("$line")
+done <<<"$PROPERTIES"
+current=$(sed -n 's/^securitySalt=//p' "$props" | tail -n1)
+new_secret=false
+[ "$current" != "$SECRET" ] && new_secret=true
+
+if [ "${#stale[@]}" -eq 0 ] && [ "$new_secret" = false ] && ! pending restart; then
+  say "the secret and properties are as wanted"
+else
+  what="restarting BigBlueButton for $([ "$new_secret" = true ] && echo "the new secret" || echo "the changed properties")"
+  pending restart && [ "${#stale[@]}" -eq 0 ] && [ "$new_secret" = false ] && what="restarting BigBlueButton (an earlier restart did not finish)"
+  # A secret set by an unfinished run is in the file, but BigBlueButton still answers to the one before.
+  guard_meetings "$what" "$FORCE_RESTART" forceReinstall "$(pending_note restart)"
+  pending_add restart "$current"
+  for line in "${stale[@]}"; do
+    key=${line%%=*}
     if grep -q "^$key=" "$props"; then
       sed -i "s|^$key=.*|$line|" "$props"
     else
       printf '%s\n' "$line" >>"$props"
     fi
     say "set $line"
-    changed=true
+  done
+  if [ "$new_secret" = true ]; then
+    say "setting the API secret"
+    bbb-conf --setsecret "$SECRET" 2>&1 | mask "$SECRET" "$current" || fail "bbb-conf --setsecret failed"
   fi
-done <<<"$PROPERTIES"
-
-current=$(sed -n 's/^securitySalt=//p' "$props" | tail -n1)
-if [ "$current" != "$SECRET" ]; then
-  if answer=$(bbb_api getMeetings "" "$current" 2>/dev/null); then
-    meetings=$({ grep -o '<meeting>' <<<"$answer" || true; } | wc -l)
-    if [ "$meetings" -gt 0 ] && [ "$FORCE_RESTART" != true ]; then
-      fail "$meetings meeting(s) running on $FQDN; the new secret needs a restart, which would end them." \
-        "Run pulumi up again once they have ended (in a pool the server takes no new ones meanwhile), or set forceReinstall: true."
-    fi
-  fi
-  say "setting the API secret"
-  bbb-conf --setsecret "$SECRET" 2>&1 | mask "$SECRET" "$current" || fail "bbb-conf --setsecret failed"
-  changed=true
-fi
-
-if [ "$changed" = true ]; then
-  say "restarting BigBlueButton"
+  say "$what"
   bbb-conf --restart 2>&1 | mask "$SECRET" || fail "bbb-conf --restart failed (see: bbb-conf --check)"
+  pending_done restart
 fi
 
 say "checking the API at https://$FQDN/bigbluebutton/api with the stack's secret"

@@ -5,12 +5,15 @@
 # purged daily, plain HTTP only redirecting to HTTPS. privacy standard: BigBlueButton's defaults back.
 # Recordings (standard only): the video playback format when VIDEO is true, and published recordings
 # deleted after RETENTION_DAYS (0: recordings off, nothing to keep).
-# Inputs: PRIVACY (strict|standard) VIDEO (true|false) RETENTION_DAYS INSTALL_ID (changes with every
-# installer run, so this step runs after it)
+# Restarting bbb-webrtc-sfu drops every camera, screen share and audio stream of running meetings: it happens
+# only when the server hosts no meeting (guard_meetings), unless FORCE_RESTART. A reload or restart that did
+# not happen (a failure, a dropped session) is done by the next run, though the files are then unchanged.
+# Inputs: FQDN PRIVACY (strict|standard) VIDEO (true|false) RETENTION_DAYS FORCE_RESTART (true|false)
+# INSTALL_ID (changes with every installer run, so this step runs after it)
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
-: "${PRIVACY:?}" "${VIDEO:?}" "${RETENTION_DAYS:?}" "${INSTALL_ID:?}"
+: "${FQDN:?}" "${PRIVACY:?}" "${VIDEO:?}" "${RETENTION_DAYS:?}" "${FORCE_RESTART:?}" "${INSTALL_ID:?}"
 case $PRIVACY in strict | standard) ;; *) fail "PRIVACY must be strict or standard, not $PRIVACY" ;; esac
 [[ $RETENTION_DAYS =~ ^[0-9]+$ ]] || fail "RETENTION_DAYS must be a number of days"
 
@@ -37,6 +40,8 @@ $content"
 
 # 1. nginx: access logs off (http level in conf.d, and the BBB site's own line), HTTPS only.
 nginx_changed=false
+pending nginx-reload && nginx_changed=true
+pending_add nginx-reload
 managed_file "$ROOT/etc/nginx/conf.d/99-bbb-privacy.conf" 0644 "$strict" <<<"access_log off;" && nginx_changed=true
 if [ "$strict" = true ] && grep -Eq '^\s*access_log\s+/' "$site"; then
   sed -i -E 's|^(\s*)access_log\s+/[^;]*;|\1access_log off;|' "$site"
@@ -53,20 +58,26 @@ if [ "$nginx_changed" = true ]; then
   systemctl reload nginx || fail "cannot reload nginx"
   say "nginx access logs: $([ "$strict" = true ] && echo off || echo on)"
 fi
+pending_done nginx-reload
 
 # 2. Log levels: bbb-webrtc-sfu (mediasoup) through its override file, FreeSWITCH live and in its config.
 sfu=$ROOT/etc/bigbluebutton/bbb-webrtc-sfu/production.yml
 sfu_level=$([ "$strict" = true ] && echo warn || echo info)
-if [ -f "$sfu" ] && [ "$(yq e '.log.level' "$sfu")" != "$sfu_level" ]; then
+if [ -f "$sfu" ] && { [ "$(yq e '.log.level' "$sfu")" != "$sfu_level" ] || pending sfu-restart; }; then
+  guard_meetings "restarting bbb-webrtc-sfu for its log level (every camera, screen share and audio stream drops)" "$FORCE_RESTART" forceReinstall
+  pending_add sfu-restart
   yq e -i ".log.level = \"$sfu_level\"" "$sfu" || fail "cannot set the log level in $sfu"
   systemctl restart bbb-webrtc-sfu || fail "cannot restart bbb-webrtc-sfu"
+  pending_done sfu-restart
   say "bbb-webrtc-sfu logs at $sfu_level"
 fi
 switch=$ROOT/opt/freeswitch/etc/freeswitch/autoload_configs/switch.conf.xml
 fs_level=$([ "$strict" = true ] && echo warning || echo info)
-if [ -f "$switch" ] && ! grep -q "name=\"loglevel\" value=\"$fs_level\"" "$switch"; then
+if [ -f "$switch" ] && { ! grep -q "name=\"loglevel\" value=\"$fs_level\"" "$switch" || pending fs-loglevel; }; then
+  pending_add fs-loglevel
   sed -i -E "s|(name=\"loglevel\" value=\")[a-z]+(\")|\1$fs_level\2|" "$switch"
   fs_cli -x "fsctl loglevel $fs_level" >/dev/null || fail "cannot set FreeSWITCH's log level (fs_cli)"
+  pending_done fs-loglevel
   say "FreeSWITCH logs at $fs_level"
 fi
 
@@ -89,6 +100,9 @@ fi
 # 4. Recordings: the video format, and how long published recordings are kept.
 video=$([ "$VIDEO" = true ] && [ "$RETENTION_DAYS" -gt 0 ] && echo true || echo false)
 [ "$video" = true ] && apt_install bbb-playback-video
+worker_restart=false
+pending worker-restart && worker_restart=true
+pending_add worker-restart
 if managed_file "$ROOT/etc/bigbluebutton/recording/recording.yml" 0644 "$video" <<STEPS; then
 steps:
   archive: 'sanity'
@@ -99,9 +113,13 @@ steps:
   'process:presentation': 'publish:presentation'
   'process:video': 'publish:video'
 STEPS
-  systemctl restart bbb-rap-resque-worker || fail "cannot restart bbb-rap-resque-worker"
+  worker_restart=true
   say "video playback format: $video"
 fi
+if [ "$worker_restart" = true ]; then
+  systemctl restart bbb-rap-resque-worker || fail "cannot restart bbb-rap-resque-worker"
+fi
+pending_done worker-restart
 keep=$([ "$RETENTION_DAYS" -gt 0 ] && echo true || echo false)
 managed_file "$ROOT/etc/cron.daily/bbb-recording-retention" 0755 "$keep" <<RETENTION || true
 #!/bin/sh

@@ -57,14 +57,11 @@ xml_escape() {
 }
 
 # A reload that failed is tried again on the next run, even though the files are then unchanged.
-pending=$ROOT/var/lib/bbb-deploy/bbb-dialin.pending
-mkdir -p "$conf/sip_profiles/external" "$conf/dialplan/public" "$(dirname "$pending")"
+mkdir -p "$conf/sip_profiles/external" "$conf/dialplan/public"
 gateway_changed=false
 dialplan_changed=false
-if [ -f "$pending" ]; then
-  grep -qx gateway "$pending" && gateway_changed=true
-  grep -qx dialplan "$pending" && dialplan_changed=true
-fi
+pending gateway && gateway_changed=true
+pending dialplan && dialplan_changed=true
 
 # The password lives only here: root and FreeSWITCH (freeswitch:daemon) may read it.
 if write_if_changed "$conf/sip_profiles/external/bbb-dialin.xml" 0640 freeswitch:daemon <<GATEWAY; then gateway_changed=true; fi
@@ -174,10 +171,8 @@ if [ "$gateway_changed" = false ] && [ "$dialplan_changed" = false ]; then
   say "the dial-in gateway and dialplan for $DID are unchanged"
   exit 0
 fi
-{
-  [ "$gateway_changed" = false ] || echo gateway
-  [ "$dialplan_changed" = false ] || echo dialplan
-} >"$pending"
+[ "$gateway_changed" = false ] || pending_add gateway
+[ "$dialplan_changed" = false ] || pending_add dialplan
 
 # fs_cli authenticates with the event socket's password, which bbb-install.sh randomizes. It reads it from
 # $HOME/.fs_cli_conf: a private one here keeps the password off the command line.
@@ -210,5 +205,6 @@ if [ "$gateway_changed" = true ]; then
   fs_api "sofia profile external rescan"
   say "gateway bbb-dialin registers at $GATEWAY_HOST as $GATEWAY_USERNAME"
 fi
-rm -f "$pending"
+pending_done gateway
+pending_done dialplan
 say "calls to $DID ($FQDN) ask for a $PIN_DIGITS-digit conference PIN"

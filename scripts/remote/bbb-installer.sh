@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # BBB host: runs the pinned bbb-install.sh with -v VERSION -s FQDN -e EMAIL -c TURN_HOST:TURN_SECRET
 # (and -g for Greenlight). Runs the installer only when its inputs changed since its last success (re-running
-# the same command upgrades the packages and restarts everything), and refuses to while meetings are
-# running unless FORCE_REINSTALL is true. With UPGRADE_IN_PLACE false (a pool, whose servers are upgraded by
-# replacement) it also refuses a new VERSION on a server installed with another one, unless FORCE_REINSTALL.
+# the same command upgrades the packages and restarts everything), and refuses to while meetings are running
+# or when it cannot tell (guard_meetings), unless FORCE_REINSTALL is true; a run that did not finish is run
+# again. With UPGRADE_IN_PLACE false (a pool, whose servers are upgraded by replacement) it also refuses a new
+# VERSION on a server installed with another one, unless FORCE_REINSTALL.
 # Inputs: FQDN EMAIL VERSION INSTALLER_URL TURN_HOST TURN_SECRET GREENLIGHT FORCE_REINSTALL UPGRADE_IN_PLACE
 #         TIMEOUT_SECONDS
 # Uses scripts/remote/lib.sh, sent ahead of this script.
@@ -32,22 +33,15 @@ if [ "$UPGRADE_IN_PLACE" != true ] && [ -n "$installed" ] && [ "$installed" != "
     "forceReinstall: true upgrades the servers in place instead."
 fi
 
-# The busy-host guard: the installer restarts every BigBlueButton service.
-if command -v bbb-conf >/dev/null; then
-  current_secret=$(bbb-conf --secret 2>/dev/null | sed -n 's/^ *Secret: *//p' | head -n1)
-  if [ -n "$current_secret" ] && answer=$(bbb_api getMeetings "" "$current_secret" 2>/dev/null); then
-    meetings=$({ grep -o '<meeting>' <<<"$answer" || true; } | wc -l)
-    if [ "$meetings" -gt 0 ]; then
-      if [ "$FORCE_REINSTALL" != true ]; then
-        fail "$meetings meeting(s) running on $FQDN; re-running bbb-install.sh would end them." \
-          "Run pulumi up again once they have ended, or set forceReinstall: true (pulumi config set forceReinstall true)."
-      fi
-      say "forceReinstall is set: re-running bbb-install.sh ends $meetings running meeting(s)"
-    fi
-  else
-    say "BigBlueButton is installed but its API does not answer; re-running the installer"
-  fi
+# The installer restarts every BigBlueButton service: it runs only on a server that hosts no meeting. An
+# earlier run that did not finish (the SSH session dropped, pulumi up was cancelled) left BigBlueButton half
+# installed: its API may not answer, and running the installer again is what finishes it.
+if pending install && ! meetings_here >/dev/null; then
+  say "an earlier bbb-install.sh run did not finish; running it again"
+else
+  guard_meetings "re-running bbb-install.sh (it restarts every BigBlueButton service)" "$FORCE_REINSTALL" forceReinstall
 fi
+pending_add install
 
 say "downloading $INSTALLER_URL"
 curl -fsSL --retry 5 --max-time 120 -o "$installer.new" "$INSTALLER_URL" || fail "cannot download $INSTALLER_URL"
@@ -72,6 +66,7 @@ if [ "$rc" -ne 0 ]; then
   fail "bbb-install.sh failed with exit code $rc (last lines above; log: /var/log/bbb-deploy/bbb-install.log)"
 fi
 
+pending_done install
 printf '%s\n' "$fingerprint" >"$done_file"
 printf '%s\n' "$VERSION" >"$version_file"
 chmod 0600 "$done_file" "$version_file"

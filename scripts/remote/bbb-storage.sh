@@ -7,12 +7,13 @@
 #   - already that link: nothing.
 #   - a real directory (BigBlueButton installed before recordings were turned on): stop BigBlueButton, copy
 #     the directory onto the volume (cp -a), only then move the old directory aside (kept, never deleted),
-#     link, start BigBlueButton again. A failed copy leaves the old directory in place.
-# Inputs: VOLUME_ID (the data volume's id)
+#     link, start BigBlueButton again. A failed copy leaves the old directory in place. Stopping ends running
+#     meetings: it happens only when the server hosts none (guard_meetings), unless FORCE_RESTART.
+# Inputs: FQDN VOLUME_ID (the data volume's id) FORCE_RESTART (true|false)
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
-: "${VOLUME_ID:?}"
+: "${FQDN:?}" "${VOLUME_ID:?}" "${FORCE_RESTART:?}"
 [[ $VOLUME_ID =~ ^[A-Za-z0-9-]{20,}$ ]] || fail "VOLUME_ID '$VOLUME_ID' is not an OpenStack volume id"
 
 mnt=/mnt/bbb-recordings
@@ -82,6 +83,7 @@ start_bbb() {
 trap start_bbb EXIT
 
 if command -v bbb-conf >/dev/null; then
+  guard_meetings "stopping BigBlueButton to move /var/bigbluebutton onto the data volume" "$FORCE_RESTART" forceReinstall
   say "stopping BigBlueButton to move /var/bigbluebutton onto the data volume"
   stopped=true
   if ! out=$(bbb-conf --stop 2>&1); then

@@ -73,6 +73,74 @@ bbb_api_at() {
   curl -sS --max-time 20 "$url/$call?${query:+$query&}checksum=$sum"
 }
 
+# The one meetings check of a BBB server: how many meetings it hosts, asked through its own API (getMeetings
+# signed with the secret it answers to now, as `bbb-conf --secret` prints it, or else with one of the given
+# secrets: a secret written but not yet restarted into). Prints the number. Returns 1 when it cannot tell (no
+# answer, a refused checksum, anything but SUCCESS): callers count that as "meetings are running", never as
+# "none". A host where BigBlueButton is not installed (no bbb-conf) hosts none.
+meetings_here() {
+  local secret answer
+  command -v bbb-conf >/dev/null || {
+    echo 0
+    return 0
+  }
+  for secret in "$(bbb-conf --secret 2>/dev/null | sed -n 's/^ *Secret: *//p' | head -n1)" "$@"; do
+    [ -n "$secret" ] || continue
+    answer=$(bbb_api getMeetings "" "$secret" 2>/dev/null) || continue
+    if [[ $answer == *"<returncode>SUCCESS</returncode>"* ]]; then
+      { grep -o '<meeting>' <<<"$answer" || true; } | wc -l
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Before anything that would end meetings on this BBB server (a restart, reinstall or stop; WHAT says which):
+# goes ahead only when the server hosts none. While meetings run, or when it cannot tell, it stops with
+# their number and the ways out, unless FORCE is true: the operator's force setting FORCE_KEY (e.g.
+# forceReinstall). More arguments are secrets the server may still answer to (see meetings_here).
+guard_meetings() {
+  local what=$1 force=$2 force_key=$3 count reason
+  shift 3
+  if count=$(meetings_here "$@"); then
+    [ "$count" -eq 0 ] && return 0
+    reason="$count meeting(s) running on $FQDN"
+  else
+    reason="cannot tell whether meetings run on $FQDN (its API does not answer)"
+  fi
+  if [ "$force" = true ]; then
+    say "$force_key is set: $what although $reason"
+    return 0
+  fi
+  fail "$reason; $what would end them. Nothing was changed." \
+    "Run pulumi up again once they have ended, or set $force_key: true (pulumi config set $force_key true) to go ahead now."
+}
+
+# Work a step has started but not finished survives a failed run: `pending_add WORK [NOTE]` before changing
+# what needs WORK (a restart, a reload), `pending_done WORK` once it succeeded; `pending WORK` tells whether an
+# earlier run left it undone, `pending_note WORK` prints the note of the run that started it (kept from the
+# first of several unfinished runs). Kept root-only in /var/lib/bbb-deploy/pending/<step>.<work>.
+pending_file() {
+  printf '%s/var/lib/bbb-deploy/pending/%s.%s' "$ROOT" "${STEP:-step}" "$1"
+}
+pending() {
+  [ -e "$(pending_file "$1")" ]
+}
+pending_add() {
+  local file
+  file=$(pending_file "$1")
+  [ -e "$file" ] && return 0
+  mkdir -p "$(dirname "$file")"
+  chmod 0700 "$(dirname "$file")"
+  (umask 077 && printf '%s' "${2:-}" >"$file") || fail "cannot record pending work in $file"
+}
+pending_note() {
+  cat "$(pending_file "$1")" 2>/dev/null || true
+}
+pending_done() {
+  rm -f "$(pending_file "$1")"
+}
+
 # Attaches an OpenStack data volume at MOUNTPOINT: finds its disk (Nova gives the disk the first 20
 # characters of the volume id as serial), makes a filesystem only on a blank disk, never on one that holds
 # anything, and mounts it through /etc/fstab by UUID.
