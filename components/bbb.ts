@@ -78,8 +78,11 @@ export interface BbbServerArgs {
     dialIn?: DialInSettings;
     /** Install bbb-webhooks with these permanent hook URLs. */
     webhooks?: { urls: string[] };
-    /** In a pool: the step that cordons this server in Scalelite before it switches to a new secret. */
-    beforeNewSecret?: pulumi.Resource;
+    /**
+     * In a pool: makes the step that takes this server out of service (one at a time) before a change that
+     * restarts it, given the change's fingerprint; the installer waits for it.
+     */
+    maintenance?: (change: pulumi.Output<string>) => pulumi.Resource;
 }
 
 export interface FinishArgs {
@@ -94,6 +97,8 @@ export class BbbServer extends pulumi.ComponentResource {
     readonly installed: command.remote.Command;
     /** Changes with every installer run (a hash of the installer step's stdin). */
     readonly installId: pulumi.Output<string>;
+    /** Fingerprint of what restarts BigBlueButton here: the installer's inputs but the version, the secret, the properties, privacy. */
+    readonly change: pulumi.Output<string>;
     /** The last step (after `finish`): the server is ready for Scalelite when it is done. */
     configured!: command.remote.Command;
     private readonly args: BbbServerArgs;
@@ -115,7 +120,7 @@ export class BbbServer extends pulumi.ComponentResource {
                 [data.attachment],
             );
         }
-        this.installed = this.step("install", "bbb-installer", {
+        const installer = {
             FQDN: this.host.fqdn,
             EMAIL: args.email,
             VERSION: args.version,
@@ -123,28 +128,36 @@ export class BbbServer extends pulumi.ComponentResource {
             TURN_HOST: args.turn.fqdn,
             TURN_SECRET: args.turn.secret,
             GREENLIGHT: String(args.greenlight),
-            FORCE_REINSTALL: String(args.forceReinstall),
-            UPGRADE_IN_PLACE: String(args.upgradeInPlace),
-            TIMEOUT_SECONDS: String(BBB_TIMEOUTS.installer),
-        });
+        };
+        const properties = Object.entries(bbbProperties({ privacy: args.privacy, recordings: args.recordings.enabled, dialIn: args.dialIn }))
+            .map(([key, value]) => `${key}=${value}`)
+            .join("\n");
+        // Not the version: in a pool, the one place this is used, a new version is refused in place (bbb-installer).
+        this.change = pulumi
+            .all([{ ...installer, VERSION: "" }, args.secret])
+            .apply(([inputs, secret]) => createHash("sha256").update(JSON.stringify([inputs, secret, properties, args.privacy])).digest("hex"));
+        const maintenance = args.maintenance?.(this.change);
+        this.installed = this.step(
+            "install",
+            "bbb-installer",
+            {
+                ...installer,
+                FORCE_REINSTALL: String(args.forceReinstall),
+                UPGRADE_IN_PLACE: String(args.upgradeInPlace),
+                TIMEOUT_SECONDS: String(BBB_TIMEOUTS.installer),
+            },
+            maintenance ? [maintenance] : [],
+        );
         // Changes with every installer run, which may rewrite what the later steps set.
         const installId = (this.installId = this.installed.stdin.apply((stdin) => createHash("sha256").update(stdin ?? "").digest("hex")));
-        const properties = bbbProperties({ privacy: args.privacy, recordings: args.recordings.enabled, dialIn: args.dialIn });
-        this.step(
-            "configure",
-            "bbb-configure",
-            {
-                FQDN: this.host.fqdn,
-                SECRET: args.secret,
-                PROPERTIES: Object.entries(properties)
-                    .map(([key, value]) => `${key}=${value}`)
-                    .join("\n"),
-                API_WAIT_SECONDS: String(BBB_TIMEOUTS.apiWait),
-                FORCE_RESTART: String(args.forceReinstall),
-                INSTALL_ID: installId,
-            },
-            args.beforeNewSecret ? [args.beforeNewSecret] : [],
-        );
+        this.step("configure", "bbb-configure", {
+            FQDN: this.host.fqdn,
+            SECRET: args.secret,
+            PROPERTIES: properties,
+            API_WAIT_SECONDS: String(BBB_TIMEOUTS.apiWait),
+            FORCE_RESTART: String(args.forceReinstall),
+            INSTALL_ID: installId,
+        });
         this.step("data-policy", "bbb-data-policy", {
             FQDN: this.host.fqdn,
             PRIVACY: args.privacy,

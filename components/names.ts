@@ -54,12 +54,6 @@ export function releaseOf(inputs: TopologyInputs, index: number): BbbRelease {
     return { number: inputs.bbbRelease, bbbVersion: inputs.bbbVersion, image: inputs.image, installerRef: inputs.bbbInstallerRef };
 }
 
-/** During a rolling upgrade, the servers of the release before that it has replaced (bbb-1 .. bbb-<servers>). */
-export function replacedHostNames(inputs: TopologyInputs): string[] {
-    const servers = inputs.upgrade?.servers ?? 0;
-    return Array.from({ length: servers }, (_, i) => bbbHostName(i + 1, inputs.bbbRelease - 1));
-}
-
 /**
  * The hosts of a topology. Single: turn and bbb-1 (Greenlight, when on, runs on bbb-1).
  * Pool: turn, scalelite, the BBB servers and greenlight when on.

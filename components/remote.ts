@@ -55,8 +55,10 @@ export interface RemoteStepArgs {
     inputs: Record<string, pulumi.Input<string>>;
     /** Replacing any of these runs the step anew (e.g. the instance id). */
     triggers: pulumi.Input<unknown>[];
-    /** A word the step gets as its first argument on create and update (e.g. `prepare`). */
+    /** A word the step gets as its first argument on create and update (e.g. `maintenance`). */
     action?: string;
+    /** A word for create only, instead of `action` (create runs when the step is new, or replaced). */
+    createAction?: string;
     /**
      * When the resource is deleted, run the step again (with the inputs it last ran with) and this word as
      * its first argument, e.g. `remove`. Without it, deleting the resource runs nothing.
@@ -66,13 +68,14 @@ export interface RemoteStepArgs {
 
 export function remoteStep(name: string, args: RemoteStepArgs, opts: pulumi.CustomResourceOptions): command.remote.Command {
     const stdin = pulumi.all(args.inputs).apply((inputs) => stepStdin(args.step, inputs as Record<string, string>));
+    const line = (word?: string) => `${REMOTE_COMMAND}${word ? ` ${word}` : ""} # ${args.step}`;
     return new command.remote.Command(
         name,
         {
             connection: args.connection,
-            create: `${REMOTE_COMMAND}${args.action ? ` ${args.action}` : ""} # ${args.step}`,
-            update: `${REMOTE_COMMAND}${args.action ? ` ${args.action}` : ""} # ${args.step}`,
-            ...(args.deleteAction ? { delete: `${REMOTE_COMMAND} ${args.deleteAction} # ${args.step}` } : {}),
+            create: line(args.createAction ?? args.action),
+            update: line(args.action),
+            ...(args.deleteAction ? { delete: line(args.deleteAction) } : {}),
             stdin,
             triggers: args.triggers,
             // Stock sshd refuses environment variables (AcceptEnv); passing the previous output would

@@ -1,6 +1,7 @@
 // Scalelite in front of the BBB pool: a host, a data volume for PostgreSQL and Redis, the scalelite-setup
-// step (containers, TLS), and one scalelite-node step per BBB server that registers it, drains it, and
-// removes it (only when it hosts no meeting, unless forceRemove) when it leaves the pool.
+// step (containers, TLS), and per BBB server two scalelite-node steps: one that takes it out of service
+// before a change that restarts it (one server of the pool at a time), and one that registers it, drains it,
+// and removes it (only when it hosts no meeting, unless forceRemove) when it leaves the pool.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Host, HostArgs } from "./host";
@@ -10,6 +11,8 @@ import { remoteStep } from "./remote";
 /** PostgreSQL and Redis images beside Scalelite. */
 export const SCALELITE_SUPPORT_IMAGES = { postgres: "postgres:15-alpine", redis: "redis:7-alpine" };
 export const SCALELITE_HEALTH_WAIT_SECONDS = 600;
+/** How long a server's maintenance step waits for the one server out of service before it (its installer may run). */
+export const MAINTENANCE_WAIT_SECONDS = 3600;
 
 export interface ScaleliteArgs {
     /** The host to create (role scalelite). */
@@ -45,6 +48,8 @@ export interface NodeRegistrationArgs {
     configured: pulumi.Resource;
     /** Changes with every installer run on the server: the registration runs again after it. */
     installId: pulumi.Input<string>;
+    /** Fingerprint of what restarts BigBlueButton on the server (BbbServer.change). */
+    change: pulumi.Input<string>;
 }
 
 export class Scalelite extends pulumi.ComponentResource {
@@ -95,8 +100,10 @@ export class Scalelite extends pulumi.ComponentResource {
                 step: "scalelite-node",
                 connection: this.host.connection,
                 inputs: { ...this.nodeInputs(node), INSTALL_ID: node.installId },
-                // No triggers: a replaced step would run its delete, which removes the server.
+                // No triggers: nothing but `pulumi up --replace` replaces it. Its create on a registered server
+                // notes the replacement, so that the old step's delete, run next, removes nothing.
                 triggers: [],
+                createAction: "create",
                 deleteAction: "remove",
             },
             { parent: this, dependsOn: [this.setup, node.configured] },
@@ -104,25 +111,35 @@ export class Scalelite extends pulumi.ComponentResource {
     }
 
     /**
-     * Before a BBB server switches to a new secret: cordons it (no new meetings) while the running ones end;
-     * its registration enables it again. The server's configuration step waits for the returned step.
+     * Before a change that restarts a BBB server (its installer, secret or properties; `change` is their
+     * fingerprint): takes it out of service, one server of the pool at a time, so that it takes no new meeting
+     * while the running ones end; its registration enables it again. The server's installer waits for it.
      */
-    prepare(name: string, node: Omit<NodeRegistrationArgs, "configured" | "installId">): command.remote.Command {
+    maintenance(name: string, node: Omit<NodeRegistrationArgs, "configured" | "installId">): command.remote.Command {
         return remoteStep(
-            `${name}-rotation`,
+            `${name}-maintenance`,
             {
                 step: "scalelite-node",
                 connection: this.host.connection,
                 // The installer has not run yet: nothing to wait for.
-                inputs: { ...this.nodeInputs(node), INSTALL_ID: "prepare" },
+                inputs: { ...this.nodeInputs(node), INSTALL_ID: "maintenance" },
                 triggers: [],
-                action: "prepare",
+                action: "maintenance",
             },
-            { parent: this, dependsOn: [this.setup] },
+            // Only the host: on a new platform nothing is registered yet, and the servers' installers must not
+            // wait for Scalelite's setup.
+            { parent: this, dependsOn: [this.host.ready], aliases: [{ name: `${name}-rotation` }] },
         );
     }
 
     private nodeInputs(node: Omit<NodeRegistrationArgs, "configured" | "installId">): Record<string, pulumi.Input<string>> {
-        return { NODE_ID: node.fqdn, API_URL: `https://${node.fqdn}/bigbluebutton/api`, SECRET: node.secret, DRAIN: String(node.drain) };
+        return {
+            NODE_ID: node.fqdn,
+            API_URL: `https://${node.fqdn}/bigbluebutton/api`,
+            SECRET: node.secret,
+            DRAIN: String(node.drain),
+            CHANGE: node.change,
+            MAINTENANCE_WAIT_SECONDS: String(MAINTENANCE_WAIT_SECONDS),
+        };
     }
 }

@@ -11,7 +11,7 @@ import { BbbServer } from "./bbb";
 import { GreenlightServer } from "./greenlight";
 import { Scalelite } from "./scalelite";
 import { TurnServer } from "./turn";
-import { fqdn, HostSpec, hostSpecs, replacedHostNames, rolesOf, Topology, topologyOf } from "./names";
+import { fqdn, HostSpec, hostSpecs, rolesOf, Topology, topologyOf } from "./names";
 
 export interface PlatformArgs {
     settings: Settings;
@@ -168,7 +168,7 @@ export class Platform extends pulumi.ComponentResource {
                         : {}),
                     ...(s.dialIn ? { dialIn: s.dialIn } : {}),
                     ...(s.webhooks ? { webhooks: { urls: s.webhookUrls } } : {}),
-                    ...(scalelite ? { beforeNewSecret: scalelite.prepare(spec.name, node) } : {}),
+                    ...(scalelite ? { maintenance: (change: pulumi.Output<string>) => scalelite.maintenance(spec.name, { ...node, change }) } : {}),
                 },
                 { parent: this },
             );
@@ -186,13 +186,18 @@ export class Platform extends pulumi.ComponentResource {
                 drain: s.drain.includes(bbbSpecs[i].slot!),
                 configured: server.configured,
                 installId: server.installId,
+                change: server.change,
             });
         });
 
-        // TURN relays to the BBB servers only, so its configuration follows their addresses.
-        const peers = pulumi
-            .all(this.bbbServers.map((b) => pulumi.all([b.host.ipv4, b.host.privateIpv4, b.host.ipv6])))
-            .apply((addresses) => [...new Set(addresses.flat().filter((a): a is string => !!a))]);
+        // TURN relays to the BBB servers only, so its configuration follows their names and addresses. A server
+        // leaving the pool is kept on the TURN host itself while its name resolves (it may still host meetings).
+        const peers = this.bbbServers.map((b) =>
+            pulumi.all([b.host.ipv4, b.host.privateIpv4, b.host.ipv6]).apply((addresses) => ({
+                fqdn: b.host.fqdn,
+                addresses: addresses.filter((a): a is string => !!a),
+            })),
+        );
         this.turn = new TurnServer(
             turnSpec.name,
             {
@@ -202,7 +207,6 @@ export class Platform extends pulumi.ComponentResource {
                 email: s.letsEncryptEmail,
                 relayPorts: s.turnRelayPorts,
                 peers,
-                departingPeers: replacedHostNames(s).map(nameOf),
                 logging: s.privacy === "strict" ? "none" : "file",
             },
             { parent: this },

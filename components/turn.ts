@@ -6,6 +6,25 @@ import { Host, HostArgs } from "./host";
 import { TURN_PORTS } from "./ports";
 import { remoteStep } from "./remote";
 
+/** A BBB server coturn relays to. */
+export interface TurnPeer {
+    fqdn: string;
+    /** Canonical addresses (public, private, IPv6). */
+    addresses: string[];
+}
+
+/**
+ * The PEERS input of turn-coturn: one line a server, `fqdn address...`, servers by name and addresses sorted
+ * (byte order, as the host sorts them) without duplicates, so the same pool always gives the same input.
+ */
+export function peerLines(peers: readonly TurnPeer[]): string {
+    const byteOrder = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+    return [...peers]
+        .sort((a, b) => byteOrder(a.fqdn, b.fqdn))
+        .map((p) => [p.fqdn, ...[...new Set(p.addresses.filter((a) => a))].sort(byteOrder)].join(" "))
+        .join("\n");
+}
+
 export interface TurnServerArgs {
     /** The host to create (role turn). */
     host: HostArgs;
@@ -17,13 +36,11 @@ export interface TurnServerArgs {
     email: string;
     /** UDP relay range: coturn's min-port/max-port, the same setting the security group opens. */
     relayPorts: PortRange;
-    /** Addresses of the BBB servers: the only peers coturn relays to. Follows the pool. */
-    peers: pulumi.Input<string[]>;
     /**
-     * Names of the servers a rolling upgrade replaces: their addresses stay allowed while the names resolve,
-     * since a replaced server is removed only once its meetings have ended.
+     * The BBB servers, by name with their addresses: the only peers coturn relays to. Follows the pool; a server
+     * that leaves it stays allowed on the TURN host while its name still resolves to it (see turn-coturn.sh).
      */
-    departingPeers: string[];
+    peers: pulumi.Input<pulumi.Input<TurnPeer>[]>;
     /** file: sessions logged (rotated daily, kept 7 days); none: nothing logged (strict privacy). */
     logging: "file" | "none";
 }
@@ -52,8 +69,7 @@ export class TurnServer extends pulumi.ComponentResource {
                     TLS_PORT: String(TURN_PORTS.tls),
                     RELAY_MIN: String(args.relayPorts.from),
                     RELAY_MAX: String(args.relayPorts.to),
-                    ALLOWED_PEERS: pulumi.output(args.peers).apply((peers) => [...peers].sort().join(" ")),
-                    DEPARTING_PEERS: args.departingPeers.join(" "),
+                    PEERS: pulumi.output(args.peers).apply((peers) => peerLines(peers)),
                     LOGGING: args.logging,
                 },
                 triggers: [this.host.instanceId],

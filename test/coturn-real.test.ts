@@ -305,7 +305,7 @@ describe("TURN host for real on 127.0.0.1: certificate from an ACME CA, then cot
             TLS_PORT: String(ports.tls),
             RELAY_MIN: String(ports.relayMin),
             RELAY_MAX: String(ports.relayMax),
-            ALLOWED_PEERS: LOOPBACK,
+            PEERS: `bbb-1.example.org ${LOOPBACK}`,
             LOGGING: "file",
         });
     }, 25000);

@@ -130,5 +130,42 @@ test("after an installer run (a new bbbVersion) the registration runs again, so 
     const upgraded = await evaluate({ ...POOL, poolSize: 3, bbbVersion: "jammy-301" });
     const changed = diff(three, upgraded).changed;
     for (const n of [1, 2, 3]) expect(changed).toEqual(expect.arrayContaining([`bbb-${n}-install`, `bbb-${n}-registration`]));
-    expect(changed.filter((name) => name.endsWith("-rotation"))).toEqual([]);
+    expect(changed.filter((name) => name.endsWith("-maintenance"))).toEqual([]);
+});
+
+describe("changes that restart servers go one server at a time", () => {
+    const change = (run: Run, step: string) => stepInputs(byName(run, step).inputs.stdin).CHANGE;
+
+    test("each server's installer waits for its maintenance step, which waits only for the Scalelite host to be up", () => {
+        for (const n of [1, 2, 3, 4]) {
+            expect([...waitsFor(four, `bbb-${n}-install`)]).toContain(`bbb-${n}-maintenance`);
+            const waits = [...waitsFor(four, `bbb-${n}-maintenance`)];
+            expect(waits).toContain("scalelite-ready");
+            // A new platform's installers run while Scalelite is being set up.
+            expect(waits).not.toContain("scalelite-setup");
+            expect(byName(four, `bbb-${n}-maintenance`).inputs.create).toBe("sudo -n bash -s maintenance # scalelite-node");
+        }
+    });
+
+    test("maintenance and registration share the server's change fingerprint; the registration runs again when it changes", async () => {
+        for (const n of [1, 2, 3]) expect(change(three, `bbb-${n}-maintenance`)).toBe(change(three, `bbb-${n}-registration`));
+        const fingerprints = [1, 2, 3].map((n) => change(three, `bbb-${n}-maintenance`));
+        expect(new Set(fingerprints).size).toBe(3);
+        const email = await evaluate({ ...POOL, poolSize: 3, letsEncryptEmail: "noc@example.org" });
+        const privacy = await evaluate({ ...POOL, poolSize: 3, privacy: "standard" });
+        for (const run of [email, privacy]) {
+            const changed = diff(three, run).changed;
+            for (const n of [1, 2, 3]) expect(changed).toEqual(expect.arrayContaining([`bbb-${n}-maintenance`, `bbb-${n}-registration`]));
+            for (const n of [1, 2, 3]) expect(change(run, `bbb-${n}-maintenance`)).not.toBe(change(three, `bbb-${n}-maintenance`));
+        }
+    });
+
+    test("the registration step says `create` when Pulumi creates it, so that a replaced step's delete removes nothing", () => {
+        const registration = byName(four, "bbb-1-registration");
+        expect([registration.inputs.create, registration.inputs.update, registration.inputs.delete]).toEqual([
+            "sudo -n bash -s create # scalelite-node",
+            "sudo -n bash -s # scalelite-node",
+            "sudo -n bash -s remove # scalelite-node",
+        ]);
+    });
 });

@@ -61,8 +61,8 @@ describe("single topology with Greenlight", () => {
         });
     });
 
-    test("TURN's peers are exactly bbb-1's addresses (poolSize 1)", () => {
-        expect(inputsOf(run, "turn-coturn").ALLOWED_PEERS.split(" ")).toEqual(["10.0.0.11", "2001:db8:1::b", "203.0.113.11"]);
+    test("TURN's peers are exactly bbb-1, by name, with its addresses (poolSize 1)", () => {
+        expect(inputsOf(run, "turn-coturn").PEERS).toBe("bbb-1.example.org 10.0.0.11 2001:db8:1::b 203.0.113.11");
     });
 
     test("the installer waits for its own host only: not for TURN's install", () => {
@@ -113,11 +113,11 @@ describe("pool topology, three nodes", () => {
         }
     });
 
-    test("TURN's peers are exactly the three nodes' addresses", () => {
-        expect(inputsOf(run, "turn-coturn").ALLOWED_PEERS.split(" ")).toEqual([
-            "10.0.0.11", "10.0.0.12", "10.0.0.13",
-            "2001:db8:1::b", "2001:db8:1::c", "2001:db8:1::d",
-            "203.0.113.11", "203.0.113.12", "203.0.113.13",
+    test("TURN's peers are exactly the three nodes, by name, with their addresses", () => {
+        expect(inputsOf(run, "turn-coturn").PEERS.split("\n")).toEqual([
+            "bbb-1.example.org 10.0.0.11 2001:db8:1::b 203.0.113.11",
+            "bbb-2.example.org 10.0.0.12 2001:db8:1::c 203.0.113.12",
+            "bbb-3.example.org 10.0.0.13 2001:db8:1::d 203.0.113.13",
         ]);
     });
 

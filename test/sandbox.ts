@@ -9,8 +9,8 @@ import { stepStdin } from "../components/remote";
 
 /** Real tools a step may call; anything else must be stubbed. */
 const REAL_TOOLS = [
-    "awk", "bash", "cat", "chmod", "cp", "cut", "date", "diff", "dirname", "env", "find", "grep", "head", "ln", "ls", "mkdir", "mktemp", "mv",
-    "paste", "readlink", "rm", "sed", "seq", "sha1sum", "sha256sum", "sleep", "sort", "tail", "timeout", "touch", "tr", "wc",
+    "awk", "bash", "cat", "chmod", "cp", "cut", "date", "diff", "dirname", "env", "find", "flock", "grep", "head", "ln", "ls", "mkdir", "mktemp", "mv",
+    "paste", "readlink", "rm", "sed", "seq", "sha1sum", "sha256sum", "sleep", "sort", "stat", "tail", "timeout", "touch", "tr", "wc",
 ];
 
 function which(tool: string): string {

@@ -6,14 +6,23 @@ import { installStubs } from "./stubs";
 
 const SECRET = "NodeSecret0123456789abcdefghijklmnopqrstu";
 const NEW_SECRET = "RotatedSecret0123456789abcdefghijklmnopq";
-const NODE = { NODE_ID: "bbb-5.example.org", API_URL: "https://bbb-5.example.org/bigbluebutton/api", SECRET, DRAIN: "false", INSTALL_ID: "1".repeat(64) };
+const NODE = {
+    NODE_ID: "bbb-5.example.org",
+    API_URL: "https://bbb-5.example.org/bigbluebutton/api",
+    SECRET,
+    DRAIN: "false",
+    CHANGE: "a".repeat(64),
+    MAINTENANCE_WAIT_SECONDS: "0",
+    INSTALL_ID: "1".repeat(64),
+};
 
 let box: Sandbox;
 beforeEach(() => {
     box = new Sandbox();
     installStubs(box);
-    // The node's own API (the curl stub checks checksums against this secret).
+    // The node's own API (the curl stub checks checksums against this secret), and a running scalelite-api.
     box.write("root/etc/bigbluebutton/bbb-web.properties", `securitySalt=${SECRET}\n`);
+    box.write("docker/scalelite-api/running", "true\n");
 });
 afterEach(() => box.cleanup());
 
@@ -23,7 +32,11 @@ const server = (id = NODE.NODE_ID) => {
     const read = (f: string) => fs.readFileSync(`${dir}/${f}`, "utf8").trim();
     return { url: read("url"), secret: read("secret"), state: read("state") };
 };
-const rakeCalls = () => box.calls("docker").filter((c) => c.startsWith("docker exec") && !c.endsWith("bin/rake servers")).map((c) => c.replace("docker exec scalelite-api bin/rake ", ""));
+const rakeCalls = () =>
+    box
+        .calls("docker")
+        .filter((c) => c.startsWith("docker exec") && !/ (bin\/rake (servers|status)|true)$/.test(c))
+        .map((c) => c.replace("docker exec scalelite-api bin/rake ", ""));
 const hosting = (meetings: number) => {
     box.write(`scalelite/${NODE.NODE_ID}/meetings`, `${meetings}\n`);
     box.write("meetings", Array.from({ length: meetings }, (_, i) => `m${i}\n`).join(""));
@@ -112,11 +125,52 @@ describe("removal", () => {
         expect(server()).toBeUndefined();
     });
 
-    test("a node that no longer answers hosts no meeting: it is removed", () => {
+    test("a node that does not answer is not taken for an idle one: it stays, cordoned, unless forceRemove", () => {
         apply();
         hosting(1);
         const r = remove({ API_DOWN: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("cannot tell whether meetings run on bbb-5.example.org: it does not answer");
+        expect(r.stderr).toContain("if it is gone for good, set forceRemove: true");
+        expect(server()?.state).toBe("cordoned");
+        box.write("root/etc/bbb-deploy/scalelite-force-remove", "true\n");
+        expect(remove({ API_DOWN: "1" }).status).toBe(0);
+        expect(server()).toBeUndefined();
+    });
+
+    test("a node that refuses its secret (checksum error) is not taken for an idle one either", () => {
+        apply();
+        box.write("root/etc/bigbluebutton/bbb-web.properties", `securitySalt=${NEW_SECRET}\n`);
+        expect(remove().status).toBe(1);
+        expect(server()?.state).toBe("cordoned");
+    });
+
+    test("Scalelite's view counts too: meetings it saw there keep the node, though its API lists none", () => {
+        apply();
+        box.write(`scalelite/${NODE.NODE_ID}/meetings`, "2\n");
+        const r = remove();
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("2 meeting(s) still running on bbb-5.example.org");
+    });
+
+    test("the delete of a replaced registration step (pulumi up --replace) leaves the server registered", () => {
+        apply();
+        const create = box.run("scalelite-node", NODE, {}, ["create"]);
+        expect(create.stdout).toContain("this step replaces an earlier one");
+        fs.writeFileSync(box.file("calls.log"), "");
+        const r = remove();
         expect(r.status).toBe(0);
+        expect(r.stdout).toContain("this registration step was replaced (pulumi up --replace): bbb-5.example.org stays registered");
+        expect(server()?.state).toBe("enabled");
+        expect(rakeCalls()).toEqual([]);
+        // That note is used once: the server leaving the pool later is removed.
+        expect(remove().status).toBe(0);
+        expect(server()).toBeUndefined();
+    });
+
+    test("creating the step for a new server leaves no such note", () => {
+        expect(box.run("scalelite-node", NODE, {}, ["create"]).status).toBe(0);
+        expect(remove().status).toBe(0);
         expect(server()).toBeUndefined();
     });
 
@@ -149,27 +203,84 @@ test("a failing rake invocation fails the step, naming its tasks and the node, w
     expect(r.stderr).not.toContain(SECRET);
 });
 
-describe("before a secret rotation (prepare)", () => {
-    const prepare = (inputs = NODE) => box.run("scalelite-node", inputs, {}, ["prepare"]);
+describe("maintenance: one server out of service at a time", () => {
+    const maintenance = (inputs = NODE, env: Record<string, string> = {}) => box.run("scalelite-node", inputs, env, ["maintenance"]);
+    const other = { ...NODE, NODE_ID: "bbb-6.example.org", API_URL: "https://bbb-6.example.org/bigbluebutton/api" };
+    const changed = (node = NODE) => ({ ...node, CHANGE: "b".repeat(64) });
 
-    test("a server about to get a new secret is cordoned, and registering it with that secret enables it again", () => {
+    test("a server about to restart for a change is cordoned; registering it after the change enables it again", () => {
         apply();
         fs.writeFileSync(box.file("calls.log"), "");
-        expect(prepare({ ...NODE, SECRET: NEW_SECRET }).stdout).toContain("cordoned until it answers to its new secret");
-        expect(server()).toMatchObject({ secret: SECRET, state: "cordoned" });
-        expect(apply({ ...NODE, SECRET: NEW_SECRET }).status).toBe(0);
-        expect(server()).toMatchObject({ secret: NEW_SECRET, state: "enabled" });
+        const r = maintenance(changed());
+        expect(r.stdout).toContain("bbb-5.example.org is the one server out of service");
+        expect(server()).toMatchObject({ state: "cordoned" });
+        expect(apply(changed()).status).toBe(0);
+        expect(server()).toMatchObject({ state: "enabled" });
+        fs.writeFileSync(box.file("calls.log"), "");
+        expect(maintenance(changed()).status).toBe(0);
+        expect(box.calls("docker")).toEqual([]);
     });
 
-    test("nothing to do when the secret stays, or the server is not registered yet", () => {
+    test("a second server waits for the first; while the first still hosts meetings it gives up at once and keeps its own", () => {
         apply();
-        fs.writeFileSync(box.file("calls.log"), "");
-        expect(prepare().status).toBe(0);
-        expect(rakeCalls()).toEqual([]);
-        box.remove("docker");
-        installStubs(box);
-        fs.rmSync(box.file("scalelite"), { recursive: true, force: true });
-        expect(prepare({ ...NODE, SECRET: NEW_SECRET }).status).toBe(0);
+        apply(other);
+        expect(maintenance(changed()).status).toBe(0);
+        box.write(`scalelite/${NODE.NODE_ID}/meetings`, "3\n");
+        const r = maintenance(changed(other));
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("one server at a time: bbb-5.example.org is out of service for its change first and still hosts 3 meeting(s)");
+        expect([server()?.state, server(other.NODE_ID)?.state]).toEqual(["cordoned", "enabled"]);
+    });
+
+    test("it waits while the first restarts, and goes once that one is done", () => {
+        apply();
+        apply(other);
+        expect(maintenance(changed()).status).toBe(0);
+        expect(maintenance(changed(other)).stderr).toContain("waited 0s for bbb-5.example.org");
+        expect(server(other.NODE_ID)?.state).toBe("enabled");
+        expect(apply(changed()).status).toBe(0);
+        expect(maintenance(changed(other)).status).toBe(0);
+        expect([server()?.state, server(other.NODE_ID)?.state]).toEqual(["enabled", "cordoned"]);
+    });
+
+    test("a change taken back while the server waited for it enables it again and frees the slot", () => {
+        apply();
+        apply(other);
+        expect(maintenance(changed()).status).toBe(0);
+        expect(maintenance(NODE).stdout).toContain("nothing to apply any more: enabled again");
+        expect(server()?.state).toBe("enabled");
+        expect(maintenance(changed(other)).status).toBe(0);
+    });
+
+    test("a slot held by a server no longer in Scalelite is freed; removing a server frees its slot", () => {
+        apply();
+        apply(other);
+        expect(maintenance(changed()).status).toBe(0);
+        expect(remove().status).toBe(0);
+        expect(maintenance(changed(other)).status).toBe(0);
+        box.write("root/var/lib/bbb-deploy/scalelite-nodes/maintenance-slot", "bbb-9.example.org\n");
+        expect(apply(other).status).toBe(0);
+        const r = maintenance(changed(other));
+        expect(r.status).toBe(0);
+        expect(r.stdout).toContain("bbb-9.example.org holds the maintenance slot but is no longer in Scalelite: freeing it");
+    });
+
+    test("servers registered before fingerprints were recorded: only a new secret takes them out", () => {
+        apply();
+        fs.rmSync(box.file("root/var/lib/bbb-deploy/scalelite-nodes/bbb-5.example.org.applied"));
+        expect(maintenance(changed()).status).toBe(0);
+        expect(server()?.state).toBe("enabled");
+        expect(maintenance({ ...changed(), SECRET: NEW_SECRET }).status).toBe(0);
+        expect(server()?.state).toBe("cordoned");
+    });
+
+    test("nothing to do for a server not registered yet, a drained one, or while Scalelite does not run", () => {
+        expect(maintenance(changed()).status).toBe(0);
         expect(server()).toBeUndefined();
+        apply({ ...NODE, DRAIN: "true" });
+        expect(maintenance({ ...changed(), DRAIN: "true" }).stdout).toContain("drained");
+        box.write("docker/scalelite-api/running", "false\n");
+        apply();
+        expect(maintenance(changed()).stdout).toContain("Scalelite does not run (yet)");
     });
 });

@@ -63,8 +63,10 @@ esac`;
 /**
  * docker: containers live in $SANDBOX/docker/<name>/ (spec label, args, running); networks in
  * $SANDBOX/docker/networks/. `docker exec [-i] scalelite-api bin/rake TASK` emulates Scalelite's rake tasks
- * (v1.8) with SERVER_ID_IS_HOSTNAME: servers in $SANDBOX/scalelite/<id>/{url,secret,state}, the number of
- * meetings a server hosts in $SANDBOX/scalelite/<id>/meetings. DOCKER_FAIL=<verb> makes that verb fail.
+ * (v1.8.5, lib/tasks/servers.rake and status.rake) with SERVER_ID_IS_HOSTNAME: servers in
+ * $SANDBOX/scalelite/<id>/{url,secret,state}, the number of meetings its poller last saw on a server in
+ * $SANDBOX/scalelite/<id>/meetings (none: never polled, so `status` leaves the cells blank as Tabulo prints
+ * nil). DOCKER_FAIL=<verb> makes that verb fail.
  */
 const DOCKER = `
 verb=$1; shift
@@ -90,6 +92,8 @@ case $verb in
   exec)
     [ "$1" = "-i" ] && shift
     container=$1; shift
+    [ "$(cat "$d/$container/running" 2>/dev/null)" = true ] || { echo "Error response from daemon: No such container: $container" >&2; exit 1; }
+    [ "$container" = scalelite-api ] && [ "$1" = true ] && exit 0
     [ "$container" = scalelite-api ] && [ "$1" = bin/rake ] || { echo "unexpected exec $container $*" >&2; exit 1; }
     shift
     missing() { [ -d "$s/$1" ] || { echo "ERROR: No server found with id: $1" >&2; exit 1; }; }
@@ -102,6 +106,12 @@ case $verb in
         for id in $(ls "$s"); do
           printf 'id: %s\\n\\turl: %s\\n\\tsecret: %s\\n\\t%s\\n\\tload: %s\\n\\tload multiplier: 1.0\\n\\tbbb version: \\n\\ttag: \\n\\tonline\\n' \\
             "$id" "$(cat "$s/$id/url")" "$(cat "$s/$id/secret")" "$(cat "$s/$id/state")" "$(cat "$s/$id/meetings" 2>/dev/null || echo 0).0"
+        done ;;
+      status)
+        printf '\\n HOSTNAME  STATE  STATUS  MEETINGS  USERS  LARGEST MEETING  VIDEOS  LOAD  BBB VERSION  TAG\\n'
+        for id in $(ls "$s"); do
+          m=$(cat "$s/$id/meetings" 2>/dev/null || true)
+          printf ' %s  %s  online  %s  %s  %s  %s  %s\\n' "$id" "$(cat "$s/$id/state")" "$m" "\${m:+0}" "\${m:+0}" "\${m:+0}" "\${m:+$m.0}"
         done ;;
       servers:add)
         [ -n "$a1" ] && [ -n "$a2" ] || { echo "Error: Please input at least a URL and a secret!" >&2; exit 1; }

@@ -1,7 +1,40 @@
-// scripts/remote/turn-coturn.sh, run for real against stub apt-get, certbot, systemctl, chown and install.
+// scripts/remote/turn-coturn.sh, run for real against stub apt-get, certbot, systemctl, chown, install and getent.
 import * as fs from "fs";
 import { Sandbox } from "./sandbox";
 import { installStubs } from "./stubs";
+
+/**
+ * getent, for the hosts databases only, as glibc's nss/getent.c prints them (read from bminor/glibc at
+ * 04277e02, glibc 2.29; Debian 12's getent 2.36 was checked to print the same, and Ubuntu 22.04 has 2.35):
+ * `ahosts NAME` (getaddrinfo, AF_UNSPEC) prints one line per address and socket type, "%-15s %-6s %s",
+ * the canonical name on the first line only; `hosts NAME` (gethostbyname2, AF_INET6 first, then AF_INET)
+ * prints "%-15s %s" per address of the first family that has any. A name that does not resolve, or any
+ * failed lookup (getaddrinfo's EAI_AGAIN too), exits 2 with nothing printed. The names are
+ * $SANDBOX/dns (`name address...` a line); an address as NAME resolves to itself for ahosts. DNS_DOWN=1:
+ * every lookup fails (exit 2), as when the resolver does not answer. Other databases are not modelled.
+ */
+const GETENT = `
+db=$1; key=$2
+case $db in ahosts|hosts) ;; *) echo "getent stub: database $db is not modelled" >&2; exit 1 ;; esac
+[ -n "\${DNS_DOWN:-}" ] && exit 2
+read -r -a addresses < <(awk -v k="$key" '$1 == k { $1 = ""; print; exit }' "$SANDBOX/dns" 2>/dev/null) || true
+if [ \${#addresses[@]} -eq 0 ]; then
+  case $key in *[!0-9a-f.:]*) exit 2 ;; esac
+  [ "$db" = ahosts ] || exit 2
+  addresses=("$key")
+fi
+if [ "$db" = hosts ]; then
+  v6=(); v4=(); for a in "\${addresses[@]}"; do case $a in *:*) v6+=("$a") ;; *) v4+=("$a") ;; esac; done
+  if [ \${#v6[@]} -gt 0 ]; then addresses=("\${v6[@]}"); else addresses=("\${v4[@]}"); fi
+  for a in "\${addresses[@]}"; do printf '%-15s %s\\n' "$a" "$key"; done
+  exit 0
+fi
+canon=$key
+for a in "\${addresses[@]}"; do
+  printf '%-15s %-6s %s\\n' "$a" STREAM "$canon"; canon=""
+  printf '%-15s %-6s %s\\n' "$a" DGRAM ""
+  printf '%-15s %-6s %s\\n' "$a" RAW ""
+done`;
 
 const SECRET = "0123456789abcdef".repeat(4);
 const INPUTS = {
@@ -16,19 +49,30 @@ const INPUTS = {
     TLS_PORT: "443",
     RELAY_MIN: "32769",
     RELAY_MAX: "65535",
-    ALLOWED_PEERS: "10.0.0.11 2001:db8:1::b 203.0.113.11",
+    PEERS: "bbb-1.example.org 10.0.0.11 2001:db8:1::b 203.0.113.11",
     LOGGING: "file",
 };
+const BBB_1 = "bbb-1.example.org 10.0.0.11 2001:db8:1::b 203.0.113.11";
+const BBB_2 = "bbb-2.example.org 10.0.0.12 2001:db8:1::c 203.0.113.12";
 
 let box: Sandbox;
 beforeEach(() => {
     box = new Sandbox();
     installStubs(box);
+    box.stub("getent", GETENT);
 });
 afterEach(() => box.cleanup());
 
 const conf = () => fs.readFileSync(box.file("root/etc/turnserver.conf"), "utf8").split("\n");
 const mode = (relative: string) => (fs.statSync(box.file(relative)).mode & 0o777).toString(8);
+const allowed = () => conf().filter((l) => l.startsWith("allowed-peer-ip=")).map((l) => l.slice("allowed-peer-ip=".length));
+/** What the TURN host remembers: the servers coturn relays to, `name address...` a line. */
+const remembered = () =>
+    fs.readFileSync(box.file("root/var/lib/bbb-deploy/turn-peers"), "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
+/** The public DNS as the TURN host sees it: public addresses only (A and AAAA), `name address...` a line. */
+const dns = (...lines: string[]) => box.write("dns", lines.map((l) => `${l}\n`).join(""));
+const restarts = () => box.calls("systemctl").filter((c) => c === "systemctl restart coturn.service");
+const clearCalls = () => fs.writeFileSync(box.file("calls.log"), "");
 
 test("writes coturn's configuration: ports, addresses, relay range, shared secret, TLS, peers", () => {
     const r = box.run("turn-coturn", INPUTS);
@@ -129,33 +173,134 @@ test("a second run with the same inputs changes nothing and does not restart cot
 
 test("a new BBB node changes the peers and restarts coturn", () => {
     expect(box.run("turn-coturn", INPUTS).status).toBe(0);
-    fs.writeFileSync(box.file("calls.log"), "");
-    expect(box.run("turn-coturn", { ...INPUTS, ALLOWED_PEERS: `${INPUTS.ALLOWED_PEERS} 203.0.113.12` }).status).toBe(0);
-    expect(conf()).toContain("allowed-peer-ip=203.0.113.12");
-    expect(box.calls("systemctl")).toContain("systemctl restart coturn.service");
+    clearCalls();
+    expect(box.run("turn-coturn", { ...INPUTS, PEERS: `${BBB_1}\n${BBB_2}` }).status).toBe(0);
+    expect(allowed()).toEqual(["10.0.0.11", "10.0.0.12", "2001:db8:1::b", "2001:db8:1::c", "203.0.113.11", "203.0.113.12"]);
+    expect(restarts()).toHaveLength(1);
+    expect(remembered()).toEqual([BBB_1, BBB_2]);
 });
 
-test("during a rolling upgrade, the replaced servers' addresses stay allowed while their names resolve", () => {
-    box.stub(
-        "getent",
-        `[ "$1" = ahosts ] || exit 2
-case $2 in
-  bbb-1.example.org) printf '203.0.113.11    STREAM bbb-1.example.org\n203.0.113.11    DGRAM\n2001:db8:1::b   STREAM\n' ;;
-  *) exit 2 ;;
-esac`,
-    );
-    const r = box.run("turn-coturn", { ...INPUTS, ALLOWED_PEERS: "203.0.113.81", DEPARTING_PEERS: "bbb-1.example.org bbb-2.example.org" });
+test("PEERS that are not `name address...` lines are refused before anything is touched", () => {
+    for (const PEERS of ["bbb-1.example.org", "bbb-1.example.org 203.0.113.11;reboot", "-x 203.0.113.11", "\n"]) {
+        const r = box.run("turn-coturn", { ...INPUTS, PEERS });
+        expect([PEERS, r.status, r.stderr]).toEqual([PEERS, 1, expect.stringMatching(/^turn-coturn: error: PEERS/)]);
+    }
+    expect(box.calls()).toEqual([]);
+});
+
+describe("a server leaving the pool (scale-down, or the old server of an upgrade round)", () => {
+    const twoServers = { ...INPUTS, PEERS: `${BBB_1}\n${BBB_2}` };
+    beforeEach(() => {
+        dns("bbb-1.example.org 2001:db8:1::b 203.0.113.11", "bbb-2.example.org 2001:db8:1::c 203.0.113.12");
+        expect(box.run("turn-coturn", twoServers).status).toBe(0);
+        clearCalls();
+    });
+
+    test("stays allowed while its name resolves to it (its removal from Scalelite has not happened yet), without a coturn restart", () => {
+        const before = fs.readFileSync(box.file("root/etc/turnserver.conf"), "utf8");
+        const r = box.run("turn-coturn", INPUTS);
+        expect([r.status, r.stderr]).toEqual([0, ""]);
+        expect(r.stdout).toContain("keeping bbb-2.example.org (left the pool): its name still resolves to it");
+        expect(fs.readFileSync(box.file("root/etc/turnserver.conf"), "utf8")).toBe(before);
+        expect(remembered()).toEqual([BBB_1, BBB_2]);
+        expect(box.calls("systemctl").filter((c) => /restart|daemon-reload/.test(c))).toEqual([]);
+        // The removal refused (meetings running): the server stays, and so do its addresses, run after run.
+        expect(box.run("turn-coturn", INPUTS).stdout).toContain("keeping bbb-2.example.org");
+        expect(allowed()).toContain("203.0.113.12");
+    });
+
+    test("is dropped and forgotten once its name no longer resolves (removed from Scalelite, then its DNS records deleted)", () => {
+        expect(box.run("turn-coturn", INPUTS).status).toBe(0);
+        dns("bbb-1.example.org 2001:db8:1::b 203.0.113.11");
+        clearCalls();
+        const r = box.run("turn-coturn", INPUTS);
+        expect([r.status, r.stderr]).toEqual([0, ""]);
+        expect(r.stdout).toContain("dropping bbb-2.example.org (left the pool): its name no longer resolves");
+        expect(allowed()).toEqual(["10.0.0.11", "2001:db8:1::b", "203.0.113.11"]);
+        expect(restarts()).toHaveLength(1);
+        expect(remembered()).toEqual([BBB_1]);
+        // Forgotten: the name coming back later (another server) does not bring the old addresses back.
+        dns("bbb-1.example.org 2001:db8:1::b 203.0.113.11", "bbb-2.example.org 2001:db8:1::c 203.0.113.12");
+        const again = box.run("turn-coturn", INPUTS);
+        expect(again.stdout).not.toContain("bbb-2.example.org");
+        expect(allowed()).toEqual(["10.0.0.11", "2001:db8:1::b", "203.0.113.11"]);
+    });
+
+    test("is dropped when its name now resolves to other addresses, even beside its own", () => {
+        for (const elsewhere of ["bbb-2.example.org 203.0.113.99", "bbb-2.example.org 2001:db8:1::c 203.0.113.99"]) {
+            expect(box.run("turn-coturn", twoServers).status).toBe(0);
+            dns("bbb-1.example.org 2001:db8:1::b 203.0.113.11", elsewhere);
+            const r = box.run("turn-coturn", INPUTS);
+            expect([r.status, r.stderr]).toEqual([0, ""]);
+            expect(r.stdout).toContain("dropping bbb-2.example.org (left the pool): its name now resolves to other addresses (");
+            expect(r.stdout).toContain("203.0.113.99");
+            expect(allowed()).toEqual(["10.0.0.11", "2001:db8:1::b", "203.0.113.11"]);
+            expect(remembered()).toEqual([BBB_1]);
+        }
+    });
+
+    test("is kept when the TURN host cannot tell (no name resolves at all: the resolver is down)", () => {
+        const r = box.run("turn-coturn", INPUTS, { DNS_DOWN: "1" });
+        expect([r.status, r.stderr]).toEqual([0, ""]);
+        expect(r.stdout).toContain("keeping bbb-2.example.org (left the pool): cannot tell whether its name still resolves");
+        expect(allowed()).toContain("203.0.113.12");
+        expect(remembered()).toEqual([BBB_1, BBB_2]);
+    });
+
+    test("an upgrade round: the new server joins (one restart), the old one stays while its name resolves, then goes", () => {
+        const BBB_2_R2 = "bbb-2-r2.example.org 10.0.0.82 203.0.113.82";
+        const round = { ...INPUTS, PEERS: `${BBB_1}\n${BBB_2_R2}` };
+        dns("bbb-1.example.org 203.0.113.11", "bbb-2.example.org 203.0.113.12", "bbb-2-r2.example.org 203.0.113.82");
+        const r = box.run("turn-coturn", round);
+        expect([r.status, r.stderr]).toEqual([0, ""]);
+        expect(r.stdout).toContain("keeping bbb-2.example.org");
+        expect(allowed()).toEqual(expect.arrayContaining(["203.0.113.12", "203.0.113.82"]));
+        expect(restarts()).toHaveLength(1);
+        expect(remembered()).toEqual([BBB_1, BBB_2_R2, BBB_2].sort());
+        dns("bbb-1.example.org 203.0.113.11", "bbb-2-r2.example.org 203.0.113.82");
+        expect(box.run("turn-coturn", round).stdout).toContain("dropping bbb-2.example.org");
+        expect(allowed()).toEqual(["10.0.0.11", "10.0.0.82", "2001:db8:1::b", "203.0.113.11", "203.0.113.82"]);
+    });
+});
+
+test("a coturn restart that failed is redone by the next run with the same inputs", () => {
+    expect(box.run("turn-coturn", INPUTS).status).toBe(0);
+    const grown = { ...INPUTS, PEERS: `${BBB_1}\n${BBB_2}` };
+    const failed = box.run("turn-coturn", grown, { SYSTEMCTL_FAIL: "restart" });
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain("coturn did not restart (see: journalctl -u coturn); the next run restarts it again");
+    // Not applied: coturn is not known to relay to bbb-2 yet.
+    expect(remembered()).toEqual([BBB_1]);
+    clearCalls();
+    const r = box.run("turn-coturn", grown);
     expect([r.status, r.stderr]).toEqual([0, ""]);
-    expect(conf().filter((l) => l.startsWith("allowed-peer-ip="))).toEqual([
-        "allowed-peer-ip=203.0.113.81",
-        "allowed-peer-ip=2001:db8:1::b",
-        "allowed-peer-ip=203.0.113.11",
-    ]);
-    expect(r.stdout).toContain("keeping 2 address(es) of servers being replaced");
-    // Once the names are gone (the old servers removed), the next run drops them.
-    box.stub("getent", "exit 2");
-    expect(box.run("turn-coturn", { ...INPUTS, ALLOWED_PEERS: "203.0.113.81", DEPARTING_PEERS: "bbb-1.example.org" }).status).toBe(0);
-    expect(conf().filter((l) => l.startsWith("allowed-peer-ip="))).toEqual(["allowed-peer-ip=203.0.113.81"]);
+    expect(r.stdout).toContain("an earlier run changed the configuration but coturn did not restart then; restarting coturn");
+    expect(restarts()).toHaveLength(1);
+    expect(remembered()).toEqual([BBB_1, BBB_2]);
+    clearCalls();
+    expect(box.run("turn-coturn", grown).status).toBe(0);
+    expect(restarts()).toEqual([]);
+});
+
+test("a run cut short after writing the configuration (before the restart) restarts coturn next time", () => {
+    expect(box.run("turn-coturn", INPUTS).status).toBe(0);
+    const newSecret = { ...INPUTS, SECRET: "fedcba9876543210".repeat(4) };
+    expect(box.run("turn-coturn", newSecret, { SYSTEMCTL_FAIL: "enable" }).status).toBe(1);
+    expect(conf()).toContain(`static-auth-secret=${newSecret.SECRET}`);
+    clearCalls();
+    expect(box.run("turn-coturn", newSecret).status).toBe(0);
+    expect(restarts()).toHaveLength(1);
+});
+
+test("what the TURN host remembers is root-only (0600 in a 0700 directory) and holds names and addresses, no secret", () => {
+    expect(box.run("turn-coturn", { ...INPUTS, PEERS: `${BBB_2}\n${BBB_1}` }).status).toBe(0);
+    expect(mode("root/var/lib/bbb-deploy")).toBe("700");
+    expect(mode("root/var/lib/bbb-deploy/turn-peers")).toBe("600");
+    expect(box.calls("chown")).toContainEqual(expect.stringMatching(/^chown root:root .*\/var\/lib\/bbb-deploy\/turn-peers\.\w+$/));
+    const text = fs.readFileSync(box.file("root/var/lib/bbb-deploy/turn-peers"), "utf8");
+    expect(text).not.toContain(SECRET);
+    expect(remembered()).toEqual([BBB_1, BBB_2]);
+    expect(box.files().filter((f) => f.startsWith("var/lib/bbb-deploy/"))).toEqual(["var/lib/bbb-deploy/turn-peers"]);
 });
 
 test("a failing certbot stops the step with a message naming certbot", () => {

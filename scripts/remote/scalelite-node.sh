@@ -1,21 +1,36 @@
 #!/usr/bin/env bash
 # Scalelite host: keeps one BBB server registered with Scalelite (rake tasks in the scalelite-api container;
 # with SERVER_ID_IS_HOSTNAME the server's id is its host name).
-#   apply (default): add the server if missing, then enable it, or cordon it when DRAIN is true; when its
-#     secret changed: cordon, update the secret, enable again.
-#   prepare (before the server itself switches to a new secret): cordon it when its registered secret differs
-#     from SECRET, so that it takes no new meeting while the running ones end (apply enables it again).
+#   apply (default; `create` when Pulumi creates the step): add the server if missing, then enable it, or
+#     cordon it when DRAIN is true; when its secret changed: cordon, update the secret, enable again. Then
+#     record CHANGE as applied and give back the maintenance slot. `create` on a server registered already
+#     means the step itself was replaced (pulumi up --replace): it notes that, so that the old step's delete,
+#     which Pulumi runs next, leaves the server registered.
+#   maintenance (before the server's own steps, which may restart it): when CHANGE (a fingerprint of what
+#     restarts BigBlueButton on it: installer inputs, secret, properties) differs from the one last applied,
+#     the server is taken out of service for it: cordoned, so that it takes no new meeting while the running
+#     ones end. One server at a time: it takes the pool's one maintenance slot, waiting (up to
+#     MAINTENANCE_WAIT_SECONDS) while another server holds it; while that server still hosts meetings it gives
+#     up at once, saying so. apply gives the slot back once the server runs its change.
 #   remove (the argument on delete, when the server leaves the pool): cordon it, then remove it once it
-#     hosts no meeting. While meetings run it refuses, unless forceRemove is set (the flag file written by the
-#     scalelite-setup step): then it ends them (panic) and removes the server.
-# Inputs: NODE_ID API_URL SECRET DRAIN, and INSTALL_ID, which changes with every installer run on the server
-# so that apply runs after it (Scalelite's poller disables a server that stopped answering meanwhile).
+#     hosts no meeting, by its own API and by Scalelite's view (rake status). While meetings run, or when it
+#     cannot tell (the server does not answer), it refuses, unless forceRemove is set (the flag file written
+#     by the scalelite-setup step): then it ends them (panic) and removes the server.
+# Inputs: NODE_ID API_URL SECRET DRAIN CHANGE MAINTENANCE_WAIT_SECONDS, and INSTALL_ID, which changes with every
+# installer run on the server so that apply runs after it (Scalelite's poller disables a server that stopped
+# answering meanwhile).
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
-: "${NODE_ID:?}" "${API_URL:?}" "${SECRET:?}" "${DRAIN:?}" "${INSTALL_ID:?}"
+: "${NODE_ID:?}" "${API_URL:?}" "${SECRET:?}" "${DRAIN:?}" "${CHANGE:?}" "${MAINTENANCE_WAIT_SECONDS:?}" "${INSTALL_ID:?}"
 action=${1:-apply}
 force_flag=$ROOT/etc/bbb-deploy/scalelite-force-remove
+nodes=$ROOT/var/lib/bbb-deploy/scalelite-nodes
+slot=$nodes/maintenance-slot
+applied=$nodes/$NODE_ID.applied
+replaced=$nodes/$NODE_ID.replaced
+mkdir -p "$nodes"
+chmod 0700 "$nodes"
 
 # Runs rake tasks in one invocation (one Rails boot: 64 nodes register on one host); on failure shows the
 # output (secret masked) and stops.
@@ -36,13 +51,55 @@ registration() {
   awk -v id="$NODE_ID" '/^id: /{on=($2==id)} on' <<<"$list"
 }
 
-block=$(registration)
-state=$(sed -n 's/^[[:space:]]*\(enabled\|disabled\|cordoned\)$/\1/p' <<<"$block")
-registered_secret=$(sed -n 's/^[[:space:]]*secret: //p' <<<"$block")
+# Scalelite's own view of its servers (`rake status`: HOSTNAME STATE STATUS MEETINGS ..., updated by its
+# poller every minute), shared by every step on this host and fetched at most once every MAX_AGE seconds:
+# one Rails boot however many servers wait. Prints nothing when Scalelite cannot say.
+scalelite_status() {
+  local max_age=$1 cache=$nodes/status
+  (
+    flock 9
+    if [ ! -f "$cache" ] || [ $(($(date +%s) - $(stat -c %Y "$cache"))) -ge "$max_age" ]; then
+      docker exec scalelite-api bin/rake status >"$cache.new" 2>/dev/null && mv -f "$cache.new" "$cache"
+      rm -f "$cache.new"
+    fi
+  ) 9>"$nodes/status.lock"
+  cat "$cache" 2>/dev/null || true
+}
 
-tasks=()
+# A server's meetings in Scalelite's view; nothing when the view has no number for it (never polled).
+viewed_meetings() {
+  awk -v host="$1" '$1 == host && $4 ~ /^[0-9]+$/ { print $4 }' <<<"$2"
+}
+
+holds_slot() {
+  [ "$(cat "$slot" 2>/dev/null)" = "$NODE_ID" ]
+}
+
+release_slot() {
+  if holds_slot; then rm -f "$slot"; fi
+}
+
+# Takes the maintenance slot if it is free (an atomic create); true when this server holds it.
+take_slot() {
+  (set -o noclobber && printf '%s\n' "$NODE_ID" >"$slot") 2>/dev/null || holds_slot
+}
+
+case $action in
+  create)
+    if [ -n "$(registration)" ]; then
+      date +%s >"$replaced"
+      say "$NODE_ID is registered already: this step replaces an earlier one, whose delete will leave it registered"
+    fi
+    action=apply
+    ;;
+esac
+
 case $action in
   apply)
+    block=$(registration)
+    state=$(sed -n 's/^[[:space:]]*\(enabled\|disabled\|cordoned\)$/\1/p' <<<"$block")
+    registered_secret=$(sed -n 's/^[[:space:]]*secret: //p' <<<"$block")
+    tasks=()
     if [ -z "$block" ]; then
       say "adding $NODE_ID ($API_URL)"
       tasks+=("servers:add[$API_URL,$SECRET,1.0]")
@@ -61,35 +118,102 @@ case $action in
       rake "${tasks[@]}"
       say "$NODE_ID is registered and enabled"
     fi
+    printf '%s\n' "$CHANGE" >"$applied"
+    release_slot
     ;;
-  remove)
-    if [ -z "$block" ]; then
-      say "$NODE_ID is not registered; nothing to remove"
+  maintenance)
+    # Cheap when nothing is coming (every server's step runs again when the pool changes): no Rails boot.
+    recorded=$(cat "$applied" 2>/dev/null || true)
+    if [ "$recorded" = "$CHANGE" ] && ! holds_slot; then
       exit 0
     fi
-    [ "$state" = enabled ] && rake "servers:cordon[$NODE_ID]"
-    if answer=$(bbb_api_at "$API_URL" getMeetings "" "$SECRET" 2>/dev/null) && [[ $answer == *SUCCESS* ]]; then
-      meetings=$({ grep -o '<meeting>' <<<"$answer" || true; } | wc -l)
-    else
-      say "$NODE_ID does not answer; it hosts no meeting any more"
-      meetings=0
+    if ! docker exec scalelite-api true >/dev/null 2>&1; then
+      say "Scalelite does not run (yet): it sends no meeting to $NODE_ID"
+      exit 0
     fi
-    if [ "$meetings" -gt 0 ]; then
-      if [ "$(cat "$force_flag" 2>/dev/null || echo false)" != true ]; then
+    block=$(registration)
+    if [ -z "$block" ]; then
+      exit 0
+    fi
+    state=$(sed -n 's/^[[:space:]]*\(enabled\|disabled\|cordoned\)$/\1/p' <<<"$block")
+    registered_secret=$(sed -n 's/^[[:space:]]*secret: //p' <<<"$block")
+    # Without a record (registered before records were kept) only a new secret is known to be coming.
+    if [ -n "$recorded" ]; then coming=$([ "$recorded" != "$CHANGE" ] && echo true || echo false); else coming=$([ "$registered_secret" != "$SECRET" ] && echo true || echo false); fi
+    if [ "$coming" = false ]; then
+      # The change it was taken out of service for was taken back.
+      release_slot
+      if [ "$DRAIN" != true ] && [ "$state" != enabled ]; then
+        rake "servers:enable[$NODE_ID]"
+        say "$NODE_ID has nothing to apply any more: enabled again"
+      fi
+      exit 0
+    fi
+    if [ "$DRAIN" = true ]; then
+      say "$NODE_ID is drained: its change is applied once it hosts no meeting"
+      exit 0
+    fi
+    deadline=$((SECONDS + MAINTENANCE_WAIT_SECONDS))
+    until take_slot; do
+      holder=$(cat "$slot" 2>/dev/null || true)
+      [ -n "$holder" ] || continue
+      view=$(scalelite_status 60)
+      if [ -n "$view" ] && ! awk -v host="$holder" '$1 == host { found = 1 } END { exit !found }' <<<"$view"; then
+        say "$holder holds the maintenance slot but is no longer in Scalelite: freeing it"
+        rm -f "$slot"
+        continue
+      fi
+      busy=$(viewed_meetings "$holder" "$view")
+      if [ -n "$busy" ] && [ "$busy" -gt 0 ]; then
+        fail "one server at a time: $holder is out of service for its change first and still hosts $busy meeting(s);" \
+          "$NODE_ID waits and keeps its meetings. Run pulumi up again once they have ended there."
+      fi
+      [ "$SECONDS" -lt "$deadline" ] ||
+        fail "one server at a time: $NODE_ID waited ${MAINTENANCE_WAIT_SECONDS}s for $holder to finish its change; run pulumi up again"
+      sleep "${MAINTENANCE_POLL_SECONDS:-10}"
+    done
+    [ "$state" = enabled ] && rake "servers:cordon[$NODE_ID]"
+    say "$NODE_ID is the one server out of service: cordoned until its change is applied (running meetings go on)"
+    ;;
+  remove)
+    if [ -f "$replaced" ] && [ $(($(date +%s) - $(cat "$replaced"))) -lt 21600 ]; then
+      rm -f "$replaced"
+      say "this registration step was replaced (pulumi up --replace): $NODE_ID stays registered"
+      exit 0
+    fi
+    rm -f "$replaced"
+    block=$(registration)
+    if [ -z "$block" ]; then
+      say "$NODE_ID is not registered; nothing to remove"
+      rm -f "$applied"
+      release_slot
+      exit 0
+    fi
+    state=$(sed -n 's/^[[:space:]]*\(enabled\|disabled\|cordoned\)$/\1/p' <<<"$block")
+    [ "$state" = enabled ] && rake "servers:cordon[$NODE_ID]"
+    force=$(cat "$force_flag" 2>/dev/null || echo false)
+    if answer=$(bbb_api_at "$API_URL" getMeetings "" "$SECRET" 2>/dev/null) && [[ $answer == *"<returncode>SUCCESS</returncode>"* ]]; then
+      meetings=$({ grep -o '<meeting>' <<<"$answer" || true; } | wc -l)
+    elif [ "$force" = true ]; then
+      meetings=unknown
+    else
+      fail "cannot tell whether meetings run on $NODE_ID: it does not answer its API with its secret. It is cordoned: it takes no new meetings." \
+        "Run pulumi up again once it answers; if it is gone for good, set forceRemove: true (pulumi config set forceRemove true; pulumi up)."
+    fi
+    viewed=$(viewed_meetings "$NODE_ID" "$(scalelite_status 0)")
+    if [ "$meetings" != unknown ] && [ -n "$viewed" ] && [ "$viewed" -gt "$meetings" ]; then meetings=$viewed; fi
+    tasks=()
+    if [ "$meetings" != 0 ]; then
+      if [ "$force" != true ]; then
         fail "$meetings meeting(s) still running on $NODE_ID. It is cordoned: it takes no new meetings." \
           "Run pulumi up again once they have ended, or set forceRemove: true (pulumi config set forceRemove true; pulumi up) to end them now."
       fi
-      say "forceRemove is set: ending $meetings meeting(s) on $NODE_ID"
+      say "forceRemove is set: ending the meetings on $NODE_ID ($meetings)"
       tasks+=("servers:panic[$NODE_ID]")
     fi
     rake "${tasks[@]}" "servers:remove[$NODE_ID]"
+    rm -f "$applied"
+    release_slot
     say "$NODE_ID removed from Scalelite"
     ;;
-  prepare)
-    if [ -n "$block" ] && [ "$registered_secret" != "$SECRET" ] && [ "$state" = enabled ]; then
-      rake "servers:cordon[$NODE_ID]"
-      say "$NODE_ID is cordoned until it answers to its new secret"
-    fi
-    ;;
-  *) fail "unknown action $action (apply, prepare or remove)" ;;
+  *) fail "unknown action $action (apply, create, maintenance or remove)" ;;
 esac

@@ -4,15 +4,21 @@
 # renewal; TLS on TLS_PORT; listening and relaying on the port's own addresses; external-ip when the public
 # address is a floating IP; REST-API shared secret auth; relaying only to the BBB servers.
 # Inputs: FQDN REALM EMAIL SECRET PRIVATE_IPV4 PUBLIC_IPV4 IPV6 LISTENING_PORT TLS_PORT RELAY_MIN RELAY_MAX
-#         ALLOWED_PEERS (space-separated addresses of the BBB servers) LOGGING (file: sessions logged to
+#         PEERS (the BBB servers, one a line: `fqdn address [address...]`) LOGGING (file: sessions logged to
 #         /var/log/turnserver, rotated daily, kept 7 days; none: nothing logged, as strict privacy wants)
-#         DEPARTING_PEERS (space-separated names of servers a rolling upgrade replaces: while a name still
-#         resolves, the server may still host meetings, and its addresses stay allowed; may be empty).
+# A server that leaves PEERS (scale-down, the old server of an upgrade round) may still host meetings: Pulumi
+# removes it from Scalelite only at the end of `pulumi up`, and that removal refuses while meetings run. So
+# this step remembers the servers coturn relays to (/var/lib/bbb-deploy/turn-peers, root only, no secret,
+# written once coturn runs with them) and keeps relaying to a server that left PEERS while its name still
+# resolves to the addresses it had: Pulumi deletes a server's DNS records only after its removal from
+# Scalelite succeeded. Once the name no longer resolves, or resolves to other addresses, it is dropped.
+# coturn restarts only when its configuration changed; a restart that did not succeed is redone by the next
+# run (lib.sh's pending work).
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
 : "${FQDN:?}" "${REALM:?}" "${EMAIL:?}" "${SECRET:?}" "${PRIVATE_IPV4:?}" "${PUBLIC_IPV4:?}" "${LISTENING_PORT:?}"
-: "${TLS_PORT:?}" "${RELAY_MIN:?}" "${RELAY_MAX:?}" "${ALLOWED_PEERS:?}" "${LOGGING:?}"
+: "${TLS_PORT:?}" "${RELAY_MIN:?}" "${RELAY_MAX:?}" "${PEERS:?}" "${LOGGING:?}"
 case $LOGGING in file | none) ;; *) fail "LOGGING must be file or none, not $LOGGING" ;; esac
 IPV6=${IPV6:-}
 [[ $SECRET =~ ^[0-9a-f]{32,}$ ]] || fail "the TURN secret must be lower-case hex (bbb-install.sh splits -c host:secret on ':')"
@@ -21,6 +27,26 @@ conf=$ROOT/etc/turnserver.conf
 certs=$ROOT/etc/coturn/certs
 hook=$ROOT/etc/letsencrypt/renewal-hooks/deploy/coturn
 live=$ROOT/etc/letsencrypt/live/$FQDN
+state=$ROOT/var/lib/bbb-deploy
+remembered_file=$state/turn-peers
+
+# Sorted, one a line, without duplicates: the form peer addresses are compared and written in.
+addresses_of() {
+  tr ' ' '\n' | sed '/^$/d' | LC_ALL=C sort -u
+}
+
+# The BBB servers coturn relays to: name -> addresses (space-separated). PEERS first, then the servers that
+# left it but may still host meetings (below).
+declare -A peer=()
+name_re='^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$'
+addresses_re='^[0-9a-f.: ]+$'
+while read -r name addresses; do
+  [ -n "$name" ] || continue
+  [[ $name =~ $name_re ]] || fail "PEERS: '$name' is not a host name"
+  [[ -n $addresses && $addresses =~ $addresses_re ]] || fail "PEERS: $name needs its addresses (canonical IPv4 and IPv6), not '$addresses'"
+  peer[$name]=$(addresses_of <<<"$addresses" | paste -sd' ' -)
+done <<<"$PEERS"
+[ "${#peer[@]}" -gt 0 ] || fail "PEERS names no BBB server"
 
 say "installing coturn and certbot"
 apt_install coturn certbot
@@ -56,17 +82,74 @@ denied=(
   fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff
   0.0.0.0-255.255.255.255 ::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff
 )
-read -r -a peers <<<"$ALLOWED_PEERS"
-read -r -a departing <<<"${DEPARTING_PEERS:-}"
-kept=0
-for name in "${departing[@]}"; do
-  while read -r address; do
-    peers+=("$address")
-    kept=$((kept + 1))
-  done < <(getent ahosts "$name" | awk '{print $1}' | sort -u || true)
-done
-[ "$kept" -eq 0 ] || say "keeping $kept address(es) of servers being replaced, while they may still host meetings"
 
+# The servers coturn relayed to after its last successful (re)start.
+declare -A remembered=()
+if [ -f "$remembered_file" ]; then
+  while read -r name addresses; do
+    case $name in '' | '#'*) continue ;; esac
+    remembered[$name]=$addresses
+  done <"$remembered_file"
+fi
+
+# The addresses NAME resolves to on this host (getent ahosts: the system's resolver), one a line. Returns
+# getent's status: 2 when the name does not resolve (or the lookup failed), 0 when it does.
+resolve() {
+  local out rc=0
+  out=$(getent ahosts "$1" 2>/dev/null) || rc=$?
+  [ "$rc" -eq 0 ] || return "$rc"
+  awk '{print $1}' <<<"$out" | LC_ALL=C sort -u
+}
+
+# Whether this host resolves names at all: one of PEERS' names resolves. A departing name that does not
+# resolve while no other does either says nothing about that server: "cannot tell" keeps it.
+resolver=""
+resolver_works() {
+  local name
+  if [ -z "$resolver" ]; then
+    resolver=broken
+    for name in "${!peer[@]}"; do
+      if resolve "$name" >/dev/null; then
+        resolver=works
+        break
+      fi
+    done
+  fi
+  [ "$resolver" = works ]
+}
+
+# A remembered server that left PEERS is departing: kept while its name resolves to its own addresses only.
+while read -r name; do
+  if [ -z "$name" ] || [ -n "${peer[$name]+set}" ]; then continue; fi
+  had=" ${remembered[$name]} "
+  rc=0
+  now=$(resolve "$name") || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    other=""
+    for address in $now; do [[ $had == *" $address "* ]] || other+=" $address"; done
+    if [ -z "$other" ]; then
+      peer[$name]=${remembered[$name]}
+      say "keeping $name (left the pool): its name still resolves to it, so it may still host meetings; dropped once its name is gone"
+    else
+      say "dropping $name (left the pool): its name now resolves to other addresses ($(paste -sd' ' - <<<"$now"))"
+    fi
+  elif [ "$rc" -eq 2 ] && resolver_works; then
+    say "dropping $name (left the pool): its name no longer resolves"
+  else
+    peer[$name]=${remembered[$name]}
+    say "keeping $name (left the pool): cannot tell whether its name still resolves (getent exit $rc; no BBB server's name resolves here)"
+  fi
+done < <(printf '%s\n' "${!remembered[@]}" | LC_ALL=C sort)
+
+mapfile -t peers < <(printf '%s\n' "${peer[@]}" | addresses_of)
+
+# The restart is owed from before the files change until coturn runs with them: a run cut short in between, or
+# a restart that failed, is redone by the next run even though the files are then up to date.
+mkdir -p "$state"
+chmod 0700 "$state"
+owed=false
+pending restart && owed=true
+pending_add restart
 config_changed=false
 if write_if_changed "$conf" 0640 root:turnserver <<CONF; then config_changed=true; fi
 # Managed by bbb (Pulumi, turn-coturn step); changes here are overwritten.
@@ -98,7 +181,7 @@ $(printf 'allowed-peer-ip=%s\n' "${peers[@]}")
 CONF
 
 # Port 443 needs CAP_NET_BIND_SERVICE: coturn runs as the turnserver user.
-if write_if_changed "$ROOT/etc/systemd/system/coturn.service.d/override.conf" 0644 root:root <<UNIT; then config_changed=true; systemctl daemon-reload; fi
+if write_if_changed "$ROOT/etc/systemd/system/coturn.service.d/override.conf" 0644 root:root <<UNIT; then config_changed=true; fi
 [Service]
 AmbientCapabilities=CAP_NET_BIND_SERVICE
 LimitNOFILE=1048576
@@ -119,11 +202,23 @@ $ROOT/var/log/turnserver/*.log {
 ROTATE
 
 systemctl enable --quiet coturn.service || fail "cannot enable coturn"
-if [ "$config_changed" = true ]; then
-  say "configuration changed; restarting coturn"
-  systemctl restart coturn.service || fail "coturn did not restart (see: journalctl -u coturn)"
+if [ "$config_changed" = true ] || [ "$owed" = true ]; then
+  if [ "$config_changed" = true ]; then
+    say "configuration changed; restarting coturn"
+  else
+    say "an earlier run changed the configuration but coturn did not restart then; restarting coturn"
+  fi
+  systemctl daemon-reload || fail "systemctl daemon-reload failed"
+  systemctl restart coturn.service || fail "coturn did not restart (see: journalctl -u coturn); the next run restarts it again"
 else
   systemctl start coturn.service || fail "coturn did not start (see: journalctl -u coturn)"
 fi
 systemctl is-active --quiet coturn.service || fail "coturn is not running (see: journalctl -u coturn)"
-say "coturn is running on $FQDN, relaying to ${#peers[@]} BBB address(es)"
+
+# coturn runs with these servers: remember them (names and addresses only), then the restart is no longer owed.
+write_if_changed "$remembered_file" 0600 root:root < <(
+  echo "# turn-coturn: the BBB servers coturn relays to since its last successful (re)start: name addresses..."
+  for name in "${!peer[@]}"; do printf '%s %s\n' "$name" "${peer[$name]}"; done | LC_ALL=C sort
+) || true
+pending_done restart
+say "coturn is running on $FQDN, relaying to ${#peer[@]} BBB server(s), ${#peers[@]} address(es)"
