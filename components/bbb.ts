@@ -116,7 +116,7 @@ export class BbbServer extends pulumi.ComponentResource {
             this.step(
                 "storage",
                 "bbb-storage",
-                { FQDN: this.host.fqdn, VOLUME_ID: data.volume.id, FORCE_RESTART: String(args.forceReinstall) },
+                { FQDN: this.host.fqdn, VOLUME_ID: data.volume.id, VOLUME_SIZE: String(args.recordingsVolume.size), FORCE_RESTART: String(args.forceReinstall) },
                 [data.attachment],
             );
         }

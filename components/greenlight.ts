@@ -47,6 +47,7 @@ export class GreenlightServer extends pulumi.ComponentResource {
                     EMAIL: args.email,
                     GREENLIGHT_VERSION: args.version,
                     VOLUME_ID: app.data.volume.id,
+                    VOLUME_SIZE: String(args.dataVolumeSize),
                     SECRET_KEY_BASE: app.secretKeyBase,
                     DB_PASSWORD: app.dbPassword,
                     BBB_ENDPOINT: `${args.apiUrl}/`,

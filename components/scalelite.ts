@@ -73,6 +73,7 @@ export class Scalelite extends pulumi.ComponentResource {
                     EMAIL: args.email,
                     SCALELITE_VERSION: args.version,
                     VOLUME_ID: app.data.volume.id,
+                    VOLUME_SIZE: String(args.dataVolumeSize),
                     SECRET_KEY_BASE: app.secretKeyBase,
                     DB_PASSWORD: app.dbPassword,
                     LOADBALANCER_SECRET: args.primarySecret,

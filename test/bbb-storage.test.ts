@@ -34,7 +34,7 @@ beforeEach(() => {
 });
 afterEach(() => box.cleanup());
 
-const run = (env: Record<string, string> = {}, inputs: Record<string, string> = {}) => box.run("bbb-storage", { FQDN: "bbb-1.example.org", VOLUME_ID: VOLUME, FORCE_RESTART: "false", ...inputs }, env);
+const run = (env: Record<string, string> = {}, inputs: Record<string, string> = {}) => box.run("bbb-storage", { FQDN: "bbb-1.example.org", VOLUME_ID: VOLUME, VOLUME_SIZE: "100", FORCE_RESTART: "false", ...inputs }, env);
 const ok = () => {
     const r = run();
     expect(r.stderr).toBe("");
@@ -82,7 +82,7 @@ test("a second run changes nothing: no second fstab line, no mount, the link as 
     fs.writeFileSync(box.callLog, "");
     const r = ok();
     expect(read("root/etc/fstab").split("\n").filter(Boolean)).toHaveLength(1);
-    expect(box.calls().filter((c) => !/^(blkid|mountpoint) /.test(c))).toEqual([]);
+    expect(box.calls().filter((c) => !/^(blkid|mountpoint|blockdev|resize2fs) /.test(c))).toEqual([]);
     expect(linkTarget()).toBe(box.file(TARGET));
     expect(r.stdout).toContain("already links to /mnt/bbb-recordings/bigbluebutton");
 });

@@ -92,7 +92,7 @@ describe("the steps follow the options", () => {
     test("recordings on one server: /var/bigbluebutton on a protected volume of its own, linked before the installer", () => {
         const volume = byName(singleRecordings, "bbb-1-data");
         expect([volume.inputs.size, volume.protect]).toEqual([100, true]);
-        expect(inputs(singleRecordings, "bbb-1-storage")).toEqual({ STEP: "bbb-storage", FQDN: "bbb-1.example.org", VOLUME_ID: "bbb-1-data-id", FORCE_RESTART: "false" });
+        expect(inputs(singleRecordings, "bbb-1-storage")).toEqual({ STEP: "bbb-storage", FQDN: "bbb-1.example.org", VOLUME_ID: "bbb-1-data-id", VOLUME_SIZE: "100", FORCE_RESTART: "false" });
         expect([...waitsFor(singleRecordings, "bbb-1-install")]).toEqual(expect.arrayContaining(["bbb-1-storage", "bbb-1-data-attach"]));
         expect(inputs(singleRecordings, "bbb-1-data-policy")).toMatchObject({ PRIVACY: "standard", RETENTION_DAYS: "14", VIDEO: "false" });
         expect(inputs(singleRecordings, "turn-coturn").LOGGING).toBe("file");

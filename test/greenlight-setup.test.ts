@@ -17,6 +17,7 @@ const INPUTS = {
     EMAIL: "ops@example.org",
     GREENLIGHT_VERSION: "v3.8.2.4",
     VOLUME_ID: VOLUME,
+    VOLUME_SIZE: "20",
     SECRET_KEY_BASE,
     DB_PASSWORD,
     BBB_ENDPOINT: "https://scalelite.example.org/bigbluebutton/api/",

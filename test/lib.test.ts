@@ -16,7 +16,7 @@ const lib = (code: string, env: Record<string, string> = {}) => box.runCode(code
 describe("mount_data_volume", () => {
     test("a blank volume gets a filesystem, an fstab line by UUID, and is mounted", () => {
         attachVolume(box, VOLUME);
-        const r = lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data`);
+        const r = lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data 20`);
         expect(r.stderr).toBe("");
         expect(r.status).toBe(0);
         expect(box.calls("mkfs.ext4")).toEqual([`mkfs.ext4 -q -L bbb-data ${box.root}/dev/vdb`]);
@@ -26,14 +26,14 @@ describe("mount_data_volume", () => {
 
     test("a volume that holds a filesystem (kept from a replaced VM) is never formatted", () => {
         attachVolume(box, VOLUME, true);
-        expect(lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data`).status).toBe(0);
+        expect(lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data 20`).status).toBe(0);
         expect(box.calls("mkfs.ext4")).toEqual([]);
         expect(fs.readFileSync(box.file("root/etc/fstab"), "utf8")).toContain("UUID=0b5e55ed-0000-4000-8000-000000000001 /var/lib/bbb-data");
     });
 
     test("running it twice adds no second fstab line and mounts nothing twice", () => {
         attachVolume(box, VOLUME);
-        expect(lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data; mount_data_volume ${VOLUME} /var/lib/bbb-data`).status).toBe(0);
+        expect(lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data 20; mount_data_volume ${VOLUME} /var/lib/bbb-data 20`).status).toBe(0);
         expect(fs.readFileSync(box.file("root/etc/fstab"), "utf8").split("\n").filter(Boolean)).toHaveLength(1);
         expect(box.calls("mount")).toHaveLength(1);
         expect(box.calls("mkfs.ext4")).toHaveLength(1);
@@ -42,14 +42,38 @@ describe("mount_data_volume", () => {
     test("a disk blkid cannot read (or finds several signatures on) is never formatted", () => {
         attachVolume(box, VOLUME);
         box.stub("blkid", "exit 8");
-        const r = lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data`);
+        const r = lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data 20`);
         expect(r.status).toBe(1);
         expect(r.stderr).toContain("blkid exit 8); refusing to format it");
         expect(box.calls("mkfs.ext4")).toEqual([]);
     });
 
+    test("a volume grown in Cinder gets its filesystem grown, once; a filesystem that fills the disk is left alone", () => {
+        attachVolume(box, VOLUME, true);
+        box.write("disk/fs-size", `${20 * 2 ** 30}\n`);
+        box.write("disk/size", `${50 * 2 ** 30}\n`);
+        const r = lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data 50`);
+        expect(r.status).toBe(0);
+        expect(r.stdout).toContain(`grew the filesystem of data volume ${VOLUME} to its 50 GB`);
+        expect(box.calls("resize2fs")).toEqual([`resize2fs ${box.root}/dev/vdb`]);
+        expect(fs.readFileSync(box.file("disk/fs-size"), "utf8").trim()).toBe(String(50 * 2 ** 30));
+        const again = lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data 50`);
+        expect(again.status).toBe(0);
+        expect(again.stdout).not.toContain("grew");
+        expect(box.calls("mkfs.ext4")).toEqual([]);
+    });
+
+    test("a disk that does not show the volume's new size yet is waited for, then the step fails saying so", () => {
+        attachVolume(box, VOLUME, true);
+        box.write("disk/size", `${20 * 2 ** 30}\n`);
+        const r = lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data 50`, { VOLUME_WAIT_SECONDS: "0" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(`data volume ${VOLUME} shows 20 GB on ${box.root}/dev/vdb, not the 50 GB it was given`);
+        expect(box.calls("resize2fs")).toEqual([]);
+    });
+
     test("a volume that never shows up fails with its id", () => {
-        const r = lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data`, { VOLUME_WAIT_SECONDS: "0" });
+        const r = lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data 20`, { VOLUME_WAIT_SECONDS: "0" });
         expect(r.status).toBe(1);
         expect(r.stderr).toContain(`data volume ${VOLUME} is not attached`);
     });

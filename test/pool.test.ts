@@ -169,3 +169,9 @@ describe("changes that restart servers go one server at a time", () => {
         ]);
     });
 });
+
+test("a grown data volume runs its host's setup again, which grows the filesystem to the volume's size", () => {
+    expect(stepInputs(byName(four, "scalelite-setup").inputs.stdin).VOLUME_SIZE).toBe(String(byName(four, "scalelite-data").inputs.size));
+    expect(stepInputs(byName(custom, "scalelite-setup").inputs.stdin).VOLUME_SIZE).toBe("50");
+    expect(stepInputs(byName(four, "greenlight-setup").inputs.stdin).VOLUME_SIZE).toBe(String(byName(four, "greenlight-data").inputs.size));
+});

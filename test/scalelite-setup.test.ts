@@ -16,6 +16,7 @@ const INPUTS = {
     EMAIL: "ops@example.org",
     SCALELITE_VERSION: "v1.8.5",
     VOLUME_ID: VOLUME,
+    VOLUME_SIZE: "20",
     SECRET_KEY_BASE,
     DB_PASSWORD,
     LOADBALANCER_SECRET: LB_SECRET,

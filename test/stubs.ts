@@ -216,7 +216,9 @@ export function installedBbb(box: Sandbox, secret: string): void {
 
 /**
  * An attached OpenStack volume: $ROOT/dev/disk/by-id/virtio-<first 20 of the id> -> $ROOT/dev/vdb, with
- * stub blkid, mkfs.ext4, mountpoint and mount that keep the disk's state in $SANDBOX/disk/.
+ * stub blkid, mkfs.ext4, mountpoint, mount, blockdev and resize2fs that keep the disk's state in
+ * $SANDBOX/disk/: the disk's size in bytes in size (1 TiB when absent), its filesystem's in fs-size (the
+ * disk's when absent). resize2fs prints what e2fsprogs' resize/main.c and online.c print (1.47).
  * `formatted`: the disk already holds a filesystem (e.g. a volume kept from an earlier VM).
  */
 export function attachVolume(box: Sandbox, volumeId: string, formatted = false): void {
@@ -227,7 +229,18 @@ export function attachVolume(box: Sandbox, volumeId: string, formatted = false):
     if (formatted) box.write("disk/uuid", "0b5e55ed-0000-4000-8000-000000000001\n");
     box.stub("blkid", `[ -f "$SANDBOX/disk/uuid" ] || exit 2
 case "$*" in *"-s UUID"*) cat "$SANDBOX/disk/uuid" ;; *) echo "DEVNAME=$3"; echo "UUID=$(cat "$SANDBOX/disk/uuid")"; echo TYPE=ext4 ;; esac`);
-    box.stub("mkfs.ext4", `mkdir -p "$SANDBOX/disk"; echo 1a2b3c4d-0000-4000-8000-000000000002 > "$SANDBOX/disk/uuid"`);
+    box.stub("mkfs.ext4", `mkdir -p "$SANDBOX/disk"; echo 1a2b3c4d-0000-4000-8000-000000000002 > "$SANDBOX/disk/uuid"; rm -f "$SANDBOX/disk/fs-size"`);
+    box.stub("blockdev", `[ "$1" = --getsize64 ] && cat "$SANDBOX/disk/size" 2>/dev/null || echo 1099511627776`);
+    box.stub(
+        "resize2fs",
+        `disk=$(cat "$SANDBOX/disk/size" 2>/dev/null || echo 1099511627776); fs=$(cat "$SANDBOX/disk/fs-size" 2>/dev/null || echo "$disk")
+echo "resize2fs 1.47.0 (5-Feb-2023)" >&2
+if [ "$fs" -ge "$disk" ]; then echo "The filesystem is already $((fs / 4096)) (4k) blocks long.  Nothing to do!"; exit 0; fi
+echo "Filesystem at $1 is mounted on /mnt; on-line resizing required"
+echo "old_desc_blocks = 1, new_desc_blocks = 2"
+echo "$disk" > "$SANDBOX/disk/fs-size"
+echo "The filesystem on $1 is now $((disk / 4096)) (4k) blocks long."`,
+    );
     box.stub("mountpoint", `[ -f "$SANDBOX/disk/mounted" ]`);
     box.stub("mount", `mkdir -p "$SANDBOX/disk"; echo "$1" > "$SANDBOX/disk/mounted"`);
 }

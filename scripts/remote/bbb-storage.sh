@@ -9,11 +9,12 @@
 #     the directory onto the volume (cp -a), only then move the old directory aside (kept, never deleted),
 #     link, start BigBlueButton again. A failed copy leaves the old directory in place. Stopping ends running
 #     meetings: it happens only when the server hosts none (guard_meetings), unless FORCE_RESTART.
-# Inputs: FQDN VOLUME_ID (the data volume's id) FORCE_RESTART (true|false)
+# Inputs: FQDN VOLUME_ID (the data volume's id) VOLUME_SIZE (its GB: a grown volume's filesystem is grown)
+#         FORCE_RESTART (true|false)
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
-: "${FQDN:?}" "${VOLUME_ID:?}" "${FORCE_RESTART:?}"
+: "${FQDN:?}" "${VOLUME_ID:?}" "${VOLUME_SIZE:?}" "${FORCE_RESTART:?}"
 [[ $VOLUME_ID =~ ^[A-Za-z0-9-]{20,}$ ]] || fail "VOLUME_ID '$VOLUME_ID' is not an OpenStack volume id"
 
 mnt=/mnt/bbb-recordings
@@ -27,7 +28,7 @@ entries() {
 }
 
 say "mounting the data volume $VOLUME_ID at $mnt"
-mount_data_volume "$VOLUME_ID" "$mnt"
+mount_data_volume "$VOLUME_ID" "$mnt" "$VOLUME_SIZE"
 
 if [ -L "$link" ]; then
   current=$(readlink "$link")

@@ -3,13 +3,13 @@
 # on the OpenStack data volume, behind host nginx with a Let's Encrypt certificate (HTTP-01, standalone,
 # nginx stopped around it by certbot's hooks, also on renewals). Containers are replaced only when their
 # arguments or the env file change; nginx is reloaded only when its site changed.
-# Inputs: FQDN EMAIL GREENLIGHT_VERSION (image tag, e.g. v3.8.2.4) VOLUME_ID (the data volume's id)
+# Inputs: FQDN EMAIL GREENLIGHT_VERSION (image tag, e.g. v3.8.2.4) VOLUME_ID (the data volume's id) VOLUME_SIZE (its GB)
 #         SECRET_KEY_BASE (hex) DB_PASSWORD (alphanumeric) BBB_ENDPOINT (https://<scalelite>/bigbluebutton/api/)
 #         BBB_SECRET (a Scalelite consumer secret) POSTGRES_IMAGE REDIS_IMAGE HEALTH_WAIT_SECONDS.
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
-for input in FQDN EMAIL GREENLIGHT_VERSION VOLUME_ID SECRET_KEY_BASE DB_PASSWORD BBB_ENDPOINT BBB_SECRET \
+for input in FQDN EMAIL GREENLIGHT_VERSION VOLUME_ID VOLUME_SIZE SECRET_KEY_BASE DB_PASSWORD BBB_ENDPOINT BBB_SECRET \
   POSTGRES_IMAGE REDIS_IMAGE HEALTH_WAIT_SECONDS; do
   [ -n "${!input:-}" ] || fail "input $input is missing"
 done
@@ -33,7 +33,7 @@ live=/etc/letsencrypt/live/$FQDN
 db_name=greenlight-v3-production
 
 say "mounting the data volume $VOLUME_ID at $data"
-mount_data_volume "$VOLUME_ID" "$data"
+mount_data_volume "$VOLUME_ID" "$data" "$VOLUME_SIZE"
 mkdir -p "$ROOT$data/postgres" "$ROOT$data/redis" "$ROOT$data/greenlight"
 
 say "installing docker, nginx and certbot"

@@ -141,11 +141,12 @@ pending_done() {
   rm -f "$(pending_file "$1")"
 }
 
-# Attaches an OpenStack data volume at MOUNTPOINT: finds its disk (Nova gives the disk the first 20
+# Attaches an OpenStack data volume of SIZE_GB at MOUNTPOINT: finds its disk (Nova gives the disk the first 20
 # characters of the volume id as serial), makes a filesystem only on a blank disk, never on one that holds
-# anything, and mounts it through /etc/fstab by UUID.
+# anything, mounts it through /etc/fstab by UUID, and grows the filesystem to the volume's size (a volume
+# grown in Cinder is extended online; the disk shows its new size shortly after).
 mount_data_volume() {
-  local volume_id=$1 mountpoint=$2 serial=${1:0:20} device="" link deadline uuid
+  local volume_id=$1 mountpoint=$2 size_gb=$3 serial=${1:0:20} device="" link deadline uuid have out
   deadline=$((SECONDS + ${VOLUME_WAIT_SECONDS:-300}))
   while :; do
     for link in "$ROOT/dev/disk/by-id/virtio-$serial" "$ROOT/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_$serial"; do
@@ -175,6 +176,17 @@ mount_data_volume() {
     printf 'UUID=%s %s ext4 defaults,nofail 0 2\n' "$uuid" "$mountpoint" >>"$ROOT/etc/fstab"
   fi
   mountpoint -q "$ROOT$mountpoint" || mount "$ROOT$mountpoint" || fail "cannot mount the data volume at $mountpoint"
+  while have=$(blockdev --getsize64 "$device") && [ "$have" -lt $((size_gb * 1073741824)) ]; do
+    [ "$SECONDS" -lt "$deadline" ] ||
+      fail "data volume $volume_id shows $((have / 1073741824)) GB on $device, not the $size_gb GB it was given (is its extension still running? see: openstack volume show $volume_id)"
+    sleep 2
+  done
+  # resize2fs grows a mounted ext4 online, and does nothing when the filesystem fills the disk already.
+  out=$(resize2fs "$device" 2>&1) || {
+    printf '%s\n' "$out" >&2
+    fail "cannot grow the filesystem of data volume $volume_id to its $size_gb GB (resize2fs)"
+  }
+  [[ $out != *" is now "* ]] || say "grew the filesystem of data volume $volume_id to its $size_gb GB"
 }
 
 # Pulls the images that are not here yet, so that replacing a container never waits on (or fails at) a

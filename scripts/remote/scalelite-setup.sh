@@ -9,7 +9,7 @@
 # mount it at /mnt/scalelite-recordings, see bbb-recordings.sh); with RECORDINGS false nothing is exported and
 # Scalelite records no meeting (RECORDING_DISABLED, OVERRIDE_CREATE_PARAMS=record=false).
 # Ends when https://FQDN/health_check answers "success" and the API answers SUCCESS.
-# Inputs: FQDN EMAIL SCALELITE_VERSION (image tag, e.g. v1.8.5) VOLUME_ID (the data volume's id)
+# Inputs: FQDN EMAIL SCALELITE_VERSION (image tag, e.g. v1.8.5) VOLUME_ID (the data volume's id) VOLUME_SIZE (its GB)
 #         SECRET_KEY_BASE (hex) DB_PASSWORD (alphanumeric) LOADBALANCER_SECRET
 #         LOADBALANCER_SECRETS (colon-separated, includes LOADBALANCER_SECRET)
 #         FORCE_REMOVE (true|false, kept for the node-removal step) POSTGRES_IMAGE REDIS_IMAGE
@@ -19,7 +19,7 @@
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
-: "${FQDN:?}" "${EMAIL:?}" "${SCALELITE_VERSION:?}" "${VOLUME_ID:?}" "${SECRET_KEY_BASE:?}" "${DB_PASSWORD:?}"
+: "${FQDN:?}" "${EMAIL:?}" "${SCALELITE_VERSION:?}" "${VOLUME_ID:?}" "${VOLUME_SIZE:?}" "${SECRET_KEY_BASE:?}" "${DB_PASSWORD:?}"
 : "${LOADBALANCER_SECRET:?}" "${LOADBALANCER_SECRETS:?}" "${FORCE_REMOVE:?}" "${POSTGRES_IMAGE:?}"
 : "${REDIS_IMAGE:?}" "${HEALTH_WAIT_SECONDS:?}" "${RECORDINGS:?}" "${NFS_CLIENTS?}" "${RETENTION_DAYS:?}"
 [[ $RETENTION_DAYS =~ ^[0-9]+$ ]] || fail "RETENTION_DAYS must be a number of days, not '$RETENTION_DAYS'"
@@ -62,7 +62,7 @@ image=blindsidenetwks/scalelite:$SCALELITE_VERSION
 # 1. The data volume: PostgreSQL, Redis and the recordings (the tree and owners of Scalelite's
 #    docs/sharedvolume-README.md: the containers write as uid 1000, BBB nodes through gid 2000).
 say "mounting the data volume $VOLUME_ID at $data"
-mount_data_volume "$VOLUME_ID" "$data"
+mount_data_volume "$VOLUME_ID" "$data" "$VOLUME_SIZE"
 mkdir -p "$ROOT$data/postgres" "$ROOT$data/redis"
 record_dirs=("$recordings/spool" "$recordings/recording/scalelite" "$recordings/published" "$recordings/unpublished")
 mkdir -p "${record_dirs[@]}"
