@@ -169,6 +169,34 @@ describe("bbb-installer", () => {
         expect(installerRuns()).toHaveLength(1);
     });
 
+    test("a step killed midway (the SSH session dropped) leaves the installer running; the next run waits for it, starts no second one", () => {
+        const killed = box.run("bbb-installer", INSTALL, { INSTALLER_SECONDS: "2" }, [], 700);
+        expect(killed.status).toBeNull();
+        const r = box.run("bbb-installer", INSTALL);
+        expect(r.stdout).toContain("bbb-install.sh runs already (started by an earlier, interrupted run of this step); waiting for it");
+        expect(r.stdout).toContain("already ran with these inputs; nothing to do");
+        expect(r.status).toBe(0);
+        expect(installerRuns()).toHaveLength(1);
+        expect(box.calls("systemd-run")).toEqual([`systemd-run --unit=bbb-deploy-install --collect --quiet ${box.root}/var/lib/bbb-deploy/bbb-install-run.sh`]);
+        expect(box.files().filter((f) => f.includes("pending"))).toEqual([]);
+    });
+
+    test("after a run that did not finish, dpkg's unfinished work is done before the installer runs again", () => {
+        expect(box.run("bbb-installer", INSTALL, { INSTALLER_RC: "100" }).status).toBe(1);
+        expect(box.calls("dpkg")).toEqual([]);
+        fs.writeFileSync(box.callLog, "");
+        expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+        expect(box.calls().filter((c) => /^(dpkg|bbb-install\.sh) /.test(c)).map((c) => c.split(" ")[0])).toEqual(["dpkg", "bbb-install.sh"]);
+        expect(box.calls("dpkg")).toEqual(["dpkg --configure -a"]);
+    });
+
+    test("the installer's command (with the TURN secret) is in a root-only file, never on the unit's command line", () => {
+        expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+        const runner = box.file("root/var/lib/bbb-deploy/bbb-install-run.sh");
+        expect((fs.statSync(runner).mode & 0o777).toString(8)).toBe("700");
+        expect(box.calls("systemd-run").join("\n")).not.toContain(TURN_SECRET);
+    });
+
     test("a failing installer fails the step with its exit code", () => {
         const r = box.run("bbb-installer", INSTALL, { INSTALLER_RC: "3" });
         expect(r.status).toBe(1);

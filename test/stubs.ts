@@ -5,19 +5,33 @@ import * as path from "path";
 import { Sandbox } from "./sandbox";
 
 /**
- * systemctl: remembers which units run in $SANDBOX/units/<unit>; `is-active` answers from there.
- * SYSTEMCTL_FAIL=<verb> makes that verb fail.
+ * systemctl: remembers which units run in $SANDBOX/units/<unit>; `is-active` answers from there as systemd
+ * does (prints active or inactive unless --quiet; exit 0 or 3). SYSTEMCTL_FAIL=<verb> makes that verb fail.
  */
 const SYSTEMCTL = `
 verb=$1; shift
 [ "\${SYSTEMCTL_FAIL:-}" = "$verb" ] && exit 1
 mkdir -p "$SANDBOX/units"
-unit=""; for a in "$@"; do case $a in -*) ;; *) unit=$a ;; esac; done
+unit=""; quiet=false; for a in "$@"; do case $a in --quiet) quiet=true ;; -*) ;; *) unit=$a ;; esac; done
 case $verb in
   start|restart) touch "$SANDBOX/units/$unit" ;;
   stop) rm -f "$SANDBOX/units/$unit" ;;
-  is-active) [ -f "$SANDBOX/units/$unit" ] ;;
+  is-active)
+    if [ -f "$SANDBOX/units/$unit" ]; then $quiet || echo active; else $quiet || echo inactive; exit 3; fi ;;
 esac`;
+
+/**
+ * systemd-run --unit=NAME [--collect] [--quiet] COMMAND, as systemd-run(1) (systemd 249) does without --wait:
+ * starts COMMAND as a transient service and returns at once; the unit is active while it runs and, with
+ * --collect, gone once it ended. Here: a background process, detached from the step (it outlives it).
+ */
+const SYSTEMD_RUN = `
+unit=""; cmd=()
+for a in "$@"; do case $a in --unit=*) unit=\${a#--unit=} ;; -*) ;; *) cmd+=("$a") ;; esac; done
+mkdir -p "$SANDBOX/units"
+[ -e "$SANDBOX/units/$unit" ] && { echo "Failed to start transient service unit: Unit $unit.service already exists." >&2; exit 1; }
+touch "$SANDBOX/units/$unit"
+( "\${cmd[@]}"; rm -f "$SANDBOX/units/$unit" ) </dev/null >/dev/null 2>&1 &`;
 
 /** certbot: "issues" a certificate by copying the sandbox's test certificate into the live directory. */
 const CERTBOT = `
@@ -166,6 +180,7 @@ const INSTALLER = `#!/usr/bin/env bash
 SANDBOX=\${SANDBOX:-$(cd "$(dirname "$0")/../../../.." && pwd)}
 printf '%s\\n' "bbb-install.sh $*" >> "$SANDBOX/calls.log"
 echo "Installing with $*"
+sleep "\${INSTALLER_SECONDS:-0}"
 [ "\${INSTALLER_RC:-0}" = 0 ] || exit "$INSTALLER_RC"
 mkdir -p "$SANDBOX/root/etc/bigbluebutton"
 props="$SANDBOX/root/etc/bigbluebutton/bbb-web.properties"
@@ -186,6 +201,8 @@ export const TEST_CERT_SUBJECT = "/CN=turn.example.org";
 
 export function installStubs(box: Sandbox): void {
     box.stub("systemctl", SYSTEMCTL);
+    box.stub("systemd-run", SYSTEMD_RUN);
+    box.stub("dpkg");
     box.stub("certbot", CERTBOT);
     box.stub("install", INSTALL);
     box.stub("curl", CURL);

@@ -17,8 +17,34 @@ state=$ROOT/var/lib/bbb-deploy
 installer=$state/bbb-install.sh
 done_file=$state/installer.sha256
 version_file=$state/installed-version
-mkdir -p "$state"
+runner=$state/bbb-install-run.sh
+result=$state/bbb-install.result
+log=$ROOT/var/log/bbb-deploy/bbb-install.log
+unit=bbb-deploy-install
+mkdir -p "$state" "$(dirname "$log")"
 chmod 0700 "$state"
+[[ $TURN_SECRET =~ ^[0-9a-f]+$ ]] || fail "the TURN secret must be lower-case hex"
+
+# bbb-install.sh runs as its own systemd unit, detached from this SSH session: a dropped session or a cancelled
+# pulumi up does not kill it halfway, and the next run of this step waits for it instead of starting another.
+installer_running() {
+  case $(systemctl is-active "$unit" 2>/dev/null) in active | activating | deactivating | reloading) return 0 ;; esac
+  return 1
+}
+wait_for_installer() {
+  local deadline=$((SECONDS + TIMEOUT_SECONDS + 60)) tenths=1
+  while installer_running; do
+    [ "$SECONDS" -lt "$deadline" ] ||
+      fail "bbb-install.sh (unit $unit) still runs after ${TIMEOUT_SECONDS}s (see: journalctl -u $unit; /var/log/bbb-deploy/bbb-install.log)"
+    # Looks again after 0.1 s, then twice as long each time, 10 s at most.
+    sleep "$((tenths / 10)).$((tenths % 10))"
+    tenths=$((tenths * 2 > 100 ? 100 : tenths * 2))
+  done
+}
+if installer_running; then
+  say "bbb-install.sh runs already (started by an earlier, interrupted run of this step); waiting for it"
+  wait_for_installer
+fi
 
 fingerprint=$(printf '%s\n' "$INSTALLER_URL" "$VERSION" "$FQDN" "$EMAIL" "$TURN_HOST" "$TURN_SECRET" "$GREENLIGHT" | sha256sum | cut -d' ' -f1)
 if [ -f "$done_file" ] && [ "$(cat "$done_file")" = "$fingerprint" ]; then
@@ -34,12 +60,19 @@ if [ "$UPGRADE_IN_PLACE" != true ] && [ -n "$installed" ] && [ "$installed" != "
 fi
 
 # The installer restarts every BigBlueButton service: it runs only on a server that hosts no meeting. An
-# earlier run that did not finish (the SSH session dropped, pulumi up was cancelled) left BigBlueButton half
-# installed: its API may not answer, and running the installer again is what finishes it.
+# earlier run that did not finish (it failed, or was killed) left BigBlueButton half installed: its API may
+# not answer, and running the installer again is what finishes it, once dpkg's own unfinished work is done.
+: >"$log"
+chmod 0600 "$log"
 if pending install && ! meetings_here >/dev/null; then
   say "an earlier bbb-install.sh run did not finish; running it again"
 else
   guard_meetings "re-running bbb-install.sh (it restarts every BigBlueButton service)" "$FORCE_REINSTALL" forceReinstall
+fi
+if pending install; then
+  say "finishing what an interrupted run left to dpkg (dpkg --configure -a)"
+  DEBIAN_FRONTEND=noninteractive dpkg --configure -a >>"$log" 2>&1 ||
+    fail "dpkg --configure -a failed; the package database needs a hand (log: /var/log/bbb-deploy/bbb-install.log)"
 fi
 pending_add install
 
@@ -50,24 +83,36 @@ mv -f "$installer.new" "$installer"
 
 args=(-v "$VERSION" -s "$FQDN" -e "$EMAIL" -c "$TURN_HOST:$TURN_SECRET")
 [ "$GREENLIGHT" = true ] && args+=(-g)
-# The installer's output (thousands of lines) goes to a root-only log, not into the Pulumi state.
-log=$ROOT/var/log/bbb-deploy/bbb-install.log
-mkdir -p "$(dirname "$log")"
-: >"$log"
-chmod 0600 "$log"
-say "running bbb-install.sh ${args[*]//"$TURN_SECRET"/[secret]} (output: /var/log/bbb-deploy/bbb-install.log)"
-set +e
-timeout "$TIMEOUT_SECONDS" bash "$installer" "${args[@]}" 2>&1 | mask "$TURN_SECRET" >"$log"
-rc=${PIPESTATUS[0]}
-set -e
-if [ "$rc" -ne 0 ]; then
+# The runner holds the TURN secret: root only. The installer's output (thousands of lines) goes to a root-only
+# log with the secret masked, not into the Pulumi state; its exit code to $result; its success is recorded.
+(
+  umask 077
+  cat >"$runner" <<RUNNER
+#!/usr/bin/env bash
+# Written by the bbb-installer step (bbb, Pulumi); run as systemd unit $unit.
+set -o pipefail
+timeout $TIMEOUT_SECONDS bash $(printf '%q' "$installer") $(printf '%q ' "${args[@]}")2>&1 | sed 's/$TURN_SECRET/[secret]/g' >>$(printf '%q' "$log")
+rc=\$?
+if [ "\$rc" -eq 0 ]; then
+  printf '%s\\n' $fingerprint >$(printf '%q' "$done_file")
+  printf '%s\\n' $(printf '%q' "$VERSION") >$(printf '%q' "$version_file")
+  rm -f $(printf '%q' "$(pending_file install)")
+fi
+echo "\$rc" >$(printf '%q' "$result")
+RUNNER
+)
+chmod 0700 "$runner"
+rm -f "$result"
+say "running bbb-install.sh ${args[*]//"$TURN_SECRET"/[secret]} as unit $unit (output: /var/log/bbb-deploy/bbb-install.log)"
+systemd-run --unit="$unit" --collect --quiet "$runner" || fail "cannot start bbb-install.sh as the systemd unit $unit"
+wait_for_installer
+
+rc=$(cat "$result" 2>/dev/null || echo none)
+if [ "$rc" != 0 ]; then
   tail -n 40 "$log" >&2
-  [ "$rc" -eq 124 ] && fail "bbb-install.sh did not finish within ${TIMEOUT_SECONDS}s (log: /var/log/bbb-deploy/bbb-install.log)"
+  [ "$rc" = 124 ] && fail "bbb-install.sh did not finish within ${TIMEOUT_SECONDS}s (log: /var/log/bbb-deploy/bbb-install.log)"
+  [ "$rc" = none ] && fail "bbb-install.sh ended without an exit code (killed? see: journalctl -u $unit)"
   fail "bbb-install.sh failed with exit code $rc (last lines above; log: /var/log/bbb-deploy/bbb-install.log)"
 fi
-
-pending_done install
-printf '%s\n' "$fingerprint" >"$done_file"
-printf '%s\n' "$VERSION" >"$version_file"
 chmod 0600 "$done_file" "$version_file"
 say "bbb-install.sh finished"
