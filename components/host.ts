@@ -21,6 +21,12 @@ export interface HostArgs {
     flavor: string;
     /** Boot volume size in GB. */
     volumeSize: number;
+    /**
+     * Flavor and boot volume size apply only when the VM is created (default false: a new flavor resizes the
+     * VM, rebooting it; a new boot volume size replaces it). A pool's BBB servers take new sizes with new
+     * servers (scale-up, a release), never all at once.
+     */
+    sizedAtCreation?: boolean;
     /** Security group ids of the host's port (its role's group). */
     securityGroupIds: pulumi.Input<string>[];
     network: NetworkSettings;
@@ -103,7 +109,14 @@ export class Host extends pulumi.ComponentResource {
                 parent: this,
                 // A rotated image behind the same name, or a new key pair, must not rebuild a running
                 // server: new images roll out by deliberate replacement.
-                ignoreChanges: ["imageName", "imageId", "blockDevices[0].uuid", "keyPair", "userData"],
+                ignoreChanges: [
+                    "imageName",
+                    "imageId",
+                    "blockDevices[0].uuid",
+                    "keyPair",
+                    "userData",
+                    ...(args.sizedAtCreation ? ["flavorName", "blockDevices[0].volumeSize"] : []),
+                ],
                 // The port survives the VM; a new VM must not be created on it while the old holds it.
                 deleteBeforeReplace: true,
             },

@@ -82,6 +82,8 @@ export class Platform extends pulumi.ComponentResource {
             imageId: args.cloud.imageIds[spec.release?.image ?? s.image],
             flavor: s.flavors[spec.role],
             volumeSize: s.volumeSizes[spec.role],
+            // A pool's servers get a new flavor or boot volume size one at a time, by replacement (releases).
+            sizedAtCreation: !single && spec.role === "bbb",
             securityGroupIds: [groups[spec.role].id],
             network: s.network,
             networkId: args.cloud.networkId,

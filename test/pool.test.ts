@@ -175,3 +175,13 @@ test("a grown data volume runs its host's setup again, which grows the filesyste
     expect(stepInputs(byName(custom, "scalelite-setup").inputs.stdin).VOLUME_SIZE).toBe("50");
     expect(stepInputs(byName(four, "greenlight-setup").inputs.stdin).VOLUME_SIZE).toBe(String(byName(four, "greenlight-data").inputs.size));
 });
+
+test("a new BBB flavor or boot volume size in a pool changes no running server: new servers (scale-up, a release) get it", async () => {
+    const bigger = await evaluate({ ...POOL, poolSize: 3, flavors: { bbb: "m1.xlarge" }, volumeSizes: { bbb: 200 } });
+    expect(diff(three, bigger).changed.filter((name) => /^bbb-\d+-vm$/.test(name))).toEqual([]);
+    const vm = byName(bigger, "bbb-1-vm");
+    expect(vm.inputs.flavorName).toBe("m1.xlarge");
+    expect(vm.ignoreChanges).toEqual(expect.arrayContaining(["flavorName", "blockDevices[0].volumeSize"]));
+    // Scalelite, TURN and Greenlight are resized in place as before (one host each, no meetings on them).
+    expect(byName(bigger, "scalelite-vm").ignoreChanges).not.toContain("flavorName");
+});
