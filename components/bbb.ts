@@ -1,6 +1,7 @@
 // A BigBlueButton server: a host and its steps, one after the other (each may restart services):
-//   bbb-storage (single topology with recordings: /var/bigbluebutton on a volume of its own, before the
-//   installer) -> bbb-installer -> bbb-configure (API secret, bbb-web properties, signed API check) ->
+//   bbb-storage (single topology: /var/bigbluebutton with recordings, Greenlight's project with Greenlight,
+//   each on a volume of its own, before the installer) -> bbb-installer -> bbb-configure (API secret,
+//   bbb-web properties, signed API check) ->
 //   bbb-data-policy (privacy: logs, retention; recording options) -> bbb-dialin -> bbb-webhooks ->
 //   bbb-recordings (pool topology with recordings: Scalelite's NFS share and post-publish script).
 import { createHash } from "crypto";
@@ -70,6 +71,8 @@ export interface BbbServerArgs {
     recordings: RecordingSettings;
     /** Single topology with recordings: /var/bigbluebutton on a data volume of this size (GB). */
     recordingsVolume?: { size: number; protect: boolean };
+    /** Single topology with Greenlight: its compose project (database, .env) on a data volume of this size (GB). */
+    greenlightVolume?: { size: number; protect: boolean };
     /**
      * Pool topology with recordings: Scalelite's NFS share and the post-publish script of its version; the
      * mount waits for Scalelite's setup, which exports the share.
@@ -111,12 +114,26 @@ export class BbbServer extends pulumi.ComponentResource {
         this.secret = args.secret;
         this.previous = this.host.ready;
 
-        if (args.recordingsVolume) {
-            const data = dataVolume(name, { host: this.host, size: args.recordingsVolume.size, protect: args.recordingsVolume.protect }, this);
+        // What users create lives on data volumes, moved there before the installer writes it.
+        const storage = [
+            { volume: args.recordingsVolume, resource: name, suffix: "storage", mount: "/mnt/bbb-recordings", directory: "/var/bigbluebutton", service: "bigbluebutton" },
+            { volume: args.greenlightVolume, resource: `${name}-greenlight`, suffix: "greenlight-storage", mount: "/mnt/bbb-greenlight", directory: "/root/greenlight-v3", service: "greenlight" },
+        ];
+        for (const { volume, resource, suffix, mount, directory, service } of storage) {
+            if (!volume) continue;
+            const data = dataVolume(resource, { host: this.host, size: volume.size, protect: volume.protect }, this);
             this.step(
-                "storage",
+                suffix,
                 "bbb-storage",
-                { FQDN: this.host.fqdn, VOLUME_ID: data.volume.id, VOLUME_SIZE: String(args.recordingsVolume.size), FORCE_RESTART: String(args.forceReinstall) },
+                {
+                    FQDN: this.host.fqdn,
+                    VOLUME_ID: data.volume.id,
+                    VOLUME_SIZE: String(volume.size),
+                    MOUNT: mount,
+                    DIRECTORY: directory,
+                    SERVICE: service,
+                    FORCE_RESTART: String(args.forceReinstall),
+                },
                 [data.attachment],
             );
         }

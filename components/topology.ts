@@ -165,6 +165,7 @@ export class Platform extends pulumi.ComponentResource {
                     privacy: s.privacy,
                     recordings: s.recordings,
                     ...(single && s.recordings.enabled ? { recordingsVolume: { size: s.dataVolumeSizes.bbb, protect: s.protectData } } : {}),
+                    ...(single && s.greenlight ? { greenlightVolume: { size: s.dataVolumeSizes.greenlight, protect: s.protectData } } : {}),
                     ...(scalelite && s.recordings.enabled
                         ? { scaleliteRecordings: { nfsServer: scalelite.host.privateIpv4, scaleliteVersion: s.scaleliteVersion, exported: scalelite.setup } }
                         : {}),

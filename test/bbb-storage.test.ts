@@ -8,6 +8,15 @@ import { attachVolume, installedBbb, installStubs } from "./stubs";
 const VOLUME = "5705a6e0-0000-4000-8000-0000000b0b0b";
 const LINK = "root/var/bigbluebutton";
 const TARGET = "root/mnt/bbb-recordings/bigbluebutton";
+const RECORDINGS = {
+    FQDN: "bbb-1.example.org",
+    VOLUME_ID: VOLUME,
+    VOLUME_SIZE: "100",
+    MOUNT: "/mnt/bbb-recordings",
+    DIRECTORY: "/var/bigbluebutton",
+    SERVICE: "bigbluebutton",
+    FORCE_RESTART: "false",
+};
 
 /**
  * bbb-conf --stop/--start: records "stop dir" / "start link" (the state of /var/bigbluebutton) in $SANDBOX/bbb;
@@ -34,7 +43,7 @@ beforeEach(() => {
 });
 afterEach(() => box.cleanup());
 
-const run = (env: Record<string, string> = {}, inputs: Record<string, string> = {}) => box.run("bbb-storage", { FQDN: "bbb-1.example.org", VOLUME_ID: VOLUME, VOLUME_SIZE: "100", FORCE_RESTART: "false", ...inputs }, env);
+const run = (env: Record<string, string> = {}, inputs: Record<string, string> = {}) => box.run("bbb-storage", { ...RECORDINGS, ...inputs }, env);
 const ok = () => {
     const r = run();
     expect(r.stderr).toBe("");
@@ -72,7 +81,7 @@ test("a volume kept from a replaced VM: never formatted, its recordings kept as 
     expect(box.calls("mkfs.ext4")).toEqual([]);
     expect(linkTarget()).toBe(box.file(TARGET));
     expect(read(`${LINK}/published/presentation/old/metadata.xml`)).toBe("<kept/>\n");
-    expect(r.stdout).toContain("keeping the recordings already on the data volume");
+    expect(r.stdout).toContain("keeping what the data volume holds already (/mnt/bbb-recordings/bigbluebutton)");
     expect(box.calls("bbb-conf")).toEqual([]);
 });
 
@@ -177,7 +186,7 @@ test("a failing bbb-conf --stop moves nothing, starts BBB again and says so", ()
     installedTree();
     const r = run({ BBB_CONF_FAIL: "--stop" });
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain("bbb-conf: --stop failed\nbbb-storage: error: bbb-conf --stop failed; /var/bigbluebutton is left as it was");
+    expect(r.stderr).toContain("bbb-conf: --stop failed\nbbb-storage: error: stopping bigbluebutton failed; /var/bigbluebutton is left as it was");
     expect(fs.lstatSync(box.file(LINK)).isDirectory()).toBe(true);
     expect(fs.existsSync(box.file(TARGET))).toBe(false);
     expect(box.calls("bbb-conf")).toEqual(["bbb-conf --secret", "bbb-conf --stop", "bbb-conf --start"]);
@@ -210,4 +219,48 @@ test("a /var/bigbluebutton that links elsewhere, a missing volume or a bad VOLUM
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain("bbb-storage: error: VOLUME_ID 'x; rm -rf /' is not an OpenStack volume id");
     expect(box.calls()).toEqual([]);
+});
+
+describe("Greenlight's compose project (single topology with Greenlight)", () => {
+    const GREENLIGHT = { ...RECORDINGS, MOUNT: "/mnt/bbb-greenlight", DIRECTORY: "/root/greenlight-v3", SERVICE: "greenlight" };
+    const GL = "root/root/greenlight-v3";
+    const GL_TARGET = "root/mnt/bbb-greenlight/greenlight-v3";
+    /** docker-compose (1.x, as bbb-install.sh installs it): stop / up -d, noted with the state of the project directory. */
+    const COMPOSE = `
+if [ -L "$ROOT/root/greenlight-v3" ]; then state=link; else state=dir; fi
+echo "\${3} $state" >> "$SANDBOX/compose"`;
+    const compose = () => (fs.existsSync(box.file("compose")) ? fs.readFileSync(box.file("compose"), "utf8").split("\n").filter(Boolean) : []);
+
+    test("a fresh VM: the project directory is a link onto the volume before bbb-install.sh -g makes it", () => {
+        attachVolume(box, VOLUME);
+        const r = box.run("bbb-storage", GREENLIGHT);
+        expect(r.status).toBe(0);
+        expect(fs.readlinkSync(box.file(GL))).toBe(box.file(GL_TARGET));
+        expect(box.calls("bbb-conf")).toEqual([]);
+    });
+
+    test("an installed Greenlight: stopped (no meeting checked or ended), its database, .env and compose file moved, started again", () => {
+        attachVolume(box, VOLUME);
+        box.write(`${GL}/docker-compose.yml`, "services:\n  postgres:\n");
+        box.write(`${GL}/.env`, "SECRET_KEY_BASE=x\n");
+        box.write(`${GL}/data/postgres/14/database_data/PG_VERSION`, "14\n");
+        box.write("meetings", "lecture\n");
+        box.stub("docker-compose", COMPOSE);
+        const r = box.run("bbb-storage", GREENLIGHT);
+        expect(r.stderr).toBe("");
+        expect(r.status).toBe(0);
+        expect(compose()).toEqual(["stop dir", "up link"]);
+        expect(read(`${GL_TARGET}/data/postgres/14/database_data/PG_VERSION`)).toBe("14\n");
+        expect(read(`${GL}/.env`)).toBe("SECRET_KEY_BASE=x\n");
+        expect(read("meetings")).toBe("lecture\n");
+        expect(box.calls("bbb-conf")).toEqual([]);
+    });
+
+    test("a replaced VM finds the project on the volume: kept as it is, linked", () => {
+        attachVolume(box, VOLUME, true);
+        box.write(`${GL_TARGET}/.env`, "SECRET_KEY_BASE=kept\n");
+        const r = box.run("bbb-storage", GREENLIGHT);
+        expect(r.status).toBe(0);
+        expect(read(`${GL}/.env`)).toBe("SECRET_KEY_BASE=kept\n");
+    });
 });

@@ -89,10 +89,33 @@ describe("the steps follow the options", () => {
         expect([...waitsFor(poolRecordings, "bbb-1-registration")]).toContain("bbb-1-recordings");
     });
 
+    test("Greenlight on one server: its compose project (database, .env) on a protected volume of its own, before the installer", async () => {
+        const run = await evaluate({ ...BASE_CONFIG, greenlight: true }, {}, "prod");
+        const volume = byName(run, "bbb-1-greenlight-data");
+        expect([volume.inputs.size, volume.protect]).toEqual([10, true]);
+        expect(inputs(run, "bbb-1-greenlight-storage")).toMatchObject({
+            VOLUME_ID: "bbb-1-greenlight-data-id",
+            MOUNT: "/mnt/bbb-greenlight",
+            DIRECTORY: "/root/greenlight-v3",
+            SERVICE: "greenlight",
+        });
+        expect([...waitsFor(run, "bbb-1-install")]).toEqual(expect.arrayContaining(["bbb-1-greenlight-storage", "bbb-1-greenlight-data-attach"]));
+        expect(ofType(plain, "openstack:blockstorage/volume:Volume").map((v) => v.name)).not.toContain("bbb-1-greenlight-data");
+    });
+
     test("recordings on one server: /var/bigbluebutton on a protected volume of its own, linked before the installer", () => {
         const volume = byName(singleRecordings, "bbb-1-data");
         expect([volume.inputs.size, volume.protect]).toEqual([100, true]);
-        expect(inputs(singleRecordings, "bbb-1-storage")).toEqual({ STEP: "bbb-storage", FQDN: "bbb-1.example.org", VOLUME_ID: "bbb-1-data-id", VOLUME_SIZE: "100", FORCE_RESTART: "false" });
+        expect(inputs(singleRecordings, "bbb-1-storage")).toEqual({
+            STEP: "bbb-storage",
+            FQDN: "bbb-1.example.org",
+            VOLUME_ID: "bbb-1-data-id",
+            VOLUME_SIZE: "100",
+            MOUNT: "/mnt/bbb-recordings",
+            DIRECTORY: "/var/bigbluebutton",
+            SERVICE: "bigbluebutton",
+            FORCE_RESTART: "false",
+        });
         expect([...waitsFor(singleRecordings, "bbb-1-install")]).toEqual(expect.arrayContaining(["bbb-1-storage", "bbb-1-data-attach"]));
         expect(inputs(singleRecordings, "bbb-1-data-policy")).toMatchObject({ PRIVACY: "standard", RETENTION_DAYS: "14", VIDEO: "false" });
         expect(inputs(singleRecordings, "turn-coturn").LOGGING).toBe("file");

@@ -1,26 +1,34 @@
 #!/usr/bin/env bash
-# BBB host (single topology with recordings), before bbb-installer: puts BigBlueButton's recordings on the
-# OpenStack data volume, mounted at /mnt/bbb-recordings (kept when the VM is replaced), by making
-# /var/bigbluebutton a link to /mnt/bbb-recordings/bigbluebutton (bbb-install.sh's -m only adds a link
-# after the packages made the directory, so the link must be there first).
-#   - /var/bigbluebutton missing (a fresh VM): link it; a volume kept from a replaced VM keeps its data.
+# BBB host (single topology), before bbb-installer: puts a directory that holds what users create on an
+# OpenStack data volume (kept when the VM is replaced), mounted at MOUNT, by making DIRECTORY a link to
+# MOUNT/<its name>: BigBlueButton's recordings ($dir; bbb-install.sh's -m only adds a link after
+# the packages made the directory, so the link must be there first), or Greenlight's compose project
+# (/root/greenlight-v3: its database, uploads, and the .env and compose file whose passwords the database
+# was made with; bbb-install.sh -g keeps a compose file and .env it finds and fills only empty values).
+#   - DIRECTORY missing (a fresh VM): link it; a volume kept from a replaced VM keeps its data.
 #   - already that link: nothing.
-#   - a real directory (BigBlueButton installed before recordings were turned on): stop BigBlueButton, copy
-#     the directory onto the volume (cp -a), only then move the old directory aside (kept, never deleted),
-#     link, start BigBlueButton again. A failed copy leaves the old directory in place. Stopping ends running
-#     meetings: it happens only when the server hosts none (guard_meetings), unless FORCE_RESTART.
+#   - a real directory (installed before the volume existed): stop SERVICE, copy the directory onto the
+#     volume (cp -a), only then move the old directory aside (kept, never deleted), link, start SERVICE
+#     again. A failed copy leaves the old directory in place. Stopping BigBlueButton ends running meetings:
+#     it happens only when the server hosts none (guard_meetings), unless FORCE_RESTART; stopping Greenlight
+#     ends no meeting (its pages are down for the copy).
 # Inputs: FQDN VOLUME_ID (the data volume's id) VOLUME_SIZE (its GB: a grown volume's filesystem is grown)
-#         FORCE_RESTART (true|false)
+#         MOUNT DIRECTORY SERVICE (bigbluebutton|greenlight) FORCE_RESTART (true|false)
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
-: "${FQDN:?}" "${VOLUME_ID:?}" "${VOLUME_SIZE:?}" "${FORCE_RESTART:?}"
+: "${FQDN:?}" "${VOLUME_ID:?}" "${VOLUME_SIZE:?}" "${MOUNT:?}" "${DIRECTORY:?}" "${SERVICE:?}" "${FORCE_RESTART:?}"
 [[ $VOLUME_ID =~ ^[A-Za-z0-9-]{20,}$ ]] || fail "VOLUME_ID '$VOLUME_ID' is not an OpenStack volume id"
+[[ $MOUNT =~ ^/mnt/[a-z0-9-]+$ ]] || fail "MOUNT '$MOUNT' is not a directory under /mnt"
+[[ $DIRECTORY =~ ^(/[A-Za-z0-9._-]+)+$ ]] || fail "DIRECTORY '$DIRECTORY' is not an absolute path"
+case $SERVICE in bigbluebutton | greenlight) ;; *) fail "SERVICE must be bigbluebutton or greenlight, not $SERVICE" ;; esac
 
-mnt=/mnt/bbb-recordings
-target=$ROOT$mnt/bigbluebutton
+mnt=$MOUNT
+dir=$DIRECTORY
+name=${DIRECTORY##*/}
+target=$ROOT$mnt/$name
 partial=$target.partial
-link=$ROOT/var/bigbluebutton
+link=$ROOT$dir
 
 # Lists a directory's entries (hidden ones too); empty when it holds nothing.
 entries() {
@@ -33,79 +41,99 @@ mount_data_volume "$VOLUME_ID" "$mnt" "$VOLUME_SIZE"
 if [ -L "$link" ]; then
   current=$(readlink "$link")
   [ "$current" = "$target" ] ||
-    fail "/var/bigbluebutton is a link to $current, not to $mnt/bigbluebutton; refusing to change it (move it away by hand)"
-  [ -d "$target" ] || fail "/var/bigbluebutton links to $mnt/bigbluebutton, which is missing: is the data volume the right one?"
-  say "/var/bigbluebutton already links to $mnt/bigbluebutton"
+    fail "$dir is a link to $current, not to $mnt/$name; refusing to change it (move it away by hand)"
+  [ -d "$target" ] || fail "$dir links to $mnt/$name, which is missing: is the data volume the right one?"
+  say "$dir already links to $mnt/$name"
   exit 0
 fi
 
-# A copy interrupted by an earlier run: its source is still in /var/bigbluebutton (or was moved aside).
+# A copy interrupted by an earlier run: its source is still in $dir (or was moved aside).
 if [ -e "$partial" ]; then
   if [ -d "$link" ]; then
-    rm -rf "$partial" || fail "cannot remove the unfinished copy $mnt/bigbluebutton.partial of an earlier run"
+    rm -rf "$partial" || fail "cannot remove the unfinished copy $mnt/$name.partial of an earlier run"
   else
-    fail "$mnt/bigbluebutton.partial holds an unfinished copy of an earlier run and /var/bigbluebutton is gone;" \
-      "check /var/bigbluebutton.pre-volume* and the copy by hand"
+    fail "$mnt/$name.partial holds an unfinished copy of an earlier run and $dir is gone;" \
+      "check $dir.pre-volume* and the copy by hand"
   fi
 fi
 
 if [ ! -e "$link" ]; then
   if [ -d "$target" ] && [ -n "$(entries "$target")" ]; then
-    say "keeping the recordings already on the data volume ($mnt/bigbluebutton)"
+    say "keeping what the data volume holds already ($mnt/$name)"
   else
-    mkdir -p "$target" || fail "cannot create $mnt/bigbluebutton"
+    mkdir -p "$target" || fail "cannot create $mnt/$name"
   fi
-  mkdir -p "$ROOT/var"
-  ln -s "$target" "$link" || fail "cannot link /var/bigbluebutton to $mnt/bigbluebutton"
-  say "/var/bigbluebutton now links to $mnt/bigbluebutton"
+  mkdir -p "$(dirname "$link")"
+  ln -s "$target" "$link" || fail "cannot link $dir to $mnt/$name"
+  say "$dir now links to $mnt/$name"
   exit 0
 fi
 
-[ -d "$link" ] || fail "/var/bigbluebutton is neither a directory nor a link; refusing to touch it"
+[ -d "$link" ] || fail "$dir is neither a directory nor a link; refusing to touch it"
 
-# /var/bigbluebutton is a real directory: move its contents onto the volume.
+# $dir is a real directory: move its contents onto the volume.
 if [ -e "$target" ]; then
-  [ -d "$target" ] || fail "$mnt/bigbluebutton exists and is not a directory; refusing to touch it"
+  [ -d "$target" ] || fail "$mnt/$name exists and is not a directory; refusing to touch it"
   if [ -n "$(entries "$target")" ]; then
-    fail "both /var/bigbluebutton (a directory) and $mnt/bigbluebutton on the data volume hold data;" \
+    fail "both $dir (a directory) and $mnt/$name on the data volume hold data;" \
       "refusing to merge or overwrite either: move one of them away by hand, then run again"
   fi
-  rm -d "$target" || fail "cannot remove the empty $mnt/bigbluebutton"
+  rm -d "$target" || fail "cannot remove the empty $mnt/$name"
 fi
 
+# What uses the directory: stopped for the copy, started again after it (also when the copy fails).
+service_here() {
+  case $SERVICE in
+    bigbluebutton) command -v bbb-conf >/dev/null ;;
+    greenlight) command -v docker-compose >/dev/null && [ -f "$link/docker-compose.yml" ] ;;
+  esac
+}
+stop_service() {
+  case $SERVICE in
+    bigbluebutton) bbb-conf --stop ;;
+    greenlight) docker-compose -f "$link/docker-compose.yml" stop ;;
+  esac
+}
+start_service() {
+  case $SERVICE in
+    bigbluebutton) bbb-conf --start ;;
+    greenlight) docker-compose -f "$link/docker-compose.yml" up -d ;;
+  esac
+}
 stopped=false
-start_bbb() {
+start_again() {
   if [ "$stopped" = true ]; then
     stopped=false
-    say "starting BigBlueButton again"
-    bbb-conf --start >/dev/null 2>&1 || echo "${STEP:-step}: error: bbb-conf --start failed; start BigBlueButton by hand" >&2
+    say "starting $SERVICE again"
+    start_service >/dev/null 2>&1 || echo "${STEP:-step}: error: starting $SERVICE failed; start it by hand" >&2
   fi
 }
-trap start_bbb EXIT
+trap start_again EXIT
 
-if command -v bbb-conf >/dev/null; then
-  guard_meetings "stopping BigBlueButton to move /var/bigbluebutton onto the data volume" "$FORCE_RESTART" forceReinstall
-  say "stopping BigBlueButton to move /var/bigbluebutton onto the data volume"
+if service_here; then
+  [ "$SERVICE" = bigbluebutton ] &&
+    guard_meetings "stopping BigBlueButton to move $dir onto the data volume" "$FORCE_RESTART" forceReinstall
+  say "stopping $SERVICE to move $dir onto the data volume"
   stopped=true
-  if ! out=$(bbb-conf --stop 2>&1); then
+  if ! out=$(stop_service 2>&1); then
     tail -n 20 <<<"$out" >&2
-    fail "bbb-conf --stop failed; /var/bigbluebutton is left as it was"
+    fail "stopping $SERVICE failed; $dir is left as it was"
   fi
 fi
 
-say "copying /var/bigbluebutton to $mnt/bigbluebutton"
-mkdir -p "$partial" || fail "cannot create $mnt/bigbluebutton.partial"
+say "copying $dir to $mnt/$name"
+mkdir -p "$partial" || fail "cannot create $mnt/$name.partial"
 if ! cp -a "$link/." "$partial/"; then
-  # Only the unfinished copy goes; /var/bigbluebutton is untouched.
+  # Only the unfinished copy goes; $dir is untouched.
   rm -rf "$partial" || true
-  fail "copying /var/bigbluebutton to $mnt/bigbluebutton failed (is the data volume full?); /var/bigbluebutton is left as it was"
+  fail "copying $dir to $mnt/$name failed (is the data volume full?); $dir is left as it was"
 fi
-mv "$partial" "$target" || fail "cannot rename $mnt/bigbluebutton.partial to $mnt/bigbluebutton; /var/bigbluebutton is left as it was"
+mv "$partial" "$target" || fail "cannot rename $mnt/$name.partial to $mnt/$name; $dir is left as it was"
 
 aside=$link.pre-volume
 [ -e "$aside" ] && aside=$link.pre-volume-$(date +%Y%m%d%H%M%S)
-mv "$link" "$aside" || fail "cannot move /var/bigbluebutton aside to ${aside#"$ROOT"}; the copy is in $mnt/bigbluebutton"
+mv "$link" "$aside" || fail "cannot move $dir aside to ${aside#"$ROOT"}; the copy is in $mnt/$name"
 ln -s "$target" "$link" ||
-  fail "cannot link /var/bigbluebutton to $mnt/bigbluebutton; the old directory is ${aside#"$ROOT"}, the copy $mnt/bigbluebutton"
-say "/var/bigbluebutton now links to $mnt/bigbluebutton; the old directory is kept at ${aside#"$ROOT"} (remove it once the recordings play)"
-start_bbb
+  fail "cannot link $dir to $mnt/$name; the old directory is ${aside#"$ROOT"}, the copy $mnt/$name"
+say "$dir now links to $mnt/$name; the old directory is kept at ${aside#"$ROOT"} (remove it once everything works)"
+start_again
