@@ -9,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { DialInSettings, RecordingSettings } from "./config";
 import { dataVolume } from "./data";
+import { checkBeforeChange, checkBeforeDelete } from "./guard";
 import { Host, HostArgs } from "./host";
 import { SIP_PORT } from "./ports";
 import { remoteStep } from "./remote";
@@ -65,6 +66,8 @@ export interface BbbServerArgs {
     greenlight: boolean;
     /** Re-run the installer even while meetings are running (and, in a pool, for a new version in place). */
     forceReinstall: boolean;
+    /** Delete or replace the VM even while meetings are running. */
+    forceRemove: boolean;
     /** A new version re-runs the installer on the server (single); false in a pool, upgraded by new servers. */
     upgradeInPlace: boolean;
     privacy: "strict" | "standard";
@@ -110,7 +113,29 @@ export class BbbServer extends pulumi.ComponentResource {
     constructor(name: string, args: BbbServerArgs, opts?: pulumi.ComponentResourceOptions) {
         super("bbb:bbb:BbbServer", name, {}, opts);
         this.args = args;
-        this.host = new Host(name, args.host, { parent: this });
+        // The VM changes only when it hosts no meeting: a resize or replacement the settings ask for is checked
+        // first (where flavor and boot volume size reach a running VM), and so is its deletion or replacement.
+        const check = { fqdn: args.host.fqdn, secret: args.secret, force: args.forceReinstall || args.forceRemove };
+        const resizeCheck = args.host.sizedAtCreation
+            ? []
+            : [
+                  checkBeforeChange(
+                      `${name}-resize-check`,
+                      {
+                          ...check,
+                          what: "resizing or replacing its VM (a new flavor or boot volume size)",
+                          forceKey: "forceReinstall",
+                          watched: { flavor: args.host.flavor, volumeSize: args.host.volumeSize },
+                      },
+                      { parent: this },
+                  ),
+              ];
+        this.host = new Host(name, { ...args.host, vmDependsOn: resizeCheck }, { parent: this });
+        checkBeforeDelete(
+            `${name}-vm-guard`,
+            { ...check, what: "deleting or replacing its VM", forceKey: "forceRemove", instanceId: this.host.instanceId },
+            { parent: this },
+        );
         this.secret = args.secret;
         this.previous = this.host.ready;
 

@@ -225,7 +225,7 @@ export const CONFIG_SCHEMA: Record<ConfigKey, KeySpec> = {
     forceReinstall: {
         type: "boolean",
         default: false,
-        description: "Re-run bbb-install.sh on a BBB server even while meetings are running (they end).",
+        description: "Restart BigBlueButton (installer, new secret or properties, a single server's resize) even while meetings are running or its API does not say (they end).",
         example: true,
     },
     bbbRelease: {
@@ -267,7 +267,7 @@ export const CONFIG_SCHEMA: Record<ConfigKey, KeySpec> = {
     forceRemove: {
         type: "boolean",
         default: false,
-        description: "Remove BBB servers from the pool even while meetings are running on them (they end).",
+        description: "Remove BBB servers from the pool, or delete or replace their VMs, even while meetings are running on them or they do not answer (they end).",
         example: true,
     },
     dataVolumeSizes: {

@@ -161,6 +161,7 @@ export class Platform extends pulumi.ComponentResource {
                     email: s.letsEncryptEmail,
                     greenlight: single && s.greenlight,
                     forceReinstall: s.forceReinstall,
+                    forceRemove: s.forceRemove,
                     upgradeInPlace: single,
                     privacy: s.privacy,
                     recordings: s.recordings,

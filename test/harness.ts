@@ -28,7 +28,7 @@ export async function evaluate(config: Record<string, unknown>, cloud: CloudMock
 
 /** The resources of one BBB server of a pool (floating network, Cloudflare): host, steps, secret, registration. */
 export function serverResources(host: string): string[] {
-    return ["a", "configure", "data-policy", "fip", "fip-assoc", "install", "maintenance", "port", "ready", "registration", "secret", "vm"]
+    return ["a", "configure", "data-policy", "fip", "fip-assoc", "install", "maintenance", "port", "ready", "registration", "secret", "vm", "vm-guard"]
         .map((suffix) => `${host}-${suffix}`)
         .sort();
 }

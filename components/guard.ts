@@ -1,0 +1,87 @@
+// Guards on a BBB server's VM, run where `pulumi up` runs (node is there: it runs this program), asking the
+// server's API over HTTPS how many meetings it hosts, as lib.sh's guard_meetings does on the host:
+//   - before a resize or replacement the configuration asks for (a new flavor or boot volume size, single
+//     topology): the VM depends on the check, which runs when those change;
+//   - before the VM is deleted or replaced for any reason (`pulumi up --replace`, scale-down): the check's
+//     delete, which Pulumi runs before the VM's (it depends on the VM).
+// While meetings run, or when the API does not say, it refuses, unless the force setting is on. A server that
+// does not answer at all (broken) is replaced with forceRemove: true, set in a `pulumi up` of its own first.
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+
+/**
+ * The check, as node code: stdin is JSON { fqdn, secret, what, force, forceKey, watched? }. The secret goes
+ * only into the checksum. With `watched` (the values whose change it guards), its stdout is those values and
+ * nothing else: the command's previous stdout (PULUMI_COMMAND_STDOUT, unset on create) tells whether they
+ * changed, so that nothing is checked on creation, nor when only other inputs changed (a new secret the
+ * server does not answer to yet). Messages go to stderr. Exit 0: no meeting (or forced); 1: refused.
+ */
+export const MEETINGS_CHECK = `
+const crypto = require("crypto");
+const https = require("https");
+let input = "";
+process.stdin.on("data", (d) => (input += d)).on("end", () => {
+  const { fqdn, secret, what, force, forceKey, watched } = JSON.parse(input);
+  const now = watched === undefined ? "" : JSON.stringify(watched);
+  const previous = process.env.PULUMI_COMMAND_STDOUT;
+  if (watched !== undefined && (previous === undefined || previous.trim() === now)) return console.log(now);
+  const decide = (count, reason) => {
+    if (count === 0) console.error(fqdn + " hosts no meeting: " + what);
+    else if (force) console.error(forceKey + " is set: " + what + " although " + reason);
+    else {
+      console.error(reason + "; " + what + " would end them. Nothing was changed. Run pulumi up again once they have ended, or set " +
+        forceKey + ": true (pulumi config set " + forceKey + " true; pulumi up) to go ahead.");
+      process.exit(1);
+    }
+    if (now) console.log(now);
+  };
+  const sum = crypto.createHash("sha1").update("getMeetings" + secret).digest("hex");
+  const request = https.get("https://" + fqdn + "/bigbluebutton/api/getMeetings?checksum=" + sum, { timeout: 20000 }, (res) => {
+    let body = "";
+    res.setEncoding("utf8").on("data", (d) => (body += d)).on("end", () => {
+      if (!body.includes("<returncode>SUCCESS</returncode>")) return decide(-1, "cannot tell whether meetings run on " + fqdn + " (its API does not answer SUCCESS)");
+      const count = (body.match(/<meeting>/g) || []).length;
+      decide(count, count + " meeting(s) running on " + fqdn);
+    });
+  });
+  request.on("timeout", () => request.destroy(new Error("no answer within 20 s")));
+  request.on("error", (err) => decide(-1, "cannot tell whether meetings run on " + fqdn + " (" + err.message + ")"));
+});
+`;
+
+export interface MeetingsCheckArgs {
+    fqdn: string;
+    /** The API secret the server answers to. */
+    secret: pulumi.Input<string>;
+    /** What would end the meetings, e.g. "resizing the VM (it reboots)". */
+    what: string;
+    force: boolean;
+    /** The setting that forces it, named in the message. */
+    forceKey: string;
+}
+
+function stdin(args: MeetingsCheckArgs, more: Record<string, unknown> = {}): pulumi.Output<string> {
+    return pulumi
+        .all([args.secret])
+        .apply(([secret]) => JSON.stringify({ fqdn: args.fqdn, secret, what: args.what, force: args.force, forceKey: args.forceKey, ...more }));
+}
+
+const NODE = ["node", "-e"];
+
+/** Checked before the VM changes as `watched` asks; nothing on creation. The VM depends on it. */
+export function checkBeforeChange(name: string, args: MeetingsCheckArgs & { watched: Record<string, unknown> }, opts: pulumi.CustomResourceOptions) {
+    return new command.local.Command(
+        name,
+        { interpreter: NODE, create: MEETINGS_CHECK, update: MEETINGS_CHECK, stdin: stdin(args, { watched: args.watched }) },
+        opts,
+    );
+}
+
+/** Checked when the VM is deleted or replaced: Pulumi deletes this first, since it follows the VM's id. */
+export function checkBeforeDelete(name: string, args: MeetingsCheckArgs & { instanceId: pulumi.Input<string> }, opts: pulumi.CustomResourceOptions) {
+    return new command.local.Command(
+        name,
+        { interpreter: NODE, create: "0", delete: MEETINGS_CHECK, stdin: stdin(args), triggers: [args.instanceId] },
+        opts,
+    );
+}
