@@ -27,7 +27,10 @@ beforeAll(async () => {
         const url = new URL(req.url!, "https://localhost");
         const valid = url.pathname === "/bigbluebutton/api/getMeetings" &&
             url.searchParams.get("checksum") === crypto.createHash("sha1").update(`getMeetings${SECRET}`).digest("hex");
-        if (!answering) return res.writeHead(502).end("<html>502 Bad Gateway</html>");
+        if (!answering) {
+            res.writeHead(502).end("<html>502 Bad Gateway</html>");
+            return;
+        }
         res.end(valid
             ? `<response><returncode>SUCCESS</returncode><meetings>${meetings.map((m) => `<meeting><meetingID>${m}</meetingID></meeting>`).join("")}</meetings></response>`
             : "<response><returncode>FAILED</returncode><messageKey>checksumError</messageKey></response>");

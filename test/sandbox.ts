@@ -1,11 +1,11 @@
 // Runs a remote step for real, the way the program sends it (inputs + script on stdin to `bash -s`), in a
 // temporary directory whose PATH holds only stub commands and the few real tools a step may use, so an
 // unexpected command fails loudly instead of touching this machine.
-import { spawnSync } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { stepStdin } from "../components/remote";
+import { shellQuote, stepStdin } from "../components/remote";
 
 /** Real tools a step may call; anything else must be stubbed. */
 const REAL_TOOLS = [
@@ -90,8 +90,46 @@ export class Sandbox {
      * Runs a step of scripts/remote/ with the program's stdin framing, ROOT set to the sandbox's; `args`
      * are what the command line gives `bash -s` (e.g. a step's delete action).
      */
-    run(step: string, inputs: Record<string, string>, env: Record<string, string> = {}, args: string[] = []): StepResult {
-        return this.exec(stepStdin(step, { ROOT: this.root, ...inputs }), env, args);
+    run(step: string, inputs: Record<string, string>, env: Record<string, string> = {}, args: string[] = [], timeoutMs = 20000): StepResult {
+        return this.exec(stepStdin(step, { ROOT: this.root, ...inputs }), env, args, timeoutMs);
+    }
+
+    /**
+     * Runs a step's stdin exactly as the program built it (inputs, lib.sh, script: a command's `stdin`), with
+     * ROOT set to the sandbox's ahead of it; `args` are the words of its command line after `bash -s`. Not
+     * blocking: several hosts' steps may run at once.
+     */
+    runStdin(stdin: string, env: Record<string, string> = {}, args: string[] = []): Promise<StepResult> {
+        return new Promise((resolve, reject) => {
+            const child = spawn(which("bash"), ["-s", ...args], {
+                env: { PATH: this.bin, SANDBOX: this.dir, HOME: this.dir, LANG: "C.UTF-8", ...env },
+                timeout: 20000,
+            });
+            let stdout = "";
+            let stderr = "";
+            child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+            child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+            child.on("error", reject);
+            child.on("close", (status) => resolve({ status, stdout, stderr }));
+            child.stdin.on("error", () => undefined);
+            child.stdin.end(`ROOT=${shellQuote(this.root)}\n${stdin}`);
+        });
+    }
+
+    /** A new sandbox in the directory `dir` (made here; it must not exist), laid out as the constructor does. */
+    static makeAt(dir: string): Sandbox {
+        fs.mkdirSync(dir);
+        fs.mkdirSync(path.join(dir, "bin"));
+        fs.mkdirSync(path.join(dir, "root"));
+        fs.writeFileSync(path.join(dir, "calls.log"), "");
+        for (const tool of REAL_TOOLS) fs.symlinkSync(which(tool), path.join(dir, "bin", tool));
+        return Sandbox.at(dir);
+    }
+
+    /** A Sandbox over an existing sandbox directory (e.g. a copy of one made with `cp -a`). */
+    static at(dir: string): Sandbox {
+        const box = Object.create(Sandbox.prototype) as Sandbox;
+        return Object.assign(box, { dir, bin: path.join(dir, "bin"), callLog: path.join(dir, "calls.log"), root: path.join(dir, "root") });
     }
 
     /** Runs bash code after lib.sh, framed as a step is. */
@@ -99,12 +137,13 @@ export class Sandbox {
         return this.exec(stepStdin("lib-test", { ROOT: this.root }, `set -euo pipefail\n${code}`), env);
     }
 
-    private exec(input: string, env: Record<string, string>, args: string[] = []): StepResult {
+    /** Runs bash with `input` on stdin; after `timeoutMs` bash is killed (SIGTERM), as a dropped SSH session ends a step. */
+    private exec(input: string, env: Record<string, string>, args: string[] = [], timeoutMs = 20000): StepResult {
         const result = spawnSync(which("bash"), ["-s", ...args], {
             input,
             env: { PATH: this.bin, SANDBOX: this.dir, HOME: this.dir, LANG: "C.UTF-8", ...env },
             encoding: "utf8",
-            timeout: 20000,
+            timeout: timeoutMs,
         });
         return { status: result.status, stdout: result.stdout, stderr: result.stderr };
     }

@@ -1,7 +1,7 @@
 // The GitHub Actions workflows: what triggers them, which jobs run in which order with which token
 // permissions, that every stack gets its firewall diff, preview and deploy, and that no secret can
-// reach a shell script or the log. The firewall step and its PR comment script are run for real against
-// a fake `npm` and a fake GitHub API.
+// reach a shell script or the log. The firewall diff and impact step and its PR comment script are run for real
+// against a fake `npm` and a fake GitHub API.
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -239,8 +239,11 @@ describe("pull-request.yml", () => {
             expect(job.steps.indexOf(fail)).toBeGreaterThan(job.steps.indexOf(comment));
         });
 
-        /** Runs the diff step as GitHub would (bash -eo pipefail) with a fake npm; `rc` is each stack's exit code. */
-        function runDiff(rc: Record<string, number>, baseRef = "main") {
+        /**
+         * Runs the diff step as GitHub would (bash -eo pipefail) with a fake npm; `rc` is each stack's exit code of
+         * firewall:diff, `impact` each stack's exit code of impact (0 when not given).
+         */
+        function runDiff(rc: Record<string, number>, baseRef = "main", impact: Record<string, number> = {}) {
             const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bbb-workflow-"));
             fs.mkdirSync(path.join(dir, "bin"));
             fs.writeFileSync(
@@ -248,10 +251,10 @@ describe("pull-request.yml", () => {
                 [
                     "#!/bin/bash",
                     'echo "$*" >> "$NPM_LOG"',
-                    'stack=""; while [ $# -gt 0 ]; do [ "$1" = --stack ] && stack=$2; shift; done',
-                    'echo "| $stack-host | + 443/tcp from 0.0.0.0/0 |"',
+                    'script=$3; stack=""; while [ $# -gt 0 ]; do [ "$1" = --stack ] && stack=$2; shift; done',
+                    'if [ "$script" = impact ]; then echo "| $stack-host | resize the VM |"; else echo "| $stack-host | + 443/tcp from 0.0.0.0/0 |"; fi',
                     'echo "diagnostics for $stack" >&2',
-                    'var="RC_$stack"; exit "${!var}"',
+                    'var="RC_${script//[^a-z]/_}_$stack"; exit "${!var:-0}"',
                 ].join("\n"),
                 { mode: 0o755 },
             );
@@ -269,7 +272,8 @@ describe("pull-request.yml", () => {
                     NPM_LOG: files.npm,
                     STACKS: job.env!.STACKS,
                     BASE_REF: baseRef,
-                    ...Object.fromEntries(Object.entries(rc).map(([s, c]) => [`RC_${s}`, String(c)])),
+                    ...Object.fromEntries(Object.entries(rc).map(([s, c]) => [`RC_firewall_diff_${s}`, String(c)])),
+                    ...Object.fromEntries(Object.entries(impact).map(([s, c]) => [`RC_impact_${s}`, String(c)])),
                 },
             });
             const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, "utf8") : "");
@@ -277,10 +281,12 @@ describe("pull-request.yml", () => {
             return { status: r.status, stderr: r.stderr, summary: read(files.summary), outputs, calls: read(files.npm).trim().split("\n"), dir };
         }
 
-        test("runs the diff for every stack against origin/<base>; exit 1 (changed) is not a failure", () => {
+        test("runs the diff and the impact for every stack against origin/<base>; exit 1 (changed) is not a failure", () => {
             const r = runDiff({ dev: 1, prod: 0 });
             expect(r.status).toBe(0);
-            expect(r.calls).toEqual(STACKS.map((s) => `run --silent firewall:diff -- --stack ${s} --base origin/main`));
+            expect(r.calls).toEqual(
+                STACKS.flatMap((s) => [`run --silent firewall:diff -- --stack ${s} --base origin/main`, `run --silent impact -- --stack ${s} --base origin/main`]),
+            );
             expect(r.outputs.failed).toBe("");
             expect(r.summary).toMatch(/^<!-- bbb-firewall-diff -->\n/);
             expect(r.summary).toContain("### Stack `dev`: changed\n\n| dev-host | + 443/tcp from 0.0.0.0/0 |");
@@ -293,15 +299,35 @@ describe("pull-request.yml", () => {
         test("exit 2 (error) is reported, and fails the job through the last step", () => {
             const r = runDiff({ dev: 0, prod: 2 });
             expect(r.status).toBe(0);
-            expect(r.outputs.failed).toBe("prod");
+            expect(r.outputs.failed).toBe("prod (firewall:diff)");
             expect(r.summary).toContain("### Stack `prod`: error (exit 2");
             expect(r.summary).toContain("No security group rule changes");
         });
 
-        test("without a base branch (workflow_dispatch) it lets the command use its default, the merge base with main", () => {
+        test("the impact of each stack is in the same comment, after the firewall; its exit 2 (meetings at risk) is information", () => {
+            const r = runDiff({ dev: 0, prod: 0 }, "main", { dev: 1, prod: 2 });
+            expect(r.status).toBe(0);
+            expect(r.outputs.failed).toBe("");
+            expect(r.summary).toMatch(/^<!-- bbb-firewall-diff -->\n## Firewall rules\n/);
+            const impact = r.summary.slice(r.summary.indexOf("## What pulumi up does to the hosts"));
+            expect(r.summary.indexOf("## What pulumi up does to the hosts")).toBeGreaterThan(r.summary.indexOf("### Stack `prod`: unchanged"));
+            expect(impact).toContain("**Meetings or data at risk in: prod.**");
+            expect(impact).toContain("### Stack `dev`: steps run again, no meeting at risk\n\n| dev-host | resize the VM |");
+            expect(impact).toContain("### Stack `prod`: meetings or data at risk\n\n| prod-host | resize the VM |");
+            expect(runDiff({ dev: 0, prod: 0 }, "main", { dev: 0, prod: 0 }).summary).toContain("No meeting or data at risk in: dev prod.");
+        });
+
+        test("an impact that fails (exit 3) fails the job through the last step, after the comment", () => {
+            const r = runDiff({ dev: 0, prod: 0 }, "main", { dev: 3 });
+            expect(r.status).toBe(0);
+            expect(r.outputs.failed).toBe("dev (impact)");
+            expect(r.summary).toContain("### Stack `dev`: error (exit 3");
+        });
+
+        test("without a base branch (workflow_dispatch) it lets the commands use their defaults (merge base with main; HEAD)", () => {
             const r = runDiff({ dev: 0, prod: 0 }, "");
             expect(r.status).toBe(0);
-            expect(r.calls).toEqual(STACKS.map((s) => `run --silent firewall:diff -- --stack ${s}`));
+            expect(r.calls).toEqual(STACKS.flatMap((s) => [`run --silent firewall:diff -- --stack ${s}`, `run --silent impact -- --stack ${s}`]));
         });
 
         /** Runs the github-script step against a fake GitHub holding `existing` comments. */
