@@ -4,10 +4,14 @@
 //      one host after another (by hand) and five hosts at a time (Ansible's default forks);
 //  (b) the time to load and evaluate the program under mocks, each size in a fresh node process;
 //  (c) a rolling upgrade of the pool (upgrade.servers raised one server, or four, per pulumi up): what one
-//      round runs (the resources it adds or changes), and the whole upgrade, meetings' ends not counted.
+//      round runs (the resources it adds or changes), and the whole upgrade, meetings' ends not counted;
+//  (d) a pool-wide change applied one server at a time in one pulumi up (secret rotation, new properties:
+//      each server waits for the maintenance slot, see scalelite-node.sh), and a new flavor, which reaches a
+//      pool's servers by release rounds, one server per round.
 // The durations are estimates of what each operation takes on a typical OpenStack cloud; the comparison
 // between sizes and rollout styles, not the absolute minutes, is what the benchmark shows.
 import { execFileSync } from "child_process";
+import { resourceChanges } from "./impact";
 import { diff, evaluateProgram, loadProgram, projectRoot, Registered, Run, stackConfig, stepInputs } from "./offline";
 
 const SIZES = [1, 4, 16, 64];
@@ -144,6 +148,23 @@ function round(poolSize: number, step: number): number {
     return simulate(ops).seconds + REMOVAL_SECONDS;
 }
 
+/**
+ * A change of `changes` to the prod stack, applied to a pool of `poolSize`: only what it creates, replaces or
+ * runs again takes time, and the servers take their turns (the maintenance slot: a server's maintenance step
+ * goes once the server before it is registered again).
+ */
+function oneAtATime(poolSize: number, changes: Record<string, unknown>): number {
+    const before = { resources: evaluated(config(poolSize)).resources } as Run;
+    const after = { resources: evaluated({ ...config(poolSize), ...changes }).resources } as Run;
+    const runs = new Set([...resourceChanges(before, after).values()].filter((c) => c.action !== "same" && c.action !== "delete").map((c) => c.name));
+    const ops = operations(after.resources).map((op) => (runs.has(op.name) ? op : { ...op, seconds: 0 }));
+    const turns = ops.filter((op) => /^bbb-\d+-maintenance$/.test(op.name) && runs.has(op.name));
+    turns.forEach((op, i) => {
+        if (i > 0) op.deps.push(turns[i - 1].name.replace(/-maintenance$/, "-registration"));
+    });
+    return simulate(ops).seconds;
+}
+
 const minutes = (s: number) => `${(s / 60).toFixed(1)} min`;
 const hours = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : minutes(s));
 
@@ -183,6 +204,18 @@ function main(): void {
                 const seconds = round(n, step);
                 return [minutes(seconds), hours(seconds * Math.ceil(n / step))];
             }),
+        ]),
+    ]);
+
+    console.log("\npool-wide change, one server out of service at a time (simulated; waiting for meetings to end is not counted):");
+    const pools = SIZES.filter((n) => n >= 4);
+    print([
+        ["poolSize", "secret rotation", "new properties (privacy)", "new flavor (a release round per server)"],
+        ...pools.map((n) => [
+            String(n),
+            hours(oneAtATime(n, { secretGeneration: 2 })),
+            hours(oneAtATime(n, { privacy: "standard" })),
+            hours(round(n, 1) * n),
         ]),
     ]);
 }
