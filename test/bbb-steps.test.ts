@@ -147,15 +147,32 @@ describe("bbb-installer", () => {
         expect(installerRuns()).toHaveLength(2);
     });
 
-    test("a run that did not finish is finished by the next one, even while the half-installed API does not answer", () => {
+    test("a run that did not finish is finished by the next one, while the half-installed BigBlueButton is down", () => {
         expect(box.run("bbb-installer", INSTALL).status).toBe(0);
         box.write("meetings", "lecture\n");
-        // The upgrade is forced; bbb-install.sh dies midway (the meeting has ended with the restart).
-        expect(box.run("bbb-installer", { ...INSTALL, VERSION: "jammy-301", FORCE_REINSTALL: "true" }, { INSTALLER_RC: "1" }).status).toBe(1);
+        // The upgrade is forced; bbb-install.sh dies midway, with BigBlueButton stopped (the meeting ended).
+        expect(box.run("bbb-installer", { ...INSTALL, VERSION: "jammy-301", FORCE_REINSTALL: "true" }, { INSTALLER_DIES: "1" }).status).toBe(1);
         const r = box.run("bbb-installer", { ...INSTALL, VERSION: "jammy-301" }, { API_DOWN: "1" });
-        expect(r.stdout).toContain("an earlier bbb-install.sh run did not finish; running it again");
+        expect(r.stdout).toContain("an earlier bbb-install.sh run did not finish and BigBlueButton is down; running it again");
         expect(r.status).toBe(0);
         expect(installerRuns()).toHaveLength(3);
+        expect(box.files().filter((f) => f.includes("pending"))).toEqual([]);
+    });
+
+    test("an installer that failed early, with BigBlueButton still up, is not resumed when the API merely does not answer", () => {
+        expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+        box.write("meetings", "lecture\nseminar\n");
+        expect(box.run("bbb-installer", { ...INSTALL, VERSION: "jammy-301", FORCE_REINSTALL: "true" }, { INSTALLER_RC: "1" }).status).toBe(1);
+        box.write("meetings", "lecture\nseminar\n");
+        const r = box.run("bbb-installer", { ...INSTALL, VERSION: "jammy-301" }, { API_DOWN: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("cannot tell whether meetings run on bbb-1.example.org");
+        expect(installerRuns()).toHaveLength(2);
+    });
+
+    test("a download that failed leaves nothing unfinished: the next run asks the meetings check as usual", () => {
+        expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+        expect(box.run("bbb-installer", { ...INSTALL, EMAIL: "noc@example.org" }, { DOWNLOAD_FAIL: "1" }).status).toBe(1);
         expect(box.files().filter((f) => f.includes("pending"))).toEqual([]);
     });
 
@@ -291,21 +308,30 @@ describe("bbb-configure", () => {
         expect(props()).toContain(`securitySalt=${OLD_SECRET}`);
     });
 
-    test("a restart that failed is redone by the next run, which still counts the meetings of the old secret", () => {
+    test("a restart that did not bring BigBlueButton back (bbb-conf still exits 0) is redone by the next run", () => {
         const first = box.run("bbb-configure", CONFIGURE, { BBB_CONF_FAIL: "--restart" });
         expect(first.status).toBe(1);
+        expect(first.stderr).toContain("did not answer within 0s");
         expect(props()).toContain(`securitySalt=${NEW_SECRET}`);
-        // bbb-web still runs with the old secret, and a meeting has started meanwhile.
-        box.write("meetings", "lecture\n");
-        const busy = box.run("bbb-configure", CONFIGURE);
-        expect(busy.status).toBe(1);
-        expect(busy.stderr).toContain("1 meeting(s) running on bbb-1.example.org; restarting BigBlueButton (an earlier restart did not finish) would end them");
-        expect(`${busy.stdout}${busy.stderr}`).not.toContain(OLD_SECRET);
-        box.write("meetings", "");
         const r = box.run("bbb-configure", CONFIGURE);
+        expect(r.stdout).toContain("BigBlueButton is down since an earlier restart that did not finish");
         expect(r.status).toBe(0);
         expect(box.calls("bbb-conf").filter((c) => c === "bbb-conf --restart")).toHaveLength(2);
         expect(r.stdout).toContain("the API answers with the stack's secret");
+        expect(box.files().filter((f) => f.includes("pending"))).toEqual([]);
+    });
+
+    test("a run cut short after the new secret was written still counts the meetings of the secret BigBlueButton runs with", () => {
+        // As an interrupted run leaves it: the new secret in the file, the restart owed, bbb-web on the old secret.
+        box.write("root/etc/bigbluebutton/bbb-web.properties", `securitySalt=${NEW_SECRET}\n`);
+        box.write("root/var/lib/bbb-deploy/pending/bbb-configure.restart", OLD_SECRET);
+        box.write("meetings", "lecture\n");
+        const busy = box.run("bbb-configure", CONFIGURE);
+        expect(busy.status).toBe(1);
+        expect(busy.stderr).toContain("1 meeting(s) running on bbb-1.example.org; restarting BigBlueButton for the changed properties would end them");
+        expect(`${busy.stdout}${busy.stderr}`).not.toContain(OLD_SECRET);
+        box.write("meetings", "");
+        expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
         expect(box.files().filter((f) => f.includes("pending"))).toEqual([]);
     });
 

@@ -153,28 +153,34 @@ esac`;
  * prints the secret of bbb-web.properties; --setsecret only edits that file (bbb-web goes on answering to the
  * secret it started with until a restart); --stop and --restart stop bigbluebutton.target, which ends every
  * meeting (moved from $SANDBOX/meetings to $SANDBOX/ended-meetings); --restart and --start start it with the
- * file's secret ($SANDBOX/running-salt). BBB_CONF_FAIL=<option> makes that option fail before it stops
- * anything (assumed: bbb-conf's exit status is that of its last systemctl call).
+ * file's secret ($SANDBOX/running-salt). Like the real one it exits 0 whatever systemd made of it (its
+ * --restart ends on a false `if [ $WATCH ]`): BBB_CONF_FAIL=--restart stops BigBlueButton, which then does
+ * not come back (its API does not answer), and still exits 0.
  */
 const BBB_CONF = `
 props="$ROOT/etc/bigbluebutton/bbb-web.properties"
-[ "\${BBB_CONF_FAIL:-}" = "$1" ] && { echo "Job for bigbluebutton.target failed." >&2; exit 1; }
 case $1 in
   --secret) printf '\\n    URL: https://%s/bigbluebutton/\\n    Secret: %s\\n\\n' "$(hostname)" "$(sed -n 's/^securitySalt=//p' "$props")" ;;
   --setsecret) [ -n "\${SETSECRET_BROKEN:-}" ] && exit 0; sed -i "s/^securitySalt=.*/securitySalt=$2/" "$props"; echo "Setting secret to $2" ;;
   --stop|--restart)
     echo "Stopping BigBlueButton"
     [ -s "$SANDBOX/meetings" ] && cat "$SANDBOX/meetings" >> "$SANDBOX/ended-meetings"
-    : > "$SANDBOX/meetings"; touch "$SANDBOX/bbb-stopped"
+    : > "$SANDBOX/meetings"; touch "$SANDBOX/bbb-stopped"; rm -f "$SANDBOX/units/bbb-apps-akka"
     [ "$1" = --stop ] && exit 0
-    rm -f "$SANDBOX/bbb-stopped"; sed -n 's/^securitySalt=//p' "$props" > "$SANDBOX/running-salt"; echo "Starting BigBlueButton" ;;
-  --start) rm -f "$SANDBOX/bbb-stopped"; sed -n 's/^securitySalt=//p' "$props" > "$SANDBOX/running-salt"; echo "Starting BigBlueButton" ;;
+    [ "\${BBB_CONF_FAIL:-}" = --restart ] && { echo "Job for bigbluebutton.target failed."; exit 0; }
+    rm -f "$SANDBOX/bbb-stopped"; mkdir -p "$SANDBOX/units"; touch "$SANDBOX/units/bbb-apps-akka"
+    sed -n 's/^securitySalt=//p' "$props" > "$SANDBOX/running-salt"; echo "Starting BigBlueButton" ;;
+  --start)
+    rm -f "$SANDBOX/bbb-stopped"; mkdir -p "$SANDBOX/units"; touch "$SANDBOX/units/bbb-apps-akka"
+    sed -n 's/^securitySalt=//p' "$props" > "$SANDBOX/running-salt"; echo "Starting BigBlueButton" ;;
 esac`;
 
 /**
  * The bbb-install.sh the stub curl hands out: records its arguments, prints them (as the real one may),
  * then "installs" BigBlueButton: bbb-conf and bbb-web.properties with a secret of its own, restarting every
- * service (running meetings end).
+ * service (running meetings end; bbb-apps-akka, which holds the meetings, runs afterwards:
+ * $SANDBOX/units/bbb-apps-akka). INSTALLER_RC=<n> makes it fail first, leaving everything as it was;
+ * INSTALLER_DIES=1 makes it die midway, BigBlueButton stopped.
  */
 const INSTALLER = `#!/usr/bin/env bash
 SANDBOX=\${SANDBOX:-$(cd "$(dirname "$0")/../../../.." && pwd)}
@@ -182,6 +188,11 @@ printf '%s\\n' "bbb-install.sh $*" >> "$SANDBOX/calls.log"
 echo "Installing with $*"
 sleep "\${INSTALLER_SECONDS:-0}"
 [ "\${INSTALLER_RC:-0}" = 0 ] || exit "$INSTALLER_RC"
+if [ -n "\${INSTALLER_DIES:-}" ]; then
+  # Dies midway through the packages: BigBlueButton stopped (its meetings ended), not started again.
+  [ -s "$SANDBOX/meetings" ] && cat "$SANDBOX/meetings" >> "$SANDBOX/ended-meetings"
+  : > "$SANDBOX/meetings"; rm -f "$SANDBOX/units/bbb-apps-akka"; exit 100
+fi
 mkdir -p "$SANDBOX/root/etc/bigbluebutton"
 props="$SANDBOX/root/etc/bigbluebutton/bbb-web.properties"
 [ -f "$props" ] || printf 'bigbluebutton.web.serverURL=https://bbb\\nsecuritySalt=InstallerMadeThisSecret0123456789abcdefgh\\n' > "$props"
@@ -189,6 +200,7 @@ props="$SANDBOX/root/etc/bigbluebutton/bbb-web.properties"
 [ -s "$SANDBOX/meetings" ] && cat "$SANDBOX/meetings" >> "$SANDBOX/ended-meetings"
 : > "$SANDBOX/meetings"
 sed -n 's/^securitySalt=//p' "$props" > "$SANDBOX/running-salt"
+mkdir -p "$SANDBOX/units"; touch "$SANDBOX/units/bbb-apps-akka"
 cp "$SANDBOX/bbb-conf.stub" "$SANDBOX/bin/bbb-conf"
 mkdir -p "$SANDBOX/root/etc/nginx/sites-available" "$SANDBOX/root/etc/bigbluebutton/bbb-webrtc-sfu"
 printf 'server {\\n  listen 80;\\n  return 301 https://$server_name$request_uri;\\n}\\nserver {\\n  listen 443 ssl;\\n  access_log /var/log/nginx/bigbluebutton.access.log;\\n}\\n' \\
@@ -229,6 +241,7 @@ export function installedBbb(box: Sandbox, secret: string): void {
     fs.copyFileSync(box.file("bbb-conf.stub"), path.join(box.bin, "bbb-conf"));
     box.write("root/etc/bigbluebutton/bbb-web.properties", `bigbluebutton.web.serverURL=https://bbb-1.example.org\nsecuritySalt=${secret}\n`);
     box.write("running-salt", `${secret}\n`);
+    box.write("units/bbb-apps-akka", "");
 }
 
 /**

@@ -5,7 +5,8 @@
 # The restart ends running meetings: before changing anything the step asks the server (guard_meetings); while
 # meetings run, or when it cannot tell, it refuses and changes nothing (in a pool the server is cordoned
 # meanwhile, see scalelite-node.sh prepare), unless FORCE_RESTART is true. A restart that failed is redone by
-# the next run, even though the files then hold the new values already.
+# the next run, even though the files then hold the new values already: it counts as done only once the API
+# answers with the stack's secret.
 # Inputs: FQDN SECRET PROPERTIES (key=value lines) API_WAIT_SECONDS FORCE_RESTART (true|false), and
 # INSTALL_ID, which changes with every installer run so that this step runs after it (bbb-install.sh may
 # rewrite what this step sets).
@@ -34,8 +35,13 @@ if [ "${#stale[@]}" -eq 0 ] && [ "$new_secret" = false ] && ! pending restart; t
 else
   what="restarting BigBlueButton for $([ "$new_secret" = true ] && echo "the new secret" || echo "the changed properties")"
   pending restart && [ "${#stale[@]}" -eq 0 ] && [ "$new_secret" = false ] && what="restarting BigBlueButton (an earlier restart did not finish)"
-  # A secret set by an unfinished run is in the file, but BigBlueButton still answers to the one before.
-  guard_meetings "$what" "$FORCE_RESTART" forceReinstall "$(pending_note restart)"
+  # A secret set by an unfinished run is in the file, but BigBlueButton still answers to the one before; a
+  # restart that did not bring it back left it down, without meetings.
+  if pending restart && ! meetings_here "$(pending_note restart)" >/dev/null && bbb_down; then
+    say "BigBlueButton is down since an earlier restart that did not finish"
+  else
+    guard_meetings "$what" "$FORCE_RESTART" forceReinstall "$(pending_note restart)"
+  fi
   pending_add restart "$current"
   for line in "${stale[@]}"; do
     key=${line%%=*}
@@ -51,8 +57,9 @@ else
     bbb-conf --setsecret "$SECRET" 2>&1 | mask "$SECRET" "$current" || fail "bbb-conf --setsecret failed"
   fi
   say "$what"
+  # bbb-conf --restart exits 0 whether or not BigBlueButton came back: the restart counts as done only once
+  # the API answers with the stack's secret (below).
   bbb-conf --restart 2>&1 | mask "$SECRET" || fail "bbb-conf --restart failed (see: bbb-conf --check)"
-  pending_done restart
 fi
 
 say "checking the API at https://$FQDN/bigbluebutton/api with the stack's secret"
@@ -61,6 +68,7 @@ while :; do
   answer=$(bbb_api getMeetings "" "$SECRET" 2>/dev/null || true)
   case $answer in
     *"<returncode>SUCCESS</returncode>"*)
+      pending_done restart
       say "the API answers with the stack's secret"
       exit 0
       ;;

@@ -59,22 +59,22 @@ if [ "$UPGRADE_IN_PLACE" != true ] && [ -n "$installed" ] && [ "$installed" != "
     "forceReinstall: true upgrades the servers in place instead."
 fi
 
-# The installer restarts every BigBlueButton service: it runs only on a server that hosts no meeting. An
-# earlier run that did not finish (it failed, or was killed) left BigBlueButton half installed: its API may
-# not answer, and running the installer again is what finishes it, once dpkg's own unfinished work is done.
-: >"$log"
-chmod 0600 "$log"
-if pending install && ! meetings_here >/dev/null; then
-  say "an earlier bbb-install.sh run did not finish; running it again"
+# The installer restarts every BigBlueButton service: it runs only on a server that hosts no meeting. A run
+# of bbb-install.sh that started and did not finish (it failed, or was killed) may have left BigBlueButton
+# down and half installed: its API does not answer, and running the installer again is what finishes it,
+# once dpkg's own unfinished work is done.
+if pending install && ! meetings_here >/dev/null && bbb_down; then
+  say "an earlier bbb-install.sh run did not finish and BigBlueButton is down; running it again"
 else
   guard_meetings "re-running bbb-install.sh (it restarts every BigBlueButton service)" "$FORCE_REINSTALL" forceReinstall
 fi
+: >"$log"
+chmod 0600 "$log"
 if pending install; then
   say "finishing what an interrupted run left to dpkg (dpkg --configure -a)"
   DEBIAN_FRONTEND=noninteractive dpkg --configure -a >>"$log" 2>&1 ||
     fail "dpkg --configure -a failed; the package database needs a hand (log: /var/log/bbb-deploy/bbb-install.log)"
 fi
-pending_add install
 
 say "downloading $INSTALLER_URL"
 curl -fsSL --retry 5 --max-time 120 -o "$installer.new" "$INSTALLER_URL" || fail "cannot download $INSTALLER_URL"
@@ -91,7 +91,11 @@ args=(-v "$VERSION" -s "$FQDN" -e "$EMAIL" -c "$TURN_HOST:$TURN_SECRET")
 #!/usr/bin/env bash
 # Written by the bbb-installer step (bbb, Pulumi); run as systemd unit $unit.
 set -o pipefail
-timeout $TIMEOUT_SECONDS bash $(printf '%q' "$installer") $(printf '%q ' "${args[@]}")2>&1 | sed 's/$TURN_SECRET/[secret]/g' >>$(printf '%q' "$log")
+# From here until it succeeds, a run of bbb-install.sh is unfinished (lib.sh's pending work).
+mkdir -p $(printf '%q' "$(dirname "$(pending_file install)")")
+: >$(printf '%q' "$(pending_file install)")
+# bbb-install.sh's first line asks for -e, which \`bash script\` does not read: given here.
+timeout $TIMEOUT_SECONDS bash -e $(printf '%q' "$installer") $(printf '%q ' "${args[@]}")2>&1 | sed 's/$TURN_SECRET/[secret]/g' >>$(printf '%q' "$log")
 rc=\$?
 if [ "\$rc" -eq 0 ]; then
   printf '%s\\n' $fingerprint >$(printf '%q' "$done_file")

@@ -95,6 +95,12 @@ meetings_here() {
   return 1
 }
 
+# True when systemd says bbb-apps-akka, which holds every meeting's state, is not running: then the server
+# hosts no meeting, though its API does not answer (an unfinished install or restart left it down).
+bbb_down() {
+  ! systemctl is-active --quiet bbb-apps-akka
+}
+
 # Before anything that would end meetings on this BBB server (a restart, reinstall or stop; WHAT says which):
 # goes ahead only when the server hosts none. While meetings run, or when it cannot tell, it stops with
 # their number and the ways out, unless FORCE is true: the operator's force setting FORCE_KEY (e.g.
