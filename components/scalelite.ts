@@ -11,8 +11,12 @@ import { remoteStep } from "./remote";
 /** PostgreSQL and Redis images beside Scalelite. */
 export const SCALELITE_SUPPORT_IMAGES = { postgres: "postgres:15-alpine", redis: "redis:7-alpine" };
 export const SCALELITE_HEALTH_WAIT_SECONDS = 600;
-/** How long a server's maintenance step waits for the one server out of service before it (its installer may run). */
-export const MAINTENANCE_WAIT_SECONDS = 3600;
+/**
+ * How long a server's maintenance step may wait for its turn: the servers before it take theirs one at a time
+ * (each may run its installer, an hour at most). It gives up sooner when the server out of service hosts
+ * meetings, or has held its turn longer than a change takes (scalelite-node.sh).
+ */
+export const MAINTENANCE_WAIT_SECONDS = 86400;
 
 export interface ScaleliteArgs {
     /** The host to create (role scalelite). */

@@ -168,6 +168,14 @@ describe("removal", () => {
         expect(server()).toBeUndefined();
     });
 
+    test("a create that failed leaves no note: a later removal removes the server", () => {
+        apply();
+        const failing = box.run("scalelite-node", NODE, { DOCKER_FAIL: "exec" }, ["create"]);
+        expect(failing.status).toBe(1);
+        expect(remove().status).toBe(0);
+        expect(server()).toBeUndefined();
+    });
+
     test("creating the step for a new server leaves no such note", () => {
         expect(box.run("scalelite-node", NODE, {}, ["create"]).status).toBe(0);
         expect(remove().status).toBe(0);
@@ -262,7 +270,33 @@ describe("maintenance: one server out of service at a time", () => {
         expect(apply(other).status).toBe(0);
         const r = maintenance(changed(other));
         expect(r.status).toBe(0);
-        expect(r.stdout).toContain("bbb-9.example.org holds the maintenance slot but is no longer in Scalelite: freeing it");
+        expect(r.stdout).toContain("bbb-9.example.org holds the maintenance slot but is no longer registered in Scalelite: freeing it");
+    });
+
+    test("a holder missing from an old view of Scalelite (cached a minute) is not taken for a removed one", () => {
+        apply();
+        // The view was cached before bbb-6 was registered; bbb-6 then took the slot.
+        maintenance(changed());
+        apply(changed());
+        box.write("root/var/lib/bbb-deploy/scalelite-nodes/status", "\n HOSTNAME  STATE  STATUS  MEETINGS\n bbb-5.example.org  enabled  online  0\n");
+        apply(other);
+        expect(maintenance(changed(other)).status).toBe(0);
+        const r = maintenance({ ...changed(), CHANGE: "c".repeat(64) });
+        expect(r.status).toBe(1);
+        expect(r.stdout).not.toContain("freeing it");
+        expect([server()?.state, server(other.NODE_ID)?.state]).toEqual(["enabled", "cordoned"]);
+    });
+
+    test("an empty slot file (a write that failed) holds nothing; a slot held too long gives up, saying how to free it", () => {
+        apply();
+        apply(other);
+        box.write("root/var/lib/bbb-deploy/scalelite-nodes/maintenance-slot", "");
+        expect(maintenance(changed()).status).toBe(0);
+        expect(server()?.state).toBe("cordoned");
+        const r = maintenance(changed(other), { MAINTENANCE_STALL_SECONDS: "0" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-5.example.org has been out of service for its change for");
+        expect(r.stderr).toContain("rm /var/lib/bbb-deploy/scalelite-nodes/maintenance-slot");
     });
 
     test("servers registered before fingerprints were recorded: only a new secret takes them out", () => {
@@ -279,8 +313,16 @@ describe("maintenance: one server out of service at a time", () => {
         expect(server()).toBeUndefined();
         apply({ ...NODE, DRAIN: "true" });
         expect(maintenance({ ...changed(), DRAIN: "true" }).stdout).toContain("drained");
-        box.write("docker/scalelite-api/running", "false\n");
+        // A new Scalelite host, before its setup ran: no container, nothing recorded.
+        fs.rmSync(box.file("docker/scalelite-api"), { recursive: true });
+        expect(maintenance({ ...changed(), NODE_ID: "bbb-7.example.org" }).stdout).toContain("Scalelite does not run yet");
+    });
+
+    test("a Scalelite that stopped answering (its containers being replaced) is waited for, not taken for none", () => {
         apply();
-        expect(maintenance(changed()).stdout).toContain("Scalelite does not run (yet)");
+        box.write("docker/scalelite-api/running", "false\n");
+        const r = maintenance(changed());
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("Scalelite's api container does not answer: bbb-5.example.org cannot be taken out of service first");
     });
 });

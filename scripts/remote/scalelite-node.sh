@@ -11,7 +11,9 @@
 #     the server is taken out of service for it: cordoned, so that it takes no new meeting while the running
 #     ones end. One server at a time: it takes the pool's one maintenance slot, waiting (up to
 #     MAINTENANCE_WAIT_SECONDS) while another server holds it; while that server still hosts meetings it gives
-#     up at once, saying so. apply gives the slot back once the server runs its change.
+#     up at once, saying so, and so it does when the holder has held the slot longer than a change takes
+#     (MAINTENANCE_STALL_SECONDS, 75 min: its steps failed). apply gives the slot back once the server runs its
+#     change. A Scalelite that runs but does not answer (its containers being replaced) is waited for.
 #   remove (the argument on delete, when the server leaves the pool): cordon it, then remove it once it
 #     hosts no meeting, by its own API and by Scalelite's view (rake status). While meetings run, or when it
 #     cannot tell (the server does not answer), it refuses, unless forceRemove is set (the flag file written
@@ -59,8 +61,11 @@ scalelite_status() {
   (
     flock 9
     if [ ! -f "$cache" ] || [ $(($(date +%s) - $(stat -c %Y "$cache"))) -ge "$max_age" ]; then
-      docker exec scalelite-api bin/rake status >"$cache.new" 2>/dev/null && mv -f "$cache.new" "$cache"
-      rm -f "$cache.new"
+      if docker exec scalelite-api bin/rake status >"$cache.new" 2>/dev/null; then
+        mv -f "$cache.new" "$cache"
+      else
+        rm -f "$cache" "$cache.new"
+      fi
     fi
   ) 9>"$nodes/status.lock"
   cat "$cache" 2>/dev/null || true
@@ -84,15 +89,12 @@ take_slot() {
   (set -o noclobber && printf '%s\n' "$NODE_ID" >"$slot") 2>/dev/null || holds_slot
 }
 
-case $action in
-  create)
-    if [ -n "$(registration)" ]; then
-      date +%s >"$replaced"
-      say "$NODE_ID is registered already: this step replaces an earlier one, whose delete will leave it registered"
-    fi
-    action=apply
-    ;;
-esac
+# `create` on a server registered already: the step replaces an earlier one (noted once apply succeeded).
+replacing=false
+if [ "$action" = create ]; then
+  [ -n "$(registration)" ] && replacing=true
+  action=apply
+fi
 
 case $action in
   apply)
@@ -120,6 +122,12 @@ case $action in
     fi
     printf '%s\n' "$CHANGE" >"$applied"
     release_slot
+    if [ "$replacing" = true ]; then
+      date +%s >"$replaced"
+      say "$NODE_ID was registered already: this step replaces an earlier one, whose delete will leave it registered"
+    else
+      rm -f "$replaced"
+    fi
     ;;
   maintenance)
     # Cheap when nothing is coming (every server's step runs again when the pool changes): no Rails boot.
@@ -127,9 +135,19 @@ case $action in
     if [ "$recorded" = "$CHANGE" ] && ! holds_slot; then
       exit 0
     fi
+    deadline=$((SECONDS + MAINTENANCE_WAIT_SECONDS))
+    # A Scalelite that was never set up sends no meeting anywhere; one being restarted (its setup runs in the
+    # same pulumi up) is waited for: without it the server cannot be taken out of service first.
     if ! docker exec scalelite-api true >/dev/null 2>&1; then
-      say "Scalelite does not run (yet): it sends no meeting to $NODE_ID"
-      exit 0
+      if [ -z "$recorded" ] && ! docker inspect scalelite-api >/dev/null 2>&1; then
+        say "Scalelite does not run yet: it sends no meeting to $NODE_ID"
+        exit 0
+      fi
+      say "waiting for Scalelite's api container, to take $NODE_ID out of service first"
+      until docker exec scalelite-api true >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$deadline" ] || fail "Scalelite's api container does not answer: $NODE_ID cannot be taken out of service first; run pulumi up again"
+        sleep "${MAINTENANCE_POLL_SECONDS:-10}"
+      done
     fi
     block=$(registration)
     if [ -z "$block" ]; then
@@ -152,21 +170,28 @@ case $action in
       say "$NODE_ID is drained: its change is applied once it hosts no meeting"
       exit 0
     fi
-    deadline=$((SECONDS + MAINTENANCE_WAIT_SECONDS))
     until take_slot; do
       holder=$(cat "$slot" 2>/dev/null || true)
-      [ -n "$holder" ] || continue
-      view=$(scalelite_status 60)
-      if [ -n "$view" ] && ! awk -v host="$holder" '$1 == host { found = 1 } END { exit !found }' <<<"$view"; then
-        say "$holder holds the maintenance slot but is no longer in Scalelite: freeing it"
-        rm -f "$slot"
+      if [ -z "$holder" ]; then
+        rm -f "$slot" # an empty slot file (a write that failed) holds nothing
         continue
       fi
+      view=$(scalelite_status 60)
       busy=$(viewed_meetings "$holder" "$view")
       if [ -n "$busy" ] && [ "$busy" -gt 0 ]; then
         fail "one server at a time: $holder is out of service for its change first and still hosts $busy meeting(s);" \
           "$NODE_ID waits and keeps its meetings. Run pulumi up again once they have ended there."
       fi
+      # A holder Scalelite no longer lists (removed by hand) holds nothing; asked anew, not from the view.
+      if ids=$(docker exec scalelite-api bin/rake servers 2>/dev/null | awk '/^id: /{print $2}') && ! grep -qxF "$holder" <<<"$ids"; then
+        say "$holder holds the maintenance slot but is no longer registered in Scalelite: freeing it"
+        rm -f "$slot"
+        continue
+      fi
+      held=$(($(date +%s) - $(stat -c %Y "$slot" 2>/dev/null || date +%s)))
+      [ "$held" -lt "${MAINTENANCE_STALL_SECONDS:-4500}" ] ||
+        fail "one server at a time: $holder has been out of service for its change for ${held}s, longer than a change takes;" \
+          "see its steps' errors (pulumi up runs them again). To free the slot by hand: rm ${slot#"$ROOT"} on the Scalelite host."
       [ "$SECONDS" -lt "$deadline" ] ||
         fail "one server at a time: $NODE_ID waited ${MAINTENANCE_WAIT_SECONDS}s for $holder to finish its change; run pulumi up again"
       sleep "${MAINTENANCE_POLL_SECONDS:-10}"
