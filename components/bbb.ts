@@ -101,6 +101,8 @@ export class BbbServer extends pulumi.ComponentResource {
     /** The API secret this server answers to. */
     readonly secret: pulumi.Input<string>;
     readonly installed: command.remote.Command;
+    /** Checks meetings before the VM is deleted or replaced (its delete runs first). */
+    readonly vmGuard: pulumi.Resource;
     /** Changes with every installer run (a hash of the installer step's stdin). */
     readonly installId: pulumi.Output<string>;
     /** Fingerprint of what restarts BigBlueButton here: the installer's inputs but the version, the secret, the properties, privacy. */
@@ -115,7 +117,7 @@ export class BbbServer extends pulumi.ComponentResource {
         this.args = args;
         // The VM changes only when it hosts no meeting: a resize or replacement the settings ask for is checked
         // first (where flavor and boot volume size reach a running VM), and so is its deletion or replacement.
-        const check = { fqdn: args.host.fqdn, secret: args.secret, force: args.forceReinstall || args.forceRemove };
+        const check = { fqdn: args.host.fqdn, secret: args.secret, force: args.forceReinstall || args.forceRemove, stack: pulumi.getStack() };
         const resizeCheck = args.host.sizedAtCreation
             ? []
             : [
@@ -131,7 +133,7 @@ export class BbbServer extends pulumi.ComponentResource {
                   ),
               ];
         this.host = new Host(name, { ...args.host, vmDependsOn: resizeCheck }, { parent: this });
-        checkBeforeDelete(
+        this.vmGuard = checkBeforeDelete(
             `${name}-vm-guard`,
             { ...check, what: "deleting or replacing its VM", forceKey: "forceRemove", instanceId: this.host.instanceId },
             { parent: this },

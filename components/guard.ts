@@ -4,13 +4,14 @@
 //     topology): the VM depends on the check, which runs when those change;
 //   - before the VM is deleted or replaced for any reason (`pulumi up --replace`, scale-down): the check's
 //     delete, which Pulumi runs before the VM's (it depends on the VM).
-// While meetings run, or when the API does not say, it refuses, unless the force setting is on. A server that
-// does not answer at all (broken) is replaced with forceRemove: true, set in a `pulumi up` of its own first.
+// While meetings run, or when the API does not say, it refuses, unless the force setting is on: as the stack
+// has it now (`pulumi config get`, since a delete runs with the inputs of the step's last run, and a server
+// that left the program gets none), or as it was at the step's last run when the CLI cannot say.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 
 /**
- * The check, as node code: stdin is JSON { fqdn, secret, what, force, forceKey, watched? }. The secret goes
+ * The check, as node code: stdin is JSON { fqdn, secret, what, force, forceKey, stack, watched? }. The secret goes
  * only into the checksum. With `watched` (the values whose change it guards), its stdout is those values and
  * nothing else: the command's previous stdout (PULUMI_COMMAND_STDOUT, unset on create) tells whether they
  * changed, so that nothing is checked on creation, nor when only other inputs changed (a new secret the
@@ -21,7 +22,12 @@ const crypto = require("crypto");
 const https = require("https");
 let input = "";
 process.stdin.on("data", (d) => (input += d)).on("end", () => {
-  const { fqdn, secret, what, force, forceKey, watched } = JSON.parse(input);
+  const { fqdn, secret, what, forceKey, stack, watched } = JSON.parse(input);
+  let force = JSON.parse(input).force;
+  try {
+    const now = require("child_process").execFileSync("pulumi", ["config", "get", forceKey, "--stack", stack], { encoding: "utf8", timeout: 30000, stdio: ["ignore", "pipe", "ignore"] });
+    force = now.trim() === "true";
+  } catch (err) {}
   const now = watched === undefined ? "" : JSON.stringify(watched);
   const previous = process.env.PULUMI_COMMAND_STDOUT;
   if (watched !== undefined && (previous === undefined || previous.trim() === now)) return console.log(now);
@@ -51,6 +57,8 @@ process.stdin.on("data", (d) => (input += d)).on("end", () => {
 
 export interface MeetingsCheckArgs {
     fqdn: string;
+    /** The stack, whose force setting the check asks the Pulumi CLI for. */
+    stack: string;
     /** The API secret the server answers to. */
     secret: pulumi.Input<string>;
     /** What would end the meetings, e.g. "resizing the VM (it reboots)". */
@@ -63,7 +71,7 @@ export interface MeetingsCheckArgs {
 function stdin(args: MeetingsCheckArgs, more: Record<string, unknown> = {}): pulumi.Output<string> {
     return pulumi
         .all([args.secret])
-        .apply(([secret]) => JSON.stringify({ fqdn: args.fqdn, secret, what: args.what, force: args.force, forceKey: args.forceKey, ...more }));
+        .apply(([secret]) => JSON.stringify({ fqdn: args.fqdn, secret, what: args.what, force: args.force, forceKey: args.forceKey, stack: args.stack, ...more }));
 }
 
 const NODE = ["node", "-e"];

@@ -54,6 +54,9 @@ export interface NodeRegistrationArgs {
     installId: pulumi.Input<string>;
     /** Fingerprint of what restarts BigBlueButton on the server (BbbServer.change). */
     change: pulumi.Input<string>;
+    /** The meetings check of the server's VM: the registration depends on it, so its removal (which ends the
+     * meetings under forceRemove) runs before the check, on deletion. */
+    vmGuard: pulumi.Resource;
 }
 
 export class Scalelite extends pulumi.ComponentResource {
@@ -111,7 +114,7 @@ export class Scalelite extends pulumi.ComponentResource {
                 createAction: "create",
                 deleteAction: "remove",
             },
-            { parent: this, dependsOn: [this.setup, node.configured] },
+            { parent: this, dependsOn: [this.setup, node.configured, node.vmGuard] },
         );
     }
 
@@ -120,7 +123,7 @@ export class Scalelite extends pulumi.ComponentResource {
      * fingerprint): takes it out of service, one server of the pool at a time, so that it takes no new meeting
      * while the running ones end; its registration enables it again. The server's installer waits for it.
      */
-    maintenance(name: string, node: Omit<NodeRegistrationArgs, "configured" | "installId">): command.remote.Command {
+    maintenance(name: string, node: Omit<NodeRegistrationArgs, "configured" | "installId" | "vmGuard">): command.remote.Command {
         return remoteStep(
             `${name}-maintenance`,
             {
@@ -137,7 +140,7 @@ export class Scalelite extends pulumi.ComponentResource {
         );
     }
 
-    private nodeInputs(node: Omit<NodeRegistrationArgs, "configured" | "installId">): Record<string, pulumi.Input<string>> {
+    private nodeInputs(node: Omit<NodeRegistrationArgs, "configured" | "installId" | "vmGuard">): Record<string, pulumi.Input<string>> {
         return {
             NODE_ID: node.fqdn,
             API_URL: `https://${node.fqdn}/bigbluebutton/api`,

@@ -191,6 +191,7 @@ export class Platform extends pulumi.ComponentResource {
                 configured: server.configured,
                 installId: server.installId,
                 change: server.change,
+                vmGuard: server.vmGuard,
             });
         });
 

@@ -156,8 +156,11 @@ export async function evaluateProgram(
                         state.name = `${args.name}-generated`;
                         break;
                     case "random:index/randomPassword:RandomPassword":
-                        // Distinct per resource, so a test can tell which secret went where.
-                        state.result = `${args.name.replace(/[^A-Za-z0-9]/g, "")}${"R".repeat(40)}`.slice(0, args.inputs.length as number);
+                        // Distinct per resource, so a test can tell which secret went where, and per keepers, as a
+                        // new generation is a new secret.
+                        state.result = `${args.name.replace(/[^A-Za-z0-9]/g, "")}${
+                            args.inputs.keepers ? createHash("sha256").update(JSON.stringify(args.inputs.keepers)).digest("hex").slice(0, 6) : ""
+                        }${"R".repeat(40)}`.slice(0, args.inputs.length as number);
                         break;
                     case "random:index/randomBytes:RandomBytes":
                         state.hex = "ab".repeat(args.inputs.length as number);

@@ -49,7 +49,7 @@ beforeEach(() => {
 
 /** Runs the check as the local command does (`node -e <code>`, the JSON on stdin). */
 function check(input: Record<string, unknown>, env: Record<string, string> = {}): Promise<{ status: number; stdout: string; stderr: string }> {
-    const stdin = JSON.stringify({ fqdn: `localhost:${port}`, secret: SECRET, what: "resizing its VM", force: false, forceKey: "forceReinstall", ...input });
+    const stdin = JSON.stringify({ fqdn: `localhost:${port}`, secret: SECRET, what: "resizing its VM", force: false, forceKey: "forceReinstall", stack: "prod", ...input });
     return new Promise((resolve) => {
         const child = execFile(process.execPath, ["-e", MEETINGS_CHECK], { env: { ...process.env, NODE_EXTRA_CA_CERTS: `${dir}/cert.pem`, ...env } }, (err, stdout, stderr) =>
             resolve({ status: err ? (err as { code?: number }).code ?? 1 : 0, stdout, stderr }),
@@ -89,6 +89,21 @@ describe("the check", () => {
         expect(r.status).toBe(0);
         expect(r.stderr).toContain(`forceRemove is set: deleting or replacing its VM although 1 meeting(s) running on localhost:${port}`);
     });
+});
+
+test("the force setting is the stack's as it is now (pulumi config get), not as the step last ran", async () => {
+    meetings = ["lecture"];
+    const bin = path.join(dir, "bin");
+    fs.mkdirSync(bin, { recursive: true });
+    // The Pulumi CLI: `pulumi config get forceRemove --stack prod` prints the value.
+    fs.writeFileSync(path.join(bin, "pulumi"), `#!/bin/sh\necho "$*" >> "${dir}/pulumi.log"\necho true\n`, { mode: 0o755 });
+    const env = { PATH: `${bin}:${process.env.PATH}` };
+    const r = await check({ force: false, forceKey: "forceRemove", what: "deleting or replacing its VM" }, env);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain("forceRemove is set: deleting or replacing its VM although 1 meeting(s) running");
+    expect(fs.readFileSync(path.join(dir, "pulumi.log"), "utf8")).toBe("config get forceRemove --stack prod\n");
+    fs.writeFileSync(path.join(bin, "pulumi"), "#!/bin/sh\necho false\n", { mode: 0o755 });
+    expect((await check({ force: true, forceKey: "forceRemove" }, env)).status).toBe(1);
 });
 
 describe("with watched values (before a resize)", () => {
@@ -135,9 +150,13 @@ describe("in the program", () => {
                 expect(guard.inputs.delete).toBe(MEETINGS_CHECK);
                 expect(guard.inputs.create).toBe("0");
                 expect(guard.secretInputs).toContain("stdin");
+                // Replaced with the VM (a new id), so that Pulumi deletes it, running the check, before the VM.
+                expect(guard.inputs.triggers).toEqual([`${name.replace(/-guard$/, "")}-id`]);
             }
         }
         expect(ofType(pool, LOCAL).map((c) => c.name).filter((n) => n.endsWith("-vm-guard")).sort()).toEqual(["bbb-1-vm-guard", "bbb-2-vm-guard"]);
+        // On deletion the removal from Scalelite (which ends the meetings under forceRemove) comes first.
+        expect([...waitsFor(pool, "bbb-2-registration")]).toContain("bbb-2-vm-guard");
     });
 
     test("a single server's VM waits for the check of a new flavor or boot volume size; a pool's servers take those only when new", () => {

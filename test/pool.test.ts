@@ -160,6 +160,14 @@ describe("changes that restart servers go one server at a time", () => {
         }
     });
 
+    test("a new secretGeneration is a change of every server's fingerprint (it goes one server at a time)", async () => {
+        const rotated = await evaluate({ ...POOL, poolSize: 3, secretGeneration: 2 });
+        for (const n of [1, 2, 3]) {
+            expect(change(rotated, `bbb-${n}-maintenance`)).not.toBe(change(three, `bbb-${n}-maintenance`));
+            expect(stepInputs(byName(rotated, `bbb-${n}-maintenance`).inputs.stdin).SECRET).not.toBe(stepInputs(byName(three, `bbb-${n}-maintenance`).inputs.stdin).SECRET);
+        }
+    });
+
     test("the registration step says `create` when Pulumi creates it, so that a replaced step's delete removes nothing", () => {
         const registration = byName(four, "bbb-1-registration");
         expect([registration.inputs.create, registration.inputs.update, registration.inputs.delete]).toEqual([
