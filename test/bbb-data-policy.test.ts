@@ -77,6 +77,23 @@ describe("with meetings running, and after a failure", () => {
         expect(box.run("bbb-data-policy", STRICT).status).toBe(0);
         expect(restarts()).toEqual([]);
     });
+    test("a FreeSWITCH log level that did not reach FreeSWITCH (fs_cli failed) is set by the next run", () => {
+        box.stub("fs_cli", '[ -z "${FS_CLI_FAIL:-}" ]');
+        expect(box.run("bbb-data-policy", STRICT, { FS_CLI_FAIL: "1" }).status).toBe(1);
+        fs.writeFileSync(box.file("calls.log"), "");
+        expect(box.run("bbb-data-policy", STRICT).status).toBe(0);
+        expect(restarts()).toContain("fs_cli -x fsctl loglevel warning");
+    });
+
+    test("a recording worker that did not restart for the video format is restarted by the next run", () => {
+        expect(box.run("bbb-data-policy", STANDARD, { SYSTEMCTL_FAIL: "restart" }).status).toBe(1);
+        fs.writeFileSync(box.file("calls.log"), "");
+        expect(box.run("bbb-data-policy", STANDARD).status).toBe(0);
+        expect(restarts()).toContain("systemctl restart bbb-rap-resque-worker");
+        fs.writeFileSync(box.file("calls.log"), "");
+        expect(box.run("bbb-data-policy", STANDARD).status).toBe(0);
+        expect(restarts()).toEqual([]);
+    });
 });
 
 describe("privacy strict", () => {
