@@ -89,6 +89,38 @@ take_slot() {
   (set -o noclobber && printf '%s\n' "$NODE_ID" >"$slot") 2>/dev/null || holds_slot
 }
 
+# Takes the pool's one maintenance slot for NODE_ID, waiting while another server holds it (until $deadline);
+# gives up at once while the holder still hosts meetings, or has held it longer than a change takes.
+wait_for_slot() {
+  local holder view busy ids held
+  until take_slot; do
+    holder=$(cat "$slot" 2>/dev/null || true)
+    if [ -z "$holder" ]; then
+      rm -f "$slot" # an empty slot file (a write that failed) holds nothing
+      continue
+    fi
+    view=$(scalelite_status 60)
+    busy=$(viewed_meetings "$holder" "$view")
+    if [ -n "$busy" ] && [ "$busy" -gt 0 ]; then
+      fail "one server at a time: $holder is out of service for its change first and still hosts $busy meeting(s);" \
+        "$NODE_ID waits and keeps its meetings. Run pulumi up again once they have ended there."
+    fi
+    # A holder Scalelite no longer lists (removed by hand) holds nothing; asked anew, not from the view.
+    if ids=$(docker exec scalelite-api bin/rake servers 2>/dev/null | awk '/^id: /{print $2}') && ! grep -qxF "$holder" <<<"$ids"; then
+      say "$holder holds the maintenance slot but is no longer registered in Scalelite: freeing it"
+      rm -f "$slot"
+      continue
+    fi
+    held=$(($(date +%s) - $(stat -c %Y "$slot" 2>/dev/null || date +%s)))
+    [ "$held" -lt "${MAINTENANCE_STALL_SECONDS:-4500}" ] ||
+      fail "one server at a time: $holder has been out of service for its change for ${held}s, longer than a change takes;" \
+        "see its steps' errors (pulumi up runs them again). To free the slot by hand: rm ${slot#"$ROOT"} on the Scalelite host."
+    [ "$SECONDS" -lt "$deadline" ] ||
+      fail "one server at a time: $NODE_ID waited ${MAINTENANCE_WAIT_SECONDS}s for $holder to finish its change; run pulumi up again"
+    sleep "${MAINTENANCE_POLL_SECONDS:-10}"
+  done
+}
+
 # `create` on a server registered already: the step replaces an earlier one (noted once apply succeeded).
 replacing=false
 if [ "$action" = create ]; then
@@ -170,32 +202,7 @@ case $action in
       say "$NODE_ID is drained: its change is applied once it hosts no meeting"
       exit 0
     fi
-    until take_slot; do
-      holder=$(cat "$slot" 2>/dev/null || true)
-      if [ -z "$holder" ]; then
-        rm -f "$slot" # an empty slot file (a write that failed) holds nothing
-        continue
-      fi
-      view=$(scalelite_status 60)
-      busy=$(viewed_meetings "$holder" "$view")
-      if [ -n "$busy" ] && [ "$busy" -gt 0 ]; then
-        fail "one server at a time: $holder is out of service for its change first and still hosts $busy meeting(s);" \
-          "$NODE_ID waits and keeps its meetings. Run pulumi up again once they have ended there."
-      fi
-      # A holder Scalelite no longer lists (removed by hand) holds nothing; asked anew, not from the view.
-      if ids=$(docker exec scalelite-api bin/rake servers 2>/dev/null | awk '/^id: /{print $2}') && ! grep -qxF "$holder" <<<"$ids"; then
-        say "$holder holds the maintenance slot but is no longer registered in Scalelite: freeing it"
-        rm -f "$slot"
-        continue
-      fi
-      held=$(($(date +%s) - $(stat -c %Y "$slot" 2>/dev/null || date +%s)))
-      [ "$held" -lt "${MAINTENANCE_STALL_SECONDS:-4500}" ] ||
-        fail "one server at a time: $holder has been out of service for its change for ${held}s, longer than a change takes;" \
-          "see its steps' errors (pulumi up runs them again). To free the slot by hand: rm ${slot#"$ROOT"} on the Scalelite host."
-      [ "$SECONDS" -lt "$deadline" ] ||
-        fail "one server at a time: $NODE_ID waited ${MAINTENANCE_WAIT_SECONDS}s for $holder to finish its change; run pulumi up again"
-      sleep "${MAINTENANCE_POLL_SECONDS:-10}"
-    done
+    wait_for_slot
     [ "$state" = enabled ] && rake "servers:cordon[$NODE_ID]"
     say "$NODE_ID is the one server out of service: cordoned until its change is applied (running meetings go on)"
     ;;
@@ -214,8 +221,13 @@ case $action in
       exit 0
     fi
     state=$(sed -n 's/^[[:space:]]*\(enabled\|disabled\|cordoned\)$/\1/p' <<<"$block")
-    [ "$state" = enabled ] && rake "servers:cordon[$NODE_ID]"
     force=$(cat "$force_flag" 2>/dev/null || echo false)
+    # Removing takes the server out of service too: one server at a time (several may leave in one pulumi up).
+    if [ "$force" != true ] && [ "$state" = enabled ]; then
+      deadline=$((SECONDS + ${MAINTENANCE_WAIT_SECONDS:-86400}))
+      wait_for_slot
+    fi
+    [ "$state" = enabled ] && rake "servers:cordon[$NODE_ID]"
     if answer=$(bbb_api_at "$API_URL" getMeetings "" "$SECRET" 2>/dev/null) && [[ $answer == *"<returncode>SUCCESS</returncode>"* ]]; then
       meetings=$({ grep -o '<meeting>' <<<"$answer" || true; } | wc -l)
     elif [ "$force" = true ]; then
