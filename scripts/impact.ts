@@ -49,7 +49,7 @@ const FIREWALL = ["openstack:networking/secGroup:SecGroup", "openstack:networkin
  * @pulumi/openstack 3.15.2), `triggers` of @pulumi/command 1.2.1, every input of a random resource.
  * Any other input is updated in place.
  */
-const REPLACED_ON: Record<string, string[] | "any"> = {
+export const REPLACED_ON: Record<string, string[] | "any"> = {
     [INSTANCE]: ["region", "userData", "availabilityZone", "availabilityZoneHints", "networkMode", "networks", "configDrive", "keyPair", "blockDevices", "schedulerHints"],
     [VOLUME]: ["region", "availabilityZone", "snapshotId", "sourceVolId", "imageId", "backupId", "volumeType", "consistencyGroupId", "sourceReplica", "schedulerHints"],
     [ATTACHMENT]: "any",
@@ -65,7 +65,7 @@ const REPLACED_ON: Record<string, string[] | "any"> = {
     ...Object.fromEntries(RANDOM.map((type) => [type, "any" as const])),
 };
 /** Instance inputs updated by rebuilding the server from an image (its disk is rewritten), and by resizing it (a reboot). */
-const REBUILT_ON = ["imageId", "imageName", "personality"];
+export const REBUILT_ON = ["imageId", "imageName", "personality"];
 const RESIZED_ON = ["flavorName", "flavorId"];
 
 /**

@@ -1,7 +1,7 @@
 // Runs a remote step for real, the way the program sends it (inputs + script on stdin to `bash -s`), in a
 // temporary directory whose PATH holds only stub commands and the few real tools a step may use, so an
 // unexpected command fails loudly instead of touching this machine.
-import { spawn, spawnSync } from "child_process";
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -96,24 +96,22 @@ export class Sandbox {
 
     /**
      * Runs a step's stdin exactly as the program built it (inputs, lib.sh, script: a command's `stdin`), with
-     * ROOT set to the sandbox's ahead of it; `args` are the words of its command line after `bash -s`. Not
-     * blocking: several hosts' steps may run at once.
+     * ROOT set to the sandbox's ahead of it; `args` are the words of its command line after `bash -s`.
      */
-    runStdin(stdin: string, env: Record<string, string> = {}, args: string[] = []): Promise<StepResult> {
-        return new Promise((resolve, reject) => {
-            const child = spawn(which("bash"), ["-s", ...args], {
-                env: { PATH: this.bin, SANDBOX: this.dir, HOME: this.dir, LANG: "C.UTF-8", ...env },
-                timeout: 20000,
-            });
-            let stdout = "";
-            let stderr = "";
-            child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-            child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-            child.on("error", reject);
-            child.on("close", (status) => resolve({ status, stdout, stderr }));
-            child.stdin.on("error", () => undefined);
-            child.stdin.end(`ROOT=${shellQuote(this.root)}\n${stdin}`);
-        });
+    runStdin(stdin: string, env: Record<string, string> = {}, args: string[] = []): StepResult {
+        const step = this.stepProcess(stdin, env, args);
+        const result = spawnSync(step.file, step.args, { input: step.input, env: step.env, encoding: "utf8", timeout: 20000 });
+        return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+    }
+
+    /** The process runStdin starts (program, arguments, environment, stdin), for a caller that starts it itself. */
+    stepProcess(stdin: string, env: Record<string, string> = {}, args: string[] = []): { file: string; args: string[]; env: Record<string, string>; input: string } {
+        return {
+            file: which("bash"),
+            args: ["-s", ...args],
+            env: { PATH: this.bin, SANDBOX: this.dir, HOME: this.dir, LANG: "C.UTF-8", ...env },
+            input: `ROOT=${shellQuote(this.root)}\n${stdin}`,
+        };
     }
 
     /** A new sandbox in the directory `dir` (made here; it must not exist), laid out as the constructor does. */

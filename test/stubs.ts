@@ -208,6 +208,47 @@ printf 'server {\\n  listen 80;\\n  return 301 https://$server_name$request_uri;
 printf 'log:\\n  level: info\\n' > "$SANDBOX/root/etc/bigbluebutton/bbb-webrtc-sfu/production.yml"
 `;
 
+/**
+ * getent, as glibc's nss/getent.c prints it (read from bminor/glibc at 04277e02, glibc 2.29; Debian 12's getent
+ * 2.36 was checked to print the same, and Ubuntu 22.04 has 2.35): `ahosts NAME` (getaddrinfo, AF_UNSPEC) prints
+ * one line per address and socket type, "%-15s %-6s %s", the canonical name on the first line only; `hosts NAME`
+ * (gethostbyname2, AF_INET6 first, then AF_INET) prints "%-15s %s" per address of the first family that has
+ * any. A name that does not resolve, or any failed lookup (getaddrinfo's EAI_AGAIN too), exits 2 with nothing
+ * printed. The names come from the file `dns` (a shell word: `name address...` a line); an address as NAME
+ * resolves to itself for ahosts. DNS_DOWN=1: every host lookup fails (exit 2), as when the resolver does not
+ * answer. `passwd|group NAME|ID` read $ROOT/etc/{passwd,group}. Other databases are not modelled.
+ */
+export function getentStub(dns: string): string {
+    return `
+db=$1; key=$2
+case $db in
+  passwd|group)
+    file="$ROOT/etc/$db"; field=1; case $key in *[!0-9]*) ;; *) field=3 ;; esac
+    [ -f "$file" ] || exit 2
+    awk -F: -v k="$key" -v f="$field" '$f == k { print; found = 1 } END { exit found ? 0 : 2 }' "$file"; exit ;;
+  ahosts|hosts) [ -n "\${DNS_DOWN:-}" ] && exit 2 ;;
+  *) echo "getent stub: database $db is not modelled" >&2; exit 1 ;;
+esac
+read -r -a addresses < <(awk -v k="$key" '$1 == k { $1 = ""; print; exit }' "${dns}" 2>/dev/null) || true
+if [ \${#addresses[@]} -eq 0 ]; then
+  case $key in *[!0-9a-f.:]*) exit 2 ;; esac
+  [ "$db" = ahosts ] || exit 2
+  addresses=("$key")
+fi
+if [ "$db" = hosts ]; then
+  v6=(); v4=(); for a in "\${addresses[@]}"; do case $a in *:*) v6+=("$a") ;; *) v4+=("$a") ;; esac; done
+  if [ \${#v6[@]} -gt 0 ]; then addresses=("\${v6[@]}"); else addresses=("\${v4[@]}"); fi
+  for a in "\${addresses[@]}"; do printf '%-15s %s\\n' "$a" "$key"; done
+  exit 0
+fi
+canon=$key
+for a in "\${addresses[@]}"; do
+  printf '%-15s %-6s %s\\n' "$a" STREAM "$canon"; canon=""
+  printf '%-15s %-6s %s\\n' "$a" DGRAM ""
+  printf '%-15s %-6s %s\\n' "$a" RAW ""
+done`;
+}
+
 /** A self-signed certificate and key for the stub certbot (and the real coturn). */
 export const TEST_CERT_SUBJECT = "/CN=turn.example.org";
 

@@ -1,40 +1,7 @@
 // scripts/remote/turn-coturn.sh, run for real against stub apt-get, certbot, systemctl, chown, install and getent.
 import * as fs from "fs";
 import { Sandbox } from "./sandbox";
-import { installStubs } from "./stubs";
-
-/**
- * getent, for the hosts databases only, as glibc's nss/getent.c prints them (read from bminor/glibc at
- * 04277e02, glibc 2.29; Debian 12's getent 2.36 was checked to print the same, and Ubuntu 22.04 has 2.35):
- * `ahosts NAME` (getaddrinfo, AF_UNSPEC) prints one line per address and socket type, "%-15s %-6s %s",
- * the canonical name on the first line only; `hosts NAME` (gethostbyname2, AF_INET6 first, then AF_INET)
- * prints "%-15s %s" per address of the first family that has any. A name that does not resolve, or any
- * failed lookup (getaddrinfo's EAI_AGAIN too), exits 2 with nothing printed. The names are
- * $SANDBOX/dns (`name address...` a line); an address as NAME resolves to itself for ahosts. DNS_DOWN=1:
- * every lookup fails (exit 2), as when the resolver does not answer. Other databases are not modelled.
- */
-const GETENT = `
-db=$1; key=$2
-case $db in ahosts|hosts) ;; *) echo "getent stub: database $db is not modelled" >&2; exit 1 ;; esac
-[ -n "\${DNS_DOWN:-}" ] && exit 2
-read -r -a addresses < <(awk -v k="$key" '$1 == k { $1 = ""; print; exit }' "$SANDBOX/dns" 2>/dev/null) || true
-if [ \${#addresses[@]} -eq 0 ]; then
-  case $key in *[!0-9a-f.:]*) exit 2 ;; esac
-  [ "$db" = ahosts ] || exit 2
-  addresses=("$key")
-fi
-if [ "$db" = hosts ]; then
-  v6=(); v4=(); for a in "\${addresses[@]}"; do case $a in *:*) v6+=("$a") ;; *) v4+=("$a") ;; esac; done
-  if [ \${#v6[@]} -gt 0 ]; then addresses=("\${v6[@]}"); else addresses=("\${v4[@]}"); fi
-  for a in "\${addresses[@]}"; do printf '%-15s %s\\n' "$a" "$key"; done
-  exit 0
-fi
-canon=$key
-for a in "\${addresses[@]}"; do
-  printf '%-15s %-6s %s\\n' "$a" STREAM "$canon"; canon=""
-  printf '%-15s %-6s %s\\n' "$a" DGRAM ""
-  printf '%-15s %-6s %s\\n' "$a" RAW ""
-done`;
+import { getentStub, installStubs } from "./stubs";
 
 const SECRET = "0123456789abcdef".repeat(4);
 const INPUTS = {
@@ -59,7 +26,7 @@ let box: Sandbox;
 beforeEach(() => {
     box = new Sandbox();
     installStubs(box);
-    box.stub("getent", GETENT);
+    box.stub("getent", getentStub("$SANDBOX/dns"));
 });
 afterEach(() => box.cleanup());
 
