@@ -207,11 +207,14 @@ describe("bbb-installer", () => {
         expect(box.calls("dpkg")).toEqual(["dpkg --configure -a"]);
     });
 
-    test("the installer's command (with the TURN secret) is in a root-only file, never on the unit's command line", () => {
-        expect(box.run("bbb-installer", INSTALL).status).toBe(0);
-        const runner = box.file("root/var/lib/bbb-deploy/bbb-install-run.sh");
-        expect((fs.statSync(runner).mode & 0o777).toString(8)).toBe("700");
+    test("the installer's command (with the TURN secret) is in root-only files while it runs, never on the unit's command line", () => {
+        box.run("bbb-installer", INSTALL, { INSTALLER_SECONDS: "2" }, [], 700);
+        const mode = (f: string) => (fs.statSync(box.file(`root/var/lib/bbb-deploy/${f}`)).mode & 0o777).toString(8);
+        expect([mode("bbb-install-run.sh"), mode("bbb-install-mask.sed")]).toEqual(["700", "600"]);
         expect(box.calls("systemd-run").join("\n")).not.toContain(TURN_SECRET);
+        expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+        expect(box.files().filter((f) => /bbb-install-(run|mask)/.test(f))).toEqual([]);
+        expect(fs.readFileSync(box.file("root/var/log/bbb-deploy/bbb-install.log"), "utf8")).toContain("-c turn.example.org:[secret]");
     });
 
     test("a failing installer fails the step with its exit code", () => {

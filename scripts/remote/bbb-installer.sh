@@ -18,6 +18,7 @@ installer=$state/bbb-install.sh
 done_file=$state/installer.sha256
 version_file=$state/installed-version
 runner=$state/bbb-install-run.sh
+masking=$state/bbb-install-mask.sed
 result=$state/bbb-install.result
 log=$ROOT/var/log/bbb-deploy/bbb-install.log
 unit=bbb-deploy-install
@@ -45,6 +46,8 @@ if installer_running; then
   say "bbb-install.sh runs already (started by an earlier, interrupted run of this step); waiting for it"
   wait_for_installer
 fi
+# The runner and its masking script of an earlier run hold the TURN secret: gone once no installer runs.
+rm -f "$runner" "$masking"
 
 fingerprint=$(printf '%s\n' "$INSTALLER_URL" "$VERSION" "$FQDN" "$EMAIL" "$TURN_HOST" "$TURN_SECRET" "$GREENLIGHT" | sha256sum | cut -d' ' -f1)
 if [ -f "$done_file" ] && [ "$(cat "$done_file")" = "$fingerprint" ]; then
@@ -83,10 +86,13 @@ mv -f "$installer.new" "$installer"
 
 args=(-v "$VERSION" -s "$FQDN" -e "$EMAIL" -c "$TURN_HOST:$TURN_SECRET")
 [ "$GREENLIGHT" = true ] && args+=(-g)
-# The runner holds the TURN secret: root only. The installer's output (thousands of lines) goes to a root-only
-# log with the secret masked, not into the Pulumi state; its exit code to $result; its success is recorded.
+# The runner and its masking script hold the TURN secret: root only, and only while the installer runs (sed
+# reads it from its script, not its command line; bbb-install.sh itself takes it in -c). The installer's
+# output (thousands of lines) goes to a root-only log with the secret masked, not into the Pulumi state; its
+# exit code to $result; its success is recorded.
 (
   umask 077
+  printf 's/%s/[secret]/g\n' "$TURN_SECRET" >"$masking"
   cat >"$runner" <<RUNNER
 #!/usr/bin/env bash
 # Written by the bbb-installer step (bbb, Pulumi); run as systemd unit $unit.
@@ -95,7 +101,7 @@ set -o pipefail
 mkdir -p $(printf '%q' "$(dirname "$(pending_file install)")")
 : >$(printf '%q' "$(pending_file install)")
 # bbb-install.sh's first line asks for -e, which \`bash script\` does not read: given here.
-timeout $TIMEOUT_SECONDS bash -e $(printf '%q' "$installer") $(printf '%q ' "${args[@]}")2>&1 | sed 's/$TURN_SECRET/[secret]/g' >>$(printf '%q' "$log")
+timeout $TIMEOUT_SECONDS bash -e $(printf '%q' "$installer") $(printf '%q ' "${args[@]}")2>&1 | sed -f $(printf '%q' "$masking") >>$(printf '%q' "$log")
 rc=\$?
 if [ "\$rc" -eq 0 ]; then
   printf '%s\\n' $fingerprint >$(printf '%q' "$done_file")
@@ -112,6 +118,7 @@ systemd-run --unit="$unit" --collect --quiet "$runner" || fail "cannot start bbb
 wait_for_installer
 
 rc=$(cat "$result" 2>/dev/null || echo none)
+rm -f "$runner" "$masking"
 if [ "$rc" != 0 ]; then
   tail -n 40 "$log" >&2
   [ "$rc" = 124 ] && fail "bbb-install.sh did not finish within ${TIMEOUT_SECONDS}s (log: /var/log/bbb-deploy/bbb-install.log)"
