@@ -6,7 +6,8 @@
 //     delete, which Pulumi runs before the VM's (it depends on the VM).
 // While meetings run, or when the API does not say, it refuses, unless the force setting is on: as the stack
 // has it now (`pulumi config get`, since a delete runs with the inputs of the step's last run, and a server
-// that left the program gets none), or as it was at the step's last run when the CLI cannot say.
+// that left the program gets none; unset or unreadable is false), or as it was at the step's last run where
+// there is no Pulumi CLI.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 
@@ -22,18 +23,23 @@ const crypto = require("crypto");
 const https = require("https");
 let input = "";
 process.stdin.on("data", (d) => (input += d)).on("end", () => {
-  const { fqdn, secret, what, forceKey, stack, watched } = JSON.parse(input);
-  let force = JSON.parse(input).force;
-  try {
-    const now = require("child_process").execFileSync("pulumi", ["config", "get", forceKey, "--stack", stack], { encoding: "utf8", timeout: 30000, stdio: ["ignore", "pipe", "ignore"] });
-    force = now.trim() === "true";
-  } catch (err) {}
+  const { fqdn, secret, what, force, forceKey, stack, watched } = JSON.parse(input);
   const now = watched === undefined ? "" : JSON.stringify(watched);
   const previous = process.env.PULUMI_COMMAND_STDOUT;
   if (watched !== undefined && (previous === undefined || previous.trim() === now)) return console.log(now);
+  // The setting as the stack has it now (a key that is not set, or any error of the CLI: false); as it was at
+  // the step's last run only where there is no Pulumi CLI at all.
+  const forced = () => {
+    try {
+      const answer = require("child_process").execFileSync("pulumi", ["config", "get", forceKey, "--stack", stack], { encoding: "utf8", timeout: 30000, stdio: ["ignore", "pipe", "ignore"] });
+      return answer.trim() === "true";
+    } catch (err) {
+      return err.code === "ENOENT" ? force : false;
+    }
+  };
   const decide = (count, reason) => {
     if (count === 0) console.error(fqdn + " hosts no meeting: " + what);
-    else if (force) console.error(forceKey + " is set: " + what + " although " + reason);
+    else if (forced()) console.error(forceKey + " is set: " + what + " although " + reason);
     else {
       console.error(reason + "; " + what + " would end them. Nothing was changed. Run pulumi up again once they have ended, or set " +
         forceKey + ": true (pulumi config set " + forceKey + " true; pulumi up) to go ahead.");

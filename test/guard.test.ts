@@ -104,6 +104,9 @@ test("the force setting is the stack's as it is now (pulumi config get), not as 
     expect(fs.readFileSync(path.join(dir, "pulumi.log"), "utf8")).toBe("config get forceRemove --stack prod\n");
     fs.writeFileSync(path.join(bin, "pulumi"), "#!/bin/sh\necho false\n", { mode: 0o755 });
     expect((await check({ force: true, forceKey: "forceRemove" }, env)).status).toBe(1);
+    // A key removed since (the CLI: "configuration key 'forceRemove' not found", exit 255) is false too.
+    fs.writeFileSync(path.join(bin, "pulumi"), "#!/bin/sh\necho \"error: configuration key 'forceRemove' not found for stack 'prod'\" >&2; exit 255\n", { mode: 0o755 });
+    expect((await check({ force: true, forceKey: "forceRemove" }, env)).status).toBe(1);
 });
 
 describe("with watched values (before a resize)", () => {
