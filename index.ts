@@ -13,9 +13,16 @@ export = async () => {
     const cloud = await lookupCloud(settings, rolesOf(settings));
 
     // bbb-1's own secret in the single topology, so it rotates with secretGeneration there; in a pool it is
-    // Scalelite's primary secret, which consumers hold: it stays.
-    const generation = topologyOf(settings) === "single" ? { keepers: { generation: String(settings.secretGeneration) } } : {};
-    const apiSecret = pulumi.secret(new random.RandomPassword("api-secret", { length: 40, special: false, ...generation }).result);
+    // Scalelite's primary secret, which consumers hold: it stays, also when a single server grows into a pool
+    // (its keepers are ignored there, so the secret consumers have keeps working against Scalelite).
+    const single = topologyOf(settings) === "single";
+    const apiSecret = pulumi.secret(
+        new random.RandomPassword(
+            "api-secret",
+            { length: 40, special: false, ...(single ? { keepers: { generation: String(settings.secretGeneration) } } : {}) },
+            { ignoreChanges: single ? [] : ["keepers"] },
+        ).result,
+    );
     const platform = new Platform("bbb", { settings, cloud, stack: pulumi.getStack(), apiSecret });
 
     const bbbApiUrl = `https://${platform.apiHost}/bigbluebutton/api`;

@@ -1,5 +1,5 @@
 // The pool topology under mocks: Scalelite, registrations, scaling, drain, data volumes, consumer secrets.
-import { BASE_CONFIG, byName, diff, serverResources, evaluate, ofType, Registered, Run, stepInputs, waitsFor } from "./harness";
+import { BASE_CONFIG, byName, changedInputs, diff, serverResources, evaluate, ofType, Registered, Run, stepInputs, waitsFor } from "./harness";
 
 const POOL = { ...BASE_CONFIG, scalelite: true, greenlight: true, consumers: ["mattermost", "pod"] };
 const COMMAND = "command:remote:Command";
@@ -192,4 +192,14 @@ test("a new BBB flavor or boot volume size in a pool changes no running server: 
     expect(vm.ignoreChanges).toEqual(expect.arrayContaining(["flavorName", "blockDevices[0].volumeSize"]));
     // Scalelite, TURN and Greenlight are resized in place as before (one host each, no meetings on them).
     expect(byName(bigger, "scalelite-vm").ignoreChanges).not.toContain("flavorName");
+});
+
+test("growing from one server to a pool keeps the secret consumers hold: Scalelite's primary is bbb-1's secret", async () => {
+    const single = await evaluate({ ...BASE_CONFIG, secretGeneration: 3 });
+    const grown = await evaluate({ ...BASE_CONFIG, secretGeneration: 3, scalelite: true, poolSize: 2 });
+    // As the engine compares (the new run's ignoreChanges on both sides): nothing of it changes.
+    expect(changedInputs(byName(single, "api-secret"), byName(grown, "api-secret"))).toEqual([]);
+    expect(stepInputs(byName(grown, "scalelite-setup").inputs.stdin).LOADBALANCER_SECRET).toBe(grown.outputs.bbbSecret);
+    // In the single topology a new generation is a new secret.
+    expect(changedInputs(byName(single, "api-secret"), byName(await evaluate({ ...BASE_CONFIG, secretGeneration: 4 }), "api-secret"))).toEqual(["keepers"]);
 });
