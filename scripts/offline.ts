@@ -394,11 +394,6 @@ export function ruleKey(rule: FirewallRule): string {
     return `${rule.ports} ${rule.protocol} ${rule.family} ${rule.source}`;
 }
 
-/** Every custom resource by type and name, with its inputs but those it ignores as JSON: what `pulumi up` would diff. */
-function state(run: Run): Map<string, string> {
-    return new Map(run.resources.filter((r) => r.custom).map((r) => [`${r.type}::${r.name}`, JSON.stringify(compared(r))]));
-}
-
 /** The inputs of a resource without its ignoreChanges paths (e.g. `blockDevices[0].uuid`), or without those given. */
 function compared(resource: Registered, ignoreChanges = resource.ignoreChanges): Record<string, unknown> {
     const inputs = JSON.parse(JSON.stringify(resource.inputs));
@@ -419,14 +414,17 @@ export function changedInputs(before: Registered, after: Registered): string[] {
     return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k])).sort();
 }
 
-/** What `pulumi up` would do going from one program run to the next: resources added, removed, changed. */
+/**
+ * What `pulumi up` would do going from one program run to the next: resources added, removed, changed (an input
+ * differs, compared as the engine does: changedInputs).
+ */
 export function diff(before: Run, after: Run) {
-    const a = state(before);
-    const b = state(after);
+    const byKey = (run: Run) => new Map(run.resources.filter((r) => r.custom).map((r) => [`${r.type}::${r.name}`, r]));
+    const [a, b] = [byKey(before), byKey(after)];
     const name = (key: string) => key.split("::")[1];
     return {
         added: [...b.keys()].filter((k) => !a.has(k)).map(name).sort(),
         removed: [...a.keys()].filter((k) => !b.has(k)).map(name).sort(),
-        changed: [...b.keys()].filter((k) => a.has(k) && a.get(k) !== b.get(k)).map(name).sort(),
+        changed: [...b.keys()].filter((k) => a.has(k) && changedInputs(a.get(k)!, b.get(k)!).length > 0).map(name).sort(),
     };
 }
