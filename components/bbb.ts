@@ -68,6 +68,8 @@ export interface BbbServerArgs {
     forceReinstall: boolean;
     /** Delete or replace the VM even while meetings are running. */
     forceRemove: boolean;
+    /** The stack, whose force settings the VM's meetings checks ask the Pulumi CLI for. */
+    stack: string;
     /** A new version re-runs the installer on the server (single); false in a pool, upgraded by new servers. */
     upgradeInPlace: boolean;
     privacy: "strict" | "standard";
@@ -117,7 +119,7 @@ export class BbbServer extends pulumi.ComponentResource {
         this.args = args;
         // The VM changes only when it hosts no meeting: a resize or replacement the settings ask for is checked
         // first (where flavor and boot volume size reach a running VM), and so is its deletion or replacement.
-        const check = { fqdn: args.host.fqdn, secret: args.secret, force: args.forceReinstall || args.forceRemove, stack: pulumi.getStack() };
+        const check = { fqdn: args.host.fqdn, secret: args.secret, force: args.forceReinstall || args.forceRemove, stack: args.stack };
         const resizeCheck = args.host.sizedAtCreation
             ? []
             : [

@@ -162,6 +162,7 @@ export class Platform extends pulumi.ComponentResource {
                     greenlight: single && s.greenlight,
                     forceReinstall: s.forceReinstall,
                     forceRemove: s.forceRemove,
+                    stack: args.stack,
                     upgradeInPlace: single,
                     privacy: s.privacy,
                     recordings: s.recordings,
