@@ -288,8 +288,9 @@ export function installedBbb(box: Sandbox, secret: string): void {
 /**
  * An attached OpenStack volume: $ROOT/dev/disk/by-id/virtio-<first 20 of the id> -> $ROOT/dev/vdb, with
  * stub blkid, mkfs.ext4, mountpoint, mount, blockdev and resize2fs that keep the disk's state in
- * $SANDBOX/disk/: the disk's size in bytes in size (1 TiB when absent), its filesystem's in fs-size (the
- * disk's when absent). resize2fs prints what e2fsprogs' resize/main.c and online.c print (1.47).
+ * $SANDBOX/disk/: the disk's size in bytes in size (1 TiB when absent; `blockdev --getsize64` prints it as
+ * util-linux's blockdev(8) does), its filesystem's in fs-size (the disk's when absent). resize2fs prints what
+ * e2fsprogs' resize/main.c and online.c print (1.47).
  * `formatted`: the disk already holds a filesystem (e.g. a volume kept from an earlier VM).
  */
 export function attachVolume(box: Sandbox, volumeId: string, formatted = false): void {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # BBB host (single topology), before bbb-installer: puts a directory that holds what users create on an
 # OpenStack data volume (kept when the VM is replaced), mounted at MOUNT, by making DIRECTORY a link to
-# MOUNT/<its name>: BigBlueButton's recordings ($dir; bbb-install.sh's -m only adds a link after
+# MOUNT/<its name>: BigBlueButton's recordings (/var/bigbluebutton; bbb-install.sh's -m only adds a link after
 # the packages made the directory, so the link must be there first), or Greenlight's compose project
 # (/root/greenlight-v3: its database, uploads, and the .env and compose file whose passwords the database
 # was made with; bbb-install.sh -g keeps a compose file and .env it finds and fills only empty values).
