@@ -323,10 +323,13 @@ function vmRows(vm: ResourceChange, role: string, dataVolume: boolean, guards: {
                 if (i in vm.inherited && !vm.changed.includes(i)) return `its ${i === "networks" ? "port" : i} is replaced`;
                 return `${quote(i)} changed`;
             });
-        const ignored = vm.after!.ignoreChanges;
-        const kept = [
-            ignored.some((p) => /^image|^blockDevices\[0\]\.uuid$/.test(p)) ? "image" : "",
-            ignored.includes("keyPair") ? "key pair" : "",
+        // The engine checks a replacement against the program's inputs as they are, ignoreChanges aside
+        // (pulumi/pulumi pkg/resource/deploy/step_generator.go, "we need to recompute the default values"; a
+        // `--replace` target is checked the same way): what the old VM kept, the new one does not.
+        const [b, a] = [vm.before!.inputs, vm.after!.inputs];
+        const today = [
+            b.blockDevices?.[0]?.uuid !== a.blockDevices?.[0]?.uuid ? "image" : "",
+            b.keyPair !== a.keyPair ? "key pair" : "",
         ].filter(Boolean);
         return [
             {
@@ -335,7 +338,7 @@ function vmRows(vm: ResourceChange, role: string, dataVolume: boolean, guards: {
                     bbb ? meetingsStake("the VM is replaced", guards.change ?? guards.remove) : ROLE_DOWN[role] ?? `${role} is down`,
                     "what is on the boot volume is lost",
                     dataVolume ? "the data volume moves to the new VM" : "",
-                    kept.length ? `the new VM boots the old one's ${kept.join(" and ")} (ignoreChanges)` : "",
+                    today.length ? `the new VM is made from today's ${today.join(" and ")}` : "",
                 ]
                     .filter(Boolean)
                     .join("; "),

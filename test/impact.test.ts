@@ -17,6 +17,7 @@ const DEV = stackConfig(ROOT, "dev")!;
 const CHANGES: Record<string, Record<string, unknown>> = {
     "flavors.bbb and flavors.scalelite": { flavors: { bbb: "m1.2xlarge", scalelite: "m1.xlarge" } },
     "volumeSizes.bbb and volumeSizes.turn": { volumeSizes: { bbb: 100, turn: 30 } },
+    "image and volumeSizes.turn": { image: "Ubuntu 22.04 2026-11", volumeSizes: { bbb: 80, turn: 30 } },
     "poolSize lowered": { poolSize: 2 },
     "secretGeneration raised": { secretGeneration: 2 },
     "privacy standard": { privacy: "standard" },
@@ -79,7 +80,15 @@ test("volumeSizes: a force-new field of the boot volume replaces TURN's VM, its 
     const turn = text.filter((r) => r.startsWith("| turn |"));
     expect(turn).toHaveLength(1);
     expect(turn[0]).toMatch(/^\| turn \| turn \| replace the VM \(boot volume 20 → 30 GB\), then run every step on the new one \| TURN-relayed media stops until coturn runs on the new VM; what is on the boot volume is lost/);
-    expect(turn[0]).toContain("the new VM boots the old one's image and key pair (ignoreChanges)");
+    expect(turn[0]).not.toContain("image");
+});
+
+test("a replaced VM is made from today's image: the engine checks a replacement against the program's inputs, ignoreChanges aside", () => {
+    const text = rows(report("image and volumeSizes.turn"));
+    const turn = text.filter((r) => r.startsWith("| turn |"));
+    expect(turn).toHaveLength(1);
+    expect(turn[0]).toContain("the new VM is made from today's image");
+    expect(text).toContain("| bbb-1, bbb-2, bbb-3 | bbb | nothing on the VM (ignoreChanges): it keeps its image; new VMs get the new image |  |");
 });
 
 test("the single topology: a new flavor resizes bbb-1 (it reboots), a new boot volume size replaces it: meetings at risk, exit code 2", async () => {
