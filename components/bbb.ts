@@ -10,7 +10,7 @@ import * as command from "@pulumi/command";
 import { DialInSettings, RecordingSettings } from "./config";
 import { dataVolume } from "./data";
 import { checkBeforeChange, checkBeforeDelete } from "./guard";
-import { Host, HostArgs } from "./host";
+import { Host, HostArgs, READY_POLL_SECONDS, READY_TIMEOUT_SECONDS } from "./host";
 import { SIP_PORT } from "./ports";
 import { remoteStep } from "./remote";
 
@@ -96,6 +96,12 @@ export interface BbbServerArgs {
 export interface FinishArgs {
     /** In a pool, the other servers' private addresses: dial-in calls are forwarded among them. */
     dialInPeers: pulumi.Input<string[]>;
+    /**
+     * The stack's API name when this server answers it (bbb-1 in the single topology), with its DNS records;
+     * an empty name where it may have answered it before (bbb-1 in a pool, grown from one server): its
+     * certificate drops the name. Absent: nothing to do.
+     */
+    api?: { fqdn: string; records: pulumi.Resource[] };
 }
 
 export class BbbServer extends pulumi.ComponentResource {
@@ -219,6 +225,22 @@ export class BbbServer extends pulumi.ComponentResource {
     /** The steps that need the other servers (dial-in forwarding), once every server of the pool exists. */
     finish(more: FinishArgs): void {
         const { args, host } = this;
+        if (more.api) {
+            this.step(
+                "api-name",
+                "bbb-api-name",
+                {
+                    FQDN: host.fqdn,
+                    API_FQDN: more.api.fqdn,
+                    EMAIL: args.email,
+                    IPV4: host.ipv4,
+                    IPV6: host.ipv6 ?? "",
+                    RESOLVE_TIMEOUT_SECONDS: String(READY_TIMEOUT_SECONDS),
+                    POLL_SECONDS: String(READY_POLL_SECONDS),
+                },
+                more.api.records,
+            );
+        }
         if (args.dialIn) {
             this.step("dialin", "bbb-dialin", {
                 FQDN: host.fqdn,

@@ -36,6 +36,8 @@ export interface PortRange {
 export interface Settings {
     domain: string;
     hostnamePrefix: string;
+    /** The name consumers call the API on, <prefix><apiHostname>.<domain>: bbb-1 alone, Scalelite in a pool. */
+    apiHostname: string;
     letsEncryptEmail: string;
     sshAllowedCidrs: string[];
     allowSshFromAnywhere: boolean;
@@ -130,6 +132,13 @@ export const CONFIG_SCHEMA: Record<ConfigKey, KeySpec> = {
         default: "",
         description: "Prefix of every host name: <prefix><host>.<domain> (dev uses dev-).",
         example: "dev-",
+    },
+    apiHostname: {
+        type: "string",
+        default: "bbb",
+        description:
+            "Host name consumers call the API on, <prefix><apiHostname>.<domain>: bbb-1 answers it alone, Scalelite in a pool, so growing to a pool changes nothing for them.",
+        example: "meet",
     },
     letsEncryptEmail: {
         type: "string",
@@ -392,6 +401,8 @@ const ZONE_ID = /^[0-9a-f]{32}$/;
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
 /** The longest host name but the BBB servers', whose names grow with the pool and its release. */
 const LONGEST_HOST = "greenlight";
+/** Every name a host of a stack can have (components/names.ts). */
+const HOST_NAME = /^(turn|scalelite|greenlight|bbb-[0-9]+(-r[0-9]+)?)$/;
 
 /**
  * Validates raw configuration and returns the settings only when there is no problem. That a secret key
@@ -471,6 +482,19 @@ export function parseConfig(raw: RawConfig): Parsed {
                 `empty, or lower-case letters, digits and hyphens, starting with a letter or digit, at most ${63 - longest} characters`,
                 show(prefix),
                 setCommand("hostnamePrefix", "dev-"),
+            );
+        }
+    }
+
+    const apiHostname = str("apiHostname");
+    if (apiHostname !== undefined) {
+        const room = 63 - (prefix !== undefined && LABEL.test(`${prefix}x`) ? prefix.length : 0);
+        if (!LABEL.test(apiHostname) || apiHostname.length > room || HOST_NAME.test(apiHostname)) {
+            problem(
+                "apiHostname",
+                `a DNS label of its own (lower-case letters, digits, hyphens; at most ${room} characters with hostnamePrefix), not a host's name (turn, scalelite, greenlight, bbb-<n>)`,
+                show(apiHostname),
+                setCommand("apiHostname", "meet"),
             );
         }
     }
@@ -878,6 +902,7 @@ export function parseConfig(raw: RawConfig): Parsed {
         settings: {
             domain: domain!,
             hostnamePrefix: prefix!,
+            apiHostname: apiHostname!,
             letsEncryptEmail: email!,
             sshAllowedCidrs: cidrs as string[],
             allowSshFromAnywhere: values.allowSshFromAnywhere as boolean,

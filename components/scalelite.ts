@@ -4,7 +4,7 @@
 // and removes it (only when it hosts no meeting, unless forceRemove) when it leaves the pool.
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { Host, HostArgs } from "./host";
+import { Host, HostArgs, READY_TIMEOUT_SECONDS } from "./host";
 import { appHost } from "./data";
 import { remoteStep } from "./remote";
 
@@ -40,6 +40,8 @@ export interface ScaleliteArgs {
      * recordings are deleted after `retentionDays`.
      */
     recordings?: { nfsClients: string[]; retentionDays: number };
+    /** The stack's API name, which Scalelite answers; `records(host)` declares its DNS records. */
+    api: { fqdn: string; records: (host: Host) => pulumi.Resource[] };
 }
 
 export interface NodeRegistrationArgs {
@@ -69,6 +71,7 @@ export class Scalelite extends pulumi.ComponentResource {
         const app = appHost(name, args, this);
         this.host = app.host;
         this.apiUrl = `https://${this.host.fqdn}/bigbluebutton/api`;
+        const apiRecords = args.api.records(this.host);
 
         this.setup = remoteStep(
             `${name}-setup`,
@@ -77,6 +80,10 @@ export class Scalelite extends pulumi.ComponentResource {
                 connection: this.host.connection,
                 inputs: {
                     FQDN: this.host.fqdn,
+                    API_FQDN: args.api.fqdn,
+                    IPV4: this.host.ipv4,
+                    IPV6: this.host.ipv6 ?? "",
+                    RESOLVE_TIMEOUT_SECONDS: String(READY_TIMEOUT_SECONDS),
                     EMAIL: args.email,
                     SCALELITE_VERSION: args.version,
                     VOLUME_ID: app.data.volume.id,
@@ -95,7 +102,7 @@ export class Scalelite extends pulumi.ComponentResource {
                 },
                 triggers: [this.host.instanceId],
             },
-            { parent: this, dependsOn: [this.host.ready, app.data.attachment] },
+            { parent: this, dependsOn: [this.host.ready, app.data.attachment, ...apiRecords] },
         );
         this.registerOutputs({});
     }

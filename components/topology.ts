@@ -6,7 +6,7 @@ import { Role, Settings } from "./config";
 import { CloudFacts } from "./cloud";
 import { SecurityGroup } from "./firewall";
 import { Host, HostArgs } from "./host";
-import { DnsRecordSpec } from "./dns";
+import { DnsRecordSpec, hostRecords } from "./dns";
 import { BbbServer } from "./bbb";
 import { GreenlightServer } from "./greenlight";
 import { Scalelite } from "./scalelite";
@@ -42,7 +42,7 @@ export class Platform extends pulumi.ComponentResource {
     readonly scalelite?: Scalelite;
     /** Each consumer's API secret: Scalelite's per-consumer secrets, or bbb-1's one secret as `default`. */
     readonly consumerSecrets: Record<string, pulumi.Output<string>>;
-    /** Name consumers call the API on: bbb-1 (single) or Scalelite (pool). */
+    /** Name consumers call the API on (`apiHostname`): bbb-1 answers it alone, Scalelite in a pool. */
     readonly apiHost: string;
     readonly turnHost: string;
     readonly greenlightUrl?: string;
@@ -58,6 +58,15 @@ export class Platform extends pulumi.ComponentResource {
         const nameOf = (host: string) => fqdn(host, s.hostnamePrefix, s.domain);
         const specOf = (role: Role) => specs.find((spec) => spec.role === role);
         const turnSpec = specOf("turn")!;
+        this.apiHost = nameOf(s.apiHostname);
+        // The API name's records, pointing at the host that answers it: one resource name in both topologies,
+        // so growing to a pool updates them in place.
+        let apiRecords: pulumi.Output<DnsRecordSpec[]> | undefined;
+        const declareApiRecords = (target: Host) => {
+            const declared = hostRecords("api", { dns: s.dns, fqdn: this.apiHost, ipv4: target.ipv4, ipv6: target.ipv6 }, this);
+            apiRecords = declared.records;
+            return declared.resources;
+        };
 
         const keyPair = new openstack.compute.Keypair(`${name}-key`, { publicKey: s.sshPublicKey }, { parent: this });
         const firewall = {
@@ -128,6 +137,7 @@ export class Platform extends pulumi.ComponentResource {
                     primarySecret: args.apiSecret,
                     consumerSecrets: Object.values(this.consumerSecrets),
                     forceRemove: s.forceRemove,
+                    api: { fqdn: this.apiHost, records: declareApiRecords },
                     ...(s.recordings.enabled ? { recordings: { nfsClients: args.cloud.ipv4Cidrs, retentionDays: s.recordings.retentionDays } } : {}),
                 },
                 { parent: this },
@@ -180,11 +190,13 @@ export class Platform extends pulumi.ComponentResource {
             this.hosts[spec.name] = server.host;
             return server;
         });
-        // Second phase, now that every server has an address: in a pool, dial-in calls are forwarded to the
+        // Second phase, now that every server has an address: bbb-1 alone answers the API name (in a pool, the
+        // bbb-1 of a stack grown from one server gives it up); in a pool, dial-in calls are forwarded to the
         // server hosting the meeting; then Scalelite takes each server once its last step is done.
+        const api = single ? { fqdn: this.apiHost, records: declareApiRecords(this.bbbServers[0].host) } : { fqdn: "", records: [] };
         this.bbbServers.forEach((server, i) => {
             const peers = scalelite ? this.bbbServers.filter((_, j) => j !== i).map((other) => other.host.privateIpv4) : [];
-            server.finish({ dialInPeers: pulumi.all(peers) });
+            server.finish({ dialInPeers: pulumi.all(peers), ...(bbbSpecs[i].name === "bbb-1" ? { api } : {}) });
             scalelite?.register(bbbSpecs[i].name, {
                 fqdn: server.host.fqdn,
                 secret: server.secret,
@@ -237,8 +249,7 @@ export class Platform extends pulumi.ComponentResource {
             ).host;
         }
 
-        // Single topology: bbb-1 answers the API and runs Greenlight.
-        this.apiHost = (scalelite?.host ?? this.bbbServers[0].host).fqdn;
+        // Single topology: bbb-1 runs Greenlight.
         if (s.greenlight) this.greenlightUrl = `https://${(greenlightSpec ? this.hosts[greenlightSpec.name] : this.bbbServers[0].host).fqdn}/`;
 
         const hostList = specs.map((spec) => ({ spec, host: this.hosts[spec.name] }));
@@ -253,7 +264,7 @@ export class Platform extends pulumi.ComponentResource {
                 })),
             ),
         );
-        this.dnsRecords = pulumi.all(hostList.map(({ host }) => host.records)).apply((lists) => lists.flat());
+        this.dnsRecords = pulumi.all([...hostList.map(({ host }) => host.records), apiRecords!]).apply((lists) => lists.flat());
 
         this.registerOutputs({ hosts: this.summary, dnsRecords: this.dnsRecords });
     }

@@ -14,6 +14,7 @@ const PROD = stackConfig(ROOT, "prod")!;
 const CHANGES: Record<string, unknown> = {
     domain: "example.net",
     hostnamePrefix: "prod-",
+    apiHostname: "meet",
     letsEncryptEmail: "noc@example.org",
     sshAllowedCidrs: ["198.51.100.0/24", "203.0.113.0/24"],
     allowSshFromAnywhere: true,

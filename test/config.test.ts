@@ -109,6 +109,17 @@ describe("rules", () => {
         expect(only({ domain: "exa_mple.org" }).key).toBe("domain");
     });
 
+    test("apiHostname is a DNS label of its own: not a host's name, not too long with the prefix", () => {
+        expect(problems({ apiHostname: "meet" })).toEqual([]);
+        for (const taken of ["turn", "scalelite", "greenlight", "bbb-1", "bbb-12-r3"]) expect(only({ apiHostname: taken }).key).toBe("apiHostname");
+        expect(only({ apiHostname: "Meet" }).given).toBe('"Meet"');
+        expect(only({ apiHostname: "meet.example" }).key).toBe("apiHostname");
+        expect(only({ apiHostname: "" }).key).toBe("apiHostname");
+        expect(problems({ hostnamePrefix: "dev-", apiHostname: "x".repeat(59) })).toEqual([]);
+        const long = only({ hostnamePrefix: "dev-", apiHostname: "x".repeat(60) });
+        expect([long.key, long.expected, long.fix]).toEqual(["apiHostname", expect.stringContaining("at most 59 characters"), "pulumi config set apiHostname meet"]);
+    });
+
     test("hostnamePrefix is empty or a label start, short enough for the longest host name", () => {
         expect(problems({ hostnamePrefix: "dev-" })).toEqual([]);
         expect(only({ hostnamePrefix: "Dev_" }).key).toBe("hostnamePrefix");

@@ -71,6 +71,7 @@ const CASES: Case[] = [
     { name: "pool: consumerSecretGenerations.mattermost 1 -> 2", base: "pool", config: pool({ consumerSecretGenerations: { mattermost: 2 } }) },
     { name: "pool: a consumer added (pod)", base: "pool", config: pool({ consumers: ["default", "mattermost", "pod"] }) },
     { name: "pool: bbbInstallerRef pinned to a commit", base: "pool", config: pool({ bbbInstallerRef: "0123456789abcdef0123456789abcdef01234567" }) },
+    { name: "pool: apiHostname bbb -> meet", base: "pool", config: pool({ apiHostname: "meet" }) },
     { name: "pool: poolSize 3 -> 4 (scale up)", base: "pool", config: pool({ poolSize: 4 }) },
     { name: "pool: poolSize 3 -> 2 while bbb-3 hosts meetings (scale down)", base: "pool", config: pool({ poolSize: 2 }) },
     { name: "pool: poolSize 3 -> 2 after draining bbb-3, now empty (scale down)", base: "pool", before: [DRAINED], config: pool({ poolSize: 2 }), meetingsOn: { "bbb-3": 0 } },
@@ -103,6 +104,7 @@ const CASES: Case[] = [
     { name: "pool: pulumi up --replace bbb-2-vm", base: "pool", config: pool({}), replace: ["bbb-2-vm"] },
 
     // The single topology: bbb-1 (2 meetings) with Greenlight, TURN.
+    { name: "single: grown to a pool (scalelite on, poolSize 2; the API name moves to Scalelite)", base: "single", config: single({ scalelite: true, poolSize: 2 }) },
     { name: "single: privacy strict -> standard", base: "single", config: single({ privacy: "standard" }) },
     { name: "single: recordings on (/var/bigbluebutton moves to a data volume)", base: "single", config: single({ privacy: "standard", recordings: RECORDINGS }) },
     { name: "single: secretGeneration 1 -> 2 (bbbSecret)", base: "single", config: single({ secretGeneration: 2 }) },

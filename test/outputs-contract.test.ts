@@ -23,12 +23,12 @@ test.each(["single", "pool"])("%s topology: exactly the contract's outputs, the 
 test("integrations: each tool's settings in its own words, with its own consumer secret in a pool", () => {
     const consumers = pool.outputs.consumerSecrets as Record<string, string>;
     expect(pool.outputs.integrations).toEqual({
-        mattermost: { BASE_URL: "https://scalelite.example.org/bigbluebutton/api", SALT: consumers.mattermost },
-        pod: { BBB_API_URL: "https://scalelite.example.org/bigbluebutton/api", BBB_SECRET_KEY: consumers.pod },
+        mattermost: { BASE_URL: "https://bbb.example.org/bigbluebutton/api", SALT: consumers.mattermost },
+        pod: { BBB_API_URL: "https://bbb.example.org/bigbluebutton/api", BBB_SECRET_KEY: consumers.pod },
         // No "moodle" consumer configured: Moodle gets the primary secret.
-        moodle: { bigbluebuttonbn_server_url: "https://scalelite.example.org/bigbluebutton/", bigbluebuttonbn_shared_secret: pool.outputs.bbbSecret },
+        moodle: { bigbluebuttonbn_server_url: "https://bbb.example.org/bigbluebutton/", bigbluebuttonbn_shared_secret: pool.outputs.bbbSecret },
     });
-    expect((single.outputs.integrations as any).pod).toEqual({ BBB_API_URL: "https://bbb-1.example.org/bigbluebutton/api", BBB_SECRET_KEY: single.outputs.bbbSecret });
+    expect((single.outputs.integrations as any).pod).toEqual({ BBB_API_URL: "https://bbb.example.org/bigbluebutton/api", BBB_SECRET_KEY: single.outputs.bbbSecret });
 });
 
 describe("examples/consumer, a downstream stack, under mocks", () => {
@@ -69,7 +69,7 @@ describe("examples/consumer, a downstream stack, under mocks", () => {
 
     test("it references the configured stack and reads the outputs by their contract names", () => {
         expect(referenced).toBe("myorg/bbb/prod");
-        expect(outputs.bbbApiUrl).toBe("https://scalelite.example.org/bigbluebutton/api");
+        expect(outputs.bbbApiUrl).toBe("https://bbb.example.org/bigbluebutton/api");
         expect(outputs.podSettings).toEqual((pool.outputs.integrations as any).pod);
         expect(outputs.hostNames).toEqual(["turn.example.org", "scalelite.example.org", "bbb-1.example.org", "bbb-2.example.org", "greenlight.example.org"]);
     });

@@ -71,7 +71,7 @@ test("Scalelite's setup gets the pinned version, its volume, the primary and eve
 });
 
 test("outputs: Scalelite's API, the primary secret, the consumers' secrets (secret), Greenlight's URL", () => {
-    expect(four.outputs.bbbApiUrl).toBe("https://scalelite.example.org/bigbluebutton/api");
+    expect(four.outputs.bbbApiUrl).toBe("https://bbb.example.org/bigbluebutton/api");
     expect(four.outputs.greenlightUrl).toBe("https://greenlight.example.org/");
     expect(four.secretOutputs.sort()).toEqual(["bbbSecret", "consumerSecrets", "integrations"]);
 });

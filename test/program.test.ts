@@ -123,6 +123,9 @@ describe("single topology: floating IPs, IPv6, Cloudflare", () => {
         expect(records.map((r) => [r.name, r.type, r.content]).sort()).toEqual([
             ["bbb-1.example.org", "A", "203.0.113.11"],
             ["bbb-1.example.org", "AAAA", "2001:db8:1::b"],
+            // The API name, on bbb-1 alone.
+            ["bbb.example.org", "A", "203.0.113.11"],
+            ["bbb.example.org", "AAAA", "2001:db8:1::b"],
             ["turn.example.org", "A", "203.0.113.2"],
             ["turn.example.org", "AAAA", "2001:db8:1::2"],
         ]);
@@ -164,7 +167,7 @@ describe("single topology: floating IPs, IPv6, Cloudflare", () => {
 
     test("outputs: exactly the contract, the secret secret, no Greenlight", () => {
         expect(Object.keys(run.outputs).sort()).toEqual(["bbbApiUrl", "bbbSecret", "consumerSecrets", "dnsRecords", "hosts", "integrations", "turnHost"]);
-        expect(run.outputs.bbbApiUrl).toBe("https://bbb-1.example.org/bigbluebutton/api");
+        expect(run.outputs.bbbApiUrl).toBe("https://bbb.example.org/bigbluebutton/api");
         expect(run.outputs.turnHost).toBe("turn.example.org");
         expect(run.outputs.bbbSecret).toMatch(/^[A-Za-z0-9]{40}$/);
         expect(run.secretOutputs.sort()).toEqual(["bbbSecret", "consumerSecrets", "integrations"]);
@@ -211,7 +214,7 @@ describe("single topology with Greenlight: provider network, no IPv6, DNS by han
         expect(run.error).toBeUndefined();
         expect(hostsOf(run).map((h) => h.name)).toEqual(["turn", "bbb-1"]);
         expect(run.outputs.greenlightUrl).toBe("https://dev-bbb-1.example.org/");
-        expect(run.outputs.bbbApiUrl).toBe("https://dev-bbb-1.example.org/bigbluebutton/api");
+        expect(run.outputs.bbbApiUrl).toBe("https://dev-bbb.example.org/bigbluebutton/api");
     });
 
     test("addresses come from the port itself; no floating IP, no AAAA without a routable IPv6 subnet", () => {
@@ -227,6 +230,7 @@ describe("single topology with Greenlight: provider network, no IPv6, DNS by han
         expect(run.outputs.dnsRecords).toEqual([
             { type: "A", name: "dev-turn.example.org", content: "10.0.0.2" },
             { type: "A", name: "dev-bbb-1.example.org", content: "10.0.0.11" },
+            { type: "A", name: "dev-bbb.example.org", content: "10.0.0.11" },
         ]);
         expect(run.logs.join("\n")).toContain("create dev-bbb-1.example.org A 10.0.0.11");
         const ready = byName(run, "bbb-1-ready");
@@ -253,7 +257,7 @@ describe("pool topology: Scalelite, three nodes, Greenlight on its own host", ()
     });
 
     test("consumers use Scalelite's API; Greenlight has its own name", () => {
-        expect(run.outputs.bbbApiUrl).toBe("https://scalelite.example.org/bigbluebutton/api");
+        expect(run.outputs.bbbApiUrl).toBe("https://bbb.example.org/bigbluebutton/api");
         expect(run.outputs.greenlightUrl).toBe("https://greenlight.example.org/");
         expect(run.secretOutputs.sort()).toEqual(["bbbSecret", "consumerSecrets", "integrations"]);
     });
@@ -281,8 +285,11 @@ describe("pool topology: Scalelite, three nodes, Greenlight on its own host", ()
         }
     });
 
-    test("every host gets A and AAAA records", () => {
-        expect(ofType(run, T.record)).toHaveLength(12);
+    test("every host gets A and AAAA records, and the API name Scalelite's addresses", () => {
+        expect(ofType(run, T.record)).toHaveLength(14);
+        const api = ofType(run, T.record).filter((r) => r.inputs.name === "bbb.example.org");
+        const scalelite = ofType(run, T.record).filter((r) => r.inputs.name === "scalelite.example.org");
+        expect(api.map((r) => [r.inputs.type, r.inputs.content])).toEqual(scalelite.map((r) => [r.inputs.type, r.inputs.content]));
     });
 
     test("secrets stay secret", () => {

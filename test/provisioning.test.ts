@@ -13,7 +13,7 @@ describe("single topology with Greenlight", () => {
 
     test("declares readiness, coturn, installer and configuration steps", () => {
         expect(run.error).toBeUndefined();
-        expect(steps(run).sort()).toEqual(["bbb-1-configure", "bbb-1-data-policy", "bbb-1-greenlight-storage", "bbb-1-install", "bbb-1-ready", "turn-coturn", "turn-ready"]);
+        expect(steps(run).sort()).toEqual(["bbb-1-api-name", "bbb-1-configure", "bbb-1-data-policy", "bbb-1-greenlight-storage", "bbb-1-install", "bbb-1-ready", "turn-coturn", "turn-ready"]);
     });
 
     test("the installer gets the pinned release branch, the version, the name, the e-mail, TURN and -g", () => {
@@ -71,6 +71,18 @@ describe("single topology with Greenlight", () => {
         expect([...waits].filter((n) => n.startsWith("turn-"))).toEqual(["turn-secret"]);
     });
 
+    test("bbb-1 answers the API name alone: its certificate step gets the name and its addresses, after the name's records and its configuration", () => {
+        expect(inputsOf(run, "bbb-1-api-name")).toMatchObject({
+            FQDN: "bbb-1.example.org",
+            API_FQDN: "bbb.example.org",
+            EMAIL: "ops@example.org",
+            IPV4: "203.0.113.11",
+            IPV6: "2001:db8:1::b",
+        });
+        expect([...waitsFor(run, "bbb-1-api-name")]).toEqual(expect.arrayContaining(["api-a", "api-aaaa", "bbb-1-data-policy"]));
+        expect(run.outputs.bbbApiUrl).toBe("https://bbb.example.org/bigbluebutton/api");
+    });
+
     test("configuration follows the installer, and runs again after every installer run", () => {
         expect(waitsFor(run, "bbb-1-configure")).toContain("bbb-1-install");
         expect(inputsOf(run, "bbb-1-configure").INSTALL_ID).toMatch(/^[0-9a-f]{64}$/);
@@ -119,6 +131,14 @@ describe("pool topology, three nodes", () => {
             "bbb-2.example.org 10.0.0.12 2001:db8:1::c 203.0.113.12",
             "bbb-3.example.org 10.0.0.13 2001:db8:1::d 203.0.113.13",
         ]);
+    });
+
+    test("Scalelite answers the API name: its setup gets the name and Scalelite's addresses, after the name's records; the nodes' certificates name themselves alone", () => {
+        expect(inputsOf(run, "scalelite-setup")).toMatchObject({ FQDN: "scalelite.example.org", API_FQDN: "bbb.example.org", IPV4: "203.0.113.3", IPV6: "2001:db8:1::3" });
+        expect([...waitsFor(run, "scalelite-setup")]).toEqual(expect.arrayContaining(["api-a", "api-aaaa"]));
+        // bbb-1, which may have answered it as a single server, gives the name up; the others never had it.
+        expect(inputsOf(run, "bbb-1-api-name").API_FQDN).toBe("");
+        expect(steps(run).filter((s) => s.endsWith("-api-name"))).toEqual(["bbb-1-api-name"]);
     });
 
     test("nodes never wait for each other", () => {

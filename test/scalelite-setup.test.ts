@@ -13,6 +13,10 @@ const LB_OTHER = "LbMattermostSecret0123456789ab";
 const SECRETS = [SECRET_KEY_BASE, DB_PASSWORD, LB_SECRET, LB_OTHER];
 const INPUTS = {
     FQDN: "scalelite.example.org",
+    API_FQDN: "bbb.example.org",
+    IPV4: "203.0.113.20",
+    IPV6: "",
+    RESOLVE_TIMEOUT_SECONDS: "5",
     EMAIL: "ops@example.org",
     SCALELITE_VERSION: "v1.8.5",
     VOLUME_ID: VOLUME,
@@ -58,6 +62,9 @@ function host(): Sandbox {
     installStubs(box);
     attachVolume(box, VOLUME, true);
     box.stub("curl", CURL);
+    // dig +short ... TYPE NAME @resolver: the API name points here once $SANDBOX/api-a exists (A only).
+    box.stub("dig", '[ "$4" = A ] && [ "$5" = bbb.example.org ] && cat "$SANDBOX/api-a" 2>/dev/null; true');
+    box.write("api-a", "203.0.113.20\n");
     box.stub("sleep");
     box.stub("exportfs", '[ -z "${EXPORTFS_FAIL:-}" ] || { echo "exportfs: Failed to stat /var/lib/bbb-data/recordings" >&2; exit 1; }');
     return box;
@@ -108,18 +115,32 @@ describe("a first run", () => {
         expect(fs.existsSync(box.file("root/var/lib/bbb-data/redis"))).toBe(true);
     });
 
-    test("installs docker.io and certbot and gets the certificate by HTTP-01, stopping scalelite-nginx around renewals", () => {
+    test("installs docker.io and certbot and, once the API name points here, gets one certificate for both names by HTTP-01 (scalelite-nginx stopped around renewals)", () => {
         expect(box.calls("apt-get")).toEqual(["apt-get install -y -q docker.io certbot", "apt-get install -y -q nfs-kernel-server"]);
-        expect(box.calls("certbot")).toEqual([
-            "certbot certonly --standalone --non-interactive --agree-tos --keep-until-expiring -m ops@example.org -d scalelite.example.org" +
+        expect(box.calls("dig")).toContain("dig +short +time=3 +tries=1 A bbb.example.org @resolver1.opendns.com");
+        expect(box.calls("certbot").filter((c) => c.startsWith("certbot certonly"))).toEqual([
+            "certbot certonly --standalone --non-interactive --agree-tos --keep-until-expiring -m ops@example.org" +
+                " --cert-name bbb.example.org -d bbb.example.org -d scalelite.example.org" +
                 " --pre-hook docker stop scalelite-nginx || true --post-hook docker start scalelite-nginx || true",
         ]);
-        expect(fs.existsSync(box.file("root/etc/letsencrypt/live/scalelite.example.org/fullchain.pem"))).toBe(true);
+        // Where Scalelite's nginx template looks for it: live/$URL_HOST.
+        expect(fs.existsSync(box.file("root/etc/letsencrypt/live/bbb.example.org/fullchain.pem"))).toBe(true);
+    });
+
+    test("scalelite-nginx also answers the host's own name, passing its requests on as the API name (Scalelite's API accepts URL_HOST alone)", () => {
+        const conf = fs.readFileSync(box.file("root/etc/bbb-deploy/scalelite-nginx-own-name.conf"), "utf8");
+        expect(conf).toContain("server_name scalelite.example.org;");
+        expect(conf).toContain("ssl_certificate /etc/nginx/ssl/live/bbb.example.org/fullchain.pem;");
+        expect(conf).toContain("proxy_set_header Host bbb.example.org;");
+        expect(conf).toContain("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;");
+        expect(args("scalelite-nginx")).toContain(
+            `type=bind,source=${box.root}/etc/bbb-deploy/scalelite-nginx-own-name.conf,target=/etc/nginx/http.d/bbb-own-name.conf,readonly`,
+        );
     });
 
     test("writes /etc/default/scalelite, root-only, with Scalelite's settings", () => {
         expect(envFile().split("\n").filter((l) => l && !l.startsWith("#"))).toEqual([
-            "URL_HOST=scalelite.example.org",
+            "URL_HOST=bbb.example.org",
             `SECRET_KEY_BASE=${SECRET_KEY_BASE}`,
             `LOADBALANCER_SECRET=${LB_SECRET}`,
             `LOADBALANCER_SECRETS=${LB_SECRET}:${LB_OTHER}`,
@@ -174,8 +195,9 @@ describe("a first run", () => {
             "blindsidenetwks/scalelite:v1.8.5-recording-importer",
         ]);
         expect(args("scalelite-nginx")).toEqual([
-            ...head("scalelite-nginx"), ...env, "-p", "80:80", "-p", "443:443",
+            ...head("scalelite-nginx"), ...env, "--label", expect.stringMatching(/^bbb\.own-name=[0-9a-f]{64}$/), "-p", "80:80", "-p", "443:443",
             ...bind(`${box.root}/etc/letsencrypt`, "/etc/nginx/ssl", true),
+            ...bind(`${box.root}/etc/bbb-deploy/scalelite-nginx-own-name.conf`, "/etc/nginx/http.d/bbb-own-name.conf", true),
             ...bind(`${data}/recordings/published`, "/var/bigbluebutton/published", true),
             "blindsidenetwks/scalelite:v1.8.5-nginx",
         ]);
@@ -242,10 +264,10 @@ describe("scalelite-setup", () => {
         const resolve = "--resolve scalelite.example.org:443:127.0.0.1";
         expect(box.calls("curl")).toEqual([
             ...Array(3).fill(`curl -sS --max-time 10 ${resolve} https://scalelite.example.org/health_check`),
-            `curl -sS --max-time 10 ${resolve} https://scalelite.example.org/bigbluebutton/api`,
+            "curl -sS --max-time 10 --resolve bbb.example.org:443:127.0.0.1 https://bbb.example.org/bigbluebutton/api",
         ]);
         expect(box.calls("sleep")).toEqual(["sleep 5", "sleep 5"]);
-        expect(r.stdout).toContain("scalelite-setup: Scalelite answers on https://scalelite.example.org/bigbluebutton/api");
+        expect(r.stdout).toContain("scalelite-setup: Scalelite answers on https://bbb.example.org/bigbluebutton/api (and on https://scalelite.example.org)");
     });
 
     test("a 'Health Check Failure' body (HTTP 200) fails the step with the body, masked, and where to look", () => {
@@ -267,10 +289,37 @@ describe("scalelite-setup", () => {
         expect(down.stderr).toContain("last answer: /health_check: curl: (7) Failed to connect to scalelite.example.org port 443 (see: docker logs scalelite-api)");
     });
 
+    test("an API name that does not point here yet stops the step before certbot and any container, saying what it resolves to", () => {
+        fs.rmSync(box.file("api-a"));
+        const r = run({ RESOLVE_TIMEOUT_SECONDS: "0" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("scalelite-setup: error: bbb.example.org does not resolve to this host through resolver1.opendns.com after 0s: A is '' (expected '203.0.113.20')");
+        expect(box.calls("certbot").filter((c) => c.startsWith("certbot certonly"))).toEqual([]);
+        expect(runs()).toEqual([]);
+    });
+
+    test("once the certificate names both, a later run asks DNS nothing (a DNS outage does not block other changes)", () => {
+        ok();
+        fs.rmSync(box.file("api-a"));
+        forget();
+        ok({ RESOLVE_TIMEOUT_SECONDS: "0" });
+        expect(box.calls("dig")).toEqual([]);
+    });
+
+    test("a Scalelite from before the API name: its own certificate goes once the new one names both, its API moves to the API name", () => {
+        box.write("certbot/scalelite.example.org", "scalelite.example.org\n");
+        box.write("root/etc/letsencrypt/live/scalelite.example.org/fullchain.pem", "old\n");
+        ok();
+        const certbot = box.calls("certbot").filter((c) => !c.startsWith("certbot certificates"));
+        expect(certbot).toEqual([expect.stringContaining("--cert-name bbb.example.org -d bbb.example.org -d scalelite.example.org"), "certbot delete --non-interactive --cert-name scalelite.example.org"]);
+        expect(fs.existsSync(box.file("root/etc/letsencrypt/live/scalelite.example.org"))).toBe(false);
+        expect(envFile()).toContain("URL_HOST=bbb.example.org\n");
+    });
+
     test("a failing certbot stops the step before any container runs, naming certbot and the name", () => {
         const r = run({}, { CERTBOT_FAIL: "1" });
         expect(r.status).toBe(1);
-        expect(r.stderr).toContain("scalelite-setup: error: certbot could not obtain a certificate for scalelite.example.org");
+        expect(r.stderr).toContain("scalelite-setup: error: certbot could not obtain a certificate for bbb.example.org and scalelite.example.org");
         expect(runs()).toEqual([]);
     });
 
@@ -371,7 +420,7 @@ describe("recording retention", () => {
         expect(r.status).toBe(0);
         const checksum = require("crypto").createHash("sha1").update(`deleteRecordingsrecordID=old-record-1${LB_SECRET}`).digest("hex");
         expect(box.calls("curl")).toEqual([
-            `curl -sS --max-time 20 --resolve scalelite.example.org:443:127.0.0.1 https://scalelite.example.org/bigbluebutton/api/deleteRecordings?recordID=old-record-1&checksum=${checksum}`,
+            `curl -sS --max-time 20 --resolve bbb.example.org:443:127.0.0.1 https://bbb.example.org/bigbluebutton/api/deleteRecordings?recordID=old-record-1&checksum=${checksum}`,
         ]);
     });
 

@@ -33,12 +33,38 @@ mkdir -p "$SANDBOX/units"
 touch "$SANDBOX/units/$unit"
 ( "\${cmd[@]}"; rm -f "$SANDBOX/units/$unit" ) </dev/null >/dev/null 2>&1 &`;
 
-/** certbot: "issues" a certificate by copying the sandbox's test certificate into the live directory. */
+/**
+ * certbot, as certbot 2.x's _internal/main.py and cert_manager.py behave for what the steps use:
+ * `certonly`: the lineage is --cert-name, else the first -d (a new lineage is named after its first name); it
+ * "issues" by copying the sandbox's test certificate into live/<lineage>/ and records the lineage's names in
+ * $SANDBOX/certbot/<lineage>; `certificates` prints each lineage as cert_manager's human-readable report does
+ * ("No certificates found." when there is none); `delete --cert-name X` removes one. CERTBOT_FAIL=1: every
+ * certonly fails as a failed challenge does.
+ */
 const CERTBOT = `
+mkdir -p "$SANDBOX/certbot"
+case $1 in
+  certificates)
+    if [ -z "$(ls "$SANDBOX/certbot")" ]; then echo "No certificates found."; exit 0; fi
+    echo "Found the following certs:"
+    for f in "$SANDBOX/certbot"/*; do
+      name=\${f##*/}
+      printf '  Certificate Name: %s\n    Serial Number: 1\n    Key Type: RSA\n    Domains: %s\n    Expiry Date: 2027-01-01 (VALID: 89 days)\n' "$name" "$(cat "$f")"
+    done
+    exit 0 ;;
+  delete)
+    name=""; prev=""; for a in "$@"; do [ "$prev" = --cert-name ] && name=$a; prev=$a; done
+    [ -f "$SANDBOX/certbot/$name" ] || { echo "No certificate found with name $name (expected $(ls "$SANDBOX/certbot" | paste -sd ' ' -))." >&2; exit 1; }
+    rm -rf "$SANDBOX/certbot/$name" "$ROOT/etc/letsencrypt/live/$name"
+    exit 0 ;;
+esac
 [ -n "\${CERTBOT_FAIL:-}" ] && { echo "Challenge failed for domain" >&2; exit 1; }
-domain=""; prev=""; for a in "$@"; do [ "$prev" = "-d" ] && domain=$a; prev=$a; done
-mkdir -p "$ROOT/etc/letsencrypt/live/$domain"
-cp "$SANDBOX/cert/fullchain.pem" "$SANDBOX/cert/privkey.pem" "$ROOT/etc/letsencrypt/live/$domain/"`;
+name=""; domains=(); prev=""
+for a in "$@"; do [ "$prev" = -d ] && domains+=("$a"); [ "$prev" = --cert-name ] && name=$a; prev=$a; done
+name=\${name:-\${domains[0]}}
+printf '%s\n' "\${domains[*]}" > "$SANDBOX/certbot/$name"
+mkdir -p "$ROOT/etc/letsencrypt/live/$name"
+cp "$SANDBOX/cert/fullchain.pem" "$SANDBOX/cert/privkey.pem" "$ROOT/etc/letsencrypt/live/$name/"`;
 
 /** install -m MODE -o USER -g GROUP SRC DST: copies and sets the mode (owners are only recorded). */
 const INSTALL = `
@@ -193,6 +219,10 @@ if [ -n "\${INSTALLER_DIES:-}" ]; then
   [ -s "$SANDBOX/meetings" ] && cat "$SANDBOX/meetings" >> "$SANDBOX/ended-meetings"
   : > "$SANDBOX/meetings"; rm -f "$SANDBOX/units/bbb-apps-akka"; exit 100
 fi
+# Its certificate, as install_ssl gets it when there is none yet: the lineage named after the host.
+host=""; prev=""; for a in "$@"; do [ "$prev" = -s ] && host=$a; prev=$a; done
+[ -f "$SANDBOX/root/etc/letsencrypt/live/$host/fullchain.pem" ] ||
+  ROOT="$SANDBOX/root" certbot --email e --agree-tos --rsa-key-size 4096 -w /var/www/bigbluebutton-default/assets/ -d "$host" --deploy-hook "systemctl reload nginx" certonly
 mkdir -p "$SANDBOX/root/etc/bigbluebutton"
 props="$SANDBOX/root/etc/bigbluebutton/bbb-web.properties"
 [ -f "$props" ] || printf 'bigbluebutton.web.serverURL=https://bbb\\nsecuritySalt=InstallerMadeThisSecret0123456789abcdefgh\\n' > "$props"

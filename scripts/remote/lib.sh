@@ -195,6 +195,40 @@ mount_data_volume() {
   [[ $out != *" is now "* ]] || say "grew the filesystem of data volume $volume_id to its $size_gb GB"
 }
 
+# The names of certbot's certificate lineage NAME, sorted, on one line (empty when there is no such lineage), as
+# `certbot certificates` reports them ("Domains: a b" under "Certificate Name: NAME", certbot's
+# _internal/cert_manager.py).
+cert_names() {
+  certbot certificates --cert-name "$1" 2>/dev/null |
+    awk -v name="$1" '/Certificate Name:/ { mine = ($3 == name) } mine && /Domains:/ { for (i = 2; i <= NF; i++) print $i; exit }' |
+    sort | paste -sd ' ' -
+}
+
+# Waits until NAME resolves, through OpenDNS (the resolver bbb-install.sh asks for its public address; Let's
+# Encrypt sees the same authoritative records), to exactly IPV4 and IPV6 (empty: no AAAA), polling every POLL
+# seconds for at most TIMEOUT seconds.
+wait_resolves() {
+  local name=$1 ipv4=$2 ipv6=$3 timeout=$4 poll=$5 resolver=resolver1.opendns.com deadline a aaaa
+  deadline=$((SECONDS + timeout))
+  if ! command -v dig >/dev/null; then
+    say "installing dig (bind9-dnsutils)"
+    apt_install bind9-dnsutils
+  fi
+  say "waiting for $name to resolve to ${ipv4}${ipv6:+ and $ipv6} through $resolver"
+  while :; do
+    # Addresses for a record type, sorted, one line, CNAME targets left out.
+    a=$(dig +short +time=3 +tries=1 A "$name" "@$resolver" 2>/dev/null | grep -v '\.$' | sort | paste -sd ' ' - || true)
+    aaaa=$(dig +short +time=3 +tries=1 AAAA "$name" "@$resolver" 2>/dev/null | grep -v '\.$' | sort | paste -sd ' ' - || true)
+    [ "$a" = "$ipv4" ] && [ "$aaaa" = "$ipv6" ] && return 0
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      fail "$name does not resolve to this host through $resolver after ${timeout}s:" \
+        "A is '${a}' (expected '${ipv4}'), AAAA is '${aaaa}' (expected '${ipv6}')." \
+        "Create or correct the records (the stack output dnsRecords lists them) and run pulumi up again."
+    fi
+    sleep "$poll"
+  done
+}
+
 # Pulls the images that are not here yet, so that replacing a container never waits on (or fails at) a
 # download after the old container is gone.
 pull_images() {

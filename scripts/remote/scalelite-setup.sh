@@ -2,14 +2,18 @@
 # Scalelite host: Scalelite's docker images (api, poller, recording-importer, nginx) with PostgreSQL and
 # Redis, all on the docker network "scalelite", their data on the OpenStack data volume at
 # /var/lib/bbb-data (kept when the VM is replaced), TLS by a Let's Encrypt certificate (certbot HTTP-01,
-# scalelite-nginx stopped around renewals) mounted into scalelite-nginx. The settings (and every secret)
+# scalelite-nginx stopped around renewals) mounted into scalelite-nginx. Scalelite answers the stack's API
+# name API_FQDN (its URL_HOST): its API accepts requests for that one host name (config.hosts =
+# URL_HOST in config/environments/production.rb, v1.8.5), so a server of our own in scalelite-nginx passes
+# requests for the host's own name FQDN on as API_FQDN (consumers set up with it keep working). The settings (and every secret)
 # live only in /etc/default/scalelite (and the database password for postgres in
 # /etc/default/scalelite-postgres); a changed file or image replaces the containers that use it.
 # With RECORDINGS true, the recordings directory is exported over NFS to NFS_CLIENTS (the BBB servers, which
 # mount it at /mnt/scalelite-recordings, see bbb-recordings.sh); with RECORDINGS false nothing is exported and
 # Scalelite records no meeting (RECORDING_DISABLED, OVERRIDE_CREATE_PARAMS=record=false).
-# Ends when https://FQDN/health_check answers "success" and the API answers SUCCESS.
-# Inputs: FQDN EMAIL SCALELITE_VERSION (image tag, e.g. v1.8.5) VOLUME_ID (the data volume's id) VOLUME_SIZE (its GB)
+# Ends when https://FQDN/health_check answers "success" and https://API_FQDN/bigbluebutton/api SUCCESS.
+# Inputs: FQDN API_FQDN IPV4 IPV6 (the public addresses API_FQDN must resolve to; IPV6 empty when none)
+#         RESOLVE_TIMEOUT_SECONDS EMAIL SCALELITE_VERSION (image tag, e.g. v1.8.5) VOLUME_ID (the data volume's id) VOLUME_SIZE (its GB)
 #         SECRET_KEY_BASE (hex) DB_PASSWORD (alphanumeric) LOADBALANCER_SECRET
 #         LOADBALANCER_SECRETS (colon-separated, includes LOADBALANCER_SECRET)
 #         FORCE_REMOVE (true|false, kept for the node-removal step) POSTGRES_IMAGE REDIS_IMAGE
@@ -19,13 +23,16 @@
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
-: "${FQDN:?}" "${EMAIL:?}" "${SCALELITE_VERSION:?}" "${VOLUME_ID:?}" "${VOLUME_SIZE:?}" "${SECRET_KEY_BASE:?}" "${DB_PASSWORD:?}"
+: "${FQDN:?}" "${API_FQDN:?}" "${IPV4:?}" "${IPV6?}" "${RESOLVE_TIMEOUT_SECONDS:?}" "${EMAIL:?}" "${SCALELITE_VERSION:?}" "${VOLUME_ID:?}" "${VOLUME_SIZE:?}" "${SECRET_KEY_BASE:?}" "${DB_PASSWORD:?}"
 : "${LOADBALANCER_SECRET:?}" "${LOADBALANCER_SECRETS:?}" "${FORCE_REMOVE:?}" "${POSTGRES_IMAGE:?}"
 : "${REDIS_IMAGE:?}" "${HEALTH_WAIT_SECONDS:?}" "${RECORDINGS:?}" "${NFS_CLIENTS?}" "${RETENTION_DAYS:?}"
 [[ $RETENTION_DAYS =~ ^[0-9]+$ ]] || fail "RETENTION_DAYS must be a number of days, not '$RETENTION_DAYS'"
 
 # Checked before anything runs; the messages never show a secret.
 [[ $FQDN =~ ^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$ ]] || fail "FQDN '$FQDN' is not a lower-case host name"
+if ! [[ $API_FQDN =~ ^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$ ]] || [ "$API_FQDN" = "$FQDN" ]; then
+  fail "API_FQDN '$API_FQDN' is not a lower-case host name other than FQDN"
+fi
 [[ $EMAIL =~ ^[^[:space:]@]+@[^[:space:]@]+$ ]] || fail "EMAIL '$EMAIL' is not an e-mail address"
 [[ $SCALELITE_VERSION =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || fail "SCALELITE_VERSION '$SCALELITE_VERSION' is not an image tag"
 [[ $VOLUME_ID =~ ^[A-Za-z0-9-]{20,}$ ]] || fail "VOLUME_ID '$VOLUME_ID' is not an OpenStack volume id"
@@ -54,6 +61,7 @@ secrets=("$SECRET_KEY_BASE" "$DB_PASSWORD" "$LOADBALANCER_SECRET" "${lb_secrets[
 data=/var/lib/bbb-data
 recordings=$ROOT$data/recordings
 env_file=$ROOT/etc/default/scalelite
+own_name_conf=$ROOT/etc/bbb-deploy/scalelite-nginx-own-name.conf
 db_env_file=$ROOT/etc/default/scalelite-postgres
 flag=$ROOT/etc/bbb-deploy/scalelite-force-remove
 exports=$ROOT/etc/exports.d/bbb-recordings.exports
@@ -97,12 +105,43 @@ elif [ -e "$exports" ]; then
   if command -v exportfs >/dev/null; then exportfs -ra || fail "exportfs -ra failed after removing the recordings export"; fi
 fi
 
-# 3. The certificate. scalelite-nginx holds port 80 once it runs: certbot's renewals stop it around HTTP-01.
-say "obtaining a certificate for $FQDN (HTTP-01)"
-certbot certonly --standalone --non-interactive --agree-tos --keep-until-expiring -m "$EMAIL" -d "$FQDN" \
+# 3. The certificate, a lineage named after URL_HOST (where Scalelite's nginx template looks: live/$URL_HOST),
+#    covering both names. A new name must point here before Let's Encrypt checks it over HTTP. scalelite-nginx
+#    holds port 80 once it runs: certbot stops it around HTTP-01, on renewals too.
+if [ "$(cert_names "$API_FQDN")" != "$(printf '%s\n' "$API_FQDN" "$FQDN" | sort | paste -sd ' ' -)" ]; then
+  wait_resolves "$API_FQDN" "$IPV4" "$IPV6" "$RESOLVE_TIMEOUT_SECONDS" 10
+fi
+say "obtaining a certificate for $API_FQDN and $FQDN (HTTP-01)"
+certbot certonly --standalone --non-interactive --agree-tos --keep-until-expiring -m "$EMAIL" \
+  --cert-name "$API_FQDN" -d "$API_FQDN" -d "$FQDN" \
   --pre-hook "docker stop scalelite-nginx || true" --post-hook "docker start scalelite-nginx || true" 2>&1 |
   mask "${secrets[@]}" ||
-  fail "certbot could not obtain a certificate for $FQDN (is port 80 open and does $FQDN resolve to this host?)"
+  fail "certbot could not obtain a certificate for $API_FQDN and $FQDN (is port 80 open and do both names resolve to this host?)"
+# The lineage of the host's own name, from before the API name (nothing uses it any more).
+if [ -n "$(cert_names "$FQDN")" ]; then
+  certbot delete --non-interactive --cert-name "$FQDN" >/dev/null 2>&1 || fail "certbot could not delete the certificate $FQDN it no longer needs"
+  say "deleted the certificate $FQDN (replaced by $API_FQDN's, which names both)"
+fi
+mkdir -p "$(dirname "$own_name_conf")"
+if write_if_changed "$own_name_conf" 0644 root:root <<NGINX; then say "wrote the nginx server for $FQDN"; fi
+# Managed by bbb (Pulumi, scalelite-setup step): requests for the host's own name reach Scalelite's API as
+# $API_FQDN, the one host name it accepts.
+server {
+  listen 443 ssl http2;
+  listen [::]:443 ssl http2;
+  server_name $FQDN;
+  ssl_certificate /etc/nginx/ssl/live/$API_FQDN/fullchain.pem;
+  ssl_certificate_key /etc/nginx/ssl/live/$API_FQDN/privkey.pem;
+  location / {
+    proxy_pass http://scalelite-api:3000;
+    proxy_set_header Host $API_FQDN;
+    proxy_set_header X-Real-IP \$remote_addr;
+    proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto \$scheme;
+    proxy_http_version 1.1;
+  }
+}
+NGINX
 
 # 4. Scalelite's settings, the only place on disk that holds the secrets. Recordings off (or strict privacy):
 #    Scalelite's recording API is off and every meeting is created with record=false, whatever the caller asks.
@@ -113,7 +152,7 @@ fi
 mkdir -p "$(dirname "$env_file")"
 if write_if_changed "$env_file" 0600 root:root <<ENV; then say "wrote /etc/default/scalelite"; fi
 # Managed by bbb (Pulumi, scalelite-setup step); changes here are overwritten.
-URL_HOST=$FQDN
+URL_HOST=$API_FQDN
 SECRET_KEY_BASE=$SECRET_KEY_BASE
 LOADBALANCER_SECRET=$LOADBALANCER_SECRET
 LOADBALANCER_SECRETS=$LOADBALANCER_SECRETS
@@ -128,6 +167,7 @@ POSTGRES_PASSWORD=$DB_PASSWORD
 ENV
 # Containers reading a file carry its hash, so a changed file replaces them (and only them).
 env_sum=$(sha256sum "$env_file" | cut -d' ' -f1)
+own_name_sum=$(sha256sum "$own_name_conf" | cut -d' ' -f1)
 db_env_sum=$(sha256sum "$db_env_file" | cut -d' ' -f1)
 with_env=(--env-file "$env_file" --label "bbb.env=$env_sum")
 
@@ -149,8 +189,9 @@ ensure_container scalelite-poller --network scalelite "${with_env[@]}" \
   "$image-poller" || true
 ensure_container scalelite-recording-importer --network scalelite "${with_env[@]}" \
   --mount "type=bind,source=$recordings,target=/var/bigbluebutton" "$image-recording-importer" || true
-ensure_container scalelite-nginx --network scalelite "${with_env[@]}" -p 80:80 -p 443:443 \
+ensure_container scalelite-nginx --network scalelite "${with_env[@]}" --label "bbb.own-name=$own_name_sum" -p 80:80 -p 443:443 \
   --mount "type=bind,source=$ROOT/etc/letsencrypt,target=/etc/nginx/ssl,readonly" \
+  --mount "type=bind,source=$own_name_conf,target=/etc/nginx/http.d/bbb-own-name.conf,readonly" \
   --mount "type=bind,source=$recordings/published,target=/var/bigbluebutton/published,readonly" \
   "$image-nginx" || true
 
@@ -187,7 +228,7 @@ while :; do
     last="/health_check: ${answer:-no answer}"
   elif [ "$answer" != success ]; then
     last="/health_check answered: $answer"
-  elif ! answer=$(curl -sS --max-time 10 --resolve "$FQDN:443:127.0.0.1" "https://$FQDN/bigbluebutton/api" 2>&1); then
+  elif ! answer=$(curl -sS --max-time 10 --resolve "$API_FQDN:443:127.0.0.1" "https://$API_FQDN/bigbluebutton/api" 2>&1); then
     last="/bigbluebutton/api: ${answer:-no answer}"
   elif ! grep -q '<returncode>SUCCESS</returncode>' <<<"$answer"; then
     last="/bigbluebutton/api answered: $answer"
@@ -200,4 +241,4 @@ while :; do
   fi
   sleep 5
 done
-say "Scalelite answers on https://$FQDN/bigbluebutton/api"
+say "Scalelite answers on https://$API_FQDN/bigbluebutton/api (and on https://$FQDN)"
