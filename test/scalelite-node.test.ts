@@ -1,6 +1,7 @@
 // scripts/remote/scalelite-node.sh, run for real against a docker stub that emulates Scalelite's rake
 // tasks and a curl stub that answers as the BBB node's API does.
 import * as fs from "fs";
+import * as path from "path";
 import { Sandbox } from "./sandbox";
 import { installStubs } from "./stubs";
 
@@ -270,7 +271,42 @@ describe("maintenance: one server out of service at a time", () => {
         expect(apply(other).status).toBe(0);
         const r = maintenance(changed(other));
         expect(r.status).toBe(0);
-        expect(r.stdout).toContain("bbb-9.example.org holds the maintenance slot but is no longer registered in Scalelite: freeing it");
+        expect(r.stdout).toContain("bbb-9.example.org held the maintenance slot but is no longer registered in Scalelite: freed it");
+    });
+
+    test("a removal takes its turn too: while another server is out of service, the leaving one stays registered and in service", () => {
+        apply();
+        apply(other);
+        expect(maintenance(changed()).status).toBe(0);
+        const r = box.run("scalelite-node", other, {}, ["remove"]);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("waited 0s for bbb-5.example.org");
+        expect([server()?.state, server(other.NODE_ID)?.state]).toEqual(["cordoned", "enabled"]);
+    });
+
+    test("freeing a departed holder's slot never frees the slot another server took meanwhile", () => {
+        apply();
+        apply(other);
+        const slot = "root/var/lib/bbb-deploy/scalelite-nodes/maintenance-slot";
+        box.write(slot, "bbb-9.example.org\n");
+        // While bbb-5 asks Scalelite whether bbb-9 is still registered (a Rails boot: seconds), bbb-6 frees
+        // bbb-9's slot, takes it and cordons itself. (The first such call is bbb-5's look at its own registration;
+        // this wrapper and the stub it runs each log a call.)
+        fs.writeFileSync(box.file("calls.log"), "");
+        fs.renameSync(path.join(box.bin, "docker"), path.join(box.bin, "docker.stub"));
+        box.stub(
+            "docker",
+            `if [ "$*" = "exec scalelite-api bin/rake servers" ] && [ "$(grep -c 'bin/rake servers$' "$SANDBOX/calls.log")" = 3 ]; then
+  echo bbb-6.example.org > "$ROOT/var/lib/bbb-deploy/scalelite-nodes/maintenance-slot"
+  echo cordoned > "$SANDBOX/scalelite/bbb-6.example.org/state"
+fi
+exec "$SANDBOX/bin/docker.stub" "$@"`,
+        );
+        const r = maintenance(changed());
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("waited 0s for bbb-6.example.org");
+        expect(fs.readFileSync(box.file(slot), "utf8")).toBe("bbb-6.example.org\n");
+        expect([server()?.state, server(other.NODE_ID)?.state]).toEqual(["enabled", "cordoned"]);
     });
 
     test("a holder missing from an old view of Scalelite (cached a minute) is not taken for a removed one", () => {
@@ -283,7 +319,7 @@ describe("maintenance: one server out of service at a time", () => {
         expect(maintenance(changed(other)).status).toBe(0);
         const r = maintenance({ ...changed(), CHANGE: "c".repeat(64) });
         expect(r.status).toBe(1);
-        expect(r.stdout).not.toContain("freeing it");
+        expect(r.stdout).not.toContain("freed it");
         expect([server()?.state, server(other.NODE_ID)?.state]).toEqual(["enabled", "cordoned"]);
     });
 

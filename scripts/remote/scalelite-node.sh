@@ -80,13 +80,39 @@ holds_slot() {
   [ "$(cat "$slot" 2>/dev/null)" = "$NODE_ID" ]
 }
 
+# Every change of the slot happens under one lock, and a slot file is written whole (mv): a server never
+# takes, frees or releases a slot that changed hands since it looked.
+with_slot_lock() {
+  (
+    flock 8
+    "$@"
+  ) 8>"$slot.lock"
+}
+
 release_slot() {
+  with_slot_lock release_slot_locked
+}
+release_slot_locked() {
   if holds_slot; then rm -f "$slot"; fi
 }
 
-# Takes the maintenance slot if it is free (an atomic create); true when this server holds it.
+# Takes the maintenance slot if it is free (no file, or an empty one); true when this server holds it.
 take_slot() {
-  (set -o noclobber && printf '%s\n' "$NODE_ID" >"$slot") 2>/dev/null || holds_slot
+  with_slot_lock take_slot_locked
+}
+take_slot_locked() {
+  if [ -z "$(cat "$slot" 2>/dev/null)" ]; then
+    printf '%s\n' "$NODE_ID" >"$slot.new" && mv -f "$slot.new" "$slot"
+  fi
+  holds_slot
+}
+
+# Frees the slot if HOLDER still holds it; true when it did.
+free_slot_of() {
+  with_slot_lock free_slot_of_locked "$1"
+}
+free_slot_of_locked() {
+  [ "$(cat "$slot" 2>/dev/null)" = "$1" ] && rm -f "$slot"
 }
 
 # Takes the pool's one maintenance slot for NODE_ID, waiting while another server holds it (until $deadline);
@@ -95,10 +121,7 @@ wait_for_slot() {
   local holder view busy ids held
   until take_slot; do
     holder=$(cat "$slot" 2>/dev/null || true)
-    if [ -z "$holder" ]; then
-      rm -f "$slot" # an empty slot file (a write that failed) holds nothing
-      continue
-    fi
+    [ -n "$holder" ] || continue # freed since take_slot looked
     view=$(scalelite_status 60)
     busy=$(viewed_meetings "$holder" "$view")
     if [ -n "$busy" ] && [ "$busy" -gt 0 ]; then
@@ -107,8 +130,7 @@ wait_for_slot() {
     fi
     # A holder Scalelite no longer lists (removed by hand) holds nothing; asked anew, not from the view.
     if ids=$(docker exec scalelite-api bin/rake servers 2>/dev/null | awk '/^id: /{print $2}') && ! grep -qxF "$holder" <<<"$ids"; then
-      say "$holder holds the maintenance slot but is no longer registered in Scalelite: freeing it"
-      rm -f "$slot"
+      if free_slot_of "$holder"; then say "$holder held the maintenance slot but is no longer registered in Scalelite: freed it"; fi
       continue
     fi
     held=$(($(date +%s) - $(stat -c %Y "$slot" 2>/dev/null || date +%s)))
