@@ -59,6 +59,8 @@ export interface NodeRegistrationArgs {
     /** The meetings check of the server's VM: the registration depends on it, so its removal (which ends the
      * meetings under forceRemove) runs before the check, on deletion. */
     vmGuard: pulumi.Resource;
+    /** The server's VM: a new one (replaced) is registered again, which enables it. */
+    instanceId: pulumi.Input<string>;
 }
 
 export class Scalelite extends pulumi.ComponentResource {
@@ -109,19 +111,36 @@ export class Scalelite extends pulumi.ComponentResource {
 
     /** Keeps a BBB server registered; deleting the returned step removes it from Scalelite first. */
     register(name: string, node: NodeRegistrationArgs): command.remote.Command {
+        // Before the server's VM is deleted or replaced (`pulumi up --replace`, a new port or boot volume): the
+        // server is taken out of service as for a change, one server of the pool at a time; then the VM's own
+        // check refuses while it hosts meetings. Pulumi deletes this first, since it follows the VM's id, after
+        // the registration (on scale-down the server is removed from Scalelite first) and before that check.
+        // Only what it needs then: a change of the server's properties does not run it again.
+        const retire = remoteStep(
+            `${name}-retire`,
+            {
+                step: "scalelite-node",
+                connection: this.host.connection,
+                inputs: { NODE_ID: node.fqdn, MAINTENANCE_WAIT_SECONDS: String(MAINTENANCE_WAIT_SECONDS) },
+                triggers: [node.instanceId],
+                action: "guard",
+                deleteAction: "retire",
+            },
+            { parent: this, dependsOn: [this.setup, node.vmGuard] },
+        );
         return remoteStep(
             `${name}-registration`,
             {
                 step: "scalelite-node",
                 connection: this.host.connection,
-                inputs: { ...this.nodeInputs(node), INSTALL_ID: node.installId },
+                inputs: { ...this.nodeInputs(node), INSTALL_ID: node.installId, INSTANCE_ID: node.instanceId },
                 // No triggers: nothing but `pulumi up --replace` replaces it. Its create on a registered server
                 // notes the replacement, so that the old step's delete, run next, removes nothing.
                 triggers: [],
                 createAction: "create",
                 deleteAction: "remove",
             },
-            { parent: this, dependsOn: [this.setup, node.configured, node.vmGuard] },
+            { parent: this, dependsOn: [this.setup, node.configured, node.vmGuard, retire] },
         );
     }
 
@@ -130,7 +149,7 @@ export class Scalelite extends pulumi.ComponentResource {
      * fingerprint): takes it out of service, one server of the pool at a time, so that it takes no new meeting
      * while the running ones end; its registration enables it again. The server's installer waits for it.
      */
-    maintenance(name: string, node: Omit<NodeRegistrationArgs, "configured" | "installId" | "vmGuard">): command.remote.Command {
+    maintenance(name: string, node: Omit<NodeRegistrationArgs, "configured" | "installId" | "vmGuard" | "instanceId">): command.remote.Command {
         return remoteStep(
             `${name}-maintenance`,
             {
@@ -147,7 +166,7 @@ export class Scalelite extends pulumi.ComponentResource {
         );
     }
 
-    private nodeInputs(node: Omit<NodeRegistrationArgs, "configured" | "installId" | "vmGuard">): Record<string, pulumi.Input<string>> {
+    private nodeInputs(node: Omit<NodeRegistrationArgs, "configured" | "installId" | "vmGuard" | "instanceId">): Record<string, pulumi.Input<string>> {
         return {
             NODE_ID: node.fqdn,
             API_URL: `https://${node.fqdn}/bigbluebutton/api`,

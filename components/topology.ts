@@ -205,6 +205,7 @@ export class Platform extends pulumi.ComponentResource {
                 installId: server.installId,
                 change: server.change,
                 vmGuard: server.vmGuard,
+                instanceId: server.host.instanceId,
             });
         });
 

@@ -434,7 +434,7 @@ function volumeRows(volume: ResourceChange): Row[] {
 /** The row of a step that leaves the program (its delete action runs, with the inputs of its last run). */
 function removedStepRow(step: ResourceChange, suffix: string, role: string, ctx: Context): Row {
     const script = stdinParts(step.before!.inputs.stdin).inputs.STEP ?? "?";
-    if (script === "scalelite-node" && step.before!.inputs.delete) {
+    if (script === "scalelite-node" && /\sremove\s/.test(step.before!.inputs.delete ?? "")) {
         return {
             does: "removal from Scalelite: cordoned, then removed once it hosts no meeting",
             stake: ctx.forceRemove
@@ -523,7 +523,10 @@ function hostRows(host: string, role: string, resources: ResourceChange[], ctx: 
     }
     if (vm?.action === "delete") {
         // Its other steps go with it: only those with a removal action run, before the VM goes.
-        const removal = steps.filter((s) => s.action === "delete" && s.before!.inputs.delete).map((s) => removedStepRow(s, suffix(s), role, ctx));
+        // (A server's retire step, which takes it out of service before its VM goes, is the removal's own first part.)
+        const removal = steps
+            .filter((s) => s.action === "delete" && s.before!.inputs.delete && !/\sretire\s/.test(s.before!.inputs.delete))
+            .map((s) => removedStepRow(s, suffix(s), role, ctx));
         const stake =
             role !== "bbb"
                 ? "what runs there stops"

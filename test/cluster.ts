@@ -16,8 +16,8 @@
 //     that BBB host's; `servers:panic` ends the server's meetings, as Scalelite's panic does.
 // Order, as the engine: creations, replacements and updates in dependency order (explicit and input
 // dependencies, transitively); cloud resources as soon as they may (Pulumi starts them at once), then one step
-// at a time, a started chain of steps before a new one (as the pool's maintenance slot makes the real, parallel
-// run do); a delete-before-replace (a VM) first deletes what is replaced with it, dependents first; the first
+// at a time, a started chain of steps (and what it waits for) before a new one (as the pool's maintenance slot
+// makes the real, parallel run do); a delete-before-replace (a VM) first deletes what is replaced with it, dependents first; the first
 // failure stops the up (no new step, no deletion). Then deletions (what left the program, old halves of
 // create-before-delete replacements) in reverse dependency order, in waves of what Pulumi deletes in parallel
 // (a failure stops the up after its wave). Not modelled: steps that Pulumi would have running in parallel with a
@@ -1227,8 +1227,11 @@ export async function up(cluster: Cluster, raw: Run, options: UpOptions = {}): P
         const ready = [...pending.values()].filter((op) => ![...(ancestors.get(keyOf(op.resource)) ?? [])].some((a) => pending.has(a)));
         if (ready.length === 0) throw new Error(`dependency cycle among ${[...pending.keys()].join(", ")}`);
         const cloud = ready.filter((op) => op.resource.type !== COMMAND);
-        const continuing = ready.filter((op) => [...(ancestors.get(keyOf(op.resource)) ?? [])].some((a) => executedSteps.has(a)));
-        const candidates = cloud.length > 0 ? cloud : continuing.length > 0 ? continuing : ready;
+        const continues = (op: Operation) => [...(ancestors.get(keyOf(op.resource)) ?? [])].some((a) => executedSteps.has(a));
+        const continuing = ready.filter(continues);
+        // What a started chain waits for (Pulumi would run it beside the chain), before a new chain.
+        const waitedFor = ready.filter((op) => [...pending.values()].some((p) => continues(p) && ancestors.get(keyOf(p.resource))?.has(keyOf(op.resource))));
+        const candidates = [cloud, continuing, waitedFor, ready].find((c) => c.length > 0)!;
         const pick = candidates.sort((a, b) => order.get(keyOf(a.resource))! - order.get(keyOf(b.resource))!)[0];
         pending.delete(keyOf(pick.resource));
         executed.add(keyOf(pick.resource));

@@ -29,7 +29,7 @@ export async function evaluate(config: Record<string, unknown>, cloud: CloudMock
 /** The resources of one BBB server of a pool (floating network, Cloudflare): host, steps, secret, registration. */
 export function serverResources(host: string): string[] {
     // bbb-1, which may have answered the API name as a single server, has a step that gives it up.
-    return ["a", "configure", "data-policy", "fip", "fip-assoc", "install", "maintenance", "port", "ready", "registration", "secret", "vm", "vm-guard"]
+    return ["a", "configure", "data-policy", "fip", "fip-assoc", "install", "maintenance", "port", "ready", "registration", "retire", "secret", "vm", "vm-guard"]
         .concat(host === "bbb-1" ? ["api-name"] : [])
         .map((suffix) => `${host}-${suffix}`)
         .sort();

@@ -362,3 +362,53 @@ exec "$SANDBOX/bin/docker.stub" "$@"`,
         expect(r.stderr).toContain("Scalelite's api container does not answer: bbb-5.example.org cannot be taken out of service first");
     });
 });
+
+describe("retire: before a server's VM is deleted or replaced", () => {
+    // What the retire step gets: the server's id and how long to wait, nothing more.
+    const inputs = (node = NODE) => ({ NODE_ID: node.NODE_ID, MAINTENANCE_WAIT_SECONDS: node.MAINTENANCE_WAIT_SECONDS });
+    const retire = (node = NODE) => box.run("scalelite-node", inputs(node), {}, ["retire"]);
+    const other = { ...NODE, NODE_ID: "bbb-6.example.org", API_URL: "https://bbb-6.example.org/bigbluebutton/api" };
+    const SLOT = "root/var/lib/bbb-deploy/scalelite-nodes/maintenance-slot";
+
+    test("guard (create and update) does nothing", () => {
+        apply();
+        fs.writeFileSync(box.file("calls.log"), "");
+        expect(box.run("scalelite-node", inputs(), {}, ["guard"]).status).toBe(0);
+        expect(box.calls("docker")).toEqual([]);
+    });
+
+    test("the server is taken out of service, one at a time; registering its new VM enables it and gives the slot back", () => {
+        apply();
+        apply(other);
+        const r = retire();
+        expect(r.stderr).toBe("");
+        expect(r.status).toBe(0);
+        expect(r.stdout).toContain("bbb-5.example.org is the one server out of service: cordoned while its VM is deleted or replaced");
+        expect(server()?.state).toBe("cordoned");
+        // A second VM in the same pulumi up (a new port for every server) waits for the first.
+        const second = retire(other);
+        expect(second.status).toBe(1);
+        expect(second.stderr).toContain("waited 0s for bbb-5.example.org");
+        expect(server(other.NODE_ID)?.state).toBe("enabled");
+        expect(apply({ ...NODE, INSTANCE_ID: "vm-2" } as typeof NODE).status).toBe(0);
+        expect([server()?.state, fs.existsSync(box.file(SLOT))]).toEqual(["enabled", false]);
+        expect(retire(other).status).toBe(0);
+    });
+
+    test("while the server out of service still hosts meetings, the next one keeps its own and its VM waits", () => {
+        apply();
+        apply(other);
+        expect(retire().status).toBe(0);
+        hosting(2);
+        const r = retire(other);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-5.example.org is out of service for its change first and still hosts 2 meeting(s)");
+        expect(server(other.NODE_ID)?.state).toBe("enabled");
+    });
+
+    test("a server Scalelite does not know is not its business", () => {
+        const r = retire(other);
+        expect(r.status).toBe(0);
+        expect(r.stdout).toContain("bbb-6.example.org is not registered: Scalelite sends it nothing");
+    });
+});

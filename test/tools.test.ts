@@ -33,7 +33,8 @@ describe("plan", () => {
         expect(text).toContain("| bbb-3.example.org | A | public IPv4 of bbb-3 |");
         expect(text).toMatch(/\| 1 \| bbb-1-ready \| wait-ready \| bbb-1 \| {2}\|/);
         expect(text).toContain("| 2 | bbb-3-maintenance | scalelite-node | scalelite | scalelite-ready |  |");
-        expect(text).toContain("| 6 | bbb-3-registration | scalelite-node | scalelite | scalelite-setup, bbb-3-data-policy | on removal too |");
+        expect(text).toContain("| 3 | bbb-3-retire | scalelite-node | scalelite | scalelite-setup | on removal too |");
+        expect(text).toContain("| 6 | bbb-3-registration | scalelite-node | scalelite | bbb-3-data-policy, bbb-3-retire | on removal too |");
     });
 
     test("the README's excerpt of the prod plan is what npm run plan prints today", () => {

@@ -18,14 +18,24 @@
 #     hosts no meeting, by its own API and by Scalelite's view (rake status). While meetings run, or when it
 #     cannot tell (the server does not answer), it refuses, unless forceRemove is set (the flag file written
 #     by the scalelite-setup step): then it ends them (panic) and removes the server.
-# Inputs: NODE_ID API_URL SECRET DRAIN CHANGE MAINTENANCE_WAIT_SECONDS, and INSTALL_ID, which changes with every
-# installer run on the server so that apply runs after it (Scalelite's poller disables a server that stopped
-# answering meanwhile).
+#   retire (the argument on delete of the server's retire step, run before its VM is deleted or replaced;
+#     `guard` on create and update does nothing): takes the server out of service as maintenance does (the
+#     pool's one slot, cordoned). The VM's own check, run next where pulumi up runs (components/guard.ts),
+#     refuses while it hosts meetings, unless forceRemove as the stack has it then; the server stays cordoned,
+#     so it empties, and a later pulumi up goes on. Registering the new VM enables it and gives the slot back.
+# Inputs: NODE_ID MAINTENANCE_WAIT_SECONDS; but for guard and retire also API_URL SECRET DRAIN CHANGE, and
+# INSTALL_ID, which changes with every installer run on the server so that apply runs after it (Scalelite's
+# poller disables a server that stopped answering meanwhile); INSTANCE_ID (optional), the server's VM, so that
+# apply runs for a new one.
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
-: "${NODE_ID:?}" "${API_URL:?}" "${SECRET:?}" "${DRAIN:?}" "${CHANGE:?}" "${MAINTENANCE_WAIT_SECONDS:?}" "${INSTALL_ID:?}"
 action=${1:-apply}
+: "${NODE_ID:?}" "${MAINTENANCE_WAIT_SECONDS:?}"
+case $action in
+  guard | retire) SECRET=${SECRET:-} ;;
+  *) : "${API_URL:?}" "${SECRET:?}" "${DRAIN:?}" "${CHANGE:?}" "${INSTALL_ID:?}" ;;
+esac
 force_flag=$ROOT/etc/bbb-deploy/scalelite-force-remove
 nodes=$ROOT/var/lib/bbb-deploy/scalelite-nodes
 slot=$nodes/maintenance-slot
@@ -143,6 +153,22 @@ wait_for_slot() {
   done
 }
 
+# The meetings NODE_ID hosts, by its own API and by Scalelite's view, in $meetings; `unknown` when it cannot
+# tell and FORCE is true, else a failure saying the server stays cordoned.
+count_meetings() {
+  local force=$1 answer viewed
+  if answer=$(bbb_api_at "$API_URL" getMeetings "" "$SECRET" 2>/dev/null) && [[ $answer == *"<returncode>SUCCESS</returncode>"* ]]; then
+    meetings=$({ grep -o '<meeting>' <<<"$answer" || true; } | wc -l)
+  elif [ "$force" = true ]; then
+    meetings=unknown
+  else
+    fail "cannot tell whether meetings run on $NODE_ID: it does not answer its API with its secret. It is cordoned: it takes no new meetings." \
+      "Run pulumi up again once it answers; if it is gone for good, set forceRemove: true (pulumi config set forceRemove true; pulumi up)."
+  fi
+  viewed=$(viewed_meetings "$NODE_ID" "$(scalelite_status 0)")
+  if [ "$meetings" != unknown ] && [ -n "$viewed" ] && [ "$viewed" -gt "$meetings" ]; then meetings=$viewed; fi
+}
+
 # `create` on a server registered already: the step replaces an earlier one (noted once apply succeeded).
 replacing=false
 if [ "$action" = create ]; then
@@ -250,16 +276,7 @@ case $action in
       wait_for_slot
     fi
     [ "$state" = enabled ] && rake "servers:cordon[$NODE_ID]"
-    if answer=$(bbb_api_at "$API_URL" getMeetings "" "$SECRET" 2>/dev/null) && [[ $answer == *"<returncode>SUCCESS</returncode>"* ]]; then
-      meetings=$({ grep -o '<meeting>' <<<"$answer" || true; } | wc -l)
-    elif [ "$force" = true ]; then
-      meetings=unknown
-    else
-      fail "cannot tell whether meetings run on $NODE_ID: it does not answer its API with its secret. It is cordoned: it takes no new meetings." \
-        "Run pulumi up again once it answers; if it is gone for good, set forceRemove: true (pulumi config set forceRemove true; pulumi up)."
-    fi
-    viewed=$(viewed_meetings "$NODE_ID" "$(scalelite_status 0)")
-    if [ "$meetings" != unknown ] && [ -n "$viewed" ] && [ "$viewed" -gt "$meetings" ]; then meetings=$viewed; fi
+    count_meetings "$force"
     tasks=()
     if [ "$meetings" != 0 ]; then
       if [ "$force" != true ]; then
@@ -274,5 +291,18 @@ case $action in
     release_slot
     say "$NODE_ID removed from Scalelite"
     ;;
-  *) fail "unknown action $action (apply, create, maintenance or remove)" ;;
+  guard) ;;
+  retire)
+    block=$(registration)
+    if [ -z "$block" ]; then
+      say "$NODE_ID is not registered: Scalelite sends it nothing"
+      exit 0
+    fi
+    state=$(sed -n 's/^[[:space:]]*\(enabled\|disabled\|cordoned\)$/\1/p' <<<"$block")
+    deadline=$((SECONDS + MAINTENANCE_WAIT_SECONDS))
+    wait_for_slot
+    [ "$state" = enabled ] && rake "servers:cordon[$NODE_ID]"
+    say "$NODE_ID is the one server out of service: cordoned while its VM is deleted or replaced (registering the new one enables it)"
+    ;;
+  *) fail "unknown action $action (apply, create, maintenance, remove, guard or retire)" ;;
 esac
