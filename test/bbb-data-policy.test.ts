@@ -34,6 +34,8 @@ function installedHost(): void {
     box.write("root/etc/nginx/sites-available/bigbluebutton", SITE);
     box.write("root/etc/bigbluebutton/bbb-webrtc-sfu/production.yml", SFU);
     box.write("root/opt/freeswitch/etc/freeswitch/autoload_configs/switch.conf.xml", SWITCH);
+    box.write("root/opt/freeswitch/etc/freeswitch/autoload_configs/event_socket.conf.xml", '<param name="password" value="EslPassword0123"/>\n');
+    if (!exists("opt/freeswitch/conf")) fs.symlinkSync("etc/freeswitch", box.file("root/opt/freeswitch/conf"));
     box.write("root/var/bigbluebutton/deleted/presentation/old-meeting/slides.pdf", "x");
 }
 
@@ -77,12 +79,19 @@ describe("with meetings running, and after a failure", () => {
         expect(box.run("bbb-data-policy", STRICT).status).toBe(0);
         expect(restarts()).toEqual([]);
     });
-    test("a FreeSWITCH log level that did not reach FreeSWITCH (fs_cli failed) is set by the next run", () => {
-        box.stub("fs_cli", '[ -z "${FS_CLI_FAIL:-}" ]');
-        expect(box.run("bbb-data-policy", STRICT, { FS_CLI_FAIL: "1" }).status).toBe(1);
+    test("a FreeSWITCH log level that did not reach FreeSWITCH (its answer -ERR, though fs_cli exits 0) is set by the next run", () => {
+        const failed = box.run("bbb-data-policy", STRICT, { FSCTL_ERR: "1" });
+        expect(failed.status).toBe(1);
+        expect(failed.stderr).toContain("bbb-data-policy: error: fs_cli -x 'fsctl loglevel warning' failed");
         fs.writeFileSync(box.file("calls.log"), "");
         expect(box.run("bbb-data-policy", STRICT).status).toBe(0);
         expect(restarts()).toContain("fs_cli -x fsctl loglevel warning");
+    });
+
+    test("fs_cli authenticates with the event socket's password from a private config, never on its command line", () => {
+        box.write("root/opt/freeswitch/etc/freeswitch/autoload_configs/event_socket.conf.xml", '<param name="password" value="Changed0123"/>\n');
+        expect(box.run("bbb-data-policy", STRICT).status).toBe(0);
+        expect(box.calls("fs_cli")).toEqual(["fs_cli -x fsctl loglevel warning"]);
     });
 
     test("a recording worker that did not restart for the video format is restarted by the next run", () => {

@@ -2,7 +2,7 @@
 // fs_cli that authenticates like the real one (the event socket's password from $HOME/.fs_cli_conf).
 import * as fs from "fs";
 import { Sandbox } from "./sandbox";
-import { installStubs } from "./stubs";
+import { FS_CLI, installStubs } from "./stubs";
 
 const PASSWORD = "Gw-Pa55word-7f3a9c";
 const ESL_PASSWORD = "e5lSecret0c4f21";
@@ -21,31 +21,11 @@ const CONF = "root/opt/freeswitch/conf";
 const GATEWAY = `${CONF}/sip_profiles/external/bbb-dialin.xml`;
 const DIALPLAN = `${CONF}/dialplan/public/bbb-dialin.xml`;
 
-/**
- * fs_cli: refuses a connection unless $HOME/.fs_cli_conf holds the event socket's password (FS_DOWN=1: no
- * FreeSWITCH at all); answers reloadxml and the sofia commands as FreeSWITCH does. RELOADXML_ERR=1: reloadxml
- * fails, quoting the gateway file as FreeSWITCH quotes a broken line.
- */
-const FS_CLI = `
-[ -n "\${FS_DOWN:-}" ] && { echo "[ERROR] fs_cli.c:1679 main() Error Connecting [Socket Connection Error]"; exit 255; }
-want=$(sed -n 's/.*name="password" value="\\([^"]*\\)".*/\\1/p' "$ROOT/opt/freeswitch/conf/autoload_configs/event_socket.conf.xml")
-have=$(sed -n 's/^password => //p' "$HOME/.fs_cli_conf" 2>/dev/null)
-[ "$have" = "$want" ] || { echo "[ERROR] fs_cli.c:1679 main() Error Connecting [auth/login failed]"; exit 255; }
-[ "$1" = -x ] || { echo "fs_cli: interactive use in a test" >&2; exit 2; }
-case $2 in
-  reloadxml)
-    if [ -n "\${RELOADXML_ERR:-}" ]; then echo "-ERR [$(grep password "$ROOT/opt/freeswitch/conf/sip_profiles/external/bbb-dialin.xml")]"
-    else echo "+OK [Success]"; fi ;;
-  "sofia profile external killgw bbb-dialin") echo "+OK gateway marked for deletion." ;;
-  "sofia profile external rescan") echo "Reload XML [Success]"; echo "+OK scan complete" ;;
-  *) echo "-ERR $2 Command not found!" ;;
-esac`;
 
 let box: Sandbox;
 beforeEach(() => {
     box = new Sandbox();
     installStubs(box);
-    box.stub("fs_cli", FS_CLI);
     box.write(`${CONF}/vars.xml`, '<include>\n  <X-PRE-PROCESS cmd="set" data="external_sip_port=5060"/>\n</include>\n');
     box.write(`${CONF}/sip_profiles/external.xml`, '<profile name="external"><gateways><X-PRE-PROCESS cmd="include" data="external/*.xml"/></gateways></profile>\n');
     box.write(`${CONF}/dialplan/public.xml`, '<include><context name="public"><X-PRE-PROCESS cmd="include" data="public/*.xml"/></context></include>\n');

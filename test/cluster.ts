@@ -176,17 +176,6 @@ case "$1 $2" in
   *) echo "(error) unexpected redis-cli $*"; exit 1 ;;
 esac`;
 
-/** fs_cli -x COMMAND against a running FreeSWITCH: the commands the steps send succeed. */
-const FS_CLI = `
-[ "$1" = -x ] || { echo "fs_cli: interactive use" >&2; exit 2; }
-case $2 in
-  reloadxml) echo "+OK [Success]" ;;
-  "sofia profile external killgw bbb-dialin") echo "+OK gateway marked for deletion." ;;
-  "sofia profile external rescan") echo "+OK scan complete" ;;
-  "fsctl loglevel "*) echo "+OK log level: \${2#fsctl loglevel }" ;;
-  *) echo "-ERR $2 Command not found!" ;;
-esac`;
-
 const GROUPADD = `[ "$1" = -g ] && printf '%s:x:%s:\\n' "$3" "$2" >> "$ROOT/etc/group"`;
 const USERMOD = `
 g=$3; u=$4
@@ -512,7 +501,6 @@ function freshHost(cluster: Cluster, host: HostInfo, generation: number): Sandbo
             fs.renameSync(path.join(box.bin, "systemctl"), path.join(box.bin, "systemctl-base"));
             writeExecutable(path.join(box.bin, "systemctl"), SYSTEMCTL_BBB);
             box.stub("redis-cli", REDIS_CLI);
-            box.stub("fs_cli", FS_CLI);
             // Greenlight's compose (bbb-install.sh -g installs docker-compose): stop and up -d succeed.
             box.stub("docker-compose");
             box.stub("groupadd", GROUPADD);

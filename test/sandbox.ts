@@ -70,10 +70,13 @@ export class Sandbox {
         return name ? lines.filter((l) => l === name || l.startsWith(`${name} `)) : lines;
     }
 
-    /** Every file under the sandbox's ROOT, relative to it. */
+    /** Every file under the sandbox's ROOT, relative to it (a link to a directory is not followed: its files are listed where they are). */
     files(): string[] {
+        const isDirectoryLink = (file: string) => fs.lstatSync(file).isSymbolicLink() && fs.statSync(file, { throwIfNoEntry: false })?.isDirectory() === true;
         const walk = (dir: string): string[] =>
-            fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+            fs
+                .readdirSync(dir, { withFileTypes: true })
+                .flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : isDirectoryLink(path.join(dir, e.name)) ? [] : [path.join(dir, e.name)]));
         return walk(this.root).map((f) => path.relative(this.root, f));
     }
 

@@ -66,6 +66,30 @@ printf '%s\n' "\${domains[*]}" > "$SANDBOX/certbot/$name"
 mkdir -p "$ROOT/etc/letsencrypt/live/$name"
 cp "$SANDBOX/cert/fullchain.pem" "$SANDBOX/cert/privkey.pem" "$ROOT/etc/letsencrypt/live/$name/"`;
 
+/**
+ * fs_cli (FreeSWITCH's libs/esl/fs_cli.c): refuses a connection unless $HOME/.fs_cli_conf holds the event
+ * socket's password (FS_DOWN=1: no FreeSWITCH at all), exiting 255; answers the API commands the steps use as
+ * FreeSWITCH does, an error too with exit 0 ("-ERR ..."): reloadxml, the sofia commands, `fsctl loglevel`
+ * (mod_commands' ctl_function). RELOADXML_ERR=1: reloadxml fails, quoting the gateway file as FreeSWITCH quotes
+ * a broken line; FSCTL_ERR=1: fsctl answers -ERR.
+ */
+export const FS_CLI = `
+[ -n "\${FS_DOWN:-}" ] && { echo "[ERROR] fs_cli.c:1679 main() Error Connecting [Socket Connection Error]"; exit 255; }
+want=$(sed -n 's/.*name="password" value="\\([^"]*\\)".*/\\1/p' "$ROOT/opt/freeswitch/conf/autoload_configs/event_socket.conf.xml")
+have=$(sed -n 's/^password => //p' "$HOME/.fs_cli_conf" 2>/dev/null)
+[ "$have" = "$want" ] || { echo "[ERROR] fs_cli.c:1679 main() Error Connecting [auth/login failed]"; exit 255; }
+[ "$1" = -x ] || { echo "fs_cli: interactive use in a test" >&2; exit 2; }
+case $2 in
+  reloadxml)
+    if [ -n "\${RELOADXML_ERR:-}" ]; then echo "-ERR [$(grep password "$ROOT/opt/freeswitch/conf/sip_profiles/external/bbb-dialin.xml")]"
+    else echo "+OK [Success]"; fi ;;
+  "sofia profile external killgw bbb-dialin") echo "+OK gateway marked for deletion." ;;
+  "sofia profile external rescan") echo "Reload XML [Success]"; echo "+OK scan complete" ;;
+  "fsctl loglevel "*)
+    if [ -n "\${FSCTL_ERR:-}" ]; then echo "-ERR INVALID COMMAND"; else echo "+OK log level: $(echo "\${2#fsctl loglevel }" | tr a-z A-Z) [4]"; fi ;;
+  *) echo "-ERR $2 Command not found!" ;;
+esac`;
+
 /** install -m MODE -o USER -g GROUP SRC DST: copies and sets the mode (owners are only recorded). */
 const INSTALL = `
 mode=""; args=()
@@ -236,6 +260,12 @@ mkdir -p "$SANDBOX/root/etc/nginx/sites-available" "$SANDBOX/root/etc/bigbluebut
 printf 'server {\\n  listen 80;\\n  return 301 https://$server_name$request_uri;\\n}\\nserver {\\n  listen 443 ssl;\\n  access_log /var/log/nginx/bigbluebutton.access.log;\\n}\\n' \\
   > "$SANDBOX/root/etc/nginx/sites-available/bigbluebutton"
 printf 'log:\\n  level: info\\n' > "$SANDBOX/root/etc/bigbluebutton/bbb-webrtc-sfu/production.yml"
+# FreeSWITCH's event socket has a password of its own, in event_socket.conf.xml, where fs_clibbb reads it
+# (bbb-freeswitch-core); /opt/freeswitch/conf is the package's link to etc/freeswitch (its after-install.sh
+# uses both).
+fs=$SANDBOX/root/opt/freeswitch; mkdir -p "$fs/etc/freeswitch/autoload_configs"; [ -e "$fs/conf" ] || ln -s etc/freeswitch "$fs/conf"
+[ -f "$fs/conf/autoload_configs/event_socket.conf.xml" ] ||
+  printf '<configuration name="event_socket.conf"><settings>\\n  <param name="password" value="%s"/>\\n</settings></configuration>\\n' "Esl$RANDOM$RANDOM" > "$fs/conf/autoload_configs/event_socket.conf.xml"
 `;
 
 /**
@@ -294,7 +324,7 @@ export function installStubs(box: Sandbox): void {
     box.stub("hostname", "echo bbb-test-host");
     box.stub("docker", DOCKER);
     box.stub("nginx", '[ "$1" = -t ] && [ -z "${NGINX_BROKEN:-}" ]');
-    box.stub("fs_cli");
+    box.stub("fs_cli", FS_CLI);
     // yq e '.log.level' FILE / yq e -i '.log.level = "x"' FILE: as much of yq as the steps use.
     box.stub(
         "yq",

@@ -76,7 +76,8 @@ fs_level=$([ "$strict" = true ] && echo warning || echo info)
 if [ -f "$switch" ] && { ! grep -q "name=\"loglevel\" value=\"$fs_level\"" "$switch" || pending fs-loglevel; }; then
   pending_add fs-loglevel
   sed -i -E "s|(name=\"loglevel\" value=\")[a-z]+(\")|\1$fs_level\2|" "$switch"
-  fs_cli -x "fsctl loglevel $fs_level" >/dev/null || fail "cannot set FreeSWITCH's log level (fs_cli)"
+  fs_cli_ready
+  fs_api "fsctl loglevel $fs_level"
   pending_done fs-loglevel
   say "FreeSWITCH logs at $fs_level"
 fi

@@ -43,8 +43,7 @@ fi
 external_port=$(sed -n 's/.*data="external_sip_port=\([0-9]*\)".*/\1/p' "$conf/vars.xml" 2>/dev/null | tail -n1)
 [ -z "$external_port" ] || [ "$external_port" = "$SIP_PORT" ] ||
   fail "FreeSWITCH's external SIP profile listens on port $external_port, but the firewall opens $SIP_PORT to the provider"
-fs_cli=$(command -v fs_cli || echo "$ROOT/opt/freeswitch/bin/fs_cli")
-[ -x "$fs_cli" ] || fail "fs_cli is missing (/opt/freeswitch/bin/fs_cli): bbb-install.sh has not completed on this host"
+fs_cli_ready
 
 xml_escape() {
   local s=$1
@@ -174,35 +173,14 @@ fi
 [ "$gateway_changed" = false ] || pending_add gateway
 [ "$dialplan_changed" = false ] || pending_add dialplan
 
-# fs_cli authenticates with the event socket's password, which bbb-install.sh randomizes. It reads it from
-# $HOME/.fs_cli_conf: a private one here keeps the password off the command line.
-esl_password=$(sed -n 's/.*name="password"[[:space:]]*value="\([^"]*\)".*/\1/p' \
-  "$conf/autoload_configs/event_socket.conf.xml" 2>/dev/null | head -n1)
-cli_home=$(mktemp -d) || fail "cannot make a temporary directory for fs_cli"
-trap 'rm -rf "$cli_home"' EXIT
-if [ -n "$esl_password" ]; then
-  (umask 077 && printf '[default]\nhost => 127.0.0.1\nport => 8021\npassword => %s\n' "$esl_password" >"$cli_home/.fs_cli_conf")
-fi
-
-# Runs an fs_cli API command; fs_cli exits 0 even when the command fails, so its answer is checked too.
-fs_api() {
-  local out rc=0
-  out=$(HOME=$cli_home timeout 30 "$fs_cli" -x "$1" 2>&1) || rc=$?
-  out=$(printf '%s\n' "$out" | mask "$GATEWAY_PASSWORD" "$esl_password")
-  if [ "$rc" != 0 ] || [[ $out == *-ERR* ]] || [[ $out == *"Error Connecting"* ]] || [[ $out == *"Invalid "* ]]; then
-    printf '%s\n' "$out" >&2
-    fail "fs_cli -x '$1' failed (exit $rc; is FreeSWITCH running? see: systemctl status freeswitch)"
-  fi
-}
-
 say "reloading the FreeSWITCH configuration"
-fs_api reloadxml
+fs_api reloadxml "$GATEWAY_PASSWORD"
 if [ "$gateway_changed" = true ]; then
   # rescan adds new gateways but keeps a known one as it was: a changed gateway is dropped first.
   # The profile drops a killed gateway within a second or two; rescan then loads it anew.
-  HOME=$cli_home timeout 30 "$fs_cli" -x "sofia profile external killgw bbb-dialin" >/dev/null 2>&1 || true
+  fs_cli_run "sofia profile external killgw bbb-dialin" >/dev/null 2>&1 || true
   sleep "${GATEWAY_DROP_SECONDS:-3}"
-  fs_api "sofia profile external rescan"
+  fs_api "sofia profile external rescan" "$GATEWAY_PASSWORD"
   say "gateway bbb-dialin registers at $GATEWAY_HOST as $GATEWAY_USERNAME"
 fi
 pending_done gateway

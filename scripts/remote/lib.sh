@@ -229,6 +229,40 @@ wait_resolves() {
   done
 }
 
+# FreeSWITCH's CLI as BigBlueButton's packages install it (/opt/freeswitch/bin/fs_cli), authenticating with the
+# event socket's password, which bbb-install.sh randomizes (autoload_configs/event_socket.conf.xml): fs_cli
+# reads it from $HOME/.fs_cli_conf, a private one here (removed on exit), never from its command line.
+# Sets fs_cli, fs_cli_home and esl_password for fs_api.
+fs_cli_ready() {
+  fs_cli=$(command -v fs_cli || echo "$ROOT/opt/freeswitch/bin/fs_cli")
+  [ -x "$fs_cli" ] || fail "fs_cli is missing (/opt/freeswitch/bin/fs_cli): bbb-install.sh has not completed on this host"
+  esl_password=$(sed -n 's/.*name="password"[[:space:]]*value="\([^"]*\)".*/\1/p' \
+    "$ROOT/opt/freeswitch/conf/autoload_configs/event_socket.conf.xml" 2>/dev/null | head -n1)
+  fs_cli_home=$(mktemp -d) || fail "cannot make a temporary directory for fs_cli"
+  trap 'rm -rf "$fs_cli_home"' EXIT
+  if [ -n "$esl_password" ]; then
+    (umask 077 && printf '[default]\nhost => 127.0.0.1\nport => 8021\npassword => %s\n' "$esl_password" >"$fs_cli_home/.fs_cli_conf")
+  fi
+}
+
+# Runs a FreeSWITCH API command (after fs_cli_ready), its answer unchecked.
+fs_cli_run() {
+  HOME=$fs_cli_home timeout 30 "$fs_cli" -x "$1"
+}
+
+# fs_api COMMAND [SECRET...]: runs a FreeSWITCH API command (after fs_cli_ready). fs_cli exits 0 even when the
+# command fails, so its answer is checked too; the output shown on failure has the secrets masked.
+fs_api() {
+  local command=$1 out rc=0
+  shift
+  out=$(fs_cli_run "$command" 2>&1) || rc=$?
+  out=$(printf '%s\n' "$out" | mask "$@" "$esl_password")
+  if [ "$rc" != 0 ] || [[ $out == *-ERR* ]] || [[ $out == *"Error Connecting"* ]] || [[ $out == *"Invalid "* ]]; then
+    printf '%s\n' "$out" >&2
+    fail "fs_cli -x '$command' failed (exit $rc; is FreeSWITCH running? see: systemctl status freeswitch)"
+  fi
+}
+
 # Pulls the images that are not here yet, so that replacing a container never waits on (or fails at) a
 # download after the old container is gone.
 pull_images() {
