@@ -25,6 +25,7 @@ export function hostRecords(
     name: string,
     args: HostRecordsArgs,
     parent: pulumi.Resource,
+    dependsOn: pulumi.Resource[] = [],
 ): { records: pulumi.Output<DnsRecordSpec[]>; resources: pulumi.Resource[] } {
     const wanted: { type: DnsRecordSpec["type"]; content: pulumi.Output<string> }[] = [{ type: "A", content: args.ipv4 }];
     if (args.ipv6) wanted.push({ type: "AAAA", content: args.ipv6 });
@@ -56,7 +57,7 @@ export function hostRecords(
                     proxied: false,
                     comment: "bbb (managed by Pulumi)",
                 },
-                { parent, deleteBeforeReplace: true },
+                { parent, deleteBeforeReplace: true, dependsOn },
             ),
     );
     return { records, resources };

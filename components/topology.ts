@@ -11,6 +11,7 @@ import { BbbServer } from "./bbb";
 import { GreenlightServer } from "./greenlight";
 import { Scalelite } from "./scalelite";
 import { TurnServer } from "./turn";
+import { checkBeforeChange } from "./guard";
 import { fqdn, HostSpec, hostSpecs, rolesOf, Topology, topologyOf } from "./names";
 
 export interface PlatformArgs {
@@ -60,10 +61,24 @@ export class Platform extends pulumi.ComponentResource {
         const turnSpec = specOf("turn")!;
         this.apiHost = nameOf(s.apiHostname);
         // The API name's records, pointing at the host that answers it: one resource name in both topologies,
-        // so growing to a pool updates them in place.
+        // so growing to a pool updates them in place. Not while bbb-1 hosts meetings, though: callers would then
+        // reach Scalelite, which does not know them, and nobody could join them any more.
         let apiRecords: pulumi.Output<DnsRecordSpec[]> | undefined;
+        const apiMoveCheck = checkBeforeChange(
+            "api-move-check",
+            {
+                fqdn: nameOf("bbb-1"),
+                stack: args.stack,
+                secret: args.apiSecret,
+                what: "moving the API name from bbb-1 to Scalelite (joining a meeting that runs on bbb-1 would fail through Scalelite, which does not know it)",
+                force: s.forceReinstall,
+                forceKey: "forceReinstall",
+                watched: { apiHost: single ? "bbb-1" : "scalelite" },
+            },
+            { parent: this },
+        );
         const declareApiRecords = (target: Host) => {
-            const declared = hostRecords("api", { dns: s.dns, fqdn: this.apiHost, ipv4: target.ipv4, ipv6: target.ipv6 }, this);
+            const declared = hostRecords("api", { dns: s.dns, fqdn: this.apiHost, ipv4: target.ipv4, ipv6: target.ipv6 }, this, [apiMoveCheck]);
             apiRecords = declared.records;
             return declared.resources;
         };

@@ -594,7 +594,7 @@ function secretOf(name: string, generation: number, length: number): string {
 
 /**
  * The run with the values the cloud would have given: volume ids shaped as Cinder's (the steps check them), and
- * for a resource replaced `generation - 1` times a new id (VMs, volumes) or a new secret (random passwords).
+ * for a resource replaced `generation - 1` times a new id (VMs, volumes); random passwords by generation.
  */
 function realize(raw: Run, generations: Map<string, number>): Run {
     const subs: [string, string][] = [];
@@ -604,7 +604,9 @@ function realize(raw: Run, generations: Map<string, number>): Run {
         const id = r.outputs.id as string | undefined;
         if (r.type === VOLUME && id) subs.push([id, volumeUuid(r.name, generation)]);
         else if (r.type === INSTANCE && id && generation > 1) subs.push([id, `${id}-g${generation}`]);
-        else if (r.type === RANDOM_PASSWORD && generation > 1) {
+        else if (r.type === RANDOM_PASSWORD) {
+            // By generation only: a password Pulumi keeps (its keepers unchanged, or ignored) keeps its value,
+            // whatever the mock derived from the keepers of this run.
             const result = r.outputs.result as string;
             subs.push([result, secretOf(r.name, generation, result.length)]);
         }

@@ -125,6 +125,7 @@ const CASES: Case[] = [
 
     // Controls: without meetings the change goes through, one server at a time.
     { name: "control: pool privacy strict -> standard with no meeting anywhere", base: "pool", config: pool({ privacy: "standard" }), meetings: 0, applies: true },
+    { name: "single grown to a pool, no meeting on bbb-1: goes through up to Greenlight's protected volume (runbook)", base: "single", config: single({ scalelite: true, poolSize: 2 }), meetings: 0 },
 
     // With a force setting: what the README says happens.
     { name: "forced: poolSize 3 -> 2 with forceRemove while bbb-3 hosts meetings", base: "pool", config: pool({ poolSize: 2, forceRemove: true }), forced: { meetingsEnded: 2 } },
