@@ -63,6 +63,8 @@ export interface Settings {
     consumers: string[];
     drain: string[];
     forceRemove: boolean;
+    /** The prod stack: let pulumi up replace or delete BBB servers and unprotected data volumes. */
+    allowDestructiveChanges: boolean;
     dataVolumeSizes: Record<DataRole, number>;
     protectData: boolean;
     privacy: "strict" | "standard";
@@ -277,6 +279,13 @@ export const CONFIG_SCHEMA: Record<ConfigKey, KeySpec> = {
         type: "boolean",
         default: false,
         description: "Remove BBB servers from the pool, or delete or replace their VMs, even while meetings are running on them or they do not answer (they end).",
+        example: true,
+    },
+    allowDestructiveChanges: {
+        type: "boolean",
+        default: false,
+        description:
+            "In the prod stack, let pulumi up replace or delete BBB servers (scale-down, a release, a new boot volume size, --replace) and data volumes once protectData is false; without it their VMs are protected there and the policy pack refuses unprotected ones.",
         example: true,
     },
     dataVolumeSizes: {
@@ -927,6 +936,7 @@ export function parseConfig(raw: RawConfig): Parsed {
             consumers: consumers as string[],
             drain: drain as string[],
             forceRemove: values.forceRemove as boolean,
+            allowDestructiveChanges: values.allowDestructiveChanges as boolean,
             dataVolumeSizes: dataSizes,
             protectData: values.protectData as boolean,
             privacy: values.privacy as "strict" | "standard",

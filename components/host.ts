@@ -27,6 +27,8 @@ export interface HostArgs {
      * servers (scale-up, a release), never all at once.
      */
     sizedAtCreation?: boolean;
+    /** Protect the VM: Pulumi then refuses to replace or delete it (a BBB server of the prod stack). */
+    protect?: boolean;
     /** What the VM waits for before it is created or changed (e.g. a meetings check before a resize). */
     vmDependsOn?: pulumi.Resource[];
     /** Security group ids of the host's port (its role's group). */
@@ -109,6 +111,7 @@ export class Host extends pulumi.ComponentResource {
             },
             {
                 parent: this,
+                protect: args.protect ?? false,
                 dependsOn: args.vmDependsOn ?? [],
                 // A rotated image behind the same name, or a new key pair, must not rebuild a running
                 // server: new images roll out by deliberate replacement.

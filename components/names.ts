@@ -72,6 +72,9 @@ export function hostSpecs(inputs: TopologyInputs): HostSpec[] {
     ];
 }
 
+/** The stack where BBB servers and data volumes are protected unless allowDestructiveChanges (policy/ too). */
+export const PROD_STACK = "prod";
+
 export function fqdn(host: string, prefix: string, domain: string): string {
     return `${prefix}${host}.${domain}`;
 }

@@ -61,6 +61,8 @@ export interface NodeRegistrationArgs {
     vmGuard: pulumi.Resource;
     /** The server's VM: a new one (replaced) is registered again, which enables it. */
     instanceId: pulumi.Input<string>;
+    /** The VM is protected (the prod stack): its removal from Scalelite refuses, as Pulumi would its deletion. */
+    protected: boolean;
 }
 
 export class Scalelite extends pulumi.ComponentResource {
@@ -133,7 +135,7 @@ export class Scalelite extends pulumi.ComponentResource {
             {
                 step: "scalelite-node",
                 connection: this.host.connection,
-                inputs: { ...this.nodeInputs(node), INSTALL_ID: node.installId, INSTANCE_ID: node.instanceId },
+                inputs: { ...this.nodeInputs(node), INSTALL_ID: node.installId, INSTANCE_ID: node.instanceId, PROTECTED: String(node.protected) },
                 // No triggers: nothing but `pulumi up --replace` replaces it. Its create on a registered server
                 // notes the replacement, so that the old step's delete, run next, removes nothing.
                 triggers: [],
@@ -149,7 +151,7 @@ export class Scalelite extends pulumi.ComponentResource {
      * fingerprint): takes it out of service, one server of the pool at a time, so that it takes no new meeting
      * while the running ones end; its registration enables it again. The server's installer waits for it.
      */
-    maintenance(name: string, node: Omit<NodeRegistrationArgs, "configured" | "installId" | "vmGuard" | "instanceId">): command.remote.Command {
+    maintenance(name: string, node: Omit<NodeRegistrationArgs, "configured" | "installId" | "vmGuard" | "instanceId" | "protected">): command.remote.Command {
         return remoteStep(
             `${name}-maintenance`,
             {
@@ -166,7 +168,7 @@ export class Scalelite extends pulumi.ComponentResource {
         );
     }
 
-    private nodeInputs(node: Omit<NodeRegistrationArgs, "configured" | "installId" | "vmGuard" | "instanceId">): Record<string, pulumi.Input<string>> {
+    private nodeInputs(node: Omit<NodeRegistrationArgs, "configured" | "installId" | "vmGuard" | "instanceId" | "protected">): Record<string, pulumi.Input<string>> {
         return {
             NODE_ID: node.fqdn,
             API_URL: `https://${node.fqdn}/bigbluebutton/api`,

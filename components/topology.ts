@@ -12,7 +12,7 @@ import { GreenlightServer } from "./greenlight";
 import { Scalelite } from "./scalelite";
 import { TurnServer } from "./turn";
 import { checkBeforeChange } from "./guard";
-import { fqdn, HostSpec, hostSpecs, rolesOf, Topology, topologyOf } from "./names";
+import { fqdn, HostSpec, hostSpecs, PROD_STACK, rolesOf, Topology, topologyOf } from "./names";
 
 export interface PlatformArgs {
     settings: Settings;
@@ -100,6 +100,8 @@ export class Platform extends pulumi.ComponentResource {
                 { parent: this },
             );
         }
+        // In prod, a BBB server is replaced or deleted only when the operator says so for that change.
+        const protectServers = args.stack === PROD_STACK && !s.allowDestructiveChanges;
         const hostArgs = (spec: HostSpec): HostArgs => ({
             role: spec.role,
             fqdn: nameOf(spec.name),
@@ -108,6 +110,7 @@ export class Platform extends pulumi.ComponentResource {
             volumeSize: s.volumeSizes[spec.role],
             // A pool's servers get a new flavor or boot volume size one at a time, by replacement (releases).
             sizedAtCreation: !single && spec.role === "bbb",
+            protect: spec.role === "bbb" && protectServers,
             securityGroupIds: [groups[spec.role].id],
             network: s.network,
             networkId: args.cloud.networkId,
@@ -221,6 +224,7 @@ export class Platform extends pulumi.ComponentResource {
                 change: server.change,
                 vmGuard: server.vmGuard,
                 instanceId: server.host.instanceId,
+                protected: protectServers,
             });
         });
 

@@ -5,13 +5,16 @@ import * as command from "@pulumi/command";
 import * as openstack from "@pulumi/openstack";
 import { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
 import {
+    DESTRUCTIVE_KEY,
     PROD_STACK,
     ResourceDescription,
     STRICT_PRIVACY,
     privacyRecordingViolations,
     privacySetting,
+    destructiveChangesAllowed,
     proxiedDnsViolations,
     stackFromUrn,
+    unprotectedProdServerViolations,
     unprotectedProdVolumeViolations,
     widerThanMatrixViolations,
     worldAdminPortViolations,
@@ -22,6 +25,7 @@ export const POLICY_NAMES = {
     widerThanMatrix: "no-rule-wider-than-port-matrix",
     proxiedDns: "no-proxied-dns-record",
     prodVolume: "no-unprotected-data-volume-in-prod",
+    prodServer: "no-unprotected-bbb-server-in-prod",
     recordings: "recordings-off-when-privacy-strict",
 } as const;
 
@@ -36,6 +40,7 @@ export const SEC_GROUP_RULE_FIELDS: readonly (keyof openstack.networking.SecGrou
 ];
 export const DNS_RECORD_FIELDS: readonly (keyof cloudflare.DnsRecordArgs)[] = ["proxied"];
 export const REMOTE_COMMAND_FIELDS: readonly (keyof command.remote.CommandArgs)[] = ["create", "stdin"];
+export const INSTANCE_FIELDS: readonly (keyof openstack.compute.InstanceArgs)[] = ["metadata"];
 
 /** What the pack reads of its environment: the engine sets PULUMI_CONFIG (stack config) and PULUMI_STACK. */
 export type PolicyEnv = Readonly<Record<string, string | undefined>>;
@@ -62,6 +67,7 @@ function reportAll(messages: string[], reportViolation: ReportViolation): void {
  * declares the key); it then judges the bbb-configure steps' PROPERTIES.
  */
 export function bbbPolicies(env: PolicyEnv = process.env): ResourceValidationPolicy[] {
+    const destructive = destructiveChangesAllowed(env.PULUMI_CONFIG);
     const policies: ResourceValidationPolicy[] = [
         {
             name: POLICY_NAMES.worldAdminPort,
@@ -91,10 +97,18 @@ export function bbbPolicies(env: PolicyEnv = process.env): ResourceValidationPol
         },
         {
             name: POLICY_NAMES.prodVolume,
-            description: `Data volumes of the ${PROD_STACK} stack must be protected from deletion (protectData).`,
+            description: `Data volumes of the ${PROD_STACK} stack must be protected from deletion (protectData), unless ${DESTRUCTIVE_KEY} is true.`,
             enforcementLevel: "mandatory",
             validateResource: validateResourceOfType(openstack.blockstorage.Volume, (_volume, args, reportViolation) =>
-                reportAll(unprotectedProdVolumeViolations(describe(args, env)), reportViolation),
+                reportAll(unprotectedProdVolumeViolations(describe(args, env), destructive), reportViolation),
+            ),
+        },
+        {
+            name: POLICY_NAMES.prodServer,
+            description: `BigBlueButton servers' VMs of the ${PROD_STACK} stack must be protected from replacement and deletion, unless ${DESTRUCTIVE_KEY} is true.`,
+            enforcementLevel: "mandatory",
+            validateResource: validateResourceOfType(openstack.compute.Instance, (_instance, args, reportViolation) =>
+                reportAll(unprotectedProdServerViolations(describe(args, env), destructive), reportViolation),
             ),
         },
     ];

@@ -5,13 +5,17 @@
 // The firewall rules read the port matrix of components/ports.ts, the table the security groups are made
 // from, so the policy and the firewall cannot drift apart.
 import { CONFIG_SCHEMA, KeySpec, PROJECT, PortRange, parseRange } from "../components/config";
+import { PROD_STACK } from "../components/names";
 import { PORT_MATRIX, Protocol, relayRangeProblem, Source } from "../components/ports";
+
+export { PROD_STACK };
 
 /** Resource types the rules look at (the providers' type tokens). */
 export const TYPES = {
     secGroupRule: "openstack:networking/secGroupRule:SecGroupRule",
     dnsRecord: "cloudflare:index/dnsRecord:DnsRecord",
     volume: "openstack:blockstorage/volume:Volume",
+    instance: "openstack:compute/instance:Instance",
     remoteCommand: "command:remote:Command",
 } as const;
 
@@ -29,9 +33,6 @@ export interface ResourceDescription {
     /** Stack name; wins over the URN's. */
     stack?: string;
 }
-
-/** The stack whose data volumes must be protected. */
-export const PROD_STACK = "prod";
 
 /** The stack named in a URN (`urn:pulumi:<stack>::<project>::...`), or undefined. */
 export function stackFromUrn(urn: string | undefined): string | undefined {
@@ -186,12 +187,27 @@ export function proxiedDnsViolations(resource: ResourceDescription): string[] {
  * Policy 4, no unprotected data volume in prod: a block storage volume (the program's only volumes are the
  * data volumes; boot volumes belong to the instances) in the stack named "prod" must have `protect`.
  */
-export function unprotectedProdVolumeViolations(resource: ResourceDescription): string[] {
-    if (resource.type !== TYPES.volume) return [];
+/** The config key that lets the prod stack replace or delete BBB servers and unprotected data volumes. */
+export const DESTRUCTIVE_KEY = "allowDestructiveChanges";
+
+export function unprotectedProdVolumeViolations(resource: ResourceDescription, destructiveAllowed = false): string[] {
+    if (resource.type !== TYPES.volume || destructiveAllowed) return [];
     const stack = resource.stack ?? stackFromUrn(resource.urn);
     if (stack !== PROD_STACK || resource.protect === true) return [];
     return [
-        `${resource.name ?? "volume"} is a data volume of the ${PROD_STACK} stack without protect: pulumi destroy or a replacement would delete its databases; keep protectData true`,
+        `${resource.name ?? "volume"} is a data volume of the ${PROD_STACK} stack without protect: pulumi destroy or a replacement would delete its databases; keep protectData true, or set ${DESTRUCTIVE_KEY}: true for this change`,
+    ];
+}
+
+/** A BBB server's VM (metadata role bbb) of the prod stack must be protected: replacing or deleting it ends its meetings. */
+export function unprotectedProdServerViolations(resource: ResourceDescription, destructiveAllowed = false): string[] {
+    if (resource.type !== TYPES.instance || destructiveAllowed) return [];
+    const stack = resource.stack ?? stackFromUrn(resource.urn);
+    if (stack !== PROD_STACK || resource.protect === true) return [];
+    const metadata = resource.props.metadata as Record<string, unknown> | undefined;
+    if (metadata?.role !== "bbb") return [];
+    return [
+        `${resource.name ?? "instance"} is a BigBlueButton server of the ${PROD_STACK} stack without protect: a replacement or deletion would end its meetings; set ${DESTRUCTIVE_KEY}: true for the change that needs it`,
     ];
 }
 
@@ -293,24 +309,32 @@ export function privacyRecordingViolations(privacy: string | undefined, resource
     return recordingViolations(privacy, properties).map((m) => `${resource.name ?? CONFIGURE_STEP}: ${m}`);
 }
 
+/** A key of the stack's configuration (the JSON the engine hands a policy pack in PULUMI_CONFIG), if set. */
+function configValue(pulumiConfigJson: string | undefined, key: string): unknown {
+    try {
+        const parsed: unknown = JSON.parse(pulumiConfigJson ?? "{}");
+        return parsed && typeof parsed === "object" ? (parsed as Record<string, unknown>)[`${PROJECT}:${key}`] : undefined;
+    } catch {
+        return undefined;
+    }
+}
+
 /**
- * The stack's `privacy` setting, when it can be known: `bbb:privacy` in the stack's configuration (the JSON
- * the engine hands a policy pack in PULUMI_CONFIG), else the config schema's default once the program
- * declares the key. Undefined today (no such key): policy 5 is then not registered.
+ * The stack's `privacy` setting, when it can be known: `bbb:privacy` in the stack's configuration, else the
+ * config schema's default once the program declares the key. Undefined otherwise: policy 5 is then not registered.
  */
 export function privacySetting(
     pulumiConfigJson: string | undefined,
     schema: Readonly<Record<string, KeySpec | undefined>> = CONFIG_SCHEMA,
 ): string | undefined {
-    let config: Record<string, unknown> = {};
-    try {
-        const parsed: unknown = JSON.parse(pulumiConfigJson ?? "{}");
-        if (parsed && typeof parsed === "object") config = parsed as Record<string, unknown>;
-    } catch {
-        config = {};
-    }
-    const value = config[`${PROJECT}:${PRIVACY_KEY}`];
+    const value = configValue(pulumiConfigJson, PRIVACY_KEY);
     if (typeof value === "string") return value;
     const fallback = schema[PRIVACY_KEY]?.default;
     return typeof fallback === "string" ? fallback : undefined;
+}
+
+/** `bbb:allowDestructiveChanges` is true in the stack's configuration (PULUMI_CONFIG holds it as a string). */
+export function destructiveChangesAllowed(pulumiConfigJson: string | undefined): boolean {
+    const value = configValue(pulumiConfigJson, DESTRUCTIVE_KEY);
+    return value === true || value === "true";
 }

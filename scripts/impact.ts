@@ -521,6 +521,17 @@ function hostRows(host: string, role: string, resources: ResourceChange[], ctx: 
     if (vm?.action === "create") {
         return [{ does: "new host: create the VM, then run every step on it", stake: "", level: 1 }, ...volumes.flatMap(volumeRows)];
     }
+    // A protected VM (a BBB server of the prod stack) is neither deleted nor replaced: Pulumi refuses (its
+    // protection can only be lifted by an earlier `pulumi up`), and so does its removal from Scalelite.
+    if ((vm?.action === "delete" && vm.before?.protect) || (vm?.action === "replace" && vm.before?.protect && vm.after?.protect)) {
+        return [
+            {
+                does: `nothing: ${vm.action === "delete" ? "deleting" : "replacing"} the VM is refused, it is protected (the prod stack)`,
+                stake: "`pulumi up` stops there; to go ahead, run `pulumi up` with allowDestructiveChanges: true first (it lifts the protection), then this change",
+                level: 1,
+            },
+        ];
+    }
     if (vm?.action === "delete") {
         // Its other steps go with it: only those with a removal action run, before the VM goes.
         // (A server's retire step, which takes it out of service before its VM goes, is the removal's own first part.)

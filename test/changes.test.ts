@@ -15,6 +15,7 @@ const CHANGES: Record<string, unknown> = {
     domain: "example.net",
     hostnamePrefix: "prod-",
     apiHostname: "meet",
+    allowDestructiveChanges: true,
     letsEncryptEmail: "noc@example.org",
     sshAllowedCidrs: ["198.51.100.0/24", "203.0.113.0/24"],
     allowSshFromAnywhere: true,

@@ -121,10 +121,20 @@ test("a VM behind a meetings check (a local command it depends on, components/gu
     );
 });
 
-test("poolSize lowered: bbb-3 leaves Scalelite (refused while meetings run, forceRemove off) and is deleted; TURN's peers follow", () => {
+test("poolSize lowered in prod: deleting bbb-3's protected VM is refused, and so is its removal from Scalelite; nothing else of it is listed", () => {
     const impact = impactOf("poolSize lowered");
+    expect([impact.level, impact.meetingsAtRisk]).toEqual([1, []]);
+    expect(rows(report("poolSize lowered")).filter((r) => r.startsWith("| bbb-3 |"))).toEqual([
+        "| bbb-3 | bbb | nothing: deleting the VM is refused, it is protected (the prod stack) | `pulumi up` stops there; to go ahead, run `pulumi up` with allowDestructiveChanges: true first (it lifts the protection), then this change |",
+    ]);
+});
+
+test("poolSize lowered once allowDestructiveChanges lifted the protection: bbb-3 leaves Scalelite (refused while meetings run, forceRemove off) and is deleted; TURN's peers follow", async () => {
+    const allowed = { ...PROD, allowDestructiveChanges: true };
+    const impact = assessImpact(await evaluate(allowed), await evaluate({ ...allowed, poolSize: 2 }));
+    const report = (i: Impact) => renderImpact("prod", "HEAD", i);
     expect([impact.level, impact.meetingsAtRisk]).toEqual([2, ["bbb-3"]]);
-    const text = rows(report("poolSize lowered"));
+    const text = rows(report(impact));
     expect(text).toContain(
         "| bbb-3 | bbb | removal from Scalelite: cordoned, then removed once it hosts no meeting | while meetings run on it, `pulumi up` stops there and the server stays, cordoned (forceRemove is off) |",
     );

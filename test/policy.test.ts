@@ -21,6 +21,7 @@ import {
     recordingViolations,
     stackFromUrn,
     stepInputs,
+    unprotectedProdServerViolations,
     unprotectedProdVolumeViolations,
     widerThanMatrixViolations,
     worldAdminPortViolations,
@@ -311,6 +312,7 @@ describe("the program's own resources pass every rule", () => {
         ...widerThanMatrixViolations(r),
         ...proxiedDnsViolations(r),
         ...unprotectedProdVolumeViolations(r),
+        ...unprotectedProdServerViolations(r),
         ...privacyRecordingViolations("strict", r),
     ];
 
@@ -332,8 +334,19 @@ describe("the program's own resources pass every rule", () => {
 
     test("prod with protectData false: both data volumes are reported", () => {
         expect(prodUnprotected.error).toBeUndefined();
-        const found = described(prodUnprotected).flatMap(unprotectedProdVolumeViolations);
+        const found = described(prodUnprotected).flatMap((r) => unprotectedProdVolumeViolations(r));
         expect(found).toHaveLength(2);
+    });
+
+    test("prod: the BBB servers' VMs are protected, nothing else; with allowDestructiveChanges they are not, and the rules let both pass", async () => {
+        const protectedVms = (run: Run) => run.resources.filter((r) => r.type === TYPES.instance && r.protect).map((r) => r.name);
+        expect(protectedVms(prod)).toEqual(["bbb-1-vm", "bbb-2-vm", "bbb-3-vm"]);
+        expect(protectedVms(dev)).toEqual([]);
+        const allowed = await evaluate({ ...stackConfig(ROOT, "prod")!, allowDestructiveChanges: true, protectData: false }, { anyName: true }, "prod");
+        expect(protectedVms(allowed)).toEqual([]);
+        const found = described(allowed).flatMap((r) => [...unprotectedProdServerViolations(r), ...unprotectedProdVolumeViolations(r)]);
+        expect(found).toHaveLength(5);
+        expect(described(allowed).flatMap((r) => [...unprotectedProdServerViolations(r, true), ...unprotectedProdVolumeViolations(r, true)])).toEqual([]);
     });
 });
 
@@ -368,17 +381,35 @@ describe("the pack", () => {
     const byName = (policies: ResourceValidationPolicy[], name: string) => policies.find((p) => p.name === name)!;
     const typeOf = (policy: ResourceValidationPolicy) => (policy.validateResource as unknown as { __pulumiType?: string }).__pulumiType;
 
-    test("five mandatory policies (privacy defaults to strict), each on the type its rule judges", () => {
+    test("six mandatory policies (privacy defaults to strict), each on the type its rule judges", () => {
         const policies = bbbPolicies({});
         expect(policies.map((p) => p.name)).toEqual([
             "no-admin-port-open-to-world",
             "no-rule-wider-than-port-matrix",
             "no-proxied-dns-record",
             "no-unprotected-data-volume-in-prod",
+            "no-unprotected-bbb-server-in-prod",
             "recordings-off-when-privacy-strict",
         ]);
         expect(policies.every((p) => p.enforcementLevel === "mandatory")).toBe(true);
-        expect(policies.slice(0, 4).map(typeOf)).toEqual([TYPES.secGroupRule, TYPES.secGroupRule, TYPES.dnsRecord, TYPES.volume]);
+        expect(policies.slice(0, 5).map(typeOf)).toEqual([TYPES.secGroupRule, TYPES.secGroupRule, TYPES.dnsRecord, TYPES.volume, TYPES.instance]);
+    });
+
+    test("in prod, an unprotected BBB server's VM or data volume is refused unless the stack sets allowDestructiveChanges", () => {
+        const server = { type: TYPES.instance, name: "bbb-2-vm", urn: urn("prod", TYPES.instance, "bbb-2-vm"), props: { metadata: { role: "bbb" } }, protect: false };
+        const volume = { type: TYPES.volume, name: "scalelite-data", urn: urn("prod", TYPES.volume, "scalelite-data"), props: { size: 20 }, protect: false };
+        const strict = bbbPolicies({});
+        expect(run(byName(strict, POLICY_NAMES.prodServer), server)).toEqual([
+            "bbb-2-vm is a BigBlueButton server of the prod stack without protect: a replacement or deletion would end its meetings; set allowDestructiveChanges: true for the change that needs it",
+        ]);
+        expect(run(byName(strict, POLICY_NAMES.prodServer), { ...server, protect: true })).toEqual([]);
+        expect(run(byName(strict, POLICY_NAMES.prodServer), { ...server, props: { metadata: { role: "turn" } } })).toEqual([]);
+        expect(run(byName(strict, POLICY_NAMES.prodServer), { ...server, urn: urn("dev", TYPES.instance, "bbb-2-vm") })).toEqual([]);
+        expect(run(byName(strict, POLICY_NAMES.prodVolume), volume)).toHaveLength(1);
+        const allowed = bbbPolicies({ PULUMI_CONFIG: JSON.stringify({ "bbb:allowDestructiveChanges": "true" }) });
+        expect(run(byName(allowed, POLICY_NAMES.prodServer), server)).toEqual([]);
+        expect(run(byName(allowed, POLICY_NAMES.prodVolume), volume)).toEqual([]);
+        expect(run(byName(bbbPolicies({ PULUMI_CONFIG: JSON.stringify({ "bbb:allowDestructiveChanges": "false" }) }), POLICY_NAMES.prodServer), server)).toHaveLength(1);
     });
 
     test("the recordings policy joins when the stack's config sets privacy", () => {
@@ -432,6 +463,7 @@ describe("the pack", () => {
             POLICY_NAMES.widerThanMatrix,
             POLICY_NAMES.proxiedDns,
             POLICY_NAMES.prodVolume,
+            POLICY_NAMES.prodServer,
             POLICY_NAMES.recordings,
         ]);
     });

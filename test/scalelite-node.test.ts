@@ -412,3 +412,14 @@ describe("retire: before a server's VM is deleted or replaced", () => {
         expect(r.stdout).toContain("bbb-6.example.org is not registered: Scalelite sends it nothing");
     });
 });
+
+test("a server whose VM is protected (the prod stack) is not removed: Pulumi would refuse to delete its VM afterwards", () => {
+    apply();
+    const r = box.run("scalelite-node", { ...NODE, PROTECTED: "true" } as typeof NODE, {}, ["remove"]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("bbb-5.example.org leaves the pool, but its VM is protected (the prod stack): nothing was changed.");
+    expect(r.stderr).toContain("pulumi config set allowDestructiveChanges true");
+    expect(server()?.state).toBe("enabled");
+    expect(box.run("scalelite-node", { ...NODE, PROTECTED: "false" } as typeof NODE, {}, ["remove"]).status).toBe(0);
+    expect(server()).toBeUndefined();
+});

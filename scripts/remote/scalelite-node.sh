@@ -26,7 +26,8 @@
 # Inputs: NODE_ID MAINTENANCE_WAIT_SECONDS; but for guard and retire also API_URL SECRET DRAIN CHANGE, and
 # INSTALL_ID, which changes with every installer run on the server so that apply runs after it (Scalelite's
 # poller disables a server that stopped answering meanwhile); INSTANCE_ID (optional), the server's VM, so that
-# apply runs for a new one.
+# apply runs for a new one; PROTECTED (optional, true|false): the server's VM is protected (the prod stack), so
+# remove refuses.
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
@@ -255,6 +256,11 @@ case $action in
     say "$NODE_ID is the one server out of service: cordoned until its change is applied (running meetings go on)"
     ;;
   remove)
+    # A server of the prod stack whose VM is protected stays: Pulumi would refuse to delete the VM after this.
+    if [ "${PROTECTED:-false}" = true ]; then
+      fail "$NODE_ID leaves the pool, but its VM is protected (the prod stack): nothing was changed." \
+        "Set allowDestructiveChanges: true and run pulumi up with the server still in the pool first (pulumi config set allowDestructiveChanges true), then remove it."
+    fi
     if [ -f "$replaced" ] && [ $(($(date +%s) - $(cat "$replaced"))) -lt 21600 ]; then
       rm -f "$replaced"
       say "this registration step was replaced (pulumi up --replace): $NODE_ID stays registered"
