@@ -123,7 +123,7 @@ export class Scalelite extends pulumi.ComponentResource {
             {
                 step: "scalelite-node",
                 connection: this.host.connection,
-                inputs: { NODE_ID: node.fqdn, MAINTENANCE_WAIT_SECONDS: String(MAINTENANCE_WAIT_SECONDS) },
+                inputs: { NODE_ID: node.fqdn, INSTANCE_ID: node.instanceId, MAINTENANCE_WAIT_SECONDS: String(MAINTENANCE_WAIT_SECONDS) },
                 triggers: [node.instanceId],
                 action: "guard",
                 deleteAction: "retire",

@@ -324,8 +324,10 @@ function vmRows(vm: ResourceChange, role: string, dataVolume: boolean, guards: {
                 return `${quote(i)} changed`;
             });
         // The engine checks a replacement against the program's inputs as they are, ignoreChanges aside
-        // (pulumi/pulumi pkg/resource/deploy/step_generator.go, "we need to recompute the default values"; a
-        // `--replace` target is checked the same way): what the old VM kept, the new one does not.
+        // (pulumi/pulumi pkg/resource/deploy/step_generator.go: a diff-driven replacement is checked again on
+        // goal.Properties, "we need to recompute the default values"; a `--replace` target or a tainted
+        // resource is checked on goal.Properties from the start, "if the resource has been targeted for
+        // replacement, ignore its old state"): what the old VM kept, the new one does not.
         const [b, a] = [vm.before!.inputs, vm.after!.inputs];
         const today = [
             b.blockDevices?.[0]?.uuid !== a.blockDevices?.[0]?.uuid ? "image" : "",
@@ -521,13 +523,24 @@ function hostRows(host: string, role: string, resources: ResourceChange[], ctx: 
     if (vm?.action === "create") {
         return [{ does: "new host: create the VM, then run every step on it", stake: "", level: 1 }, ...volumes.flatMap(volumeRows)];
     }
-    // A protected VM (a BBB server of the prod stack) is neither deleted nor replaced: Pulumi refuses (its
-    // protection can only be lifted by an earlier `pulumi up`), and so does its removal from Scalelite.
-    if ((vm?.action === "delete" && vm.before?.protect) || (vm?.action === "replace" && vm.before?.protect && vm.after?.protect)) {
+    // A protected VM (a BBB server of the prod stack) is neither deleted nor replaced: Pulumi refuses, and so
+    // does its removal from Scalelite. A replacement goes ahead once this run lifts the protection; a resource
+    // that leaves the program keeps the protection of its last run, which only an earlier run can lift
+    // (pulumi/pulumi pkg/resource/deploy: step_generator.go `new.Protect && old.Protect`, step.go DeleteStep).
+    if (vm?.action === "delete" && vm.before?.protect) {
         return [
             {
-                does: `nothing: ${vm.action === "delete" ? "deleting" : "replacing"} the VM is refused, it is protected (the prod stack)`,
+                does: "nothing: deleting the VM is refused, it is protected (the prod stack)",
                 stake: "`pulumi up` stops there; to go ahead, run `pulumi up` with allowDestructiveChanges: true first (it lifts the protection), then this change",
+                level: 1,
+            },
+        ];
+    }
+    if (vm?.action === "replace" && vm.before?.protect && vm.after?.protect) {
+        return [
+            {
+                does: "nothing: replacing the VM is refused, it is protected (the prod stack)",
+                stake: "`pulumi up` stops there; set allowDestructiveChanges: true (in this change or before) to go ahead",
                 level: 1,
             },
         ];

@@ -136,9 +136,19 @@ describe("pool topology, three nodes", () => {
     test("Scalelite answers the API name: its setup gets the name and Scalelite's addresses, after the name's records; the nodes' certificates name themselves alone", () => {
         expect(inputsOf(run, "scalelite-setup")).toMatchObject({ FQDN: "scalelite.example.org", API_FQDN: "bbb.example.org", IPV4: "203.0.113.3", IPV6: "2001:db8:1::3" });
         expect([...waitsFor(run, "scalelite-setup")]).toEqual(expect.arrayContaining(["api-a", "api-aaaa"]));
+        // The name moves only after bbb-1's meetings check (a single server grown into this pool).
+        expect([...waitsFor(run, "api-a")]).toContain("api-move-check");
         // bbb-1, which may have answered it as a single server, gives the name up; the others never had it.
         expect(inputsOf(run, "bbb-1-api-name").API_FQDN).toBe("");
         expect(steps(run).filter((s) => s.endsWith("-api-name"))).toEqual(["bbb-1-api-name"]);
+    });
+
+    test("a server's registration and retire steps know its VM: a new VM is registered again, a kept one put back", () => {
+        for (const n of [1, 2, 3]) {
+            expect(inputsOf(run, `bbb-${n}-registration`).INSTANCE_ID).toBe(`bbb-${n}-vm-id`);
+            expect(inputsOf(run, `bbb-${n}-retire`)).toEqual({ STEP: "scalelite-node", NODE_ID: `bbb-${n}.example.org`, INSTANCE_ID: `bbb-${n}-vm-id`, MAINTENANCE_WAIT_SECONDS: "86400" });
+            expect(byName(run, `bbb-${n}-retire`).inputs.triggers).toEqual([`bbb-${n}-vm-id`]);
+        }
     });
 
     test("nodes never wait for each other", () => {

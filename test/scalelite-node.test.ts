@@ -365,15 +365,16 @@ exec "$SANDBOX/bin/docker.stub" "$@"`,
 
 describe("retire: before a server's VM is deleted or replaced", () => {
     // What the retire step gets: the server's id and how long to wait, nothing more.
-    const inputs = (node = NODE) => ({ NODE_ID: node.NODE_ID, MAINTENANCE_WAIT_SECONDS: node.MAINTENANCE_WAIT_SECONDS });
+    const inputs = (node = NODE, vm = "vm-1") => ({ NODE_ID: node.NODE_ID, INSTANCE_ID: vm, MAINTENANCE_WAIT_SECONDS: node.MAINTENANCE_WAIT_SECONDS });
     const retire = (node = NODE) => box.run("scalelite-node", inputs(node), {}, ["retire"]);
+    const guard = (vm: string, node = NODE) => box.run("scalelite-node", inputs(node, vm), {}, ["guard"]);
     const other = { ...NODE, NODE_ID: "bbb-6.example.org", API_URL: "https://bbb-6.example.org/bigbluebutton/api" };
     const SLOT = "root/var/lib/bbb-deploy/scalelite-nodes/maintenance-slot";
 
-    test("guard (create and update) does nothing", () => {
+    test("guard (create and update) does nothing when no retire came before", () => {
         apply();
         fs.writeFileSync(box.file("calls.log"), "");
-        expect(box.run("scalelite-node", inputs(), {}, ["guard"]).status).toBe(0);
+        expect(guard("vm-1").status).toBe(0);
         expect(box.calls("docker")).toEqual([]);
     });
 
@@ -383,7 +384,7 @@ describe("retire: before a server's VM is deleted or replaced", () => {
         const r = retire();
         expect(r.stderr).toBe("");
         expect(r.status).toBe(0);
-        expect(r.stdout).toContain("bbb-5.example.org is the one server out of service: cordoned while its VM is deleted or replaced");
+        expect(r.stdout).toContain("bbb-5.example.org is out of service: cordoned while its VM is deleted or replaced");
         expect(server()?.state).toBe("cordoned");
         // A second VM in the same pulumi up (a new port for every server) waits for the first.
         const second = retire(other);
@@ -404,6 +405,36 @@ describe("retire: before a server's VM is deleted or replaced", () => {
         expect(r.status).toBe(1);
         expect(r.stderr).toContain("bbb-5.example.org is out of service for its change first and still hosts 2 meeting(s)");
         expect(server(other.NODE_ID)?.state).toBe("enabled");
+    });
+
+    test("a replacement refused after the server was taken out of service: the next pulumi up, the same VM still there, puts it back", () => {
+        apply();
+        apply(other);
+        expect(retire().status).toBe(0);
+        // The VM's meetings check refused; the retire step is created again (guard) with the same VM.
+        const r = guard("vm-1");
+        expect(r.status).toBe(0);
+        expect(r.stdout).toContain("bbb-5.example.org keeps its VM: back in service");
+        expect([server()?.state, fs.existsSync(box.file(SLOT))]).toEqual(["enabled", false]);
+        expect(retire(other).status).toBe(0);
+    });
+
+    test("once the VM was replaced, guard leaves the server to its registration, which enables it after the install", () => {
+        apply();
+        expect(retire().status).toBe(0);
+        expect(guard("vm-2").status).toBe(0);
+        expect([server()?.state, fs.readFileSync(box.file(SLOT), "utf8")]).toEqual(["cordoned", "bbb-5.example.org\n"]);
+        expect(guard("vm-2").stdout).toBe("");
+    });
+
+    test("a server that takes no meeting (added drained) takes no turn, and stays out of service when its VM stays", () => {
+        apply({ ...NODE, DRAIN: "true" });
+        apply(other);
+        expect(retire(other).status).toBe(0);
+        expect(retire().status).toBe(0);
+        expect(guard("vm-1").status).toBe(0);
+        expect(server()?.state).toBe("disabled");
+        expect(fs.readFileSync(box.file(SLOT), "utf8")).toBe("bbb-6.example.org\n");
     });
 
     test("a server Scalelite does not know is not its business", () => {

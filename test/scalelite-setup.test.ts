@@ -133,6 +133,9 @@ describe("a first run", () => {
         expect(conf).toContain("ssl_certificate /etc/nginx/ssl/live/bbb.example.org/fullchain.pem;");
         expect(conf).toContain("proxy_set_header Host bbb.example.org;");
         expect(conf).toContain("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;");
+        // Recordings play on this name too, as in the image's own server.
+        expect(conf).toContain("include /etc/bigbluebutton/nginx/*.nginx;");
+        expect(conf).toContain("include /etc/nginx/http.d/scalelite.common;");
         expect(args("scalelite-nginx")).toContain(
             `type=bind,source=${box.root}/etc/bbb-deploy/scalelite-nginx-own-name.conf,target=/etc/nginx/http.d/bbb-own-name.conf,readonly`,
         );
@@ -313,6 +316,9 @@ describe("scalelite-setup", () => {
         const certbot = box.calls("certbot").filter((c) => !c.startsWith("certbot certificates"));
         expect(certbot).toEqual([expect.stringContaining("--cert-name bbb.example.org -d bbb.example.org -d scalelite.example.org"), "certbot delete --non-interactive --cert-name scalelite.example.org"]);
         expect(fs.existsSync(box.file("root/etc/letsencrypt/live/scalelite.example.org"))).toBe(false);
+        // Only once the containers answer with the new certificate: a failure before leaves the old one in use.
+        const calls = box.calls();
+        expect(calls.findIndex((c) => c.startsWith("certbot delete"))).toBeGreaterThan(calls.map((c) => c.startsWith("curl")).lastIndexOf(true));
         expect(envFile()).toContain("URL_HOST=bbb.example.org\n");
     });
 

@@ -18,11 +18,13 @@
 #     hosts no meeting, by its own API and by Scalelite's view (rake status). While meetings run, or when it
 #     cannot tell (the server does not answer), it refuses, unless forceRemove is set (the flag file written
 #     by the scalelite-setup step): then it ends them (panic) and removes the server.
-#   retire (the argument on delete of the server's retire step, run before its VM is deleted or replaced;
-#     `guard` on create and update does nothing): takes the server out of service as maintenance does (the
-#     pool's one slot, cordoned). The VM's own check, run next where pulumi up runs (components/guard.ts),
-#     refuses while it hosts meetings, unless forceRemove as the stack has it then; the server stays cordoned,
-#     so it empties, and a later pulumi up goes on. Registering the new VM enables it and gives the slot back.
+#   retire (the argument on delete of the server's retire step, run before its VM is deleted or replaced):
+#     takes the server out of service as maintenance does (the pool's one slot, cordoned), noting its VM
+#     (INSTANCE_ID). The VM's own check, run next where pulumi up runs (components/guard.ts), refuses while it
+#     hosts meetings, unless forceRemove as the stack has it then; the server stays cordoned, so it empties,
+#     and a later pulumi up goes on. Registering the new VM enables it and gives the slot back.
+#   guard (create and update of the retire step): when the VM noted by a retire is still the server's (its
+#     replacement was refused or cut short, and not tried again), puts the server back into service.
 # Inputs: NODE_ID MAINTENANCE_WAIT_SECONDS; but for guard and retire also API_URL SECRET DRAIN CHANGE, and
 # INSTALL_ID, which changes with every installer run on the server so that apply runs after it (Scalelite's
 # poller disables a server that stopped answering meanwhile); INSTANCE_ID (optional), the server's VM, so that
@@ -42,6 +44,7 @@ nodes=$ROOT/var/lib/bbb-deploy/scalelite-nodes
 slot=$nodes/maintenance-slot
 applied=$nodes/$NODE_ID.applied
 replaced=$nodes/$NODE_ID.replaced
+retired=$nodes/$NODE_ID.retired
 mkdir -p "$nodes"
 chmod 0700 "$nodes"
 
@@ -297,7 +300,21 @@ case $action in
     release_slot
     say "$NODE_ID removed from Scalelite"
     ;;
-  guard) ;;
+  guard)
+    # After a retire whose VM then stayed (its meetings check refused, the up was cut short): the same VM is
+    # still there, so the server goes back into service. A new VM is left to its registration, which
+    # enables it once installed.
+    [ -f "$retired" ] || exit 0
+    read -r retired_vm retired_cordoned <"$retired" || true
+    rm -f "$retired"
+    if [ "$retired_vm" = "${INSTANCE_ID:-}" ]; then
+      if [ "$retired_cordoned" = true ] && [ -n "$(registration)" ]; then
+        rake "servers:enable[$NODE_ID]"
+      fi
+      release_slot
+      say "$NODE_ID keeps its VM: back in service"
+    fi
+    ;;
   retire)
     block=$(registration)
     if [ -z "$block" ]; then
@@ -305,10 +322,14 @@ case $action in
       exit 0
     fi
     state=$(sed -n 's/^[[:space:]]*\(enabled\|disabled\|cordoned\)$/\1/p' <<<"$block")
-    deadline=$((SECONDS + MAINTENANCE_WAIT_SECONDS))
-    wait_for_slot
-    [ "$state" = enabled ] && rake "servers:cordon[$NODE_ID]"
-    say "$NODE_ID is the one server out of service: cordoned while its VM is deleted or replaced (registering the new one enables it)"
+    # A server that takes no meeting already (drained, disabled) needs no turn.
+    if [ "$state" = enabled ]; then
+      deadline=$((SECONDS + MAINTENANCE_WAIT_SECONDS))
+      wait_for_slot
+      rake "servers:cordon[$NODE_ID]"
+    fi
+    printf '%s %s\n' "${INSTANCE_ID:-}" "$([ "$state" = enabled ] && echo true || echo false)" >"$retired"
+    say "$NODE_ID is out of service: cordoned while its VM is deleted or replaced (registering the new one enables it)"
     ;;
   *) fail "unknown action $action (apply, create, maintenance, remove, guard or retire)" ;;
 esac

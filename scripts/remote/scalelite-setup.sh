@@ -117,15 +117,11 @@ certbot certonly --standalone --non-interactive --agree-tos --keep-until-expirin
   --pre-hook "docker stop scalelite-nginx || true" --post-hook "docker start scalelite-nginx || true" 2>&1 |
   mask "${secrets[@]}" ||
   fail "certbot could not obtain a certificate for $API_FQDN and $FQDN (is port 80 open and do both names resolve to this host?)"
-# The lineage of the host's own name, from before the API name (nothing uses it any more).
-if [ -n "$(cert_names "$FQDN")" ]; then
-  certbot delete --non-interactive --cert-name "$FQDN" >/dev/null 2>&1 || fail "certbot could not delete the certificate $FQDN it no longer needs"
-  say "deleted the certificate $FQDN (replaced by $API_FQDN's, which names both)"
-fi
 mkdir -p "$(dirname "$own_name_conf")"
 if write_if_changed "$own_name_conf" 0644 root:root <<NGINX; then say "wrote the nginx server for $FQDN"; fi
 # Managed by bbb (Pulumi, scalelite-setup step): requests for the host's own name reach Scalelite's API as
-# $API_FQDN, the one host name it accepts.
+# $API_FQDN, the one host name it accepts; recordings play here too (links published with this name), as in
+# the image's own server (nginx/conf.d/scalelite-ssl.template).
 server {
   listen 443 ssl http2;
   listen [::]:443 ssl http2;
@@ -140,6 +136,8 @@ server {
     proxy_set_header X-Forwarded-Proto \$scheme;
     proxy_http_version 1.1;
   }
+  include /etc/bigbluebutton/nginx/*.nginx;
+  include /etc/nginx/http.d/scalelite.common;
 }
 NGINX
 
@@ -242,3 +240,10 @@ while :; do
   sleep 5
 done
 say "Scalelite answers on https://$API_FQDN/bigbluebutton/api (and on https://$FQDN)"
+
+# The lineage of the host's own name, from before the API name: nothing uses it once the containers above
+# run with the new one.
+if [ -n "$(cert_names "$FQDN")" ]; then
+  certbot delete --non-interactive --cert-name "$FQDN" >/dev/null 2>&1 || fail "certbot could not delete the certificate $FQDN it no longer needs"
+  say "deleted the certificate $FQDN (replaced by $API_FQDN's, which names both)"
+fi
