@@ -7,6 +7,7 @@ import * as command from "@pulumi/command";
 import { Host, HostArgs, READY_TIMEOUT_SECONDS } from "./host";
 import { appHost } from "./data";
 import { remoteStep } from "./remote";
+import { PIN_DIGITS } from "./bbb";
 
 /** PostgreSQL and Redis images beside Scalelite. */
 export const SCALELITE_SUPPORT_IMAGES = { postgres: "postgres:15-alpine", redis: "redis:7-alpine" };
@@ -103,6 +104,7 @@ export class Scalelite extends pulumi.ComponentResource {
                     RECORDINGS: String(args.recordings !== undefined),
                     NFS_CLIENTS: (args.recordings?.nfsClients ?? []).join(" "),
                     RETENTION_DAYS: String(args.recordings?.retentionDays ?? 0),
+                    VOICE_BRIDGE_LEN: String(PIN_DIGITS),
                 },
                 triggers: [this.host.instanceId],
             },

@@ -1,4 +1,5 @@
 // The remote steps the program declares, under mocks: their order, their inputs and their secrecy.
+import { PIN_DIGITS } from "../components/bbb";
 import { BASE_CONFIG, byName, evaluate, ofType, Run, stepInputs, TEST_PRIVATE_KEY, waitsFor } from "./harness";
 
 const TURN_SECRET = "ab".repeat(32);
@@ -141,6 +142,11 @@ describe("pool topology, three nodes", () => {
         // bbb-1, which may have answered it as a single server, gives the name up; the others never had it.
         expect(inputsOf(run, "bbb-1-api-name").API_FQDN).toBe("");
         expect(steps(run).filter((s) => s.endsWith("-api-name"))).toEqual(["bbb-1-api-name"]);
+    });
+
+    test("Scalelite's conference numbers have the dial-in PIN's length (Scalelite would make them 9 digits)", () => {
+        expect(inputsOf(run, "scalelite-setup").VOICE_BRIDGE_LEN).toBe(String(PIN_DIGITS));
+        expect(PIN_DIGITS).toBe(5);
     });
 
     test("a server's registration and retire steps know its VM: a new VM is registered again, a kept one put back", () => {

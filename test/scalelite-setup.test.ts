@@ -32,6 +32,7 @@ const INPUTS = {
     RECORDINGS: "true",
     NFS_CLIENTS: "10.20.0.0/24",
     RETENTION_DAYS: "30",
+    VOICE_BRIDGE_LEN: "5",
 };
 const SCALELITE = ["scalelite-api", "scalelite-poller", "scalelite-recording-importer", "scalelite-nginx"];
 const ALL = ["postgres", "redis", ...SCALELITE];
@@ -150,6 +151,8 @@ describe("a first run", () => {
             `DATABASE_URL=postgresql://postgres:${DB_PASSWORD}@postgres:5432/scalelite`,
             "REDIS_URL=redis://redis:6379",
             "SERVER_ID_IS_HOSTNAME=true",
+            // Scalelite's conference numbers (9 digits unless set) are the PINs the servers' dialplan takes.
+            "VOICE_BRIDGE_LEN=5",
             "NGINX_SSL=true",
         ]);
         expect(fs.readFileSync(box.file("root/etc/default/scalelite-postgres"), "utf8")).toBe(`POSTGRES_PASSWORD=${DB_PASSWORD}\n`);

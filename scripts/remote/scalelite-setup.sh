@@ -13,7 +13,8 @@
 # Scalelite records no meeting (RECORDING_DISABLED, OVERRIDE_CREATE_PARAMS=record=false).
 # Ends when https://FQDN/health_check answers "success" and https://API_FQDN/bigbluebutton/api SUCCESS.
 # Inputs: FQDN API_FQDN IPV4 IPV6 (the public addresses API_FQDN must resolve to; IPV6 empty when none)
-#         RESOLVE_TIMEOUT_SECONDS EMAIL SCALELITE_VERSION (image tag, e.g. v1.8.5) VOLUME_ID (the data volume's id) VOLUME_SIZE (its GB)
+#         RESOLVE_TIMEOUT_SECONDS EMAIL VOICE_BRIDGE_LEN (digits of the conference numbers Scalelite gives the
+#         meetings, replacing the callers' voiceBridge: the BBB servers' dial-in PIN length) SCALELITE_VERSION (image tag, e.g. v1.8.5) VOLUME_ID (the data volume's id) VOLUME_SIZE (its GB)
 #         SECRET_KEY_BASE (hex) DB_PASSWORD (alphanumeric) LOADBALANCER_SECRET
 #         LOADBALANCER_SECRETS (colon-separated, includes LOADBALANCER_SECRET)
 #         FORCE_REMOVE (true|false, kept for the node-removal step) POSTGRES_IMAGE REDIS_IMAGE
@@ -25,8 +26,9 @@ set -euo pipefail
 
 : "${FQDN:?}" "${API_FQDN:?}" "${IPV4:?}" "${IPV6?}" "${RESOLVE_TIMEOUT_SECONDS:?}" "${EMAIL:?}" "${SCALELITE_VERSION:?}" "${VOLUME_ID:?}" "${VOLUME_SIZE:?}" "${SECRET_KEY_BASE:?}" "${DB_PASSWORD:?}"
 : "${LOADBALANCER_SECRET:?}" "${LOADBALANCER_SECRETS:?}" "${FORCE_REMOVE:?}" "${POSTGRES_IMAGE:?}"
-: "${REDIS_IMAGE:?}" "${HEALTH_WAIT_SECONDS:?}" "${RECORDINGS:?}" "${NFS_CLIENTS?}" "${RETENTION_DAYS:?}"
+: "${VOICE_BRIDGE_LEN:?}" "${REDIS_IMAGE:?}" "${HEALTH_WAIT_SECONDS:?}" "${RECORDINGS:?}" "${NFS_CLIENTS?}" "${RETENTION_DAYS:?}"
 [[ $RETENTION_DAYS =~ ^[0-9]+$ ]] || fail "RETENTION_DAYS must be a number of days, not '$RETENTION_DAYS'"
+[[ $VOICE_BRIDGE_LEN =~ ^([5-9]|1[01])$ ]] || fail "VOICE_BRIDGE_LEN must be 5 to 11 digits (the dial-in PIN length), not '$VOICE_BRIDGE_LEN'"
 
 # Checked before anything runs; the messages never show a secret.
 [[ $FQDN =~ ^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$ ]] || fail "FQDN '$FQDN' is not a lower-case host name"
@@ -143,6 +145,9 @@ NGINX
 
 # 4. Scalelite's settings, the only place on disk that holds the secrets. Recordings off (or strict privacy):
 #    Scalelite's recording API is off and every meeting is created with record=false, whatever the caller asks.
+#    Scalelite gives every meeting a conference number of its own, VOICE_BRIDGE_LEN digits (9 unless set:
+#    config/application.rb, v1.8.5; its configuration-README says 7), which callers dial as the PIN: the
+#    servers' dialplan takes exactly that many.
 recording_env=""
 if [ "$RECORDINGS" = false ]; then
   recording_env=$'\nRECORDING_DISABLED=true\nOVERRIDE_CREATE_PARAMS=record=false'
@@ -157,6 +162,7 @@ LOADBALANCER_SECRETS=$LOADBALANCER_SECRETS
 DATABASE_URL=postgresql://postgres:$DB_PASSWORD@postgres:5432/scalelite
 REDIS_URL=redis://redis:6379
 SERVER_ID_IS_HOSTNAME=true
+VOICE_BRIDGE_LEN=$VOICE_BRIDGE_LEN
 NGINX_SSL=true$recording_env
 ENV
 # PostgreSQL gets its password alone: a new consumer secret must not restart the database.
