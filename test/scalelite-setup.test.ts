@@ -87,7 +87,8 @@ const EXPORTS = "root/etc/exports.d/bbb-recordings.exports";
 const exportLines = () => fs.readFileSync(box.file(EXPORTS), "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
 /** What `docker run` got for a container, as the docker stub recorded it. */
 const args = (name: string) => fs.readFileSync(box.file(`docker/${name}/args`), "utf8").split("\n").filter(Boolean);
-const runs = () => box.calls("docker").filter((c) => c.startsWith("docker run ")).map((c) => c.split(" ")[4]);
+/** Containers started (not the one-shot `docker run --rm` that prepares the database). */
+const runs = () => box.calls("docker").filter((c) => c.startsWith("docker run ") && !c.startsWith("docker run --rm ")).map((c) => c.split(" ")[4]);
 const removed = () => box.calls("docker").filter((c) => c.startsWith("docker rm ")).map((c) => c.split(" ").pop());
 
 describe("a first run", () => {
@@ -234,7 +235,10 @@ describe("scalelite-setup", () => {
         forget();
         ok();
         expect(new Map(box.files().map((f) => [f, fs.readFileSync(box.file(`root/${f}`), "utf8")]))).toEqual(before);
-        expect(box.calls("docker").filter((c) => /^docker (run|rm|stop|restart|network create)/.test(c))).toEqual([]);
+        // Only the database's preparation runs again (a no-op on an up-to-date database).
+        expect(box.calls("docker").filter((c) => /^docker (run|rm|stop|restart|network create)/.test(c))).toEqual([
+            `docker run --rm --network scalelite --env-file ${box.root}/etc/default/scalelite blindsidenetwks/scalelite:v1.8.5-api bundle exec rake db:prepare`,
+        ]);
         expect(ALL.map((n) => fs.readFileSync(box.file(`docker/${n}/spec`), "utf8"))).toEqual(labels);
         expect(box.calls("mkfs.ext4")).toEqual([]);
         expect(box.calls("mount")).toEqual([]);
@@ -323,6 +327,32 @@ describe("scalelite-setup", () => {
         const calls = box.calls();
         expect(calls.findIndex((c) => c.startsWith("certbot delete"))).toBeGreaterThan(calls.map((c) => c.startsWith("curl")).lastIndexOf(true));
         expect(envFile()).toContain("URL_HOST=bbb.example.org\n");
+    });
+
+    test("a first boot waits for PostgreSQL, then prepares Scalelite's database before the api starts (which would race it)", () => {
+        box.write("pg-not-ready", "3\n");
+        const r = ok({ HEALTH_WAIT_SECONDS: "60" });
+        expect(r.stdout).toContain("scalelite-setup: Scalelite's database is ready");
+        expect(box.calls("docker").filter((c) => c.includes("pg_isready"))).toHaveLength(4);
+        const calls = box.calls("docker");
+        const prepared = calls.findIndex((c) => c.includes("rake db:prepare"));
+        expect(prepared).toBeGreaterThan(calls.findIndex((c) => c.startsWith("docker run") && c.includes("--name postgres")));
+        expect(prepared).toBeLessThan(calls.findIndex((c) => c.startsWith("docker run") && c.includes("--name scalelite-api")));
+        expect(fs.existsSync(box.file("scalelite-db-prepared"))).toBe(true);
+    });
+
+    test("a PostgreSQL that never answers, or a failing db:prepare, stops the step before the api starts, with the error, secrets masked", () => {
+        box.write("pg-down", "");
+        const down = run({ HEALTH_WAIT_SECONDS: "0" });
+        expect(down.status).toBe(1);
+        expect(down.stderr).toContain("scalelite-setup: error: PostgreSQL does not accept connections after 0s (see: docker logs postgres)");
+        expect(runs()).not.toContain("scalelite-api");
+        fs.rmSync(box.file("pg-down"));
+        const failed = run({}, { DB_PREPARE_FAIL: "1" });
+        expect(failed.status).toBe(1);
+        expect(failed.stderr).toContain("ActiveRecord::ConnectionNotEstablished");
+        expect(failed.stderr).toContain("scalelite-setup: error: cannot prepare Scalelite's database (rake db:prepare; see above)");
+        expect(runs()).not.toContain("scalelite-api");
     });
 
     test("a failing certbot stops the step before any container runs, naming certbot and the name", () => {

@@ -130,7 +130,10 @@ esac`;
  * (v1.8.5, lib/tasks/servers.rake and status.rake) with SERVER_ID_IS_HOSTNAME: servers in
  * $SANDBOX/scalelite/<id>/{url,secret,state}, the number of meetings its poller last saw on a server in
  * $SANDBOX/scalelite/<id>/meetings (none: never polled, so `status` leaves the cells blank as Tabulo prints
- * nil). DOCKER_FAIL=<verb> makes that verb fail.
+ * nil). `docker exec postgres pg_isready` answers as PostgreSQL's pg_isready exits (0 accepting, 2 no response);
+ * `docker run --rm <api image> bundle exec rake db:prepare` prepares Scalelite's database (Rails 7.2's
+ * db:prepare, which Scalelite v1.8.5's bin/setup uses) or fails as ActiveRecord does without PostgreSQL.
+ * DOCKER_FAIL=<verb> makes that verb fail.
  */
 const DOCKER = `
 verb=$1; shift
@@ -147,6 +150,18 @@ case $verb in
   image) [ "$1" = inspect ] && [ -e "$d/images/\${2//\//_}" ] ;;
   pull) [ "$1" = -q ] && shift; mkdir -p "$d/images"; touch "$d/images/\${1//\//_}"; echo "$1" ;;
   run)
+    if [ "$1" = --rm ]; then
+      # A one-shot container: Scalelite's api image preparing its database (bundle exec rake db:prepare),
+      # which needs PostgreSQL up ($SANDBOX/pg-down: it is not). DB_PREPARE_FAIL=1: the task fails.
+      case "$*" in
+        *"rake db:prepare"*)
+          if [ -n "\${DB_PREPARE_FAIL:-}" ] || [ -e "$SANDBOX/pg-down" ]; then
+            echo "ActiveRecord::ConnectionNotEstablished: connection to server at \"postgres\", port 5432 failed: Connection refused" >&2; exit 1
+          fi
+          touch "$SANDBOX/scalelite-db-prepared"; exit 0 ;;
+        *) echo "unexpected docker run $*" >&2; exit 1 ;;
+      esac
+    fi
     name=""; spec=""; args=("$@")
     while [ $# -gt 0 ]; do case $1 in --name) name=$2; shift 2 ;; --label) case $2 in bbb.spec=*) spec=\${2#bbb.spec=} ;; esac; shift 2 ;; *) shift ;; esac; done
     mkdir -p "$d/$name"; echo "$spec" > "$d/$name/spec"; echo true > "$d/$name/running"
@@ -158,6 +173,13 @@ case $verb in
     container=$1; shift
     [ "$(cat "$d/$container/running" 2>/dev/null)" = true ] || { echo "Error response from daemon: No such container: $container" >&2; exit 1; }
     [ "$container" = scalelite-api ] && [ "$1" = true ] && exit 0
+    # pg_isready (PostgreSQL's): exit 2, "no response", while $SANDBOX/pg-not-ready counts down (or pg-down).
+    if [ "$container" = postgres ] && [ "$1" = pg_isready ]; then
+      [ -e "$SANDBOX/pg-down" ] && exit 2
+      n=$(cat "$SANDBOX/pg-not-ready" 2>/dev/null || echo 0)
+      if [ "$n" -gt 0 ]; then echo $((n - 1)) > "$SANDBOX/pg-not-ready"; exit 2; fi
+      exit 0
+    fi
     [ "$container" = scalelite-api ] && [ "$1" = bin/rake ] || { echo "unexpected exec $container $*" >&2; exit 1; }
     shift
     missing() { [ -d "$s/$1" ] || { echo "ERROR: No server found with id: $1" >&2; exit 1; }; }

@@ -187,6 +187,24 @@ ensure_container postgres --network scalelite --env-file "$db_env_file" --label 
   --mount "type=bind,source=$ROOT$data/postgres,target=/var/lib/postgresql/data" "$POSTGRES_IMAGE" || true
 ensure_container redis --network scalelite \
   --mount "type=bind,source=$ROOT$data/redis,target=/data" "$REDIS_IMAGE" redis-server --appendonly yes || true
+
+# 6a. The database. Scalelite's api container makes it as it starts (bin/start, v1.8.5: rake db:create, then
+#     db:schema:load unless it "already exists", errors ignored, then puma): on a first boot it races a
+#     PostgreSQL that does not accept connections yet, and an api that lost runs without tables, never
+#     healthy, and is not started again. So PostgreSQL is waited for and the database prepared here first
+#     (rake db:prepare, Rails 7.2: creates it, loads the schema, or migrates; a no-op when up to date).
+say "waiting for PostgreSQL to accept connections"
+pg_deadline=$((SECONDS + HEALTH_WAIT_SECONDS))
+until docker exec postgres pg_isready -q -U postgres >/dev/null 2>&1; do
+  [ "$SECONDS" -lt "$pg_deadline" ] ||
+    fail "PostgreSQL does not accept connections after ${HEALTH_WAIT_SECONDS}s (see: docker logs postgres)"
+  sleep 2
+done
+if ! out=$(docker run --rm --network scalelite --env-file "$env_file" "$image-api" bundle exec rake db:prepare 2>&1); then
+  mask "${secrets[@]}" <<<"$out" >&2
+  fail "cannot prepare Scalelite's database (rake db:prepare; see above)"
+fi
+say "Scalelite's database is ready"
 ensure_container scalelite-api --network scalelite "${with_env[@]}" \
   --mount "type=bind,source=$recordings,target=/var/bigbluebutton" "$image-api" || true
 ensure_container scalelite-poller --network scalelite "${with_env[@]}" \
