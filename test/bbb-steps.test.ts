@@ -254,6 +254,57 @@ describe("bbb-configure", () => {
         expect(`${r.stdout}${r.stderr}`).not.toContain(OLD_SECRET);
     });
 
+    describe("Greenlight on this host (single topology, bbb-install.sh -g)", () => {
+        const ENV = "root/root/greenlight-v3/.env";
+        const COMPOSE = "root/root/greenlight-v3/docker-compose.yml";
+        const env = () => fs.readFileSync(box.file(ENV), "utf8");
+        beforeEach(() => {
+            // What install_greenlight_v3 leaves: its .env with the secret BBB had then.
+            box.write(ENV, `SECRET_KEY_BASE=abc\nBIGBLUEBUTTON_ENDPOINT=https://bbb-1.example.org/bigbluebutton/\nBIGBLUEBUTTON_SECRET=${OLD_SECRET}\nDATABASE_URL=postgres://x\n`);
+            box.write(COMPOSE, "services:\n  greenlight:\n    env_file: .env\n");
+            box.stub("docker-compose", '[ -z "${COMPOSE_FAIL:-}" ] || { echo "ERROR: for greenlight-v3  Cannot start service greenlight-v3" >&2; exit 1; }');
+        });
+
+        test("a new secret reaches Greenlight's .env (root-only) and Greenlight is recreated; the secret is on no command line", () => {
+            const r = box.run("bbb-configure", CONFIGURE);
+            expect(r.status).toBe(0);
+            expect(env()).toBe(`SECRET_KEY_BASE=abc\nBIGBLUEBUTTON_ENDPOINT=https://bbb-1.example.org/bigbluebutton/\nBIGBLUEBUTTON_SECRET=${NEW_SECRET}\nDATABASE_URL=postgres://x\n`);
+            expect((fs.statSync(box.file(ENV)).mode & 0o777).toString(8)).toBe("600");
+            expect(box.calls("docker-compose")).toEqual([`docker-compose -f ${box.root}/root/greenlight-v3/docker-compose.yml up -d`]);
+            expect(box.calls().filter((c) => !c.startsWith("bbb-conf --setsecret")).join("\n")).not.toContain(NEW_SECRET);
+        });
+
+        test("a Greenlight that has the secret already is left alone", () => {
+            expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
+            fs.writeFileSync(box.file("calls.log"), "");
+            expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
+            expect(box.calls("docker-compose")).toEqual([]);
+        });
+
+        test("a recreation that failed is redone by the next run, though the .env holds the secret by then", () => {
+            const failed = box.run("bbb-configure", CONFIGURE, { COMPOSE_FAIL: "1" });
+            expect(failed.status).toBe(1);
+            expect(failed.stderr).toContain("bbb-configure: error: docker-compose could not recreate Greenlight with the new secret");
+            fs.writeFileSync(box.file("calls.log"), "");
+            expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
+            expect(box.calls("docker-compose")).toHaveLength(1);
+        });
+    });
+
+    test("/var/bigbluebutton on the data volume (a link) is given to bigbluebutton through the link, as the packages do for a real directory", () => {
+        fs.mkdirSync(box.file("root/mnt/bbb-recordings/bigbluebutton"), { recursive: true });
+        fs.mkdirSync(box.file("root/var"), { recursive: true });
+        fs.symlinkSync(box.file("root/mnt/bbb-recordings/bigbluebutton"), box.file("root/var/bigbluebutton"));
+        expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
+        expect(box.calls("chown")).toContain(`chown -R bigbluebutton:bigbluebutton ${box.root}/var/bigbluebutton/`);
+    });
+
+    test("a real /var/bigbluebutton is the packages' business", () => {
+        fs.mkdirSync(box.file("root/var/bigbluebutton"), { recursive: true });
+        expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
+        expect(box.calls("chown").filter((c) => c.includes("bigbluebutton:bigbluebutton"))).toEqual([]);
+    });
+
     test("an existing property is replaced, not duplicated", () => {
         fs.appendFileSync(box.file("root/etc/bigbluebutton/bbb-web.properties"), "allowStartStopRecording=true\n");
         expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);

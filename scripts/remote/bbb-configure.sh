@@ -7,6 +7,8 @@
 # meanwhile, see scalelite-node.sh prepare), unless FORCE_RESTART is true. A restart that failed is redone by
 # the next run, even though the files then hold the new values already: it counts as done only once the API
 # answers with the stack's secret.
+# Then two things the installer leaves behind: Greenlight on this host (single topology, bbb-install.sh -g) keeps
+# the secret it was installed with, and /var/bigbluebutton on the data volume stays root's.
 # Inputs: FQDN SECRET PROPERTIES (key=value lines) API_WAIT_SECONDS FORCE_RESTART (true|false), and
 # INSTALL_ID, which changes with every installer run so that this step runs after it (bbb-install.sh may
 # rewrite what this step sets).
@@ -60,6 +62,38 @@ else
   # bbb-conf --restart exits 0 whether or not BigBlueButton came back: the restart counts as done only once
   # the API answers with the stack's secret (below).
   bbb-conf --restart 2>&1 | mask "$SECRET" || fail "bbb-conf --restart failed (see: bbb-conf --check)"
+fi
+
+# Greenlight calls the API with the secret bbb-install.sh copied into its .env when it installed it
+# (BIGBLUEBUTTON_SECRET, install_greenlight_v3, v3.0.x); bbb-conf --setsecret does not touch it. Restarting
+# Greenlight ends no meeting. The secret is compared and written by bash alone: never on a command line.
+gl_dir=$ROOT/root/greenlight-v3
+if [ -f "$gl_dir/.env" ]; then
+  gl_secret=$(sed -n 's/^BIGBLUEBUTTON_SECRET=//p' "$gl_dir/.env" | tail -n1)
+  if [ "$gl_secret" != "$SECRET" ] || pending greenlight; then
+    pending_add greenlight
+    env=$(while IFS= read -r line || [ -n "$line" ]; do
+      case $line in
+        BIGBLUEBUTTON_SECRET=*) printf 'BIGBLUEBUTTON_SECRET=%s\n' "$SECRET" ;;
+        *) printf '%s\n' "$line" ;;
+      esac
+    done <"$gl_dir/.env")
+    printf '%s\n' "$env" | write_if_changed "$gl_dir/.env" 0600 root:root || true
+    say "Greenlight gets the stack's secret; recreating its container"
+    out=$(docker-compose -f "$gl_dir/docker-compose.yml" up -d 2>&1) || {
+      mask "$SECRET" <<<"$out" >&2
+      fail "docker-compose could not recreate Greenlight with the new secret (see: docker-compose -f /root/greenlight-v3/docker-compose.yml logs)"
+    }
+    pending_done greenlight
+  fi
+fi
+
+# /var/bigbluebutton on the data volume (bbb-storage's link): bbb-config's after-install.sh gives it to the
+# bigbluebutton user with chown -R, which does not follow a link named on its command line, so the volume's
+# directory stays root's and bbb-web cannot write presentations into it. The trailing slash follows the link.
+if [ -L "$ROOT/var/bigbluebutton" ]; then
+  chown -R bigbluebutton:bigbluebutton "$ROOT/var/bigbluebutton/" || fail "cannot give /var/bigbluebutton (on the data volume) to bigbluebutton"
+  chmod o+rx "$ROOT/var/bigbluebutton/"
 fi
 
 say "checking the API at https://$FQDN/bigbluebutton/api with the stack's secret"
