@@ -120,9 +120,11 @@ test("the dialplan answers the DID, asks for a PIN of PIN_DIGITS digits and hand
             ],
         },
     ]);
+    // ... and only to a conference FreeSWITCH hosts (a web participant's audio in it).
     expect(exts[1].conditions).toEqual([
         { field: "destination_number", expression: "^SEND_TO_CONFERENCE$", actions: [] },
-        { field: "${pin}", expression: "^\\d{5}$", actions: ["set bbb_authorized=true", "transfer ${pin} XML default"] },
+        { field: "${pin}", expression: "^\\d{5}$", actions: [] },
+        { field: "${conference ${pin} list}", expression: "/sofia/", actions: ["set bbb_authorized=true", "transfer ${pin} XML default"] },
     ]);
     // A caller without a valid PIN gets the prompt again, twice at most, then is hung up on.
     expect(exts[2].conditions[1]).toEqual({
@@ -325,9 +327,10 @@ describe("in a pool (PEERS)", () => {
         expect(hosted).toContain('<anti-action application="respond" data="404"/>');
     });
 
-    test("without peers (single topology) no conference check and no forwarding", () => {
+    test("without peers (single topology) the same conference check (no caller opens an empty conference of a guessed PIN), and no forwarding", () => {
         box.run("bbb-dialin", INPUTS);
-        expect(read(DIALPLAN)).not.toContain("conference ${pin} list");
+        const check = extension(read(DIALPLAN), "bbb_dialin_check_conference");
+        expect(check).toContain('<condition field="${pin}" expression="^\\d{5}$"/>\n    <condition field="${conference ${pin} list}" expression="/sofia/">');
         expect(read(DIALPLAN)).not.toContain("bbbpin-");
     });
 

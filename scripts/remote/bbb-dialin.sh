@@ -121,14 +121,12 @@ pool_extensions() {
 POOL
 }
 invalid=ivr/ivr-that_was_an_invalid_entry.wav
-# The PIN's conditions; in a pool, the conference must also be hosted here (a web participant's audio in it).
+# The PIN's conditions: the conference must also be hosted here (a web participant's audio in it), so that a
+# caller never opens an empty conference of a guessed PIN, which no meeting would ever join.
 pin_condition="<condition field=\"\${pin}\" expression=\"^\\d{$PIN_DIGITS}\$\""
-check_conditions="$pin_condition>"
+check_conditions="$pin_condition/>"$'\n    <condition field="${conference ${pin} list}" expression="/sofia/">'
 pool=""
-if [ "${#peers[@]}" -gt 0 ]; then
-  check_conditions="$pin_condition/>"$'\n    <condition field="${conference ${pin} list}" expression="/sofia/">'
-  pool=$(pool_extensions)
-fi
+[ "${#peers[@]}" -eq 0 ] || pool=$(pool_extensions)
 if write_if_changed "$conf/dialplan/public/bbb-dialin.xml" 0644 freeswitch:daemon <<DIALPLAN; then dialplan_changed=true; fi
 <include>
   <!-- Managed by bbb (Pulumi, bbb-dialin step); changes here are overwritten. -->
