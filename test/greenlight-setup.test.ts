@@ -102,7 +102,9 @@ describe("a first run: data volume with a filesystem, nginx's default site enabl
     });
 
     test("runs Postgres, Redis and Greenlight on the greenlight network with the exact docker arguments", () => {
-        const head = (name: string) => ["-d", "--name", name, "--label", expect.stringMatching(/^bbb\.spec=[0-9a-f]{16}$/), "--restart", "unless-stopped", "--network", "greenlight"];
+        /** Every container's log is rotated (lib.sh ensure_container). */
+        const LOG = ["--log-driver", "json-file", "--log-opt", "max-size=10m", "--log-opt", "max-file=5"];
+        const head = (name: string) => ["-d", "--name", name, "--label", expect.stringMatching(/^bbb\.spec=[0-9a-f]{16}$/), "--restart", "unless-stopped", ...LOG, "--network", "greenlight"];
         const env = ["--env-file", ENV_PATH(), "--label", `bbb.env=${sha256(envFile())}`];
         const dbEnvPath = `${box.root}/etc/default/greenlight-postgres`;
         const dbEnv = ["--env-file", dbEnvPath, "--label", `bbb.env=${sha256(fs.readFileSync(dbEnvPath, "utf8"))}`];

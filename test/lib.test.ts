@@ -82,11 +82,13 @@ describe("mount_data_volume", () => {
 describe("ensure_container", () => {
     const run = (args: string) => lib(`if ensure_container scalelite-api ${args}; then echo created; else echo kept; fi`);
 
-    test("runs a missing container with its arguments and a spec label", () => {
+    test("runs a missing container with its arguments, a spec label and a rotated log (Docker's json-file keeps it whole otherwise)", () => {
         const r = run("--network scalelite blindsidenetwks/scalelite:v1.8.5-api");
         expect(r.stdout).toContain("created");
         const call = box.calls("docker").find((c) => c.startsWith("docker run"))!;
-        expect(call).toMatch(/^docker run -d --name scalelite-api --label bbb\.spec=[0-9a-f]{16} --restart unless-stopped --network scalelite blindsidenetwks\/scalelite:v1\.8\.5-api$/);
+        expect(call).toMatch(
+            /^docker run -d --name scalelite-api --label bbb\.spec=[0-9a-f]{16} --restart unless-stopped --log-driver json-file --log-opt max-size=10m --log-opt max-file=5 --network scalelite blindsidenetwks\/scalelite:v1\.8\.5-api$/,
+        );
     });
 
     test("keeps (and starts) a container whose arguments did not change", () => {

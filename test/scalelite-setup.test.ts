@@ -187,7 +187,9 @@ describe("a first run", () => {
         const sum = require("crypto").createHash("sha256").update(envFile()).digest("hex");
         const env = ["--env-file", `${box.root}/etc/default/scalelite`, "--label", `bbb.env=${sum}`];
         const data = `${box.root}/var/lib/bbb-data`;
-        const head = (name: string) => ["-d", "--name", name, "--label", expect.stringMatching(/^bbb\.spec=[0-9a-f]{16}$/), "--restart", "unless-stopped", "--network", "scalelite"];
+        /** Every container's log is rotated (lib.sh ensure_container). */
+        const LOG = ["--log-driver", "json-file", "--log-opt", "max-size=10m", "--log-opt", "max-file=5"];
+        const head = (name: string) => ["-d", "--name", name, "--label", expect.stringMatching(/^bbb\.spec=[0-9a-f]{16}$/), "--restart", "unless-stopped", ...LOG, "--network", "scalelite"];
         const bind = (source: string, target: string, ro = false) => ["--mount", `type=bind,source=${source},target=${target}${ro ? ",readonly" : ""}`];
         const dbSum = require("crypto").createHash("sha256").update(fs.readFileSync(box.file("root/etc/default/scalelite-postgres"))).digest("hex");
         const dbEnv = ["--env-file", `${box.root}/etc/default/scalelite-postgres`, "--label", `bbb.env=${dbSum}`];

@@ -272,12 +272,17 @@ pull_images() {
   done
 }
 
+# Every container's log, rotated: Docker's json-file driver keeps it whole otherwise ("by default, no log
+# rotation is performed", docs.docker.com, json-file logging driver), until the disk is full.
+CONTAINER_LOG=(--log-driver json-file --log-opt max-size=10m --log-opt max-file=5)
+
 # Runs container NAME with the given `docker run` arguments (image last but its command), unless it
 # already runs with the same arguments: their hash is the container's bbb.spec label. Changed arguments
 # replace the container. Returns 0 when it (re)created the container.
 ensure_container() {
   local name=$1 spec current
   shift
+  set -- "${CONTAINER_LOG[@]}" "$@"
   spec=$(printf '%s\n' "$@" | sha256sum | cut -c1-16)
   current=$(docker inspect -f '{{index .Config.Labels "bbb.spec"}}' "$name" 2>/dev/null || true)
   if [ "$current" = "$spec" ]; then
