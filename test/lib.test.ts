@@ -111,3 +111,38 @@ test("pull_images pulls only the images that are not here yet", () => {
     expect(lib("pull_images redis:7-alpine postgres:15-alpine; pull_images redis:7-alpine").status).toBe(0);
     expect(box.calls("docker").filter((c) => c.startsWith("docker pull"))).toEqual(["docker pull -q redis:7-alpine", "docker pull -q postgres:15-alpine"]);
 });
+
+describe("failures of the tools lib.sh runs stop the step, saying what failed", () => {
+    test("apt_install: a package apt cannot install, after refreshing the lists once; a held dpkg lock; lists that cannot be refreshed", () => {
+        const missing = lib("apt_install nosuchpackage", { APT_FAIL: "1" });
+        expect(missing.status).toBe(1);
+        expect(missing.stderr).toContain("E: Unable to locate package nosuchpackage");
+        expect(missing.stderr).toContain("lib-test: error: apt-get install nosuchpackage failed");
+        expect(box.calls("apt-get")).toEqual(["apt-get install -y -q nosuchpackage", "apt-get update -q", "apt-get install -y -q nosuchpackage"]);
+        expect(lib("apt_install certbot", { APT_LOCKED: "1" }).stderr).toContain("Could not get lock /var/lib/dpkg/lock-frontend");
+        const offline = lib("apt_install certbot", { APT_FAIL: "1", APT_UPDATE_FAIL: "1" });
+        expect([offline.status, offline.stderr.trim()]).toEqual([1, "lib-test: error: apt-get update failed"]);
+    });
+
+    test("mount_data_volume: a filesystem that cannot be made, a volume that cannot be mounted; neither leaves an fstab line behind twice", () => {
+        attachVolume(box, VOLUME);
+        const mkfs = lib(`mount_data_volume ${VOLUME} /mnt/data 10`, { MKFS_FAIL: "1" });
+        expect([mkfs.status, mkfs.stderr]).toEqual([1, expect.stringContaining("lib-test: error: mkfs.ext4 failed on")]);
+        expect(box.calls("mount")).toEqual([]);
+        const mount = lib(`mount_data_volume ${VOLUME} /mnt/data 10`, { MOUNT_FAIL: "1" });
+        expect(mount.status).toBe(1);
+        expect(mount.stderr).toContain("wrong fs type");
+        expect(mount.stderr).toContain("lib-test: error: cannot mount the data volume at /mnt/data");
+        expect(lib(`mount_data_volume ${VOLUME} /mnt/data 10`).status).toBe(0);
+        expect(fs.readFileSync(box.file("root/etc/fstab"), "utf8").split("\n").filter(Boolean)).toHaveLength(1);
+    });
+
+    test("write_if_changed: an owner that cannot be set leaves the file as it was and no temporary file", () => {
+        box.write("root/etc/x.conf", "old\n");
+        const r = lib(`printf 'new\\n' | write_if_changed "$ROOT/etc/x.conf" 0600 nosuchuser:root`, { CHOWN_FAIL: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("lib-test: error: cannot chown nosuchuser:root");
+        expect(fs.readFileSync(box.file("root/etc/x.conf"), "utf8")).toBe("old\n");
+        expect(fs.readdirSync(box.file("root/etc"))).toEqual(["x.conf"]);
+    });
+});

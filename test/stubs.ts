@@ -341,8 +341,18 @@ export function installStubs(box: Sandbox): void {
     box.stub("certbot", CERTBOT);
     box.stub("install", INSTALL);
     box.stub("curl", CURL);
-    box.stub("apt-get");
-    box.stub("chown");
+    // apt-get (apt 2.4, Ubuntu 22.04): APT_FAIL=1 fails as a missing package does (E: ..., exit 100), APT_LOCKED=1
+    // as a held dpkg lock does; `update` succeeds unless APT_UPDATE_FAIL=1.
+    box.stub(
+        "apt-get",
+        `case "$*" in
+  update*) [ -z "\${APT_UPDATE_FAIL:-}" ] || { echo "E: Failed to fetch http://archive.ubuntu.com/ubuntu/dists/jammy/InRelease  Temporary failure resolving 'archive.ubuntu.com'" >&2; exit 100; } ;;
+  *) [ -z "\${APT_LOCKED:-}" ] || { echo "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (unattended-upgr)" >&2; exit 100; }
+     [ -z "\${APT_FAIL:-}" ] || { echo "E: Unable to locate package \${@: -1}" >&2; exit 100; } ;;
+esac`,
+    );
+    // chown (coreutils): CHOWN_FAIL=1 fails as an unknown user does ("invalid user", exit 1).
+    box.stub("chown", '[ -z "${CHOWN_FAIL:-}" ] || { echo "chown: invalid user: \u2018$1\u2019" >&2; exit 1; }');
     box.stub("hostname", "echo bbb-test-host");
     box.stub("docker", DOCKER);
     box.stub("nginx", '[ "$1" = -t ] && [ -z "${NGINX_BROKEN:-}" ]');
@@ -383,7 +393,12 @@ export function attachVolume(box: Sandbox, volumeId: string, formatted = false):
     if (formatted) box.write("disk/uuid", "0b5e55ed-0000-4000-8000-000000000001\n");
     box.stub("blkid", `[ -f "$SANDBOX/disk/uuid" ] || exit 2
 case "$*" in *"-s UUID"*) cat "$SANDBOX/disk/uuid" ;; *) echo "DEVNAME=$3"; echo "UUID=$(cat "$SANDBOX/disk/uuid")"; echo TYPE=ext4 ;; esac`);
-    box.stub("mkfs.ext4", `mkdir -p "$SANDBOX/disk"; echo 1a2b3c4d-0000-4000-8000-000000000002 > "$SANDBOX/disk/uuid"; rm -f "$SANDBOX/disk/fs-size"`);
+    // mkfs.ext4 (e2fsprogs): MKFS_FAIL=1 fails as on a device it cannot open (exit 1).
+    box.stub(
+        "mkfs.ext4",
+        `[ -z "\${MKFS_FAIL:-}" ] || { echo "mkfs.ext4: Device size reported to be zero." >&2; exit 1; }
+mkdir -p "$SANDBOX/disk"; echo 1a2b3c4d-0000-4000-8000-000000000002 > "$SANDBOX/disk/uuid"; rm -f "$SANDBOX/disk/fs-size"`,
+    );
     box.stub("blockdev", `[ "$1" = --getsize64 ] && cat "$SANDBOX/disk/size" 2>/dev/null || echo 1099511627776`);
     box.stub(
         "resize2fs",
@@ -396,5 +411,10 @@ echo "$disk" > "$SANDBOX/disk/fs-size"
 echo "The filesystem on $1 is now $((disk / 4096)) (4k) blocks long."`,
     );
     box.stub("mountpoint", `[ -f "$SANDBOX/disk/mounted" ]`);
-    box.stub("mount", `mkdir -p "$SANDBOX/disk"; echo "$1" > "$SANDBOX/disk/mounted"`);
+    // mount (util-linux): MOUNT_FAIL=1 fails as a wrong filesystem does (exit 32, mount(8)'s "mount failure").
+    box.stub(
+        "mount",
+        `[ -z "\${MOUNT_FAIL:-}" ] || { echo "mount: $1: wrong fs type, bad option, bad superblock on /dev/vdb, missing codepage or helper program, or other error." >&2; exit 32; }
+mkdir -p "$SANDBOX/disk"; echo "$1" > "$SANDBOX/disk/mounted"`,
+    );
 }
