@@ -19,6 +19,21 @@ server {
 }
 `;
 const SFU = "freeswitch:\n  ip: 203.0.113.11\nlog:\n  level: info\n";
+/** bbb-web's logback.xml as the package installs it (bigbluebutton-web/grails-app/conf/logback.xml, the loggers). */
+const LOGBACK = `<configuration>
+	<logger name="akka" level="INFO" />
+	<logger name="io.lettuce" level="INFO" />
+	<logger name="org.bigbluebutton" level="DEBUG" />
+
+	<logger name="grails.app.controllers" level="DEBUG" />
+	<logger name="grails.app.services" level="DEBUG" />
+
+	<logger name="org.springframework" level="ERROR" />
+	<root level="ERROR">
+		<appender-ref ref="FILE" />
+	</root>
+</configuration>
+`;
 const SWITCH = '<configuration name="switch.conf">\n  <settings>\n    <param name="loglevel" value="debug"/>\n  </settings>\n</configuration>\n';
 const COMMON = { FQDN: "bbb-1.example.org", FORCE_RESTART: "false", INSTALL_ID: "1".repeat(64) };
 const STRICT = { ...COMMON, PRIVACY: "strict", VIDEO: "false", RETENTION_DAYS: "0" };
@@ -34,6 +49,7 @@ function installedHost(): void {
     box.write("root/etc/nginx/sites-available/bigbluebutton", SITE);
     box.write("root/etc/bigbluebutton/bbb-webrtc-sfu/production.yml", SFU);
     box.write("root/opt/freeswitch/etc/freeswitch/autoload_configs/switch.conf.xml", SWITCH);
+    box.write("root/usr/share/bbb-web/WEB-INF/classes/logback.xml", LOGBACK);
     box.write("root/opt/freeswitch/etc/freeswitch/autoload_configs/event_socket.conf.xml", '<param name="password" value="EslPassword0123"/>\n');
     if (!exists("opt/freeswitch/conf")) fs.symlinkSync("etc/freeswitch", box.file("root/opt/freeswitch/conf"));
     box.write("root/var/bigbluebutton/deleted/presentation/old-meeting/slides.pdf", "x");
@@ -94,6 +110,24 @@ describe("with meetings running, and after a failure", () => {
         expect(box.calls("fs_cli")).toEqual(["fs_cli -x fsctl loglevel warning"]);
     });
 
+    test("bbb-web waits while meetings run (its API would be down); a restart that failed is redone by the next run", () => {
+        // Only bbb-web's level is left to set (the SFU and FreeSWITCH log warnings already).
+        box.write("root/etc/bigbluebutton/bbb-webrtc-sfu/production.yml", SFU.replace("level: info", "level: warn"));
+        box.write("root/opt/freeswitch/etc/freeswitch/autoload_configs/switch.conf.xml", SWITCH.replace('"debug"', '"warning"'));
+        installedBbb(box, SECRET);
+        box.write("meetings", "lecture\n");
+        const busy = box.run("bbb-data-policy", STRICT);
+        expect(busy.status).toBe(1);
+        expect(busy.stderr).toContain("1 meeting(s) running on bbb-1.example.org; restarting bbb-web for its log level");
+        expect(read("usr/share/bbb-web/WEB-INF/classes/logback.xml")).toContain('"org.bigbluebutton" level="DEBUG"');
+        box.write("meetings", "");
+        const failed = box.run("bbb-data-policy", STRICT, { SYSTEMCTL_FAIL: "restart" });
+        expect(failed.stderr).toContain("bbb-data-policy: error: cannot restart bbb-web");
+        fs.writeFileSync(box.file("calls.log"), "");
+        expect(box.run("bbb-data-policy", STRICT).status).toBe(0);
+        expect(restarts()).toContain("systemctl restart bbb-web");
+    });
+
     test("a recording worker that did not restart for the video format is restarted by the next run", () => {
         expect(box.run("bbb-data-policy", STANDARD, { SYSTEMCTL_FAIL: "restart" }).status).toBe(1);
         fs.writeFileSync(box.file("calls.log"), "");
@@ -118,7 +152,17 @@ describe("privacy strict", () => {
         expect(read("etc/default/bigbluebutton-cron-config").split("\n").slice(1)).toEqual(["history=1", "unrecorded_days=1", "published_days=1", "log_history=1", ""]);
         expect(read("etc/cron.daily/bbb-purge-deleted")).toContain(`find ${box.root}/var/bigbluebutton/deleted -mindepth 1 -delete`);
         expect(fs.readdirSync(box.file("root/var/bigbluebutton/deleted"))).toEqual([]);
-        expect(restarts()).toEqual(["systemctl reload nginx", "systemctl restart bbb-webrtc-sfu", "fs_cli -x fsctl loglevel warning"]);
+        expect(restarts()).toEqual(["systemctl reload nginx", "systemctl restart bbb-webrtc-sfu", "fs_cli -x fsctl loglevel warning", "systemctl restart bbb-web"]);
+    });
+
+    test("bbb-web logs warnings only: appLogLevel does not govern its logback.xml, whose own loggers say DEBUG", () => {
+        expect(box.run("bbb-data-policy", STRICT).status).toBe(0);
+        const logback = read("usr/share/bbb-web/WEB-INF/classes/logback.xml");
+        for (const logger of ["org.bigbluebutton", "grails.app.controllers", "grails.app.services"]) {
+            expect(logback).toContain(`<logger name="${logger}" level="WARN" />`);
+        }
+        expect(logback).toContain('<logger name="akka" level="INFO" />');
+        expect(logback).not.toContain("DEBUG");
     });
 
     test("no recording options: no video format, no retention job", () => {
@@ -139,13 +183,14 @@ describe("privacy strict", () => {
 
     test("survives a second installer run: what bbb-install.sh rewrites is set again", () => {
         box.run("bbb-data-policy", STRICT);
-        installedHost(); // bbb-install.sh writes its site, the SFU override and switch.conf anew
+        installedHost(); // bbb-install.sh writes its site, the SFU override, switch.conf and bbb-web's logback.xml anew
         fs.writeFileSync(box.file("calls.log"), "");
         expect(box.run("bbb-data-policy", { ...STRICT, INSTALL_ID: "2".repeat(64) }).status).toBe(0);
         expect(read("etc/nginx/sites-available/bigbluebutton")).toContain("    access_log off;\n");
         expect(read("etc/bigbluebutton/bbb-webrtc-sfu/production.yml")).toContain("level: warn");
         expect(read("opt/freeswitch/etc/freeswitch/autoload_configs/switch.conf.xml")).toContain('value="warning"');
-        expect(restarts()).toEqual(["systemctl reload nginx", "systemctl restart bbb-webrtc-sfu", "fs_cli -x fsctl loglevel warning"]);
+        expect(read("usr/share/bbb-web/WEB-INF/classes/logback.xml")).not.toContain("DEBUG");
+        expect(restarts()).toEqual(["systemctl reload nginx", "systemctl restart bbb-webrtc-sfu", "fs_cli -x fsctl loglevel warning", "systemctl restart bbb-web"]);
     });
 
     test("a site that serves plain HTTP is refused", () => {
@@ -179,6 +224,7 @@ describe("privacy standard, recordings on", () => {
         expect(exists("etc/nginx/conf.d/99-bbb-privacy.conf")).toBe(false);
         expect(read("etc/nginx/sites-available/bigbluebutton")).toContain("access_log /var/log/nginx/bigbluebutton.access.log;");
         expect(read("etc/bigbluebutton/bbb-webrtc-sfu/production.yml")).toContain("level: info");
+        expect(read("usr/share/bbb-web/WEB-INF/classes/logback.xml")).toBe(LOGBACK);
         expect(exists("etc/default/bigbluebutton-cron-config")).toBe(false);
         expect(exists("etc/cron.daily/bbb-purge-deleted")).toBe(false);
         expect(read("etc/default/unrelated")).toBe("keep me\n");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # BBB host, after bbb-configure (and so after every installer run, which rewrites some of these files):
-# what the server keeps. privacy strict: nginx access logs off, bbb-webrtc-sfu and FreeSWITCH logging
-# warnings only, logs and raw data kept one day (/etc/default/bigbluebutton-cron-config), deleted recordings
+# what the server keeps. privacy strict: nginx access logs off, bbb-webrtc-sfu, FreeSWITCH and bbb-web logging
+# warnings only (bbb-web's own loggers say DEBUG in its logback.xml, which appLogLevel does not govern), logs and raw data kept one day (/etc/default/bigbluebutton-cron-config), deleted recordings
 # purged daily, plain HTTP only redirecting to HTTPS. privacy standard: BigBlueButton's defaults back.
 # Recordings (standard only): the video playback format when VIDEO is true, and published recordings
 # deleted after RETENTION_DAYS (0: recordings off, nothing to keep).
@@ -80,6 +80,23 @@ if [ -f "$switch" ] && { ! grep -q "name=\"loglevel\" value=\"$fs_level\"" "$swi
   fs_api "fsctl loglevel $fs_level"
   pending_done fs-loglevel
   say "FreeSWITCH logs at $fs_level"
+fi
+
+# bbb-web: its logback.xml (the package's, bigbluebutton-web/grails-app/conf/logback.xml) logs its own code at
+# DEBUG; restarting bbb-web makes its API unavailable for a moment, so while meetings run it waits (their
+# users could not join), as the SFU does.
+logback=$ROOT/usr/share/bbb-web/WEB-INF/classes/logback.xml
+web_level=$([ "$strict" = true ] && echo WARN || echo DEBUG)
+web_loggers="org\.bigbluebutton|grails\.app\.controllers|grails\.app\.services"
+web_present=$(grep -Ec "<logger name=\"($web_loggers)\" level=\"[A-Z]+\"" "$logback" 2>/dev/null || true)
+web_set=$(grep -Ec "<logger name=\"($web_loggers)\" level=\"$web_level\"" "$logback" 2>/dev/null || true)
+if [ "${web_present:-0}" -gt 0 ] && { [ "$web_set" != "$web_present" ] || pending web-restart; }; then
+  guard_meetings "restarting bbb-web for its log level (the API is down meanwhile: nobody can join)" "$FORCE_RESTART" forceReinstall
+  pending_add web-restart
+  sed -i -E "s#(<logger name=\"($web_loggers)\" level=\")[A-Z]+(\")#\1$web_level\3#" "$logback" || fail "cannot set bbb-web's log level in $logback"
+  systemctl restart bbb-web || fail "cannot restart bbb-web"
+  pending_done web-restart
+  say "bbb-web logs at $web_level"
 fi
 
 # 3. Retention of logs and raw data, read by /etc/cron.daily/bigbluebutton.
