@@ -56,6 +56,8 @@ test("nothing restarts BigBlueButton: meetings keep running", () => {
     expect(box.calls("bbb-conf")).toEqual([]);
     expect(box.calls("systemctl")).toEqual([]);
     expect(fs.readFileSync(box.file("meetings"), "utf8")).toBe("lecture-1\n");
+    // ... and yet the certificate was renewed.
+    expect(names()).toBe("bbb-1.example.org bbb.example.org");
 });
 
 test("a second run asks DNS nothing and renews nothing", () => {
@@ -80,6 +82,7 @@ test("in a pool (no API name) a certificate that still names it is renewed for t
 test("a pool server that never had the name: nothing to do", () => {
     const r = run({ FQDN: "bbb-1.example.org", API_FQDN: "" });
     expect(r.status).toBe(0);
+    expect(r.stdout).toContain("bbb-api-name: the certificate of bbb-1.example.org names bbb-1.example.org; nothing to do");
     expect(issued()).toEqual([]);
 });
 

@@ -166,14 +166,17 @@ describe("privacy strict", () => {
     });
 
     test("no recording options: no video format, no retention job", () => {
-        box.run("bbb-data-policy", STRICT);
+        const r = box.run("bbb-data-policy", STRICT);
+        expect(r.status).toBe(0);
+        expect(r.stdout).toContain("bbb-data-policy: privacy strict applied");
         expect(exists("etc/bigbluebutton/recording/recording.yml")).toBe(false);
         expect(exists("etc/cron.daily/bbb-recording-retention")).toBe(false);
         expect(box.calls("apt-get")).toEqual([]);
     });
 
     test("a second run changes nothing and restarts nothing", () => {
-        box.run("bbb-data-policy", STRICT);
+        expect(box.run("bbb-data-policy", STRICT).status).toBe(0);
+        expect(restarts()).not.toEqual([]);
         const before = box.files().map((f) => [f, read(f)]);
         fs.writeFileSync(box.file("calls.log"), "");
         expect(box.run("bbb-data-policy", STRICT).status).toBe(0);
@@ -232,7 +235,9 @@ describe("privacy standard, recordings on", () => {
 
     test("a cron config the operator wrote is never removed", () => {
         box.write("root/etc/default/bigbluebutton-cron-config", "history=3\n");
-        expect(box.run("bbb-data-policy", STANDARD).status).toBe(0);
+        const r = box.run("bbb-data-policy", STANDARD);
+        expect(r.status).toBe(0);
+        expect(r.stdout).toContain("bbb-data-policy: privacy standard applied");
         expect(read("etc/default/bigbluebutton-cron-config")).toBe("history=3\n");
     });
 

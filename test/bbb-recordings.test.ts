@@ -175,7 +175,8 @@ describe("bbb-recordings", () => {
 
     test("a group scalelite-spool with gid 2000 that already has bigbluebutton is left alone", () => {
         fs.appendFileSync(box.file("root/etc/group"), "scalelite-spool:x:2000:bigbluebutton\n");
-        ok();
+        expect(ok().stdout).toContain("bbb-recordings: published recordings go to Scalelite through 10.20.0.5:/var/lib/bbb-data/recordings");
+        expect(box.calls("getent")).toContain("getent group scalelite-spool");
         expect(box.calls("groupadd")).toEqual([]);
         expect(box.calls("usermod")).toEqual([]);
         expect(box.calls("systemctl")).toEqual([]);

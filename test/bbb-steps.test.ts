@@ -276,6 +276,7 @@ describe("bbb-configure", () => {
 
         test("a Greenlight that has the secret already is left alone", () => {
             expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
+            expect(env()).toContain(`BIGBLUEBUTTON_SECRET=${NEW_SECRET}\n`);
             fs.writeFileSync(box.file("calls.log"), "");
             expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
             expect(box.calls("docker-compose")).toEqual([]);
@@ -301,7 +302,9 @@ describe("bbb-configure", () => {
 
     test("a real /var/bigbluebutton is the packages' business", () => {
         fs.mkdirSync(box.file("root/var/bigbluebutton"), { recursive: true });
-        expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
+        const r = box.run("bbb-configure", CONFIGURE);
+        expect(r.status).toBe(0);
+        expect(r.stdout).toContain("the API answers with the stack's secret");
         expect(box.calls("chown").filter((c) => c.includes("bigbluebutton:bigbluebutton"))).toEqual([]);
     });
 
@@ -315,8 +318,11 @@ describe("bbb-configure", () => {
     test("a second run changes nothing and restarts nothing", () => {
         expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
         const before = props();
+        expect(before).toContain(`securitySalt=${NEW_SECRET}`);
         fs.writeFileSync(box.file("calls.log"), "");
-        expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
+        const again = box.run("bbb-configure", CONFIGURE);
+        expect(again.status).toBe(0);
+        expect(again.stdout).toContain("the secret and properties are as wanted");
         expect(props()).toBe(before);
         expect(box.calls("bbb-conf")).toEqual([]);
     });

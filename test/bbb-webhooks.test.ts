@@ -251,6 +251,9 @@ test("a permanent URL that bbb-webhooks does not register fails the step", () =>
 test("the API secret is never printed, never on a command line, and written nowhere", () => {
     storedHook("old-1", "https://old.example.org/hook", true);
     const runs = [run(), run({ ...INPUTS, URLS: C }), run(INPUTS, { SYSTEMCTL_FAIL: "restart" })];
+    // They ran, and signed their calls with it.
+    expect(runs.map((r) => r.status)).toEqual([0, 0, 1]);
+    expect(box.calls("curl").some((c) => /\/api\/hooks\/list\?checksum=[0-9a-f]{40}/.test(c))).toBe(true);
     for (const r of runs) expect(`${r.stdout}${r.stderr}`).not.toContain(SECRET);
     expect(read("calls.log")).not.toContain(SECRET);
     const holding = box.files().filter((f) => read(`root/${f}`).includes(SECRET));

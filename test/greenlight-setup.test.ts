@@ -93,7 +93,10 @@ describe("a first run: data volume with a filesystem, nginx's default site enabl
     });
     afterAll(() => box.cleanup());
 
-    test("succeeds quietly", () => expectOk(first));
+    test("succeeds quietly, up to its last word", () => {
+        expectOk(first);
+        expect(first.stdout).toContain(`greenlight-setup: Greenlight ${INPUTS.GREENLIGHT_VERSION} is up at https://${INPUTS.FQDN}/`);
+    });
 
     test("the data volume, holding a filesystem (kept from a replaced VM), is mounted, never formatted", () => {
         expect(box.calls("mkfs.ext4")).toEqual([]);

@@ -57,8 +57,11 @@ test("a new node is added with its API URL and secret, then enabled", () => {
 
 test("running it again changes nothing", () => {
     apply();
+    expect(server()?.state).toBe("enabled");
     fs.writeFileSync(box.file("calls.log"), "");
-    expect(apply().status).toBe(0);
+    const again = apply();
+    expect(again.status).toBe(0);
+    expect(again.stdout).toContain("bbb-5.example.org is registered and enabled");
     expect(rakeCalls()).toEqual([]);
 });
 
@@ -179,7 +182,8 @@ describe("removal", () => {
 
     test("creating the step for a new server leaves no such note", () => {
         expect(box.run("scalelite-node", NODE, {}, ["create"]).status).toBe(0);
-        expect(remove().status).toBe(0);
+        expect(server()?.state).toBe("enabled");
+        expect(remove().stdout).toContain("bbb-5.example.org removed from Scalelite");
         expect(server()).toBeUndefined();
     });
 
@@ -373,6 +377,7 @@ describe("retire: before a server's VM is deleted or replaced", () => {
 
     test("guard (create and update) does nothing when no retire came before", () => {
         apply();
+        expect(server()?.state).toBe("enabled");
         fs.writeFileSync(box.file("calls.log"), "");
         expect(guard("vm-1").status).toBe(0);
         expect(box.calls("docker")).toEqual([]);

@@ -100,9 +100,10 @@ describe("a first run", () => {
     });
     afterAll(() => box.cleanup());
 
-    test("succeeds quietly on stderr", () => {
+    test("succeeds quietly on stderr, up to its last word", () => {
         expect(first.stderr).toBe("");
         expect(first.status).toBe(0);
+        expect(first.stdout).toContain("scalelite-setup: Scalelite answers on https://bbb.example.org/bigbluebutton/api (and on https://scalelite.example.org)");
     });
 
     test("mounts the data volume without formatting it and lays out the recordings for uid 1000 / gid 2000", () => {
@@ -312,9 +313,10 @@ describe("scalelite-setup", () => {
 
     test("once the certificate names both, a later run asks DNS nothing (a DNS outage does not block other changes)", () => {
         ok();
+        expect(box.calls("dig")).not.toEqual([]);
         fs.rmSync(box.file("api-a"));
         forget();
-        ok({ RESOLVE_TIMEOUT_SECONDS: "0" });
+        expect(ok({ RESOLVE_TIMEOUT_SECONDS: "0" }).stdout).toContain("Scalelite answers on https://bbb.example.org/bigbluebutton/api");
         expect(box.calls("dig")).toEqual([]);
     });
 
@@ -467,6 +469,7 @@ describe("recording retention", () => {
 
     test("without recordings (retention 0) there is no such job, and an earlier one goes", () => {
         ok();
+        expect(fs.existsSync(box.file("root/etc/cron.daily/bbb-recording-retention"))).toBe(true);
         ok({ RECORDINGS: "false", NFS_CLIENTS: "", RETENTION_DAYS: "0" });
         expect(fs.existsSync(box.file("root/etc/cron.daily/bbb-recording-retention"))).toBe(false);
     });
