@@ -5,13 +5,37 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { shellQuote, stepStdin } from "../components/remote";
+import { SCRIPTS_DIR, shellQuote, stepStdin } from "../components/remote";
 
 /** Real tools a step may call; anything else must be stubbed. */
 const REAL_TOOLS = [
     "awk", "bash", "cat", "chmod", "cp", "cut", "date", "diff", "dirname", "env", "find", "flock", "grep", "head", "ln", "ls", "mkdir", "mktemp", "mv",
     "paste", "readlink", "rm", "sed", "seq", "sha1sum", "sha256sum", "sleep", "sort", "stat", "tail", "timeout", "touch", "tr", "wc",
 ];
+
+/**
+ * With BBB_COVERAGE_DIR set (npm run coverage), a step's bash traces every command it runs, with its line in
+ * the stdin, to a file of its own there, and notes where each script of scripts/remote/ starts in that stdin
+ * (runs.jsonl), so that scripts/coverage.ts can map the lines back. Without it, the input as it is.
+ */
+function traced(input: string): string {
+    const dir = process.env.BBB_COVERAGE_DIR;
+    if (!dir) return input;
+    const trace = path.join(dir, `trace-${process.pid}-${++traceCount}`);
+    // One line ahead of the input: the input's line n is line n + 1 for bash.
+    const prologue = `exec 99>>${shellQuote(trace)}; BASH_XTRACEFD=99; PS4='+$LINENO:'; set -x\n`;
+    const segments = fs
+        .readdirSync(SCRIPTS_DIR)
+        .filter((f) => f.endsWith(".sh"))
+        .flatMap((f) => {
+            const text = fs.readFileSync(path.join(SCRIPTS_DIR, f), "utf8");
+            const at = input.indexOf(text);
+            return at < 0 ? [] : [{ script: f, start: input.slice(0, at).split("\n").length + 1, lines: text.split("\n").length }];
+        });
+    fs.appendFileSync(path.join(dir, "runs.jsonl"), `${JSON.stringify({ trace, segments })}\n`);
+    return `${prologue}${input}`;
+}
+let traceCount = 0;
 
 function which(tool: string): string {
     for (const dir of ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]) {
@@ -113,7 +137,7 @@ export class Sandbox {
             file: which("bash"),
             args: ["-s", ...args],
             env: { PATH: this.bin, SANDBOX: this.dir, HOME: this.dir, LANG: "C.UTF-8", ...env },
-            input: `ROOT=${shellQuote(this.root)}\n${stdin}`,
+            input: traced(`ROOT=${shellQuote(this.root)}\n${stdin}`),
         };
     }
 
@@ -141,7 +165,7 @@ export class Sandbox {
     /** Runs bash with `input` on stdin; after `timeoutMs` bash is killed (SIGTERM), as a dropped SSH session ends a step. */
     private exec(input: string, env: Record<string, string>, args: string[] = [], timeoutMs = 20000): StepResult {
         const result = spawnSync(which("bash"), ["-s", ...args], {
-            input,
+            input: traced(input),
             env: { PATH: this.bin, SANDBOX: this.dir, HOME: this.dir, LANG: "C.UTF-8", ...env },
             encoding: "utf8",
             timeout: timeoutMs,
