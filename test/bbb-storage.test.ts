@@ -218,7 +218,29 @@ test("a /var/bigbluebutton that links elsewhere, a missing volume or a bad VOLUM
     const bad = run({}, { VOLUME_ID: "x; rm -rf /" });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toContain("bbb-storage: error: VOLUME_ID 'x; rm -rf /' is not an OpenStack volume id");
+    for (const [inputs, message] of [
+        [{ MOUNT: "/var/lib/data" }, "MOUNT '/var/lib/data' is not a directory under /mnt"],
+        [{ DIRECTORY: "var/bigbluebutton" }, "DIRECTORY 'var/bigbluebutton' is not an absolute path"],
+        [{ SERVICE: "nginx" }, "SERVICE must be bigbluebutton or greenlight, not nginx"],
+    ] as [Record<string, string>, string][]) {
+        const r = run({}, inputs);
+        expect([r.status, r.stderr]).toEqual([1, expect.stringContaining(`bbb-storage: error: ${message}`)]);
+    }
     expect(box.calls()).toEqual([]);
+});
+
+test("a link to the volume whose directory is gone (a wrong volume), or a path that is neither a directory nor a link, is refused", () => {
+    attachVolume(box, VOLUME, true);
+    fs.mkdirSync(box.file("root/var"), { recursive: true });
+    fs.symlinkSync(box.file("root/mnt/bbb-recordings/bigbluebutton"), box.file(LINK));
+    const gone = run();
+    expect(gone.status).toBe(1);
+    expect(gone.stderr).toContain("bbb-storage: error: /var/bigbluebutton links to /mnt/bbb-recordings/bigbluebutton, which is missing: is the data volume the right one?");
+    fs.rmSync(box.file(LINK));
+    box.write(LINK, "a file\n");
+    const file = run();
+    expect(file.status).toBe(1);
+    expect(file.stderr).toContain("bbb-storage: error: /var/bigbluebutton is neither a directory nor a link; refusing to touch it");
 });
 
 describe("Greenlight's compose project (single topology with Greenlight)", () => {

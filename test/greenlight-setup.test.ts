@@ -321,6 +321,14 @@ describe("later runs and failures", () => {
         expect(r.stderr).toContain("greenlight-setup: error: input BBB_SECRET is missing");
         r = run({ BBB_ENDPOINT: "https://scalelite.example.org/bigbluebutton/api" });
         expect(r.stderr).toContain("is not https://<host>/bigbluebutton/api/");
+        for (const [inputs, message] of [
+            [{ FQDN: "gl.example.org/x" }, "FQDN 'gl.example.org/x' is not a host name"],
+            [{ GREENLIGHT_VERSION: "v3 latest" }, "GREENLIGHT_VERSION 'v3 latest' is not an image tag"],
+            [{ SECRET_KEY_BASE: "short" }, "SECRET_KEY_BASE must be hex (at least 32 digits)"],
+        ] as [Record<string, string>, string][]) {
+            r = run(inputs);
+            expect([r.status, r.stderr]).toEqual([1, expect.stringContaining(`greenlight-setup: error: ${message}`)]);
+        }
         expect(box.calls()).toEqual([]);
         expect(fs.existsSync(path.join(box.root, "etc/default/greenlight"))).toBe(false);
     });

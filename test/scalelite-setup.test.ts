@@ -427,6 +427,13 @@ describe("scalelite-setup", () => {
             [{ RECORDINGS: "yes" }, "RECORDINGS must be true or false"],
             [{ NFS_CLIENTS: "" }, "NFS_CLIENTS must name the BBB servers' address ranges when RECORDINGS is true"],
             [{ NFS_CLIENTS: "10.20.0.0/24 *(rw,no_root_squash)" }, "NFS_CLIENTS holds '*(rw,no_root_squash)', which is not an address range"],
+            [{ VOICE_BRIDGE_LEN: "4" }, "VOICE_BRIDGE_LEN must be 5 to 11 digits (the dial-in PIN length), not '4'"],
+            [{ FQDN: "Scalelite.Example.org" }, "FQDN 'Scalelite.Example.org' is not a lower-case host name"],
+            [{ API_FQDN: "scalelite.example.org" }, "API_FQDN 'scalelite.example.org' is not a lower-case host name other than FQDN"],
+            [{ SCALELITE_VERSION: "v1.8.5; rm -rf /" }, "SCALELITE_VERSION 'v1.8.5; rm -rf /' is not an image tag"],
+            [{ VOLUME_ID: "vol-1" }, "VOLUME_ID 'vol-1' is not an OpenStack volume id"],
+            [{ POSTGRES_IMAGE: "postgres 15" }, "POSTGRES_IMAGE 'postgres 15' is not an image name"],
+            [{ HEALTH_WAIT_SECONDS: "ten" }, "HEALTH_WAIT_SECONDS must be a number of seconds, not 'ten'"],
         ];
         for (const [inputs, message] of cases) {
             const r = run(inputs);
