@@ -302,6 +302,24 @@ describe("later runs and failures", () => {
         expect(fs.existsSync(box.file("root/etc/nginx/sites-enabled/greenlight"))).toBe(true);
     });
 
+    test("systemd failing for docker or nginx stops the step with what failed and where to look", () => {
+        host();
+        for (const [verb, message] of [
+            ["enable", "cannot enable docker"],
+            ["start", "docker did not start (see: journalctl -u docker)"],
+        ]) {
+            const r = run({}, { SYSTEMCTL_FAIL: verb });
+            expect([r.status, r.stderr]).toEqual([1, expect.stringContaining(`greenlight-setup: error: ${message}`)]);
+            expect(created()).toEqual([]);
+        }
+        expectOk(run());
+        // nginx runs now: a changed site reloads it, and a reload that fails says so.
+        box.write("units/nginx", "");
+        fs.rmSync(box.file("root/etc/nginx/sites-enabled/greenlight"));
+        const reload = run({}, { SYSTEMCTL_FAIL: "reload" });
+        expect([reload.status, reload.stderr]).toEqual([1, expect.stringContaining("greenlight-setup: error: nginx did not reload (see: journalctl -u nginx)")]);
+    });
+
     test("a failing certbot stops the step naming certbot and the name, before any container runs", () => {
         host();
         const r = run({}, { CERTBOT_FAIL: "1" });

@@ -282,6 +282,17 @@ test("coturn failing to start stops the step and says where to look", () => {
     expect(r.stderr).toContain("turn-coturn: error: coturn did not restart (see: journalctl -u coturn)");
 });
 
+test("systemd failing around coturn stops the step with what failed: daemon-reload; a start when nothing changed; coturn not running after", () => {
+    const reload = box.run("turn-coturn", INPUTS, { SYSTEMCTL_FAIL: "daemon-reload" });
+    expect([reload.status, reload.stderr]).toEqual([1, expect.stringContaining("turn-coturn: error: systemctl daemon-reload failed")]);
+    expect(box.run("turn-coturn", INPUTS).status).toBe(0);
+    // Nothing changed: coturn is only started (it may have been stopped by hand).
+    const start = box.run("turn-coturn", INPUTS, { SYSTEMCTL_FAIL: "start" });
+    expect([start.status, start.stderr]).toEqual([1, expect.stringContaining("turn-coturn: error: coturn did not start (see: journalctl -u coturn)")]);
+    const down = box.run("turn-coturn", INPUTS, { SYSTEMCTL_FAIL: "is-active" });
+    expect([down.status, down.stderr]).toEqual([1, expect.stringContaining("turn-coturn: error: coturn is not running (see: journalctl -u coturn)")]);
+});
+
 test("a secret with a colon is refused: bbb-install.sh splits -c host:secret on it", () => {
     const r = box.run("turn-coturn", { ...INPUTS, SECRET: "abc:def0123456789abcdef0123456789" });
     expect(r.status).toBe(1);
