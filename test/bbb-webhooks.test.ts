@@ -235,6 +235,21 @@ test("bbb-webhooks failing to restart stops the step", () => {
     expect(r.stderr).toContain("bbb-webhooks: error: bbb-webhooks did not restart (see: journalctl -u bbb-webhooks)");
 });
 
+test("bbb-webhooks failing to start (nothing changed) or not running after stops the step, saying where to look", () => {
+    expect(run().status).toBe(0);
+    const start = run(INPUTS, { SYSTEMCTL_FAIL: "start" });
+    expect([start.status, start.stderr]).toEqual([1, expect.stringContaining("bbb-webhooks: error: bbb-webhooks did not start (see: journalctl -u bbb-webhooks)")]);
+    const down = run(INPUTS, { SYSTEMCTL_FAIL: "is-active" });
+    expect([down.status, down.stderr]).toEqual([1, expect.stringContaining("bbb-webhooks: error: bbb-webhooks is not running (see: journalctl -u bbb-webhooks)")]);
+});
+
+test("bbb-web.properties without a securitySalt: BigBlueButton is not installed, the step says so", () => {
+    expect(run().status).toBe(0);
+    fs.writeFileSync(box.file("root/etc/bigbluebutton/bbb-web.properties"), "bigbluebutton.web.serverURL=https://bbb-1.example.org\n");
+    const r = run();
+    expect([r.status, r.stderr]).toEqual([1, expect.stringContaining("holds no securitySalt: bbb-install.sh has not completed on this host")]);
+});
+
 test("a hooks API that does not answer in time fails the step", () => {
     const r = run(INPUTS, { HOOKS_DOWN: "1" });
     expect(r.status).toBe(1);
