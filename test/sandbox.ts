@@ -2,6 +2,7 @@
 // temporary directory whose PATH holds only stub commands and the few real tools a step may use, so an
 // unexpected command fails loudly instead of touching this machine.
 import { spawnSync } from "child_process";
+import { randomUUID } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -21,7 +22,8 @@ const REAL_TOOLS = [
 function traced(input: string): string {
     const dir = process.env.BBB_COVERAGE_DIR;
     if (!dir) return input;
-    const trace = path.join(dir, `trace-${process.pid}-${++traceCount}`);
+    // A name of its own: each test file has its own copy of this module (and counter) in the same worker.
+    const trace = path.join(dir, `trace-${randomUUID()}`);
     // One line ahead of the input: the input's line n is line n + 1 for bash.
     const prologue = `exec 99>>${shellQuote(trace)}; BASH_XTRACEFD=99; PS4='+$LINENO:'; set -x\n`;
     const segments = fs
@@ -35,7 +37,6 @@ function traced(input: string): string {
     fs.appendFileSync(path.join(dir, "runs.jsonl"), `${JSON.stringify({ trace, segments })}\n`);
     return `${prologue}${input}`;
 }
-let traceCount = 0;
 
 function which(tool: string): string {
     for (const dir of ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]) {
