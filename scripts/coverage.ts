@@ -1,4 +1,4 @@
-// npm run coverage: line coverage of scripts/remote/*.sh by the tests that run them in the sandbox, and the
+// npm run coverage [-- script.sh ...]: line coverage of scripts/remote/*.sh by the tests that run them in the sandbox, and the
 // `fail` sites no test reaches. The step tests run with BBB_COVERAGE_DIR set: their bash traces every command
 // with its line (test/sandbox.ts), which is mapped back to the script it came from. Goal (issue 12): every
 // script at least 90 % of its lines, every `fail` site reached or listed with its reason.
@@ -37,10 +37,13 @@ export function commandsOf(script: string): Command[] {
         if (bare === "" || bare.startsWith("#")) continue;
         let last = i;
         while (lines[last].endsWith("\\") && last + 1 < lines.length) last++;
+        // An array written over several lines, name=( ... ), is one command.
+        if (/^[A-Za-z_][A-Za-z0-9_]*=\($/.test(bare)) while (last + 1 < lines.length && !lines[last].trim().endsWith(")")) last++;
         const text = lines.slice(i, last + 1).join("\n");
         const marker = /<<-?\s*['"]?([A-Za-z_][A-Za-z0-9_]*)['"]?/.exec(text);
         if (marker) heredoc = marker[1];
-        const opener = /^(fi|done|esac|;;|\{|\}|then|do|else|\)|[^()#]*\)|[A-Za-z_][A-Za-z0-9_]*\(\) \{)$/.test(bare);
+        // (A loop's `done` with a redirection feeds the loop: bash traces the loop's commands, not the `done`.)
+        const opener = /^(fi|done|esac|;;|\{|\}|then|do|else|\)|[^()#]*\)|[A-Za-z_][A-Za-z0-9_]*\(\) \{)$/.test(bare) || /^done\s*[<|]/.test(bare);
         if (!opener) commands.push({ first: i + 1, last: last + 1, text });
         i = last;
     }
@@ -83,6 +86,8 @@ export interface ScriptCoverage {
     script: string;
     commands: number;
     covered: number;
+    /** Commands no test ran: first line and text. */
+    unrun: { line: number; text: string }[];
     /** `fail` sites no test reached: line and text. */
     unreachedFails: { line: number; text: string }[];
 }
@@ -97,14 +102,16 @@ export function coverage(dir: string): ScriptCoverage[] {
             const commands = commandsOf(fs.readFileSync(path.join(SCRIPTS, script), "utf8"));
             const hit = (c: Command, lines: Set<number> | undefined) => [...Array(c.last - c.first + 1).keys()].some((k) => lines?.has(c.first + k));
             const covered = commands.filter((c) => hit(c, ran.get(script))).length;
+            const unrun = commands.filter((c) => !hit(c, ran.get(script))).map((c) => ({ line: c.first, text: c.text.split("\n")[0].trim() }));
             const unreachedFails = commands
                 .filter((c) => /(^|[|&;{]\s*)fail(\s|$)/.test(c.text) && !hit(c, failed.get(script)))
                 .map((c) => ({ line: c.first, text: c.text.split("\n")[0].trim() }));
-            return { script, commands: commands.length, covered, unreachedFails };
+            return { script, commands: commands.length, covered, unrun, unreachedFails };
         });
 }
 
-export function renderCoverage(rows: ScriptCoverage[]): string {
+/** With scripts named, the commands of each that no test ran. */
+export function renderCoverage(rows: ScriptCoverage[], detail: string[] = []): string {
     const pct = (r: ScriptCoverage) => (r.commands === 0 ? 100 : Math.floor((100 * r.covered) / r.commands));
     const out = ["script                 lines run   coverage   fail sites not reached"];
     for (const r of rows) {
@@ -115,6 +122,9 @@ export function renderCoverage(rows: ScriptCoverage[]): string {
     out.push("", `every script at least ${GOAL} %: ${below.length ? `NOT MET (${below.join(", ")})` : "met"}`);
     out.push(`every fail site reached: ${unreached ? `NOT MET (${unreached} not reached, below)` : "met"}`);
     for (const r of rows) for (const f of r.unreachedFails) out.push(`  ${r.script}:${f.line}  ${f.text}`);
+    for (const r of rows.filter((row) => detail.includes(row.script))) {
+        out.push("", `commands of ${r.script} no test ran:`, ...r.unrun.map((u) => `  ${r.script}:${u.line}  ${u.text}`));
+    }
     return out.join("\n");
 }
 
@@ -128,16 +138,17 @@ function stepTestFiles(): string[] {
         .map((f) => path.join("test", f));
 }
 
-function main(): number {
+/** `npm run coverage [-- script.sh ...]`: the named scripts also get the commands no test ran. */
+function main(args: string[]): number {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bbb-coverage-"));
     try {
         const jest = spawnSync("npx", ["jest", ...stepTestFiles()], { cwd: ROOT, env: { ...process.env, BBB_COVERAGE_DIR: dir }, stdio: ["ignore", "ignore", "inherit"] });
         if (jest.status !== 0) console.error("some tests failed: the coverage below counts what ran");
-        console.log(renderCoverage(coverage(dir)));
+        console.log(renderCoverage(coverage(dir), args));
         return 0;
     } finally {
         fs.rmSync(dir, { recursive: true, force: true });
     }
 }
 
-if (require.main === module) process.exit(main());
+if (require.main === module) process.exit(main(process.argv.slice(2)));

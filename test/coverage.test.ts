@@ -23,8 +23,14 @@ test("commands: not comments, blank lines, here-document bodies or block keyword
         "f() {", // 15
         "  true", // 16
         "}", // 17
+        "list=(", // 18
+        "  a b", // 19
+        ")", // 20
+        "while read -r l; do", // 21
+        "  :", // 22
+        "done <<<\"$x\"", // 23
     ].join("\n");
-    expect(commandsOf(script).map((c) => [c.first, c.last])).toEqual([[3, 3], [4, 4], [5, 6], [8, 8], [11, 11], [13, 13], [16, 16]]);
+    expect(commandsOf(script).map((c) => [c.first, c.last])).toEqual([[3, 3], [4, 4], [5, 6], [8, 8], [11, 11], [13, 13], [16, 16], [18, 20], [21, 21], [22, 22]]);
 });
 
 test("traces: a line of the step's stdin maps to its script; a fail site counts only when fail itself ran", () => {
