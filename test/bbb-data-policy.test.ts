@@ -139,6 +139,17 @@ describe("with meetings running, and after a failure", () => {
     });
 });
 
+test("bad inputs are refused before anything changes", () => {
+    for (const [inputs, message] of [
+        [{ PRIVACY: "lax" }, "PRIVACY must be strict or standard, not lax"],
+        [{ RETENTION_DAYS: "a month" }, "RETENTION_DAYS must be a number of days"],
+    ] as [Record<string, string>, string][]) {
+        const r = box.run("bbb-data-policy", { ...STRICT, ...inputs });
+        expect([r.status, r.stderr]).toEqual([1, expect.stringContaining(`bbb-data-policy: error: ${message}`)]);
+    }
+    expect(restarts()).toEqual([]);
+});
+
 describe("privacy strict", () => {
     test("turns access logs off, quietens the SFU and FreeSWITCH, keeps logs one day, purges deleted recordings", () => {
         const r = box.run("bbb-data-policy", STRICT);

@@ -274,6 +274,7 @@ test.each([
     [{ DID: "+49 30 1234567" }, "the dial-in number (DID) must be the 3 to 20 digits"],
     [{ GATEWAY_HOST: "sip.example;rm -rf" }, "the SIP gateway host must be a host name"],
     [{ GATEWAY_PASSWORD: "pa$${x}" }, "GATEWAY_PASSWORD must not contain '$${'"],
+    [{ GATEWAY_USERNAME: "user\nname" }, "GATEWAY_USERNAME must be printable characters on one line"],
 ])("refuses %o before touching anything", (change, message) => {
     const r = run({ ...INPUTS, ...change });
     expect(r.status).toBe(1);

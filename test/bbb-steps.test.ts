@@ -237,6 +237,13 @@ describe("bbb-installer", () => {
         expect(r.status).toBe(1);
         expect(r.stderr).toContain("is not a bash script");
     });
+
+    test("a TURN secret that is not lower-case hex is refused before anything runs (bbb-install.sh splits -c on ':')", () => {
+        const r = box.run("bbb-installer", { ...INSTALL, TURN_SECRET: "abc:DEF" });
+        expect([r.status, r.stderr]).toEqual([1, expect.stringContaining("bbb-installer: error: the TURN secret must be lower-case hex")]);
+        expect(r.stderr).not.toContain("abc:DEF");
+        expect(box.calls()).toEqual([]);
+    });
 });
 
 describe("bbb-configure", () => {
@@ -406,6 +413,22 @@ describe("bbb-configure", () => {
         const r = box.run("bbb-configure", CONFIGURE);
         expect(r.status).toBe(1);
         expect(r.stderr).toContain("bbb-configure: error: bbb-conf is missing");
+    });
+
+    test("a secret too short or not alphanumeric, or no bbb-web.properties, is refused before anything changes", () => {
+        const short = box.run("bbb-configure", { ...CONFIGURE, SECRET: "short" });
+        expect([short.status, short.stderr]).toEqual([1, expect.stringContaining("bbb-configure: error: the API secret must be at least 32 letters and digits")]);
+        expect(short.stderr).not.toContain("short\n");
+        fs.rmSync(box.file("root/etc/bigbluebutton/bbb-web.properties"));
+        const missing = box.run("bbb-configure", CONFIGURE);
+        expect([missing.status, missing.stderr]).toEqual([1, expect.stringContaining("bbb-web.properties is missing: bbb-install.sh has not completed on this host")]);
+        expect(box.calls("bbb-conf")).toEqual([]);
+    });
+
+    test("bbb-conf failing to set the secret fails the step; the restart is still owed to the next run", () => {
+        box.stub("bbb-conf", '[ "$1" = --setsecret ] && { echo "Error: cannot write bbb-web.properties" >&2; exit 1; }; exec "$SANDBOX/bbb-conf.stub" "$@"');
+        const r = box.run("bbb-configure", CONFIGURE);
+        expect([r.status, r.stderr]).toEqual([1, expect.stringContaining("bbb-configure: error: bbb-conf --setsecret failed")]);
     });
 });
 

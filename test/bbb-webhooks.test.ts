@@ -211,6 +211,9 @@ test("a URL that is not https is refused before anything runs", () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("bbb-webhooks: error: webhook URL 'http://insecure.example.org/hook' is not an https:// URL");
     expect(box.calls()).toEqual([]);
+    const wait = run({ ...INPUTS, API_WAIT_SECONDS: "soon" });
+    expect([wait.status, wait.stderr]).toEqual([1, expect.stringContaining("bbb-webhooks: error: API_WAIT_SECONDS must be a number of seconds")]);
+    expect(box.calls()).toEqual([]);
 });
 
 test("before the installer has run there is nothing to configure", () => {

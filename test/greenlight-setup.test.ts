@@ -343,6 +343,8 @@ describe("later runs and failures", () => {
             [{ FQDN: "gl.example.org/x" }, "FQDN 'gl.example.org/x' is not a host name"],
             [{ GREENLIGHT_VERSION: "v3 latest" }, "GREENLIGHT_VERSION 'v3 latest' is not an image tag"],
             [{ SECRET_KEY_BASE: "short" }, "SECRET_KEY_BASE must be hex (at least 32 digits)"],
+            [{ BBB_SECRET: "two words" }, "BBB_SECRET must not contain spaces or control characters"],
+            [{ HEALTH_WAIT_SECONDS: "1m" }, "HEALTH_WAIT_SECONDS '1m' is not a number of seconds"],
         ] as [Record<string, string>, string][]) {
             r = run(inputs);
             expect([r.status, r.stderr]).toEqual([1, expect.stringContaining(`greenlight-setup: error: ${message}`)]);

@@ -434,6 +434,8 @@ describe("scalelite-setup", () => {
             [{ VOLUME_ID: "vol-1" }, "VOLUME_ID 'vol-1' is not an OpenStack volume id"],
             [{ POSTGRES_IMAGE: "postgres 15" }, "POSTGRES_IMAGE 'postgres 15' is not an image name"],
             [{ HEALTH_WAIT_SECONDS: "ten" }, "HEALTH_WAIT_SECONDS must be a number of seconds, not 'ten'"],
+            [{ RETENTION_DAYS: "-1" }, "RETENTION_DAYS must be a number of days, not '-1'"],
+            [{ EMAIL: "ops at example.org" }, "EMAIL 'ops at example.org' is not an e-mail address"],
         ];
         for (const [inputs, message] of cases) {
             const r = run(inputs);
