@@ -6,7 +6,7 @@ import { createHash } from "crypto";
 import * as fs from "fs";
 import { parse } from "yaml";
 import { Sandbox } from "./sandbox";
-import { installedBbb, installStubs } from "./stubs";
+import { hooksApiCurl, installedBbb, installStubs, WEBHOOKS_REDIS_CLI } from "./stubs";
 
 const SECRET = "WebSecret0123456789abcdefghijklmnopqrstuv";
 const FQDN = "bbb-1.example.org";
@@ -44,43 +44,7 @@ case $verb in
   is-active) [ -f "$SANDBOX/units/$unit" ] ;;
 esac`;
 
-/** redis-cli SREM <hooks set> <id> and DEL <hook prefix>:<id> on the stub Redis above. */
-const REDIS_CLI = `
-r="$SANDBOX/webhooks/redis"
-case "$1 $2" in
-  "SREM bigbluebutton:webhooks:out:hooks") grep -vx -- "$3" "$r/set" > "$r/set.new" || true; mv "$r/set.new" "$r/set"; echo 1 ;;
-  "DEL bigbluebutton:webhooks:out:hook:"*) rm -f "$r/hook:\${2#bigbluebutton:webhooks:out:hook:}"; echo 1 ;;
-  *) echo "(error) unexpected redis-cli $*"; exit 1 ;;
-esac`;
 
-/**
- * curl for the hooks API behind nginx: 502 while bbb-webhooks is down (or HOOKS_DOWN=1); the checksum is checked
- * against bbb-webhooks' own copy of the secret ($SANDBOX/webhooks/secret, else bbb-web's securitySalt);
- * hooks/list lists the hooks in memory; hooks/destroy never destroys a permanent hook, as in bbb-webhooks.
- */
-const CURL = `
-url=""; for a in "$@"; do case $a in http*) url=$a ;; esac; done
-case $url in
-  https://*/bigbluebutton/api/hooks/*)
-    if [ -n "\${HOOKS_DOWN:-}" ] || [ ! -f "$SANDBOX/units/bbb-webhooks" ]; then echo "<html><center><h1>502 Bad Gateway</h1></center></html>"; exit 0; fi
-    rest=\${url#*/bigbluebutton/api/}; call=\${rest%%\\?*}; query=\${rest#*\\?}
-    sum=\${query##*checksum=}; query=\${query%checksum=*}; query=\${query%&}
-    secret=$(cat "$SANDBOX/webhooks/secret" 2>/dev/null || sed -n 's/^securitySalt=//p' "$ROOT/etc/bigbluebutton/bbb-web.properties")
-    if [ "$sum" != "$(printf '%s%s%s' "$call" "$query" "$secret" | sha1sum | cut -d' ' -f1)" ]; then
-      echo "<response><returncode>FAILED</returncode><messageKey>checksumError</messageKey><message>You did not pass the checksum security check.</message></response>"; exit 0
-    fi
-    case $call in
-      hooks/list)
-        printf '<response><returncode>SUCCESS</returncode><hooks>'
-        for f in "$SANDBOX/webhooks/mem"/*; do
-          [ -f "$f" ] || continue
-          printf '<hook><hookID>%s</hookID><callbackURL><![CDATA[%s]]></callbackURL><permanentHook>%s</permanentHook><rawData>false</rawData></hook>' "\${f##*/}" "$(sed -n 1p "$f")" "$(sed -n 2p "$f")"
-        done
-        echo '</hooks></response>' ;;
-      hooks/destroy) echo "<response><returncode>FAILED</returncode><messageKey>destroyMissingHook</messageKey><message>The hook informed was not found.</message></response>" ;;
-    esac ;;
-  *) echo "curl: unexpected URL $url" >&2; exit 3 ;;
-esac`;
 
 let box: Sandbox;
 beforeEach(() => {
@@ -88,8 +52,8 @@ beforeEach(() => {
     installStubs(box);
     installedBbb(box, SECRET);
     box.stub("systemctl", SYSTEMCTL);
-    box.stub("curl", CURL);
-    box.stub("redis-cli", REDIS_CLI);
+    box.stub("curl", hooksApiCurl('echo "curl: unexpected URL $url" >&2; exit 3'));
+    box.stub("redis-cli", WEBHOOKS_REDIS_CLI);
 });
 afterEach(() => box.cleanup());
 

@@ -31,7 +31,7 @@ import * as path from "path";
 import { changedInputs, CloudMock, diff, Registered, Run } from "../scripts/offline";
 import { REBUILT_ON, REPLACED_ON as IMPACT_REPLACED_ON } from "../scripts/impact";
 import { Sandbox } from "./sandbox";
-import { attachVolume, getentStub, installStubs } from "./stubs";
+import { attachVolume, getentStub, hooksApiCurl, installStubs, WEBHOOKS_REDIS_CLI } from "./stubs";
 
 const COMMAND = "command:remote:Command";
 const LOCAL_COMMAND = "command:local:Command";
@@ -94,34 +94,6 @@ if [ -z "$resolve" ] && [ -z "\${CURL_ROUTED:-}" ]; then
 fi
 exec "$SANDBOX/bin/curl-$(cat "$SANDBOX/role")" "$@"`;
 
-/**
- * A BBB server's nginx: bbb-webhooks' API (as test/bbb-webhooks.test.ts models it: hooks in $SANDBOX/webhooks,
- * 502 while the service is down, checksum against bbb-web's secret) under /bigbluebutton/api/hooks/, every other
- * call to bbb-web as test/stubs.ts's curl answers it (curl-api).
- */
-const CURL_BBB = `
-url=""; for a in "$@"; do case $a in http*) url=$a ;; esac; done
-case $url in
-  https://*/bigbluebutton/api/hooks/*)
-    if [ ! -f "$SANDBOX/units/bbb-webhooks" ] || [ -e "$SANDBOX/bbb-stopped" ]; then echo "<html><center><h1>502 Bad Gateway</h1></center></html>"; exit 0; fi
-    rest=\${url#*/bigbluebutton/api/}; call=\${rest%%\\?*}; query=\${rest#*\\?}
-    sum=\${query##*checksum=}; query=\${query%checksum=*}; query=\${query%&}
-    secret=$(sed -n 's/^securitySalt=//p' "$ROOT/etc/bigbluebutton/bbb-web.properties")
-    if [ "$sum" != "$(printf '%s%s%s' "$call" "$query" "$secret" | sha1sum | cut -d' ' -f1)" ]; then
-      echo "<response><returncode>FAILED</returncode><messageKey>checksumError</messageKey></response>"; exit 0
-    fi
-    case $call in
-      hooks/list)
-        printf '<response><returncode>SUCCESS</returncode><hooks>'
-        for f in "$SANDBOX/webhooks/mem"/*; do
-          [ -f "$f" ] || continue
-          printf '<hook><hookID>%s</hookID><callbackURL><![CDATA[%s]]></callbackURL><permanentHook>%s</permanentHook><rawData>false</rawData></hook>' "\${f##*/}" "$(sed -n 1p "$f")" "$(sed -n 2p "$f")"
-        done
-        echo '</hooks></response>' ;;
-      *) echo "<response><returncode>FAILED</returncode><messageKey>destroyMissingHook</messageKey></response>" ;;
-    esac ;;
-  *) exec "$SANDBOX/bin/curl-api" "$@" ;;
-esac`;
 
 /** Scalelite behind its nginx (as test/scalelite-setup.test.ts models it): healthy, its API answers. */
 const CURL_SCALELITE = `
@@ -167,14 +139,6 @@ if [ "$rc" = 0 ] && [ "\${unit%.service}" = bbb-webhooks ] && { [ "$1" = restart
 fi
 exit $rc`;
 
-/** redis-cli SREM/DEL on bbb-webhooks' keys (test/bbb-webhooks.test.ts). */
-const REDIS_CLI = `
-r="$SANDBOX/webhooks/redis"
-case "$1 $2" in
-  "SREM bigbluebutton:webhooks:out:hooks") grep -vx -- "$3" "$r/set" > "$r/set.new" || true; mv "$r/set.new" "$r/set"; echo 1 ;;
-  "DEL bigbluebutton:webhooks:out:hook:"*) rm -f "$r/hook:\${2#bigbluebutton:webhooks:out:hook:}"; echo 1 ;;
-  *) echo "(error) unexpected redis-cli $*"; exit 1 ;;
-esac`;
 
 const GROUPADD = `[ "$1" = -g ] && printf '%s:x:%s:\\n' "$3" "$2" >> "$ROOT/etc/group"`;
 const USERMOD = `
@@ -497,10 +461,11 @@ function freshHost(cluster: Cluster, host: HostInfo, generation: number): Sandbo
     writeExecutable(path.join(box.bin, "curl"), CURL_ROUTER);
     switch (host.role) {
         case "bbb":
-            box.stub("curl-bbb", CURL_BBB);
+            // A BBB server's nginx: bbb-webhooks' API, and bbb-web's API as test/stubs.ts's curl answers it.
+            box.stub("curl-bbb", hooksApiCurl('exec "$SANDBOX/bin/curl-api" "$@"'));
             fs.renameSync(path.join(box.bin, "systemctl"), path.join(box.bin, "systemctl-base"));
             writeExecutable(path.join(box.bin, "systemctl"), SYSTEMCTL_BBB);
-            box.stub("redis-cli", REDIS_CLI);
+            box.stub("redis-cli", WEBHOOKS_REDIS_CLI);
             // Greenlight's compose (bbb-install.sh -g installs docker-compose): stop and up -d succeed.
             box.stub("docker-compose");
             box.stub("groupadd", GROUPADD);

@@ -90,6 +90,48 @@ case $2 in
   *) echo "-ERR $2 Command not found!" ;;
 esac`;
 
+/**
+ * curl for bbb-webhooks' API behind a BBB server's nginx (/bigbluebutton/api/hooks/): 502 while bbb-webhooks is
+ * down, BigBlueButton stopped, or HOOKS_DOWN=1; the checksum is checked against bbb-webhooks' own copy of the
+ * secret ($SANDBOX/webhooks/secret, else bbb-web's securitySalt); hooks/list lists the hooks in memory
+ * ($SANDBOX/webhooks/mem); hooks/destroy never destroys a permanent hook, as in bbb-webhooks. `otherwise`:
+ * the bash that answers any other URL.
+ */
+export function hooksApiCurl(otherwise: string): string {
+    return `
+url=""; for a in "$@"; do case $a in http*) url=$a ;; esac; done
+case $url in
+  https://*/bigbluebutton/api/hooks/*)
+    if [ -n "\${HOOKS_DOWN:-}" ] || [ ! -f "$SANDBOX/units/bbb-webhooks" ] || [ -e "$SANDBOX/bbb-stopped" ]; then echo "<html><center><h1>502 Bad Gateway</h1></center></html>"; exit 0; fi
+    rest=\${url#*/bigbluebutton/api/}; call=\${rest%%\\?*}; query=\${rest#*\\?}
+    sum=\${query##*checksum=}; query=\${query%checksum=*}; query=\${query%&}
+    secret=$(cat "$SANDBOX/webhooks/secret" 2>/dev/null || sed -n 's/^securitySalt=//p' "$ROOT/etc/bigbluebutton/bbb-web.properties")
+    if [ "$sum" != "$(printf '%s%s%s' "$call" "$query" "$secret" | sha1sum | cut -d' ' -f1)" ]; then
+      echo "<response><returncode>FAILED</returncode><messageKey>checksumError</messageKey><message>You did not pass the checksum security check.</message></response>"; exit 0
+    fi
+    case $call in
+      hooks/list)
+        printf '<response><returncode>SUCCESS</returncode><hooks>'
+        for f in "$SANDBOX/webhooks/mem"/*; do
+          [ -f "$f" ] || continue
+          printf '<hook><hookID>%s</hookID><callbackURL><![CDATA[%s]]></callbackURL><permanentHook>%s</permanentHook><rawData>false</rawData></hook>' "\${f##*/}" "$(sed -n 1p "$f")" "$(sed -n 2p "$f")"
+        done
+        echo '</hooks></response>' ;;
+      hooks/destroy) echo "<response><returncode>FAILED</returncode><messageKey>destroyMissingHook</messageKey><message>The hook informed was not found.</message></response>" ;;
+    esac ;;
+  *) ${otherwise} ;;
+esac`;
+}
+
+/** redis-cli SREM <hooks set> <id> and DEL <hook prefix>:<id> on bbb-webhooks' stub Redis ($SANDBOX/webhooks/redis). */
+export const WEBHOOKS_REDIS_CLI = `
+r="$SANDBOX/webhooks/redis"
+case "$1 $2" in
+  "SREM bigbluebutton:webhooks:out:hooks") grep -vx -- "$3" "$r/set" > "$r/set.new" || true; mv "$r/set.new" "$r/set"; echo 1 ;;
+  "DEL bigbluebutton:webhooks:out:hook:"*) rm -f "$r/hook:\${2#bigbluebutton:webhooks:out:hook:}"; echo 1 ;;
+  *) echo "(error) unexpected redis-cli $*"; exit 1 ;;
+esac`;
+
 /** install -m MODE -o USER -g GROUP SRC DST: copies and sets the mode (owners are only recorded). */
 const INSTALL = `
 mode=""; args=()
