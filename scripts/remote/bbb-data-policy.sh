@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # BBB host, after bbb-configure (and so after every installer run, which rewrites some of these files):
 # what the server keeps. privacy strict: nginx access logs off, bbb-webrtc-sfu, FreeSWITCH and bbb-web logging
-# warnings only (bbb-web's own loggers say DEBUG in its logback.xml, which appLogLevel does not govern), logs and raw data kept one day (/etc/default/bigbluebutton-cron-config), deleted recordings
-# purged daily, plain HTTP only redirecting to HTTPS. privacy standard: BigBlueButton's defaults back.
+# warnings only (bbb-web's own loggers say DEBUG in its logback.xml, which appLogLevel does not govern), logs
+# and raw data kept one day (/etc/default/bigbluebutton-cron-config), deleted recordings purged daily, plain
+# HTTP only redirecting to HTTPS. privacy standard: BigBlueButton's defaults back.
 # Recordings (standard only): the video playback format when VIDEO is true, and published recordings
 # deleted after RETENTION_DAYS (0: recordings off, nothing to keep).
 # Restarting bbb-webrtc-sfu drops every camera, screen share and audio stream of running meetings: it happens

@@ -230,8 +230,9 @@ wait_resolves() {
 }
 
 # FreeSWITCH's CLI as BigBlueButton's packages install it (/opt/freeswitch/bin/fs_cli), authenticating with the
-# event socket's password, which bbb-install.sh randomizes (autoload_configs/event_socket.conf.xml): fs_cli
-# reads it from $HOME/.fs_cli_conf, a private one here (removed on exit), never from its command line.
+# event socket's password, the one in autoload_configs/event_socket.conf.xml (where bbb-freeswitch-core's
+# fs_clibbb reads it; docs/upstream.md): fs_cli reads it from $HOME/.fs_cli_conf, a private one here (removed
+# on exit), never from its command line.
 # Sets fs_cli, fs_cli_home and esl_password for fs_api.
 fs_cli_ready() {
   fs_cli=$(command -v fs_cli || echo "$ROOT/opt/freeswitch/bin/fs_cli")

@@ -5,8 +5,8 @@
 # scalelite-nginx stopped around renewals) mounted into scalelite-nginx. Scalelite answers the stack's API
 # name API_FQDN (its URL_HOST): its API accepts requests for that one host name (config.hosts =
 # URL_HOST in config/environments/production.rb, v1.8.5), so a server of our own in scalelite-nginx passes
-# requests for the host's own name FQDN on as API_FQDN (consumers set up with it keep working). The settings (and every secret)
-# live only in /etc/default/scalelite (and the database password for postgres in
+# requests for the host's own name FQDN on as API_FQDN (consumers set up with it keep working). The settings
+# (and every secret) live only in /etc/default/scalelite (and the database password for postgres in
 # /etc/default/scalelite-postgres); a changed file or image replaces the containers that use it.
 # With RECORDINGS true, the recordings directory is exported over NFS to NFS_CLIENTS (the BBB servers, which
 # mount it at /mnt/scalelite-recordings, see bbb-recordings.sh); with RECORDINGS false nothing is exported and
@@ -14,7 +14,8 @@
 # Ends when https://FQDN/health_check answers "success" and https://API_FQDN/bigbluebutton/api SUCCESS.
 # Inputs: FQDN API_FQDN IPV4 IPV6 (the public addresses API_FQDN must resolve to; IPV6 empty when none)
 #         RESOLVE_TIMEOUT_SECONDS EMAIL VOICE_BRIDGE_LEN (digits of the conference numbers Scalelite gives the
-#         meetings, replacing the callers' voiceBridge: the BBB servers' dial-in PIN length) SCALELITE_VERSION (image tag, e.g. v1.8.5) VOLUME_ID (the data volume's id) VOLUME_SIZE (its GB)
+#         meetings, replacing the callers' voiceBridge: the BBB servers' dial-in PIN length)
+#         SCALELITE_VERSION (image tag, e.g. v1.8.5) VOLUME_ID (the data volume's id) VOLUME_SIZE (its GB)
 #         SECRET_KEY_BASE (hex) DB_PASSWORD (alphanumeric) LOADBALANCER_SECRET
 #         LOADBALANCER_SECRETS (colon-separated, includes LOADBALANCER_SECRET)
 #         FORCE_REMOVE (true|false, kept for the node-removal step) POSTGRES_IMAGE REDIS_IMAGE
