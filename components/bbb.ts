@@ -7,7 +7,7 @@
 import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { DialInSettings, RecordingSettings } from "./config";
+import { BBB_LINES, DialInSettings, RecordingSettings } from "./config";
 import { dataVolume } from "./data";
 import { checkBeforeChange, checkBeforeDelete } from "./guard";
 import { Host, HostArgs, READY_POLL_SECONDS, READY_TIMEOUT_SECONDS } from "./host";
@@ -62,8 +62,8 @@ export interface BbbServerArgs {
     installerRef: string;
     /** Let's Encrypt account e-mail (-e). */
     email: string;
-    /** Install Greenlight on this server (-g); single topology only. */
-    greenlight: boolean;
+    /** Install Greenlight on this server (-g), from this image tag; single topology only. */
+    greenlight?: { version: string };
     /** Re-run the installer even while meetings are running (and, in a pool, for a new version in place). */
     forceReinstall: boolean;
     /** Delete or replace the VM even while meetings are running. */
@@ -172,6 +172,9 @@ export class BbbServer extends pulumi.ComponentResource {
                 [data.attachment],
             );
         }
+        // Not in the installer's fingerprint (nor in a pool's change, where there is no Greenlight): a new tag
+        // recreates Greenlight (bbb-configure), it does not re-run the installer.
+        const greenlight: Record<string, string> = args.greenlight ? { GREENLIGHT_VERSION: args.greenlight.version } : {};
         const installer = {
             FQDN: this.host.fqdn,
             EMAIL: args.email,
@@ -179,14 +182,18 @@ export class BbbServer extends pulumi.ComponentResource {
             INSTALLER_URL: installerUrl(args.installerRef),
             TURN_HOST: args.turn.fqdn,
             TURN_SECRET: args.turn.secret,
-            GREENLIGHT: String(args.greenlight),
+            GREENLIGHT: String(args.greenlight !== undefined),
         };
         const properties = Object.entries(bbbProperties({ privacy: args.privacy, recordings: args.recordings.enabled, dialIn: args.dialIn }))
             .map(([key, value]) => `${key}=${value}`)
             .join("\n");
         // Not the version: in a pool, the one place this is used, a new version is refused in place (bbb-installer).
+        // Nor the installer's ref, which alone runs nothing there (bbb-installer): in its place the URL of the
+        // line's release branch, what earlier versions of this program hashed by default, so that the servers'
+        // recorded fingerprints stay valid and none is taken out of service for nothing.
+        const branchUrl = installerUrl(BBB_LINES[args.version.slice(0, -1)]?.installerBranch ?? "");
         this.change = pulumi
-            .all([{ ...installer, VERSION: "" }, args.secret])
+            .all([{ ...installer, VERSION: "", INSTALLER_URL: branchUrl }, args.secret])
             .apply(([inputs, secret]) => createHash("sha256").update(JSON.stringify([inputs, secret, properties, args.privacy])).digest("hex"));
         const maintenance = args.maintenance?.(this.change);
         this.installed = this.step(
@@ -194,6 +201,7 @@ export class BbbServer extends pulumi.ComponentResource {
             "bbb-installer",
             {
                 ...installer,
+                ...greenlight,
                 FORCE_REINSTALL: String(args.forceReinstall),
                 UPGRADE_IN_PLACE: String(args.upgradeInPlace),
                 TIMEOUT_SECONDS: String(BBB_TIMEOUTS.installer),
@@ -209,6 +217,7 @@ export class BbbServer extends pulumi.ComponentResource {
             API_WAIT_SECONDS: String(BBB_TIMEOUTS.apiWait),
             FORCE_RESTART: String(args.forceReinstall),
             INSTALL_ID: installId,
+            ...greenlight,
         });
         this.step("data-policy", "bbb-data-policy", {
             FQDN: this.host.fqdn,

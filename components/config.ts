@@ -230,7 +230,7 @@ export const CONFIG_SCHEMA: Record<ConfigKey, KeySpec> = {
     bbbInstallerRef: {
         type: "string",
         default: "",
-        description: "Git ref (branch, tag or commit) of bbb-install.sh to run; empty: the release branch of bbbVersion.",
+        description: "Git ref (branch, tag or commit) of bbb-install.sh to run; empty: the commit of bbbVersion's release branch this program was checked against.",
         example: "v3.0.x-release",
     },
     forceReinstall: {
@@ -260,7 +260,7 @@ export const CONFIG_SCHEMA: Record<ConfigKey, KeySpec> = {
     greenlightVersion: {
         type: "string",
         default: "v3.8.2.4",
-        description: "Tag of the Greenlight image on its own host (bigbluebutton/greenlight:<tag>), pool topology.",
+        description: "Tag of the Greenlight image (bigbluebutton/greenlight:<tag>), on its own host in a pool, on bbb-1 in the single topology.",
         example: "v3.8.2.4",
     },
     consumers: {
@@ -346,10 +346,14 @@ export const CONFIG_SCHEMA: Record<ConfigKey, KeySpec> = {
 
 export const CONFIG_KEYS = Object.keys(CONFIG_SCHEMA) as ConfigKey[];
 
-/** BBB package lines this program installs: the Ubuntu release each needs and bbb-install's release branch. */
-export const BBB_LINES: Record<string, { ubuntu: string; codename: string; installerBranch: string }> = {
-    "jammy-30": { ubuntu: "22.04", codename: "jammy", installerBranch: "v3.0.x-release" },
-    "focal-27": { ubuntu: "20.04", codename: "focal", installerBranch: "v2.7.x-release" },
+/**
+ * BBB package lines this program installs: the Ubuntu release each needs and the bbb-install.sh it runs by
+ * default, a commit of the line's release branch (v3.0.x-release, v2.7.x-release): the head of each when
+ * docs/upstream.md was read, so that what the steps rely on does not move under them.
+ */
+export const BBB_LINES: Record<string, { ubuntu: string; codename: string; installerBranch: string; installerRef: string }> = {
+    "jammy-30": { ubuntu: "22.04", codename: "jammy", installerBranch: "v3.0.x-release", installerRef: "26ce2d16c2a82ef962d685525b0c20bb89d4d151" },
+    "focal-27": { ubuntu: "20.04", codename: "focal", installerBranch: "v2.7.x-release", installerRef: "4f8ad4c4263a4393de5a542eb7a2633cea4c38bb" },
 };
 
 const UBUNTU_CODENAMES: Record<string, string> = { focal: "20.04", jammy: "22.04", noble: "24.04" };
@@ -964,7 +968,7 @@ export function loadConfig(): Settings {
 
 /** The git ref of bbb-install.sh to run: the one given, else the release branch of the version's package line. */
 function installerRefFor(ref: string, version: string): string {
-    return ref || (BBB_LINES[version.slice(0, -1)]?.installerBranch ?? "");
+    return ref || (BBB_LINES[version.slice(0, -1)]?.installerRef ?? "");
 }
 
 /** The Ubuntu release an image name states ("Ubuntu 22.04", "ubuntu-jammy-..."), if any. */

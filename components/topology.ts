@@ -187,7 +187,7 @@ export class Platform extends pulumi.ComponentResource {
                     version: spec.release!.bbbVersion,
                     installerRef: spec.release!.installerRef,
                     email: s.letsEncryptEmail,
-                    greenlight: single && s.greenlight,
+                    ...(single && s.greenlight ? { greenlight: { version: s.greenlightVersion } } : {}),
                     forceReinstall: s.forceReinstall,
                     forceRemove: s.forceRemove,
                     stack: args.stack,

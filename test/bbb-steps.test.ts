@@ -1,6 +1,7 @@
 // scripts/remote/bbb-installer.sh and bbb-configure.sh, run for real against a stub bbb-install.sh,
 // bbb-conf and a curl that answers like BigBlueButton's API (checksums checked).
 import { spawnSync } from "child_process";
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { Sandbox } from "./sandbox";
@@ -18,6 +19,7 @@ const INSTALL = {
     TURN_HOST: "turn.example.org",
     TURN_SECRET,
     GREENLIGHT: "true",
+    GREENLIGHT_VERSION: "v3.8.2.4",
     FORCE_REINSTALL: "false",
     UPGRADE_IN_PLACE: "true",
     TIMEOUT_SECONDS: "60",
@@ -50,6 +52,42 @@ describe("bbb-installer", () => {
         expect(installerRuns()).toEqual([`bbb-install.sh -v jammy-300 -s bbb-1.example.org -e ops@example.org -c turn.example.org:${TURN_SECRET} -g`]);
     });
 
+    describe("with -g (Greenlight on this host)", () => {
+        const COMPOSE = "root/root/greenlight-v3/docker-compose.yml";
+        const running = () => fs.readFileSync(box.file("docker/compose/greenlight-v3"), "utf8").trim();
+
+        test("Greenlight runs, from the pinned image: bbb-install.sh's docker-compose 1.24.0 would refuse Greenlight 3.8's compose file", () => {
+            const r = box.run("bbb-installer", INSTALL);
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            expect(running()).toBe("bigbluebutton/greenlight:v3.8.2.4");
+            expect(fs.readFileSync(box.file(COMPOSE), "utf8")).toContain("    image: bigbluebutton/greenlight:v3.8.2.4\n");
+            expect(fs.readFileSync(box.file("docker/compose/postgres"), "utf8").trim()).toBe("postgres:14-alpine3.20");
+        });
+
+        test("a docker-compose 1.24.0 left by an earlier bbb-install.sh run is replaced before the installer runs again", () => {
+            box.write("root/usr/local/bin/docker-compose", fs.readFileSync(box.file("compose-1.24.stub"), "utf8"));
+            fs.chmodSync(box.file("root/usr/local/bin/docker-compose"), 0o755);
+            expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+            expect(running()).toBe("bigbluebutton/greenlight:v3.8.2.4");
+        });
+
+        test("without Docker Compose v2 the installer fails, naming the package to install", () => {
+            box.write("no-compose-plugin", "");
+            const r = box.run("bbb-installer", INSTALL);
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain("Docker Compose v2 is missing (apt-get install docker-compose-plugin)");
+            expect(r.stderr).toContain("bbb-installer: error: bbb-install.sh failed with exit code 1");
+        });
+
+        test("refuses a Greenlight version that is not an image tag, before anything runs", () => {
+            const r = box.run("bbb-installer", { ...INSTALL, GREENLIGHT_VERSION: "v3;reboot" });
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain("GREENLIGHT_VERSION 'v3;reboot' is not an image tag");
+            expect(installerRuns()).toEqual([]);
+        });
+    });
+
     test("without Greenlight there is no -g", () => {
         expect(box.run("bbb-installer", { ...INSTALL, GREENLIGHT: "false" }).status).toBe(0);
         expect(installerRuns()[0]).toMatch(/:[0-9a-f]+$/);
@@ -79,6 +117,58 @@ describe("bbb-installer", () => {
         const state = (fs.statSync(box.file("root/var/lib/bbb-deploy/installer.sha256")).mode & 0o777).toString(8);
         expect(state).toBe("600");
         expect(fs.readFileSync(box.file("root/var/lib/bbb-deploy/installer.sha256"), "utf8")).not.toContain(TURN_SECRET);
+    });
+
+    describe("another installer ref (bbbInstallerRef, or this program's pin)", () => {
+        const PINNED = "https://raw.githubusercontent.com/bigbluebutton/bbb-install/26ce2d16c2a82ef962d685525b0c20bb89d4d151/bbb-install.sh";
+
+        test("alone, it does not run the installer again (it would restart BigBlueButton for the same packages); it says when it applies", () => {
+            expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+            const r = box.run("bbb-installer", { ...INSTALL, INSTALLER_URL: PINNED });
+            expect(r.status).toBe(0);
+            expect(r.stdout).toContain(`bbb-install.sh last ran from ${URL}; ${PINNED} runs the next time it runs (a new bbbVersion, or forceReinstall: true)`);
+            expect(installerRuns()).toHaveLength(1);
+        });
+
+        test("with forceReinstall, it runs the installer from the new ref; after that the ref counts as run", () => {
+            expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+            installedBbb(box, OLD_SECRET);
+            expect(box.run("bbb-installer", { ...INSTALL, INSTALLER_URL: PINNED, FORCE_REINSTALL: "true" }).status).toBe(0);
+            expect(box.calls("curl").pop()).toContain(PINNED);
+            expect(installerRuns()).toHaveLength(2);
+            expect(box.run("bbb-installer", { ...INSTALL, INSTALLER_URL: PINNED }).stdout).toContain("already ran with these inputs");
+        });
+
+        test("with a new version, it runs the installer from the new ref", () => {
+            expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+            installedBbb(box, OLD_SECRET);
+            expect(box.run("bbb-installer", { ...INSTALL, INSTALLER_URL: PINNED, VERSION: "jammy-301" }).status).toBe(0);
+            expect(box.calls("curl").pop()).toContain(PINNED);
+            expect(installerRuns()).toHaveLength(2);
+        });
+
+        // What an earlier version of this program recorded: one hash over the URL (the release branch, its
+        // default then) and the other inputs.
+        const legacyRecord = (url: string, fqdn = INSTALL.FQDN) => {
+            const inputs = [url, INSTALL.VERSION, fqdn, INSTALL.EMAIL, INSTALL.TURN_HOST, TURN_SECRET, INSTALL.GREENLIGHT].join("\n") + "\n";
+            box.write("root/var/lib/bbb-deploy/installer.sha256", `${createHash("sha256").update(inputs).digest("hex")}\n`);
+            box.write("root/var/lib/bbb-deploy/installed-version", `${INSTALL.VERSION}\n`);
+            installedBbb(box, OLD_SECRET);
+        };
+
+        test("a server installed from the release branch by an earlier version of this program is not installed again for the pin", () => {
+            legacyRecord(URL);
+            const r = box.run("bbb-installer", { ...INSTALL, INSTALLER_URL: PINNED });
+            expect(r.status).toBe(0);
+            expect(r.stdout).toContain(`bbb-install.sh last ran from ${URL}`);
+            expect(installerRuns()).toEqual([]);
+        });
+
+        test("... unless another of its inputs changed too", () => {
+            legacyRecord(URL, "bbb-old.example.org");
+            expect(box.run("bbb-installer", { ...INSTALL, INSTALLER_URL: PINNED }).status).toBe(0);
+            expect(installerRuns()).toHaveLength(1);
+        });
     });
 
     test("toggling forceReinstall alone does not run the installer", () => {
@@ -263,39 +353,63 @@ describe("bbb-configure", () => {
 
     describe("Greenlight on this host (single topology, bbb-install.sh -g)", () => {
         const ENV = "root/root/greenlight-v3/.env";
-        const COMPOSE = "root/root/greenlight-v3/docker-compose.yml";
+        const COMPOSE_FILE = "root/root/greenlight-v3/docker-compose.yml";
         const env = () => fs.readFileSync(box.file(ENV), "utf8");
+        const ups = () => box.calls("docker").filter((c) => c.endsWith(" up -d"));
+        const running = () => fs.readFileSync(box.file("docker/compose/greenlight-v3"), "utf8").trim();
+        const WITH_GREENLIGHT = { ...CONFIGURE, GREENLIGHT_VERSION: "v3.8.2.4" };
         beforeEach(() => {
-            // What install_greenlight_v3 leaves: its .env with the secret BBB had then.
-            box.write(ENV, `SECRET_KEY_BASE=abc\nBIGBLUEBUTTON_ENDPOINT=https://bbb-1.example.org/bigbluebutton/\nBIGBLUEBUTTON_SECRET=${OLD_SECRET}\nDATABASE_URL=postgres://x\n`);
-            box.write(COMPOSE, "services:\n  greenlight:\n    env_file: .env\n");
-            box.stub("docker-compose", '[ -z "${COMPOSE_FAIL:-}" ] || { echo "ERROR: for greenlight-v3  Cannot start service greenlight-v3" >&2; exit 1; }');
+            // What bbb-install.sh -g leaves: Greenlight's .env with the secret BBB had then.
+            expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+            expect(env()).toContain(`BIGBLUEBUTTON_SECRET=${OLD_SECRET}\n`);
+            fs.writeFileSync(box.file("calls.log"), "");
         });
 
         test("a new secret reaches Greenlight's .env (root-only) and Greenlight is recreated; the secret is on no command line", () => {
-            const r = box.run("bbb-configure", CONFIGURE);
+            const r = box.run("bbb-configure", WITH_GREENLIGHT);
             expect(r.status).toBe(0);
-            expect(env()).toBe(`SECRET_KEY_BASE=abc\nBIGBLUEBUTTON_ENDPOINT=https://bbb-1.example.org/bigbluebutton/\nBIGBLUEBUTTON_SECRET=${NEW_SECRET}\nDATABASE_URL=postgres://x\n`);
+            expect(env()).toBe(
+                `SECRET_KEY_BASE=\nBIGBLUEBUTTON_ENDPOINT=https://bbb-1.example.org/bigbluebutton/\nBIGBLUEBUTTON_SECRET=${NEW_SECRET}\nDATABASE_URL=\nREDIS_URL=\nLOG_LEVEL=info\n`,
+            );
             expect((fs.statSync(box.file(ENV)).mode & 0o777).toString(8)).toBe("600");
-            expect(box.calls("docker-compose")).toEqual([`docker-compose -f ${box.root}/root/greenlight-v3/docker-compose.yml up -d`]);
+            expect(ups()).toEqual([`docker compose -f ${box.root}/root/greenlight-v3/docker-compose.yml up -d`]);
             expect(box.calls().filter((c) => !c.startsWith("bbb-conf --setsecret")).join("\n")).not.toContain(NEW_SECRET);
         });
 
-        test("a Greenlight that has the secret already is left alone", () => {
-            expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
+        test("a Greenlight that has the secret and the image already is left alone", () => {
+            expect(box.run("bbb-configure", WITH_GREENLIGHT).status).toBe(0);
             expect(env()).toContain(`BIGBLUEBUTTON_SECRET=${NEW_SECRET}\n`);
             fs.writeFileSync(box.file("calls.log"), "");
-            expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
-            expect(box.calls("docker-compose")).toEqual([]);
+            expect(box.run("bbb-configure", WITH_GREENLIGHT).status).toBe(0);
+            expect(ups()).toEqual([]);
+        });
+
+        test("a new greenlightVersion recreates Greenlight from that image, and a later bbb-install.sh run keeps it", () => {
+            expect(box.run("bbb-configure", WITH_GREENLIGHT).status).toBe(0);
+            const r = box.run("bbb-configure", { ...WITH_GREENLIGHT, GREENLIGHT_VERSION: "v3.8.3" });
+            expect(r.status).toBe(0);
+            expect(r.stdout).toContain("Greenlight: bigbluebutton/greenlight:v3.8.2.4 -> bigbluebutton/greenlight:v3.8.3");
+            expect(running()).toBe("bigbluebutton/greenlight:v3.8.3");
+            // bbb-install.sh again (a new BBB version), as the installer step runs it: the compose file is kept.
+            expect(box.run("bbb-installer", { ...INSTALL, VERSION: "jammy-301", GREENLIGHT_VERSION: "v3.8.3" }).status).toBe(0);
+            expect(running()).toBe("bigbluebutton/greenlight:v3.8.3");
+            expect(fs.readFileSync(box.file(COMPOSE_FILE), "utf8")).not.toContain("greenlight:v3\n");
         });
 
         test("a recreation that failed is redone by the next run, though the .env holds the secret by then", () => {
-            const failed = box.run("bbb-configure", CONFIGURE, { COMPOSE_FAIL: "1" });
+            const failed = box.run("bbb-configure", WITH_GREENLIGHT, { COMPOSE_FAIL: "1" });
             expect(failed.status).toBe(1);
-            expect(failed.stderr).toContain("bbb-configure: error: docker-compose could not recreate Greenlight with the new secret");
+            expect(failed.stderr).toContain("bbb-configure: error: Docker Compose could not recreate Greenlight");
             fs.writeFileSync(box.file("calls.log"), "");
-            expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
-            expect(box.calls("docker-compose")).toHaveLength(1);
+            expect(box.run("bbb-configure", WITH_GREENLIGHT).status).toBe(0);
+            expect(ups()).toHaveLength(1);
+        });
+
+        test("a Greenlight that is not this server's any more (a pool grown from it) is left as it is", () => {
+            const r = box.run("bbb-configure", CONFIGURE);
+            expect(r.status).toBe(0);
+            expect(env()).toContain(`BIGBLUEBUTTON_SECRET=${OLD_SECRET}\n`);
+            expect(ups()).toEqual([]);
         });
     });
 

@@ -279,9 +279,9 @@ describe("pool settings", () => {
         test("the servers not yet upgraded keep what the release before was built from; unset fields default to today's", () => {
             const { settings, problems: found } = parse({ ...rolling, upgrade: { servers: 1, from: { bbbVersion: "jammy-300" } } });
             expect(found).toEqual([]);
-            expect(settings?.upgrade).toEqual({ servers: 1, from: { bbbVersion: "jammy-300", image: "Ubuntu 22.04", installerRef: "v3.0.x-release" } });
+            expect(settings?.upgrade).toEqual({ servers: 1, from: { bbbVersion: "jammy-300", image: "Ubuntu 22.04", installerRef: "26ce2d16c2a82ef962d685525b0c20bb89d4d151" } });
             const pinned = parse({ ...rolling, bbbInstallerRef: "0123abcd", upgrade: { servers: 3, from: { image: "Ubuntu 22.04 2025-01", bbbInstallerRef: "" } } });
-            expect(pinned.settings?.upgrade?.from).toEqual({ bbbVersion: "jammy-301", image: "Ubuntu 22.04 2025-01", installerRef: "v3.0.x-release" });
+            expect(pinned.settings?.upgrade?.from).toEqual({ bbbVersion: "jammy-301", image: "Ubuntu 22.04 2025-01", installerRef: "26ce2d16c2a82ef962d685525b0c20bb89d4d151" });
             expect(parse({ ...rolling, bbbInstallerRef: "0123abcd", upgrade: { servers: 0 } }).settings?.upgrade?.from.installerRef).toBe("0123abcd");
         });
 

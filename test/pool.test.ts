@@ -160,6 +160,14 @@ describe("changes that restart servers go one server at a time", () => {
         }
     });
 
+    test("another installer ref alone takes no server out of service (the installer notes it, it runs nothing); the pinned default counts as the release branch earlier versions ran", async () => {
+        for (const ref of ["0123abcd", "v3.0.x-release"]) {
+            const run = await evaluate({ ...POOL, poolSize: 3, bbbInstallerRef: ref });
+            for (const n of [1, 2, 3]) expect(change(run, `bbb-${n}-maintenance`)).toBe(change(three, `bbb-${n}-maintenance`));
+            expect(diff(three, run).changed.filter((name) => name.endsWith("-maintenance"))).toEqual([]);
+        }
+    });
+
     test("a new secretGeneration is a change of every server's fingerprint (it goes one server at a time)", async () => {
         const rotated = await evaluate({ ...POOL, poolSize: 3, secretGeneration: 2 });
         for (const n of [1, 2, 3]) {

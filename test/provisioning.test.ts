@@ -17,10 +17,12 @@ describe("single topology with Greenlight", () => {
         expect(steps(run).sort()).toEqual(["bbb-1-api-name", "bbb-1-configure", "bbb-1-data-policy", "bbb-1-greenlight-storage", "bbb-1-install", "bbb-1-ready", "turn-coturn", "turn-ready"]);
     });
 
-    test("the installer gets the pinned release branch, the version, the name, the e-mail, TURN and -g", () => {
+    test("the installer gets the pinned commit, the version, the name, the e-mail, TURN, -g and Greenlight's pinned tag", () => {
         expect(inputsOf(run, "bbb-1-install")).toMatchObject({
             STEP: "bbb-installer",
-            INSTALLER_URL: "https://raw.githubusercontent.com/bigbluebutton/bbb-install/v3.0.x-release/bbb-install.sh",
+            // The head of bbb-install's v3.0.x-release that docs/upstream.md was read at, not the moving branch.
+            INSTALLER_URL: "https://raw.githubusercontent.com/bigbluebutton/bbb-install/26ce2d16c2a82ef962d685525b0c20bb89d4d151/bbb-install.sh",
+            GREENLIGHT_VERSION: "v3.8.2.4",
             VERSION: "jammy-300",
             FQDN: "bbb-1.example.org",
             EMAIL: "ops@example.org",

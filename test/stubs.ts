@@ -196,6 +196,9 @@ case $verb in
       # A one-shot container: Scalelite's api image preparing its database (bundle exec rake db:prepare),
       # which needs PostgreSQL up ($SANDBOX/pg-down: it is not). DB_PREPARE_FAIL=1: the task fails.
       case "$*" in
+        *"--entrypoint sh bigbluebutton/greenlight:"*" -c cat "*)
+          # A file of Greenlight's image (its WORKDIR is the app's root), as install_greenlight_v3 reads them.
+          f=\${!#}; cat "$SANDBOX/greenlight-image/\${f#cat }"; exit ;;
         *"rake db:prepare"*)
           if [ -n "\${DB_PREPARE_FAIL:-}" ] || [ -e "$SANDBOX/pg-down" ]; then
             echo "ActiveRecord::ConnectionNotEstablished: connection to server at \"postgres\", port 5432 failed: Connection refused" >&2; exit 1
@@ -259,8 +262,72 @@ case $verb in
       *) echo "rake aborted!" >&2; echo "Don't know how to build task '$task'" >&2; exit 1 ;;
     esac
     done ;;
+  compose)
+    # Docker Compose v2 (docker-compose-plugin): reads a compose file with or without a version: key (the
+    # Compose Specification). $SANDBOX/no-compose-plugin: not installed, as the docker CLI then answers.
+    # \`-f F up -d\` records the image each service of F runs in $SANDBOX/docker/compose/<service>;
+    # COMPOSE_FAIL=1 makes up -d fail as a service that cannot start does.
+    [ -e "$SANDBOX/no-compose-plugin" ] && { echo "docker: 'compose' is not a docker command." >&2; exit 1; }
+    [ "$1" = version ] && { echo "Docker Compose version v2.40.3"; exit 0; }
+    [ "$1" = -f ] || { echo "docker compose: unexpected $*" >&2; exit 1; }
+    file=$2; shift 2
+    [ -f "$file" ] || { echo "open $file: no such file or directory" >&2; exit 1; }
+    case $* in
+      pull | down) ;;
+      "up -d")
+        [ -z "\${COMPOSE_FAIL:-}" ] || { echo "Error response from daemon: failed to create task for container greenlight-v3" >&2; exit 1; }
+        mkdir -p "$d/compose"
+        awk '/^  [A-Za-z0-9_-]+:$/ { svc = substr($1, 1, length($1) - 1) } /^    image: / && svc { print $2 > (dir "/" svc) }' dir="$d/compose" "$file" ;;
+      *) echo "docker compose: unexpected $*" >&2; exit 1 ;;
+    esac ;;
   *) echo "docker: unexpected verb $verb" >&2; exit 1 ;;
 esac`;
+
+/**
+ * docker-compose 1.24.0, which install_docker (bbb-install.sh v3.0.x-release, L1379-1410) downloads from
+ * docker/compose's releases into /usr/local/bin unless an executable is there. Compose 1.x reads a file without
+ * a version: key as the version 1 format, whose top-level keys are services (so Greenlight 3.8's compose file,
+ * which has none, is refused); any other file it sends to the daemon with API version 1.25, which Docker 29
+ * refuses (its minimum is 1.44; bigbluebutton/bbb-install#807).
+ */
+const COMPOSE_1_24 = `#!/usr/bin/env bash
+[ "$1" = -f ] || { echo "docker-compose 1.24 stub: unexpected $*" >&2; exit 1; }
+if ! grep -q '^version:' "$2"; then
+  echo "ERROR: The Compose file '$2' is invalid because:" >&2
+  echo "Unsupported config option for services: 'greenlight-v3'" >&2; exit 1
+fi
+echo "ERROR: client version 1.25 is too old. Minimum supported API version is 1.44, please upgrade your client to a newer version" >&2
+exit 1
+`;
+
+/**
+ * Files of the image bigbluebutton/greenlight (release-3.8.2.4; bigbluebutton/greenlight's docker-compose.yml
+ * and sample.env at that tag, cut to what the steps touch): the compose file has no version: key.
+ */
+const GREENLIGHT_IMAGE_FILES: Record<string, string> = {
+    "docker-compose.yml": `---
+services:
+  postgres:
+    image: postgres:14-alpine3.20
+    container_name: postgres
+    environment:
+      - POSTGRES_USER=postgres
+      - POSTGRES_PASSWORD=
+
+  redis:
+    image: redis:6.2-alpine3.20
+    container_name: redis
+
+  greenlight-v3:
+    entrypoint: [bin/start]
+    image: bigbluebutton/greenlight:v3
+    container_name: greenlight-v3
+    env_file: .env
+    ports:
+      - 127.0.0.1:5050:3000
+`,
+    "sample.env": "SECRET_KEY_BASE=\nBIGBLUEBUTTON_ENDPOINT=\nBIGBLUEBUTTON_SECRET=\nDATABASE_URL=\nREDIS_URL=\nLOG_LEVEL=info\n",
+};
 
 /**
  * bbb-conf, as bigbluebutton-config/bin/bbb-conf (bigbluebutton/bigbluebutton, v3.0.x) behaves: --secret
@@ -324,6 +391,20 @@ mkdir -p "$SANDBOX/root/etc/nginx/sites-available" "$SANDBOX/root/etc/bigbluebut
 printf 'server {\\n  listen 80;\\n  return 301 https://$server_name$request_uri;\\n}\\nserver {\\n  listen 443 ssl;\\n  access_log /var/log/nginx/bigbluebutton.access.log;\\n}\\n' \\
   > "$SANDBOX/root/etc/nginx/sites-available/bigbluebutton"
 printf 'log:\\n  level: info\\n' > "$SANDBOX/root/etc/bigbluebutton/bbb-webrtc-sfu/production.yml"
+# -g: install_greenlight_v3 (L832-1050): install_docker first (docker-compose 1.24.0 into /usr/local/bin unless
+# an executable is there), then Greenlight's compose file and .env from the image bigbluebutton/greenlight:v3
+# when absent, BBB's secret and URL into the .env, and \`docker-compose -f ... pull\` and \`up -d\` by name.
+if [[ " $* " == *" -g "* ]]; then
+  dc="$SANDBOX/root/usr/local/bin/docker-compose"
+  [ -x "$dc" ] || { mkdir -p "$(dirname "$dc")"; cp "$SANDBOX/compose-1.24.stub" "$dc"; chmod +x "$dc"; }
+  gl="$SANDBOX/root/root/greenlight-v3"; mkdir -p "$gl"
+  [ -s "$gl/docker-compose.yml" ] || docker run --rm --entrypoint sh bigbluebutton/greenlight:v3 -c 'cat docker-compose.yml' > "$gl/docker-compose.yml"
+  [ -s "$gl/.env" ] || docker run --rm --entrypoint sh bigbluebutton/greenlight:v3 -c 'cat sample.env' > "$gl/.env"
+  salt=$(sed -n 's/^securitySalt=//p' "$props")
+  sed -i "s|^BIGBLUEBUTTON_ENDPOINT=.*|BIGBLUEBUTTON_ENDPOINT=https://$host/bigbluebutton/|; s|^BIGBLUEBUTTON_SECRET=.*|BIGBLUEBUTTON_SECRET=$salt|" "$gl/.env"
+  "$dc" -f "$gl/docker-compose.yml" pull
+  "$dc" -f "$gl/docker-compose.yml" up -d
+fi
 # FreeSWITCH's event socket has a password of its own, in event_socket.conf.xml, where fs_clibbb reads it
 # (bbb-freeswitch-core); /opt/freeswitch/conf is the package's link to etc/freeswitch (its after-install.sh
 # uses both).
@@ -405,6 +486,8 @@ esac`,
         `if [ "$2" = -i ]; then level=\${3#*\\"}; level=\${level%\\"}; sed -i "s/^  level: .*/  level: $level/" "$4"; else sed -n 's/^  level: //p' "$3"; fi`,
     );
     box.write("installer.sh", INSTALLER);
+    box.write("compose-1.24.stub", COMPOSE_1_24);
+    for (const [file, text] of Object.entries(GREENLIGHT_IMAGE_FILES)) box.write(`greenlight-image/${file}`, text);
     box.stub("bbb-conf", BBB_CONF);
     fs.renameSync(path.join(box.bin, "bbb-conf"), box.file("bbb-conf.stub"));
     box.write("cert/fullchain.pem", "-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n");

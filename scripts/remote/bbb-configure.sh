@@ -8,8 +8,10 @@
 # the next run, even though the files then hold the new values already: it counts as done only once the API
 # answers with the stack's secret.
 # Then two things the installer leaves behind: Greenlight on this host (single topology, bbb-install.sh -g) keeps
-# the secret it was installed with, and /var/bigbluebutton on the data volume stays root's.
-# Inputs: FQDN SECRET PROPERTIES (key=value lines) API_WAIT_SECONDS FORCE_RESTART (true|false), and
+# the secret it was installed with (and runs the image tag GREENLIGHT_VERSION, lib.sh greenlight_compose), and
+# /var/bigbluebutton on the data volume stays root's.
+# Inputs: FQDN SECRET PROPERTIES (key=value lines) API_WAIT_SECONDS FORCE_RESTART (true|false), GREENLIGHT_VERSION
+# (where Greenlight is installed), and
 # INSTALL_ID, which changes with every installer run so that this step runs after it (bbb-install.sh may
 # rewrite what this step sets).
 # Uses scripts/remote/lib.sh, sent ahead of this script.
@@ -68,9 +70,13 @@ fi
 # (BIGBLUEBUTTON_SECRET, install_greenlight_v3, v3.0.x); bbb-conf --setsecret does not touch it. Restarting
 # Greenlight ends no meeting. The secret is compared and written by bash alone: never on a command line.
 gl_dir=$ROOT/root/greenlight-v3
-if [ -f "$gl_dir/.env" ]; then
+# Without GREENLIGHT_VERSION Greenlight is not this server's (in a pool grown from one server, the one left on
+# bbb-1's volume is left as it is, for its data to be moved by hand).
+if [ -n "${GREENLIGHT_VERSION:-}" ] && [ -f "$gl_dir/.env" ]; then
   gl_secret=$(sed -n 's/^BIGBLUEBUTTON_SECRET=//p' "$gl_dir/.env" | tail -n1)
-  if [ "$gl_secret" != "$SECRET" ] || pending greenlight; then
+  gl_image=$(sed -n 's|^[[:space:]]*image:[[:space:]]*\(bigbluebutton/greenlight:.*\)$|\1|p' "$gl_dir/docker-compose.yml" 2>/dev/null || true)
+  greenlight_compose "$GREENLIGHT_VERSION" || true
+  if [ "$gl_secret" != "$SECRET" ] || [ "$gl_image" != "bigbluebutton/greenlight:$GREENLIGHT_VERSION" ] || pending greenlight; then
     pending_add greenlight
     env=$(while IFS= read -r line || [ -n "$line" ]; do
       case $line in
@@ -79,10 +85,12 @@ if [ -f "$gl_dir/.env" ]; then
       esac
     done <"$gl_dir/.env")
     printf '%s\n' "$env" | write_if_changed "$gl_dir/.env" 0600 root:root || true
-    say "Greenlight gets the stack's secret; recreating its container"
-    out=$(docker-compose -f "$gl_dir/docker-compose.yml" up -d 2>&1) || {
+    [ "$gl_secret" = "$SECRET" ] || say "Greenlight gets the stack's secret"
+    [ "$gl_image" = "bigbluebutton/greenlight:$GREENLIGHT_VERSION" ] || say "Greenlight: ${gl_image:-no image} -> bigbluebutton/greenlight:$GREENLIGHT_VERSION"
+    say "recreating Greenlight's containers"
+    out=$("$ROOT/usr/local/bin/docker-compose" -f "$gl_dir/docker-compose.yml" up -d 2>&1) || {
       mask "$SECRET" <<<"$out" >&2
-      fail "docker-compose could not recreate Greenlight with the new secret (see: docker-compose -f /root/greenlight-v3/docker-compose.yml logs)"
+      fail "Docker Compose could not recreate Greenlight (see: docker compose -f /root/greenlight-v3/docker-compose.yml logs)"
     }
     pending_done greenlight
   fi

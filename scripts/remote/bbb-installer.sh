@@ -5,8 +5,10 @@
 # or when it cannot tell (guard_meetings), unless FORCE_REINSTALL is true; a run that did not finish is run
 # again. With UPGRADE_IN_PLACE false (a pool, whose servers are upgraded by replacement) it also refuses a new
 # VERSION on a server installed with another one, unless FORCE_REINSTALL.
-# Inputs: FQDN EMAIL VERSION INSTALLER_URL TURN_HOST TURN_SECRET GREENLIGHT FORCE_REINSTALL UPGRADE_IN_PLACE
-#         TIMEOUT_SECONDS
+# With GREENLIGHT true, Greenlight runs on Docker Compose v2 from the image tag GREENLIGHT_VERSION (lib.sh,
+# greenlight_compose); the tag alone does not re-run the installer (bbb-configure recreates Greenlight).
+# Inputs: FQDN EMAIL VERSION INSTALLER_URL TURN_HOST TURN_SECRET GREENLIGHT (GREENLIGHT_VERSION) FORCE_REINSTALL
+#         UPGRADE_IN_PLACE TIMEOUT_SECONDS
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
@@ -16,6 +18,7 @@ set -euo pipefail
 state=$ROOT/var/lib/bbb-deploy
 installer=$state/bbb-install.sh
 done_file=$state/installer.sha256
+url_file=$state/installer-url
 version_file=$state/installed-version
 runner=$state/bbb-install-run.sh
 masking=$state/bbb-install-mask.sed
@@ -25,6 +28,8 @@ unit=bbb-deploy-install
 mkdir -p "$state" "$(dirname "$log")"
 chmod 0700 "$state"
 [[ $TURN_SECRET =~ ^[0-9a-f]+$ ]] || fail "the TURN secret must be lower-case hex"
+[ "$GREENLIGHT" != true ] || [[ ${GREENLIGHT_VERSION:-} =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] ||
+  fail "GREENLIGHT_VERSION '${GREENLIGHT_VERSION:-}' is not an image tag"
 
 # bbb-install.sh runs as its own systemd unit, detached from this SSH session: a dropped session or a cancelled
 # pulumi up does not kill it halfway, and the next run of this step waits for it instead of starting another.
@@ -49,9 +54,28 @@ fi
 # The runner and its masking script of an earlier run hold the TURN secret: gone once no installer runs.
 rm -f "$runner" "$masking"
 
-fingerprint=$(printf '%s\n' "$INSTALLER_URL" "$VERSION" "$FQDN" "$EMAIL" "$TURN_HOST" "$TURN_SECRET" "$GREENLIGHT" | sha256sum | cut -d' ' -f1)
-if [ -f "$done_file" ] && [ "$(cat "$done_file")" = "$fingerprint" ]; then
+# What the last successful run was given: a hash of the inputs but the installer's URL ($done_file), and that
+# URL ($url_file). Another URL alone does not run the installer again: it would restart every service to
+# install the same packages; it is used the next time the installer runs. An earlier version of this program
+# recorded one hash with the URL first, the release branch of the version's line (v3.0.x-release for
+# jammy-30x) unless bbbInstallerRef said otherwise: such a record is read as that.
+fingerprint=$(printf '%s\n' "$VERSION" "$FQDN" "$EMAIL" "$TURN_HOST" "$TURN_SECRET" "$GREENLIGHT" | sha256sum | cut -d' ' -f1)
+recorded=$(cat "$done_file" 2>/dev/null || true)
+last_url=$(cat "$url_file" 2>/dev/null || true)
+if [ -n "$recorded" ] && [ ! -f "$url_file" ]; then
+  branch_url=$(sed -E "s|/[^/]+/bbb-install\.sh\$|/v${VERSION:${#VERSION}-3:1}.${VERSION:${#VERSION}-2:1}.x-release/bbb-install.sh|" <<<"$INSTALLER_URL")
+  for url in "$INSTALLER_URL" "$branch_url"; do
+    if [ "$(printf '%s\n' "$url" "$VERSION" "$FQDN" "$EMAIL" "$TURN_HOST" "$TURN_SECRET" "$GREENLIGHT" | sha256sum | cut -d' ' -f1)" = "$recorded" ]; then
+      recorded=$fingerprint last_url=$url
+    fi
+  done
+fi
+if [ "$recorded" = "$fingerprint" ] && [ "$last_url" = "$INSTALLER_URL" ]; then
   say "bbb-install.sh already ran with these inputs; nothing to do"
+  exit 0
+fi
+if [ "$recorded" = "$fingerprint" ] && [ "$FORCE_REINSTALL" != true ]; then
+  say "bbb-install.sh last ran from $last_url; $INSTALLER_URL runs the next time it runs (a new bbbVersion, or forceReinstall: true)"
   exit 0
 fi
 
@@ -85,7 +109,10 @@ head -n1 "$installer.new" | grep -q '^#!.*bash' || fail "$INSTALLER_URL is not a
 mv -f "$installer.new" "$installer"
 
 args=(-v "$VERSION" -s "$FQDN" -e "$EMAIL" -c "$TURN_HOST:$TURN_SECRET")
-[ "$GREENLIGHT" = true ] && args+=(-g)
+if [ "$GREENLIGHT" = true ]; then
+  args+=(-g)
+  greenlight_compose "$GREENLIGHT_VERSION" || true
+fi
 # The runner and its masking script hold the TURN secret: root only, and only while the installer runs (sed
 # reads it from its script, not its command line; bbb-install.sh itself takes it in -c). The installer's
 # output (thousands of lines) goes to a root-only log with the secret masked, not into the Pulumi state; its
@@ -105,6 +132,7 @@ timeout $TIMEOUT_SECONDS bash -e $(printf '%q' "$installer") $(printf '%q ' "${a
 rc=\$?
 if [ "\$rc" -eq 0 ]; then
   printf '%s\\n' $fingerprint >$(printf '%q' "$done_file")
+  printf '%s\\n' $(printf '%q' "$INSTALLER_URL") >$(printf '%q' "$url_file")
   printf '%s\\n' $(printf '%q' "$VERSION") >$(printf '%q' "$version_file")
   rm -f $(printf '%q' "$(pending_file install)")
 fi
@@ -125,5 +153,5 @@ if [ "$rc" != 0 ]; then
   [ "$rc" = none ] && fail "bbb-install.sh ended without an exit code (killed? see: journalctl -u $unit)"
   fail "bbb-install.sh failed with exit code $rc (last lines above; log: /var/log/bbb-deploy/bbb-install.log)"
 fi
-chmod 0600 "$done_file" "$version_file"
+chmod 0600 "$done_file" "$url_file" "$version_file"
 say "bbb-install.sh finished"

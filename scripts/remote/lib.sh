@@ -295,3 +295,30 @@ ensure_container() {
     fail "cannot run container $name (see: docker logs $name)"
   say "container $name started"
 }
+
+# Greenlight on a BBB server (single topology, bbb-install.sh -g) is run by Docker Compose, as
+# /usr/local/bin/docker-compose: install_docker (bbb-install.sh v3.0.x-release) downloads docker-compose 1.24.0
+# there unless an executable is there already. That version reads no compose file without a version: key
+# (Greenlight 3.8's has none) and talks an API version Docker 29 refuses (bigbluebutton/bbb-install#807).
+# What this writes there runs Docker Compose v2 (docker-compose-plugin, which docker-ce-cli recommends)
+# instead, after pinning Greenlight's image in its compose file (bbb-install.sh writes bigbluebutton/greenlight:v3
+# there, a tag that moves) to bigbluebutton/greenlight:TAG. Returns 0 when it changed what was there.
+greenlight_compose() {
+  local tag=$1 compose=$ROOT/root/greenlight-v3/docker-compose.yml
+  [[ $tag =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] || fail "GREENLIGHT_VERSION '$tag' is not an image tag"
+  mkdir -p "$ROOT/usr/local/bin" || fail "cannot create /usr/local/bin"
+  write_if_changed "$ROOT/usr/local/bin/docker-compose" 0755 root:root <<SHIM
+#!/bin/sh
+# Written by bbb's deploy steps (Pulumi; scripts/remote/lib.sh, greenlight_compose): Docker Compose v2 in place
+# of the docker-compose 1.24.0 bbb-install.sh would download, with Greenlight's image pinned to its tag.
+set -e
+if [ -f $(printf %q "$compose") ]; then
+  sed -i 's|^\([[:space:]]*image:[[:space:]]*\)bigbluebutton/greenlight:.*\$|\1bigbluebutton/greenlight:$tag|' $(printf %q "$compose")
+fi
+docker compose version >/dev/null 2>&1 || {
+  echo "docker-compose: Docker Compose v2 is missing (apt-get install docker-compose-plugin)" >&2
+  exit 1
+}
+exec docker compose "\$@"
+SHIM
+}
