@@ -175,6 +175,7 @@ export class BbbServer extends pulumi.ComponentResource {
         // Not in the installer's fingerprint (nor in a pool's change, where there is no Greenlight): a new tag
         // recreates Greenlight (bbb-configure), it does not re-run the installer.
         const greenlight: Record<string, string> = args.greenlight ? { GREENLIGHT_VERSION: args.greenlight.version } : {};
+        const greenlightLog: Record<string, string> = args.greenlight ? { GREENLIGHT_LOG_LEVEL: args.privacy === "strict" ? "warn" : "info" } : {};
         const installer = {
             FQDN: this.host.fqdn,
             EMAIL: args.email,
@@ -218,6 +219,7 @@ export class BbbServer extends pulumi.ComponentResource {
             FORCE_RESTART: String(args.forceReinstall),
             INSTALL_ID: installId,
             ...greenlight,
+            ...greenlightLog,
         });
         this.step("data-policy", "bbb-data-policy", {
             FQDN: this.host.fqdn,

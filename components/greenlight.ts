@@ -24,6 +24,8 @@ export interface GreenlightServerArgs {
     apiSecret: pulumi.Input<string>;
     /** Scalelite's setup: Greenlight's health check asks the API. */
     scalelite: pulumi.Resource;
+    /** strict: no request logged by nginx, Greenlight's warnings only (greenlight-setup.sh). */
+    privacy: "strict" | "standard";
 }
 
 export class GreenlightServer extends pulumi.ComponentResource {
@@ -55,6 +57,7 @@ export class GreenlightServer extends pulumi.ComponentResource {
                     POSTGRES_IMAGE: GREENLIGHT_SUPPORT_IMAGES.postgres,
                     REDIS_IMAGE: GREENLIGHT_SUPPORT_IMAGES.redis,
                     HEALTH_WAIT_SECONDS: String(GREENLIGHT_HEALTH_WAIT_SECONDS),
+                    PRIVACY: args.privacy,
                 },
                 triggers: [this.host.instanceId],
             },

@@ -43,6 +43,8 @@ export interface ScaleliteArgs {
     recordings?: { nfsClients: string[]; retentionDays: number };
     /** The stack's API name, which Scalelite answers; `records(host)` declares its DNS records. */
     api: { fqdn: string; records: (host: Host) => pulumi.Resource[] };
+    /** strict: no request and no client address in Scalelite's logs (scalelite-setup.sh). */
+    privacy: "strict" | "standard";
 }
 
 export interface NodeRegistrationArgs {
@@ -105,6 +107,7 @@ export class Scalelite extends pulumi.ComponentResource {
                     NFS_CLIENTS: (args.recordings?.nfsClients ?? []).join(" "),
                     RETENTION_DAYS: String(args.recordings?.retentionDays ?? 0),
                     VOICE_BRIDGE_LEN: String(PIN_DIGITS),
+                    PRIVACY: args.privacy,
                 },
                 triggers: [this.host.instanceId],
             },

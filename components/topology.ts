@@ -156,6 +156,7 @@ export class Platform extends pulumi.ComponentResource {
                     consumerSecrets: Object.values(this.consumerSecrets),
                     forceRemove: s.forceRemove,
                     api: { fqdn: this.apiHost, records: declareApiRecords },
+                    privacy: s.privacy,
                     ...(s.recordings.enabled ? { recordings: { nfsClients: args.cloud.ipv4Cidrs, retentionDays: s.recordings.retentionDays } } : {}),
                 },
                 { parent: this },
@@ -264,6 +265,7 @@ export class Platform extends pulumi.ComponentResource {
                     apiUrl: scalelite.apiUrl,
                     apiSecret: this.consumerSecrets[GREENLIGHT_CONSUMER],
                     scalelite: scalelite.setup,
+                    privacy: s.privacy,
                 },
                 { parent: this },
             ).host;

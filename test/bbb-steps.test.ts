@@ -357,7 +357,7 @@ describe("bbb-configure", () => {
         const env = () => fs.readFileSync(box.file(ENV), "utf8");
         const ups = () => box.calls("docker").filter((c) => c.endsWith(" up -d"));
         const running = () => fs.readFileSync(box.file("docker/compose/greenlight-v3"), "utf8").trim();
-        const WITH_GREENLIGHT = { ...CONFIGURE, GREENLIGHT_VERSION: "v3.8.2.4" };
+        const WITH_GREENLIGHT = { ...CONFIGURE, GREENLIGHT_VERSION: "v3.8.2.4", GREENLIGHT_LOG_LEVEL: "warn" };
         beforeEach(() => {
             // What bbb-install.sh -g leaves: Greenlight's .env with the secret BBB had then.
             expect(box.run("bbb-installer", INSTALL).status).toBe(0);
@@ -369,7 +369,7 @@ describe("bbb-configure", () => {
             const r = box.run("bbb-configure", WITH_GREENLIGHT);
             expect(r.status).toBe(0);
             expect(env()).toBe(
-                `SECRET_KEY_BASE=\nBIGBLUEBUTTON_ENDPOINT=https://bbb-1.example.org/bigbluebutton/\nBIGBLUEBUTTON_SECRET=${NEW_SECRET}\nDATABASE_URL=\nREDIS_URL=\nLOG_LEVEL=info\n`,
+                `SECRET_KEY_BASE=\nBIGBLUEBUTTON_ENDPOINT=https://bbb-1.example.org/bigbluebutton/\nBIGBLUEBUTTON_SECRET=${NEW_SECRET}\nDATABASE_URL=\nREDIS_URL=\nLOG_LEVEL=warn\n`,
             );
             expect((fs.statSync(box.file(ENV)).mode & 0o777).toString(8)).toBe("600");
             expect(ups()).toEqual([`docker compose -f ${box.root}/root/greenlight-v3/docker-compose.yml up -d`]);
@@ -394,6 +394,16 @@ describe("bbb-configure", () => {
             expect(box.run("bbb-installer", { ...INSTALL, VERSION: "jammy-301", GREENLIGHT_VERSION: "v3.8.3" }).status).toBe(0);
             expect(running()).toBe("bigbluebutton/greenlight:v3.8.3");
             expect(fs.readFileSync(box.file(COMPOSE_FILE), "utf8")).not.toContain("greenlight:v3\n");
+        });
+
+        test("Greenlight's log level follows privacy (strict: warn; its sample.env says info): a new one recreates Greenlight", () => {
+            expect(box.run("bbb-configure", WITH_GREENLIGHT).status).toBe(0);
+            expect(env()).toMatch(/\nLOG_LEVEL=warn\n$/);
+            fs.writeFileSync(box.file("calls.log"), "");
+            expect(box.run("bbb-configure", { ...WITH_GREENLIGHT, GREENLIGHT_LOG_LEVEL: "info" }).status).toBe(0);
+            expect(env()).toMatch(/\nLOG_LEVEL=info\n$/);
+            expect(env().match(/LOG_LEVEL=/g)).toHaveLength(1);
+            expect(ups()).toHaveLength(1);
         });
 
         test("a recreation that failed is redone by the next run, though the .env holds the secret by then", () => {

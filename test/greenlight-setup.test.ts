@@ -25,6 +25,7 @@ const INPUTS = {
     POSTGRES_IMAGE: "postgres:14-alpine3.20",
     REDIS_IMAGE: "redis:6.2-alpine3.20",
     HEALTH_WAIT_SECONDS: "60",
+    PRIVACY: "strict",
 };
 
 /** nginx: `-t` passes unless NGINX_BROKEN is set; anything else is unexpected. */
@@ -145,6 +146,8 @@ describe("a first run: data volume with a filesystem, nginx's default site enabl
                 "REDIS_URL=redis://greenlight-redis:6379/",
                 "URL_HOST=gl.example.org",
                 "SMTP_HEALTH_CHECK_DISABLED=true",
+                // Strict privacy: at info Greenlight logs room and user ids with every request (lograge).
+                "LOG_LEVEL=warn",
                 "",
             ].join("\n"),
         );
@@ -212,6 +215,34 @@ describe("a first run: data volume with a filesystem, nginx's default site enabl
         expect(tries[0]).toBe("curl -sS --max-time 10 -o /dev/null -w %{http_code} --resolve gl.example.org:443:127.0.0.1 https://gl.example.org/health_check");
         expect(box.calls("sleep")).toEqual(["sleep 5", "sleep 5"]);
         expect(first.stdout).toContain("greenlight-setup: Greenlight v3.8.2.4 is up at https://gl.example.org/");
+    });
+});
+
+describe("privacy", () => {
+    afterEach(() => box.cleanup());
+    const logging = () => site().split("\n").map((l) => l.trim()).filter((l) => /^(access|error)_log /.test(l));
+
+    test("strict: nginx logs no request, and client addresses only with critical errors, in both servers; Greenlight logs warnings", () => {
+        host();
+        expectOk(run());
+        // Server-level: they replace Ubuntu's http-level access_log and error_log (nginx.conf).
+        expect(logging()).toEqual(["access_log off;", "error_log /var/log/nginx/error.log crit;", "access_log off;", "error_log /var/log/nginx/error.log crit;"]);
+        expect(envFile()).toContain("\nLOG_LEVEL=warn\n");
+    });
+
+    test("standard: nginx's own logs, Greenlight at info", () => {
+        host();
+        expectOk(run({ PRIVACY: "standard" }));
+        expect(logging()).toEqual([]);
+        expect(envFile()).toContain("\nLOG_LEVEL=info\n");
+    });
+
+    test("a privacy setting other than strict or standard is refused before anything runs", () => {
+        host();
+        const r = run({ PRIVACY: "off" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("PRIVACY must be strict or standard, not 'off'");
+        expect(box.calls("docker")).toEqual([]);
     });
 });
 

@@ -46,6 +46,7 @@ describe("single topology with Greenlight", () => {
             "appLogLevel=WARN",
         ]);
         expect(inputsOf(run, "bbb-1-data-policy")).toMatchObject({ PRIVACY: "strict", VIDEO: "false", RETENTION_DAYS: "0" });
+        expect(inputs).toMatchObject({ GREENLIGHT_VERSION: "v3.8.2.4", GREENLIGHT_LOG_LEVEL: "warn" });
         expect(inputsOf(run, "turn-coturn").LOGGING).toBe("none");
     });
 
@@ -144,6 +145,12 @@ describe("pool topology, three nodes", () => {
         // bbb-1, which may have answered it as a single server, gives the name up; the others never had it.
         expect(inputsOf(run, "bbb-1-api-name").API_FQDN).toBe("");
         expect(steps(run).filter((s) => s.endsWith("-api-name"))).toEqual(["bbb-1-api-name"]);
+    });
+
+    test("Scalelite's and Greenlight's hosts keep the stack's privacy (strict by default); BBB servers have no Greenlight to configure", () => {
+        expect(inputsOf(run, "scalelite-setup").PRIVACY).toBe("strict");
+        expect(inputsOf(run, "greenlight-setup").PRIVACY).toBe("strict");
+        for (const n of [1, 2, 3]) expect(Object.keys(inputsOf(run, `bbb-${n}-configure`))).not.toContain("GREENLIGHT_VERSION");
     });
 
     test("Scalelite's conference numbers have the dial-in PIN's length (Scalelite would make them 9 digits)", () => {

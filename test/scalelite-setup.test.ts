@@ -33,6 +33,7 @@ const INPUTS = {
     NFS_CLIENTS: "10.20.0.0/24",
     RETENTION_DAYS: "30",
     VOICE_BRIDGE_LEN: "5",
+    PRIVACY: "strict",
 };
 const SCALELITE = ["scalelite-api", "scalelite-poller", "scalelite-recording-importer", "scalelite-nginx"];
 const ALL = ["postgres", "redis", ...SCALELITE];
@@ -156,6 +157,8 @@ describe("a first run", () => {
             // Scalelite's conference numbers (9 digits unless set) are the PINs the servers' dialplan takes.
             "VOICE_BRIDGE_LEN=5",
             "NGINX_SSL=true",
+            // Strict privacy: Rails' info level logs every request's client address and parameters (names).
+            "RAILS_LOG_LEVEL=warn",
         ]);
         expect(fs.readFileSync(box.file("root/etc/default/scalelite-postgres"), "utf8")).toBe(`POSTGRES_PASSWORD=${DB_PASSWORD}\n`);
         expect(mode("root/etc/default/scalelite")).toBe("600");
@@ -205,9 +208,11 @@ describe("a first run", () => {
             "blindsidenetwks/scalelite:v1.8.5-recording-importer",
         ]);
         expect(args("scalelite-nginx")).toEqual([
-            ...head("scalelite-nginx"), ...env, "--label", expect.stringMatching(/^bbb\.own-name=[0-9a-f]{64}$/), "-p", "80:80", "-p", "443:443",
+            ...head("scalelite-nginx"), ...env, "--label", expect.stringMatching(/^bbb\.own-name=[0-9a-f]{64}$/),
+            "--label", expect.stringMatching(/^bbb\.privacy=[0-9a-f]{64}$/), "-p", "80:80", "-p", "443:443",
             ...bind(`${box.root}/etc/letsencrypt`, "/etc/nginx/ssl", true),
             ...bind(`${box.root}/etc/bbb-deploy/scalelite-nginx-own-name.conf`, "/etc/nginx/http.d/bbb-own-name.conf", true),
+            ...bind(`${box.root}/etc/bbb-deploy/scalelite-nginx-privacy.conf`, "/etc/nginx/http.d/bbb-privacy.conf", true),
             ...bind(`${data}/recordings/published`, "/var/bigbluebutton/published", true),
             "blindsidenetwks/scalelite:v1.8.5-nginx",
         ]);
@@ -220,6 +225,40 @@ describe("scalelite-setup", () => {
         box = host();
     });
     afterEach(() => box.cleanup());
+
+    describe("privacy", () => {
+        const PRIVACY_CONF = "root/etc/bbb-deploy/scalelite-nginx-privacy.conf";
+        const directives = () =>
+            fs.readFileSync(box.file(PRIVACY_CONF), "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
+
+        test("strict: nginx logs no request and no client address (both access logs of the image off), Rails logs warnings only", () => {
+            ok();
+            // http-level in an http.d file: off turns off every access_log of the level, and the image's servers
+            // set none of their own (Scalelite's templates, Alpine's nginx.conf).
+            expect(directives()).toEqual(["access_log off;", "error_log stderr crit;"]);
+            expect(envFile()).toContain("\nRAILS_LOG_LEVEL=warn\n");
+        });
+
+        test("standard: the image's access logs stay, Rails logs at info (not its default, debug)", () => {
+            ok({ PRIVACY: "standard" });
+            expect(directives()).toEqual([]);
+            expect(envFile()).toContain("\nRAILS_LOG_LEVEL=info\n");
+        });
+
+        test("a new privacy setting replaces the Scalelite containers, not the database", () => {
+            ok();
+            fs.writeFileSync(box.file("calls.log"), "");
+            ok({ PRIVACY: "standard" });
+            expect(runs()).toEqual(SCALELITE);
+        });
+
+        test("a privacy setting other than strict or standard is refused before anything runs", () => {
+            const r = run({ PRIVACY: "none" });
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain("PRIVACY must be strict or standard, not 'none'");
+            expect(box.calls("docker")).toEqual([]);
+        });
+    });
 
     test("writes the force-remove flag, root-only, for the node-removal step", () => {
         ok();
@@ -379,10 +418,11 @@ describe("scalelite-setup", () => {
         expect(box.calls("apt-get")).toEqual(["apt-get install -y -q docker.io certbot"]);
         expect(box.calls("exportfs")).toEqual([]);
         expect(box.calls("systemctl")).toEqual([]);
-        expect(envFile().split("\n").filter((l) => l && !l.startsWith("#")).slice(-3)).toEqual([
+        expect(envFile().split("\n").filter((l) => l && !l.startsWith("#")).slice(-4)).toEqual([
             "NGINX_SSL=true",
             "RECORDING_DISABLED=true",
             "OVERRIDE_CREATE_PARAMS=record=false",
+            "RAILS_LOG_LEVEL=warn",
         ]);
     });
 

@@ -11,7 +11,7 @@
 # the secret it was installed with (and runs the image tag GREENLIGHT_VERSION, lib.sh greenlight_compose), and
 # /var/bigbluebutton on the data volume stays root's.
 # Inputs: FQDN SECRET PROPERTIES (key=value lines) API_WAIT_SECONDS FORCE_RESTART (true|false), GREENLIGHT_VERSION
-# (where Greenlight is installed), and
+# and GREENLIGHT_LOG_LEVEL (where Greenlight is installed), and
 # INSTALL_ID, which changes with every installer run so that this step runs after it (bbb-install.sh may
 # rewrite what this step sets).
 # Uses scripts/remote/lib.sh, sent ahead of this script.
@@ -67,25 +67,29 @@ else
 fi
 
 # Greenlight calls the API with the secret bbb-install.sh copied into its .env when it installed it
-# (BIGBLUEBUTTON_SECRET, install_greenlight_v3, v3.0.x); bbb-conf --setsecret does not touch it. Restarting
-# Greenlight ends no meeting. The secret is compared and written by bash alone: never on a command line.
+# (BIGBLUEBUTTON_SECRET, install_greenlight_v3, v3.0.x); bbb-conf --setsecret does not touch it. It logs at
+# LOG_LEVEL (info in its sample.env: room and user ids with every request), GREENLIGHT_LOG_LEVEL here.
+# Recreating Greenlight ends no meeting. The secret is compared and written by bash alone: never on a command
+# line. Without GREENLIGHT_VERSION Greenlight is not this server's (in a pool grown from one server, the one
+# left on bbb-1's volume is left as it is, for its data to be moved by hand).
 gl_dir=$ROOT/root/greenlight-v3
-# Without GREENLIGHT_VERSION Greenlight is not this server's (in a pool grown from one server, the one left on
-# bbb-1's volume is left as it is, for its data to be moved by hand).
 if [ -n "${GREENLIGHT_VERSION:-}" ] && [ -f "$gl_dir/.env" ]; then
-  gl_secret=$(sed -n 's/^BIGBLUEBUTTON_SECRET=//p' "$gl_dir/.env" | tail -n1)
+  [[ ${GREENLIGHT_LOG_LEVEL:-} =~ ^(debug|info|warn|error)$ ]] || fail "GREENLIGHT_LOG_LEVEL must be debug, info, warn or error, not '${GREENLIGHT_LOG_LEVEL:-}'"
+  gl_env=$(<"$gl_dir/.env")
+  env=$(while IFS= read -r line || [ -n "$line" ]; do
+    case $line in
+      BIGBLUEBUTTON_SECRET=*) printf 'BIGBLUEBUTTON_SECRET=%s\n' "$SECRET" ;;
+      LOG_LEVEL=*) ;;
+      *) printf '%s\n' "$line" ;;
+    esac
+  done <<<"$gl_env"
+    printf 'LOG_LEVEL=%s\n' "$GREENLIGHT_LOG_LEVEL")
   gl_image=$(sed -n 's|^[[:space:]]*image:[[:space:]]*\(bigbluebutton/greenlight:.*\)$|\1|p' "$gl_dir/docker-compose.yml" 2>/dev/null || true)
   greenlight_compose "$GREENLIGHT_VERSION" || true
-  if [ "$gl_secret" != "$SECRET" ] || [ "$gl_image" != "bigbluebutton/greenlight:$GREENLIGHT_VERSION" ] || pending greenlight; then
+  if [ "$gl_env" != "$env" ] || [ "$gl_image" != "bigbluebutton/greenlight:$GREENLIGHT_VERSION" ] || pending greenlight; then
     pending_add greenlight
-    env=$(while IFS= read -r line || [ -n "$line" ]; do
-      case $line in
-        BIGBLUEBUTTON_SECRET=*) printf 'BIGBLUEBUTTON_SECRET=%s\n' "$SECRET" ;;
-        *) printf '%s\n' "$line" ;;
-      esac
-    done <"$gl_dir/.env")
     printf '%s\n' "$env" | write_if_changed "$gl_dir/.env" 0600 root:root || true
-    [ "$gl_secret" = "$SECRET" ] || say "Greenlight gets the stack's secret"
+    [ "$(sed -n 's/^BIGBLUEBUTTON_SECRET=//p' <<<"$gl_env" | tail -n1)" = "$SECRET" ] || say "Greenlight gets the stack's secret"
     [ "$gl_image" = "bigbluebutton/greenlight:$GREENLIGHT_VERSION" ] || say "Greenlight: ${gl_image:-no image} -> bigbluebutton/greenlight:$GREENLIGHT_VERSION"
     say "recreating Greenlight's containers"
     out=$("$ROOT/usr/local/bin/docker-compose" -f "$gl_dir/docker-compose.yml" up -d 2>&1) || {

@@ -5,14 +5,16 @@
 # arguments or the env file change; nginx is reloaded only when its site changed.
 # Inputs: FQDN EMAIL GREENLIGHT_VERSION (image tag, e.g. v3.8.2.4) VOLUME_ID (the data volume's id) VOLUME_SIZE (its GB)
 #         SECRET_KEY_BASE (hex) DB_PASSWORD (alphanumeric) BBB_ENDPOINT (https://<scalelite>/bigbluebutton/api/)
-#         BBB_SECRET (a Scalelite consumer secret) POSTGRES_IMAGE REDIS_IMAGE HEALTH_WAIT_SECONDS.
+#         BBB_SECRET (a Scalelite consumer secret) POSTGRES_IMAGE REDIS_IMAGE HEALTH_WAIT_SECONDS
+#         PRIVACY (strict|standard: under strict nginx logs no request and Greenlight only warnings).
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
 for input in FQDN EMAIL GREENLIGHT_VERSION VOLUME_ID VOLUME_SIZE SECRET_KEY_BASE DB_PASSWORD BBB_ENDPOINT BBB_SECRET \
-  POSTGRES_IMAGE REDIS_IMAGE HEALTH_WAIT_SECONDS; do
+  POSTGRES_IMAGE REDIS_IMAGE HEALTH_WAIT_SECONDS PRIVACY; do
   [ -n "${!input:-}" ] || fail "input $input is missing"
 done
+[[ $PRIVACY =~ ^(strict|standard)$ ]] || fail "PRIVACY must be strict or standard, not '$PRIVACY'"
 # The env file is read by docker (KEY=VALUE a line, no quoting) and the password sits in DATABASE_URL.
 [[ $FQDN =~ ^[A-Za-z0-9.-]+$ ]] || fail "FQDN '$FQDN' is not a host name"
 [[ $GREENLIGHT_VERSION =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] || fail "GREENLIGHT_VERSION '$GREENLIGHT_VERSION' is not an image tag"
@@ -49,6 +51,16 @@ certbot certonly --standalone --non-interactive --agree-tos --keep-until-expirin
 # Read by `docker run --env-file` only: the one place on disk that holds the secrets. Greenlight has no
 # SMTP server configured here, and its health check would otherwise try localhost:25 and fail.
 mkdir -p "$(dirname "$env_file")"
+# What is logged. Greenlight (config/environments/production.rb, release-3.8.2.4) logs at LOG_LEVEL, info unless
+# set: one lograge line a request, without the client's address but with room and user ids; nginx, Ubuntu's
+# http-level access log of every request with the client's address, and its error log names the client too.
+# Under strict privacy: Greenlight's warnings, no access log, critical errors only (server-level directives,
+# which replace the http-level ones).
+if [ "$PRIVACY" = strict ]; then
+  log_level=warn nginx_logging=$'    access_log off;\n    error_log /var/log/nginx/error.log crit;\n'
+else
+  log_level=info nginx_logging=""
+fi
 write_if_changed "$env_file" 0600 root:root <<ENV || true
 # Managed by bbb (Pulumi, greenlight-setup step); changes here are overwritten.
 BIGBLUEBUTTON_ENDPOINT=$BBB_ENDPOINT
@@ -58,6 +70,7 @@ DATABASE_URL=postgres://postgres:$DB_PASSWORD@greenlight-postgres:5432/$db_name
 REDIS_URL=redis://greenlight-redis:6379/
 URL_HOST=$FQDN
 SMTP_HEALTH_CHECK_DISABLED=true
+LOG_LEVEL=$log_level
 ENV
 # PostgreSQL gets its own settings alone: a new Scalelite secret must not restart the database.
 write_if_changed "$db_env_file" 0600 root:root <<ENV || true
@@ -97,14 +110,14 @@ server {
     listen 80;
     listen [::]:80;
     server_name $FQDN;
-    return 301 https://$FQDN\$request_uri;
+${nginx_logging}    return 301 https://$FQDN\$request_uri;
 }
 
 server {
     listen 443 ssl http2;
     listen [::]:443 ssl http2;
     server_name $FQDN;
-
+${nginx_logging}
     ssl_certificate $live/fullchain.pem;
     ssl_certificate_key $live/privkey.pem;
     ssl_protocols TLSv1.2 TLSv1.3;

@@ -21,13 +21,16 @@
 #         FORCE_REMOVE (true|false, kept for the node-removal step) POSTGRES_IMAGE REDIS_IMAGE
 #         HEALTH_WAIT_SECONDS RECORDINGS (true|false) NFS_CLIENTS (space-separated CIDRs that may mount the
 #         recordings share; may be empty when RECORDINGS is false) RETENTION_DAYS (published recordings are
-#         deleted through Scalelite's API after that many days; 0: no such job).
+#         deleted through Scalelite's API after that many days; 0: no such job) PRIVACY (strict|standard: under
+#         strict, no request and no client address is logged: Rails at warn, nginx's access logs off).
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
 : "${FQDN:?}" "${API_FQDN:?}" "${IPV4:?}" "${IPV6?}" "${RESOLVE_TIMEOUT_SECONDS:?}" "${EMAIL:?}" "${SCALELITE_VERSION:?}" "${VOLUME_ID:?}" "${VOLUME_SIZE:?}" "${SECRET_KEY_BASE:?}" "${DB_PASSWORD:?}"
 : "${LOADBALANCER_SECRET:?}" "${LOADBALANCER_SECRETS:?}" "${FORCE_REMOVE:?}" "${POSTGRES_IMAGE:?}"
 : "${VOICE_BRIDGE_LEN:?}" "${REDIS_IMAGE:?}" "${HEALTH_WAIT_SECONDS:?}" "${RECORDINGS:?}" "${NFS_CLIENTS?}" "${RETENTION_DAYS:?}"
+: "${PRIVACY:?}"
+[[ $PRIVACY =~ ^(strict|standard)$ ]] || fail "PRIVACY must be strict or standard, not '$PRIVACY'"
 [[ $RETENTION_DAYS =~ ^[0-9]+$ ]] || fail "RETENTION_DAYS must be a number of days, not '$RETENTION_DAYS'"
 [[ $VOICE_BRIDGE_LEN =~ ^([5-9]|1[01])$ ]] || fail "VOICE_BRIDGE_LEN must be 5 to 11 digits (the dial-in PIN length), not '$VOICE_BRIDGE_LEN'"
 
@@ -65,6 +68,7 @@ data=/var/lib/bbb-data
 recordings=$ROOT$data/recordings
 env_file=$ROOT/etc/default/scalelite
 own_name_conf=$ROOT/etc/bbb-deploy/scalelite-nginx-own-name.conf
+privacy_conf=$ROOT/etc/bbb-deploy/scalelite-nginx-privacy.conf
 db_env_file=$ROOT/etc/default/scalelite-postgres
 flag=$ROOT/etc/bbb-deploy/scalelite-force-remove
 exports=$ROOT/etc/exports.d/bbb-recordings.exports
@@ -144,11 +148,29 @@ server {
 }
 NGINX
 
+# 3a. What scalelite-nginx logs. The image (Alpine's nginx package and nginx.conf, v1.8.5's Dockerfile) logs
+#     every request twice with the client's address: Alpine's http-level access_log (format main, to stdout)
+#     and Scalelite's templates' http-level "access_log stderr combined". Under strict privacy an http-level
+#     "access_log off" in an http.d file turns both off (off is a flag of the level, whatever the order; the
+#     image's servers set no access_log of their own), and the error log, which names the client too, keeps
+#     only critical errors.
+if [ "$PRIVACY" = strict ]; then
+  privacy_directives=$'access_log off;\nerror_log stderr crit;'
+else
+  privacy_directives=""
+fi
+if write_if_changed "$privacy_conf" 0644 root:root <<NGINX; then say "wrote what scalelite-nginx logs ($PRIVACY privacy)"; fi
+# Managed by bbb (Pulumi, scalelite-setup step): what nginx logs under $PRIVACY privacy.
+$privacy_directives
+NGINX
+
 # 4. Scalelite's settings, the only place on disk that holds the secrets. Recordings off (or strict privacy):
 #    Scalelite's recording API is off and every meeting is created with record=false, whatever the caller asks.
 #    Scalelite gives every meeting a conference number of its own, VOICE_BRIDGE_LEN digits (9 unless set:
 #    config/application.rb, v1.8.5; its configuration-README says 7), which callers dial as the PIN: the
-#    servers' dialplan takes exactly that many.
+#    servers' dialplan takes exactly that many. Rails logs at debug unless RAILS_LOG_LEVEL says otherwise
+#    (config/environments/production.rb, v1.8.5), and at info every request with the client's address and
+#    parameters (user names): warn under strict privacy.
 recording_env=""
 if [ "$RECORDINGS" = false ]; then
   recording_env=$'\nRECORDING_DISABLED=true\nOVERRIDE_CREATE_PARAMS=record=false'
@@ -165,6 +187,7 @@ REDIS_URL=redis://redis:6379
 SERVER_ID_IS_HOSTNAME=true
 VOICE_BRIDGE_LEN=$VOICE_BRIDGE_LEN
 NGINX_SSL=true$recording_env
+RAILS_LOG_LEVEL=$([ "$PRIVACY" = strict ] && echo warn || echo info)
 ENV
 # PostgreSQL gets its password alone: a new consumer secret must not restart the database.
 if write_if_changed "$db_env_file" 0600 root:root <<ENV; then say "wrote /etc/default/scalelite-postgres"; fi
@@ -173,6 +196,7 @@ ENV
 # Containers reading a file carry its hash, so a changed file replaces them (and only them).
 env_sum=$(sha256sum "$env_file" | cut -d' ' -f1)
 own_name_sum=$(sha256sum "$own_name_conf" | cut -d' ' -f1)
+privacy_sum=$(sha256sum "$privacy_conf" | cut -d' ' -f1)
 db_env_sum=$(sha256sum "$db_env_file" | cut -d' ' -f1)
 with_env=(--env-file "$env_file" --label "bbb.env=$env_sum")
 
@@ -212,9 +236,11 @@ ensure_container scalelite-poller --network scalelite "${with_env[@]}" \
   "$image-poller" || true
 ensure_container scalelite-recording-importer --network scalelite "${with_env[@]}" \
   --mount "type=bind,source=$recordings,target=/var/bigbluebutton" "$image-recording-importer" || true
-ensure_container scalelite-nginx --network scalelite "${with_env[@]}" --label "bbb.own-name=$own_name_sum" -p 80:80 -p 443:443 \
+ensure_container scalelite-nginx --network scalelite "${with_env[@]}" --label "bbb.own-name=$own_name_sum" \
+  --label "bbb.privacy=$privacy_sum" -p 80:80 -p 443:443 \
   --mount "type=bind,source=$ROOT/etc/letsencrypt,target=/etc/nginx/ssl,readonly" \
   --mount "type=bind,source=$own_name_conf,target=/etc/nginx/http.d/bbb-own-name.conf,readonly" \
+  --mount "type=bind,source=$privacy_conf,target=/etc/nginx/http.d/bbb-privacy.conf,readonly" \
   --mount "type=bind,source=$recordings/published,target=/var/bigbluebutton/published,readonly" \
   "$image-nginx" || true
 
