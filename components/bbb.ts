@@ -203,6 +203,9 @@ export class BbbServer extends pulumi.ComponentResource {
             {
                 ...installer,
                 ...greenlight,
+                // Not in the fingerprints either: the step checks what the server announces (bbb-installer).
+                PUBLIC_IPV4: this.host.ipv4,
+                PRIVATE_IPV4: this.host.privateIpv4,
                 FORCE_REINSTALL: String(args.forceReinstall),
                 UPGRADE_IN_PLACE: String(args.upgradeInPlace),
                 TIMEOUT_SECONDS: String(BBB_TIMEOUTS.installer),

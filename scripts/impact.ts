@@ -75,10 +75,10 @@ const RESIZED_ON = ["flavorName", "flavorId"];
  * the operator's force setting (the step input `force`) is on.
  */
 const RESTARTS: Record<string, { inputs?: string[]; except?: string[]; does: string; why: string; meetings: boolean; force?: string }> = {
-    // bbb-install.sh runs again only when one of these (its fingerprint) changed; another INSTALLER_URL alone is
-    // noted for the next run.
+    // bbb-install.sh runs again only when one of these (its fingerprint) changed, or the server announces
+    // another address than its public one; another INSTALLER_URL alone is noted for the next run.
     "bbb-installer": {
-        inputs: ["VERSION", "FQDN", "EMAIL", "TURN_HOST", "TURN_SECRET", "GREENLIGHT"],
+        inputs: ["VERSION", "FQDN", "EMAIL", "TURN_HOST", "TURN_SECRET", "GREENLIGHT", "PUBLIC_IPV4", "PRIVATE_IPV4"],
         does: "restart BigBlueButton",
         why: "bbb-install.sh runs again and restarts every service",
         meetings: true,

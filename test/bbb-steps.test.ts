@@ -23,6 +23,8 @@ const INSTALL = {
     FORCE_REINSTALL: "false",
     UPGRADE_IN_PLACE: "true",
     TIMEOUT_SECONDS: "60",
+    PUBLIC_IPV4: "10.0.0.11",
+    PRIVATE_IPV4: "10.0.0.11",
 };
 const CONFIGURE = {
     FQDN: "bbb-1.example.org",
@@ -50,6 +52,79 @@ describe("bbb-installer", () => {
         expect(r.status).toBe(0);
         expect(box.calls("curl")).toEqual([`curl -fsSL --retry 5 --max-time 120 -o ${box.root}/var/lib/bbb-deploy/bbb-install.sh.new ${URL}`]);
         expect(installerRuns()).toEqual([`bbb-install.sh -v jammy-300 -s bbb-1.example.org -e ops@example.org -c turn.example.org:${TURN_SECRET} -g`]);
+    });
+
+    describe("behind a floating IP (1:1 NAT: the VM has only its private address)", () => {
+        const NAT = { ...INSTALL, PUBLIC_IPV4: "203.0.113.11", PRIVATE_IPV4: "10.0.0.11" };
+        const vars = () => fs.readFileSync(box.file("root/opt/freeswitch/etc/freeswitch/vars.xml"), "utf8");
+        const sfu = () => fs.readFileSync(box.file("root/etc/bigbluebutton/bbb-webrtc-sfu/production.yml"), "utf8");
+        const lo = () => fs.readFileSync(box.file("lo-addrs"), "utf8");
+        beforeEach(() => {
+            box.write("private-ip", "10.0.0.11\n");
+            box.write("public-ip", "203.0.113.11\n");
+        });
+
+        test("where the router does not hairpin, FreeSWITCH and the media server announce the public address all the same", () => {
+            const r = box.run("bbb-installer", NAT);
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            expect(vars()).toContain('data="external_rtp_ip=203.0.113.11"');
+            expect(vars()).toContain('data="external_sip_ip=203.0.113.11"');
+            expect(sfu()).toContain("announcedIp: 203.0.113.11");
+            expect(sfu()).not.toContain("10.0.0.11");
+            // bbb-install.sh's NAT set-up: the public address on lo, again at boot (dummy-nic.service).
+            expect(lo()).toBe("203.0.113.11/32\n");
+            expect(fs.readFileSync(box.file("root/lib/systemd/system/dummy-nic.service"), "utf8")).toContain("ip addr add 203.0.113.11 dev lo");
+        });
+
+        test("the installer runs again (a new version) although its NAT set-up put the address on lo (its `ip addr add` fails when it is there)", () => {
+            expect(box.run("bbb-installer", NAT, { HAIRPIN: "1" }).status).toBe(0);
+            installedBbb(box, OLD_SECRET);
+            const r = box.run("bbb-installer", { ...NAT, VERSION: "jammy-301" }, { HAIRPIN: "1" });
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            expect(installerRuns()).toHaveLength(2);
+            expect(lo()).toBe("203.0.113.11/32\n");
+        });
+
+        test("a server that announces its private address (installed without hairpin by an earlier version of this program) is installed again once idle", () => {
+            expect(box.run("bbb-installer", NAT).status).toBe(0);
+            installedBbb(box, OLD_SECRET);
+            fs.writeFileSync(box.file("root/etc/bigbluebutton/bbb-webrtc-sfu/production.yml"), sfu().replaceAll("203.0.113.11", "10.0.0.11"));
+            const r = box.run("bbb-installer", NAT);
+            expect(r.status).toBe(0);
+            expect(r.stdout).toContain("the media server (bbb-webrtc-sfu) announces 10.0.0.11, not 203.0.113.11");
+            expect(installerRuns()).toHaveLength(2);
+            expect(sfu()).not.toContain("10.0.0.11");
+            // While meetings run it waits, as for any other reason to run the installer.
+            fs.writeFileSync(box.file("root/etc/bigbluebutton/bbb-webrtc-sfu/production.yml"), sfu().replaceAll("203.0.113.11", "10.0.0.11"));
+            box.write("meetings", "lecture-7\n");
+            const busy = box.run("bbb-installer", NAT);
+            expect(busy.status).toBe(1);
+            expect(busy.stderr).toContain("1 meeting(s) running on bbb-1.example.org");
+            expect(installerRuns()).toHaveLength(2);
+        });
+
+        test("an installer that announces another address all the same (another bbbInstallerRef) fails the step, naming what announces what", () => {
+            const r = box.run("bbb-installer", NAT, { INSTALLER_IGNORES_IP: "1" });
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain("FreeSWITCH (external_rtp_ip in vars.xml) announces 10.0.0.11, not 203.0.113.11");
+            expect(r.stderr).toContain("the media server (bbb-webrtc-sfu) announces 10.0.0.11, not 203.0.113.11");
+        });
+
+        test("without NAT (a provider network: the public address is the VM's own) nothing goes on lo", () => {
+            box.write("public-ip", "10.0.0.11\n");
+            expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+            expect(vars()).toContain('data="external_rtp_ip=10.0.0.11"');
+            expect(fs.existsSync(box.file("lo-addrs")) ? lo() : "").toBe("");
+        });
+
+        test("addresses that are not IPv4 addresses are refused before anything runs", () => {
+            const r = box.run("bbb-installer", { ...NAT, PUBLIC_IPV4: "203.0.113" });
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain("PUBLIC_IPV4 '203.0.113' is not an IPv4 address");
+            expect(installerRuns()).toEqual([]);
+        });
     });
 
     describe("with -g (Greenlight on this host)", () => {
@@ -150,6 +225,10 @@ describe("bbb-installer", () => {
         // What an earlier version of this program recorded: one hash over the URL (the release branch, its
         // default then) and the other inputs.
         const legacyRecord = (url: string, fqdn = INSTALL.FQDN) => {
+            // The host as the installer left it, then the record in the earlier form.
+            expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+            fs.rmSync(box.file("root/var/lib/bbb-deploy/installer-url"));
+            fs.writeFileSync(box.callLog, "");
             const inputs = [url, INSTALL.VERSION, fqdn, INSTALL.EMAIL, INSTALL.TURN_HOST, TURN_SECRET, INSTALL.GREENLIGHT].join("\n") + "\n";
             box.write("root/var/lib/bbb-deploy/installer.sha256", `${createHash("sha256").update(inputs).digest("hex")}\n`);
             box.write("root/var/lib/bbb-deploy/installed-version", `${INSTALL.VERSION}\n`);

@@ -30,6 +30,9 @@ describe("single topology with Greenlight", () => {
             TURN_SECRET,
             GREENLIGHT: "true",
             FORCE_REINSTALL: "false",
+            // Behind its floating IP: bbb-install.sh is told both (it detects NAT only where the router hairpins).
+            PUBLIC_IPV4: "203.0.113.11",
+            PRIVATE_IPV4: "10.0.0.11",
         });
     });
 

@@ -2,6 +2,7 @@
 // arguments (the Sandbox does that) and behaves like the real one as far as the steps can tell.
 import * as fs from "fs";
 import * as path from "path";
+import { shellQuote } from "../components/remote";
 import { Sandbox } from "./sandbox";
 
 /**
@@ -390,7 +391,6 @@ cp "$SANDBOX/bbb-conf.stub" "$SANDBOX/bin/bbb-conf"
 mkdir -p "$SANDBOX/root/etc/nginx/sites-available" "$SANDBOX/root/etc/bigbluebutton/bbb-webrtc-sfu"
 printf 'server {\\n  listen 80;\\n  return 301 https://$server_name$request_uri;\\n}\\nserver {\\n  listen 443 ssl;\\n  access_log /var/log/nginx/bigbluebutton.access.log;\\n}\\n' \\
   > "$SANDBOX/root/etc/nginx/sites-available/bigbluebutton"
-printf 'log:\\n  level: info\\n' > "$SANDBOX/root/etc/bigbluebutton/bbb-webrtc-sfu/production.yml"
 # -g: install_greenlight_v3 (L832-1050): install_docker first (docker-compose 1.24.0 into /usr/local/bin unless
 # an executable is there), then Greenlight's compose file and .env from the image bigbluebutton/greenlight:v3
 # when absent, BBB's secret and URL into the .env, and \`docker-compose -f ... pull\` and \`up -d\` by name.
@@ -411,6 +411,34 @@ fi
 fs=$SANDBOX/root/opt/freeswitch; mkdir -p "$fs/etc/freeswitch/autoload_configs"; [ -e "$fs/conf" ] || ln -s etc/freeswitch "$fs/conf"
 [ -f "$fs/conf/autoload_configs/event_socket.conf.xml" ] ||
   printf '<configuration name="event_socket.conf"><settings>\\n  <param name="password" value="%s"/>\\n</settings></configuration>\\n' "Esl$RANDOM$RANDOM" > "$fs/conf/autoload_configs/event_socket.conf.xml"
+# get_IP (L470-541): an IP given in the environment skips detection; otherwise the address of the default
+# route's interface ($SANDBOX/private-ip) and, behind NAT, the external one from DNS of -s ($SANDBOX/public-ip),
+# taken only when \`nc -zw3 <external> 443\` connects: the router hairpins (HAIRPIN=1) or the address is on lo.
+priv=$(cat "$SANDBOX/private-ip" 2>/dev/null || echo 10.0.0.11)
+pub=$(cat "$SANDBOX/public-ip" 2>/dev/null || echo "$priv")
+# INSTALLER_IGNORES_IP=1: a version that detects the addresses whatever the environment says.
+[ -z "\${INSTALLER_IGNORES_IP:-}" ] || unset IP INTERNAL_IP
+if [ -z "\${IP:-}" ]; then
+  IP=$priv
+  if [ "$pub" != "$priv" ] && { [ -n "\${HAIRPIN:-}" ] || ip -4 -o addr show dev lo | grep -q " inet $pub/32 "; }; then INTERNAL_IP=$priv IP=$pub; fi
+fi
+# check_nat (L672-711): FreeSWITCH's vars.xml (the package's, external_*_ip=stun:stun.freeswitch.org) gets IP;
+# behind NAT, IP goes on lo (\`ip addr add\`, which fails when it is there: the run stops under -e) and into
+# dummy-nic.service, which adds it at boot.
+vars="$fs/conf/vars.xml"
+[ -f "$vars" ] || printf '<include>\\n  <X-PRE-PROCESS cmd="set" data="external_rtp_ip=stun:stun.freeswitch.org"/>\\n  <X-PRE-PROCESS cmd="set" data="external_sip_ip=stun:stun.freeswitch.org"/>\\n</include>\\n' > "$vars"
+sed -i -E "s/data=\\"external_(rtp|sip)_ip=[^\\"]*\\"/data=\\"external_\\1_ip=$IP\\"/" "$vars"
+if [ -n "\${INTERNAL_IP:-}" ]; then
+  ip addr add "$IP" dev lo
+  nic="$SANDBOX/root/lib/systemd/system/dummy-nic.service"
+  grep -q "$IP" "$nic" 2>/dev/null || { mkdir -p "$(dirname "$nic")"; printf '[Service]\\nExecStart=/sbin/ip addr add %s dev lo\\n' "$IP" > "$nic"; }
+fi
+# install_ssl (L1668-1694): the media server's addresses, in /etc/bigbluebutton/bbb-webrtc-sfu/production.yml.
+sfu="$SANDBOX/root/etc/bigbluebutton/bbb-webrtc-sfu/production.yml"; touch "$sfu"
+yq e -i ".freeswitch.ip = \\"$IP\\"" "$sfu"
+yq e -i ".mediasoup.webrtc.listenIps[0].ip = \\"0.0.0.0\\"" "$sfu"
+yq e -i ".mediasoup.webrtc.listenIps[0].announcedIp = \\"$IP\\"" "$sfu"
+yq e -i ".mediasoup.plainRtp.listenIp.announcedIp = \\"$IP\\"" "$sfu"
 `;
 
 /**
@@ -454,6 +482,64 @@ for a in "\${addresses[@]}"; do
 done`;
 }
 
+/**
+ * yq, mikefarah's v4 (which bbb-install.sh installs, ppa:rmescandon/yq; its \`yq e\` syntax), for what the steps
+ * use: \`yq e PATH FILE\` prints the value at a path like .a.b[0].c (a scalar as it is, "null" where there is
+ * none); \`yq e -i 'PATH = "value"' FILE\` sets it, making the maps and lists on the way. A missing file fails as
+ * yq's does ("Error: open FILE: no such file or directory", exit 1); any other expression is refused.
+ */
+const YQ = `
+const fs = require("fs");
+const YAML = require(${JSON.stringify(require.resolve("yaml"))});
+const args = process.argv.slice(2);
+if (args[0] !== "e" && args[0] !== "eval") { console.error("yq stub: only 'yq e' is modelled"); process.exit(1); }
+const inPlace = args[1] === "-i";
+const [expression, file] = args.slice(inPlace ? 2 : 1);
+if (!fs.existsSync(file)) { console.error("Error: open " + file + ": no such file or directory"); process.exit(1); }
+const m = /^\\s*((?:\\.[A-Za-z_][A-Za-z0-9_]*(?:\\[\\d+\\])?)+)\\s*(?:=\\s*"([^"]*)")?\\s*$/.exec(expression);
+if (!m || inPlace !== (m[2] !== undefined)) { console.error("yq stub: unsupported expression " + expression); process.exit(1); }
+const keys = [];
+for (const part of m[1].slice(1).split(".")) {
+  const [, key, index] = /^([^[]+)(?:\\[(\\d+)\\])?$/.exec(part);
+  keys.push(key); if (index !== undefined) keys.push(Number(index));
+}
+const doc = YAML.parse(fs.readFileSync(file, "utf8")) ?? {};
+if (!inPlace) {
+  let node = doc;
+  for (const key of keys) node = node == null ? undefined : node[key];
+  console.log(node == null ? "null" : typeof node === "object" ? YAML.stringify(node).trimEnd() : String(node));
+  process.exit(0);
+}
+let node = doc;
+keys.forEach((key, i) => {
+  if (i === keys.length - 1) { node[key] = m[2]; return; }
+  if (node[key] == null) node[key] = typeof keys[i + 1] === "number" ? [] : {};
+  node = node[key];
+});
+fs.writeFileSync(file, YAML.stringify(doc));
+`;
+
+/**
+ * ip (iproute2), the addresses of lo only, kept in $SANDBOX/lo-addrs (127.0.0.1/8 always there): \`ip -4 -o addr
+ * show dev lo\` prints them as ip-address(8) does; \`ip addr add A dev lo\` adds A/32 (A without a prefix is a
+ * host address) and fails as the kernel's EEXIST reads when it is there ("RTNETLINK answers: File exists",
+ * exit 2); \`ip addr del A/32 dev lo\` fails likewise when it is not ("Cannot assign requested address").
+ */
+const IP = `
+f="$SANDBOX/lo-addrs"; touch "$f"
+case "$*" in
+  "-4 -o addr show dev lo")
+    for a in 127.0.0.1/8 $(cat "$f"); do printf '1: lo    inet %s scope %s lo\\\\       valid_lft forever preferred_lft forever\\n' "$a" "$([ "$a" = 127.0.0.1/8 ] && echo host || echo global)"; done ;;
+  "addr add "*" dev lo")
+    a=$3; case $a in */*) ;; *) a=$a/32 ;; esac
+    grep -qxF "$a" "$f" && { echo "RTNETLINK answers: File exists" >&2; exit 2; }
+    echo "$a" >> "$f" ;;
+  "addr del "*" dev lo")
+    grep -qxF "$3" "$f" || { echo "RTNETLINK answers: Cannot assign requested address" >&2; exit 2; }
+    grep -vxF "$3" "$f" > "$f.new"; mv "$f.new" "$f" ;;
+  *) echo "ip stub: $* is not modelled" >&2; exit 1 ;;
+esac`;
+
 /** A self-signed certificate and key for the stub certbot (and the real coturn). */
 export const TEST_CERT_SUBJECT = "/CN=turn.example.org";
 
@@ -480,11 +566,9 @@ esac`,
     box.stub("docker", DOCKER);
     box.stub("nginx", '[ "$1" = -t ] && [ -z "${NGINX_BROKEN:-}" ]');
     box.stub("fs_cli", FS_CLI);
-    // yq e '.log.level' FILE / yq e -i '.log.level = "x"' FILE: as much of yq as the steps use.
-    box.stub(
-        "yq",
-        `if [ "$2" = -i ]; then level=\${3#*\\"}; level=\${level%\\"}; sed -i "s/^  level: .*/  level: $level/" "$4"; else sed -n 's/^  level: //p' "$3"; fi`,
-    );
+    box.write("yq.js", YQ);
+    box.stub("yq", `exec ${shellQuote(process.execPath)} "$SANDBOX/yq.js" "$@"`);
+    box.stub("ip", IP);
     box.write("installer.sh", INSTALLER);
     box.write("compose-1.24.stub", COMPOSE_1_24);
     for (const [file, text] of Object.entries(GREENLIGHT_IMAGE_FILES)) box.write(`greenlight-image/${file}`, text);

@@ -7,13 +7,22 @@
 # VERSION on a server installed with another one, unless FORCE_REINSTALL.
 # With GREENLIGHT true, Greenlight runs on Docker Compose v2 from the image tag GREENLIGHT_VERSION (lib.sh,
 # greenlight_compose); the tag alone does not re-run the installer (bbb-configure recreates Greenlight).
+# Behind a floating IP (PUBLIC_IPV4 not PRIVATE_IPV4, the VM's own), bbb-install.sh takes the NAT set-up only when
+# the VM reaches its public address on 443 (get_IP, v3.0.x-release 26ce2d16): where the router does not hairpin,
+# FreeSWITCH and the media server announce the private address, and browsers and phones get no media. So the
+# installer is given both addresses (IP, INTERNAL_IP: get_IP then detects nothing), and what the server
+# announces is checked after every run, and before deciding there is nothing to do: a server that announces
+# another address is installed again (guarded as any other run).
 # Inputs: FQDN EMAIL VERSION INSTALLER_URL TURN_HOST TURN_SECRET GREENLIGHT (GREENLIGHT_VERSION) FORCE_REINSTALL
-#         UPGRADE_IN_PLACE TIMEOUT_SECONDS
+#         UPGRADE_IN_PLACE TIMEOUT_SECONDS PUBLIC_IPV4 PRIVATE_IPV4
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
 : "${FQDN:?}" "${EMAIL:?}" "${VERSION:?}" "${INSTALLER_URL:?}" "${TURN_HOST:?}" "${TURN_SECRET:?}"
-: "${GREENLIGHT:?}" "${FORCE_REINSTALL:?}" "${UPGRADE_IN_PLACE:?}" "${TIMEOUT_SECONDS:?}"
+: "${GREENLIGHT:?}" "${FORCE_REINSTALL:?}" "${UPGRADE_IN_PLACE:?}" "${TIMEOUT_SECONDS:?}" "${PUBLIC_IPV4:?}" "${PRIVATE_IPV4:?}"
+for input in PUBLIC_IPV4 PRIVATE_IPV4; do
+  [[ ${!input} =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ ]] || fail "$input '${!input}' is not an IPv4 address"
+done
 
 state=$ROOT/var/lib/bbb-deploy
 installer=$state/bbb-install.sh
@@ -30,6 +39,27 @@ chmod 0700 "$state"
 [[ $TURN_SECRET =~ ^[0-9a-f]+$ ]] || fail "the TURN secret must be lower-case hex"
 [ "$GREENLIGHT" != true ] || [[ ${GREENLIGHT_VERSION:-} =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] ||
   fail "GREENLIGHT_VERSION '${GREENLIGHT_VERSION:-}' is not an image tag"
+
+# What the installed BigBlueButton announces that is not PUBLIC_IPV4, a line each: FreeSWITCH (vars.xml, which
+# check_nat writes), the media server (bbb-webrtc-sfu's production.yml, which install_ssl writes) and, behind NAT,
+# the public address on lo (FreeSWITCH and the media server bind it), also at boot (check_nat's dummy-nic.service).
+misannounced() {
+  local vars=$ROOT/opt/freeswitch/etc/freeswitch/vars.xml sfu=$ROOT/etc/bigbluebutton/bbb-webrtc-sfu/production.yml key value
+  for key in external_rtp_ip external_sip_ip; do
+    value=$(sed -n "s/.*data=\"$key=\([^\"]*\)\".*/\1/p" "$vars" 2>/dev/null | tail -n1)
+    [ "$value" = "$PUBLIC_IPV4" ] || echo "FreeSWITCH ($key in vars.xml) announces ${value:-nothing}, not $PUBLIC_IPV4"
+  done
+  value=$(yq e '.mediasoup.webrtc.listenIps[0].announcedIp' "$sfu" 2>/dev/null || true)
+  [ "$value" = "$PUBLIC_IPV4" ] || echo "the media server (bbb-webrtc-sfu) announces ${value:-nothing}, not $PUBLIC_IPV4"
+  value=$(yq e '.mediasoup.plainRtp.listenIp.announcedIp' "$sfu" 2>/dev/null || true)
+  [ "$value" = "$PUBLIC_IPV4" ] || echo "bbb-webrtc-sfu's RTP with FreeSWITCH (plainRtp) announces ${value:-nothing}, not $PUBLIC_IPV4"
+  if [ "$PUBLIC_IPV4" != "$PRIVATE_IPV4" ]; then
+    ip -4 -o addr show dev lo | grep -q " inet $PUBLIC_IPV4/32 " || echo "$PUBLIC_IPV4 is not on lo (bbb-install.sh's NAT set-up)"
+    grep -q "ip addr add $PUBLIC_IPV4 dev lo" "$ROOT/lib/systemd/system/dummy-nic.service" 2>/dev/null ||
+      echo "dummy-nic.service does not put $PUBLIC_IPV4 on lo at boot"
+  fi
+  return 0
+}
 
 # bbb-install.sh runs as its own systemd unit, detached from this SSH session: a dropped session or a cancelled
 # pulumi up does not kill it halfway, and the next run of this step waits for it instead of starting another.
@@ -70,13 +100,18 @@ if [ -n "$recorded" ] && [ ! -f "$url_file" ]; then
     fi
   done
 fi
-if [ "$recorded" = "$fingerprint" ] && [ "$last_url" = "$INSTALLER_URL" ]; then
-  say "bbb-install.sh already ran with these inputs; nothing to do"
-  exit 0
-fi
-if [ "$recorded" = "$fingerprint" ] && [ "$FORCE_REINSTALL" != true ]; then
-  say "bbb-install.sh last ran from $last_url; $INSTALLER_URL runs the next time it runs (a new bbbVersion, or forceReinstall: true)"
-  exit 0
+if [ "$recorded" = "$fingerprint" ]; then
+  wrong=$(misannounced)
+  if [ -n "$wrong" ]; then
+    while IFS= read -r line; do say "$line"; done <<<"$wrong"
+    say "running bbb-install.sh again, so that the server announces $PUBLIC_IPV4"
+  elif [ "$last_url" = "$INSTALLER_URL" ]; then
+    say "bbb-install.sh already ran with these inputs; nothing to do"
+    exit 0
+  elif [ "$FORCE_REINSTALL" != true ]; then
+    say "bbb-install.sh last ran from $last_url; $INSTALLER_URL runs the next time it runs (a new bbbVersion, or forceReinstall: true)"
+    exit 0
+  fi
 fi
 
 installed=$(cat "$version_file" 2>/dev/null || true)
@@ -108,6 +143,16 @@ curl -fsSL --retry 5 --max-time 120 -o "$installer.new" "$INSTALLER_URL" || fail
 head -n1 "$installer.new" | grep -q '^#!.*bash' || fail "$INSTALLER_URL is not a bash script"
 mv -f "$installer.new" "$installer"
 
+# The addresses, as get_IP would find them with a hairpinning router. Behind NAT, check_nat puts the public one on
+# lo with `ip addr add`, which fails when it is there (from the run before, or dummy-nic.service at boot) and,
+# under -e, stops the installer: it goes first (BigBlueButton is idle, and restarts with the installer).
+addresses=(IP="$PUBLIC_IPV4")
+if [ "$PUBLIC_IPV4" != "$PRIVATE_IPV4" ]; then
+  addresses+=(INTERNAL_IP="$PRIVATE_IPV4")
+  if ip -4 -o addr show dev lo | grep -q " inet $PUBLIC_IPV4/32 "; then
+    ip addr del "$PUBLIC_IPV4/32" dev lo || fail "cannot take $PUBLIC_IPV4 off lo for bbb-install.sh's NAT set-up"
+  fi
+fi
 args=(-v "$VERSION" -s "$FQDN" -e "$EMAIL" -c "$TURN_HOST:$TURN_SECRET")
 if [ "$GREENLIGHT" = true ]; then
   args+=(-g)
@@ -128,7 +173,7 @@ set -o pipefail
 mkdir -p $(printf '%q' "$(dirname "$(pending_file install)")")
 : >$(printf '%q' "$(pending_file install)")
 # bbb-install.sh's first line asks for -e, which \`bash script\` does not read: given here.
-timeout $TIMEOUT_SECONDS bash -e $(printf '%q' "$installer") $(printf '%q ' "${args[@]}")2>&1 | sed -f $(printf '%q' "$masking") >>$(printf '%q' "$log")
+$(printf '%q ' "${addresses[@]}")timeout $TIMEOUT_SECONDS bash -e $(printf '%q' "$installer") $(printf '%q ' "${args[@]}")2>&1 | sed -f $(printf '%q' "$masking") >>$(printf '%q' "$log")
 rc=\$?
 if [ "\$rc" -eq 0 ]; then
   printf '%s\\n' $fingerprint >$(printf '%q' "$done_file")
@@ -154,4 +199,7 @@ if [ "$rc" != 0 ]; then
   fail "bbb-install.sh failed with exit code $rc (last lines above; log: /var/log/bbb-deploy/bbb-install.log)"
 fi
 chmod 0600 "$done_file" "$url_file" "$version_file"
+wrong=$(misannounced)
+[ -z "$wrong" ] || fail "bbb-install.sh ran, but:" "$wrong" \
+  "(docs/upstream.md: bbb-install.sh's addresses; the installer from another bbbInstallerRef may not take them)"
 say "bbb-install.sh finished"
