@@ -348,12 +348,12 @@ export const CONFIG_KEYS = Object.keys(CONFIG_SCHEMA) as ConfigKey[];
 
 /**
  * BBB package lines this program installs: the Ubuntu release each needs and the bbb-install.sh it runs by
- * default, a commit of the line's release branch (v3.0.x-release, v2.7.x-release): the head of each when
- * docs/upstream.md was read, so that what the steps rely on does not move under them.
+ * default, a commit of the line's release branch: the head of it when docs/upstream.md was read, so that what
+ * the steps rely on does not move under them. BigBlueButton 3.0 only: 2.7 (focal-27x) was never checked, and
+ * its installer's yq (v3) does not read the \`yq e\` the steps use.
  */
 export const BBB_LINES: Record<string, { ubuntu: string; codename: string; installerBranch: string; installerRef: string }> = {
     "jammy-30": { ubuntu: "22.04", codename: "jammy", installerBranch: "v3.0.x-release", installerRef: "26ce2d16c2a82ef962d685525b0c20bb89d4d151" },
-    "focal-27": { ubuntu: "20.04", codename: "focal", installerBranch: "v2.7.x-release", installerRef: "4f8ad4c4263a4393de5a542eb7a2633cea4c38bb" },
 };
 
 const UBUNTU_CODENAMES: Record<string, string> = { focal: "20.04", jammy: "22.04", noble: "24.04" };
@@ -587,7 +587,7 @@ export function parseConfig(raw: RawConfig): Parsed {
         if (!line || !/^[a-z]+-\d{3}$/.test(version as string)) {
             problem(
                 key,
-                `a BigBlueButton package line: ${Object.keys(BBB_LINES).map((l) => `${l}x`).join(" or ")}`,
+                `a BigBlueButton package line: ${Object.keys(BBB_LINES).map((l) => `${l}x`).join(" or ")} (BigBlueButton 3.0; 2.7, focal-27x, is not supported)`,
                 show(version),
                 key === "bbbVersion" ? setCommand(key, CONFIG_SCHEMA.bbbVersion.default) : `pulumi config set --path ${key} ${CONFIG_SCHEMA.bbbVersion.default}`,
             );

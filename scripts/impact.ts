@@ -493,6 +493,10 @@ function stepRow(step: ResourceChange, suffix: string, owner: string, ctx: Conte
     if (restarts) return { does, stake: [`${rule.does}: ${rule.why}`, removal].filter(Boolean).join("; "), level: 1 };
     if (removal) return { does, stake: removal, level: 1 };
     if (delta.script === "scalelite-node") return { does, stake: scaleliteNodeStake(step.after!, delta, inputs), level: 1 };
+    // bbb-configure recreates Greenlight on bbb-1 (single topology) for its image or log level.
+    if (delta.script === "bbb-configure" && delta.inputs.some((n) => n.startsWith("GREENLIGHT_"))) {
+        return { does, stake: "Greenlight's containers are recreated (Greenlight pauses; running meetings go on)", level: 1 };
+    }
     return { does, stake: "", level: 1 };
 }
 

@@ -103,6 +103,17 @@ test("the single topology: a new flavor resizes bbb-1 (it reboots), a new boot v
     expect(rows(replaced)).toEqual([expect.stringMatching(/^\| bbb-1 \| bbb \| replace the VM \(boot volume 80 → 100 GB\), then run every step on the new one \| .*the VM is replaced.*; what is on the boot volume is lost/)]);
 });
 
+test("a single server's Greenlight on a new image, or logging for another privacy, is recreated: meetings go on", async () => {
+    const withGreenlight = await evaluate({ ...DEV, greenlight: true }, "dev");
+    const upgraded = assessImpact(withGreenlight, await evaluate({ ...DEV, greenlight: true, greenlightVersion: "v3.8.3" }, "dev"));
+    expect([upgraded.level, upgraded.meetingsAtRisk]).toEqual([1, []]);
+    expect(rows(renderImpact("dev", "HEAD", upgraded))).toEqual([
+        "| bbb-1 | bbb | re-run `install` (bbb-installer): GREENLIGHT_VERSION changed |  |",
+        "| bbb-1 | bbb | re-run `configure` (bbb-configure): GREENLIGHT_VERSION, INSTALL_ID changed | Greenlight's containers are recreated (Greenlight pauses; running meetings go on) |",
+        "| bbb-1 | bbb | re-run `data-policy` (bbb-data-policy): INSTALL_ID changed |  |",
+    ]);
+});
+
 test("a VM behind a meetings check (a local command it depends on, components/guard.ts) changes when idle, or now when forced", async () => {
     const dev = await devRun();
     const flavor = { flavors: { bbb: "m1.xlarge" } };
