@@ -99,6 +99,9 @@ test("a failing certbot fails the step naming both names; the certificate stays 
     const r = run({}, { CERTBOT_FAIL: "1" });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("bbb-api-name: error: certbot could not renew the certificate of bbb-1.example.org for bbb-1.example.org, bbb.example.org");
+    // certbot's own report, on the step's output: which name the CA could not check, and why.
+    expect(r.stdout).toContain("Certbot failed to authenticate some domains (authenticator: webroot).");
+    expect(r.stdout).toContain("Some challenges have failed.");
     expect(names()).toBe("bbb-1.example.org");
 });
 
@@ -109,4 +112,13 @@ test("no certificate from the installer: the step says so instead of making one"
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("bbb-api-name: error: no certificate for bbb-1.example.org in /etc/letsencrypt/live: bbb-install.sh makes it");
     expect(issued()).toEqual([]);
+});
+
+test("a live directory certbot has no lineage for (its renewal configuration gone): the step says where to look and asks for no certificate", () => {
+    fs.rmSync(box.file("certbot/bbb-1.example.org"));
+    const r = run();
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("bbb-api-name: error: certbot reports no certificate named bbb-1.example.org (see: certbot certificates)");
+    expect(box.calls("certbot")).toEqual(["certbot certificates --cert-name bbb-1.example.org"]);
+    expect(box.calls("dig")).toEqual([]);
 });

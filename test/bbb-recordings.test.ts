@@ -31,17 +31,29 @@ extra_rsync_opts: []
 delete_recording: false
 `;
 
-/** getent passwd|group NAME|ID over $ROOT/etc/{passwd,group}: exit 2 when missing, as the real one. */
+/**
+ * getent passwd|group NAME|ID, as glibc's getent asks NSS: from the sources /etc/nsswitch.conf names for the
+ * database (files when it names none), of which only files ($ROOT/etc/{passwd,group}) holds anything here; exit 2
+ * when none has the key, as the real one.
+ */
 const GETENT = `
-file="$ROOT/etc/$1"; key=$2; field=1
+db=$1; key=$2; field=1
 case $key in *[!0-9]*) ;; *) field=3 ;; esac
+sources=$(sed -n "s/^$db:[[:space:]]*//p" "$ROOT/etc/nsswitch.conf" 2>/dev/null); sources=\${sources:-files}
+case " $sources " in *" files "*) ;; *) exit 2 ;; esac
+file="$ROOT/etc/$db"
 [ -f "$file" ] || exit 2
 awk -F: -v k="$key" -v f="$field" '$f == k { print; found = 1 } END { exit found ? 0 : 2 }' "$file"`;
 const GROUPADD = `
 [ -n "\${GROUPADD_FAIL:-}" ] && { echo "groupadd: cannot lock /etc/group" >&2; exit 10; }
 [ "$1" = -g ] && printf '%s:x:%s:\\n' "$3" "$2" >> "$ROOT/etc/group"`;
-/** usermod -a -G GROUP USER: adds USER to GROUP's members. */
+/**
+ * usermod -a -G GROUP USER: adds USER to GROUP's members. USERMOD_LOCKED=1: another tool holds /etc/group's lock
+ * (e.g. a package's postinst running useradd): shadow 4.8's usermod.c, open_files, "cannot lock /etc/group; try
+ * again later.", exit 10 (E_GRP_UPDATE), nothing changed.
+ */
 const USERMOD = `
+[ -z "\${USERMOD_LOCKED:-}" ] || { echo "usermod: cannot lock /etc/group; try again later." >&2; exit 10; }
 g=$3; u=$4
 awk -F: -v OFS=: -v g="$g" -v u="$u" '$1 == g { $4 = ($4 == "" ? u : $4 "," u) } { print }' "$ROOT/etc/group" > "$ROOT/etc/group.new"
 mv "$ROOT/etc/group.new" "$ROOT/etc/group"`;
@@ -55,7 +67,13 @@ mkdir -p "$SANDBOX/nfs"; echo "$1" >> "$SANDBOX/nfs/mounted"
 awk -v mp="\${1#"$ROOT"}" '$2 == mp { print $1 }' "$ROOT/etc/fstab" > "$SANDBOX/nfs/source"
 [ -n "\${SHARE_EMPTY:-}" ] || mkdir -p "$1/spool"`;
 const MOUNTPOINT = `[ "$1" = -q ] && shift; [ -f "$SANDBOX/nfs/mounted" ] && grep -qxF "$1" "$SANDBOX/nfs/mounted"`;
-const UMOUNT = `[ "$1" = -l ] && shift; grep -vxF "$1" "$SANDBOX/nfs/mounted" > "$SANDBOX/nfs/left" || true; mv "$SANDBOX/nfs/left" "$SANDBOX/nfs/mounted"`;
+/**
+ * umount -l PATH: the share is no longer mounted there. UMOUNT_FAIL=1: umount(2) refuses, as to a root without
+ * CAP_SYS_ADMIN over the mount (a confined root, e.g. in a container): util-linux 2.37's libmount
+ * (context_umount.c) words EPERM "must be superuser to unmount.", exit 32; a lazy unmount is never busy.
+ */
+const UMOUNT = `[ -z "\${UMOUNT_FAIL:-}" ] || { echo "umount: $2: must be superuser to unmount." >&2; exit 32; }
+[ "$1" = -l ] && shift; grep -vxF "$1" "$SANDBOX/nfs/mounted" > "$SANDBOX/nfs/left" || true; mv "$SANDBOX/nfs/left" "$SANDBOX/nfs/mounted"`;
 /** curl -o FILE URL: Scalelite's two files from $SANDBOX/scalelite-files/; DOWNLOAD_404=<file> answers 404 for it. */
 const CURL = `
 out=""; url=""; prev=""
@@ -141,8 +159,8 @@ describe("a first run", () => {
         expect(read(POST_PUBLISH)).toBe(RB);
         expect(mode(POST_PUBLISH)).toBe("755");
         expect(box.calls("chown")).toContainEqual(expect.stringMatching(/^chown root:root .*\/post_publish\/scalelite_post_publish\.rb\.\w+$/));
-        // The temporary downloads are gone.
-        expect(fs.readdirSync(box.file("root/var/lib/bbb-deploy"))).toEqual([]);
+        // The temporary downloads are gone, and nothing is owed to a later run.
+        expect(box.files().filter((f) => f.startsWith("var/lib/bbb-deploy/"))).toEqual([]);
     });
 
     test("writes scalelite.yml with the share's spool, the local work dir and Scalelite's suggested rsync options, other keys kept", () => {
@@ -263,7 +281,83 @@ describe("bbb-recordings", () => {
         expect(yml.stderr).toContain(`bbb-recordings: error: ${RAW}/v1.8.5/bigbluebutton/scalelite.yml is not Scalelite's scalelite.yml`);
         expect(fs.existsSync(box.file(POST_PUBLISH))).toBe(false);
         expect(fs.existsSync(box.file(YML))).toBe(false);
-        expect(fs.readdirSync(box.file("root/var/lib/bbb-deploy"))).toEqual([]);
+        expect(fs.readdirSync(box.file("root/var/lib/bbb-deploy")).filter((f) => f !== "pending")).toEqual([]);
+    });
+
+    test("a host without BigBlueButton's recording scripts fails before any group, mount or file is touched", () => {
+        fs.rmSync(box.file("root/usr/local/bigbluebutton"), { recursive: true });
+        const r = run();
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-recordings: error: /usr/local/bigbluebutton/core/scripts is missing: bbb-install.sh has not completed on this host");
+        expect(changes()).toEqual([]);
+        expect(read("root/etc/group")).not.toContain("scalelite-spool");
+    });
+
+    test("a group NSS does not show after groupadd (nsswitch.conf's group line without files) stops the step before anyone joins it", () => {
+        box.write("root/etc/nsswitch.conf", "passwd: files\ngroup: sss\n");
+        const r = run();
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-recordings: error: the group scalelite-spool is missing after groupadd");
+        expect(box.calls("groupadd")).toEqual(["groupadd -g 2000 scalelite-spool"]);
+        expect(box.calls("usermod")).toEqual([]);
+        expect(box.calls("mount")).toEqual([]);
+    });
+
+    test("a usermod that cannot lock /etc/group (another tool holds it) stops the step; the next run adds bigbluebutton and restarts the worker", () => {
+        const r = run({}, { USERMOD_LOCKED: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("usermod: cannot lock /etc/group; try again later.\nbbb-recordings: error: usermod -a -G scalelite-spool bigbluebutton failed");
+        expect(read("root/etc/group")).toContain("\nscalelite-spool:x:2000:\n");
+        expect(box.calls("mount")).toEqual([]);
+        expect(box.calls("systemctl")).toEqual([]);
+        forget();
+        ok();
+        expect(read("root/etc/group")).toContain("\nscalelite-spool:x:2000:bigbluebutton\n");
+        expect(box.calls("systemctl")).toEqual(["systemctl try-restart bbb-rap-resque-worker.service"]);
+    });
+
+    test("a recording worker that does not restart (for the new group) fails the step, and the next run restarts it", () => {
+        const r = run({}, { SYSTEMCTL_FAIL: "try-restart" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("Job for bbb-rap-resque-worker.service failed because the control process exited with error code.");
+        expect(r.stderr).toContain("bbb-recordings: error: cannot restart bbb-rap-resque-worker.service (the next run restarts it again)");
+        expect(r.stdout).not.toContain("published recordings go to Scalelite");
+        forget();
+        ok();
+        expect(box.calls("systemctl")).toEqual(["systemctl try-restart bbb-rap-resque-worker.service"]);
+        forget();
+        ok();
+        expect(box.calls("systemctl")).toEqual([]);
+    });
+
+    test("a run that stopped after bigbluebutton joined the group (the share did not mount) restarts the worker once it gets through", () => {
+        expect(run({}, { MOUNT_FAIL: "1" }).status).toBe(1);
+        expect(read("root/etc/group")).toContain("\nscalelite-spool:x:2000:bigbluebutton\n");
+        expect(box.calls("systemctl")).toEqual([]);
+        forget();
+        ok();
+        expect(box.calls("usermod")).toEqual([]);
+        expect(box.calls("systemctl")).toEqual(["systemctl try-restart bbb-rap-resque-worker.service"]);
+    });
+
+    test("an old share that cannot be unmounted fails the step, naming it; the next run unmounts it and mounts the new one", () => {
+        ok();
+        forget();
+        const r = run({ NFS_SERVER: "10.20.0.9" }, { UMOUNT_FAIL: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(`umount: ${box.root}/mnt/scalelite-recordings: must be superuser to unmount.`);
+        expect(r.stderr).toContain("bbb-recordings: error: cannot unmount the old share at /mnt/scalelite-recordings (the next run unmounts it again)");
+        expect(box.calls("mount")).toEqual([]);
+        expect(read("nfs/source")).toBe("10.20.0.5:/var/lib/bbb-data/recordings\n");
+        forget();
+        ok({ NFS_SERVER: "10.20.0.9" });
+        expect(box.calls("umount")).toEqual([`umount -l ${box.root}/mnt/scalelite-recordings`]);
+        expect(box.calls("mount")).toEqual([`mount ${box.root}/mnt/scalelite-recordings`]);
+        expect(read("nfs/source")).toBe("10.20.0.9:/var/lib/bbb-data/recordings\n");
+        forget();
+        ok({ NFS_SERVER: "10.20.0.9" });
+        expect(box.calls("umount")).toEqual([]);
+        expect(box.calls("mount")).toEqual([]);
     });
 
     test("a host without BigBlueButton, or bad inputs, fail before anything changes", () => {

@@ -119,6 +119,17 @@ describe("bbb-installer", () => {
             expect(fs.existsSync(box.file("lo-addrs")) ? lo() : "").toBe("");
         });
 
+        test("an address on lo that cannot be taken off (a root without CAP_NET_ADMIN) stops the step before the installer runs again", () => {
+            expect(box.run("bbb-installer", NAT).status).toBe(0);
+            installedBbb(box, OLD_SECRET);
+            const r = box.run("bbb-installer", { ...NAT, VERSION: "jammy-301" }, { IP_FAIL: "del" });
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain("RTNETLINK answers: Operation not permitted\nbbb-installer: error: cannot take 203.0.113.11 off lo for bbb-install.sh's NAT set-up");
+            expect(installerRuns()).toHaveLength(1);
+            expect(lo()).toBe("203.0.113.11/32\n");
+            expect(box.files().filter((f) => f.includes("pending"))).toEqual([]);
+        });
+
         test("addresses that are not IPv4 addresses are refused before anything runs", () => {
             const r = box.run("bbb-installer", { ...NAT, PUBLIC_IPV4: "203.0.113" });
             expect(r.status).toBe(1);
@@ -386,6 +397,49 @@ describe("bbb-installer", () => {
         expect(fs.readFileSync(box.file("root/var/log/bbb-deploy/bbb-install.log"), "utf8")).toContain("-c turn.example.org:[secret]");
     });
 
+    test("dpkg's unfinished work failing stops the step before the installer runs again; the run stays owed", () => {
+        expect(box.run("bbb-installer", INSTALL, { INSTALLER_RC: "100" }).status).toBe(1);
+        fs.writeFileSync(box.callLog, "");
+        const r = box.run("bbb-installer", INSTALL, { DPKG_FAIL: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-installer: error: dpkg --configure -a failed; the package database needs a hand (log: /var/log/bbb-deploy/bbb-install.log)");
+        expect(fs.readFileSync(box.file("root/var/log/bbb-deploy/bbb-install.log"), "utf8")).toContain("Errors were encountered while processing:\n bbb-html5\n");
+        expect(box.calls("curl")).toEqual([]);
+        expect(installerRuns()).toEqual([]);
+        expect(box.files().filter((f) => f.includes("pending"))).toEqual(["var/lib/bbb-deploy/pending/bbb-installer.install"]);
+    });
+
+    test("a unit file named bbb-deploy-install (e.g. from running the installer by hand) keeps systemd-run from starting it: the step says so, leaves no secret behind and owes no run", () => {
+        box.write("root/etc/systemd/system/bbb-deploy-install.service", "[Service]\nExecStart=/root/bbb-install.sh\n");
+        const r = box.run("bbb-installer", INSTALL);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(
+            "Failed to start transient service unit: Unit bbb-deploy-install.service was already loaded or has a fragment file.\n" +
+                "bbb-installer: error: cannot start bbb-install.sh as the systemd unit bbb-deploy-install",
+        );
+        expect(installerRuns()).toEqual([]);
+        // The runner and its masking script hold the TURN secret: only while the installer runs.
+        expect(box.files().filter((f) => /bbb-install-(run|mask)/.test(f))).toEqual([]);
+        expect(box.files().filter((f) => f.includes("pending"))).toEqual([]);
+    });
+
+    test("an installer that does not finish within TIMEOUT_SECONDS is stopped and the step says so; the run stays owed", () => {
+        const r = box.run("bbb-installer", { ...INSTALL, TIMEOUT_SECONDS: "1" }, { INSTALLER_SECONDS: "2" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-installer: error: bbb-install.sh did not finish within 1s (log: /var/log/bbb-deploy/bbb-install.log)");
+        expect(fs.existsSync(box.file("root/var/lib/bbb-deploy/installer.sha256"))).toBe(false);
+        expect(box.files().filter((f) => f.includes("pending"))).toEqual(["var/lib/bbb-deploy/pending/bbb-installer.install"]);
+    });
+
+    test("an installer killed with its unit (the OOM killer, systemctl kill) leaves no exit code: the step says so; the run stays owed", () => {
+        const r = box.run("bbb-installer", INSTALL, { INSTALLER_KILLED: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-installer: error: bbb-install.sh ended without an exit code (killed? see: journalctl -u bbb-deploy-install)");
+        expect(fs.existsSync(box.file("root/var/lib/bbb-deploy/installer.sha256"))).toBe(false);
+        expect(box.files().filter((f) => f.includes("pending"))).toEqual(["var/lib/bbb-deploy/pending/bbb-installer.install"]);
+        expect(box.files().filter((f) => /bbb-install-(run|mask)/.test(f))).toEqual([]);
+    });
+
     test("a failing installer fails the step with its exit code", () => {
         const r = box.run("bbb-installer", INSTALL, { INSTALLER_RC: "3" });
         expect(r.status).toBe(1);
@@ -494,6 +548,20 @@ describe("bbb-configure", () => {
             expect(ups()).toHaveLength(1);
         });
 
+        test("a Greenlight log level or version that is not one is refused: Greenlight is neither touched nor recreated", () => {
+            const before = env();
+            for (const [inputs, message] of [
+                [{ GREENLIGHT_LOG_LEVEL: "verbose" }, "GREENLIGHT_LOG_LEVEL must be debug, info, warn or error, not 'verbose'"],
+                [{ GREENLIGHT_VERSION: "v3;reboot" }, "GREENLIGHT_VERSION 'v3;reboot' is not an image tag"],
+            ] as [Record<string, string>, string][]) {
+                const r = box.run("bbb-configure", { ...WITH_GREENLIGHT, ...inputs });
+                expect([r.status, r.stderr]).toEqual([1, expect.stringContaining(`bbb-configure: error: ${message}`)]);
+            }
+            expect(env()).toBe(before);
+            expect(ups()).toEqual([]);
+            expect(fs.readFileSync(box.file(COMPOSE_FILE), "utf8")).toContain("image: bigbluebutton/greenlight:v3.8.2.4\n");
+        });
+
         test("a Greenlight that is not this server's any more (a pool grown from it) is left as it is", () => {
             const r = box.run("bbb-configure", CONFIGURE);
             expect(r.status).toBe(0);
@@ -508,6 +576,33 @@ describe("bbb-configure", () => {
         fs.symlinkSync(box.file("root/mnt/bbb-recordings/bigbluebutton"), box.file("root/var/bigbluebutton"));
         expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
         expect(box.calls("chown")).toContain(`chown -R bigbluebutton:bigbluebutton ${box.root}/var/bigbluebutton/`);
+    });
+
+    test("/var/bigbluebutton on the data volume that cannot be given to bigbluebutton (no such user yet) fails the step before the API check", () => {
+        fs.mkdirSync(box.file("root/mnt/bbb-recordings/bigbluebutton"), { recursive: true });
+        fs.mkdirSync(box.file("root/var"), { recursive: true });
+        fs.symlinkSync(box.file("root/mnt/bbb-recordings/bigbluebutton"), box.file("root/var/bigbluebutton"));
+        const r = box.run("bbb-configure", CONFIGURE, { CHOWN_FAIL: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("chown: invalid user: \u2018bigbluebutton:bigbluebutton\u2019\nbbb-configure: error: cannot give /var/bigbluebutton (on the data volume) to bigbluebutton");
+        expect(r.stdout).not.toContain("checking the API");
+    });
+
+    test("a bbb-conf that refuses to run (BigBlueButton's release file gone) fails the restart; the next run restarts", () => {
+        expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
+        const changed = { ...CONFIGURE, PROPERTIES: "disableRecordingDefault=false\nallowRevealOfBBBVersion=false" };
+        fs.writeFileSync(box.file("calls.log"), "");
+        // Its secret unreadable, bbb-conf cannot tell whether meetings run: only forceReinstall goes ahead.
+        const r = box.run("bbb-configure", { ...changed, FORCE_RESTART: "true" }, { BBB_RELEASE_GONE: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stdout).toContain("# BigBlueButton does not appear to be installed.");
+        expect(r.stderr).toContain("bbb-configure: error: bbb-conf --restart failed (see: bbb-conf --check)");
+        expect(box.calls("curl").filter((c) => c.includes("getMeetings"))).toEqual([]);
+        fs.writeFileSync(box.file("calls.log"), "");
+        const again = box.run("bbb-configure", changed);
+        expect(again.status).toBe(0);
+        expect(box.calls("bbb-conf")).toContain("bbb-conf --restart");
+        expect(again.stdout).toContain("the API answers with the stack's secret");
     });
 
     test("a real /var/bigbluebutton is the packages' business", () => {

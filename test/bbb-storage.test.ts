@@ -243,6 +243,92 @@ test("a link to the volume whose directory is gone (a wrong volume), or a path t
     expect(file.stderr).toContain("bbb-storage: error: /var/bigbluebutton is neither a directory nor a link; refusing to touch it");
 });
 
+describe("what is in the way on the host or the volume stops the step before anything moves", () => {
+    test("an unfinished copy whose source is gone (/var/bigbluebutton missing, not a link): left for a hand, nothing linked or stopped", () => {
+        attachVolume(box, VOLUME);
+        box.write(`${TARGET}.partial/recording/half`, "");
+        const r = run();
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(
+            "bbb-storage: error: /mnt/bbb-recordings/bigbluebutton.partial holds an unfinished copy of an earlier run and /var/bigbluebutton is gone; check /var/bigbluebutton.pre-volume* and the copy by hand",
+        );
+        expect(fs.existsSync(box.file(LINK))).toBe(false);
+        expect(fs.existsSync(box.file(`${TARGET}.partial/recording/half`))).toBe(true);
+        expect(box.calls("bbb-conf")).toEqual([]);
+    });
+
+    test("a fresh VM whose volume holds a file where the directory must go: mkdir cannot make it, nothing is linked", () => {
+        attachVolume(box, VOLUME, true);
+        box.write(TARGET, "not a directory\n");
+        const r = run();
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("mkdir: cannot create directory");
+        expect(r.stderr).toContain("bbb-storage: error: cannot create /mnt/bbb-recordings/bigbluebutton");
+        expect(fs.existsSync(box.file(LINK))).toBe(false);
+        expect(read(TARGET)).toBe("not a directory\n");
+    });
+
+    test("an installed host whose volume holds a file where the copy must go: refused, BBB not stopped, nothing moved", () => {
+        attachVolume(box, VOLUME, true);
+        installedTree();
+        box.write(TARGET, "not a directory\n");
+        const r = run();
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-storage: error: /mnt/bbb-recordings/bigbluebutton exists and is not a directory; refusing to touch it");
+        expect(fs.lstatSync(box.file(LINK)).isDirectory()).toBe(true);
+        expect(read(TARGET)).toBe("not a directory\n");
+        expect(box.calls("bbb-conf")).toEqual([]);
+    });
+
+    // A link left dangling on the volume or beside /var/bigbluebutton (its directory removed by hand) is neither a
+    // directory nor missing to mkdir and mv: they refuse to put a directory in its place.
+    test("a dangling link where the copy is made: mkdir refuses; /var/bigbluebutton stays, BBB starts again", () => {
+        attachVolume(box, VOLUME);
+        installedTree();
+        fs.mkdirSync(box.file("root/mnt/bbb-recordings"), { recursive: true });
+        fs.symlinkSync("/mnt/old-volume/bigbluebutton.partial", box.file(`${TARGET}.partial`));
+        const r = run();
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-storage: error: cannot create /mnt/bbb-recordings/bigbluebutton.partial");
+        expect(bbb()).toEqual(["stop dir", "start dir"]);
+        expect(read(`${LINK}/recording/raw/m1/events.xml`)).toBe("<recording/>\n");
+        expect(fs.existsSync(box.file(TARGET))).toBe(false);
+    });
+
+    test("a dangling link where the copy goes: mv refuses to rename the copy over it; /var/bigbluebutton stays, BBB starts again", () => {
+        attachVolume(box, VOLUME);
+        installedTree();
+        fs.mkdirSync(box.file("root/mnt/bbb-recordings"), { recursive: true });
+        fs.symlinkSync("/mnt/old-volume/bigbluebutton", box.file(TARGET));
+        const r = run();
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("mv: cannot overwrite non-directory");
+        expect(r.stderr).toContain(
+            "bbb-storage: error: cannot rename /mnt/bbb-recordings/bigbluebutton.partial to /mnt/bbb-recordings/bigbluebutton; /var/bigbluebutton is left as it was",
+        );
+        expect(fs.lstatSync(box.file(LINK)).isDirectory()).toBe(true);
+        expect(read(`${LINK}/recording/raw/m1/events.xml`)).toBe("<recording/>\n");
+        expect(fs.readlinkSync(box.file(TARGET))).toBe("/mnt/old-volume/bigbluebutton");
+        expect(bbb()).toEqual(["stop dir", "start dir"]);
+    });
+
+    test("a dangling /var/bigbluebutton.pre-volume: the old directory cannot be moved aside; it stays in use, the copy is on the volume, BBB starts again", () => {
+        attachVolume(box, VOLUME);
+        installedTree();
+        fs.symlinkSync("/var/bigbluebutton.removed", box.file(`${LINK}.pre-volume`));
+        const r = run();
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("mv: cannot overwrite non-directory");
+        expect(r.stderr).toContain(
+            "bbb-storage: error: cannot move /var/bigbluebutton aside to /var/bigbluebutton.pre-volume; the copy is in /mnt/bbb-recordings/bigbluebutton",
+        );
+        expect(fs.lstatSync(box.file(LINK)).isDirectory()).toBe(true);
+        expect(read(`${LINK}/recording/raw/m1/events.xml`)).toBe("<recording/>\n");
+        expect(read(`${TARGET}/recording/raw/m1/events.xml`)).toBe("<recording/>\n");
+        expect(bbb()).toEqual(["stop dir", "start dir"]);
+    });
+});
+
 describe("Greenlight's compose project (single topology with Greenlight)", () => {
     const GREENLIGHT = { ...RECORDINGS, MOUNT: "/mnt/bbb-greenlight", DIRECTORY: "/root/greenlight-v3", SERVICE: "greenlight" };
     const GL = "root/root/greenlight-v3";

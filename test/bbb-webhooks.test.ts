@@ -20,6 +20,8 @@ const OVERRIDE = "root/etc/bigbluebutton/bbb-webhooks/production.yml";
  * systemctl as in stubs.ts, plus bbb-webhooks starting: its hooks are loaded from Redis
  * ($SANDBOX/webhooks/redis: `set` lists the ids, `hook:<id>` holds URL and permanent flag), then every
  * permanentURLs entry of production.yml without a hook yet is registered as a permanent hook, in Redis too.
+ * $SANDBOX/webhooks/dies-at-restart: bbb-webhooks exits right after a restart (its unit, Type=simple, counts as
+ * started once forked: systemctl restart succeeds, the unit is inactive after).
  */
 const SYSTEMCTL = `
 verb=$1; shift
@@ -39,7 +41,7 @@ load() {
 }
 case $verb in
   start) [ -f "$SANDBOX/units/$unit" ] || { [ "$unit" = bbb-webhooks ] && load; }; touch "$SANDBOX/units/$unit" ;;
-  restart) [ "$unit" = bbb-webhooks ] && load; touch "$SANDBOX/units/$unit" ;;
+  restart) [ "$unit" = bbb-webhooks ] && load; touch "$SANDBOX/units/$unit"; [ ! -e "$wh/dies-at-restart" ] || rm -f "$SANDBOX/units/$unit" ;;
   stop) rm -f "$SANDBOX/units/$unit" ;;
   is-active) [ -f "$SANDBOX/units/$unit" ] ;;
 esac`;
@@ -240,4 +242,69 @@ test("the API secret is never printed, never on a command line, and written nowh
     expect(read("calls.log")).not.toContain(SECRET);
     const holding = box.files().filter((f) => read(`root/${f}`).includes(SECRET));
     expect(holding).toEqual(["etc/bigbluebutton/bbb-web.properties"]);
+});
+
+describe("removing a stale permanent hook", () => {
+    /** A first run, then a permanent hook from an earlier configuration, and bbb-webhooks stopped (e.g. a reboot). */
+    function staleHook(id = "old-1"): void {
+        expect(run().status).toBe(0);
+        storedHook(id, "https://old.example.org/hook", true);
+        fs.rmSync(box.file("units/bbb-webhooks"));
+        fs.writeFileSync(box.file("calls.log"), "");
+    }
+
+    test("a hooks list with an id bbb-webhooks does not make is refused before anything is removed from Redis", () => {
+        staleHook("1;FLUSHALL");
+        const r = run();
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-webhooks: error: unexpected hook id '1;FLUSHALL' in the hooks list");
+        expect(box.calls("redis-cli")).toEqual([]);
+        expect(restarts()).toEqual([]);
+        expect(hooks("redis")["https://old.example.org/hook"]).toBe(true);
+    });
+
+    test("without redis-cli the step stops, saying so; nothing restarts and the hook stays", () => {
+        staleHook();
+        box.remove("redis-cli");
+        const r = run();
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-webhooks: error: redis-cli is missing: cannot remove stale permanent hooks");
+        expect(restarts()).toEqual([]);
+        expect(hooks("redis")["https://old.example.org/hook"]).toBe(true);
+    });
+
+    test("a Redis that does not answer stops the step with redis-cli's words; bbb-webhooks is not restarted", () => {
+        staleHook();
+        const r = run(INPUTS, { REDIS_DOWN: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("Could not connect to Redis at 127.0.0.1:6379: Connection refused\nbbb-webhooks: error: cannot remove the stale permanent hook old-1 from Redis");
+        expect(restarts()).toEqual([]);
+        expect(hooks("redis")["https://old.example.org/hook"]).toBe(true);
+    });
+
+    test("a bbb-webhooks that dies right after its restart stops the step before the hooks are listed again", () => {
+        staleHook();
+        box.write("webhooks/dies-at-restart", "");
+        const r = run();
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-webhooks: error: bbb-webhooks is not running (see: journalctl -u bbb-webhooks)");
+        expect(restarts()).toHaveLength(1);
+        expect(box.calls("curl")).toHaveLength(1);
+        expect(r.stdout).not.toContain("stale hook(s) removed");
+    });
+
+    test("a bbb-webhooks that keeps its hooks under other Redis keys (2.x: bigbluebutton:webhooks:hooks) still has the hook after the restart: the step says so", () => {
+        // bbb-webhooks 2.x's config/default.example.yml: redis.keys.hooks and hookPrefix without :out:.
+        box.stub("systemctl", SYSTEMCTL.replaceAll("$wh/redis", "$wh/redis-2x"));
+        expect(run().status).toBe(0);
+        box.write("webhooks/redis-2x/hook:old-1", "https://old.example.org/hook\ntrue\n");
+        fs.appendFileSync(box.file("webhooks/redis-2x/set"), "old-1\n");
+        fs.rmSync(box.file("units/bbb-webhooks"));
+        fs.writeFileSync(box.file("calls.log"), "");
+        const r = run();
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-webhooks: error: the stale permanent hook old-1 is still registered after its removal from Redis");
+        expect(box.calls("redis-cli")).toEqual(["redis-cli SREM bigbluebutton:webhooks:out:hooks old-1", "redis-cli DEL bigbluebutton:webhooks:out:hook:old-1"]);
+        expect(restarts()).toHaveLength(1);
+    });
 });

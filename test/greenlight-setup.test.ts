@@ -351,6 +351,62 @@ describe("later runs and failures", () => {
         expect([reload.status, reload.stderr]).toEqual([1, expect.stringContaining("greenlight-setup: error: nginx did not reload (see: journalctl -u nginx)")]);
     });
 
+    test("nginx masked by hand cannot be enabled: the step says so before nginx is started", () => {
+        host();
+        box.write("masked/nginx", "");
+        const r = run();
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("Failed to enable unit: Unit file /etc/systemd/system/nginx.service is masked.\ngreenlight-setup: error: cannot enable nginx");
+        expect(box.calls("systemctl").filter((c) => /^systemctl (start|reload) nginx$/.test(c))).toEqual([]);
+        expect(box.calls("curl")).toEqual([]);
+    });
+
+    test("nginx that does not start (port 443 held by another server) fails the step, saying where to look, before the health check", () => {
+        host();
+        const r = run({}, { SYSTEMCTL_FAIL: "start nginx" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("Job for nginx.service failed because the control process exited with error code.");
+        expect(r.stderr).toContain("greenlight-setup: error: nginx did not start (see: journalctl -u nginx)");
+        expect(box.calls("curl")).toEqual([]);
+        // docker started as ever: only nginx's job failed.
+        expect(created()).toEqual(["greenlight-postgres", "greenlight-redis", "greenlight-v3"]);
+    });
+
+    test("a directory where the site's link must go (holding one named greenlight, which ln cannot replace) stops the step before nginx is tested", () => {
+        host();
+        fs.mkdirSync(box.file("root/etc/nginx/sites-enabled/greenlight/greenlight"), { recursive: true });
+        const r = run();
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("ln: ");
+        expect(r.stderr).toContain(`greenlight-setup: error: cannot enable the nginx site ${box.root}/etc/nginx/sites-available/greenlight`);
+        expect(box.calls("nginx")).toEqual([]);
+        expect(box.calls("systemctl").filter((c) => / nginx$/.test(c))).toEqual([]);
+    });
+
+    test("docker's address pools used up: the network greenlight cannot be made, no container runs", () => {
+        host();
+        const r = run({}, { DOCKER_FAIL: "network create" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(
+            "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network\ngreenlight-setup: error: cannot create the docker network greenlight",
+        );
+        expect(created()).toEqual([]);
+    });
+
+    test("a greenlightVersion the registry does not have stops the step before any container is replaced", () => {
+        host();
+        expectOk(run());
+        clearCalls();
+        const r = run({ GREENLIGHT_VERSION: "v3.8.99" }, { DOCKER_FAIL: "pull" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(
+            "Error response from daemon: manifest for bigbluebutton/greenlight:v3.8.99 not found: manifest unknown: manifest unknown\n" +
+                "greenlight-setup: error: cannot pull bigbluebutton/greenlight:v3.8.99",
+        );
+        expect(box.calls("docker").filter((c) => /^docker (run|rm)/.test(c))).toEqual([]);
+        expect(dockerArgs("greenlight-v3").pop()).toBe("bigbluebutton/greenlight:v3.8.2.4");
+    });
+
     test("a failing certbot stops the step naming certbot and the name, before any container runs", () => {
         host();
         const r = run({}, { CERTBOT_FAIL: "1" });

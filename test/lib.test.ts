@@ -72,6 +72,32 @@ describe("mount_data_volume", () => {
         expect(box.calls("resize2fs")).toEqual([]);
     });
 
+    test("a volume that holds a partition table (no filesystem, no UUID) is neither formatted nor mounted", () => {
+        attachVolume(box, VOLUME);
+        box.write("disk/pttype", "dos\n");
+        const r = lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data 20; echo mounted`);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(`lib-test: error: data volume ${VOLUME} (${box.root}/dev/vdb) holds something without a filesystem UUID; refusing to touch it`);
+        expect(r.stdout).not.toContain("mounted");
+        expect(box.calls("mkfs.ext4")).toEqual([]);
+        expect(box.calls("mount")).toEqual([]);
+        expect(fs.readFileSync(box.file("root/etc/fstab"), "utf8")).toBe("");
+    });
+
+    test("a grown volume whose filesystem has recorded errors (the kernel will not grow it online) stops the step with resize2fs's words", () => {
+        attachVolume(box, VOLUME, true);
+        box.write("disk/fs-size", `${20 * 2 ** 30}\n`);
+        box.write("disk/size", `${50 * 2 ** 30}\n`);
+        box.write("disk/fs-errors", "");
+        const r = lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data 50; echo grown`);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("resize2fs: Permission denied to resize filesystem\n");
+        expect(r.stderr).toContain(`lib-test: error: cannot grow the filesystem of data volume ${VOLUME} to its 50 GB (resize2fs)`);
+        expect(r.stdout).not.toContain("grew");
+        expect(r.stdout).not.toContain("grown");
+        expect(fs.readFileSync(box.file("disk/fs-size"), "utf8").trim()).toBe(String(20 * 2 ** 30));
+    });
+
     test("a volume that never shows up fails with its id", () => {
         const r = lib(`mount_data_volume ${VOLUME} /var/lib/bbb-data 20`, { VOLUME_WAIT_SECONDS: "0" });
         expect(r.status).toBe(1);
@@ -97,6 +123,28 @@ describe("ensure_container", () => {
         expect(run("--network scalelite blindsidenetwks/scalelite:v1.8.5-api").stdout).toContain("kept");
         expect(box.calls("docker").filter((c) => /^docker (run|rm)/.test(c))).toEqual([]);
         expect(box.calls("docker")).toContain("docker start scalelite-api");
+    });
+
+    test("a kept container that does not start (its port held by another process) stops the step with docker's words; it is not replaced", () => {
+        const nginx = (env: Record<string, string> = {}) =>
+            lib("ensure_container scalelite-nginx --network scalelite -p 443:443 blindsidenetwks/scalelite:v1.8.5-nginx; echo after", env);
+        expect(nginx().status).toBe(0);
+        fs.writeFileSync(box.file("docker/scalelite-nginx/running"), "false\n");
+        fs.writeFileSync(box.file("calls.log"), "");
+        const r = nginx({ DOCKER_FAIL: "start" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("Bind for 0.0.0.0:443 failed: port is already allocated\nError: failed to start containers: scalelite-nginx\n");
+        expect(r.stderr).toContain("lib-test: error: cannot start container scalelite-nginx");
+        expect(r.stdout).not.toContain("after");
+        expect(box.calls("docker").filter((c) => /^docker (run|rm)/.test(c))).toEqual([]);
+    });
+
+    test("a container docker cannot run (its name still taken) stops the step with docker's words and the container's name", () => {
+        const r = lib("ensure_container scalelite-api --network scalelite blindsidenetwks/scalelite:v1.8.5-api; echo after", { DOCKER_FAIL: "run" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain('docker: Error response from daemon: Conflict. The container name "/scalelite-api" is already in use');
+        expect(r.stderr).toContain("lib-test: error: cannot run container scalelite-api (see: docker logs scalelite-api)");
+        expect(r.stdout).not.toContain("after");
     });
 
     test("replaces a container whose arguments changed (a new image tag)", () => {
@@ -137,6 +185,16 @@ describe("failures of the tools lib.sh runs stop the step, saying what failed", 
         expect(fs.readFileSync(box.file("root/etc/fstab"), "utf8").split("\n").filter(Boolean)).toHaveLength(1);
     });
 
+    test("write_if_changed: a file whose directory is not there (mktemp cannot make its temporary file beside it) writes nothing", () => {
+        const r = lib(`printf 'x\\n' | write_if_changed "$ROOT/etc/nginx/sites-available/x.conf" 0644 root:root; echo written`);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("mktemp: failed to create file via template");
+        expect(r.stderr).toContain(`lib-test: error: cannot write next to ${box.root}/etc/nginx/sites-available/x.conf`);
+        expect(r.stdout).not.toContain("written");
+        expect(fs.existsSync(box.file("root/etc/nginx"))).toBe(false);
+        expect(box.calls("chown")).toEqual([]);
+    });
+
     test("write_if_changed: an owner that cannot be set leaves the file as it was and no temporary file", () => {
         box.write("root/etc/x.conf", "old\n");
         const r = lib(`printf 'new\\n' | write_if_changed "$ROOT/etc/x.conf" 0600 nosuchuser:root`, { CHOWN_FAIL: "1" });
@@ -145,4 +203,54 @@ describe("failures of the tools lib.sh runs stop the step, saying what failed", 
         expect(fs.readFileSync(box.file("root/etc/x.conf"), "utf8")).toBe("old\n");
         expect(fs.readdirSync(box.file("root/etc"))).toEqual(["x.conf"]);
     });
+});
+
+describe("fs_cli_ready", () => {
+    const EVENT_SOCKET = "root/opt/freeswitch/conf/autoload_configs/event_socket.conf.xml";
+    beforeEach(() => box.write(EVENT_SOCKET, '<param name="password" value="Esl0123456789"/>\n'));
+
+    test("finds fs_cli and its password, and FreeSWITCH answers through a private config", () => {
+        const r = lib("fs_cli_ready; fs_api reloadxml; echo asked");
+        expect([r.status, r.stdout]).toEqual([0, "asked\n"]);
+        expect(box.calls("fs_cli")).toEqual(["fs_cli -x reloadxml"]);
+    });
+
+    test("without fs_cli (bbb-install.sh has not completed) it stops before FreeSWITCH is asked anything", () => {
+        box.remove("fs_cli");
+        const r = lib("fs_cli_ready; fs_api reloadxml; echo asked");
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("lib-test: error: fs_cli is missing (/opt/freeswitch/bin/fs_cli): bbb-install.sh has not completed on this host");
+        expect(r.stdout).not.toContain("asked");
+    });
+
+    test("a TMPDIR that is not there (e.g. pam_tmpdir's, removed): no private config for fs_cli, the step stops before FreeSWITCH is asked", () => {
+        const r = lib("fs_cli_ready; fs_api reloadxml; echo asked", { TMPDIR: box.file("tmp-gone") });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("mktemp: failed to create directory via template");
+        expect(r.stderr).toContain("lib-test: error: cannot make a temporary directory for fs_cli");
+        expect(box.calls("fs_cli")).toEqual([]);
+        expect(r.stdout).not.toContain("asked");
+    });
+});
+
+describe("greenlight_compose", () => {
+    test("a file where /usr/local/bin must be (a download saved under that name) stops it; the file is left as it was", () => {
+        box.write("root/usr/local/bin", "#!/bin/sh\n");
+        const r = lib("greenlight_compose v3.8.2.4; echo written");
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("mkdir: cannot create directory");
+        expect(r.stderr).toContain("lib-test: error: cannot create /usr/local/bin");
+        expect(r.stdout).not.toContain("written");
+        expect(fs.readFileSync(box.file("root/usr/local/bin"), "utf8")).toBe("#!/bin/sh\n");
+    });
+});
+
+test("cert_names: a lineage's names as certbot reports them, sorted; none once certbot deleted it, and deleting it again names the renewal file certbot looked for", () => {
+    box.write("certbot/bbb.example.org", "scalelite.example.org bbb.example.org\n");
+    box.write("certbot/other.example.org", "other.example.org\n");
+    expect(lib("cert_names bbb.example.org").stdout).toBe("bbb.example.org scalelite.example.org\n");
+    expect(lib("certbot delete --non-interactive --cert-name bbb.example.org && cert_names bbb.example.org").stdout).toBe("\n");
+    const again = lib("certbot delete --non-interactive --cert-name bbb.example.org");
+    expect([again.status, again.stderr]).toEqual([1, "No certificate found with name bbb.example.org (expected /etc/letsencrypt/renewal/bbb.example.org.conf).\n"]);
+    expect(lib("cert_names other.example.org").stdout).toBe("other.example.org\n");
 });

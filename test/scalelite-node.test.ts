@@ -459,3 +459,13 @@ test("a server whose VM is protected (the prod stack) is not removed: Pulumi wou
     expect(box.run("scalelite-node", { ...NODE, PROTECTED: "false" } as typeof NODE, {}, ["remove"]).status).toBe(0);
     expect(server()).toBeUndefined();
 });
+
+test("an action the step does not know (a command line from another version of the program) is refused; Scalelite is not changed", () => {
+    apply();
+    fs.writeFileSync(box.callLog, "");
+    const r = box.run("scalelite-node", NODE, {}, ["drain"]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("scalelite-node: error: unknown action drain (apply, create, maintenance, remove, guard or retire)");
+    expect(rakeCalls()).toEqual([]);
+    expect(server()?.state).toBe("enabled");
+});

@@ -449,6 +449,56 @@ describe("scalelite-setup", () => {
         expect(runs()).toEqual(SCALELITE);
     });
 
+    test("a data volume gone read-only (ext4's errors=remount-ro) stops the step at the recordings' owners, before anything else", () => {
+        ok();
+        forget();
+        const r = run({}, { CHOWN_READONLY: box.file("root/var/lib/bbb-data") });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(`chown: changing ownership of '${box.root}/var/lib/bbb-data/recordings/spool': Read-only file system`);
+        expect(r.stderr).toContain("scalelite-setup: error: cannot chown 1000:2000 the recording directories under /var/lib/bbb-data/recordings");
+        expect(box.calls().filter((c) => /^(apt-get|docker|certbot|systemctl|exportfs|curl) /.test(c))).toEqual([]);
+    });
+
+    test("an nfs-server that does not start (e.g. a kernel without nfsd) stops the step before anything is exported or run", () => {
+        const r = run({}, { SYSTEMCTL_FAIL: "enable nfs-server" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("scalelite-setup: error: cannot start nfs-server (see: journalctl -u nfs-server)");
+        expect(box.calls("exportfs")).toEqual([]);
+        expect(runs()).toEqual([]);
+    });
+
+    test("recordings turned off: an exportfs that fails after the export is withdrawn stops the step, naming it; no container is replaced", () => {
+        ok();
+        forget();
+        const r = run({ RECORDINGS: "false", NFS_CLIENTS: "" }, { EXPORTFS_FAIL: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("exportfs: Failed to stat /var/lib/bbb-data/recordings\nscalelite-setup: error: exportfs -ra failed after removing the recordings export");
+        expect(fs.existsSync(box.file(EXPORTS))).toBe(false);
+        expect(runs()).toEqual([]);
+        expect(removed()).toEqual([]);
+    });
+
+    test("docker's address pools used up: the network scalelite cannot be made, no container runs", () => {
+        const r = run({}, { DOCKER_FAIL: "network create" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network\nscalelite-setup: error: cannot create the docker network scalelite");
+        expect(runs()).toEqual([]);
+    });
+
+    test("the host's own certificate, no longer needed, that certbot cannot delete (its renewal holds the lock) fails the step after Scalelite answers; the next run deletes it", () => {
+        box.write("certbot/scalelite.example.org", "scalelite.example.org\n");
+        box.write("root/etc/letsencrypt/live/scalelite.example.org/fullchain.pem", "old\n");
+        const r = run({}, { CERTBOT_LOCKED: "delete" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("scalelite-setup: error: certbot could not delete the certificate scalelite.example.org it no longer needs");
+        expect(r.stdout).toContain("Scalelite answers on https://bbb.example.org/bigbluebutton/api");
+        expect(fs.existsSync(box.file("root/etc/letsencrypt/live/scalelite.example.org/fullchain.pem"))).toBe(true);
+        forget();
+        expect(ok().stdout).toContain("deleted the certificate scalelite.example.org");
+        expect(fs.existsSync(box.file("root/etc/letsencrypt/live/scalelite.example.org"))).toBe(false);
+        expect(runs()).toEqual([]);
+    });
+
     test("a failing exportfs stops the step before any container runs, naming the exports file", () => {
         const r = run({}, { EXPORTFS_FAIL: "1" });
         expect(r.status).toBe(1);
@@ -473,6 +523,7 @@ describe("scalelite-setup", () => {
             [{ SCALELITE_VERSION: "v1.8.5; rm -rf /" }, "SCALELITE_VERSION 'v1.8.5; rm -rf /' is not an image tag"],
             [{ VOLUME_ID: "vol-1" }, "VOLUME_ID 'vol-1' is not an OpenStack volume id"],
             [{ POSTGRES_IMAGE: "postgres 15" }, "POSTGRES_IMAGE 'postgres 15' is not an image name"],
+            [{ REDIS_IMAGE: "redis 7" }, "REDIS_IMAGE 'redis 7' is not an image name"],
             [{ HEALTH_WAIT_SECONDS: "ten" }, "HEALTH_WAIT_SECONDS must be a number of seconds, not 'ten'"],
             [{ RETENTION_DAYS: "-1" }, "RETENTION_DAYS must be a number of days, not '-1'"],
             [{ EMAIL: "ops at example.org" }, "EMAIL 'ops at example.org' is not an e-mail address"],

@@ -6,14 +6,51 @@ import { shellQuote } from "../components/remote";
 import { Sandbox } from "./sandbox";
 
 /**
- * systemctl: remembers which units run in $SANDBOX/units/<unit>; `is-active` answers from there as systemd
- * does (prints active or inactive unless --quiet; exit 0 or 3). SYSTEMCTL_FAIL=<verb> makes that verb fail.
+ * systemctl, as systemd 249's (Ubuntu 22.04) src/systemctl/ answers what the steps ask: it remembers which units run
+ * in $SANDBOX/units/<unit>; `is-active` answers from there (systemctl-is-active.c: prints the state, active, inactive
+ * or failed, unless --quiet; exit 0, or 3, EXIT_PROGRAM_NOT_RUNNING). A masked unit ($SANDBOX/masked/<unit>) is
+ * refused: `enable` prints "Failed to enable unit: Unit file /etc/systemd/system/<unit>.service is masked."
+ * (systemctl-enable.c over the manager's install error for -ERFKILL, dbus-manager.c), a job prints "Failed to start
+ * <unit>.service: Unit <unit>.service is masked." (systemctl-start-unit.c over bus_unit_validate_load_state,
+ * dbus-unit.c); exit 1 (translate_bus_error_to_exit_status keeps the error, systemctl exits EXIT_FAILURE).
+ * SYSTEMCTL_FAIL=<verb>, or "<verb> <unit>" for one unit only, makes that verb fail: a start, restart or try-restart
+ * job as a unit whose process exits with an error (src/shared/bus-wait-for-jobs.c, log_job_error_with_service_result:
+ * "Job for <unit>.service failed because the control process exited with error code." and where to look; exit 1), the
+ * unit left failed, not running; a reload job likewise, the unit running on; `enable` as a unit systemd does not know
+ * ("Failed to enable unit: Unit file <unit>.service does not exist.", install.c's -ENOENT), `enable --now` as a unit
+ * enabled whose start job fails (as above); `is-active` as a failed unit (failed, exit 3). The messages were read on
+ * systemd's main branch; that 249 prints them alike is assumed, as are daemon-reload's reason and the message of any
+ * other verb.
  */
 const SYSTEMCTL = `
 verb=$1; shift
-[ "\${SYSTEMCTL_FAIL:-}" = "$verb" ] && exit 1
 mkdir -p "$SANDBOX/units"
 unit=""; quiet=false; for a in "$@"; do case $a in --quiet) quiet=true ;; -*) ;; *) unit=$a ;; esac; done
+case $unit in *.*) full=$unit ;; *) full=$unit.service ;; esac
+if [ -e "$SANDBOX/masked/\${unit%.service}" ]; then
+  case $verb in
+    enable) echo "Failed to enable unit: Unit file /etc/systemd/system/$full is masked." >&2; exit 1 ;;
+    start|restart|try-restart|reload) echo "Failed to $verb $full: Unit $full is masked." >&2; exit 1 ;;
+  esac
+fi
+if [ -n "\${SYSTEMCTL_FAIL:-}" ] && { [ "$SYSTEMCTL_FAIL" = "$verb" ] || [ "$SYSTEMCTL_FAIL" = "$verb $unit" ]; }; then
+  case $verb in
+    start|restart|try-restart|reload)
+      [ "$verb" = reload ] || rm -f "$SANDBOX/units/$unit"
+      printf 'Job for %s failed because the control process exited with error code.\nSee "systemctl status %s" and "journalctl -xeu %s" for details.\n' "$full" "$full" "$full" >&2
+      exit 1 ;;
+    enable)
+      case " $* " in
+        *" --now "*)
+          printf 'Job for %s failed because the control process exited with error code.\nSee "systemctl status %s" and "journalctl -xeu %s" for details.\n' "$full" "$full" "$full" >&2 ;;
+        *) echo "Failed to enable unit: Unit file $full does not exist." >&2 ;;
+      esac
+      exit 1 ;;
+    is-active) $quiet || echo failed; exit 3 ;;
+    daemon-reload) echo "Failed to reload daemon: Connection timed out" >&2; exit 1 ;;
+    *) echo "Failed to $verb $full (SYSTEMCTL_FAIL)" >&2; exit 1 ;;
+  esac
+fi
 case $verb in
   start|restart) touch "$SANDBOX/units/$unit" ;;
   stop) rm -f "$SANDBOX/units/$unit" ;;
@@ -22,28 +59,46 @@ case $verb in
 esac`;
 
 /**
- * systemd-run --unit=NAME [--collect] [--quiet] COMMAND, as systemd-run(1) (systemd 249) does without --wait:
- * starts COMMAND as a transient service and returns at once; the unit is active while it runs and, with
- * --collect, gone once it ended. Here: a background process, detached from the step (it outlives it).
+ * systemd-run --unit=NAME [--collect] [--quiet] COMMAND, as systemd-run (systemd 249, src/run/run.c) does without
+ * --wait: starts COMMAND as a transient service and returns at once; the unit is active while it runs and, with
+ * --collect, gone once it ended. Here: a background process, detached from the step (it outlives it). A name
+ * taken by a unit that runs, or by a unit file (/etc/systemd/system/NAME.service), is refused as the manager
+ * refuses a transient unit that is not pristine (dbus-manager.c, transient_unit_from_message: "Failed to start
+ * transient service unit: Unit NAME.service was already loaded or has a fragment file.", exit 1; read on
+ * systemd's main branch, 249 assumed alike).
  */
 const SYSTEMD_RUN = `
 unit=""; cmd=()
 for a in "$@"; do case $a in --unit=*) unit=\${a#--unit=} ;; -*) ;; *) cmd+=("$a") ;; esac; done
 mkdir -p "$SANDBOX/units"
-[ -e "$SANDBOX/units/$unit" ] && { echo "Failed to start transient service unit: Unit $unit.service already exists." >&2; exit 1; }
+if [ -e "$SANDBOX/units/$unit" ] || [ -e "$ROOT/etc/systemd/system/$unit.service" ]; then
+  echo "Failed to start transient service unit: Unit $unit.service was already loaded or has a fragment file." >&2; exit 1
+fi
 touch "$SANDBOX/units/$unit"
 ( "\${cmd[@]}"; rm -f "$SANDBOX/units/$unit" ) </dev/null >/dev/null 2>&1 &`;
 
 /**
- * certbot, as certbot 2.x's _internal/main.py and cert_manager.py behave for what the steps use:
- * `certonly`: the lineage is --cert-name, else the first -d (a new lineage is named after its first name); it
- * "issues" by copying the sandbox's test certificate into live/<lineage>/ and records the lineage's names in
- * $SANDBOX/certbot/<lineage>; `certificates` prints each lineage as cert_manager's human-readable report does
- * ("No certificates found." when there is none); `delete --cert-name X` removes one. CERTBOT_FAIL=1: every
- * certonly fails as a failed challenge does.
+ * certbot, as certbot 2.1.0 (Ubuntu's python3-certbot; certbot/_internal/main.py, cert_manager.py, storage.py)
+ * behaves for what the steps use: `certonly`: the lineage is --cert-name; without it, one that names exactly the
+ * requested names (main.py _find_lineage_for_domains, cert_manager.find_duplicative_certs), else a new one named
+ * after the first -d (storage.py, RenewableCert.new_lineage); it "issues" by copying the sandbox's test certificate
+ * into live/<lineage>/ and records the lineage's names in $SANDBOX/certbot/<lineage>; `certificates` prints each
+ * lineage as cert_manager's human-readable report does ("No certificates found." when there is none); `delete
+ * --cert-name X` removes one, or fails as storage.renewal_file_for_certname does ("No certificate found with name X
+ * (expected /etc/letsencrypt/renewal/X.conf).", exit 1). CERTBOT_FAIL=1: every certonly fails as a challenge the CA
+ * could not check does: auth_handler.py's report of the failed authorizations on stdout (the Detail is the CA's,
+ * assumed), then AuthorizationError "Some challenges have failed." on stderr as log.py's post_arg_parse_except_hook
+ * prints it, with exit_with_advice's line, exit 1. CERTBOT_LOCKED=<verb>: that command finds certbot's lock taken by
+ * another certbot (e.g. certbot.timer's renewal, which main.py's make_or_verify_needed_dirs waits for no more than
+ * any other command): lock.py's LockError, printed likewise, exit 1.
  */
 const CERTBOT = `
 mkdir -p "$SANDBOX/certbot"
+if [ -n "\${CERTBOT_LOCKED:-}" ] && [ "$CERTBOT_LOCKED" = "$1" ]; then
+  echo "Another instance of Certbot is already running." >&2
+  echo "Ask for help or search for solutions at https://community.letsencrypt.org. See the logfile /var/log/letsencrypt/letsencrypt.log or re-run Certbot with -v for more details." >&2
+  exit 1
+fi
 case $1 in
   certificates)
     if [ -z "$(ls "$SANDBOX/certbot")" ]; then echo "No certificates found."; exit 0; fi
@@ -55,24 +110,39 @@ case $1 in
     exit 0 ;;
   delete)
     name=""; prev=""; for a in "$@"; do [ "$prev" = --cert-name ] && name=$a; prev=$a; done
-    [ -f "$SANDBOX/certbot/$name" ] || { echo "No certificate found with name $name (expected $(ls "$SANDBOX/certbot" | paste -sd ' ' -))." >&2; exit 1; }
+    [ -f "$SANDBOX/certbot/$name" ] || { echo "No certificate found with name $name (expected /etc/letsencrypt/renewal/$name.conf)." >&2; exit 1; }
     rm -rf "$SANDBOX/certbot/$name" "$ROOT/etc/letsencrypt/live/$name"
     exit 0 ;;
 esac
-[ -n "\${CERTBOT_FAIL:-}" ] && { echo "Challenge failed for domain" >&2; exit 1; }
-name=""; domains=(); prev=""
-for a in "$@"; do [ "$prev" = -d ] && domains+=("$a"); [ "$prev" = --cert-name ] && name=$a; prev=$a; done
+name=""; domains=(); prev=""; auth=webroot
+for a in "$@"; do [ "$prev" = -d ] && domains+=("$a"); [ "$prev" = --cert-name ] && name=$a; [ "$a" = --standalone ] && auth=standalone; prev=$a; done
+if [ -n "\${CERTBOT_FAIL:-}" ]; then
+  printf '\nCertbot failed to authenticate some domains (authenticator: %s). The Certificate Authority reported these problems:\n' "$auth"
+  for d in "\${domains[@]}"; do
+    printf '  Domain: %s\n  Type:   connection\n  Detail: 203.0.113.9: Fetching http://%s/.well-known/acme-challenge/t0ken: Timeout during connect (likely firewall problem)\n\n' "$d" "$d"
+  done
+  echo "Some challenges have failed." >&2
+  echo "Ask for help or search for solutions at https://community.letsencrypt.org. See the logfile /var/log/letsencrypt/letsencrypt.log or re-run Certbot with -v for more details." >&2
+  exit 1
+fi
+if [ -z "$name" ]; then
+  want=$(printf '%s\n' "\${domains[@]}" | sort -u | paste -sd ' ' -)
+  for f in "$SANDBOX/certbot"/*; do
+    [ -f "$f" ] && [ "$(tr ' ' '\n' < "$f" | sed '/^$/d' | sort -u | paste -sd ' ' -)" = "$want" ] && { name=\${f##*/}; break; }
+  done
+fi
 name=\${name:-\${domains[0]}}
 printf '%s\n' "\${domains[*]}" > "$SANDBOX/certbot/$name"
 mkdir -p "$ROOT/etc/letsencrypt/live/$name"
 cp "$SANDBOX/cert/fullchain.pem" "$SANDBOX/cert/privkey.pem" "$ROOT/etc/letsencrypt/live/$name/"`;
 
 /**
- * fs_cli (FreeSWITCH's libs/esl/fs_cli.c): refuses a connection unless $HOME/.fs_cli_conf holds the event
- * socket's password (FS_DOWN=1: no FreeSWITCH at all), exiting 255; answers the API commands the steps use as
- * FreeSWITCH does, an error too with exit 0 ("-ERR ..."): reloadxml, the sofia commands, `fsctl loglevel`
- * (mod_commands' ctl_function). RELOADXML_ERR=1: reloadxml fails, quoting the gateway file as FreeSWITCH quotes
- * a broken line; FSCTL_ERR=1: fsctl answers -ERR.
+ * fs_cli (FreeSWITCH v1.10, which BigBlueButton 3.0 packages as bbb-freeswitch-core; libs/esl/fs_cli.c): refuses
+ * a connection unless $HOME/.fs_cli_conf holds the event socket's password (FS_DOWN=1: no FreeSWITCH at all),
+ * exiting 255 (the source line in its message is assumed); answers the API commands the steps use as FreeSWITCH
+ * does, an error too with exit 0 ("-ERR ..."): reloadxml, the sofia commands (mod_sofia's sofia.c), `fsctl
+ * loglevel` (mod_commands.c's ctl_function). RELOADXML_ERR=1: reloadxml fails, quoting the gateway file as
+ * FreeSWITCH quotes a broken line (assumed); FSCTL_ERR=1: fsctl answers -ERR.
  */
 export const FS_CLI = `
 [ -n "\${FS_DOWN:-}" ] && { echo "[ERROR] fs_cli.c:1679 main() Error Connecting [Socket Connection Error]"; exit 255; }
@@ -92,11 +162,12 @@ case $2 in
 esac`;
 
 /**
- * curl for bbb-webhooks' API behind a BBB server's nginx (/bigbluebutton/api/hooks/): 502 while bbb-webhooks is
- * down, BigBlueButton stopped, or HOOKS_DOWN=1; the checksum is checked against bbb-webhooks' own copy of the
- * secret ($SANDBOX/webhooks/secret, else bbb-web's securitySalt); hooks/list lists the hooks in memory
- * ($SANDBOX/webhooks/mem); hooks/destroy never destroys a permanent hook, as in bbb-webhooks. `otherwise`:
- * the bash that answers any other URL.
+ * curl for bbb-webhooks' API behind a BBB server's nginx (/bigbluebutton/api/hooks/), as bbb-webhooks v3.x answers
+ * (src/out/webhooks/api/api.js and responses.js; its hooks, src/db/redis/hooks.js): nginx's 502 page while
+ * bbb-webhooks is down, BigBlueButton stopped, or HOOKS_DOWN=1; the checksum is checked against bbb-webhooks' own
+ * copy of the secret ($SANDBOX/webhooks/secret, else bbb-web's securitySalt); hooks/list lists the hooks in memory
+ * ($SANDBOX/webhooks/mem); hooks/destroy never destroys a permanent hook, as in bbb-webhooks. `otherwise`: the bash
+ * that answers any other URL.
  */
 export function hooksApiCurl(otherwise: string): string {
     return `
@@ -124,8 +195,15 @@ case $url in
 esac`;
 }
 
-/** redis-cli SREM <hooks set> <id> and DEL <hook prefix>:<id> on bbb-webhooks' stub Redis ($SANDBOX/webhooks/redis). */
+/**
+ * redis-cli SREM <hooks set> <id> and DEL <hook prefix>:<id> on bbb-webhooks' stub Redis ($SANDBOX/webhooks/redis,
+ * the keys of bbb-webhooks v3.x). As redis-cli (Redis 6, Ubuntu 22.04's redis-tools; src/redis-cli.c) prints a reply
+ * when its stdout is no terminal: an integer bare, how many members or keys were removed (always 1 here, where Redis
+ * answers 0 for none: the step discards the count, so it is not modelled). REDIS_DOWN=1: nothing listens on Redis's
+ * port: cliConnect's "Could not connect to Redis at 127.0.0.1:6379: Connection refused", exit 1.
+ */
 export const WEBHOOKS_REDIS_CLI = `
+[ -z "\${REDIS_DOWN:-}" ] || { echo "Could not connect to Redis at 127.0.0.1:6379: Connection refused" >&2; exit 1; }
 r="$SANDBOX/webhooks/redis"
 case "$1 $2" in
   "SREM bigbluebutton:webhooks:out:hooks") grep -vx -- "$3" "$r/set" > "$r/set.new" || true; mv "$r/set.new" "$r/set"; echo 1 ;;
@@ -133,16 +211,24 @@ case "$1 $2" in
   *) echo "(error) unexpected redis-cli $*"; exit 1 ;;
 esac`;
 
-/** install -m MODE -o USER -g GROUP SRC DST: copies and sets the mode (owners are only recorded). */
+/**
+ * install -m MODE -o USER -g GROUP SRC DST (coreutils 8.32, src/install.c): copies and sets the mode (owners are
+ * only recorded); a SRC that is not there fails as install's copy does ("install: cannot stat 'SRC': No such file
+ * or directory", exit 1).
+ */
 const INSTALL = `
 mode=""; args=()
 while [ $# -gt 0 ]; do case $1 in -m) mode=$2; shift 2 ;; -o|-g) shift 2 ;; *) args+=("$1"); shift ;; esac; done
+[ -e "\${args[0]}" ] || { echo "install: cannot stat '\${args[0]}': No such file or directory" >&2; exit 1; }
 cp "\${args[0]}" "\${args[1]}" && chmod "$mode" "\${args[1]}"`;
 
 /**
- * curl: a download of bbb-install.sh gets $SANDBOX/installer.sh; an API call is answered like BBB does:
- * the checksum is checked against the secret bbb-web runs with (see BBB_CONF), getMeetings lists the meetings
- * in $SANDBOX/meetings (one meeting id a line). API_DOWN=1 or BigBlueButton stopped: no answer.
+ * curl: a download of bbb-install.sh gets $SANDBOX/installer.sh (DOWNLOAD_FAIL=1: GitHub's 404, which curl -f
+ * turns into exit 22, CURLE_HTTP_RETURNED_ERROR, as curl 7.81's src/tool_operate.c and lib/strerror.c word it); an
+ * API call is answered like BBB 3.0's bbb-web does (bigbluebutton-web's ApiController.groovy, getMeetings, and
+ * its checksum check in ParamsProcessorUtil): the checksum is checked against the secret bbb-web runs with (see
+ * BBB_CONF), getMeetings lists the meetings in $SANDBOX/meetings (one meeting id a line). API_DOWN=1 or
+ * BigBlueButton stopped: no answer (curl's exit 7, CURLE_COULDNT_CONNECT; its message shortened).
  */
 const CURL = `
 out=""; url=""; prev=""
@@ -169,18 +255,44 @@ esac`;
 
 /**
  * docker: containers live in $SANDBOX/docker/<name>/ (spec label, args, running); networks in
- * $SANDBOX/docker/networks/. `docker exec [-i] scalelite-api bin/rake TASK` emulates Scalelite's rake tasks
- * (v1.8.5, lib/tasks/servers.rake and status.rake) with SERVER_ID_IS_HOSTNAME: servers in
+ * $SANDBOX/docker/networks/. `docker exec [-i] scalelite-api bin/rake TASK` emulates Scalelite's rake tasks (v1.8.5,
+ * lib/tasks/servers.rake and status.rake) with SERVER_ID_IS_HOSTNAME: servers in
  * $SANDBOX/scalelite/<id>/{url,secret,state}, the number of meetings its poller last saw on a server in
- * $SANDBOX/scalelite/<id>/meetings (none: never polled, so `status` leaves the cells blank as Tabulo prints
- * nil). `docker exec postgres pg_isready` answers as PostgreSQL's pg_isready exits (0 accepting, 2 no response);
- * `docker run --rm <api image> bundle exec rake db:prepare` prepares Scalelite's database (Rails 7.2's
- * db:prepare, which Scalelite v1.8.5's bin/setup uses) or fails as ActiveRecord does without PostgreSQL.
- * DOCKER_FAIL=<verb> makes that verb fail.
+ * $SANDBOX/scalelite/<id>/meetings (none: never polled, so `status` leaves the cells blank as Tabulo prints nil).
+ * `docker exec postgres pg_isready` answers as PostgreSQL's pg_isready exits (src/bin/scripts/pg_isready.c: 0
+ * accepting, 2 no response); `docker run --rm <api image> bundle exec rake db:prepare` prepares Scalelite's database
+ * (Rails 7.2's db:prepare, activerecord's railties/databases.rake, which Scalelite v1.8.5's bin/setup uses) or fails
+ * as ActiveRecord does without PostgreSQL (its PG connection adapter; the wording assumed). The CLI's own answers are
+ * the docker CLI's (docker/cli 24 to 29: cli/command/container/, image/, network/): `inspect` of what is not there
+ * "Error: No such object: NAME", exit 1. DOCKER_FAIL=<verb>, or "<verb> <subcommand>" (e.g. "network create"), makes
+ * that command fail as the daemon refuses it, its message printed by the CLI (exit 1; `docker run`, as run.go's
+ * reportError does for any daemon error, exit 125 with "See 'docker run --help'."): pull, a tag the registry does not
+ * have (the distribution API's MANIFEST_UNKNOWN: "manifest for IMAGE not found: manifest unknown: manifest unknown");
+ * start, a port another process holds (libnetwork's "Bind for 0.0.0.0:443 failed: port is already allocated", then
+ * start.go's "Error: failed to start containers: NAME"); network create, the daemon's address pools used up
+ * (libnetwork's ipam: "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to
+ * the network"); run, the name taken by a container the daemon still has (moby daemon/names.go's "Conflict. The
+ * container name ... is already in use"); exec, a container that stopped meanwhile ("container NAME is not running");
+ * any other command, a message of our own (assumed).
  */
 const DOCKER = `
 verb=$1; shift
-[ "\${DOCKER_FAIL:-}" = "$verb" ] && { echo "docker: $verb failed" >&2; exit 1; }
+if [ -n "\${DOCKER_FAIL:-}" ] && { [ "$DOCKER_FAIL" = "$verb" ] || [ "$DOCKER_FAIL" = "$verb \${1:-}" ]; }; then
+  case "$verb \${1:-}" in
+    "pull "*) echo "Error response from daemon: manifest for \${!#} not found: manifest unknown: manifest unknown" >&2; exit 1 ;;
+    "start "*)
+      echo "Error response from daemon: driver failed programming external connectivity on endpoint $1 (c0ffee$1): Bind for 0.0.0.0:443 failed: port is already allocated" >&2
+      echo "Error: failed to start containers: $1" >&2; exit 1 ;;
+    "network create") echo "Error response from daemon: could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network" >&2; exit 1 ;;
+    "network inspect") echo "Error response from daemon: network \${2:-} not found" >&2; exit 1 ;;
+    "run "*)
+      name=""; prev=""; for a in "$@"; do [ "$prev" = --name ] && name=$a; prev=$a; done
+      echo "docker: Error response from daemon: Conflict. The container name \\"/$name\\" is already in use by container \\"c0ffee$name\\". You have to remove (or rename) that container to be able to reuse that name." >&2
+      echo "See 'docker run --help'." >&2; exit 125 ;;
+    "exec "*) c=$1; [ "$c" = -i ] && c=$2; echo "Error response from daemon: container $c is not running" >&2; exit 1 ;;
+    *) echo "Error response from daemon: docker $verb failed (DOCKER_FAIL)" >&2; exit 1 ;;
+  esac
+fi
 d="$SANDBOX/docker"; s="$SANDBOX/scalelite"; mkdir -p "$d/networks" "$s"
 case $verb in
   inspect)
@@ -264,10 +376,11 @@ case $verb in
     esac
     done ;;
   compose)
-    # Docker Compose v2 (docker-compose-plugin): reads a compose file with or without a version: key (the
-    # Compose Specification). $SANDBOX/no-compose-plugin: not installed, as the docker CLI then answers.
-    # \`-f F up -d\` records the image each service of F runs in $SANDBOX/docker/compose/<service>;
-    # COMPOSE_FAIL=1 makes up -d fail as a service that cannot start does.
+    # Docker Compose v2 (docker-compose-plugin v2.40, docker/compose: cmd/compose/): reads a compose file with or
+    # without a version: key (the Compose Specification). $SANDBOX/no-compose-plugin: not installed, as the docker
+    # CLI then answers (cli/cobra.go's unknown-command error). \`-f F up -d\` records the image each service of F
+    # runs in $SANDBOX/docker/compose/<service>; COMPOSE_FAIL=1 makes up -d fail as a service that cannot start
+    # does (the daemon's message assumed).
     [ -e "$SANDBOX/no-compose-plugin" ] && { echo "docker: 'compose' is not a docker command." >&2; exit 1; }
     [ "$1" = version ] && { echo "Docker Compose version v2.40.3"; exit 0; }
     [ "$1" = -f ] || { echo "docker compose: unexpected $*" >&2; exit 1; }
@@ -337,9 +450,14 @@ services:
  * meeting (moved from $SANDBOX/meetings to $SANDBOX/ended-meetings); --restart and --start start it with the
  * file's secret ($SANDBOX/running-salt). Like the real one it exits 0 whatever systemd made of it (its
  * --restart ends on a false `if [ $WATCH ]`): BBB_CONF_FAIL=--restart stops BigBlueButton, which then does
- * not come back (its API does not answer), and still exits 0.
+ * not come back (its API does not answer), and still exits 0. BBB_RELEASE_GONE=1: /etc/bigbluebutton/
+ * bigbluebutton-release is gone (e.g. a package upgrade that did not finish): bbb-conf says BigBlueButton does not
+ * appear to be installed and exits 1 before doing anything, whatever the option (its first check).
  */
 const BBB_CONF = `
+if [ -n "\${BBB_RELEASE_GONE:-}" ]; then
+  printf '\\n# BigBlueButton does not appear to be installed.  Could not\\n# locate: /etc/bigbluebutton/bigbluebutton-release\\n\\n'; exit 1
+fi
 props="$ROOT/etc/bigbluebutton/bbb-web.properties"
 case $1 in
   --secret) printf '\\n    URL: https://%s/bigbluebutton/\\n    Secret: %s\\n\\n' "$(hostname)" "$(sed -n 's/^securitySalt=//p' "$props")" ;;
@@ -358,17 +476,24 @@ case $1 in
 esac`;
 
 /**
- * The bbb-install.sh the stub curl hands out: records its arguments, prints them (as the real one may),
+ * The bbb-install.sh the stub curl hands out, after bbb-install.sh at v3.0.x-release 26ce2d16 (bigbluebutton/
+ * bbb-install; its functions named below with their lines): records its arguments, prints them (as the real one may),
  * then "installs" BigBlueButton: bbb-conf and bbb-web.properties with a secret of its own, restarting every
  * service (running meetings end; bbb-apps-akka, which holds the meetings, runs afterwards:
  * $SANDBOX/units/bbb-apps-akka). INSTALLER_RC=<n> makes it fail first, leaving everything as it was;
- * INSTALLER_DIES=1 makes it die midway, BigBlueButton stopped.
+ * INSTALLER_DIES=1 makes it die midway, BigBlueButton stopped; INSTALLER_KILLED=1 makes it killed first with its
+ * unit's processes, the runner above it too (the kernel's OOM killer, or systemctl kill), so that no exit code
+ * is left.
  */
 const INSTALLER = `#!/usr/bin/env bash
 SANDBOX=\${SANDBOX:-$(cd "$(dirname "$0")/../../../.." && pwd)}
 printf '%s\\n' "bbb-install.sh $*" >> "$SANDBOX/calls.log"
 echo "Installing with $*"
 sleep "\${INSTALLER_SECONDS:-0}"
+if [ -n "\${INSTALLER_KILLED:-}" ]; then
+  # Its parent is timeout, whose parent is the runner (/proc/PID/stat's 4th field is the parent's id).
+  runner=$(awk '{ print $4 }' "/proc/$PPID/stat"); kill -KILL "$runner" "$PPID" $$
+fi
 [ "\${INSTALLER_RC:-0}" = 0 ] || exit "$INSTALLER_RC"
 if [ -n "\${INSTALLER_DIES:-}" ]; then
   # Dies midway through the packages: BigBlueButton stopped (its meetings ended), not started again.
@@ -483,10 +608,12 @@ done`;
 }
 
 /**
- * yq, mikefarah's v4 (which bbb-install.sh installs, ppa:rmescandon/yq; its \`yq e\` syntax), for what the steps
- * use: \`yq e PATH FILE\` prints the value at a path like .a.b[0].c (a scalar as it is, "null" where there is
- * none); \`yq e -i 'PATH = "value"' FILE\` sets it, making the maps and lists on the way. A missing file fails as
- * yq's does ("Error: open FILE: no such file or directory", exit 1); any other expression is refused.
+ * yq, mikefarah's v4 (which bbb-install.sh installs, ppa:rmescandon/yq; mikefarah/yq v4's
+ * cmd/evaluate_sequence_command.go, \`yq e\`, and pkg/yqlib's path expressions), for what the steps use: \`yq e PATH
+ * FILE\` prints the value at a path like .a.b[0].c (a scalar as it is, "null" where there is none); \`yq e -i 'PATH =
+ * "value"' FILE\` sets it, making the maps and lists on the way. A missing file fails as yq's does (Go's os.Open
+ * error under cobra's "Error: " prefix: "Error: open FILE: no such file or directory", exit 1; assumed from Go's
+ * wording); any other expression is refused.
  */
 const YQ = `
 const fs = require("fs");
@@ -520,13 +647,17 @@ fs.writeFileSync(file, YAML.stringify(doc));
 `;
 
 /**
- * ip (iproute2), the addresses of lo only, kept in $SANDBOX/lo-addrs (127.0.0.1/8 always there): \`ip -4 -o addr
- * show dev lo\` prints them as ip-address(8) does; \`ip addr add A dev lo\` adds A/32 (A without a prefix is a
- * host address) and fails as the kernel's EEXIST reads when it is there ("RTNETLINK answers: File exists",
- * exit 2); \`ip addr del A/32 dev lo\` fails likewise when it is not ("Cannot assign requested address").
+ * ip (iproute2 5.15, Ubuntu 22.04; ip/ipaddress.c, lib/libnetlink.c), the addresses of lo only, kept in
+ * $SANDBOX/lo-addrs (127.0.0.1/8 always there): \`ip -4 -o addr show dev lo\` prints them as ip-address(8) does;
+ * \`ip addr add A dev lo\` adds A/32 (A without a prefix is a host address) and fails as the kernel's EEXIST reads
+ * when it is there ("RTNETLINK answers: File exists": rtnl_talk's error, ipaddr_modify returns -2, which ip.c's
+ * do_cmd turns into exit 2); \`ip addr del A/32 dev lo\` fails likewise when it is not ("Cannot assign requested
+ * address", EADDRNOTAVAIL). IP_FAIL=add|del: that change is refused as the kernel refuses it to a root without
+ * CAP_NET_ADMIN (a confined root, e.g. in a container): "RTNETLINK answers: Operation not permitted", exit 2.
  */
 const IP = `
 f="$SANDBOX/lo-addrs"; touch "$f"
+case "$*" in "addr \${IP_FAIL:-none} "*) echo "RTNETLINK answers: Operation not permitted" >&2; exit 2 ;; esac
 case "$*" in
   "-4 -o addr show dev lo")
     for a in 127.0.0.1/8 $(cat "$f"); do printf '1: lo    inet %s scope %s lo\\\\       valid_lft forever preferred_lft forever\\n' "$a" "$([ "$a" = 127.0.0.1/8 ] && echo host || echo global)"; done ;;
@@ -546,12 +677,24 @@ export const TEST_CERT_SUBJECT = "/CN=turn.example.org";
 export function installStubs(box: Sandbox): void {
     box.stub("systemctl", SYSTEMCTL);
     box.stub("systemd-run", SYSTEMD_RUN);
-    box.stub("dpkg");
+    // dpkg --configure -a (dpkg 1.21, Ubuntu 22.04): configures what an interrupted run left unpacked. DPKG_FAIL=1:
+    // a package's post-installation script fails, reported as src/main/script.c (through subproc.c's "%s subprocess
+    // returned error exit status %d") and errors.c print it (the package is an example), exit 1.
+    box.stub(
+        "dpkg",
+        `[ -z "\${DPKG_FAIL:-}" ] || {
+  echo "Setting up bbb-html5 (1:3.0.4-1) ..."
+  echo "dpkg: error processing package bbb-html5 (--configure):" >&2
+  echo " installed bbb-html5 package post-installation script subprocess returned error exit status 1" >&2
+  printf 'Errors were encountered while processing:\n bbb-html5\n' >&2; exit 1; }`,
+    );
     box.stub("certbot", CERTBOT);
     box.stub("install", INSTALL);
     box.stub("curl", CURL);
-    // apt-get (apt 2.4, Ubuntu 22.04): APT_FAIL=1 fails as a missing package does (E: ..., exit 100), APT_LOCKED=1
-    // as a held dpkg lock does; `update` succeeds unless APT_UPDATE_FAIL=1.
+    // apt-get (apt 2.4, Ubuntu 22.04; cmdline/apt-get.cc exits 100 on any error): APT_FAIL=1 fails as a missing
+    // package does ("E: Unable to locate package", apt-private/private-cacheset.cc), APT_LOCKED=1 as a held dpkg lock
+    // does (apt-pkg/contrib/fileutl.cc GetLock, "Could not get lock %s. It is held by process %d (%s)"); `update`
+    // succeeds unless APT_UPDATE_FAIL=1 (apt-pkg/acquire-item.cc's "Failed to fetch", the resolver's reason).
     box.stub(
         "apt-get",
         `case "$*" in
@@ -560,10 +703,23 @@ export function installStubs(box: Sandbox): void {
      [ -z "\${APT_FAIL:-}" ] || { echo "E: Unable to locate package \${@: -1}" >&2; exit 100; } ;;
 esac`,
     );
-    // chown (coreutils): CHOWN_FAIL=1 fails as an unknown user does ("invalid user", exit 1).
-    box.stub("chown", '[ -z "${CHOWN_FAIL:-}" ] || { echo "chown: invalid user: \u2018$1\u2019" >&2; exit 1; }');
+    // chown [-R] OWNER[:GROUP] FILE... (coreutils 8.32, src/chown.c and chown-core.c; gnulib's userspec.c reads the
+    // owner): CHOWN_FAIL=1 fails as an unknown user does ("chown: invalid user: ‘SPEC’", exit 1, nothing changed);
+    // files under CHOWN_READONLY (a directory) are on a filesystem mounted read-only (ext4's errors=remount-ro after
+    // an I/O error): "chown: changing ownership of 'FILE': Read-only file system" for each, exit 1.
+    box.stub(
+        "chown",
+        `spec=""; files=(); for a in "$@"; do case $a in -*) ;; *) if [ -z "$spec" ]; then spec=$a; else files+=("$a"); fi ;; esac; done
+[ -z "\${CHOWN_FAIL:-}" ] || { echo "chown: invalid user: \u2018$spec\u2019" >&2; exit 1; }
+rc=0; for f in "\${files[@]}"; do
+  case $f in "\${CHOWN_READONLY:-/nonexistent}"/*|"\${CHOWN_READONLY:-/nonexistent}") echo "chown: changing ownership of '$f': Read-only file system" >&2; rc=1 ;; esac
+done; exit $rc`,
+    );
+    // hostname (Ubuntu's hostname 3.23, hostname.c): prints the host's name.
     box.stub("hostname", "echo bbb-test-host");
     box.stub("docker", DOCKER);
+    // nginx -t (nginx 1.18, Ubuntu 22.04; src/core/nginx.c): exit 0 when the configuration tests good, 1 when
+    // NGINX_BROKEN is set (the steps that print its messages stub their own).
     box.stub("nginx", '[ "$1" = -t ] && [ -z "${NGINX_BROKEN:-}" ]');
     box.stub("fs_cli", FS_CLI);
     box.write("yq.js", YQ);
@@ -590,8 +746,14 @@ export function installedBbb(box: Sandbox, secret: string): void {
  * An attached OpenStack volume: $ROOT/dev/disk/by-id/virtio-<first 20 of the id> -> $ROOT/dev/vdb, with
  * stub blkid, mkfs.ext4, mountpoint, mount, blockdev and resize2fs that keep the disk's state in
  * $SANDBOX/disk/: the disk's size in bytes in size (1 TiB when absent; `blockdev --getsize64` prints it as
- * util-linux's blockdev(8) does), its filesystem's in fs-size (the disk's when absent). resize2fs prints what
- * e2fsprogs' resize/main.c and online.c print (1.47).
+ * util-linux 2.37's disk-utils/blockdev.c does), its filesystem's in fs-size (the disk's when absent). blkid
+ * (util-linux 2.37, misc-utils/blkid.c) finds the filesystem's UUID in uuid; `blkid -p -o export` prints
+ * DEVNAME, UUID and TYPE, and exits 2 (BLKID_EXIT_NOTFOUND) on a blank disk; a disk that holds a partition table
+ * instead (pttype: its type) is found (PTUUID, PTTYPE, exit 0) but has no UUID (`-s UUID` prints nothing, exit
+ * 2). resize2fs prints what e2fsprogs' resize/main.c and online.c print (1.47); a filesystem with recorded
+ * errors (fs-errors) is not grown online: the kernel refuses it (ext4_resize_begin), online.c's "Permission
+ * denied to resize filesystem", exit 1. mountpoint (util-linux 2.37, sys-utils/mountpoint.c): exit 0 for the
+ * mounted volume, else non-zero (32 upstream now, MOUNTPOINT_EXIT_NOMNT; 1 here, as assumed of 2.37).
  * `formatted`: the disk already holds a filesystem (e.g. a volume kept from an earlier VM).
  */
 export function attachVolume(box: Sandbox, volumeId: string, formatted = false): void {
@@ -600,9 +762,13 @@ export function attachVolume(box: Sandbox, volumeId: string, formatted = false):
     fs.mkdirSync(box.file("root/dev/disk/by-id"), { recursive: true });
     fs.symlinkSync(box.file("root/dev/vdb"), box.file(`root/dev/disk/by-id/virtio-${volumeId.slice(0, 20)}`));
     if (formatted) box.write("disk/uuid", "0b5e55ed-0000-4000-8000-000000000001\n");
-    box.stub("blkid", `[ -f "$SANDBOX/disk/uuid" ] || exit 2
+    box.stub("blkid", `if [ -f "$SANDBOX/disk/pttype" ]; then
+  case "$*" in *"-s UUID"*) exit 2 ;; *) echo "DEVNAME=$3"; echo "PTUUID=5eed1e55"; echo "PTTYPE=$(cat "$SANDBOX/disk/pttype")"; exit 0 ;; esac
+fi
+[ -f "$SANDBOX/disk/uuid" ] || exit 2
 case "$*" in *"-s UUID"*) cat "$SANDBOX/disk/uuid" ;; *) echo "DEVNAME=$3"; echo "UUID=$(cat "$SANDBOX/disk/uuid")"; echo TYPE=ext4 ;; esac`);
-    // mkfs.ext4 (e2fsprogs): MKFS_FAIL=1 fails as on a device it cannot open (exit 1).
+    // mkfs.ext4 (e2fsprogs 1.46, misc/mke2fs.c): MKFS_FAIL=1 fails as on a device whose size reads zero (the first
+    // sentence of mke2fs's message; exit 1).
     box.stub(
         "mkfs.ext4",
         `[ -z "\${MKFS_FAIL:-}" ] || { echo "mkfs.ext4: Device size reported to be zero." >&2; exit 1; }
@@ -616,11 +782,13 @@ echo "resize2fs 1.47.0 (5-Feb-2023)" >&2
 if [ "$fs" -ge "$disk" ]; then echo "The filesystem is already $((fs / 4096)) (4k) blocks long.  Nothing to do!"; exit 0; fi
 echo "Filesystem at $1 is mounted on /mnt; on-line resizing required"
 echo "old_desc_blocks = 1, new_desc_blocks = 2"
+[ -e "$SANDBOX/disk/fs-errors" ] && { echo "resize2fs: Permission denied to resize filesystem" >&2; exit 1; }
 echo "$disk" > "$SANDBOX/disk/fs-size"
 echo "The filesystem on $1 is now $((disk / 4096)) (4k) blocks long."`,
     );
     box.stub("mountpoint", `[ -f "$SANDBOX/disk/mounted" ]`);
-    // mount (util-linux): MOUNT_FAIL=1 fails as a wrong filesystem does (exit 32, mount(8)'s "mount failure").
+    // mount (util-linux 2.37, sys-utils/mount.c; libmount/src/context_mount.c words the error): MOUNT_FAIL=1 fails
+    // as a wrong filesystem does (exit 32, MNT_EX_FAIL, mount(8)'s "mount failure").
     box.stub(
         "mount",
         `[ -z "\${MOUNT_FAIL:-}" ] || { echo "mount: $1: wrong fs type, bad option, bad superblock on /dev/vdb, missing codepage or helper program, or other error." >&2; exit 32; }

@@ -293,6 +293,34 @@ test("systemd failing around coturn stops the step with what failed: daemon-relo
     expect([down.status, down.stderr]).toEqual([1, expect.stringContaining("turn-coturn: error: coturn is not running (see: journalctl -u coturn)")]);
 });
 
+test("a LOGGING other than file or none is refused before anything runs", () => {
+    const r = box.run("turn-coturn", { ...INPUTS, LOGGING: "syslog" });
+    expect([r.status, r.stderr]).toEqual([1, "turn-coturn: error: LOGGING must be file or none, not syslog\n"]);
+    expect(box.calls()).toEqual([]);
+});
+
+test("coturn's directories that cannot be given to turnserver (the package made no such user) stop the step before certbot runs", () => {
+    const r = box.run("turn-coturn", INPUTS, { CHOWN_FAIL: "1" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("chown: invalid user: \u2018turnserver:turnserver\u2019\nturn-coturn: error: cannot chown the coturn directories");
+    expect(box.calls("certbot")).toEqual([]);
+    expect(fs.existsSync(box.file("root/etc/turnserver.conf"))).toBe(false);
+    expect(box.calls("systemctl")).toEqual([]);
+});
+
+test("a certificate certbot keeps in another lineage (turn.example.org-0001, its name taken when it was issued): the deploy hook finds none in live/turn.example.org and the step stops before coturn is configured", () => {
+    // certbot reuses a lineage that names exactly the requested names, whatever its name.
+    box.write("certbot/turn.example.org-0001", "turn.example.org\n");
+    const r = box.run("turn-coturn", INPUTS);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`install: cannot stat '${box.root}/etc/letsencrypt/live/turn.example.org/fullchain.pem': No such file or directory`);
+    expect(r.stderr).toContain("turn-coturn: error: the certificate deploy hook failed");
+    expect(fs.existsSync(box.file("root/etc/letsencrypt/live/turn.example.org-0001/fullchain.pem"))).toBe(true);
+    expect(fs.existsSync(box.file("root/etc/coturn/certs/fullchain.pem"))).toBe(false);
+    expect(fs.existsSync(box.file("root/etc/turnserver.conf"))).toBe(false);
+    expect(restarts()).toEqual([]);
+});
+
 test("a secret with a colon is refused: bbb-install.sh splits -c host:secret on it", () => {
     const r = box.run("turn-coturn", { ...INPUTS, SECRET: "abc:def0123456789abcdef0123456789" });
     expect(r.status).toBe(1);

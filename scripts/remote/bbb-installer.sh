@@ -70,6 +70,7 @@ installer_running() {
 wait_for_installer() {
   local deadline=$((SECONDS + TIMEOUT_SECONDS + 60)) tenths=1
   while installer_running; do
+    # coverage: not reached in tests: the installer must outlive its own timeout by a minute: a test would wait over 60 s
     [ "$SECONDS" -lt "$deadline" ] ||
       fail "bbb-install.sh (unit $unit) still runs after ${TIMEOUT_SECONDS}s (see: journalctl -u $unit; /var/log/bbb-deploy/bbb-install.log)"
     # Looks again after 0.1 s, then twice as long each time, 10 s at most.
@@ -187,7 +188,10 @@ RUNNER
 chmod 0700 "$runner"
 rm -f "$result"
 say "running bbb-install.sh ${args[*]//"$TURN_SECRET"/[secret]} as unit $unit (output: /var/log/bbb-deploy/bbb-install.log)"
-systemd-run --unit="$unit" --collect --quiet "$runner" || fail "cannot start bbb-install.sh as the systemd unit $unit"
+systemd-run --unit="$unit" --collect --quiet "$runner" || {
+  rm -f "$runner" "$masking"
+  fail "cannot start bbb-install.sh as the systemd unit $unit"
+}
 wait_for_installer
 
 rc=$(cat "$result" 2>/dev/null || echo none)

@@ -37,11 +37,12 @@ else
   say "created the group scalelite-spool (gid $gid)"
   group=$(getent group scalelite-spool) || fail "the group scalelite-spool is missing after groupadd"
 fi
-joined=false
 if [[ ",$(cut -d: -f4 <<<"$group")," != *,bigbluebutton,* ]]; then
+  # The recording worker gets the group only when it starts again (step 4): owed from here on, also when this
+  # run stops before then (lib.sh's pending work).
+  pending_add worker-restart
   usermod -a -G scalelite-spool bigbluebutton || fail "usermod -a -G scalelite-spool bigbluebutton failed"
   say "added bigbluebutton to the group scalelite-spool"
-  joined=true
 fi
 
 # 2. The share, mounted through /etc/fstab (nofail, _netdev: a Scalelite host that is down never blocks the boot).
@@ -49,16 +50,19 @@ say "installing nfs-common and rsync"
 apt_install nfs-common rsync
 line="$NFS_SERVER:$share $mnt nfs defaults,tcp,nofail,_netdev,lookupcache=positive 0 0"
 touch "$fstab"
+# A new line for the share (a new Scalelite host): what is mounted there goes and the share is mounted anew, owed
+# from here until it is, also when this run stops before then (lib.sh's pending work).
+grep -qxF -- "$line" "$fstab" || pending_add remount
 # (Not a pipe: write_if_changed's fail must stop this script, not a subshell.)
 if write_if_changed "$fstab" 0644 root:root < <(
   awk -v mp="$mnt" '$2 != mp' "$fstab"
   printf '%s\n' "$line"
 ); then
   say "set /etc/fstab: $line"
-  # A share mounted from another server (a replaced Scalelite host) goes; lazily, as that server may be gone.
-  if mountpoint -q "$ROOT$mnt"; then
-    umount -l "$ROOT$mnt" || fail "cannot unmount the old share at $mnt"
-  fi
+fi
+# A share mounted from another server (a replaced Scalelite host) goes; lazily, as that server may be gone.
+if pending remount && mountpoint -q "$ROOT$mnt"; then
+  umount -l "$ROOT$mnt" || fail "cannot unmount the old share at $mnt (the next run unmounts it again)"
 fi
 mkdir -p "$ROOT$mnt"
 if ! mountpoint -q "$ROOT$mnt"; then
@@ -66,12 +70,14 @@ if ! mountpoint -q "$ROOT$mnt"; then
   timeout 120 mount "$ROOT$mnt" ||
     fail "cannot mount $NFS_SERVER:$share at $mnt (has scalelite-setup exported it, with recordings on, to this host's address?)"
 fi
+pending_done remount
 [ -d "$ROOT$spool" ] ||
   fail "the share $NFS_SERVER:$share has no spool directory: is it Scalelite's recordings directory?"
 
 # 3. Scalelite's post-publish script and its settings, pinned to the Scalelite version.
 state=$ROOT/var/lib/bbb-deploy
 mkdir -p "$state"
+# coverage: not reached in tests: $state was just made; mktemp -d fails in it only where the kernel refuses (read-only, full)
 tmp=$(mktemp -d "$state/scalelite.XXXXXX") || fail "cannot make a temporary directory in /var/lib/bbb-deploy"
 trap 'rm -rf "$tmp"' EXIT
 for file in scalelite_post_publish.rb scalelite.yml; do
@@ -102,7 +108,9 @@ if write_if_changed "$scripts/scalelite.yml" 0644 root:root < <(
 fi
 
 # 4. The recording worker runs as bigbluebutton: it gets the new group only when it starts again.
-if [ "$joined" = true ]; then
-  systemctl try-restart bbb-rap-resque-worker.service || fail "cannot restart bbb-rap-resque-worker.service"
+if pending worker-restart; then
+  systemctl try-restart bbb-rap-resque-worker.service ||
+    fail "cannot restart bbb-rap-resque-worker.service (the next run restarts it again)"
+  pending_done worker-restart
 fi
 say "published recordings go to Scalelite through $NFS_SERVER:$share"

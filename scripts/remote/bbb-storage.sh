@@ -50,6 +50,7 @@ fi
 # A copy interrupted by an earlier run: its source is still in $dir (or was moved aside).
 if [ -e "$partial" ]; then
   if [ -d "$link" ]; then
+    # coverage: not reached in tests: rm -rf by root fails only where the kernel refuses (read-only volume, immutable file, mount point)
     rm -rf "$partial" || fail "cannot remove the unfinished copy $mnt/$name.partial of an earlier run"
   else
     fail "$mnt/$name.partial holds an unfinished copy of an earlier run and $dir is gone;" \
@@ -64,6 +65,7 @@ if [ ! -e "$link" ]; then
     mkdir -p "$target" || fail "cannot create $mnt/$name"
   fi
   mkdir -p "$(dirname "$link")"
+  # coverage: not reached in tests: $dir is not there (checked above): ln -s fails only where the kernel refuses (read-only, full)
   ln -s "$target" "$link" || fail "cannot link $dir to $mnt/$name"
   say "$dir now links to $mnt/$name"
   exit 0
@@ -78,6 +80,7 @@ if [ -e "$target" ]; then
     fail "both $dir (a directory) and $mnt/$name on the data volume hold data;" \
       "refusing to merge or overwrite either: move one of them away by hand, then run again"
   fi
+  # coverage: not reached in tests: the directory was just found empty: rm -d fails only in a race or where the kernel refuses
   rm -d "$target" || fail "cannot remove the empty $mnt/$name"
 fi
 
@@ -133,6 +136,7 @@ mv "$partial" "$target" || fail "cannot rename $mnt/$name.partial to $mnt/$name;
 aside=$link.pre-volume
 [ -e "$aside" ] && aside=$link.pre-volume-$(date +%Y%m%d%H%M%S)
 mv "$link" "$aside" || fail "cannot move $dir aside to ${aside#"$ROOT"}; the copy is in $mnt/$name"
+# coverage: not reached in tests: $dir was just moved away: ln -s fails only where the kernel refuses (read-only, full)
 ln -s "$target" "$link" ||
   fail "cannot link $dir to $mnt/$name; the old directory is ${aside#"$ROOT"}, the copy $mnt/$name"
 say "$dir now links to $mnt/$name; the old directory is kept at ${aside#"$ROOT"} (remove it once everything works)"
