@@ -155,7 +155,7 @@ describe("privacy strict", () => {
         const r = box.run("bbb-data-policy", STRICT);
         expect(r.stderr).toBe("");
         expect(r.status).toBe(0);
-        expect(read("etc/nginx/conf.d/99-bbb-privacy.conf")).toContain("access_log off;");
+        expect(read("etc/nginx/conf.d/99-bbb-privacy.conf")).toBe("# Managed by bbb (Pulumi, bbb-data-policy step)\naccess_log off;\nerror_log /var/log/nginx/error.log emerg;\n");
         expect(read("etc/nginx/sites-available/bigbluebutton")).toContain("    access_log off;\n");
         expect(read("etc/nginx/sites-available/bigbluebutton")).not.toContain("bigbluebutton.access.log");
         expect(read("etc/bigbluebutton/bbb-webrtc-sfu/production.yml")).toContain("log:\n  level: warn\n");

@@ -105,6 +105,52 @@ describe("bbb-installer", () => {
             expect(installerRuns()).toHaveLength(2);
         });
 
+        test.each([
+            ["bbb-webrtc-sfu's plain RTP", (sfu: string) => sfu.replace(/(plainRtp:\n\s+listenIp:\n\s+announcedIp:) 203\.0\.113\.11/, "$1 10.0.0.11"), "bbb-webrtc-sfu's RTP with FreeSWITCH (plainRtp) announces 10.0.0.11, not 203.0.113.11"],
+            ["no media server address at all", () => "log:\n  level: warn\n", "the media server (bbb-webrtc-sfu) announces nothing, not 203.0.113.11"],
+        ])("a server whose %s is wrong is installed again", (_, edit, said) => {
+            expect(box.run("bbb-installer", NAT).status).toBe(0);
+            installedBbb(box, OLD_SECRET);
+            fs.writeFileSync(box.file("root/etc/bigbluebutton/bbb-webrtc-sfu/production.yml"), edit(sfu()));
+            const r = box.run("bbb-installer", NAT);
+            expect(r.stdout).toContain(said);
+            expect(installerRuns()).toHaveLength(2);
+        });
+
+        test.each([
+            ["the public address is not on lo", () => fs.writeFileSync(box.file("lo-addrs"), ""), "203.0.113.11 is not on lo (bbb-install.sh's NAT set-up)"],
+            ["nothing puts it on lo at boot", () => fs.rmSync(box.file("root/lib/systemd/system/dummy-nic.service")), "dummy-nic.service does not put 203.0.113.11 on lo at boot"],
+        ])("behind NAT, where %s, the server is installed again", (_, edit, said) => {
+            expect(box.run("bbb-installer", NAT).status).toBe(0);
+            installedBbb(box, OLD_SECRET);
+            edit();
+            const r = box.run("bbb-installer", NAT);
+            expect(r.stdout).toContain(said);
+            expect(installerRuns()).toHaveLength(2);
+            expect(lo()).toBe("203.0.113.11/32\n");
+        });
+
+        test("in a pool, a server to install again for its address while it hosts meetings is to be drained first (nothing else takes it out of service)", () => {
+            expect(box.run("bbb-installer", { ...NAT, UPGRADE_IN_PLACE: "false" }).status).toBe(0);
+            installedBbb(box, OLD_SECRET);
+            fs.writeFileSync(box.file("lo-addrs"), "");
+            box.write("meetings", "lecture-7\n");
+            const r = box.run("bbb-installer", { ...NAT, UPGRADE_IN_PLACE: "false" });
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain("drain it so that it empties: pulumi config set --path 'drain[0]' bbb-1");
+            expect(installerRuns()).toHaveLength(1);
+        });
+
+        test.each([
+            ["fails", { INSTALLER_RC: "3" }],
+            ["dies midway", { INSTALLER_DIES: "1" }],
+        ])("an installer that %s after the address left lo puts it back (FreeSWITCH's websockets and nginx use it)", (_, env) => {
+            expect(box.run("bbb-installer", NAT).status).toBe(0);
+            installedBbb(box, OLD_SECRET);
+            expect(box.run("bbb-installer", { ...NAT, VERSION: "jammy-301" }, env).status).toBe(1);
+            expect(lo()).toBe("203.0.113.11/32\n");
+        });
+
         test("an installer that announces another address all the same (another bbbInstallerRef) fails the step, naming what announces what", () => {
             const r = box.run("bbb-installer", NAT, { INSTALLER_IGNORES_IP: "1" });
             expect(r.status).toBe(1);
@@ -158,9 +204,16 @@ describe("bbb-installer", () => {
             expect(running()).toBe("bigbluebutton/greenlight:v3.8.2.4");
         });
 
-        test("without Docker Compose v2 the installer fails, naming the package to install", () => {
+        test("Docker Compose v2 missing (docker-ce-cli only recommends it; an image may install no recommends) is installed", () => {
             box.write("no-compose-plugin", "");
-            const r = box.run("bbb-installer", INSTALL);
+            expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+            expect(box.calls("apt-get")).toEqual(["apt-get install -y -q docker-compose-plugin"]);
+            expect(running()).toBe("bigbluebutton/greenlight:v3.8.2.4");
+        });
+
+        test("Docker Compose v2 that cannot be installed fails the installer, naming the package", () => {
+            box.write("no-compose-plugin", "");
+            const r = box.run("bbb-installer", INSTALL, { APT_FAIL: "1" });
             expect(r.status).toBe(1);
             expect(r.stderr).toContain("Docker Compose v2 is missing (apt-get install docker-compose-plugin)");
             expect(r.stderr).toContain("bbb-installer: error: bbb-install.sh failed with exit code 1");
@@ -212,17 +265,18 @@ describe("bbb-installer", () => {
             expect(box.run("bbb-installer", INSTALL).status).toBe(0);
             const r = box.run("bbb-installer", { ...INSTALL, INSTALLER_URL: PINNED });
             expect(r.status).toBe(0);
-            expect(r.stdout).toContain(`bbb-install.sh last ran from ${URL}; ${PINNED} runs the next time it runs (a new bbbVersion, or forceReinstall: true)`);
+            expect(r.stdout).toContain(`bbb-install.sh last ran from ${URL}; ${PINNED} runs the next time it runs (a new bbbVersion, a new server)`);
             expect(installerRuns()).toHaveLength(1);
         });
 
-        test("with forceReinstall, it runs the installer from the new ref; after that the ref counts as run", () => {
+        test("forceReinstall does not run it either (it is set to restart through meetings; in a pool every server would reinstall at once)", () => {
             expect(box.run("bbb-installer", INSTALL).status).toBe(0);
             installedBbb(box, OLD_SECRET);
-            expect(box.run("bbb-installer", { ...INSTALL, INSTALLER_URL: PINNED, FORCE_REINSTALL: "true" }).status).toBe(0);
-            expect(box.calls("curl").pop()).toContain(PINNED);
-            expect(installerRuns()).toHaveLength(2);
-            expect(box.run("bbb-installer", { ...INSTALL, INSTALLER_URL: PINNED }).stdout).toContain("already ran with these inputs");
+            box.write("meetings", "lecture-7\n");
+            const r = box.run("bbb-installer", { ...INSTALL, INSTALLER_URL: PINNED, FORCE_REINSTALL: "true", UPGRADE_IN_PLACE: "false" });
+            expect(r.status).toBe(0);
+            expect(installerRuns()).toHaveLength(1);
+            expect(fs.readFileSync(box.file("meetings"), "utf8")).toBe("lecture-7\n");
         });
 
         test("with a new version, it runs the installer from the new ref", () => {
@@ -231,6 +285,7 @@ describe("bbb-installer", () => {
             expect(box.run("bbb-installer", { ...INSTALL, INSTALLER_URL: PINNED, VERSION: "jammy-301" }).status).toBe(0);
             expect(box.calls("curl").pop()).toContain(PINNED);
             expect(installerRuns()).toHaveLength(2);
+            expect(box.run("bbb-installer", { ...INSTALL, INSTALLER_URL: PINNED, VERSION: "jammy-301" }).stdout).toContain("already ran with these inputs");
         });
 
         // What an earlier version of this program recorded: one hash over the URL (the release branch, its

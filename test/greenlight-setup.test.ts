@@ -222,11 +222,11 @@ describe("privacy", () => {
     afterEach(() => box.cleanup());
     const logging = () => site().split("\n").map((l) => l.trim()).filter((l) => /^(access|error)_log /.test(l));
 
-    test("strict: nginx logs no request, and client addresses only with critical errors, in both servers; Greenlight logs warnings", () => {
+    test("strict: nginx logs no request and no error naming a client (only emergencies), in both servers; Greenlight logs warnings", () => {
         host();
         expectOk(run());
         // Server-level: they replace Ubuntu's http-level access_log and error_log (nginx.conf).
-        expect(logging()).toEqual(["access_log off;", "error_log /var/log/nginx/error.log crit;", "access_log off;", "error_log /var/log/nginx/error.log crit;"]);
+        expect(logging()).toEqual(["access_log off;", "error_log /var/log/nginx/error.log emerg;", "access_log off;", "error_log /var/log/nginx/error.log emerg;"]);
         expect(envFile()).toContain("\nLOG_LEVEL=warn\n");
     });
 

@@ -235,7 +235,7 @@ describe("scalelite-setup", () => {
             ok();
             // http-level in an http.d file: off turns off every access_log of the level, and the image's servers
             // set none of their own (Scalelite's templates, Alpine's nginx.conf).
-            expect(directives()).toEqual(["access_log off;", "error_log stderr crit;"]);
+            expect(directives()).toEqual(["access_log off;", "error_log stderr emerg;"]);
             expect(envFile()).toContain("\nRAILS_LOG_LEVEL=warn\n");
         });
 

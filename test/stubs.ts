@@ -560,10 +560,8 @@ if [ -n "\${INTERNAL_IP:-}" ]; then
 fi
 # install_ssl (L1668-1694): the media server's addresses, in /etc/bigbluebutton/bbb-webrtc-sfu/production.yml.
 sfu="$SANDBOX/root/etc/bigbluebutton/bbb-webrtc-sfu/production.yml"; touch "$sfu"
-yq e -i ".freeswitch.ip = \\"$IP\\"" "$sfu"
-yq e -i ".mediasoup.webrtc.listenIps[0].ip = \\"0.0.0.0\\"" "$sfu"
-yq e -i ".mediasoup.webrtc.listenIps[0].announcedIp = \\"$IP\\"" "$sfu"
-yq e -i ".mediasoup.plainRtp.listenIp.announcedIp = \\"$IP\\"" "$sfu"
+# (One yq call for bbb-install.sh's four: each costs a node start here.)
+yq e -i ".freeswitch.ip = \\"$IP\\" | .mediasoup.webrtc.listenIps[0].ip = \\"0.0.0.0\\" | .mediasoup.webrtc.listenIps[0].announcedIp = \\"$IP\\" | .mediasoup.plainRtp.listenIp.announcedIp = \\"$IP\\"" "$sfu"
 `;
 
 /**
@@ -623,27 +621,33 @@ if (args[0] !== "e" && args[0] !== "eval") { console.error("yq stub: only 'yq e'
 const inPlace = args[1] === "-i";
 const [expression, file] = args.slice(inPlace ? 2 : 1);
 if (!fs.existsSync(file)) { console.error("Error: open " + file + ": no such file or directory"); process.exit(1); }
-const m = /^\\s*((?:\\.[A-Za-z_][A-Za-z0-9_]*(?:\\[\\d+\\])?)+)\\s*(?:=\\s*"([^"]*)")?\\s*$/.exec(expression);
-if (!m || inPlace !== (m[2] !== undefined)) { console.error("yq stub: unsupported expression " + expression); process.exit(1); }
-const keys = [];
-for (const part of m[1].slice(1).split(".")) {
-  const [, key, index] = /^([^[]+)(?:\\[(\\d+)\\])?$/.exec(part);
-  keys.push(key); if (index !== undefined) keys.push(Number(index));
-}
+// Reads are paths joined by ',' (one value a line); writes, assignments joined by '|'.
+const terms = expression.split(inPlace ? "|" : ",").map((term) => /^\\s*((?:\\.[A-Za-z_][A-Za-z0-9_]*(?:\\[\\d+\\])?)+)\\s*(?:=\\s*"([^"]*)")?\\s*$/.exec(term));
+if (terms.some((m) => !m || inPlace !== (m[2] !== undefined))) { console.error("yq stub: unsupported expression " + expression); process.exit(1); }
+const keysOf = (path) => {
+  const keys = [];
+  for (const part of path.slice(1).split(".")) {
+    const [, key, index] = /^([^[]+)(?:\\[(\\d+)\\])?$/.exec(part);
+    keys.push(key); if (index !== undefined) keys.push(Number(index));
+  }
+  return keys;
+};
 const doc = YAML.parse(fs.readFileSync(file, "utf8")) ?? {};
-if (!inPlace) {
+for (const [, path, value] of terms) {
+  const keys = keysOf(path);
   let node = doc;
-  for (const key of keys) node = node == null ? undefined : node[key];
-  console.log(node == null ? "null" : typeof node === "object" ? YAML.stringify(node).trimEnd() : String(node));
-  process.exit(0);
+  if (!inPlace) {
+    for (const key of keys) node = node == null ? undefined : node[key];
+    console.log(node == null ? "null" : typeof node === "object" ? YAML.stringify(node).trimEnd() : String(node));
+    continue;
+  }
+  keys.forEach((key, i) => {
+    if (i === keys.length - 1) { node[key] = value; return; }
+    if (node[key] == null) node[key] = typeof keys[i + 1] === "number" ? [] : {};
+    node = node[key];
+  });
 }
-let node = doc;
-keys.forEach((key, i) => {
-  if (i === keys.length - 1) { node[key] = m[2]; return; }
-  if (node[key] == null) node[key] = typeof keys[i + 1] === "number" ? [] : {};
-  node = node[key];
-});
-fs.writeFileSync(file, YAML.stringify(doc));
+if (inPlace) fs.writeFileSync(file, YAML.stringify(doc));
 `;
 
 /**
@@ -665,6 +669,9 @@ case "$*" in
     a=$3; case $a in */*) ;; *) a=$a/32 ;; esac
     grep -qxF "$a" "$f" && { echo "RTNETLINK answers: File exists" >&2; exit 2; }
     echo "$a" >> "$f" ;;
+  "addr replace "*" dev lo")
+    a=$3; case $a in */*) ;; *) a=$a/32 ;; esac
+    grep -qxF "$a" "$f" || echo "$a" >> "$f" ;;
   "addr del "*" dev lo")
     grep -qxF "$3" "$f" || { echo "RTNETLINK answers: Cannot assign requested address" >&2; exit 2; }
     grep -vxF "$3" "$f" > "$f.new"; mv "$f.new" "$f" ;;
@@ -700,7 +707,9 @@ export function installStubs(box: Sandbox): void {
         `case "$*" in
   update*) [ -z "\${APT_UPDATE_FAIL:-}" ] || { echo "E: Failed to fetch http://archive.ubuntu.com/ubuntu/dists/jammy/InRelease  Temporary failure resolving 'archive.ubuntu.com'" >&2; exit 100; } ;;
   *) [ -z "\${APT_LOCKED:-}" ] || { echo "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (unattended-upgr)" >&2; exit 100; }
-     [ -z "\${APT_FAIL:-}" ] || { echo "E: Unable to locate package \${@: -1}" >&2; exit 100; } ;;
+     [ -z "\${APT_FAIL:-}" ] || { echo "E: Unable to locate package \${@: -1}" >&2; exit 100; }
+     # Docker's Compose v2 plugin, from Docker's repository (which bbb-install.sh's install_docker adds).
+     case " $* " in *" docker-compose-plugin "*) rm -f "$SANDBOX/no-compose-plugin" ;; esac ;;
 esac`,
     );
     // chown [-R] OWNER[:GROUP] FILE... (coreutils 8.32, src/chown.c and chown-core.c; gnulib's userspec.c reads the

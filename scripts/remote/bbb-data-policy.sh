@@ -39,11 +39,12 @@ $content"
   fi
 }
 
-# 1. nginx: access logs off (http level in conf.d, and the BBB site's own line), HTTPS only.
+# 1. nginx: access logs off (http level in conf.d, and the BBB site's own line), and errors only when nginx cannot
+#    go on (it logs failed TLS handshakes and failed requests with the client's address up to crit), HTTPS only.
 nginx_changed=false
 pending nginx-reload && nginx_changed=true
 pending_add nginx-reload
-managed_file "$ROOT/etc/nginx/conf.d/99-bbb-privacy.conf" 0644 "$strict" <<<"access_log off;" && nginx_changed=true
+managed_file "$ROOT/etc/nginx/conf.d/99-bbb-privacy.conf" 0644 "$strict" <<<$'access_log off;\nerror_log /var/log/nginx/error.log emerg;' && nginx_changed=true
 if [ "$strict" = true ] && grep -Eq '^\s*access_log\s+/' "$site"; then
   sed -i -E 's|^(\s*)access_log\s+/[^;]*;|\1access_log off;|' "$site"
   nginx_changed=true

@@ -43,16 +43,17 @@ chmod 0700 "$state"
 # What the installed BigBlueButton announces that is not PUBLIC_IPV4, a line each: FreeSWITCH (vars.xml, which
 # check_nat writes), the media server (bbb-webrtc-sfu's production.yml, which install_ssl writes) and, behind NAT,
 # the public address on lo (FreeSWITCH and the media server bind it), also at boot (check_nat's dummy-nic.service).
+announced() { case $1 in "" | null) echo nothing ;; *) echo "$1" ;; esac; }
 misannounced() {
-  local vars=$ROOT/opt/freeswitch/etc/freeswitch/vars.xml sfu=$ROOT/etc/bigbluebutton/bbb-webrtc-sfu/production.yml key value
+  local vars=$ROOT/opt/freeswitch/etc/freeswitch/vars.xml sfu=$ROOT/etc/bigbluebutton/bbb-webrtc-sfu/production.yml key value webrtc plain
   for key in external_rtp_ip external_sip_ip; do
     value=$(sed -n "s/.*data=\"$key=\([^\"]*\)\".*/\1/p" "$vars" 2>/dev/null | tail -n1)
-    [ "$value" = "$PUBLIC_IPV4" ] || echo "FreeSWITCH ($key in vars.xml) announces ${value:-nothing}, not $PUBLIC_IPV4"
+    [ "$value" = "$PUBLIC_IPV4" ] || echo "FreeSWITCH ($key in vars.xml) announces $(announced "$value"), not $PUBLIC_IPV4"
   done
-  value=$(yq e '.mediasoup.webrtc.listenIps[0].announcedIp' "$sfu" 2>/dev/null || true)
-  [ "$value" = "$PUBLIC_IPV4" ] || echo "the media server (bbb-webrtc-sfu) announces ${value:-nothing}, not $PUBLIC_IPV4"
-  value=$(yq e '.mediasoup.plainRtp.listenIp.announcedIp' "$sfu" 2>/dev/null || true)
-  [ "$value" = "$PUBLIC_IPV4" ] || echo "bbb-webrtc-sfu's RTP with FreeSWITCH (plainRtp) announces ${value:-nothing}, not $PUBLIC_IPV4"
+  # yq prints null for a key that is not there.
+  { read -r webrtc && read -r plain; } < <(yq e '.mediasoup.webrtc.listenIps[0].announcedIp, .mediasoup.plainRtp.listenIp.announcedIp' "$sfu" 2>/dev/null) || true
+  [ "${webrtc:-}" = "$PUBLIC_IPV4" ] || echo "the media server (bbb-webrtc-sfu) announces $(announced "${webrtc:-}"), not $PUBLIC_IPV4"
+  [ "${plain:-}" = "$PUBLIC_IPV4" ] || echo "bbb-webrtc-sfu's RTP with FreeSWITCH (plainRtp) announces $(announced "${plain:-}"), not $PUBLIC_IPV4"
   if [ "$PUBLIC_IPV4" != "$PRIVATE_IPV4" ]; then
     ip -4 -o addr show dev lo | grep -q " inet $PUBLIC_IPV4/32 " || echo "$PUBLIC_IPV4 is not on lo (bbb-install.sh's NAT set-up)"
     grep -q "ip addr add $PUBLIC_IPV4 dev lo" "$ROOT/lib/systemd/system/dummy-nic.service" 2>/dev/null ||
@@ -101,16 +102,22 @@ if [ -n "$recorded" ] && [ ! -f "$url_file" ]; then
     fi
   done
 fi
+# A new URL alone waits for the next run, forceReinstall or not: that is set for other reasons (a restart
+# through running meetings), and in a pool would reinstall every server at once.
+guard_what="re-running bbb-install.sh (it restarts every BigBlueButton service)"
 if [ "$recorded" = "$fingerprint" ]; then
   wrong=$(misannounced)
   if [ -n "$wrong" ]; then
     while IFS= read -r line; do say "$line"; done <<<"$wrong"
     say "running bbb-install.sh again, so that the server announces $PUBLIC_IPV4"
+    # Nothing in the pool's maintenance knows of this reason: the server takes new meetings meanwhile.
+    [ "$UPGRADE_IN_PLACE" = true ] ||
+      guard_what="re-running bbb-install.sh for the address (drain it so that it empties: pulumi config set --path 'drain[0]' ${FQDN%%.*})"
   elif [ "$last_url" = "$INSTALLER_URL" ]; then
     say "bbb-install.sh already ran with these inputs; nothing to do"
     exit 0
-  elif [ "$FORCE_REINSTALL" != true ]; then
-    say "bbb-install.sh last ran from $last_url; $INSTALLER_URL runs the next time it runs (a new bbbVersion, or forceReinstall: true)"
+  else
+    say "bbb-install.sh last ran from ${last_url:-an unrecorded URL}; $INSTALLER_URL runs the next time it runs (a new bbbVersion, a new server)"
     exit 0
   fi
 fi
@@ -129,7 +136,7 @@ fi
 if pending install && ! meetings_here >/dev/null && bbb_down; then
   say "an earlier bbb-install.sh run did not finish and BigBlueButton is down; running it again"
 else
-  guard_meetings "re-running bbb-install.sh (it restarts every BigBlueButton service)" "$FORCE_REINSTALL" forceReinstall
+  guard_meetings "$guard_what" "$FORCE_REINSTALL" forceReinstall
 fi
 : >"$log"
 chmod 0600 "$log"
@@ -146,9 +153,12 @@ mv -f "$installer.new" "$installer"
 
 # The addresses, as get_IP would find them with a hairpinning router. Behind NAT, check_nat puts the public one on
 # lo with `ip addr add`, which fails when it is there (from the run before, or dummy-nic.service at boot) and,
-# under -e, stops the installer: it goes first (BigBlueButton is idle, and restarts with the installer).
+# under -e, stops the installer: it goes first (BigBlueButton is idle, and restarts with the installer), and
+# comes back when the installer fails before check_nat (FreeSWITCH's websockets and nginx's sip.nginx use it).
 addresses=(IP="$PUBLIC_IPV4")
+restore_lo=""
 if [ "$PUBLIC_IPV4" != "$PRIVATE_IPV4" ]; then
+  restore_lo="ip addr replace $PUBLIC_IPV4/32 dev lo"
   addresses+=(INTERNAL_IP="$PRIVATE_IPV4")
   if ip -4 -o addr show dev lo | grep -q " inet $PUBLIC_IPV4/32 "; then
     ip addr del "$PUBLIC_IPV4/32" dev lo || fail "cannot take $PUBLIC_IPV4 off lo for bbb-install.sh's NAT set-up"
@@ -176,6 +186,7 @@ mkdir -p $(printf '%q' "$(dirname "$(pending_file install)")")
 # bbb-install.sh's first line asks for -e, which \`bash script\` does not read: given here.
 $(printf '%q ' "${addresses[@]}")timeout $TIMEOUT_SECONDS bash -e $(printf '%q' "$installer") $(printf '%q ' "${args[@]}")2>&1 | sed -f $(printf '%q' "$masking") >>$(printf '%q' "$log")
 rc=\$?
+[ "\$rc" -eq 0 ] || ${restore_lo:-:}
 if [ "\$rc" -eq 0 ]; then
   printf '%s\\n' $fingerprint >$(printf '%q' "$done_file")
   printf '%s\\n' $(printf '%q' "$INSTALLER_URL") >$(printf '%q' "$url_file")
@@ -190,6 +201,7 @@ rm -f "$result"
 say "running bbb-install.sh ${args[*]//"$TURN_SECRET"/[secret]} as unit $unit (output: /var/log/bbb-deploy/bbb-install.log)"
 systemd-run --unit="$unit" --collect --quiet "$runner" || {
   rm -f "$runner" "$masking"
+  $restore_lo
   fail "cannot start bbb-install.sh as the systemd unit $unit"
 }
 wait_for_installer
@@ -199,7 +211,10 @@ rm -f "$runner" "$masking"
 if [ "$rc" != 0 ]; then
   tail -n 40 "$log" >&2
   [ "$rc" = 124 ] && fail "bbb-install.sh did not finish within ${TIMEOUT_SECONDS}s (log: /var/log/bbb-deploy/bbb-install.log)"
-  [ "$rc" = none ] && fail "bbb-install.sh ended without an exit code (killed? see: journalctl -u $unit)"
+  if [ "$rc" = none ]; then
+    $restore_lo
+    fail "bbb-install.sh ended without an exit code (killed? see: journalctl -u $unit)"
+  fi
   fail "bbb-install.sh failed with exit code $rc (last lines above; log: /var/log/bbb-deploy/bbb-install.log)"
 fi
 chmod 0600 "$done_file" "$url_file" "$version_file"

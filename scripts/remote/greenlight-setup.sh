@@ -54,10 +54,11 @@ mkdir -p "$(dirname "$env_file")"
 # What is logged. Greenlight (config/environments/production.rb, release-3.8.2.4) logs at LOG_LEVEL, info unless
 # set: one lograge line a request, without the client's address but with room and user ids; nginx, Ubuntu's
 # http-level access log of every request with the client's address, and its error log names the client too.
-# Under strict privacy: Greenlight's warnings, no access log, critical errors only (server-level directives,
+# Under strict privacy: Greenlight's warnings, no access log, emergencies only (nginx logs failed TLS handshakes
+# with the client's address at crit; server-level directives,
 # which replace the http-level ones).
 if [ "$PRIVACY" = strict ]; then
-  log_level=warn nginx_logging=$'    access_log off;\n    error_log /var/log/nginx/error.log crit;\n'
+  log_level=warn nginx_logging=$'    access_log off;\n    error_log /var/log/nginx/error.log emerg;\n'
 else
   log_level=info nginx_logging=""
 fi

@@ -316,6 +316,8 @@ set -e
 if [ -f $(printf %q "$compose") ]; then
   sed -i 's|^\([[:space:]]*image:[[:space:]]*\)bigbluebutton/greenlight:.*\$|\1bigbluebutton/greenlight:$tag|' $(printf %q "$compose")
 fi
+# docker-ce-cli only recommends the plugin: an image that installs no recommends lacks it.
+docker compose version >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose-plugin >&2 || true
 docker compose version >/dev/null 2>&1 || {
   echo "docker-compose: Docker Compose v2 is missing (apt-get install docker-compose-plugin)" >&2
   exit 1

@@ -153,9 +153,9 @@ NGINX
 #     and Scalelite's templates' http-level "access_log stderr combined". Under strict privacy an http-level
 #     "access_log off" in an http.d file turns both off (off is a flag of the level, whatever the order; the
 #     image's servers set no access_log of their own), and the error log, which names the client too, keeps
-#     only critical errors.
+#     only emergencies (nginx logs a failed TLS handshake with the client's address at crit).
 if [ "$PRIVACY" = strict ]; then
-  privacy_directives=$'access_log off;\nerror_log stderr crit;'
+  privacy_directives=$'access_log off;\nerror_log stderr emerg;'
 else
   privacy_directives=""
 fi
