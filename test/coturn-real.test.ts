@@ -14,6 +14,7 @@ import * as https from "https";
 import * as net from "net";
 import * as path from "path";
 import * as tls from "tls";
+import { account } from "./accounts";
 import { Sandbox } from "./sandbox";
 import { installStubs } from "./stubs";
 
@@ -27,13 +28,6 @@ function tool(name: string): string {
         if (fs.existsSync(path.join(dir, name))) return path.join(dir, name);
     }
     throw new Error(`${name} is not installed (apt-get install -y coturn pebble certbot openssl)`);
-}
-
-function account(name: string): { uid: number; gid: number } {
-    const line = fs.readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.startsWith(`${name}:`));
-    if (!line) throw new Error(`no ${name} user: Debian's coturn package creates it`);
-    const [, , uid, gid] = line.split(":");
-    return { uid: Number(uid), gid: Number(gid) };
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -216,7 +210,7 @@ describe("TURN host for real on 127.0.0.1: certificate from an ACME CA, then cot
     let pebble: ChildProcess | undefined;
     let coturn: ChildProcess | undefined;
     let step: { status: number | null; stdout: string; stderr: string };
-    const turnserverUser = account("turnserver");
+    const turnserverUser = account("turnserver", "coturn");
     const ports = { acme: 0, acmeManagement: 0, http01: 0, listening: 0, tls: 0, relayMin: 0, relayMax: 0 };
     let pebbleCa = "";
     const live = () => box.file(`root/etc/letsencrypt/live/${FQDN}`);

@@ -2,6 +2,7 @@
 // attached data volume and a curl that answers like Scalelite behind its nginx (/health_check answers 200 either way).
 import * as fs from "fs";
 import * as path from "path";
+import { RealPostgres } from "./postgres";
 import { Sandbox } from "./sandbox";
 import { attachVolume, installStubs } from "./stubs";
 
@@ -572,5 +573,76 @@ describe("recording retention", () => {
         expect(fs.existsSync(box.file("root/etc/cron.daily/bbb-recording-retention"))).toBe(true);
         ok({ RECORDINGS: "false", NFS_CLIENTS: "", RETENTION_DAYS: "0" });
         expect(fs.existsSync(box.file("root/etc/cron.daily/bbb-recording-retention"))).toBe(false);
+    });
+});
+
+/**
+ * The database wait and set-up against a real PostgreSQL (Debian's, test/postgres.ts): `docker exec postgres
+ * pg_isready` is the real pg_isready (0 accepting, 2 no response), and Scalelite's `rake db:prepare` is played
+ * with the real psql as Rails 7.2 runs it (activerecord's DatabaseTasks.prepare_all): the database created when
+ * missing and db/schema.rb loaded (v1.8.5: version 2023_06_27_141045, its recordings table here), else migrated
+ * (nothing to migrate at that version); like ActiveRecord, it fails when PostgreSQL does not answer. Every other
+ * docker call goes to the docker stub.
+ */
+describe("with a real PostgreSQL: the database wait and set-up", () => {
+    let pg: RealPostgres;
+    beforeAll(() => {
+        pg = new RealPostgres();
+    });
+    afterAll(() => pg.cleanup());
+    beforeEach(() => {
+        box = host();
+        box.stub("sleep", 'exec /bin/sleep "$@"');
+        fs.renameSync(path.join(box.bin, "docker"), path.join(box.bin, "docker-stub"));
+        const prepare = [
+            `${pg.client("psql")} -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'scalelite'" | grep -q 1 || ${pg.client("createdb")} scalelite || exit 1`,
+            `${pg.client("psql")} -d scalelite -q -v ON_ERROR_STOP=1 -c "CREATE TABLE IF NOT EXISTS schema_migrations (version varchar PRIMARY KEY); INSERT INTO schema_migrations VALUES ('20230627141045') ON CONFLICT DO NOTHING; CREATE TABLE IF NOT EXISTS recordings (id bigserial PRIMARY KEY, record_id varchar)"`,
+        ].join("\n");
+        fs.writeFileSync(
+            path.join(box.bin, "docker"),
+            `#!/bin/bash
+case "$*" in
+  "exec postgres pg_isready "*) printf 'docker %s\\n' "$*" >> "$SANDBOX/calls.log"; exec ${pg.client("pg_isready")} -q ;;
+  "run --rm "*"rake db:prepare")
+    printf 'docker %s\\n' "$*" >> "$SANDBOX/calls.log"
+${prepare} ;;
+  *) exec "$SANDBOX/bin/docker-stub" "$@" ;;
+esac
+`,
+            { mode: 0o755 },
+        );
+    });
+    afterEach(() => {
+        pg.stop();
+        box.cleanup();
+    });
+    const schema = () => pg.query("SELECT version FROM schema_migrations", "scalelite");
+
+    test("a first boot, PostgreSQL accepting connections two seconds after its container started: the step waits, then makes Scalelite's database, then starts the api", () => {
+        const starting = pg.startAfter(2);
+        const r = ok({ HEALTH_WAIT_SECONDS: "60" });
+        expect(r.stdout).toContain("scalelite-setup: waiting for PostgreSQL to accept connections");
+        expect(box.calls("docker").filter((c) => c.includes("pg_isready")).length).toBeGreaterThan(1);
+        expect(schema()).toBe("20230627141045");
+        const calls = box.calls("docker");
+        expect(calls.findIndex((c) => c.includes("rake db:prepare"))).toBeLessThan(calls.findIndex((c) => c.startsWith("docker run") && c.includes("--name scalelite-api")));
+        starting.kill();
+    });
+
+    test("a later run prepares the database again without losing what is in it", () => {
+        pg.start();
+        ok();
+        pg.query("INSERT INTO recordings (record_id) VALUES ('r-1')", "scalelite");
+        ok();
+        expect(pg.query("SELECT record_id FROM recordings", "scalelite")).toBe("r-1");
+        expect(schema()).toBe("20230627141045");
+    });
+
+    test("a PostgreSQL that never comes up stops the step after HEALTH_WAIT_SECONDS, naming it; the api is not started", () => {
+        const r = run({ HEALTH_WAIT_SECONDS: "3" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("scalelite-setup: error: PostgreSQL does not accept connections after 3s (see: docker logs postgres)");
+        expect(box.calls("docker").filter((c) => c.includes("rake db:prepare"))).toEqual([]);
+        expect(runs()).not.toContain("scalelite-api");
     });
 });
