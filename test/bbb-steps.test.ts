@@ -620,6 +620,7 @@ describe("bbb-configure", () => {
         test("a Greenlight that is not this server's any more (a pool grown from it) is left as it is", () => {
             const r = box.run("bbb-configure", CONFIGURE);
             expect(r.status).toBe(0);
+            expect(props()).toContain(`securitySalt=${NEW_SECRET}\n`);
             expect(env()).toContain(`BIGBLUEBUTTON_SECRET=${OLD_SECRET}\n`);
             expect(ups()).toEqual([]);
         });

@@ -130,10 +130,20 @@ function overSsh(name: string): { status: number | null; output: string } {
     return { status: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
-test("the readiness, TURN, installer, configuration and data-policy steps run through ssh + sudo and succeed", () => {
-    for (const name of ["turn-ready", "bbb-1-ready", "turn-coturn", "bbb-1-install", "bbb-1-configure", "bbb-1-data-policy"]) {
+/** The last word each step says when it did its work. */
+const DONE: Record<string, string> = {
+    "turn-ready": "wait-ready: turn.example.org resolves to 203.0.113.2",
+    "bbb-1-ready": "wait-ready: bbb-1.example.org resolves to 203.0.113.11",
+    "turn-coturn": "turn-coturn: coturn is running on turn.example.org, relaying to 1 BBB server(s)",
+    "bbb-1-install": "bbb-installer: bbb-install.sh finished",
+    "bbb-1-configure": "bbb-configure: the API answers with the stack's secret",
+    "bbb-1-data-policy": "bbb-data-policy: privacy strict applied",
+};
+
+test("the readiness, TURN, installer, configuration and data-policy steps run through ssh + sudo and do their work", () => {
+    for (const [name, said] of Object.entries(DONE)) {
         const r = overSsh(name);
-        expect([name, r.status, r.status === 0 ? "" : r.output]).toEqual([name, 0, ""]);
+        expect([name, r.status, r.output]).toEqual([name, 0, expect.stringContaining(said)]);
     }
 });
 
@@ -165,8 +175,15 @@ test("they ran as root through sudo, with no environment from the client", () =>
 test("a second run of every step succeeds and changes nothing that matters", () => {
     const conf = fs.readFileSync(box.file("root/etc/turnserver.conf"), "utf8");
     fs.writeFileSync(box.file("calls.log"), "");
-    for (const name of ["turn-coturn", "bbb-1-install", "bbb-1-configure", "bbb-1-data-policy"]) {
-        expect([name, overSsh(name).status]).toEqual([name, 0]);
+    const again: Record<string, string> = {
+        "turn-coturn": DONE["turn-coturn"],
+        "bbb-1-install": "bbb-installer: bbb-install.sh already ran with these inputs; nothing to do",
+        "bbb-1-configure": "bbb-configure: the secret and properties are as wanted",
+        "bbb-1-data-policy": DONE["bbb-1-data-policy"],
+    };
+    for (const [name, said] of Object.entries(again)) {
+        const r = overSsh(name);
+        expect([name, r.status, r.output]).toEqual([name, 0, expect.stringContaining(said)]);
     }
     expect(fs.readFileSync(box.file("root/etc/turnserver.conf"), "utf8")).toBe(conf);
     expect(box.calls("bbb-install.sh")).toEqual([]);
