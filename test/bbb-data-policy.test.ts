@@ -151,12 +151,22 @@ test("bad inputs are refused before anything changes", () => {
 });
 
 describe("privacy strict", () => {
+    test("an SFU override file that is not YAML (edited by hand) stops the step before the SFU restarts, naming the file", () => {
+        box.write("root/etc/bigbluebutton/bbb-webrtc-sfu/production.yml", "log: [unclosed\n");
+        const r = box.run("bbb-data-policy", STRICT);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(`bbb-data-policy: error: cannot set the log level in ${box.root}/etc/bigbluebutton/bbb-webrtc-sfu/production.yml`);
+        expect(box.calls("systemctl").filter((c) => c.includes("bbb-webrtc-sfu"))).toEqual([]);
+    });
+
     test("turns access logs off, quietens the SFU and FreeSWITCH, keeps logs one day, purges deleted recordings", () => {
         const r = box.run("bbb-data-policy", STRICT);
         expect(r.stderr).toBe("");
         expect(r.status).toBe(0);
-        expect(read("etc/nginx/conf.d/99-bbb-privacy.conf")).toBe("# Managed by bbb (Pulumi, bbb-data-policy step)\naccess_log off;\nerror_log /var/log/nginx/error.log emerg;\n");
+        expect(read("etc/nginx/conf.d/99-bbb-privacy.conf")).toBe("# Managed by bbb (Pulumi, bbb-data-policy step)\naccess_log off;\n");
         expect(read("etc/nginx/sites-available/bigbluebutton")).toContain("    access_log off;\n");
+        // Per server (an http-level one would be a second log beside Ubuntu's): errors naming clients go.
+        expect(read("etc/nginx/sites-available/bigbluebutton").match(/^server \{\n {2}error_log \/var\/log\/nginx\/error\.log emerg; # bbb privacy strict\n/gm)).toHaveLength(2);
         expect(read("etc/nginx/sites-available/bigbluebutton")).not.toContain("bigbluebutton.access.log");
         expect(read("etc/bigbluebutton/bbb-webrtc-sfu/production.yml")).toContain("log:\n  level: warn\n");
         expect(read("opt/freeswitch/etc/freeswitch/autoload_configs/switch.conf.xml")).toContain('<param name="loglevel" value="warning"/>');
@@ -237,6 +247,7 @@ describe("privacy standard, recordings on", () => {
         expect(box.run("bbb-data-policy", STANDARD).status).toBe(0);
         expect(exists("etc/nginx/conf.d/99-bbb-privacy.conf")).toBe(false);
         expect(read("etc/nginx/sites-available/bigbluebutton")).toContain("access_log /var/log/nginx/bigbluebutton.access.log;");
+        expect(read("etc/nginx/sites-available/bigbluebutton")).not.toContain("error_log");
         expect(read("etc/bigbluebutton/bbb-webrtc-sfu/production.yml")).toContain("level: info");
         expect(read("usr/share/bbb-web/WEB-INF/classes/logback.xml")).toBe(LOGBACK);
         expect(exists("etc/default/bigbluebutton-cron-config")).toBe(false);

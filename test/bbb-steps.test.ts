@@ -130,24 +130,41 @@ describe("bbb-installer", () => {
             expect(lo()).toBe("203.0.113.11/32\n");
         });
 
-        test("in a pool, a server to install again for its address while it hosts meetings is to be drained first (nothing else takes it out of service)", () => {
-            expect(box.run("bbb-installer", { ...NAT, UPGRADE_IN_PLACE: "false" }).status).toBe(0);
+        test("in a pool, a server to install again for its address waits until it hosts no meeting, forceReinstall or not (nothing takes it out of service for this)", () => {
+            const POOL = { ...NAT, UPGRADE_IN_PLACE: "false" };
+            expect(box.run("bbb-installer", POOL).status).toBe(0);
             installedBbb(box, OLD_SECRET);
             fs.writeFileSync(box.file("lo-addrs"), "");
             box.write("meetings", "lecture-7\n");
-            const r = box.run("bbb-installer", { ...NAT, UPGRADE_IN_PLACE: "false" });
-            expect(r.status).toBe(1);
-            expect(r.stderr).toContain("drain it so that it empties: pulumi config set --path 'drain[0]' bbb-1");
+            for (const force of ["false", "true"]) {
+                const r = box.run("bbb-installer", { ...POOL, FORCE_REINSTALL: force });
+                expect(r.status).toBe(0);
+                expect(r.stdout).toContain("bbb-1.example.org hosts meetings (or does not say): bbb-install.sh runs again once it hosts none");
+            }
             expect(installerRuns()).toHaveLength(1);
+            expect(fs.readFileSync(box.file("meetings"), "utf8")).toBe("lecture-7\n");
+            box.write("meetings", "");
+            expect(box.run("bbb-installer", POOL).status).toBe(0);
+            expect(installerRuns()).toHaveLength(2);
+            expect(lo()).toBe("203.0.113.11/32\n");
         });
 
         test.each([
             ["fails", { INSTALLER_RC: "3" }],
             ["dies midway", { INSTALLER_DIES: "1" }],
+            ["is killed with its unit", { INSTALLER_KILLED: "1" }],
         ])("an installer that %s after the address left lo puts it back (FreeSWITCH's websockets and nginx use it)", (_, env) => {
             expect(box.run("bbb-installer", NAT).status).toBe(0);
             installedBbb(box, OLD_SECRET);
             expect(box.run("bbb-installer", { ...NAT, VERSION: "jammy-301" }, env).status).toBe(1);
+            expect(lo()).toBe("203.0.113.11/32\n");
+        });
+
+        test("an installer that systemd-run does not start leaves the address on lo (it is taken off right before the installer)", () => {
+            expect(box.run("bbb-installer", NAT).status).toBe(0);
+            installedBbb(box, OLD_SECRET);
+            box.write("root/etc/systemd/system/bbb-deploy-install.service", "[Service]\nExecStart=/root/bbb-install.sh\n");
+            expect(box.run("bbb-installer", { ...NAT, VERSION: "jammy-301" }).status).toBe(1);
             expect(lo()).toBe("203.0.113.11/32\n");
         });
 
@@ -170,7 +187,7 @@ describe("bbb-installer", () => {
             installedBbb(box, OLD_SECRET);
             const r = box.run("bbb-installer", { ...NAT, VERSION: "jammy-301" }, { IP_FAIL: "del" });
             expect(r.status).toBe(1);
-            expect(r.stderr).toContain("RTNETLINK answers: Operation not permitted\nbbb-installer: error: cannot take 203.0.113.11 off lo for bbb-install.sh's NAT set-up");
+            expect(r.stderr).toContain("RTNETLINK answers: Operation not permitted\nbbb-installer: error: cannot take 203.0.113.11 off lo for bbb-install.sh's NAT set-up (see: journalctl -u bbb-deploy-install)");
             expect(installerRuns()).toHaveLength(1);
             expect(lo()).toBe("203.0.113.11/32\n");
             expect(box.files().filter((f) => f.includes("pending"))).toEqual([]);

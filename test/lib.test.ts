@@ -161,6 +161,15 @@ test("pull_images pulls only the images that are not here yet", () => {
 });
 
 describe("failures of the tools lib.sh runs stop the step, saying what failed", () => {
+    test("pending_add: a record that cannot be written (a link left where it goes, pointing nowhere) stops the step", () => {
+        fs.mkdirSync(box.file("root/var/lib/bbb-deploy/pending"), { recursive: true });
+        fs.symlinkSync("/nonexistent/dir/record", box.file("root/var/lib/bbb-deploy/pending/lib-test.restart"));
+        const r = lib("pending_add restart; echo after");
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(`lib-test: error: cannot record pending work in ${box.root}/var/lib/bbb-deploy/pending/lib-test.restart`);
+        expect(r.stdout).not.toContain("after");
+    });
+
     test("apt_install: a package apt cannot install, after refreshing the lists once; a held dpkg lock; lists that cannot be refreshed", () => {
         const missing = lib("apt_install nosuchpackage", { APT_FAIL: "1" });
         expect(missing.status).toBe(1);

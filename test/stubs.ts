@@ -632,7 +632,15 @@ const keysOf = (path) => {
   }
   return keys;
 };
-const doc = YAML.parse(fs.readFileSync(file, "utf8")) ?? {};
+// A file that is not YAML fails both ways, as yq's decoder does ("Error: bad file '...': yaml: ...", exit 1;
+// the wording after "yaml:" is go-yaml's, assumed here).
+let doc;
+try {
+  doc = YAML.parse(fs.readFileSync(file, "utf8")) ?? {};
+} catch (e) {
+  console.error("Error: bad file '" + file + "': yaml: " + String(e.message).split("\\n")[0]);
+  process.exit(1);
+}
 for (const [, path, value] of terms) {
   const keys = keysOf(path);
   let node = doc;

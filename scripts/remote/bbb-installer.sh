@@ -104,15 +104,19 @@ if [ -n "$recorded" ] && [ ! -f "$url_file" ]; then
 fi
 # A new URL alone waits for the next run, forceReinstall or not: that is set for other reasons (a restart
 # through running meetings), and in a pool would reinstall every server at once.
-guard_what="re-running bbb-install.sh (it restarts every BigBlueButton service)"
 if [ "$recorded" = "$fingerprint" ]; then
   wrong=$(misannounced)
   if [ -n "$wrong" ]; then
     while IFS= read -r line; do say "$line"; done <<<"$wrong"
     say "running bbb-install.sh again, so that the server announces $PUBLIC_IPV4"
-    # Nothing in the pool's maintenance knows of this reason: the server takes new meetings meanwhile.
-    [ "$UPGRADE_IN_PLACE" = true ] ||
-      guard_what="re-running bbb-install.sh for the address (drain it so that it empties: pulumi config set --path 'drain[0]' ${FQDN%%.*})"
+    # In a pool nothing takes the server out of service for this reason (the pool's maintenance knows only of
+    # changed inputs): it runs once the server hosts no meeting, never forced (forceReinstall, set for another
+    # reason, would reinstall every such server at once). Until then the server goes on as it is.
+    if [ "$UPGRADE_IN_PLACE" != true ] && ! { count=$(meetings_here) && [ "$count" -eq 0 ]; }; then
+      say "$FQDN hosts meetings (or does not say): bbb-install.sh runs again once it hosts none, at a later pulumi up" \
+        "(to empty it, add its place in the pool, e.g. bbb-2, to drain)"
+      exit 0
+    fi
   elif [ "$last_url" = "$INSTALLER_URL" ]; then
     say "bbb-install.sh already ran with these inputs; nothing to do"
     exit 0
@@ -136,7 +140,7 @@ fi
 if pending install && ! meetings_here >/dev/null && bbb_down; then
   say "an earlier bbb-install.sh run did not finish and BigBlueButton is down; running it again"
 else
-  guard_meetings "$guard_what" "$FORCE_REINSTALL" forceReinstall
+  guard_meetings "re-running bbb-install.sh (it restarts every BigBlueButton service)" "$FORCE_REINSTALL" forceReinstall
 fi
 : >"$log"
 chmod 0600 "$log"
@@ -156,13 +160,12 @@ mv -f "$installer.new" "$installer"
 # under -e, stops the installer: it goes first (BigBlueButton is idle, and restarts with the installer), and
 # comes back when the installer fails before check_nat (FreeSWITCH's websockets and nginx's sip.nginx use it).
 addresses=(IP="$PUBLIC_IPV4")
-restore_lo=""
+take_lo=":" restore_lo=":"
 if [ "$PUBLIC_IPV4" != "$PRIVATE_IPV4" ]; then
-  restore_lo="ip addr replace $PUBLIC_IPV4/32 dev lo"
   addresses+=(INTERNAL_IP="$PRIVATE_IPV4")
-  if ip -4 -o addr show dev lo | grep -q " inet $PUBLIC_IPV4/32 "; then
-    ip addr del "$PUBLIC_IPV4/32" dev lo || fail "cannot take $PUBLIC_IPV4 off lo for bbb-install.sh's NAT set-up"
-  fi
+  # In the runner, right before the installer: nothing else can fail in between.
+  take_lo="if ip -4 -o addr show dev lo | grep -q ' inet $PUBLIC_IPV4/32 '; then ip addr del $PUBLIC_IPV4/32 dev lo 2>>$(printf '%q' "$log") || { echo lo >$(printf '%q' "$result"); exit; }; fi"
+  restore_lo="ip addr replace $PUBLIC_IPV4/32 dev lo"
 fi
 args=(-v "$VERSION" -s "$FQDN" -e "$EMAIL" -c "$TURN_HOST:$TURN_SECRET")
 if [ "$GREENLIGHT" = true ]; then
@@ -180,13 +183,14 @@ fi
 #!/usr/bin/env bash
 # Written by the bbb-installer step (bbb, Pulumi); run as systemd unit $unit.
 set -o pipefail
+$take_lo
 # From here until it succeeds, a run of bbb-install.sh is unfinished (lib.sh's pending work).
 mkdir -p $(printf '%q' "$(dirname "$(pending_file install)")")
 : >$(printf '%q' "$(pending_file install)")
 # bbb-install.sh's first line asks for -e, which \`bash script\` does not read: given here.
 $(printf '%q ' "${addresses[@]}")timeout $TIMEOUT_SECONDS bash -e $(printf '%q' "$installer") $(printf '%q ' "${args[@]}")2>&1 | sed -f $(printf '%q' "$masking") >>$(printf '%q' "$log")
 rc=\$?
-[ "\$rc" -eq 0 ] || ${restore_lo:-:}
+[ "\$rc" -eq 0 ] || $restore_lo
 if [ "\$rc" -eq 0 ]; then
   printf '%s\\n' $fingerprint >$(printf '%q' "$done_file")
   printf '%s\\n' $(printf '%q' "$INSTALLER_URL") >$(printf '%q' "$url_file")
@@ -201,7 +205,6 @@ rm -f "$result"
 say "running bbb-install.sh ${args[*]//"$TURN_SECRET"/[secret]} as unit $unit (output: /var/log/bbb-deploy/bbb-install.log)"
 systemd-run --unit="$unit" --collect --quiet "$runner" || {
   rm -f "$runner" "$masking"
-  $restore_lo
   fail "cannot start bbb-install.sh as the systemd unit $unit"
 }
 wait_for_installer
@@ -210,6 +213,7 @@ rc=$(cat "$result" 2>/dev/null || echo none)
 rm -f "$runner" "$masking"
 if [ "$rc" != 0 ]; then
   tail -n 40 "$log" >&2
+  [ "$rc" = lo ] && fail "cannot take $PUBLIC_IPV4 off lo for bbb-install.sh's NAT set-up (see: journalctl -u $unit)"
   [ "$rc" = 124 ] && fail "bbb-install.sh did not finish within ${TIMEOUT_SECONDS}s (log: /var/log/bbb-deploy/bbb-install.log)"
   if [ "$rc" = none ]; then
     $restore_lo

@@ -138,7 +138,6 @@ pending_add() {
   [ -e "$file" ] && return 0
   mkdir -p "$(dirname "$file")"
   chmod 0700 "$(dirname "$file")"
-  # coverage: not reached in tests: its directory was just made: root fails to create the file only where the kernel refuses
   (umask 077 && printf '%s' "${2:-}" >"$file") || fail "cannot record pending work in $file"
 }
 pending_note() {

@@ -218,9 +218,12 @@ ensure_container redis --network scalelite \
 #     PostgreSQL that does not accept connections yet, and an api that lost runs without tables, never
 #     healthy, and is not started again. So PostgreSQL is waited for and the database prepared here first
 #     (rake db:prepare, Rails 7.2: creates it, loads the schema, or migrates; a no-op when up to date).
+# Asked over TCP, as Scalelite connects: on a first boot the postgres image runs its init scripts on a server
+# that listens on its socket only (docker-entrypoint.sh, docker_temp_server_start: listen_addresses=''), then
+# restarts it.
 say "waiting for PostgreSQL to accept connections"
 pg_deadline=$((SECONDS + HEALTH_WAIT_SECONDS))
-until docker exec postgres pg_isready -q -U postgres >/dev/null 2>&1; do
+until docker exec postgres pg_isready -q -h 127.0.0.1 -U postgres >/dev/null 2>&1; do
   [ "$SECONDS" -lt "$pg_deadline" ] ||
     fail "PostgreSQL does not accept connections after ${HEALTH_WAIT_SECONDS}s (see: docker logs postgres)"
   sleep 2
