@@ -42,7 +42,8 @@ export function commandsOf(script: string): Command[] {
         // An array written over several lines, name=( ... ), is one command.
         if (/^[A-Za-z_][A-Za-z0-9_]*=\($/.test(bare)) while (last + 1 < lines.length && !lines[last].trim().endsWith(")")) last++;
         const text = lines.slice(i, last + 1).join("\n");
-        const marker = /<<-?\s*['"]?([A-Za-z_][A-Za-z0-9_]*)['"]?/.exec(text);
+        // (A here-string, <<<"word", is not one.)
+        const marker = /(?<!<)<<-?\s*['"]?([A-Za-z_][A-Za-z0-9_]*)['"]?/.exec(text.replace(/<<<\S*/g, ""));
         if (marker) heredoc = marker[1];
         // (A loop's `done` with a redirection feeds the loop: bash traces the loop's commands, not the `done`.)
         const opener = /^(fi|done|esac|;;|\{|\}|then|do|else|\)|[^()#]*\)|[A-Za-z_][A-Za-z0-9_]*\(\) \{)$/.test(bare) || /^done\s*[<|]/.test(bare);

@@ -4,6 +4,11 @@ import * as os from "os";
 import * as path from "path";
 import { commandsOf, renderCoverage, scriptCoverage, tracedLines } from "../scripts/coverage";
 
+test("a here-string (<<<\"word\") is no here-document: the commands after it count", () => {
+    const commands = commandsOf(['cat <<<"access_log off;" || fail "x"', "echo next", 'read -r a <<<"$b"', "echo last", ""].join("\n"));
+    expect(commands.map((c) => c.first)).toEqual([1, 2, 3, 4]);
+});
+
 test("commands: not comments, blank lines, here-document bodies or block keywords; a continued command is one", () => {
     const script = [
         "#!/usr/bin/env bash", // 1
