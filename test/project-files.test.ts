@@ -1,7 +1,9 @@
 // The files users read and the CLI reads must agree with the code: Pulumi.yaml's declarations and
 // defaults, the stack files, the README's config table and its test command, and .ci/run.
+import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { satisfies } from "semver";
 import { parse } from "yaml";
 import { CONFIG_KEYS, CONFIG_SCHEMA, parseConfig } from "../components/config";
 import { TEST_PRIVATE_KEY } from "./harness";
@@ -78,5 +80,44 @@ describe("README", () => {
         for (const output of ["bbbApiUrl", "bbbSecret", "consumerSecrets", "greenlightUrl", "turnHost", "hosts", "dnsRecords", "integrations"]) {
             expect(readme).toContain(`| \`${output}\` |`);
         }
+    });
+});
+
+describe("a fresh machine", () => {
+    test("the Node.js that package.json asks for (npm refuses another: .npmrc engine-strict) runs every installed package", () => {
+        const wanted = JSON.parse(read("package.json")).engines.node as string;
+        expect(read(".npmrc")).toContain("engine-strict=true");
+        expect(read("README.md")).toContain(`Node.js ${wanted.replace(">=", "")} or newer`);
+        const lowest = wanted.replace(">=", "") + (wanted.split(".").length === 2 ? ".0" : "");
+        const refused: string[] = [];
+        const walk = (dir: string) => {
+            for (const name of fs.readdirSync(dir)) {
+                const at = path.join(dir, name);
+                if (name.startsWith(".")) continue;
+                if (name.startsWith("@")) { walk(at); continue; }
+                const manifest = path.join(at, "package.json");
+                if (fs.existsSync(manifest)) {
+                    const engines = JSON.parse(fs.readFileSync(manifest, "utf8")).engines?.node;
+                    if (engines && !satisfies(lowest, engines)) refused.push(`${name} ${engines}`);
+                }
+                if (fs.existsSync(path.join(at, "node_modules"))) walk(path.join(at, "node_modules"));
+            }
+        };
+        walk(path.join(root, "node_modules"));
+        expect(refused).toEqual([]);
+    });
+
+    test("npm test without the Debian packages it needs stops at once, naming them and how to install them, in one line", () => {
+        const r = spawnSync("/bin/bash", ["scripts/system-tools.sh", "check"], { cwd: root, env: { PATH: "/nonexistent" }, encoding: "utf8" });
+        expect(r.status).toBe(1);
+        // (sshd is looked for in /usr/sbin and /sbin too, where Debian puts it: this machine may have it.)
+        const m = /^npm test needs these Debian packages: ([a-z- ]+); install them with: sudo bash \.ci\/run \(or: sudo apt-get install -y ([a-z- ]+)\)\n$/.exec(r.stderr);
+        expect(m).not.toBeNull();
+        const packages = m![1].split(" ");
+        expect(m![2]).toBe(m![1]);
+        expect(packages).toEqual(expect.arrayContaining(["shellcheck", "sudo", "coturn", "pebble", "certbot", "openssl", "postgresql"]));
+        expect(new Set(packages).size).toBe(packages.length);
+        expect(JSON.parse(read("package.json")).scripts.test).toMatch(/^bash scripts\/system-tools\.sh check && /);
+        expect(read(".ci/run")).toContain("bash scripts/system-tools.sh install\n");
     });
 });

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The Debian/Ubuntu packages the test suite needs besides Node.js, and why.
+#   check (npm test runs it first): exits 1 with one line naming the missing packages and how to install them.
+#   install (.ci/run): installs the missing ones with apt-get, saying which and why.
+set -euo pipefail
+
+# command:package:why
+TOOLS=(
+  "shellcheck:shellcheck:lints the host scripts"
+  "sshd:openssh-server:a real sshd runs the declared steps"
+  "sudo:sudo:the steps run through sudo, as on the hosts"
+  "turnserver:coturn:a real coturn relays with the configuration the TURN step writes"
+  "turnutils_uclient:coturn:allocates relays through it"
+  "pebble:pebble:a local ACME CA for the real certbot"
+  "certbot:certbot:gets the TURN certificate from pebble"
+  "openssl:openssl:makes test certificates"
+  "pg_ctlcluster:postgresql:a real PostgreSQL for Scalelite's database wait and set-up"
+)
+
+missing=() reasons=()
+for entry in "${TOOLS[@]}"; do
+  IFS=: read -r tool package why <<<"$entry"
+  command -v "$tool" >/dev/null || PATH=$PATH:/usr/sbin:/sbin command -v "$tool" >/dev/null && continue
+  [[ " ${missing[*]} " == *" $package "* ]] && continue
+  missing+=("$package") reasons+=("$package ($why)")
+done
+[ "${#missing[@]}" -eq 0 ] && exit 0
+
+case ${1:-check} in
+  check)
+    echo "npm test needs these Debian packages: ${missing[*]}; install them with: sudo bash .ci/run (or: sudo apt-get install -y ${missing[*]})" >&2
+    exit 1
+    ;;
+  install)
+    echo "installing what the tests need:"
+    printf '  %s\n' "${reasons[@]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q "${missing[@]}"
+    ;;
+  *)
+    echo "usage: $0 [check|install]" >&2
+    exit 2
+    ;;
+esac
