@@ -4,6 +4,7 @@
 // script at least 90 % of its lines, every `fail` site reached or listed with its reason: a site no test can
 // reach says why in a comment on the line just above it (`# coverage: not reached in tests: <reason>`), and is
 // listed apart, with that reason, instead of counting as not reached.
+import { helpRequested } from "./cli";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -177,8 +178,13 @@ function stepTestFiles(): string[] {
         .map((f) => path.join("test", f));
 }
 
+export const USAGE = `usage: npm run coverage [-- <script.sh> ...]
+Runs the tests that run scripts/remote/ with bash tracing, then prints per script the share of its commands
+that ran and the fail sites no test reaches; the scripts named also get the commands no test ran.`;
+
 /** `npm run coverage [-- script.sh ...]`: the named scripts also get the commands no test ran. */
-function main(args: string[]): number {
+export function main(args: string[]): number {
+    if (helpRequested(args, USAGE)) return 0;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bbb-coverage-"));
     try {
         const jest = spawnSync("npx", ["jest", ...stepTestFiles()], { cwd: ROOT, env: { ...process.env, BBB_COVERAGE_DIR: dir }, stdio: ["ignore", "ignore", "inherit"] });

@@ -5,6 +5,7 @@
 // Each side is the program as it stands in that tree (code and Pulumi.<stack>.yaml), evaluated under mocks
 // (scripts/trees.ts). A side without the stack file or without the program has no firewall: every rule of the
 // other side is then added (or removed).
+import { helpRequested } from "./cli";
 import { FirewallRule, firewallOf, ruleKey } from "./offline";
 import { argument, table } from "./plan";
 import { evaluateBoth, mergeBaseWithMain } from "./trees";
@@ -52,10 +53,15 @@ export function renderDiff(stack: string, base: string, changes: HostChange[]): 
     return `${title}\n\n${table(["host", "change", "ports", "protocol", "source", "family", "why"], rows)}`;
 }
 
-async function main(args: string[]): Promise<number> {
+export const USAGE = `usage: npm run firewall:diff -- --stack <name> [--base <git-ref>]
+Lists the security-group rules the working tree adds and removes for the stack, against <git-ref> (the
+merge base with main), offline. Exit code 0: no change; 1: changes; 2: error.`;
+
+export async function main(args: string[]): Promise<number> {
+    if (helpRequested(args, USAGE)) return 0;
     const stack = argument(args, "--stack");
     if (!stack) {
-        console.error("usage: npm run firewall:diff -- --stack <name> [--base <git-ref>]");
+        console.error(USAGE.split("\n")[0]);
         return 2;
     }
     const base = argument(args, "--base") ?? mergeBaseWithMain();

@@ -7,6 +7,7 @@
 // 3: error.
 //
 // A step's stdin holds secrets: its inputs are named here, never shown.
+import { helpRequested } from "./cli";
 import { createHash } from "crypto";
 import { changedInputs, Registered, Run, stepInputs } from "./offline";
 import { argument, table } from "./plan";
@@ -671,10 +672,16 @@ export function renderImpact(stack: string, base: string, impact: Impact): strin
 /** A run with nothing in it: the side of a ref that has no such stack. */
 export const NO_RUN: Run = { resources: [], outputs: {}, secretOutputs: [], logs: [] };
 
-async function main(args: string[]): Promise<number> {
+export const USAGE = `usage: npm run impact -- --stack <name> [--base <git-ref>]
+Says what pulumi up would do to each host of the stack, going from Pulumi.<name>.yaml at <git-ref> (HEAD) to
+the working tree, and what is at stake for meetings and data, offline. Exit code 0: nothing happens;
+1: changes, no meeting at risk; 2: meetings at risk (or data); 3: error.`;
+
+export async function main(args: string[]): Promise<number> {
+    if (helpRequested(args, USAGE)) return 0;
     const stack = argument(args, "--stack");
     if (!stack) {
-        console.error("usage: npm run impact -- --stack <name> [--base <git-ref>]");
+        console.error(USAGE.split("\n")[0]);
         return EXIT_ERROR;
     }
     const base = argument(args, "--base") ?? "HEAD";

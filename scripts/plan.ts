@@ -2,6 +2,7 @@
 // Pulumi CLI or credentials. The program is evaluated under mocks with Pulumi.yaml's defaults (the
 // program's own) and Pulumi.<name>.yaml; the cloud is assumed to have the network, image and flavors the
 // stack names (and, with --ipv6, a routable IPv6 subnet). Secrets are never decrypted or shown.
+import { helpRequested } from "./cli";
 import { evaluateProgram, firewallOf, loadProgram, ofType, projectRoot, Registered, Run, stackConfig, stepInputs, waitsFor } from "./offline";
 
 const ROOT = projectRoot();
@@ -107,10 +108,16 @@ export function argument(args: string[], name: string): string | undefined {
     return i >= 0 ? args[i + 1] : undefined;
 }
 
-async function main(args: string[]): Promise<number> {
+export const USAGE = `usage: npm run plan -- --stack <name> [--ipv6]
+Prints, offline (Pulumi's mocks, no cloud), what pulumi up would create for the stack Pulumi.<name>.yaml:
+hosts, each host's firewall rules with their reasons, DNS records, the steps in order, the outputs.
+--ipv6: as on a network with IPv6. Exit code 0, or 2 when the stack does not evaluate.`;
+
+export async function main(args: string[]): Promise<number> {
+    if (helpRequested(args, USAGE)) return 0;
     const stack = argument(args, "--stack");
     if (!stack) {
-        console.error("usage: npm run plan -- --stack <name> [--ipv6]");
+        console.error(USAGE.split("\n")[0]);
         return 2;
     }
     const config = stackConfig(ROOT, stack);

@@ -89,3 +89,34 @@ describe("firewall diff", () => {
         expect(changes.map((c) => c.hosts.join(",")).sort()).toEqual(["bbb-2,bbb-3", "scalelite,greenlight"]);
     });
 });
+
+describe("--help", () => {
+    test.each([
+        ["plan", () => require("../scripts/plan").main(["--help"]), "usage: npm run plan -- --stack <name> [--ipv6]"],
+        ["impact", () => require("../scripts/impact").main(["-h"]), "usage: npm run impact -- --stack <name> [--base <git-ref>]"],
+        ["firewall:diff", () => require("../scripts/firewall-diff").main(["--help"]), "usage: npm run firewall:diff -- --stack <name> [--base <git-ref>]"],
+        ["coverage", () => require("../scripts/coverage").main(["--help"]), "usage: npm run coverage [-- <script.sh> ...]"],
+    ])("%s prints its usage and exits 0, running nothing", async (_tool, run, usage) => {
+        const printed: string[] = [];
+        const log = jest.spyOn(console, "log").mockImplementation((text: string) => void printed.push(text));
+        try {
+            expect(await run()).toBe(0);
+        } finally {
+            log.mockRestore();
+        }
+        expect(printed).toHaveLength(1);
+        expect(printed[0].split("\n")[0]).toBe(usage);
+    });
+
+    test("bench answers --help without running the benchmark (which runs only as the program, not when imported)", () => {
+        const printed: string[] = [];
+        const log = jest.spyOn(console, "log").mockImplementation((text: string) => void printed.push(text));
+        try {
+            require("../scripts/bench").entry(["--help"]);
+        } finally {
+            log.mockRestore();
+        }
+        expect(printed).toHaveLength(1);
+        expect(printed[0].split("\n")[0]).toBe("usage: npm run bench");
+    });
+});
