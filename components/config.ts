@@ -347,6 +347,13 @@ export const CONFIG_SCHEMA: Record<ConfigKey, KeySpec> = {
 export const CONFIG_KEYS = Object.keys(CONFIG_SCHEMA) as ConfigKey[];
 
 /**
+ * The largest pool one stack declares (npm run bench measures pools up to 64): each BBB server is about a dozen
+ * resources (VM, port, addresses, DNS records, steps), so a typo of 1000 would declare some 13,000; a larger
+ * platform is several stacks.
+ */
+export const MAX_POOL_SIZE = 100;
+
+/**
  * BBB package lines this program installs: the Ubuntu release each needs and the bbb-install.sh it runs by
  * default, a commit of the line's release branch: the head of it when docs/upstream.md was read, so that what
  * the steps rely on does not move under them. BigBlueButton 3.0 only: 2.7 (focal-27x) was never checked, and
@@ -639,6 +646,8 @@ export function parseConfig(raw: RawConfig): Parsed {
     const poolSize = values.poolSize;
     if (typeof poolSize === "number" && poolSize < 1) {
         problem("poolSize", "a whole number of at least 1", show(poolSize), setCommand("poolSize", 1));
+    } else if (typeof poolSize === "number" && poolSize > MAX_POOL_SIZE) {
+        problem("poolSize", `a whole number from 1 to ${MAX_POOL_SIZE} (more servers: another stack)`, show(poolSize), setCommand("poolSize", MAX_POOL_SIZE));
     }
     if (typeof poolSize === "number" && poolSize > 1 && values.scalelite === false) {
         problem(
@@ -722,8 +731,8 @@ export function parseConfig(raw: RawConfig): Parsed {
     const installerRef = str("bbbInstallerRef");
     const gitRef = (ref: string) => ref.split("/").every((part) => /^[A-Za-z0-9._-]+$/.test(part) && !/^\.+$/.test(part));
     const bbbRelease = values.bbbRelease;
-    if (typeof bbbRelease === "number" && bbbRelease < 1) {
-        problem("bbbRelease", "a whole number of at least 1 (raise it to replace the pool's servers)", show(bbbRelease), setCommand("bbbRelease", 2));
+    if (typeof bbbRelease === "number" && (bbbRelease < 1 || bbbRelease > 999)) {
+        problem("bbbRelease", "a whole number from 1 to 999 (raise it to replace the pool's servers)", show(bbbRelease), setCommand("bbbRelease", 2));
     } else if (typeof bbbRelease === "number" && bbbRelease > 1 && values.scalelite === false) {
         problem(
             "bbbRelease",

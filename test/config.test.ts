@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, ConfigProblem, formatProblems, loadConfig, parseConfig, ubuntuReleaseOf } from "../components/config";
+import { ConfigError, ConfigProblem, formatProblems, loadConfig, MAX_POOL_SIZE, parseConfig, ubuntuReleaseOf } from "../components/config";
 import { BASE_CONFIG, rawConfig, TEST_PRIVATE_KEY } from "./harness";
 
 function parse(overrides: Record<string, unknown>, without: string[] = []) {
@@ -198,8 +198,17 @@ describe("rules", () => {
         expect(only({ network: { mode: "provider", name: "public", subnet: "x" } }).key).toBe("network.subnet");
     });
 
-    test("poolSize is a whole number of at least 1", () => {
+    test("poolSize is a whole number from 1 to MAX_POOL_SIZE: a typo of 1000 would declare some 13,000 resources, 1e20 crash", () => {
         expect(only({ poolSize: 0 }).key).toBe("poolSize");
+        for (const size of [MAX_POOL_SIZE + 1, 1000, 1e20]) {
+            const p = only({ poolSize: size, scalelite: true });
+            expect([p.key, p.expected, p.fix]).toEqual(["poolSize", `a whole number from 1 to ${MAX_POOL_SIZE} (more servers: another stack)`, `pulumi config set poolSize ${MAX_POOL_SIZE}`]);
+        }
+        expect(problems({ poolSize: MAX_POOL_SIZE, scalelite: true })).toEqual([]);
+    });
+
+    test("bbbRelease is a whole number from 1 to 999 (it is in the servers' names)", () => {
+        for (const release of [1000, 1e20]) expect(only({ bbbRelease: release, poolSize: 2, scalelite: true }).expected).toBe("a whole number from 1 to 999 (raise it to replace the pool's servers)");
     });
 
     test("poolSize above 1 needs scalelite", () => {
