@@ -545,6 +545,13 @@ export function parseConfig(raw: RawConfig): Parsed {
                     show(cidr),
                     `pulumi config set --path 'sshAllowedCidrs[${i}]' ${checked.canonical}`,
                 );
+            } else if (cidrs.indexOf(cidr) < i) {
+                problem(
+                    `sshAllowedCidrs[${i}]`,
+                    `each range once (a firewall rule per range: two would share a name, which Pulumi refuses); it is sshAllowedCidrs[${cidrs.indexOf(cidr)}] already`,
+                    show(cidr),
+                    `pulumi config rm --path 'sshAllowedCidrs[${i}]'`,
+                );
             } else if (checked.prefix === 0 && values.allowSshFromAnywhere !== true) {
                 problem(
                     `sshAllowedCidrs[${i}]`,
@@ -860,6 +867,13 @@ export function parseConfig(raw: RawConfig): Parsed {
                         "a CIDR of the SIP provider in canonical form, not the whole Internet",
                         show(cidr),
                         fixDial(`'sipProviderCidrs[${i}]'`, typeof checked === "string" || checked.prefix === 0 ? "192.0.2.0/24" : checked.canonical),
+                    );
+                } else if (cidrsGiven.indexOf(cidr) < i) {
+                    problem(
+                        `dialIn.sipProviderCidrs[${i}]`,
+                        `each range once (a firewall rule per range: two would share a name, which Pulumi refuses); it is sipProviderCidrs[${cidrsGiven.indexOf(cidr)}] already`,
+                        show(cidr),
+                        `pulumi config rm --path 'dialIn.sipProviderCidrs[${i}]'`,
                     );
                 }
             });

@@ -13,6 +13,8 @@ function problems(overrides: Record<string, unknown>, without: string[] = []): C
 }
 
 /** The one problem a bad value causes; fails when there is none or more than one. */
+const DIAL_SETTINGS = { number: "+49 30 1234567", sipProviderCidrs: ["192.0.2.0/24"], gateway: { host: "sip.example.net", username: "4930123", password: "pw-secret-1" } };
+
 function only(overrides: Record<string, unknown>, without: string[] = []): ConfigProblem {
     const found = problems(overrides, without);
     expect(found).toHaveLength(1);
@@ -130,6 +132,14 @@ describe("rules", () => {
 
     test("letsEncryptEmail must be an e-mail address", () => {
         expect(only({ letsEncryptEmail: "ops" }).key).toBe("letsEncryptEmail");
+    });
+
+    test("the same range twice (SSH or SIP) is refused: its two firewall rules would share a name, which Pulumi refuses", () => {
+        const ssh = only({ sshAllowedCidrs: ["198.51.100.0/24", "2001:db8:100::/48", "198.51.100.0/24"] });
+        expect([ssh.key, ssh.fix]).toEqual(["sshAllowedCidrs[2]", "pulumi config rm --path 'sshAllowedCidrs[2]'"]);
+        expect(ssh.expected).toContain("it is sshAllowedCidrs[0] already");
+        const sip = only({ dialIn: { ...DIAL_SETTINGS, sipProviderCidrs: ["192.0.2.0/24", "192.0.2.0/24"] } });
+        expect([sip.key, sip.fix]).toEqual(["dialIn.sipProviderCidrs[1]", "pulumi config rm --path 'dialIn.sipProviderCidrs[1]'"]);
     });
 
     test("sshAllowedCidrs: world ranges are refused unless allowSshFromAnywhere", () => {
@@ -330,7 +340,7 @@ describe("pool settings", () => {
 });
 
 describe("field features", () => {
-    const DIAL = { number: "+49 30 1234567", sipProviderCidrs: ["192.0.2.0/24"], gateway: { host: "sip.example.net", username: "4930123", password: "pw-secret-1" } };
+    const DIAL = DIAL_SETTINGS;
 
     test("privacy is strict or standard; strict is the default", () => {
         expect(parse({}).settings?.privacy).toBe("strict");
