@@ -885,7 +885,8 @@ export function parseConfig(raw: RawConfig): Parsed {
                 problem(
                     `dialIn.gateway.${field}`,
                     `the SIP account's ${field}, without spaces or XML special characters`,
-                    field === "password" ? "a secret value (not shown)" : show(v),
+                    // A password is never shown: only whether there is one, and what is wrong with it.
+                    field !== "password" ? show(v) : typeof v !== "string" || v === "" ? "none" : "a secret value (not shown) with spaces or XML special characters",
                     field === "password" ? "pulumi config set --secret --path dialIn.gateway.password <password>" : fixDial(`gateway.${field}`, "<value>"),
                 );
             }

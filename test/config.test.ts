@@ -134,6 +134,14 @@ describe("rules", () => {
         expect(only({ letsEncryptEmail: "ops" }).key).toBe("letsEncryptEmail");
     });
 
+    test("a dial-in password that is missing says so; one that is wrong is not shown", () => {
+        const missing = only({ dialIn: { ...DIAL_SETTINGS, gateway: { host: "sip.example.net", username: "4930123" } } });
+        expect([missing.key, missing.given]).toEqual(["dialIn.gateway.password", "none"]);
+        const wrong = only({ dialIn: { ...DIAL_SETTINGS, gateway: { host: "sip.example.net", username: "4930123", password: "pw <secret>" } } });
+        expect([wrong.key, wrong.given]).toEqual(["dialIn.gateway.password", "a secret value (not shown) with spaces or XML special characters"]);
+        expect(JSON.stringify(wrong)).not.toContain("pw <secret>");
+    });
+
     test("the same range twice (SSH or SIP) is refused: its two firewall rules would share a name, which Pulumi refuses", () => {
         const ssh = only({ sshAllowedCidrs: ["198.51.100.0/24", "2001:db8:100::/48", "198.51.100.0/24"] });
         expect([ssh.key, ssh.fix]).toEqual(["sshAllowedCidrs[2]", "pulumi config rm --path 'sshAllowedCidrs[2]'"]);
