@@ -1,5 +1,5 @@
 // Which hosts a topology has, and what they are called.
-import { Role } from "./config";
+import { Role } from "./config/types";
 
 export type Topology = "single" | "pool";
 

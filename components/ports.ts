@@ -1,6 +1,6 @@
 // The port matrix: the one table the security groups, the docs and the firewall report are made from.
-// Types only: config.ts reads this table to validate turnRelayPorts.
-import type { PortRange, Role } from "./config";
+// config/ reads this table to validate turnRelayPorts; this module imports only its shared types.
+import type { PortRange, Role } from "./config/types";
 
 export type Protocol = "tcp" | "udp";
 export type Ethertype = "IPv4" | "IPv6";

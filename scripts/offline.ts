@@ -7,6 +7,7 @@ import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { parse as parseYaml } from "yaml";
+import { CONFIG_KEYS, CONFIG_SCHEMA, OFFLINE_PRIVATE_KEY } from "../components/config";
 
 // How a secret travels in a registration: { [SIG_KEY]: SECRET_SIG, value }.
 const SIG_KEY = "4dabf18193072939515e22adb298388d";
@@ -83,6 +84,11 @@ export function rawConfig(config: Record<string, unknown>): Record<string, strin
     );
 }
 
+/** Keys of `config` that the schema says are secrets, or hold one: as if they were set with --secret. */
+export function secretKeysOf(config: Record<string, unknown>): string[] {
+    return CONFIG_KEYS.filter((key) => key in config && (CONFIG_SCHEMA[key].secret || CONFIG_SCHEMA[key].secretFields)).map((key) => `bbb:${key}`);
+}
+
 function containsSecret(value: any): boolean {
     if (value === null || typeof value !== "object") return false;
     if (value[SIG_KEY] === SECRET_SIG) return true;
@@ -123,6 +129,7 @@ export async function evaluateProgram(
     config: Record<string, unknown>,
     cloud: CloudMock = {},
     stack = "dev",
+    secretKeys: string[] = secretKeysOf(config),
 ): Promise<Run> {
     const { pulumi, settings, program } = modules;
     const flavors: Record<string, { vcpus: number; ram: number }> = cloud.flavors ?? DEFAULT_FLAVORS;
@@ -198,7 +205,7 @@ export async function evaluateProgram(
         stack,
         false,
     );
-    pulumi.runtime.setAllConfig(rawConfig(config));
+    pulumi.runtime.setAllConfig(rawConfig(config), secretKeys);
 
     const monitor = settings.getMonitor();
     const requests: any[] = [];
@@ -324,7 +331,7 @@ export function projectRoot(): string {
 }
 
 /** Placeholder for a private key the stack file holds encrypted (or not at all): never decrypted here. */
-export const PLACEHOLDER_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\noffline-placeholder\n-----END OPENSSH PRIVATE KEY-----\n";
+export const PLACEHOLDER_PRIVATE_KEY = OFFLINE_PRIVATE_KEY;
 
 /** A short digest of an encrypted value: a new ciphertext (a secret set again) gives a new placeholder. */
 function cipherDigest(ciphertext: unknown): string {
@@ -358,6 +365,19 @@ export function stackConfig(dir: string, stack: string): Record<string, unknown>
     config.sshPrivateKey =
         key?.secure === undefined ? PLACEHOLDER_PRIVATE_KEY : PLACEHOLDER_PRIVATE_KEY.replace("offline-placeholder", `offline-placeholder-${cipherDigest(key.secure)}`);
     return config;
+}
+
+/**
+ * The keys (`bbb:<key>`) of Pulumi.<stack>.yaml whose value is, or holds, an encrypted (`secure:`) value, as the
+ * engine lists them for the program (PULUMI_CONFIG_SECRET_KEYS); the private key, which the plan puts in place
+ * itself, too.
+ */
+export function stackSecretKeys(dir: string, stack: string): string[] {
+    const file = path.join(dir, `Pulumi.${stack}.yaml`);
+    const values = (parseYaml(fs.readFileSync(file, "utf8"))?.config ?? {}) as Record<string, unknown>;
+    const holdsSecret = (value: unknown): boolean =>
+        value !== null && typeof value === "object" && ("secure" in value || Object.values(value).some(holdsSecret));
+    return [...new Set([...Object.keys(values).filter((key) => holdsSecret(values[key])), "bbb:sshPrivateKey"])];
 }
 
 export interface FirewallRule {

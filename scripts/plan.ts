@@ -3,7 +3,7 @@
 // program's own) and Pulumi.<name>.yaml; the cloud is assumed to have the network, image and flavors the
 // stack names (and, with --ipv6, a routable IPv6 subnet). Secrets are never decrypted or shown.
 import { helpRequested } from "./cli";
-import { evaluateProgram, firewallOf, loadProgram, ofType, projectRoot, Registered, Run, stackConfig, stepInputs, waitsFor } from "./offline";
+import { evaluateProgram, firewallOf, loadProgram, ofType, projectRoot, Registered, Run, stackConfig, stackSecretKeys, stepInputs, waitsFor } from "./offline";
 
 const ROOT = projectRoot();
 
@@ -125,7 +125,7 @@ export async function main(args: string[]): Promise<number> {
         console.error(`plan: there is no Pulumi.${stack}.yaml`);
         return 2;
     }
-    const run = await evaluateProgram(loadProgram(), config, { anyName: true, ipv6: args.includes("--ipv6") }, stack);
+    const run = await evaluateProgram(loadProgram(), config, { anyName: true, ipv6: args.includes("--ipv6") }, stack, stackSecretKeys(ROOT, stack));
     if (run.error) {
         console.error(`plan: stack ${stack} does not evaluate:\n${run.error.message}`);
         return 2;

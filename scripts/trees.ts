@@ -9,7 +9,7 @@ import { execFile, execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { evaluateProgram, ProgramModules, projectRoot, Run, stackConfig } from "./offline";
+import { evaluateProgram, ProgramModules, projectRoot, Run, stackConfig, stackSecretKeys } from "./offline";
 
 const ROOT = projectRoot();
 
@@ -105,7 +105,7 @@ async function evaluateIn(dir: string, stack: string, out: string): Promise<void
         settings: require(path.join(dir, "node_modules", "@pulumi", "pulumi", "runtime", "settings")),
         program: require(path.join(dir, "index.js")),
     };
-    const run = await evaluateProgram(modules, stackConfig(dir, stack)!, { anyName: true }, stack);
+    const run = await evaluateProgram(modules, stackConfig(dir, stack)!, { anyName: true }, stack, stackSecretKeys(dir, stack));
     if (run.error) throw run.error;
     fs.writeFileSync(out, JSON.stringify(run));
 }

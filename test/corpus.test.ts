@@ -7,7 +7,7 @@
 // breaks the rule, and fails loudly (asking to become a plain `test`) once the program is fixed.
 import * as fs from "fs";
 import * as path from "path";
-import { BASE_CONFIG, evaluate, Run, TEST_PRIVATE_KEY } from "./harness";
+import { BASE_CONFIG, evaluate, ROTATED_KEYS, Run, TEST_PRIVATE_KEY } from "./harness";
 import { Cluster, copyCluster, deploy, Figures, processesCpuSeconds, ProgramEvaluator, removeCluster, runChange, stopProcesses, up } from "./cluster";
 
 type Config = Record<string, unknown>;
@@ -97,7 +97,7 @@ const CASES: Case[] = [
     { name: "pool: turnRelayPorts 32769-65535 -> 40000-65535", base: "pool", config: pool({ turnRelayPorts: "40000-65535" }) },
     { name: "pool: sshAllowedCidrs, one range added", base: "pool", config: pool({ sshAllowedCidrs: ["198.51.100.0/24", "2001:db8:100::/48", "192.0.2.128/25"] }) },
     { name: "pool: image Ubuntu 22.04 -> Ubuntu 22.04 2026-11", base: "pool", config: pool({ image: "Ubuntu 22.04 2026-11" }) },
-    { name: "pool: sshPublicKey rotated", base: "pool", config: pool({ sshPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq1Ne3n3wKeyR0tat3dN0w2kq6d0hTqX9c6sZ1234 ops@example.org" }) },
+    { name: "pool: SSH key pair rotated (sshPublicKey and sshPrivateKey)", base: "pool", config: pool(ROTATED_KEYS) },
     { name: "pool: protectData false", base: "pool", config: pool({ protectData: false }) },
     { name: "pool: pulumi up --replace bbb-2-registration", base: "pool", config: pool({}), replace: ["bbb-2-registration"] },
     { name: "pool: pulumi up --replace bbb-2-configure", base: "pool", config: pool({}), replace: ["bbb-2-configure"] },

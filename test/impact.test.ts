@@ -247,7 +247,14 @@ describe("the commands, in a temporary git repository", () => {
         }
         fs.writeFileSync(path.join(repo, ".gitignore"), "bin/\nnode_modules\n");
         const tools = fs.readdirSync(path.join(ROOT, "scripts")).filter((f) => f.endsWith(".ts"));
-        writeTree(new Map(tools.map((f) => [`bin/scripts/${f}`, fs.readFileSync(path.join(ROOT, "scripts", f))])), repo);
+        const components = [...sources.keys()].filter((name) => name.startsWith("components/"));
+        writeTree(
+            new Map([
+                ...tools.map((f): [string, Buffer] => [`bin/scripts/${f}`, fs.readFileSync(path.join(ROOT, "scripts", f))]),
+                ...components.map((name): [string, Buffer] => [`bin/${name}`, sources.get(name)!]),
+            ]),
+            repo,
+        );
         const git = (...args: string[]) => require("child_process").execFileSync("git", args, { cwd: repo, stdio: "pipe" });
         git("init", "-q");
         git("add", "-A");

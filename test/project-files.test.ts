@@ -2,11 +2,12 @@
 // defaults, the stack files, the README's config table and its test command, and .ci/run.
 import { spawnSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { satisfies } from "semver";
 import { parse } from "yaml";
-import { CONFIG_KEYS, CONFIG_SCHEMA, parseConfig } from "../components/config";
-import { TEST_PRIVATE_KEY } from "./harness";
+import { CONFIG_KEYS, CONFIG_SCHEMA, OFFLINE_PRIVATE_KEY, parseConfig } from "../components/config";
+import { main as schemaMain, pulumiYaml, readmeWithTable } from "../scripts/schema";
 
 const root = path.join(__dirname, "..");
 const read = (file: string) => fs.readFileSync(path.join(root, file), "utf8");
@@ -18,34 +19,48 @@ describe("Pulumi.yaml", () => {
         expect(project.runtime.name).toBe("nodejs");
     });
 
-    test("declares exactly the program's keys (object keys without a default are documented in its header)", () => {
-        const declared = Object.keys(project.config).sort();
-        const objectsWithoutDefault = CONFIG_KEYS.filter((k) => CONFIG_SCHEMA[k].type === "object" && CONFIG_SCHEMA[k].default === undefined);
-        // Optional object keys are documented in the header too.
-        expect(declared).toEqual(CONFIG_KEYS.filter((k) => !objectsWithoutDefault.includes(k)).sort());
-        for (const key of objectsWithoutDefault) {
-            expect(read("Pulumi.yaml")).toContain(`#   bbb:${key}: `);
-            expect(read("Pulumi.yaml")).toContain(CONFIG_SCHEMA[key].description.split(":")[0]);
+    test("is what npm run schema writes from the schema (declarations, defaults, descriptions, secrecy)", () => {
+        expect(read("Pulumi.yaml")).toBe(pulumiYaml());
+    });
+
+    test("declares every key the CLI can type, with the schema's default; lists and objects without one in its header", () => {
+        for (const key of CONFIG_KEYS) {
+            const spec = CONFIG_SCHEMA[key];
+            const declared = project.config[key];
+            if (declared === undefined) {
+                expect([key, spec.default, ["array", "object"].includes(spec.type)]).toEqual([key, undefined, true]);
+                expect(read("Pulumi.yaml")).toContain(`#   bbb:${key}: `);
+            } else if ("value" in declared) {
+                expect([key, declared.value]).toEqual([key, spec.default]);
+            } else {
+                expect([key, declared.type, declared.default, declared.secret ?? false]).toEqual([key, spec.type, spec.default, spec.secret ?? false]);
+            }
         }
     });
 
-    test.each(CONFIG_KEYS.filter((k) => CONFIG_SCHEMA[k].type !== "object"))("%s: same type, default, description and secrecy as the code", (key) => {
-        const spec = CONFIG_SCHEMA[key];
-        const declared = project.config[key];
-        expect(declared.type).toBe(spec.type);
-        expect(declared.default).toEqual(spec.default);
-        expect(declared.description).toBe(spec.description);
-        expect(declared.secret ?? false).toBe(spec.secret ?? false);
-        if (spec.type === "array") expect(declared.items).toEqual({ type: "string" });
+    test("its template makes pulumi new ask for exactly the required keys, secrets as secrets", () => {
+        const asked = project.template.config as Record<string, { description: string; secret?: boolean }>;
+        const requiredKeys = CONFIG_KEYS.filter((k) => CONFIG_SCHEMA[k].default === undefined && !CONFIG_SCHEMA[k].optional);
+        expect(Object.keys(asked)).toEqual(requiredKeys.map((k) => `bbb:${k}`));
+        for (const key of requiredKeys) expect([key, asked[`bbb:${key}`].secret ?? false]).toEqual([key, CONFIG_SCHEMA[key].secret ?? false]);
     });
 
-    test.each(CONFIG_KEYS.filter((k) => CONFIG_SCHEMA[k].type === "object" && CONFIG_SCHEMA[k].default !== undefined))(
-        "%s: its value is the code's default, its description a comment above it",
-        (key) => {
-            expect(project.config[key]).toEqual({ value: CONFIG_SCHEMA[key].default });
-            expect(read("Pulumi.yaml")).toContain(`  # ${CONFIG_SCHEMA[key].description}\n  ${key}:\n`);
-        },
-    );
+    test("npm run schema -- --check says when a file differs from the schema, and npm run schema rewrites it", () => {
+        const copy = fs.mkdtempSync(path.join(os.tmpdir(), "schema-"));
+        const errors = jest.spyOn(console, "error").mockImplementation(() => undefined);
+        try {
+            for (const file of ["Pulumi.yaml", "README.md"]) fs.copyFileSync(path.join(root, file), path.join(copy, file));
+            expect(schemaMain(["--check"], copy)).toBe(0);
+            fs.writeFileSync(path.join(copy, "Pulumi.yaml"), read("Pulumi.yaml").replace("default: strict", "default: standard"));
+            expect(schemaMain(["--check"], copy)).toBe(1);
+            expect(errors).toHaveBeenCalledWith("schema: Pulumi.yaml differs from components/config/schema.ts; run npm run schema");
+            expect(schemaMain([], copy)).toBe(0);
+            expect(fs.readFileSync(path.join(copy, "Pulumi.yaml"), "utf8")).toBe(read("Pulumi.yaml"));
+        } finally {
+            errors.mockRestore();
+            fs.rmSync(copy, { recursive: true });
+        }
+    });
 });
 
 describe.each(["dev", "prod"])("Pulumi.%s.yaml", (stack) => {
@@ -53,21 +68,16 @@ describe.each(["dev", "prod"])("Pulumi.%s.yaml", (stack) => {
         const values = parse(read(`Pulumi.${stack}.yaml`)).config as Record<string, unknown>;
         expect(values["bbb:sshPrivateKey"]).toBeUndefined();
         const raw = Object.fromEntries(Object.entries(values).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)]));
-        expect(parseConfig({ ...raw, "bbb:sshPrivateKey": TEST_PRIVATE_KEY }).problems).toEqual([]);
+        expect(parseConfig({ ...raw, "bbb:sshPrivateKey": OFFLINE_PRIVATE_KEY }).problems).toEqual([]);
     });
 });
 
 describe("README", () => {
     const readme = read("README.md");
 
-    test("its config reference lists every key with its default", () => {
-        for (const key of CONFIG_KEYS) {
-            const row = readme.split("\n").find((line) => line.startsWith(`| \`${key}\` |`));
-            expect([key, row !== undefined]).toEqual([key, true]);
-            const spec = CONFIG_SCHEMA[key];
-            const shown = spec.optional ? "none" : spec.default === undefined ? "required" : `\`${JSON.stringify(spec.default)}\``;
-            expect(row).toContain(`| ${shown} |`);
-        }
+    test("its configuration table is what npm run schema writes from the schema", () => {
+        expect(readme).toBe(readmeWithTable(readme));
+        for (const key of CONFIG_KEYS) expect(readme).toContain(`| \`${key}\` |`);
     });
 
     test("the test command it gives is the one .ci/run runs", () => {

@@ -1,0 +1,267 @@
+// The configuration: the schema (schema.ts), the rules between keys (rules.ts), and here the reading of what
+// the engine hands a program. Pure: `parseConfig` takes the raw values (strings; JSON for arrays and objects)
+// and returns every problem at once. Only `loadConfig` touches the Pulumi runtime, and only index.ts calls it.
+import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+import { ConfigError, ConfigProblem, forStack, quotePath, setCommand, show, showSecret } from "./problems";
+import { BBB_LINES, RULES } from "./rules";
+import { CONFIG_DEFS, CONFIG_KEYS, CONFIG_SCHEMA, ConfigKey, KeySpec, Values } from "./schema";
+import { PROJECT } from "./types";
+import { editDistance } from "./values";
+
+export { ConfigError, formatProblems } from "./problems";
+export type { ConfigProblem } from "./problems";
+export { BBB_LINES } from "./rules";
+export { CONFIG_KEYS, CONFIG_SCHEMA, MAX_POOL_SIZE } from "./schema";
+export type { ConfigKey, KeySpec, KeyType } from "./schema";
+export { DATA_ROLES, PROJECT, ROLES } from "./types";
+export type { DataRole, PortRange, Role } from "./types";
+export { checkCidr, OFFLINE_PRIVATE_KEY, parseRange, reachesEveryone, ubuntuReleaseOf } from "./values";
+
+export type NetworkSettings = Values["network"];
+export type DnsSettings = Values["dns"];
+export type RecordingSettings = Values["recordings"];
+
+/** A rolling upgrade of the pool to bbbRelease, `servers` at a time. */
+export interface UpgradeSettings {
+    /** bbb-1 .. bbb-<servers> run bbbRelease; the others still run the release before. */
+    servers: number;
+    /** What the release before was built from (defaults: bbbVersion, image, bbbInstallerRef). */
+    from: { bbbVersion: string; image: string; installerRef: string };
+}
+
+type PlainDialIn = Values["dialIn"];
+export type DialInSettings = Omit<PlainDialIn, "gateway"> & {
+    gateway: Omit<PlainDialIn["gateway"], "password"> & { password: pulumi.Output<string> };
+};
+
+/** The settings with secrets still plain (loadConfig wraps them). */
+type PlainSettings = Omit<Values, "upgrade" | "dialIn"> & { upgrade?: UpgradeSettings; dialIn?: PlainDialIn };
+
+/** The validated configuration, secrets wrapped as Pulumi secrets. */
+export type Settings = Omit<PlainSettings, "sshPrivateKey" | "dialIn"> & { sshPrivateKey: pulumi.Output<string>; dialIn?: DialInSettings };
+
+/** Raw values as the engine gives them: `bbb:<key>` -> string. */
+export type RawConfig = Record<string, string | undefined>;
+
+export interface ParseOptions {
+    /** The stack the fixes are for (`pulumi config set -s <stack>`). */
+    stack?: string;
+    /**
+     * The keys the stack holds encrypted (`bbb:<key>`, the engine's PULUMI_CONFIG_SECRET_KEYS): a secret key
+     * set in plain text is refused. Absent: not known, not checked.
+     */
+    secretKeys?: readonly string[];
+}
+
+export interface Parsed {
+    settings?: PlainSettings;
+    problems: ConfigProblem[];
+}
+
+/** Validates raw configuration and returns the settings only when there is no problem. */
+export function parseConfig(raw: RawConfig, options: ParseOptions = {}): Parsed {
+    const problems: ConfigProblem[] = [...unknownKeys(raw), ...plainSecrets(raw, options.secretKeys)];
+    const values: Partial<Record<ConfigKey, unknown>> = {};
+    for (const key of CONFIG_KEYS) {
+        const read = readKey(key, raw[`${PROJECT}:${key}`]);
+        if ("problems" in read) problems.push(...read.problems);
+        else if (read.value !== undefined) values[key] = read.value;
+    }
+    const given = values as Partial<Values>;
+    for (const rule of RULES) rule(given, (p) => problems.push(p));
+    if (problems.length > 0) return { problems: forStack(problems, options.stack ?? "<stack>") };
+    return { problems, settings: resolve(given as Values) };
+}
+
+/** Reads the stack's configuration through the Pulumi runtime; throws one error naming every problem. */
+export function loadConfig(): Settings {
+    const raw = pulumi.runtime.allConfig();
+    const { settings, problems } = parseConfig(raw, { stack: pulumi.getStack(), secretKeys: engineSecretKeys(raw) });
+    if (!settings) throw new ConfigError(problems);
+    const { dialIn, ...rest } = settings;
+    return {
+        ...rest,
+        sshPrivateKey: pulumi.secret(settings.sshPrivateKey),
+        ...(dialIn ? { dialIn: { ...dialIn, gateway: { ...dialIn.gateway, password: pulumi.secret(dialIn.gateway.password) } } } : {}),
+    };
+}
+
+/**
+ * The keys the engine says are encrypted in the stack. The SDK keeps them under PULUMI_CONFIG_SECRET_KEYS
+ * (sdk/nodejs/runtime/config.ts, `isConfigSecret`, marked internal); a nested secret (`--secret --path
+ * dialIn.gateway.password`) makes its whole key secret. Undefined when the engine does not say.
+ */
+function engineSecretKeys(raw: RawConfig): string[] | undefined {
+    const runtimeConfig = require("@pulumi/pulumi/runtime/config") as { isConfigSecret?: (key: string) => boolean };
+    if (typeof runtimeConfig.isConfigSecret !== "function") return undefined;
+    return Object.keys(raw).filter((key) => runtimeConfig.isConfigSecret!(key));
+}
+
+/** Keys in our namespace the schema does not know: typos more often than not. */
+function unknownKeys(raw: RawConfig): ConfigProblem[] {
+    return Object.keys(raw)
+        .filter((full) => full.startsWith(`${PROJECT}:`) && !(full.slice(PROJECT.length + 1) in CONFIG_SCHEMA))
+        .map((full) => {
+            const key = full.slice(PROJECT.length + 1);
+            const near = CONFIG_KEYS.find((k) => k.toLowerCase() === key.toLowerCase() || editDistance(k, key) <= 2);
+            return {
+                key,
+                expected: `one of the known keys (${CONFIG_KEYS.join(", ")})`,
+                given: `an unknown key ${show(key)}`,
+                fix: near ? `rename it: pulumi config rm ${key} && pulumi config set ${near} ...` : `remove it: pulumi config rm ${key}`,
+            };
+        });
+}
+
+/** Secret keys (or keys with secret fields) that the stack holds in plain text. */
+function plainSecrets(raw: RawConfig, secretKeys: readonly string[] | undefined): ConfigProblem[] {
+    if (!secretKeys) return [];
+    return CONFIG_KEYS.filter((key) => {
+        const spec = CONFIG_SCHEMA[key];
+        const full = `${PROJECT}:${key}`;
+        if (raw[full] === undefined || secretKeys.includes(full)) return false;
+        if (spec.secret) return true;
+        const value = parseTyped(spec.type, raw[full]!);
+        return (spec.secretFields ?? []).some((field) => valueAt(value, field.split(".")) !== undefined);
+    }).map((key) => {
+        const field = CONFIG_SCHEMA[key].secretFields?.[0];
+        const path = field ? `${key}.${field}` : key;
+        return {
+            key: path,
+            expected: "a secret, stored encrypted in Pulumi.<stack>.yaml (secure: ...)",
+            given: "a value in plain text (not shown; anyone who reads the stack file or its history has it)",
+            fix: `pulumi config set --secret${field ? " --path" : ""} ${path} <value>  (and change it where it is used: it was readable in plain text)`,
+        };
+    });
+}
+
+/** One key's value: its default when unset, else its JSON or text, through its schema. */
+function readKey(key: ConfigKey, text: string | undefined): { value?: unknown } | { problems: ConfigProblem[] } {
+    const def = CONFIG_DEFS[key];
+    const given = def.secret ? showSecret(text) : show(text);
+    if (text === undefined || (def.type === "string" && text === "" && def.default === undefined)) {
+        if (def.optional) return {};
+        if (def.default === undefined) {
+            return { problems: [{ key, expected: `a value (${def.description})`, given: show(undefined), fix: exampleFix(key, def, []) }] };
+        }
+        text = def.type === "string" ? (def.default as string) : JSON.stringify(def.default);
+    }
+    const typed = parseTyped(def.type, text);
+    if (typed === undefined) {
+        return { problems: [{ key, expected: `${def.type === "integer" || def.type === "array" || def.type === "object" ? "an" : "a"} ${describeType(def.type)} (${def.description})`, given, fix: exampleFix(key, def, []) }] };
+    }
+    const result = def.schema.safeParse(typed);
+    if (result.success) return { value: result.data };
+    // One problem per path: the check's own words before zod's (1e20 is both unsafe and over the maximum).
+    const issues = [...result.error.issues].sort((a, b) => Number(isZodWording(a)) - Number(isZodWording(b)));
+    const problems = issues.flatMap((issue) => problemsOf(key, def, typed, issue));
+    return { problems: problems.filter((p, i) => problems.findIndex((q) => q.key === p.key) === i) };
+}
+
+function isZodWording(issue: z.core.$ZodIssue): boolean {
+    return /^(Invalid input|Too (small|big))/.test(issue.message);
+}
+
+function describeType(type: KeySpec["type"]): string {
+    return type === "array" ? "array (a list)" : type === "object" ? "object (a map)" : type;
+}
+
+/** The value of a key as its type says, from the text the engine gives; undefined if it is not of that type. */
+function parseTyped(type: KeySpec["type"], text: string): unknown {
+    if (type === "string") return isJsonStructure(text) ? undefined : text;
+    if (type === "boolean") return text === "true" ? true : text === "false" ? false : undefined;
+    if (type === "integer") return /^-?\d+$/.test(text.trim()) ? Number(text) : undefined;
+    if (!isJsonStructure(text)) return undefined;
+    const parsed = JSON.parse(text);
+    return Array.isArray(parsed) === (type === "array") ? parsed : undefined;
+}
+
+/** Whether the engine's text is a YAML list or map (it passes them as JSON), not a string. */
+function isJsonStructure(text: string): boolean {
+    if (!/^\s*[[{]/.test(text)) return false;
+    try {
+        const parsed = JSON.parse(text);
+        return typeof parsed === "object" && parsed !== null;
+    } catch {
+        return false;
+    }
+}
+
+function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
+    return path.reduce<unknown>((at, step) => (at !== null && typeof at === "object" ? (at as Record<PropertyKey, unknown>)[step] : undefined), value);
+}
+
+function pathText(key: string, path: readonly PropertyKey[]): string {
+    return path.reduce<string>((text, step) => (typeof step === "number" ? `${text}[${step}]` : `${text}.${String(step)}`), key);
+}
+
+function isSecretPath(def: KeySpec, path: readonly PropertyKey[]): boolean {
+    return def.secret === true || (def.secretFields ?? []).some((field) => field === path.map(String).join("."));
+}
+
+/** The command that sets the key's example at `path` (the example's first item for any item of a list). */
+function exampleFix(key: string, def: KeySpec, path: readonly PropertyKey[]): string {
+    const secret = isSecretPath(def, path);
+    const example = valueAt(def.example, path.map((step) => (typeof step === "number" ? 0 : step)));
+    if (secret && path.length > 0) return `pulumi config set --secret --path ${pathText(key, path)} <value>`;
+    return example === undefined ? `pulumi config set --path ${quotePath(pathText(key, path))} <value>` : setCommand(pathText(key, path), example, secret);
+}
+
+/** The problems of one zod issue: one per unknown field, else one. */
+function problemsOf(key: string, def: KeySpec, value: unknown, issue: z.core.$ZodIssue): ConfigProblem[] {
+    if (issue.code === "unrecognized_keys") {
+        return issue.keys.map((field) => ({
+            key: pathText(key, [...issue.path, field]),
+            expected: issue.message,
+            given: `an unknown field ${show(field)}`,
+            fix: `pulumi config rm --path ${quotePath(pathText(key, [...issue.path, field]))}`,
+        }));
+    }
+    const at = valueAt(value, issue.path);
+    const path = pathText(key, issue.path);
+    const fix = (issue.code === "custom" && (issue.params as { fix?: string } | undefined)?.fix) || undefined;
+    return [
+        {
+            key: path,
+            expected: expectedOf(issue),
+            given: isSecretPath(def, issue.path) ? showSecret(at) : show(at),
+            fix: fix ? fix.replace("{path}", quotePath(path)) : exampleFix(key, def, issue.path),
+        },
+    ];
+}
+
+/** What a zod issue expected, in the words of the messages (zod's own wording for checks without one). */
+function expectedOf(issue: z.core.$ZodIssue): string {
+    if (!isZodWording(issue)) return issue.message;
+    switch (issue.code) {
+        case "invalid_type":
+            return `${/^[aeiou]/.test(issue.expected) ? "an" : "a"} ${issue.expected}`;
+        case "too_small":
+            return `at least ${String(issue.minimum)}`;
+        case "too_big":
+            return `at most ${String(issue.maximum)}`;
+        default:
+            return issue.message;
+    }
+}
+
+/** The settings from values that passed every check: the installer's default ref, and the upgrade's "from". */
+function resolve(v: Values): PlainSettings {
+    const { upgrade, dialIn, ...rest } = v as Values & { upgrade?: Values["upgrade"]; dialIn?: Values["dialIn"] };
+    const settings: PlainSettings = { ...rest, bbbInstallerRef: installerRefFor(v.bbbInstallerRef, v.bbbVersion), ...(dialIn ? { dialIn } : {}) };
+    if (upgrade) {
+        const from = upgrade.from ?? {};
+        const bbbVersion = from.bbbVersion ?? v.bbbVersion;
+        settings.upgrade = {
+            servers: upgrade.servers,
+            from: { bbbVersion, image: from.image ?? v.image, installerRef: installerRefFor(from.bbbInstallerRef ?? v.bbbInstallerRef, bbbVersion) },
+        };
+    }
+    return settings;
+}
+
+/** The git ref of bbb-install.sh to run: the one given, else the pinned commit of the version's package line. */
+function installerRefFor(ref: string, version: string): string {
+    return ref || (BBB_LINES[version.slice(0, -1)]?.installerRef ?? "");
+}

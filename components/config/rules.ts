@@ -1,0 +1,286 @@
+// Rules that tie keys together, each a small named function over the values whose own checks passed (a key
+// that failed its own check is absent, and the rules that need it say nothing more of it).
+import { bbbHostName } from "../names";
+import { SIP_PORT } from "../ports";
+import { ConfigProblem, show } from "./problems";
+import { CONFIG_SCHEMA, Values } from "./schema";
+import { LABEL, MAX_NAME, privateKeyProblem, publicKeyOf, reachesEveryone, ubuntuReleaseOf } from "./values";
+
+/**
+ * BBB package lines this program installs: the Ubuntu release each needs and the bbb-install.sh it runs by
+ * default, a commit of the line's release branch: the head of it when docs/upstream.md was read, so that what
+ * the steps rely on does not move under them. BigBlueButton 3.0 only: 2.7 (focal-27x) was never checked, and
+ * its installer's yq (v3) does not read the `yq e` the steps use.
+ */
+export const BBB_LINES: Record<string, { ubuntu: string; codename: string; installerBranch: string; installerRef: string }> = {
+    "jammy-30": { ubuntu: "22.04", codename: "jammy", installerBranch: "v3.0.x-release", installerRef: "26ce2d16c2a82ef962d685525b0c20bb89d4d151" },
+};
+
+type Given = Partial<Values>;
+type Report = (problem: ConfigProblem) => void;
+
+/** The longest host name but the BBB servers', whose names grow with the pool and its release. */
+const LONGEST_HOST = "greenlight";
+/** Every name a host of a stack can have (components/names.ts). */
+const HOST_NAME = /^(turn|scalelite|greenlight|bbb-[0-9]+(-r[0-9]+)?)$/;
+
+/** SSH from ranges that reach every public address is SSH open to the world: only with allowSshFromAnywhere. */
+function sshNotFromEveryone(v: Given, report: Report): void {
+    const cidrs = v.sshAllowedCidrs;
+    if (!cidrs || v.allowSshFromAnywhere === true) return;
+    const knowingly = "(or, knowingly: pulumi config set allowSshFromAnywhere true)";
+    const whole = cidrs.findIndex((c) => c.endsWith("/0"));
+    if (whole >= 0) {
+        report({
+            key: `sshAllowedCidrs[${whole}]`,
+            expected: "a range narrower than the whole Internet: SSH is never open to the world by default",
+            given: show(cidrs[whole]),
+            fix: `pulumi config set --path 'sshAllowedCidrs[${whole}]' 198.51.100.0/24  ${knowingly}`,
+        });
+        return;
+    }
+    const family = reachesEveryone(cidrs);
+    if (family) {
+        report({
+            key: "sshAllowedCidrs",
+            expected: `ranges that leave out part of the Internet: together these reach every public ${family} address, which is SSH open to the world`,
+            given: show(cidrs),
+            fix: `pulumi config rm sshAllowedCidrs && pulumi config set --path 'sshAllowedCidrs[0]' 198.51.100.0/24  ${knowingly}`,
+        });
+    }
+}
+
+/** The SIP port is for the provider alone: never for ranges that reach everyone. */
+function sipNotFromEveryone(v: Given, report: Report): void {
+    const cidrs = v.dialIn?.sipProviderCidrs;
+    if (!cidrs) return;
+    const whole = cidrs.findIndex((c) => c.endsWith("/0"));
+    if (whole >= 0) {
+        report({
+            key: `dialIn.sipProviderCidrs[${whole}]`,
+            expected: `a range of the SIP provider, not the whole Internet (${SIP_PORT} is open to the provider only)`,
+            given: show(cidrs[whole]),
+            fix: `pulumi config set --path 'dialIn.sipProviderCidrs[${whole}]' 192.0.2.0/24`,
+        });
+        return;
+    }
+    const family = reachesEveryone(cidrs);
+    if (family) {
+        report({
+            key: "dialIn.sipProviderCidrs",
+            expected: `the SIP provider's ranges (${SIP_PORT} is open to them only): together these reach every public ${family} address`,
+            given: show(cidrs),
+            fix: "pulumi config set --path 'dialIn.sipProviderCidrs[0]' 192.0.2.0/24  (the provider's own ranges, from its documentation)",
+        });
+    }
+}
+
+/** The private key has no passphrase and is the other half of sshPublicKey. */
+function keysArePair(v: Given, report: Report): void {
+    if (v.sshPrivateKey === undefined) return;
+    const publicKey = v.sshPublicKey === undefined ? undefined : publicKeyOf(v.sshPublicKey);
+    const problem = privateKeyProblem(v.sshPrivateKey, typeof publicKey === "string" ? undefined : publicKey);
+    if (problem) {
+        report({
+            key: "sshPrivateKey",
+            expected: problem,
+            given: "a secret value (not shown)",
+            fix: "pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519  (a key without passphrase, whose .pub is sshPublicKey)",
+        });
+    }
+}
+
+/** Every host name fits DNS: each label at most 63 characters, each name at most 253. */
+function hostNamesFit(v: Given, report: Report): void {
+    const prefix = v.hostnamePrefix;
+    const longestBbb = bbbHostName(v.poolSize ?? 1, v.bbbRelease ?? 1);
+    const longest = Math.max(LONGEST_HOST.length, longestBbb.length);
+    if (prefix !== undefined && prefix.length + longest > 63) {
+        report({
+            key: "hostnamePrefix",
+            expected: `empty, or lower-case letters, digits and hyphens, starting with a letter or digit, at most ${63 - longest} characters`,
+            given: show(prefix),
+            fix: "pulumi config set hostnamePrefix dev-",
+        });
+    }
+    const api = v.apiHostname;
+    const room = 63 - (prefix ?? "").length;
+    if (api !== undefined && (!LABEL.test(api) || api.length > room || HOST_NAME.test(api))) {
+        report({
+            key: "apiHostname",
+            expected: `a DNS label of its own (lower-case letters, digits, hyphens; at most ${room} characters with hostnamePrefix), not a host's name (turn, scalelite, greenlight, bbb-<n>)`,
+            given: show(api),
+            fix: "pulumi config set apiHostname meet",
+        });
+    }
+    if (v.domain !== undefined) {
+        const label = Math.max(longest, api?.length ?? 0) + (prefix ?? "").length;
+        if (label + 1 + v.domain.length > MAX_NAME) {
+            report({
+                key: "domain",
+                expected: `a zone short enough for every host name (${label} characters and a dot before it, ${MAX_NAME} in all): at most ${MAX_NAME - label - 1} characters`,
+                given: show(v.domain),
+                fix: "pulumi config set domain example.org",
+            });
+        }
+    }
+}
+
+/** A package line bbb-install.sh knows, on an image of the Ubuntu release it needs. */
+function versionFitsImage(report: Report, key: "bbbVersion" | "upgrade.from.bbbVersion", version: string, image: string | undefined): void {
+    const line = BBB_LINES[version.slice(0, -1)];
+    const path = key === "bbbVersion" ? "" : " --path";
+    if (!line || !/^[a-z]+-\d{3}$/.test(version)) {
+        report({
+            key,
+            expected: `a BigBlueButton package line: ${Object.keys(BBB_LINES).map((l) => `${l}x`).join(" or ")} (BigBlueButton 3.0; 2.7, focal-27x, is not supported)`,
+            given: show(version),
+            fix: `pulumi config set${path} ${key} ${CONFIG_SCHEMA.bbbVersion.default}`,
+        });
+        return;
+    }
+    const release = image === undefined ? undefined : ubuntuReleaseOf(image);
+    if (release !== undefined && release !== line.ubuntu) {
+        const matching = Object.entries(BBB_LINES).find(([, l]) => l.ubuntu === release);
+        const imageKey = key === "bbbVersion" ? "image" : "upgrade.from.image";
+        report({
+            key,
+            expected: `an image of Ubuntu ${line.ubuntu} (${line.codename}) for ${version}`,
+            given: `${imageKey} ${show(image)}, which is Ubuntu ${release}`,
+            fix: `pulumi config set${path} ${imageKey} 'Ubuntu ${line.ubuntu}'` + (matching ? `  (or: pulumi config set${path} ${key} ${matching[0]}0)` : ""),
+        });
+    }
+}
+
+function versionsFitImages(v: Given, report: Report): void {
+    if (v.bbbVersion !== undefined) versionFitsImage(report, "bbbVersion", v.bbbVersion, v.image);
+    const from = v.upgrade?.from;
+    if (from?.bbbVersion !== undefined) versionFitsImage(report, "upgrade.from.bbbVersion", from.bbbVersion, from.image ?? v.image);
+}
+
+/** What only a pool has: more than one server, consumers of their own, drains, releases and rolling upgrades. */
+function poolOnly(v: Given, report: Report): void {
+    if (v.scalelite !== false) return;
+    if (v.poolSize !== undefined && v.poolSize > 1) {
+        report({
+            key: "poolSize",
+            expected: "scalelite: true when poolSize is more than 1 (a pool is reached through Scalelite)",
+            given: `poolSize ${v.poolSize} with scalelite false`,
+            fix: "pulumi config set scalelite true  (or: pulumi config set poolSize 1)",
+        });
+    }
+    if (v.consumers && JSON.stringify(v.consumers) !== JSON.stringify(CONFIG_SCHEMA.consumers.default)) {
+        report({
+            key: "consumers",
+            expected: "scalelite: true for consumers of their own (without Scalelite there is one API secret)",
+            given: `consumers ${show(v.consumers)} with scalelite false`,
+            fix: "pulumi config set scalelite true  (or: pulumi config rm consumers)",
+        });
+    }
+    if (v.drain && v.drain.length > 0) {
+        report({ key: "drain", expected: "scalelite: true (draining is done in Scalelite)", given: show(v.drain), fix: "pulumi config rm drain" });
+    }
+    if (v.bbbRelease !== undefined && v.bbbRelease > 1) {
+        report({
+            key: "bbbRelease",
+            expected: "1 without scalelite: a single server is upgraded in place, since its name is the API's (bbbApiUrl)",
+            given: show(v.bbbRelease),
+            fix: "pulumi config rm bbbRelease",
+        });
+    }
+    if (v.upgrade) {
+        report({
+            key: "upgrade",
+            expected: "scalelite: true (single topology re-runs the installer in place when bbbVersion changes)",
+            given: show(v.upgrade),
+            fix: "pulumi config rm upgrade",
+        });
+    }
+}
+
+/** A drained server is one of the pool's, named exactly as the pool names it (bbb-3, not bbb-03 or bbb-3-r2). */
+function drainNamesServers(v: Given, report: Report): void {
+    const size = v.poolSize ?? 1;
+    (v.drain ?? []).forEach((node, i) => {
+        const n = typeof node === "string" ? /^bbb-([1-9][0-9]*)$/.exec(node) : null;
+        if (!n || Number(n[1]) > size) {
+            const near = typeof node === "string" ? /^bbb-0*([1-9][0-9]*)(-r\d+)?$/.exec(node) : null;
+            report({
+                key: `drain[${i}]`,
+                expected: `the name of a BBB server of the pool, as the pool names it (bbb-1 .. bbb-${size}; a place in the pool, whatever its release)`,
+                given: show(node),
+                fix: near && Number(near[1]) <= size ? `pulumi config set --path 'drain[${i}]' bbb-${Number(near[1])}` : `pulumi config rm --path 'drain[${i}]'`,
+            });
+        }
+    });
+}
+
+/** A rolling upgrade replaces some of the pool's servers by those of a raised bbbRelease. */
+function upgradeFitsPool(v: Given, report: Report): void {
+    const upgrade = v.upgrade;
+    if (!upgrade || v.scalelite === false) return;
+    const size = v.poolSize ?? 1;
+    if (upgrade.servers > size) {
+        report({
+            key: "upgrade.servers",
+            expected: `how many servers, from bbb-1 on, run the new release: a whole number from 0 to poolSize (${size})`,
+            given: show(upgrade.servers),
+            fix: "pulumi config set --path upgrade.servers 1",
+        });
+    }
+    if (v.bbbRelease !== undefined && v.bbbRelease < 2) {
+        report({
+            key: "upgrade",
+            expected: "bbbRelease raised to the new release (at least 2): the upgrade replaces the servers of the release before",
+            given: `upgrade with bbbRelease ${show(v.bbbRelease)}`,
+            fix: "pulumi config set bbbRelease 2",
+        });
+    }
+}
+
+function recordingsNeedStandardPrivacy(v: Given, report: Report): void {
+    if (v.recordings?.enabled === true && v.privacy === "strict") {
+        report({
+            key: "recordings.enabled",
+            expected: "privacy: standard to record meetings (strict privacy means no recordings at all)",
+            given: "recordings.enabled true with privacy strict",
+            fix: "pulumi config set privacy standard  (or: pulumi config set --path recordings.enabled false)",
+        });
+    }
+}
+
+function webhookUrlsNeedWebhooks(v: Given, report: Report): void {
+    if (v.webhookUrls && v.webhookUrls.length > 0 && v.webhooks === false) {
+        report({ key: "webhookUrls", expected: "webhooks: true (the URLs are bbb-webhooks' permanent hooks)", given: show(v.webhookUrls), fix: "pulumi config set webhooks true" });
+    }
+}
+
+/** A secret generation names a consumer of this stack (or greenlight). */
+function generationsNameConsumers(v: Given, report: Report): void {
+    const rotatable = [...(v.consumers ?? []), ...(v.greenlight === true ? ["greenlight"] : [])];
+    for (const consumer of Object.keys(v.consumerSecretGenerations ?? {})) {
+        if (!rotatable.includes(consumer)) {
+            report({
+                key: `consumerSecretGenerations.${consumer}`,
+                expected: `a consumer of this stack (${rotatable.join(", ")})`,
+                given: show(consumer),
+                fix: `pulumi config rm --path consumerSecretGenerations.${consumer}`,
+            });
+        }
+    }
+}
+
+/** The rules, in the order their problems are told. */
+export const RULES: readonly ((v: Given, report: Report) => void)[] = [
+    hostNamesFit,
+    sshNotFromEveryone,
+    keysArePair,
+    versionsFitImages,
+    poolOnly,
+    drainNamesServers,
+    upgradeFitsPool,
+    recordingsNeedStandardPrivacy,
+    sipNotFromEveryone,
+    webhookUrlsNeedWebhooks,
+    generationsNameConsumers,
+];
