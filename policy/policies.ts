@@ -3,12 +3,13 @@
 import * as cloudflare from "@pulumi/cloudflare";
 import * as command from "@pulumi/command";
 import * as openstack from "@pulumi/openstack";
-import { ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, validateResourceOfType } from "@pulumi/policy";
+import { Policies, PolicyResource, ReportViolation, ResourceValidationArgs, validateResourceOfType } from "@pulumi/policy";
 import {
     DESTRUCTIVE_KEY,
     PROD_STACK,
     ResourceDescription,
     STRICT_PRIVACY,
+    TYPES,
     privacyRecordingViolations,
     privacySetting,
     destructiveChangesAllowed,
@@ -18,10 +19,12 @@ import {
     unprotectedProdVolumeViolations,
     widerThanMatrixViolations,
     worldAdminPortViolations,
+    worldInPiecesViolations,
 } from "./rules";
 
 export const POLICY_NAMES = {
     worldAdminPort: "no-admin-port-open-to-world",
+    worldInPieces: "no-port-open-to-world-in-pieces",
     widerThanMatrix: "no-rule-wider-than-port-matrix",
     proxiedDns: "no-proxied-dns-record",
     prodVolume: "no-unprotected-data-volume-in-prod",
@@ -66,9 +69,9 @@ function reportAll(messages: string[], reportViolation: ReportViolation): void {
  * can be known (privacySetting: `bbb:privacy` in PULUMI_CONFIG, or the schema's default once the program
  * declares the key); it then judges the bbb-configure steps' PROPERTIES.
  */
-export function bbbPolicies(env: PolicyEnv = process.env): ResourceValidationPolicy[] {
+export function bbbPolicies(env: PolicyEnv = process.env): Policies {
     const destructive = destructiveChangesAllowed(env.PULUMI_CONFIG);
-    const policies: ResourceValidationPolicy[] = [
+    const policies: Policies = [
         {
             name: POLICY_NAMES.worldAdminPort,
             description:
@@ -77,6 +80,19 @@ export function bbbPolicies(env: PolicyEnv = process.env): ResourceValidationPol
             validateResource: validateResourceOfType(openstack.networking.SecGroupRule, (_rule, args, reportViolation) =>
                 reportAll(worldAdminPortViolations(describe(args, env)), reportViolation),
             ),
+        },
+        {
+            name: POLICY_NAMES.worldInPieces,
+            description:
+                "Ingress rules of one security group for the same protocol and ports must not reach every public address together (0.0.0.0/1 and 128.0.0.0/1), unless the port matrix opens those ports to the world.",
+            enforcementLevel: "mandatory",
+            validateStack: (args, reportViolation) =>
+                reportAll(
+                    worldInPiecesViolations(
+                        args.resources.filter((r) => r.type === TYPES.secGroupRule).map((r: PolicyResource) => ({ type: r.type, urn: r.urn, name: r.name, props: r.props, parent: r.parent?.urn })),
+                    ),
+                    reportViolation,
+                ),
         },
         {
             name: POLICY_NAMES.widerThanMatrix,

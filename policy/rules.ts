@@ -4,7 +4,7 @@
 //
 // The firewall rules read the port matrix of components/ports.ts, the table the security groups are made
 // from, so the policy and the firewall cannot drift apart.
-import { CONFIG_SCHEMA, KeySpec, PROJECT, PortRange, parseRange } from "../components/config";
+import { CONFIG_SCHEMA, KeySpec, PROJECT, PortRange, parseRange, reachesEveryone } from "../components/config";
 import { PROD_STACK } from "../components/names";
 import { PORT_MATRIX, Protocol, relayRangeProblem, Source } from "../components/ports";
 
@@ -32,6 +32,8 @@ export interface ResourceDescription {
     protect?: boolean;
     /** Stack name; wins over the URN's. */
     stack?: string;
+    /** The URN of its parent: a security group rule's SecurityGroup component (its group's id may be unknown in a preview). */
+    parent?: string;
 }
 
 /** The stack named in a URN (`urn:pulumi:<stack>::<project>::...`), or undefined. */
@@ -95,12 +97,14 @@ export function rangeOf(min: unknown, max: unknown): PortRange | "all" {
 }
 
 /**
- * Whether a rule's source is the whole Internet: a prefix of length 0 (0.0.0.0/0, ::/0, or any /0), or no
- * prefix and no remote group, which Neutron treats as any address.
+ * Whether a rule's source is the whole Internet: a prefix that reaches every public address of its family
+ * (0.0.0.0/0, ::/0, but also ::/1 or 0::/2, which hold all of IPv6's global unicast 2000::/3: ipaddr.js's
+ * ranges, as the configuration check reads them), any /0, or no prefix and no remote group, which Neutron
+ * treats as any address.
  */
 export function isWorldSource(remoteIpPrefix: unknown, remoteGroupId?: unknown): boolean {
     const prefix = remoteIpPrefix === undefined || remoteIpPrefix === null ? "" : String(remoteIpPrefix).trim();
-    if (prefix !== "") return /\/0+$/.test(prefix);
+    if (prefix !== "") return reachesEveryone([prefix]) !== undefined || /\/0+$/.test(prefix);
     return remoteGroupId === undefined || remoteGroupId === null || String(remoteGroupId).trim() === "";
 }
 
@@ -146,6 +150,29 @@ export function worldAdminPortViolations(resource: ResourceDescription): string[
     if (inMatrix(protocol, range, WORLD_ENTRIES)) return [];
     const ssh = range.from <= SSH_PORT && SSH_PORT <= range.to && protocol === "tcp" ? "; SSH (22/tcp) is open only to sshAllowedCidrs" : "";
     return [`${opens}, but ${protocol} ${show(range)} is not a world row of the port matrix (components/ports.ts)${ssh}`];
+}
+
+/**
+ * Policy 1b, no port open to the world in pieces: ingress rules of one security group for the same protocol and
+ * ports, each from a narrower range, whose ranges together reach every public address of a family (0.0.0.0/1
+ * and 128.0.0.0/1 are 0.0.0.0/0), for ports that are not a world row of the matrix. Rules are grouped by their
+ * parent (the SecurityGroup component), which is known during a preview when the group's id is not.
+ */
+export function worldInPiecesViolations(resources: readonly ResourceDescription[]): string[] {
+    const pieces = new Map<string, { label: string; prefixes: string[] }>();
+    for (const resource of resources) {
+        const rule = ingressRule(resource);
+        if (!rule || rule.world || rule.protocol === undefined || rule.range === "all" || rule.prefix === "any address") continue;
+        if (inMatrix(rule.protocol, rule.range, WORLD_ENTRIES)) continue;
+        const key = `${resource.parent ?? ""} ${rule.protocol} ${show(rule.range)}`;
+        const group = pieces.get(key) ?? { label: `${resource.parent?.split("::").pop() ?? "a security group"}: ingress ${rule.protocol} ${show(rule.range)}`, prefixes: [] };
+        group.prefixes.push(rule.prefix);
+        pieces.set(key, group);
+    }
+    return [...pieces.values()].flatMap(({ label, prefixes }) => {
+        const family = reachesEveryone(prefixes);
+        return family ? [`${label} is open to every public ${family} address through ${prefixes.length} rules (${prefixes.join(", ")}), which is open to the world`] : [];
+    });
 }
 
 /**

@@ -2,7 +2,7 @@
 // everything the program itself registers (dev and prod under mocks), and the pack's policies as the
 // engine would see them, without an engine.
 import * as path from "path";
-import type { PolicyPackArgs, ResourceValidationArgs, ResourceValidationPolicy } from "@pulumi/policy";
+import type { PolicyPackArgs, ResourceValidationArgs, ResourceValidationPolicy, StackValidationArgs, StackValidationPolicy } from "@pulumi/policy";
 import { ROLES, PortRange } from "../components/config";
 import { FirewallInputs, IngressRule, ingressFor } from "../components/ports";
 import { bbbProperties } from "../components/bbb";
@@ -25,6 +25,7 @@ import {
     unprotectedProdVolumeViolations,
     widerThanMatrixViolations,
     worldAdminPortViolations,
+    worldInPiecesViolations,
 } from "../policy/rules";
 import { BASE_CONFIG, evaluate, Run, stackConfig } from "./harness";
 
@@ -295,6 +296,35 @@ describe("recordings-off-when-privacy-strict", () => {
     });
 });
 
+describe("no-port-open-to-world-in-pieces, and world read with ipaddr.js", () => {
+    const piece = (prefix: string, port = 22, parent = "urn:pulumi:dev::bbb::bbb:firewall:SecurityGroup::bbb") => ({
+        ...secGroupRule({ ethertype: prefix.includes(":") ? "IPv6" : "IPv4", protocol: "tcp", portRangeMin: port, portRangeMax: port, remoteIpPrefix: prefix }),
+        parent,
+    });
+
+    test("a single rule from a range holding all of IPv6's global unicast space is from the world", () => {
+        for (const prefix of ["::/1", "::/2", "2000::/3"]) expect([prefix, worldAdminPortViolations(piece(prefix)).length]).toEqual([prefix, 1]);
+        for (const prefix of ["2001:db8::/32", "4000::/2", "198.51.100.0/24"]) expect([prefix, worldAdminPortViolations(piece(prefix))]).toEqual([prefix, []]);
+    });
+
+    test("rules of one group and port whose ranges add up to everyone are refused; apart, or on a world port, they are not", () => {
+        expect(worldInPiecesViolations([piece("0.0.0.0/1"), piece("128.0.0.0/1")])).toHaveLength(1);
+        expect(worldInPiecesViolations([piece("2000::/4"), piece("3000::/4")])).toEqual([expect.stringContaining("every public IPv6 address")]);
+        expect(worldInPiecesViolations([piece("0.0.0.0/1"), piece("128.0.0.0/2")])).toEqual([]);
+        expect(worldInPiecesViolations([piece("0.0.0.0/1"), piece("128.0.0.0/1", 22, "urn:other-group")])).toEqual([]);
+        expect(worldInPiecesViolations([piece("0.0.0.0/1", 5060), piece("128.0.0.0/1", 5060)])).toHaveLength(1);
+        expect(worldInPiecesViolations([piece("0.0.0.0/1", 443), piece("128.0.0.0/1", 443)])).toEqual([]);
+    });
+
+    test("the pack runs it over the whole stack, grouping by the rules' parent (known in a preview when the group's id is not)", () => {
+        const policy = bbbPolicies({}).find((p) => p.name === POLICY_NAMES.worldInPieces) as StackValidationPolicy;
+        const reported: string[] = [];
+        const resources = [piece("0.0.0.0/1"), piece("128.0.0.0/1")].map((r) => ({ ...r, parent: { urn: r.parent } }));
+        policy.validateStack({ resources } as unknown as StackValidationArgs, (message: string) => void reported.push(message));
+        expect(reported).toHaveLength(1);
+    });
+});
+
 describe("the program's own resources pass every rule", () => {
     let dev: Run;
     let prod: Run;
@@ -306,7 +336,7 @@ describe("the program's own resources pass every rule", () => {
     });
 
     const described = (run: Run): ResourceDescription[] =>
-        run.resources.map((r) => ({ type: r.type, name: r.name, urn: r.urn, props: r.inputs, protect: r.protect }));
+        run.resources.map((r) => ({ type: r.type, name: r.name, urn: r.urn, props: r.inputs, protect: r.protect, parent: r.parent }));
     const everyRule = (r: ResourceDescription) => [
         ...worldAdminPortViolations(r),
         ...widerThanMatrixViolations(r),
@@ -323,7 +353,16 @@ describe("the program's own resources pass every rule", () => {
             expect(resources.filter((r) => r.type === TYPES.secGroupRule).length).toBeGreaterThan(0);
             expect(resources.filter((r) => r.type === TYPES.volume).length).toBe(2);
             expect(resources.flatMap(everyRule)).toEqual([]);
+            expect(worldInPiecesViolations(resources)).toEqual([]);
         }
+    });
+
+    test("SSH ranges that add up to the world reach the pack as rules in pieces, and it refuses them", async () => {
+        const halves = await evaluate({ ...BASE_CONFIG, allowSshFromAnywhere: true, sshAllowedCidrs: ["0.0.0.0/1", "128.0.0.0/1"] }, {}, "dev");
+        expect(halves.error).toBeUndefined();
+        const found = worldInPiecesViolations(described(halves));
+        expect(found.length).toBeGreaterThan(0);
+        expect(found.every((m) => /ingress tcp 22 is open to every public IPv4 address through 2 rules \(0\.0\.0\.0\/1, 128\.0\.0\.0\/1\)/.test(m))).toBe(true);
     });
 
     test("the configure steps' PROPERTIES turn recordings off", () => {
@@ -381,10 +420,11 @@ describe("the pack", () => {
     const byName = (policies: ResourceValidationPolicy[], name: string) => policies.find((p) => p.name === name)!;
     const typeOf = (policy: ResourceValidationPolicy) => (policy.validateResource as unknown as { __pulumiType?: string }).__pulumiType;
 
-    test("six mandatory policies (privacy defaults to strict), each on the type its rule judges", () => {
+    test("seven mandatory policies (privacy defaults to strict), each on the type its rule judges (the stack-wide one on all)", () => {
         const policies = bbbPolicies({});
         expect(policies.map((p) => p.name)).toEqual([
             "no-admin-port-open-to-world",
+            "no-port-open-to-world-in-pieces",
             "no-rule-wider-than-port-matrix",
             "no-proxied-dns-record",
             "no-unprotected-data-volume-in-prod",
@@ -392,7 +432,14 @@ describe("the pack", () => {
             "recordings-off-when-privacy-strict",
         ]);
         expect(policies.every((p) => p.enforcementLevel === "mandatory")).toBe(true);
-        expect(policies.slice(0, 5).map(typeOf)).toEqual([TYPES.secGroupRule, TYPES.secGroupRule, TYPES.dnsRecord, TYPES.volume, TYPES.instance]);
+        expect(policies.slice(0, 6).map((p) => ("validateStack" in p ? "stack" : typeOf(p as ResourceValidationPolicy)))).toEqual([
+            TYPES.secGroupRule,
+            "stack",
+            TYPES.secGroupRule,
+            TYPES.dnsRecord,
+            TYPES.volume,
+            TYPES.instance,
+        ]);
     });
 
     test("in prod, an unprotected BBB server's VM or data volume is refused unless the stack sets allowDestructiveChanges", () => {
@@ -460,6 +507,7 @@ describe("the pack", () => {
         expect(built[0].args.enforcementLevel).toBe("mandatory");
         expect(built[0].args.policies.map((p) => p.name)).toEqual([
             POLICY_NAMES.worldAdminPort,
+            POLICY_NAMES.worldInPieces,
             POLICY_NAMES.widerThanMatrix,
             POLICY_NAMES.proxiedDns,
             POLICY_NAMES.prodVolume,
