@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { CONFIG_KEYS } from "../components/config";
 import { assessImpact } from "../scripts/impact";
-import { evaluateProgram, ProgramModules, Run, stackConfig } from "./harness";
+import { evaluateProgram, PLACEHOLDER_PRIVATE_KEY, ProgramModules, Run, stackConfig } from "./harness";
 
 const ROOT = path.join(__dirname, "..");
 const PROD = stackConfig(ROOT, "prod")!;
@@ -20,7 +20,8 @@ const CHANGES: Record<string, unknown> = {
     sshAllowedCidrs: ["198.51.100.0/24", "203.0.113.0/24"],
     allowSshFromAnywhere: true,
     sshPublicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFq8iT1n3vZ0mK7p2xW9cR4bD6eH5jL0sN3uY8aQ1tVz ops@example.org",
-    sshPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nrotated\n-----END OPENSSH PRIVATE KEY-----\n",
+    // As npm run impact sees a key set again in the stack file: its placeholder, with the new ciphertext's digest.
+    sshPrivateKey: PLACEHOLDER_PRIVATE_KEY.replace("offline-placeholder", "offline-placeholder-0123456789ab"),
     image: "Ubuntu 22.04 2026-11",
     flavors: { bbb: "m1.2xlarge" },
     volumeSizes: { bbb: 200 },
