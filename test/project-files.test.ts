@@ -126,7 +126,7 @@ describe("README", () => {
         });
 
         test("sets every required key of the program, on the dev stack, and names no key the program lacks", () => {
-            const required = CONFIG_KEYS.filter((k) => CONFIG_SCHEMA[k].default === undefined && !CONFIG_SCHEMA[k].optional);
+            const required = (Object.keys(CONFIG_SCHEMA) as (keyof typeof CONFIG_SCHEMA)[]).filter((k) => CONFIG_SCHEMA[k].default === undefined && !CONFIG_SCHEMA[k].optional);
             const set = new Set(configCommands.filter((l) => l.startsWith("pulumi config set ")).map(keyOf));
             for (const key of required) expect([key, set.has(key)]).toEqual([key, true]);
             for (const line of configCommands) {

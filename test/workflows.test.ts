@@ -8,7 +8,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { parse } from "yaml";
-import { CONFIG_KEYS, CONFIG_SCHEMA } from "../components/config";
+import { CONFIG_SCHEMA } from "../components/config";
 
 interface Step {
     id?: string;
@@ -96,7 +96,7 @@ const XTRACE = /(^|[\s;&|])set\s+(-[a-wyz]*x|-o\s+xtrace)|\bbash\s+(-\w*\s+)*-[a
 const COMMENT_ARTIFACT = "firewall-diff-comment";
 
 /** The program's secret keys that a stack must have: secret, no default, not optional (components/config.ts). */
-const REQUIRED_SECRET_KEYS = CONFIG_KEYS.filter((k) => CONFIG_SCHEMA[k].secret === true && CONFIG_SCHEMA[k].default === undefined && !CONFIG_SCHEMA[k].optional);
+const REQUIRED_SECRET_KEYS = (Object.keys(CONFIG_SCHEMA) as (keyof typeof CONFIG_SCHEMA)[]).filter((k) => CONFIG_SCHEMA[k].secret === true && CONFIG_SCHEMA[k].default === undefined && !CONFIG_SCHEMA[k].optional);
 /** The GitHub secret a config key comes from: sshPrivateKey -> SSH_PRIVATE_KEY. */
 const secretNameOf = (key: string) => key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase();
 
