@@ -80,10 +80,93 @@ describe("README", () => {
         for (const key of CONFIG_KEYS) expect(readme).toContain(`| \`${key}\` |`);
     });
 
-    test("the test command it gives is the one .ci/run runs", () => {
-        expect(readme).toContain("npm ci && npm test");
+    /** The text of a section, from its heading to the next heading of its level or above. */
+    const section = (heading: string) => {
+        const start = readme.indexOf(`\n${heading}\n`);
+        expect([heading, start]).not.toEqual([heading, -1]);
+        const level = heading.split(" ")[0];
+        const next = readme.slice(start + heading.length + 2).search(new RegExp(`^#{1,${level.length}} `, "m"));
+        return readme.slice(start, next === -1 ? undefined : start + heading.length + 2 + next);
+    };
+    /** The lines of a section's ```sh blocks, comments removed. */
+    const shellLines = (text: string) =>
+        [...text.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((m) => m[1].split("\n")).map((l) => l.replace(/\s+#.*$/, "").trim()).filter((l) => l !== "" && !l.startsWith("#"));
+
+    test("the test command it gives is the one .ci/run runs, word for word, and it installs what a fresh machine lacks first", () => {
         const ci = read(".ci/run");
-        expect(ci.split("\n").filter((l) => !l.startsWith("#") && l.trim() !== "").pop()).toBe("npm ci && npm test");
+        const command = ci.split("\n").filter((l) => !l.startsWith("#") && l.trim() !== "").pop()!;
+        expect(command).toBe("bash scripts/system-tools.sh install && npm ci && npm test");
+        expect(shellLines(section("### Tests"))).toEqual([command]);
+    });
+
+    test("the first thing it gives to try is npm run plan -- --stack dev, which needs no cloud and no Pulumi CLI", () => {
+        const setUp = section("## Set-up");
+        const lines = shellLines(setUp);
+        expect(lines.slice(0, 2)).toEqual(["npm ci", "npm run plan -- --stack dev"]);
+        expect(JSON.parse(read("package.json")).scripts.plan).not.toMatch(/\bpulumi\b/);
+    });
+
+    test("every npm run command it gives is a script of package.json, for a stack that exists", () => {
+        const scripts = JSON.parse(read("package.json")).scripts as Record<string, string>;
+        const runs = [...readme.matchAll(/npm run ([\w-]+(?::[\w-]+)*)(?: -- ([^`\n]*))?/g)];
+        expect(runs.length).toBeGreaterThan(10);
+        for (const [text, script, args] of runs) {
+            expect([text, script in scripts]).toEqual([text, true]);
+            const stack = /--stack (\S+)/.exec(args ?? "")?.[1];
+            if (stack !== undefined && !stack.startsWith("<")) expect([text, fs.existsSync(path.join(root, `Pulumi.${stack}.yaml`))]).toEqual([text, true]);
+        }
+    });
+
+    describe("its first deploy", () => {
+        const walkthrough = section("### First deploy");
+        const lines = shellLines(walkthrough);
+        const configCommands = lines.filter((l) => l.startsWith("pulumi config "));
+        /** The key a `pulumi config set|rm` line names (its first word after the flags), up to the path. */
+        const keyOf = (line: string) => {
+            const words = line.replace(/'/g, "").split(/\s+/).slice(3);
+            const key = words.filter((w, i) => !w.startsWith("-") && words[i - 1] !== "-s")[0];
+            return key.split(/[.[]/)[0];
+        };
+
+        test("goes in the order a newcomer needs: Node.js, the Pulumi CLI, login, the stack, its settings, credentials, preview, up", () => {
+            const order = ["nvm install 20", "get.pulumi.com", "pulumi login", "pulumi stack init dev", "pulumi config set -s dev", "OS_CLOUD", "pulumi preview -s dev", "pulumi up -s dev"];
+            const at = order.map((s) => walkthrough.indexOf(s));
+            expect(at.every((i) => i >= 0)).toBe(true);
+            expect(at).toEqual([...at].sort((a, b) => a - b));
+        });
+
+        test("sets every required key of the program, on the dev stack, and names no key the program lacks", () => {
+            const required = (Object.keys(CONFIG_SCHEMA) as (keyof typeof CONFIG_SCHEMA)[]).filter((k) => CONFIG_SCHEMA[k].default === undefined && !CONFIG_SCHEMA[k].optional);
+            const set = new Set(configCommands.filter((l) => l.startsWith("pulumi config set ")).map(keyOf));
+            for (const key of required) expect([key, set.has(key)]).toEqual([key, true]);
+            for (const line of configCommands) {
+                expect([line, line.includes(" -s dev ")]).toEqual([line, true]);
+                const key = keyOf(line);
+                expect([line, key in CONFIG_SCHEMA || key.includes(":")]).toEqual([line, true]);
+            }
+        });
+
+        test("a secret key is set with --secret and its value never on the command line (standard input or the prompt)", () => {
+            // Every command naming a secret key, in a code block or in running text (`...`).
+            const commands = [...lines, ...[...walkthrough.matchAll(/`(pulumi config set [^`]*)`/g)].map((m) => m[1])];
+            const secretSets = commands.filter((c) => c.startsWith("pulumi config set ") && /sshPrivateKey|:apiToken|password/.test(c));
+            expect(secretSets.length).toBeGreaterThanOrEqual(2);
+            for (const command of secretSets) {
+                expect([command, command.includes(" --secret ")]).toEqual([command, true]);
+                // After the key nothing but a redirection from a file.
+                expect([command, /(sshPrivateKey|cloudflare:apiToken|dialIn\.gateway\.password)(\s*<\s*\S+)?$/.test(command)]).toEqual([command, true]);
+            }
+        });
+
+        test("a list or an object is removed before its entries are set, so no example entry stays behind", () => {
+            for (const [i, line] of configCommands.entries()) {
+                if (!line.includes("--path")) continue;
+                const key = keyOf(line);
+                const firstSet = configCommands.findIndex((l) => l.includes("--path") && keyOf(l) === key);
+                const removed = configCommands.findIndex((l) => l.startsWith("pulumi config rm ") && keyOf(l) === key);
+                expect([line, removed > -1 && removed < firstSet && firstSet <= i]).toEqual([line, true]);
+            }
+        });
     });
 
     test("its outputs table names the outputs contract", () => {
@@ -128,6 +211,6 @@ describe("a fresh machine", () => {
         expect(packages).toEqual(expect.arrayContaining(["shellcheck", "sudo", "coturn", "pebble", "certbot", "openssl", "postgresql"]));
         expect(new Set(packages).size).toBe(packages.length);
         expect(JSON.parse(read("package.json")).scripts.test).toMatch(/^bash scripts\/system-tools\.sh check && /);
-        expect(read(".ci/run")).toContain("bash scripts/system-tools.sh install\n");
+        expect(read(".ci/run")).toMatch(/^bash scripts\/system-tools\.sh install && /m);
     });
 });
