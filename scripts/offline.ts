@@ -338,10 +338,10 @@ function cipherDigest(ciphertext: unknown): string {
     return createHash("sha256").update(String(ciphertext)).digest("hex").slice(0, 12);
 }
 
-/** A value with every `{ secure: <ciphertext> }` in it replaced by "[secret <digest>]". */
+/** A value with every `{ secure: <ciphertext> }` in it replaced by "[secret-<digest>]" (no space: it stands in for values that must not have one, as a SIP password). */
 function withPlaceholders(value: unknown): unknown {
     if (value === null || typeof value !== "object") return value;
-    if (!Array.isArray(value) && "secure" in value) return `[secret ${cipherDigest((value as { secure: unknown }).secure)}]`;
+    if (!Array.isArray(value) && "secure" in value) return `[secret-${cipherDigest((value as { secure: unknown }).secure)}]`;
     if (Array.isArray(value)) return value.map(withPlaceholders);
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withPlaceholders(v)]));
 }
@@ -349,7 +349,7 @@ function withPlaceholders(value: unknown): unknown {
 /**
  * The configuration of a stack as the program reads it, from <dir>/Pulumi.<stack>.yaml: `<key>: value` for
  * the project's keys. Encrypted (`secure:`) values, at the top or nested (`dialIn.gateway.password`), are not
- * decrypted: the private key gets a placeholder of the right shape, any other secret "[secret <digest>]". The
+ * decrypted: the private key gets a placeholder of the right shape, any other secret "[secret-<digest>]". The
  * digest is of the ciphertext, so a secret set again differs from the one before (`npm run impact` sees it).
  * Undefined when the stack file does not exist.
  */
@@ -369,15 +369,16 @@ export function stackConfig(dir: string, stack: string): Record<string, unknown>
 
 /**
  * The keys (`bbb:<key>`) of Pulumi.<stack>.yaml whose value is, or holds, an encrypted (`secure:`) value, as the
- * engine lists them for the program (PULUMI_CONFIG_SECRET_KEYS); the private key, which the plan puts in place
- * itself, too.
+ * engine lists them for the program (PULUMI_CONFIG_SECRET_KEYS); the private key too when the file has none.
  */
 export function stackSecretKeys(dir: string, stack: string): string[] {
     const file = path.join(dir, `Pulumi.${stack}.yaml`);
     const values = (parseYaml(fs.readFileSync(file, "utf8"))?.config ?? {}) as Record<string, unknown>;
     const holdsSecret = (value: unknown): boolean =>
         value !== null && typeof value === "object" && ("secure" in value || Object.values(value).some(holdsSecret));
-    return [...new Set([...Object.keys(values).filter((key) => holdsSecret(values[key])), "bbb:sshPrivateKey"])];
+    // The plan puts its own placeholder in place of a private key the file does not hold: secret, as if set.
+    const placeholder = values["bbb:sshPrivateKey"] === undefined ? ["bbb:sshPrivateKey"] : [];
+    return [...Object.keys(values).filter((key) => holdsSecret(values[key])), ...placeholder];
 }
 
 export interface FirewallRule {

@@ -39,12 +39,12 @@ export const BASE_CONFIG: Record<string, unknown> = {
 };
 
 /** Evaluates index.ts with `config` (pass BASE_CONFIG yourself) in a fresh module registry. */
-export async function evaluate(config: Record<string, unknown>, cloud: CloudMock = {}, stack = "dev"): Promise<Run> {
+export async function evaluate(config: Record<string, unknown>, cloud: CloudMock = {}, stack = "dev", secretKeys?: string[]): Promise<Run> {
     let modules!: Parameters<typeof evaluateProgram>[0];
     jest.isolateModules(() => {
         modules = require("../scripts/offline").loadProgram();
     });
-    return evaluateProgram(modules, config, cloud, stack);
+    return evaluateProgram(modules, config, cloud, stack, secretKeys);
 }
 
 /** The resources of one BBB server of a pool (floating network, Cloudflare): host, steps, secret, registration. */

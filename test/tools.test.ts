@@ -1,9 +1,10 @@
 // The offline plan and the firewall diff, on the program's own output for the committed stacks.
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { diffFirewalls, renderDiff } from "../scripts/firewall-diff";
 import { renderPlan } from "../scripts/plan";
-import { evaluate, firewallOf, FirewallRule, Run, stackConfig } from "./harness";
+import { evaluate, firewallOf, FirewallRule, Run, stackConfig, stackSecretKeys } from "./harness";
 
 const ROOT = path.join(__dirname, "..");
 const rule = (ports: string, protocol = "udp", source = "0.0.0.0/0", family = "IPv4", why = "media"): FirewallRule => ({ ports, protocol, source, family, why });
@@ -20,6 +21,29 @@ describe("plan", () => {
         expect([dev.error, prod.error]).toEqual([undefined, undefined]);
         expect(stackConfig(ROOT, "dev")!.sshPrivateKey).toContain("offline-placeholder");
         expect(stackConfig(ROOT, "staging")).toBeUndefined();
+    });
+
+    test("a secret in plain text in the stack file is refused, as pulumi up refuses it (the engine does not list it as secret)", async () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), "plain-"));
+        try {
+            const committed = fs.readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8");
+            const dialIn = '  bbb:dialIn:\n    number: "+49 30 1234567"\n    sipProviderCidrs: ["192.0.2.0/24"]\n    gateway: { host: sip.example.net, username: "4930123", password: Pl41n-t3xt }\n';
+            const cases: [string, string, string][] = [
+                ["plain-sip", committed + dialIn, "dialIn.gateway.password"],
+                ["plain-key", committed + "  bbb:sshPrivateKey: |\n    -----BEGIN OPENSSH PRIVATE KEY-----\n    AAAA\n    -----END OPENSSH PRIVATE KEY-----\n", "sshPrivateKey"],
+            ];
+            for (const [stack, text, key] of cases) {
+                fs.writeFileSync(path.join(dir, `Pulumi.${stack}.yaml`), text);
+                const run = await evaluate(stackConfig(dir, stack)!, { anyName: true }, stack, stackSecretKeys(dir, stack));
+                expect([stack, run.resources.length, run.error?.message]).toEqual([stack, 0, expect.stringContaining(`  ${key}\n    expected: a secret, stored encrypted`)]);
+                expect(run.error!.message).not.toContain("Pl41n-t3xt");
+            }
+            // Encrypted, the same value passes.
+            fs.writeFileSync(path.join(dir, "Pulumi.secure.yaml"), committed + dialIn.replace("password: Pl41n-t3xt", "password: { secure: v1:abc }"));
+            expect((await evaluate(stackConfig(dir, "secure")!, { anyName: true }, "secure", stackSecretKeys(dir, "secure"))).error).toBeUndefined();
+        } finally {
+            fs.rmSync(dir, { recursive: true });
+        }
     });
 
     test("shows hosts, each host's firewall with the reason of every rule, records, steps in order, outputs", () => {
