@@ -12,6 +12,9 @@ function problems(overrides: Record<string, unknown>, without: string[] = []): C
     return parse(overrides, without).problems;
 }
 
+// loadConfig reads `<project>:<key>`: the project is bbb, as under the engine (outside one the SDK says "project").
+beforeAll(() => pulumi.runtime.setMocks({ newResource: (a) => ({ id: a.name, state: a.inputs }), call: (a) => a.inputs }, "bbb", "dev"));
+
 /** The one problem a bad value causes; fails when there is none or more than one. */
 const DIAL_SETTINGS = { number: "+49 30 1234567", sipProviderCidrs: ["192.0.2.0/24"], gateway: { host: "sip.example.net", username: "4930123", password: "pw-secret-1" } };
 
@@ -403,6 +406,19 @@ describe("field features", () => {
 
 describe("loadConfig reads the stack's configuration through the Pulumi runtime", () => {
     afterEach(() => pulumi.runtime.setAllConfig({}));
+
+    test("the keys are in the project's namespace, whatever pulumi new named it", async () => {
+        await pulumi.runtime.setMocks({ newResource: (a) => ({ id: a.name, state: a.inputs }), call: (a) => a.inputs }, "my-bbb", "dev");
+        try {
+            const raw = Object.fromEntries(Object.entries(rawConfig(BASE_CONFIG)).map(([k, v]) => [k.replace(/^bbb:/, "my-bbb:"), v]));
+            pulumi.runtime.setAllConfig(raw, ["my-bbb:sshPrivateKey"]);
+            expect(loadConfig().domain).toBe("example.org");
+            pulumi.runtime.setAllConfig(rawConfig(BASE_CONFIG), ["bbb:sshPrivateKey"]);
+            expect(() => loadConfig()).toThrow(/domain\n {4}expected: a value/);
+        } finally {
+            await pulumi.runtime.setMocks({ newResource: (a) => ({ id: a.name, state: a.inputs }), call: (a) => a.inputs }, "bbb", "dev");
+        }
+    });
 
     test("the private key comes back as a Pulumi secret", async () => {
         pulumi.runtime.setAllConfig(rawConfig(BASE_CONFIG), ["bbb:sshPrivateKey"]);

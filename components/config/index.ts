@@ -3,7 +3,7 @@
 // and returns every problem at once. Only `loadConfig` touches the Pulumi runtime, and only index.ts calls it.
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { ConfigError, ConfigProblem, forStack, quotePath, setCommand, show, showSecret } from "./problems";
+import { ConfigError, ConfigProblem, forStack, quotePath, setCommand, show, showSecret, showShape } from "./problems";
 import { BBB_LINES, RULES } from "./rules";
 import { CONFIG_DEFS, CONFIG_KEYS, CONFIG_SCHEMA, ConfigKey, KeySpec, Values } from "./schema";
 import { PROJECT } from "./types";
@@ -47,6 +47,8 @@ export type RawConfig = Record<string, string | undefined>;
 export interface ParseOptions {
     /** The stack the fixes are for (`pulumi config set -s <stack>`). */
     stack?: string;
+    /** The project's name, the keys' namespace (`<project>:domain`): bbb, or what `pulumi new` was told. */
+    project?: string;
     /**
      * The keys the stack holds encrypted (`bbb:<key>`, the engine's PULUMI_CONFIG_SECRET_KEYS): a secret key
      * set in plain text is refused. Absent: not known, not checked.
@@ -61,10 +63,11 @@ export interface Parsed {
 
 /** Validates raw configuration and returns the settings only when there is no problem. */
 export function parseConfig(raw: RawConfig, options: ParseOptions = {}): Parsed {
-    const problems: ConfigProblem[] = [...unknownKeys(raw), ...plainSecrets(raw, options.secretKeys)];
+    const project = options.project ?? PROJECT;
+    const problems: ConfigProblem[] = [...unknownKeys(raw, project), ...plainSecrets(raw, project, options.secretKeys)];
     const values: Partial<Record<ConfigKey, unknown>> = {};
     for (const key of CONFIG_KEYS) {
-        const read = readKey(key, raw[`${PROJECT}:${key}`]);
+        const read = readKey(key, raw[`${project}:${key}`]);
         if ("problems" in read) problems.push(...read.problems);
         else if (read.value !== undefined) values[key] = read.value;
     }
@@ -76,8 +79,7 @@ export function parseConfig(raw: RawConfig, options: ParseOptions = {}): Parsed 
 
 /** Reads the stack's configuration through the Pulumi runtime; throws one error naming every problem. */
 export function loadConfig(): Settings {
-    const raw = pulumi.runtime.allConfig();
-    const { settings, problems } = parseConfig(raw, { stack: pulumi.getStack(), secretKeys: engineSecretKeys(raw) });
+    const { settings, problems } = parseConfig(pulumi.runtime.allConfig(), { stack: pulumi.getStack(), project: pulumi.getProject() || PROJECT, secretKeys: engineSecretKeys() });
     if (!settings) throw new ConfigError(problems);
     const { dialIn, ...rest } = settings;
     return {
@@ -88,38 +90,48 @@ export function loadConfig(): Settings {
 }
 
 /**
- * The keys the engine says are encrypted in the stack. The SDK keeps them under PULUMI_CONFIG_SECRET_KEYS
- * (sdk/nodejs/runtime/config.ts, `isConfigSecret`, marked internal); a nested secret (`--secret --path
- * dialIn.gateway.password`) makes its whole key secret. Undefined when the engine does not say.
+ * The keys the engine says are encrypted in the stack: the language host passes them in
+ * PULUMI_CONFIG_SECRET_KEYS, which the SDK keeps in its store (sdk/nodejs/runtime/config.ts, read by the
+ * internal `isConfigSecret`); an object holding a secret (`--secret --path dialIn.gateway.password`) is itself
+ * secret (sdk/go/common/resource/config: Value.Secure of an object). Undefined when the engine does not say
+ * (an empty or missing list), so that a CLI that does not pass it never has every secret refused.
  */
-function engineSecretKeys(raw: RawConfig): string[] | undefined {
-    const runtimeConfig = require("@pulumi/pulumi/runtime/config") as { isConfigSecret?: (key: string) => boolean };
-    if (typeof runtimeConfig.isConfigSecret !== "function") return undefined;
-    return Object.keys(raw).filter((key) => runtimeConfig.isConfigSecret!(key));
+function engineSecretKeys(): string[] | undefined {
+    const { getStore } = require("@pulumi/pulumi/runtime/state") as { getStore: () => { config: Record<string, string | undefined> } };
+    const { configSecretKeysEnvKey } = require("@pulumi/pulumi/runtime/config") as { configSecretKeysEnvKey: string };
+    const listed = getStore().config[configSecretKeysEnvKey];
+    if (!listed) return undefined;
+    try {
+        const keys: unknown = JSON.parse(listed);
+        return Array.isArray(keys) ? keys.map(String) : undefined;
+    } catch {
+        return undefined;
+    }
 }
 
 /** Keys in our namespace the schema does not know: typos more often than not. */
-function unknownKeys(raw: RawConfig): ConfigProblem[] {
+function unknownKeys(raw: RawConfig, project: string): ConfigProblem[] {
     return Object.keys(raw)
-        .filter((full) => full.startsWith(`${PROJECT}:`) && !(full.slice(PROJECT.length + 1) in CONFIG_SCHEMA))
+        .filter((full) => full.startsWith(`${project}:`) && !Object.hasOwn(CONFIG_SCHEMA, full.slice(project.length + 1)))
         .map((full) => {
-            const key = full.slice(PROJECT.length + 1);
-            const near = CONFIG_KEYS.find((k) => k.toLowerCase() === key.toLowerCase() || editDistance(k, key) <= 2);
+            const key = full.slice(project.length + 1);
+            const near = key.length <= 64 ? CONFIG_KEYS.find((k) => k.toLowerCase() === key.toLowerCase() || editDistance(k, key) <= 2) : undefined;
+            const name = show(key).slice(1, -1);
             return {
-                key,
+                key: name,
                 expected: `one of the known keys (${CONFIG_KEYS.join(", ")})`,
                 given: `an unknown key ${show(key)}`,
-                fix: near ? `rename it: pulumi config rm ${key} && pulumi config set ${near} ...` : `remove it: pulumi config rm ${key}`,
+                fix: near ? `rename it: pulumi config rm ${quotePath(key)} && pulumi config set ${near} ...` : `remove it: pulumi config rm ${quotePath(name)}`,
             };
         });
 }
 
 /** Secret keys (or keys with secret fields) that the stack holds in plain text. */
-function plainSecrets(raw: RawConfig, secretKeys: readonly string[] | undefined): ConfigProblem[] {
+function plainSecrets(raw: RawConfig, project: string, secretKeys: readonly string[] | undefined): ConfigProblem[] {
     if (!secretKeys) return [];
     return CONFIG_KEYS.filter((key) => {
         const spec = CONFIG_SCHEMA[key];
-        const full = `${PROJECT}:${key}`;
+        const full = `${project}:${key}`;
         if (raw[full] === undefined || secretKeys.includes(full)) return false;
         if (spec.secret) return true;
         const value = parseTyped(spec.type, raw[full]!);
@@ -131,7 +143,7 @@ function plainSecrets(raw: RawConfig, secretKeys: readonly string[] | undefined)
             key: path,
             expected: "a secret, stored encrypted in Pulumi.<stack>.yaml (secure: ...)",
             given: "a value in plain text (not shown; anyone who reads the stack file or its history has it)",
-            fix: `pulumi config set --secret${field ? " --path" : ""} ${path} <value>  (and change it where it is used: it was readable in plain text)`,
+            fix: `${secretCommand(path, Boolean(field))}  (and change it where it is used: it was readable in plain text)`,
         };
     });
 }
@@ -139,13 +151,17 @@ function plainSecrets(raw: RawConfig, secretKeys: readonly string[] | undefined)
 /** One key's value: its default when unset, else its JSON or text, through its schema. */
 function readKey(key: ConfigKey, text: string | undefined): { value?: unknown } | { problems: ConfigProblem[] } {
     const def = CONFIG_DEFS[key];
-    const given = def.secret ? showSecret(text) : show(text);
+    const given = def.secret ? showSecret(text) : def.secretFields ? showShape(text) : show(text);
     if (text === undefined || (def.type === "string" && text === "" && def.default === undefined)) {
         if (def.optional) return {};
         if (def.default === undefined) {
             return { problems: [{ key, expected: `a value (${def.description})`, given: show(undefined), fix: exampleFix(key, def, []) }] };
         }
         text = def.type === "string" ? (def.default as string) : JSON.stringify(def.default);
+    }
+    if (/"__proto__"\s*:/.test(text) && isJsonStructure(text)) {
+        // JSON.parse keeps such a key, and every object check would silently drop it (it is the prototype).
+        return { problems: [{ key, expected: "fields with names of their own (__proto__ is JavaScript's, and would be dropped)", given: givenAt(def, [], "__proto__"), fix: `pulumi config rm --path ${key}.__proto__` }] };
     }
     const typed = parseTyped(def.type, text);
     if (typed === undefined) {
@@ -200,19 +216,50 @@ function isSecretPath(def: KeySpec, path: readonly PropertyKey[]): boolean {
     return def.secret === true || (def.secretFields ?? []).some((field) => field === path.map(String).join("."));
 }
 
-/** The command that sets the key's example at `path` (the example's first item for any item of a list). */
+/** What a value at `path` shows: nothing of a secret, only the shape of what holds one (or is held by one). */
+function givenAt(def: KeySpec, path: readonly PropertyKey[], value: unknown): string {
+    if (isSecretPath(def, path)) return showSecret(value);
+    const at = path.map(String).join(".");
+    const near = (def.secretFields ?? []).some((field) => at === "" || field.startsWith(`${at}.`) || at.startsWith(`${field}.`));
+    return near ? showShape(value) : show(value);
+}
+
+/**
+ * The command that sets a secret without it reaching a command line: with no value `pulumi config set` asks
+ * for it without echo, or reads standard input (pkg/cmd/pulumi/config/config.go).
+ */
+function secretCommand(path: string, nested: boolean): string {
+    const set = `pulumi config set --secret${nested ? " --path" : ""} ${quotePath(path)}`;
+    return path === "sshPrivateKey" ? `${set} < ~/.ssh/bbb_deploy  (the key file; no passphrase, its .pub is sshPublicKey)` : `${set}  (no value: it asks without echo)`;
+}
+
+/** The commands that set the key's example at `path` (the example's first item for any item of a list). */
 function exampleFix(key: string, def: KeySpec, path: readonly PropertyKey[]): string {
-    const secret = isSecretPath(def, path);
+    if (isSecretPath(def, path)) return secretCommand(pathText(key, path), path.length > 0);
     const example = valueAt(def.example, path.map((step) => (typeof step === "number" ? 0 : step)));
-    if (secret && path.length > 0) return `pulumi config set --secret --path ${pathText(key, path)} <value>`;
-    return example === undefined ? `pulumi config set --path ${quotePath(pathText(key, path))} <value>` : setCommand(pathText(key, path), example, secret);
+    if (example === undefined) return `pulumi config set --path ${quotePath(pathText(key, path))} <value>`;
+    // A whole object or list is removed first, so that nothing of what was there stays beside the example.
+    const whole = typeof example === "object" && example !== null && path.length === 0 ? `pulumi config rm ${key} && ` : "";
+    return whole + setCommand(pathText(key, path), withoutSecrets(def, example, path));
+}
+
+/** The example with its secret fields left out (they are set with their own command). */
+function withoutSecrets(def: KeySpec, example: unknown, path: readonly PropertyKey[]): unknown {
+    if (!def.secretFields || typeof example !== "object" || example === null) return example;
+    const copy = JSON.parse(JSON.stringify(example)) as Record<string, unknown>;
+    for (const field of def.secretFields) {
+        const steps = field.split(".").slice(path.length);
+        const parent = valueAt(copy, steps.slice(0, -1)) as Record<string, unknown> | undefined;
+        if (parent && typeof parent === "object") delete parent[steps[steps.length - 1]];
+    }
+    return copy;
 }
 
 /** The problems of one zod issue: one per unknown field, else one. */
 function problemsOf(key: string, def: KeySpec, value: unknown, issue: z.core.$ZodIssue): ConfigProblem[] {
     if (issue.code === "unrecognized_keys") {
         return issue.keys.map((field) => ({
-            key: pathText(key, [...issue.path, field]),
+            key: show(pathText(key, [...issue.path, field])).slice(1, -1),
             expected: issue.message,
             given: `an unknown field ${show(field)}`,
             fix: `pulumi config rm --path ${quotePath(pathText(key, [...issue.path, field]))}`,
@@ -225,7 +272,7 @@ function problemsOf(key: string, def: KeySpec, value: unknown, issue: z.core.$Zo
         {
             key: path,
             expected: expectedOf(issue),
-            given: isSecretPath(def, issue.path) ? showSecret(at) : show(at),
+            given: givenAt(def, issue.path, at),
             fix: fix ? fix.replace("{path}", quotePath(path)) : exampleFix(key, def, issue.path),
         },
     ];

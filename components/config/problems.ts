@@ -21,10 +21,15 @@ export function formatProblems(problems: ConfigProblem[]): string {
     return [head, ...items].join("\n");
 }
 
-/** What a user typed, for messages; never the value of a secret. */
+/** What a user typed, for messages, at most 100 characters; never the value of a secret. */
 export function show(value: unknown): string {
     if (value === undefined) return "nothing (the key is not set)";
-    const text = JSON.stringify(value);
+    let text: string;
+    try {
+        text = JSON.stringify(value);
+    } catch {
+        return "a value nested too deeply to show";
+    }
     return text.length > 100 ? `${text.slice(0, 97)}...` : text;
 }
 
@@ -33,19 +38,38 @@ export function showSecret(value: unknown): string {
     return value === undefined || value === "" ? "none" : "a secret value (not shown)";
 }
 
-/** A path as `pulumi config --path` takes it, quoted for a shell when it has brackets: 'a.b[0]'. */
-export function quotePath(path: string): string {
-    return /[[\]]/.test(path) ? `'${path}'` : path;
+/** What is said of a value that holds a secret: its shape alone. */
+export function showShape(value: unknown): string {
+    if (value === undefined) return "nothing (the key is not set)";
+    const shape = Array.isArray(value) ? "a list" : value === null ? "null" : typeof value === "object" ? "an object" : `a ${typeof value}`;
+    return `${shape} (not shown: it holds a secret)`;
 }
 
-/** The command that sets `path` (a key, or a --path into one) to `value`. */
+/** A word for a shell: as it is when it is plain, else in single quotes. */
+export function shellWord(text: string): string {
+    return /^[A-Za-z0-9_@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A path as `pulumi config --path` takes it, quoted for a shell when it needs to be: 'a.b[0]'. */
+export function quotePath(path: string): string {
+    return shellWord(path);
+}
+
+/**
+ * The commands that set `path` (a key, or a --path into one) to `value`: one per field or item of an object
+ * or a list. The CLI stores a --path value that looks like a number or a boolean as one
+ * (pkg/cmd/pulumi/config: "--path ... values are parsed as ints and bools"), so a string that looks like
+ * one gets `--type string`.
+ */
 export function setCommand(path: string, value: unknown, secret = false): string {
-    const flags = `${secret ? " --secret" : ""}${/[.[]/.test(path) ? " --path" : ""}`;
     if (typeof value === "object" && value !== null) {
-        return `pulumi config set${flags} --path ${path}... (e.g. ${path}: ${JSON.stringify(value)} in Pulumi.<stack>.yaml)`;
+        const entries = Array.isArray(value) ? value.map((v, i): [string, unknown] => [`${path}[${i}]`, v]) : Object.entries(value).map(([k, v]): [string, unknown] => [`${path}.${k}`, v]);
+        return entries.map(([at, v]) => setCommand(at, v, secret)).join(" && ");
     }
+    const nested = /[.[]/.test(path);
     const text = String(value);
-    return `pulumi config set${flags} ${quotePath(path)} ${/[\s"'$()]/.test(text) ? `'${text}'` : text}`;
+    const type = nested && !secret && typeof value === "string" && /^([+-]?\d+|true|false)$/.test(text) ? " --type string" : "";
+    return `pulumi config set${secret ? " --secret" : ""}${nested ? " --path" : ""}${type} ${quotePath(path)} ${shellWord(text)}`;
 }
 
 /** Every fix for one stack: `pulumi config set|rm` gets `-s <stack>`, so it changes the stack that was checked. */

@@ -4,7 +4,7 @@ import { bbbHostName } from "../names";
 import { SIP_PORT } from "../ports";
 import { ConfigProblem, show } from "./problems";
 import { CONFIG_SCHEMA, Values } from "./schema";
-import { LABEL, MAX_NAME, privateKeyProblem, publicKeyOf, reachesEveryone, ubuntuReleaseOf } from "./values";
+import { LABEL, MAX_NAME, privateKeyProblem, publicKeyOf, tooWideProblem, ubuntuReleaseOf } from "./values";
 
 /**
  * BBB package lines this program installs: the Ubuntu release each needs and the bbb-install.sh it runs by
@@ -24,7 +24,11 @@ const LONGEST_HOST = "greenlight";
 /** Every name a host of a stack can have (components/names.ts). */
 const HOST_NAME = /^(turn|scalelite|greenlight|bbb-[0-9]+(-r[0-9]+)?)$/;
 
-/** SSH from ranges that reach every public address is SSH open to the world: only with allowSshFromAnywhere. */
+/**
+ * SSH from the world, or from a range no administrator has (wider than a /8, or carrying IPv4 through IPv6),
+ * only with allowSshFromAnywhere. At most MAX_CIDRS ranges of at most a /8 each cannot add up to everyone;
+ * the policy pack, which sees rules from anywhere, checks that too (reachesEveryone).
+ */
 function sshNotFromEveryone(v: Given, report: Report): void {
     const cidrs = v.sshAllowedCidrs;
     if (!cidrs || v.allowSshFromAnywhere === true) return;
@@ -39,14 +43,15 @@ function sshNotFromEveryone(v: Given, report: Report): void {
         });
         return;
     }
-    const family = reachesEveryone(cidrs);
-    if (family) {
+    const wide = cidrs.findIndex((c) => tooWideProblem(c) !== undefined);
+    if (wide >= 0) {
         report({
-            key: "sshAllowedCidrs",
-            expected: `ranges that leave out part of the Internet: together these reach every public ${family} address, which is SSH open to the world`,
-            given: show(cidrs),
-            fix: `pulumi config rm sshAllowedCidrs && pulumi config set --path 'sshAllowedCidrs[0]' 198.51.100.0/24  ${knowingly}`,
+            key: `sshAllowedCidrs[${wide}]`,
+            expected: `${tooWideProblem(cidrs[wide])}: SSH is for the ranges you administer from`,
+            given: show(cidrs[wide]),
+            fix: `pulumi config set --path 'sshAllowedCidrs[${wide}]' 198.51.100.0/24  ${knowingly}`,
         });
+        return;
     }
 }
 
@@ -64,14 +69,15 @@ function sipNotFromEveryone(v: Given, report: Report): void {
         });
         return;
     }
-    const family = reachesEveryone(cidrs);
-    if (family) {
+    const wide = cidrs.findIndex((c) => tooWideProblem(c) !== undefined);
+    if (wide >= 0) {
         report({
-            key: "dialIn.sipProviderCidrs",
-            expected: `the SIP provider's ranges (${SIP_PORT} is open to them only): together these reach every public ${family} address`,
-            given: show(cidrs),
-            fix: "pulumi config set --path 'dialIn.sipProviderCidrs[0]' 192.0.2.0/24  (the provider's own ranges, from its documentation)",
+            key: `dialIn.sipProviderCidrs[${wide}]`,
+            expected: `${tooWideProblem(cidrs[wide])}: ${SIP_PORT} is for the SIP provider's own ranges`,
+            given: show(cidrs[wide]),
+            fix: `pulumi config set --path 'dialIn.sipProviderCidrs[${wide}]' 192.0.2.0/24`,
         });
+        return;
     }
 }
 
@@ -85,7 +91,7 @@ function keysArePair(v: Given, report: Report): void {
             key: "sshPrivateKey",
             expected: problem,
             given: "a secret value (not shown)",
-            fix: "pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519  (a key without passphrase, whose .pub is sshPublicKey)",
+            fix: "pulumi config set --secret sshPrivateKey < ~/.ssh/bbb_deploy  (a key without passphrase, whose .pub is sshPublicKey)",
         });
     }
 }
@@ -198,10 +204,26 @@ function poolOnly(v: Given, report: Report): void {
     }
 }
 
-/** A drained server is one of the pool's, named exactly as the pool names it (bbb-3, not bbb-03 or bbb-3-r2). */
+/**
+ * A drained server is one of the pool's, named exactly as the pool names it (bbb-3, not bbb-03 or bbb-3-r2),
+ * once; and one server at least is left to take new meetings.
+ */
 function drainNamesServers(v: Given, report: Report): void {
     const size = v.poolSize ?? 1;
-    (v.drain ?? []).forEach((node, i) => {
+    const drain = v.drain ?? [];
+    if (v.scalelite !== false && drain.length >= size && new Set(drain).size >= size) {
+        report({
+            key: "drain",
+            expected: `fewer servers than the pool has (${size}): a pool with every server drained starts no meeting at all`,
+            given: show(drain),
+            fix: `pulumi config rm --path 'drain[${drain.length - 1}]'  (or: pulumi config set poolSize ${size + 1} first, to drain onto the new server)`,
+        });
+    }
+    drain.forEach((node, i) => {
+        if (drain.indexOf(node) < i) {
+            report({ key: `drain[${i}]`, expected: `each server once; it is drain[${drain.indexOf(node)}] already`, given: show(node), fix: `pulumi config rm --path 'drain[${i}]'` });
+            return;
+        }
         const n = typeof node === "string" ? /^bbb-([1-9][0-9]*)$/.exec(node) : null;
         if (!n || Number(n[1]) > size) {
             const near = typeof node === "string" ? /^bbb-0*([1-9][0-9]*)(-r\d+)?$/.exec(node) : null;
@@ -255,6 +277,19 @@ function webhookUrlsNeedWebhooks(v: Given, report: Report): void {
     }
 }
 
+/** Greenlight has its own Scalelite secret: a consumer of that name would share it. */
+function consumersBesideGreenlight(v: Given, report: Report): void {
+    const i = (v.consumers ?? []).indexOf("greenlight");
+    if (i >= 0 && v.greenlight === true && v.scalelite !== false) {
+        report({
+            key: `consumers[${i}]`,
+            expected: "a name other than greenlight: Greenlight, which is on, has the Scalelite secret of that name",
+            given: show("greenlight"),
+            fix: `pulumi config set --path 'consumers[${i}]' lms`,
+        });
+    }
+}
+
 /** A secret generation names a consumer of this stack (or greenlight). */
 function generationsNameConsumers(v: Given, report: Report): void {
     const rotatable = [...(v.consumers ?? []), ...(v.greenlight === true ? ["greenlight"] : [])];
@@ -278,6 +313,7 @@ export const RULES: readonly ((v: Given, report: Report) => void)[] = [
     versionsFitImages,
     poolOnly,
     drainNamesServers,
+    consumersBesideGreenlight,
     upgradeFitsPool,
     recordingsNeedStandardPrivacy,
     sipNotFromEveryone,

@@ -77,6 +77,12 @@ const wholeNumber = (from: number, to: number, what: string) =>
 const name = (what: string) => z.string({ error: what }).refine((v) => v.trim() !== "", { error: what });
 
 /** A list of CIDRs in canonical form, each once; `which` names the list in messages. */
+/**
+ * The most ranges a list takes: each is a security group rule in every group that has the port, and Neutron's
+ * default quota is 100 rules a project (neutron/conf/quota.py, quota_security_group_rule).
+ */
+export const MAX_CIDRS = 20;
+
 function cidrList(which: string, atLeastOne: string) {
     return z
         .array(
@@ -93,6 +99,7 @@ function cidrList(which: string, atLeastOne: string) {
             { error: `a list of CIDRs (${atLeastOne})` },
         )
         .min(1, { error: `at least one CIDR (${atLeastOne})` })
+        .max(MAX_CIDRS, { error: `at most ${MAX_CIDRS} CIDRs (each is a firewall rule in every group that has the port; Neutron's default quota is 100 rules a project): merge them into wider ranges` })
         .superRefine((cidrs, ctx) => {
             cidrs.forEach((cidr, i) => {
                 const first = cidrs.indexOf(cidr);
@@ -143,9 +150,12 @@ const CONFIG = {
         description: "DNS zone the hosts are named in, e.g. example.org.",
         example: "example.org",
         schema: z.string().superRefine(
-            refuse((domain: string) =>
-                domain !== domain.toLowerCase() ? { expected: "a lower-case DNS name", fix: `pulumi config set domain ${domain.toLowerCase()}` } : zoneProblem(domain),
-            ),
+            refuse((domain: string) => {
+                if (domain === domain.toLowerCase()) return zoneProblem(domain);
+                // The lower-case name is the fix only when it is a zone: never echo anything else that was given.
+                const lower = domain.toLowerCase();
+                return { expected: "a lower-case DNS name", fix: `pulumi config set domain ${zoneProblem(lower) ? "example.org" : lower}` };
+            }),
         ),
     },
     hostnamePrefix: {
@@ -173,13 +183,14 @@ const CONFIG = {
         type: "string",
         description: "E-mail address for Let's Encrypt certificates.",
         example: "ops@example.org",
-        schema: z.string().regex(/^[^@\s]+@[^@\s]+\.[^@\s]+$/, { error: "an e-mail address" }),
+        // What certbot and Let's Encrypt take in practice: no quotes, no shell or URL characters.
+        schema: z.string().regex(/^[A-Za-z0-9._%+-]+@([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,63}$/, { error: "an e-mail address such as ops@example.org" }),
     },
     sshAllowedCidrs: {
         type: "array",
         description: "IPv4/IPv6 CIDRs allowed to reach SSH (22/tcp) on every host.",
         readme:
-            "IPv4/IPv6 CIDRs allowed to reach SSH (22/tcp) on every host; canonical form, each once. Ranges that together reach every public address (`0.0.0.0/0`, or its two halves, or `2000::/3`) need `allowSshFromAnywhere`.",
+            "IPv4/IPv6 CIDRs allowed to reach SSH (22/tcp) on every host; canonical form, each once, at most 20. Without `allowSshFromAnywhere`, none wider than an IPv4 `/8` or an IPv6 `/16` (so no set of them adds up to everyone) and none carrying IPv4 through IPv6 (`::ffff:0:0/96`, `64:ff9b::/96`, `2002::/16`, `2001::/32`).",
         example: ["198.51.100.0/24", "2001:db8:100::/48"],
         schema: cidrList("sshAllowedCidrs", "the addresses you administer the hosts from"),
     },
@@ -187,7 +198,7 @@ const CONFIG = {
         type: "boolean",
         default: false,
         description: "Allow a world range (0.0.0.0/0, ::/0) in sshAllowedCidrs.",
-        readme: "Allow ranges that reach every address (`0.0.0.0/0`, `::/0`, or ranges that add up to them) in `sshAllowedCidrs`.",
+        readme: "Allow the whole Internet (`0.0.0.0/0`, `::/0`) and ranges wider than a `/8` or a `/16` in `sshAllowedCidrs`.",
         example: true,
         schema: z.boolean(),
     },
@@ -199,7 +210,7 @@ const CONFIG = {
         schema: z.string().superRefine(
             refuse((key: string) => {
                 const parsed = publicKeyOf(key);
-                return typeof parsed === "string" ? { expected: parsed, fix: `pulumi config set sshPublicKey "$(cat ~/.ssh/id_ed25519.pub)"` } : undefined;
+                return typeof parsed === "string" ? { expected: parsed, fix: `pulumi config set sshPublicKey "$(cat ~/.ssh/bbb_deploy.pub)"` } : undefined;
             }),
         ),
     },
@@ -207,7 +218,7 @@ const CONFIG = {
         type: "string",
         secret: true,
         description: "Private key matching sshPublicKey, used to run the install steps (a secret).",
-        prompt: "Private key matching sshPublicKey (a secret). It spans several lines: press Enter here, then run pulumi config set --secret sshPrivateKey < ~/.ssh/id_ed25519",
+        prompt: "Private key matching sshPublicKey (a secret). It spans several lines: press Enter here, then run pulumi config set --secret sshPrivateKey < ~/.ssh/bbb_deploy",
         readme: "Private key matching `sshPublicKey`, without a passphrase, used to run the install steps; checked against `sshPublicKey` before anything is created.",
         example: "-----BEGIN OPENSSH PRIVATE KEY-----",
         // Its checks need sshPublicKey: rules.ts.
@@ -410,7 +421,7 @@ const CONFIG = {
         default: [],
         description: "BBB servers to drain (cordon in Scalelite: no new meetings) before scaling down, e.g. [bbb-3].",
         readme:
-            "BBB servers to drain (cordoned in Scalelite: no new meetings, running ones go on), e.g. `[\"bbb-3\"]`, before scaling down; a name is a place in the pool, whatever its release (`bbb-3` drains `bbb-3-r2` too).",
+            "BBB servers to drain (cordoned in Scalelite: no new meetings, running ones go on), e.g. `[\"bbb-3\"]`, before scaling down; a name is a place in the pool, written as the pool writes it, whatever its release (`bbb-3` drains `bbb-3-r2` too); never every server.",
         example: ["bbb-3"],
         // Which names exist depends on poolSize: rules.ts.
         schema: z.array(z.unknown(), { error: "a list of BBB server names" }),
@@ -481,7 +492,14 @@ const CONFIG = {
         readme: `Phone dial-in: \`{ number, sipProviderCidrs, gateway: { host, username, password } }\`; ${SIP_PORT} opens to \`sipProviderCidrs\` only. \`number\` is international (E.164, e.g. \`+49 30 1234567\`). Set the password with \`pulumi config set --secret --path dialIn.gateway.password\`.`,
         example: { number: "+49 30 1234567", sipProviderCidrs: ["192.0.2.0/24"], gateway: { host: "sip.example.net", username: "4930123", password: "[secret]" } },
         schema: fields({
-            number: z.string({ error: "the phone number callers dial" }).superRefine(refuse(phoneNumberProblem)),
+            number: z
+                .string({
+                    error: (issue) =>
+                        typeof issue.input === "number"
+                            ? "the phone number as text: pulumi config set --path stored it as a number, without its + (set it again with --type string)"
+                            : "the phone number callers dial",
+                })
+                .superRefine(refuse(phoneNumberProblem)),
             sipProviderCidrs: cidrList("sipProviderCidrs", `the SIP provider's address ranges: ${SIP_PORT} is open to them only`),
             gateway: fields({
                 host: sipField("host"),
@@ -528,14 +546,23 @@ const CONFIG = {
         description: "Per consumer, a number to raise to replace that consumer's Scalelite secret alone, e.g. { pod: 2 }.",
         readme: "Per consumer, a number to raise to replace that consumer's Scalelite secret alone, e.g. `{\"pod\":2}`.",
         example: { pod: 2 },
-        schema: z.record(z.string(), z.number({ error: "a whole number of at least 1" }).int({ error: "a whole number of at least 1" }).min(1, { error: "a whole number of at least 1" })),
+        schema: z.record(z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, { error: "a consumer's name" }), z.number({ error: "a whole number of at least 1" }).int({ error: "a whole number of at least 1" }).min(1, { error: "a whole number of at least 1" })),
     },
 } satisfies Record<string, KeyDef>;
 
-/** A field of the SIP account: written into FreeSWITCH's XML, so no spaces or XML special characters. */
+/**
+ * A field of the SIP account: written into FreeSWITCH's XML, so no spaces or XML special characters. Text:
+ * `pulumi config set --path` stores a number (a numeric user name) as a number, which a leading zero would not
+ * survive, so a number is refused with a fix that keeps it text.
+ */
 function sipField(field: "host" | "username" | "password") {
     return z
-        .string({ error: `the SIP account's ${field}` })
+        .string({
+            error: (issue) =>
+                typeof issue.input === "number"
+                    ? `the SIP account's ${field} as text: pulumi config set --path stored it as a number (set it again with --type string)`
+                    : `the SIP account's ${field}`,
+        })
         .regex(/^[^\s<>&"']+$/, { error: `the SIP account's ${field}, without spaces or XML special characters` });
 }
 

@@ -91,6 +91,33 @@ export function reachesEveryone(cidrs: readonly string[]): "IPv4" | "IPv6" | und
     return undefined;
 }
 
+/** IPv6 ranges that carry IPv4 traffic (translation and tunnels): a rule for them lets any IPv4 host in. */
+const CARRYING_IPV4 = ["ipv4Mapped", "rfc6145", "rfc6052", "6to4", "teredo"];
+/** The widest an administrator's range may be: an IPv4 /8 (16 million addresses), an IPv6 /16. */
+const WIDEST: Record<"ipv4" | "ipv6", number> = { ipv4: 8, ipv6: 16 };
+
+/**
+ * Why a range is no administrator's or provider's own, or undefined: wider than an IPv4 /8 or an IPv6 /16,
+ * or overlapping a range that carries IPv4 (IPv4-mapped, NAT64, 6to4, Teredo: ipaddr.js's table).
+ */
+export function tooWideProblem(cidr: string): string | undefined {
+    if (!ipaddr.isValidCIDR(cidr)) return undefined;
+    const { family, interval } = intervalOf(cidr);
+    const prefix = ipaddr.parseCIDR(cidr)[1];
+    if (prefix < WIDEST[family]) return `a range no wider than /${WIDEST[family]} (${family === "ipv4" ? "IPv4" : "IPv6"}); ${cidr} is a large part of the Internet`;
+    if (family === "ipv6") {
+        const table = (ipaddr.IPv6.prototype as unknown as { SpecialRanges: Record<string, [ipaddr.IPv6, number] | [ipaddr.IPv6, number][]> }).SpecialRanges;
+        for (const name of CARRYING_IPV4) {
+            const ranges = Array.isArray(table[name][0]) ? (table[name] as [ipaddr.IPv6, number][]) : [table[name] as [ipaddr.IPv6, number]];
+            for (const [address, bits] of ranges) {
+                const [a, b] = intervalOf(`${address.toString()}/${bits}`).interval;
+                if (interval[0] <= b && a <= interval[1]) return `an IPv6 range that carries no IPv4 traffic; ${cidr} overlaps ${address.toString()}/${bits} (${name}), through which any IPv4 host could come`;
+            }
+        }
+    }
+    return undefined;
+}
+
 /** The key types sshd of Ubuntu 22.04 accepts and pulumi-command's SSH client (golang.org/x/crypto/ssh) signs with. */
 const SSH_KEY_TYPES: Record<string, string> = { ed25519: "ssh-ed25519", rsa: "ssh-rsa", ecdsa: "ecdsa-sha2-nistp*" };
 const MIN_RSA_BITS = 2048;
@@ -169,9 +196,10 @@ export function webhookUrlProblem(text: string): string | undefined {
     } catch {
         return expected;
     }
-    if (url.protocol !== "https:" || /\s/.test(text)) return expected;
+    // As bbb-webhooks.sh takes it on the host (scripts/remote/bbb-webhooks.sh), not as the URL parser forgives it.
+    if (url.protocol !== "https:" || !/^https:\/\/[^\s/?#\\]+([/?#][^\s\\]*)?$/.test(text)) return expected;
     if (url.username !== "" || url.password !== "") return "an https:// URL without user or password (they would sit in plain state and in logs)";
-    const host = url.hostname.replace(/^\[|\]$/g, "");
+    const host = url.hostname.replace(/^\[|\]$/g, "").replace(/\.$/, "");
     if (ipaddr.isValid(host)) {
         const address = ipaddr.process(host);
         if (address.range() !== "unicast") return `an https:// URL of a public host, not a ${address.range()} address (${address.toString()})`;
