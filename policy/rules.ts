@@ -156,13 +156,19 @@ export function worldAdminPortViolations(resource: ResourceDescription): string[
  * Policy 1b, no port open to the world in pieces: ingress rules of one security group for the same protocol and
  * ports, each from a narrower range, whose ranges together reach every public address of a family (0.0.0.0/1
  * and 128.0.0.0/1 are 0.0.0.0/0), for ports that are not a world row of the matrix. Rules are grouped by their
- * parent (the SecurityGroup component), which is known during a preview when the group's id is not.
+ * parent (the SecurityGroup component), which is known during a preview when the group's id is not. A stack
+ * policy runs once every resource is registered: it stops a preview, but in `pulumi up --skip-preview` (the
+ * automation API's up) it reports after the rules exist; the configuration check refuses such ranges first.
  */
 export function worldInPiecesViolations(resources: readonly ResourceDescription[]): string[] {
     const pieces = new Map<string, { label: string; prefixes: string[] }>();
     for (const resource of resources) {
+        // A rule from a remote group has no prefix: left out before ingressRule reads its remoteGroupId, which a
+        // preview may not know yet (reading an unknown value throws, and the SDK would skip the whole policy).
+        const prefix = resource.props.remoteIpPrefix;
+        if (prefix === undefined || prefix === null || String(prefix).trim() === "") continue;
         const rule = ingressRule(resource);
-        if (!rule || rule.world || rule.protocol === undefined || rule.range === "all" || rule.prefix === "any address") continue;
+        if (!rule || rule.world || rule.protocol === undefined || rule.range === "all") continue;
         if (inMatrix(rule.protocol, rule.range, WORLD_ENTRIES)) continue;
         const key = `${resource.parent ?? ""} ${rule.protocol} ${show(rule.range)}`;
         const group = pieces.get(key) ?? { label: `${resource.parent?.split("::").pop() ?? "a security group"}: ingress ${rule.protocol} ${show(rule.range)}`, prefixes: [] };

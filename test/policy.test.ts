@@ -316,6 +316,17 @@ describe("no-port-open-to-world-in-pieces, and world read with ipaddr.js", () =>
         expect(worldInPiecesViolations([piece("0.0.0.0/1", 443), piece("128.0.0.0/1", 443)])).toEqual([]);
     });
 
+    test("in a preview, a remote-group rule whose group id is unknown does not stop it judging the others", () => {
+        const unknownGroup = secGroupRule({ ethertype: "IPv4", protocol: "tcp", portRangeMin: 2049, portRangeMax: 2049 });
+        Object.defineProperty(unknownGroup.props, "remoteGroupId", {
+            enumerable: true,
+            get: () => {
+                throw new Error("unknown value (as the policy SDK's proxy throws in a preview)");
+            },
+        });
+        expect(worldInPiecesViolations([unknownGroup, piece("0.0.0.0/1"), piece("128.0.0.0/1")])).toHaveLength(1);
+    });
+
     test("the pack runs it over the whole stack, grouping by the rules' parent (known in a preview when the group's id is not)", () => {
         const policy = bbbPolicies({}).find((p) => p.name === POLICY_NAMES.worldInPieces) as StackValidationPolicy;
         const reported: string[] = [];
