@@ -4,7 +4,7 @@
 //   npm run schema -- --check  exits 1, naming the file, when either differs from the schema
 import * as fs from "fs";
 import * as path from "path";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
 import { CONFIG_KEYS, CONFIG_SCHEMA, ConfigKey, KeySpec } from "../components/config";
 import { helpRequested } from "./cli";
 import { projectRoot } from "./offline";
@@ -20,9 +20,10 @@ const required = (spec: KeySpec) => spec.default === undefined && !spec.optional
 
 /**
  * How Pulumi.yaml declares a key. The CLI types string, integer and boolean keys and lists with a default
- * (`type`, `default`, `secret`); it has no object type, so objects with a default are declared by `value:`
- * with their description as a comment, and keys without a default that are lists or objects (the CLI would
- * refuse the text `pulumi new` sets for them) only in the header.
+ * (`type`, `default`, `secret`; a list needs `items`: pkg/workspace project.go, Project.Validate). Objects are
+ * typed only by Pulumi CLI 3.187 and later, so objects with a default are declared by `value:` with their
+ * description as a comment, and keys without a default that are lists or objects (the CLI would refuse the
+ * text `pulumi new` sets for a typed list) only in the header.
  */
 function declaration(key: ConfigKey): Record<string, unknown> | undefined {
     const spec = CONFIG_SCHEMA[key];
@@ -38,26 +39,30 @@ function declaration(key: ConfigKey): Record<string, unknown> | undefined {
     };
 }
 
-/** The text `pulumi new` puts in place of a list or an object: its JSON, which the program reads as such. */
-function templateDescription(spec: KeySpec): string {
+/**
+ * What `pulumi new` says when it asks for a key. It stores every answer as text; the program reads a list's or an
+ * object's as JSON, and `pulumi config set --path` can change it only once it is set again as a whole.
+ */
+function templateDescription(key: string, spec: KeySpec): string {
     if (spec.prompt) return spec.prompt;
     if (spec.type !== "array" && spec.type !== "object") return spec.description;
-    return `${spec.description} As JSON, e.g. ${JSON.stringify(spec.example)}`;
+    return `${spec.description} As JSON, e.g. ${JSON.stringify(spec.example)} (to change one entry later, set the key again: pulumi config rm ${key}, then pulumi config set --path)`;
 }
 
-export function pulumiYaml(): string {
+/** Pulumi.yaml, for the project `name` (bbb, or what `pulumi new` named it). */
+export function pulumiYaml(name = "bbb"): string {
     const undeclared = CONFIG_KEYS.filter((key) => declaration(key) === undefined);
     const header = [
-        "name: bbb",
+        `name: ${name}`,
         "runtime:",
         "  name: nodejs",
         "  options:",
         "    typescript: true",
         "description: Self-hosted BigBlueButton on OpenStack - TURN, BBB 3.0 servers, Scalelite, Greenlight, DNS.",
         "# Written by `npm run schema` from components/config/schema.ts: change the schema, not this file.",
-        "# Keys with a default are optional; the program applies the same defaults. Objects have no type here, so",
-        "# those with a default are declared by `value:`; these keys, lists and objects without a default, are",
-        "# set per stack (as YAML in Pulumi.<stack>.yaml, or JSON text) and checked by the program:",
+        "# Keys with a default are optional; the program applies the same defaults. Objects are not typed here (older",
+        "# CLIs cannot), so those with a default are declared by `value:`; these keys, lists and objects without a",
+        "# default, are set per stack (as YAML in Pulumi.<stack>.yaml, or JSON text) and checked by the program:",
         ...undeclared.flatMap((key) => [
             `#   bbb:${key}: ${JSON.stringify(CONFIG_SCHEMA[key].example)}${CONFIG_SCHEMA[key].optional ? " (optional)" : ""}`,
             `#     ${CONFIG_SCHEMA[key].description}`,
@@ -67,15 +72,16 @@ export function pulumiYaml(): string {
         const block = stringify({ [key]: declaration(key) }, { lineWidth: 0 }).trimEnd().replace(/^/gm, "  ");
         return "value" in declaration(key)! ? `  # ${CONFIG_SCHEMA[key].description}\n${block}` : block;
     });
-    // `pulumi new <this repository>` asks for the required keys, secrets as secrets (pkg/cmd/pulumi/project/newcmd/config.go).
+    // `pulumi new <this repository>` asks for the required keys, secrets as secrets (pkg/cmd/pulumi/project/newcmd/config.go),
+    // in the project's namespace, whatever name it is given.
     const template = {
         template: {
             displayName: "BigBlueButton on OpenStack",
             description: "A TURN server, BigBlueButton 3.0 (one server or a Scalelite pool), optional Greenlight, DNS.",
             config: Object.fromEntries(
                 CONFIG_KEYS.filter((key) => required(CONFIG_SCHEMA[key])).map((key) => [
-                    `bbb:${key}`,
-                    { description: templateDescription(CONFIG_SCHEMA[key]), ...(CONFIG_SCHEMA[key].secret ? { secret: true } : {}) },
+                    key,
+                    { description: templateDescription(key, CONFIG_SCHEMA[key]), ...(CONFIG_SCHEMA[key].secret ? { secret: true } : {}) },
                 ]),
             ),
         },
@@ -103,7 +109,10 @@ export function readmeWithTable(readme: string): string {
 
 export function main(args: string[], root = projectRoot()): number {
     if (helpRequested(args, USAGE)) return 0;
-    const files: Record<string, (text: string) => string> = { "Pulumi.yaml": () => pulumiYaml(), "README.md": readmeWithTable };
+    const files: Record<string, (text: string) => string> = {
+        "Pulumi.yaml": (text) => pulumiYaml(String(parse(text)?.name ?? "bbb")),
+        "README.md": readmeWithTable,
+    };
     let differs = false;
     for (const [file, render] of Object.entries(files)) {
         const at = path.join(root, file);

@@ -41,8 +41,27 @@ describe("Pulumi.yaml", () => {
     test("its template makes pulumi new ask for exactly the required keys, secrets as secrets", () => {
         const asked = project.template.config as Record<string, { description: string; secret?: boolean }>;
         const requiredKeys = CONFIG_KEYS.filter((k) => CONFIG_SCHEMA[k].default === undefined && !CONFIG_SCHEMA[k].optional);
-        expect(Object.keys(asked)).toEqual(requiredKeys.map((k) => `bbb:${k}`));
-        for (const key of requiredKeys) expect([key, asked[`bbb:${key}`].secret ?? false]).toEqual([key, CONFIG_SCHEMA[key].secret ?? false]);
+        expect(Object.keys(asked)).toEqual(requiredKeys);
+        for (const key of requiredKeys) expect([key, asked[key].secret ?? false]).toEqual([key, CONFIG_SCHEMA[key].secret ?? false]);
+    });
+
+    test("is a project the CLI accepts (pkg/workspace/project.go, Project.Validate, and the project schema)", () => {
+        expect(Object.keys(project).sort()).toEqual(["config", "description", "name", "runtime", "template"]);
+        for (const [key, declared] of Object.entries(project.config as Record<string, Record<string, unknown>>)) {
+            const problems: string[] = [];
+            if ("value" in declared && "default" in declared) problems.push("both a default and a value");
+            if ("value" in declared && Object.keys(declared).length !== 1) problems.push("value beside other attributes");
+            if (!("value" in declared)) {
+                if (!["string", "integer", "boolean", "array"].includes(String(declared.type))) problems.push(`type ${String(declared.type)}`);
+                if (declared.type === "array" && (declared.items as { type?: string } | undefined)?.type !== "string") problems.push("an array without items");
+                if (declared.type !== "array" && "items" in declared) problems.push("items on a non-array");
+                if (declared.secret === true && "default" in declared) problems.push("a secret with a default");
+            }
+            expect([key, problems]).toEqual([key, []]);
+        }
+        for (const [key, asked] of Object.entries(project.template.config as Record<string, Record<string, unknown>>)) {
+            expect([key, typeof asked.description, Object.keys(asked).every((a) => ["description", "default", "secret"].includes(a))]).toEqual([key, "string", true]);
+        }
     });
 
     test("npm run schema -- --check says when a file differs from the schema, and npm run schema rewrites it", () => {
