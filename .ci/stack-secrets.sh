@@ -11,7 +11,7 @@
 # credentials (README, CI/CD); then only PULUMI_ACCESS_TOKEN is needed, and a secret that is given anyway wins.
 set -euo pipefail
 
-# The program's secret keys (components/config.ts, secret values): Pulumi config key, the secret it comes from,
+# The program's secret keys (components/config/schema.ts, secret values): Pulumi config key, the secret it comes from,
 # and when the stack needs it. test/workflows.test.ts checks that every required secret key of CONFIG_SCHEMA is
 # here and reaches `pulumi config set` in every preview and deploy job.
 STACK_SECRETS=(
@@ -82,6 +82,10 @@ set_secrets() {
   fi
   for entry in "${STACK_SECRETS[@]}"; do
     read -r key var when <<<"$entry"
+    # The stack's own secret (SSH_PRIVATE_KEY_PROD for prod) wins over the shared one.
+    local own
+    own="${var}_$(tr 'a-z-' 'A-Z_' <<<"$stack")"
+    given "$own" && var=$own
     local path=()
     [[ $key == *.* ]] && path=(--path)
     if [ "$when" = with-dialIn ] && ! pulumi config get --non-interactive --stack "$stack" dialIn >/dev/null 2>&1; then

