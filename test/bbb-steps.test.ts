@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { Sandbox } from "./sandbox";
 import { installedBbb, installStubs } from "./stubs";
+import { secretsOnCommandLines, Trace } from "./trace";
 
 const TURN_SECRET = "fedcba9876543210".repeat(4);
 const OLD_SECRET = "OldSecret0123456789abcdefghijklmnopqrstuv";
@@ -244,6 +245,60 @@ describe("bbb-installer", () => {
         });
     });
 
+    test("bbb-install.sh takes -c TURN_HOST:TURN_SECRET as its own argument, and the secret is on no command line", () => {
+        const trace = new Trace();
+        try {
+            const r = box.run("bbb-installer", INSTALL, trace.env);
+            expect([r.status, r.stderr]).toEqual([0, ""]);
+            // configure_coturn's bbb-web TURN servers: the TURN host with the stack's secret; no TURN server of its own.
+            const xml = fs.readFileSync(box.file("root/etc/bigbluebutton/turn-stun-servers.xml"), "utf8");
+            expect(xml.match(/value="[^"]*"/g)).toEqual([`value="${TURN_SECRET}"`, 'value="turn:turn.example.org:3478"', `value="${TURN_SECRET}"`, 'value="turns:turn.example.org:443?transport=tcp"']);
+            expect((fs.statSync(box.file("root/etc/bigbluebutton/turn-stun-servers.xml")).mode & 0o777).toString(8)).toBe("640");
+            expect(fs.existsSync(box.file("units/haproxy"))).toBe(false);
+            const execs = trace.execs();
+            expect(execs.some((e) => e.argv.includes(`${box.root}/var/lib/bbb-deploy/bbb-install.sh`))).toBe(true);
+            expect(secretsOnCommandLines(execs, [TURN_SECRET])).toEqual([]);
+        } finally {
+            trace.remove();
+        }
+    });
+
+    test("an installer that does not take the TURN server of -c fails the step, and the next run installs again", () => {
+        const r = box.run("bbb-installer", INSTALL, { INSTALLER_LOCAL_TURN: "1" });
+        expect([r.status, r.stderr]).toEqual([
+            1,
+            expect.stringContaining("bbb-installer: error: bbb-install.sh ran, but bbb-web's TURN servers (/etc/bigbluebutton/turn-stun-servers.xml) are not turn.example.org with the stack's TURN secret"),
+        ]);
+        expect(`${r.stdout}${r.stderr}`).not.toContain(TURN_SECRET);
+        expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+        expect(installerRuns()).toHaveLength(2);
+    });
+
+    test("a server installed before the TURN secret left the command line keeps its record: the installer does not run again", () => {
+        // The record as every version of this program wrote it: a hash of the inputs, and the installer's URL.
+        const inputs = [INSTALL.VERSION, INSTALL.FQDN, INSTALL.EMAIL, INSTALL.TURN_HOST, TURN_SECRET, INSTALL.GREENLIGHT].join("\n") + "\n";
+        expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+        expect(fs.readFileSync(box.file("root/var/lib/bbb-deploy/installer.sha256"), "utf8")).toBe(`${createHash("sha256").update(inputs).digest("hex")}\n`);
+        const r = box.run("bbb-installer", INSTALL);
+        expect(r.stdout).toContain("bbb-install.sh already ran with these inputs; nothing to do");
+        expect(installerRuns()).toHaveLength(1);
+    });
+
+    test("a new TURN secret (or host) runs the installer again, once idle, and bbb-web gets it", () => {
+        expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+        const rotated = "0123456789abcdef".repeat(4);
+        box.write("meetings", "lecture-7\n");
+        const busy = box.run("bbb-installer", { ...INSTALL, TURN_SECRET: rotated });
+        expect([busy.status, busy.stderr]).toEqual([1, expect.stringContaining("1 meeting(s) running on bbb-1.example.org")]);
+        box.write("meetings", "");
+        expect(box.run("bbb-installer", { ...INSTALL, TURN_SECRET: rotated, TURN_HOST: "turn2.example.org" }).status).toBe(0);
+        expect(installerRuns()).toHaveLength(2);
+        const xml = fs.readFileSync(box.file("root/etc/bigbluebutton/turn-stun-servers.xml"), "utf8");
+        expect(xml).toContain(`value="${rotated}"`);
+        expect(xml).toContain('value="turn:turn2.example.org:3478"');
+        expect(xml).not.toContain(TURN_SECRET);
+    });
+
     test("without Greenlight there is no -g", () => {
         expect(box.run("bbb-installer", { ...INSTALL, GREENLIGHT: "false" }).status).toBe(0);
         expect(installerRuns()[0]).toMatch(/:[0-9a-f]+$/);
@@ -459,13 +514,16 @@ describe("bbb-installer", () => {
         expect(box.calls("dpkg")).toEqual(["dpkg --configure -a"]);
     });
 
-    test("the installer's command (with the TURN secret) is in root-only files while it runs, never on the unit's command line", () => {
+    test("the TURN secret is in root-only files while the installer runs, never in the runner nor on the unit's command line", () => {
         box.run("bbb-installer", INSTALL, { INSTALLER_SECONDS: "2" }, [], 700);
-        const mode = (f: string) => (fs.statSync(box.file(`root/var/lib/bbb-deploy/${f}`)).mode & 0o777).toString(8);
-        expect([mode("bbb-install-run.sh"), mode("bbb-install-mask.sed")]).toEqual(["700", "600"]);
+        const file = (f: string) => box.file(`root/var/lib/bbb-deploy/${f}`);
+        const mode = (f: string) => (fs.statSync(file(f)).mode & 0o777).toString(8);
+        expect([mode("bbb-install-run.sh"), mode("bbb-install-mask.sed"), mode("bbb-install-coturn")]).toEqual(["700", "600", "600"]);
+        expect(fs.readFileSync(file("bbb-install-coturn"), "utf8")).toBe(`turn.example.org:${TURN_SECRET}\n`);
+        expect(fs.readFileSync(file("bbb-install-run.sh"), "utf8")).not.toContain(TURN_SECRET);
         expect(box.calls("systemd-run").join("\n")).not.toContain(TURN_SECRET);
         expect(box.run("bbb-installer", INSTALL).status).toBe(0);
-        expect(box.files().filter((f) => /bbb-install-(run|mask)/.test(f))).toEqual([]);
+        expect(box.files().filter((f) => /bbb-install-(run|mask|coturn)/.test(f))).toEqual([]);
         expect(fs.readFileSync(box.file("root/var/log/bbb-deploy/bbb-install.log"), "utf8")).toContain("-c turn.example.org:[secret]");
     });
 

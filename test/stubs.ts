@@ -483,12 +483,32 @@ esac`;
  * $SANDBOX/units/bbb-apps-akka). INSTALLER_RC=<n> makes it fail first, leaving everything as it was;
  * INSTALLER_DIES=1 makes it die midway, BigBlueButton stopped; INSTALLER_KILLED=1 makes it killed first with its
  * unit's processes, the runner above it too (the kernel's OOM killer, or systemctl kill), so that no exit code
- * is left.
+ * is left. It works the same sourced (\`. bbb-install.sh\` with its arguments as positional parameters, $0 its
+ * path), as the real one does: its last line is \`main "$@" || exit 1\`, and nothing in it reads BASH_SOURCE.
  */
 const INSTALLER = `#!/usr/bin/env bash
 SANDBOX=\${SANDBOX:-$(cd "$(dirname "$0")/../../../.." && pwd)}
 printf '%s\\n' "bbb-install.sh $*" >> "$SANDBOX/calls.log"
 echo "Installing with $*"
+# main's getopts (L131-229), for the options the steps give. -c is checked as getopts meets it (check_coturn,
+# L599-616, its messages through err: "bbb-install: ..." on stderr, exit 1): a host and a secret around ':'; and
+# unless -s came first, check_host compares the address the TURN host's name resolves to with this host's
+# (L589-597), which fails for a TURN server on another host (its message; the addresses here are examples). An
+# option without its argument, or one it does not know, is getopts' error and usage_err's (L236-240).
+HOST=""; COTURN=""; COTURN_HOST=""; COTURN_SECRET=""
+while getopts "hs:r:c:v:e:p:m:t:xgadwjik" opt; do
+  case $opt in
+    s) HOST=$OPTARG ;;
+    c)
+      COTURN=$OPTARG
+      case $COTURN in *:*) ;; *) echo "bbb-install: Option for coturn must be <hostname>:<secret>" >&2; exit 1 ;; esac
+      COTURN_HOST=$(echo "$OPTARG" | cut -d':' -f1); COTURN_SECRET=$(echo "$OPTARG" | cut -d':' -f2)
+      [ -n "$COTURN_HOST" ] || { echo "bbb-install: -c option must contain <hostname>" >&2; exit 1; }
+      [ -n "$COTURN_SECRET" ] || { echo "bbb-install: -c option must contain <secret>" >&2; exit 1; }
+      [ -n "$HOST" ] || { echo "bbb-install: DNS lookup for $COTURN_HOST resolved to 203.0.113.2 but didn't match local 10.0.0.11." >&2; exit 1; } ;;
+    \\?) echo "bbb-install: Invalid option: -$OPTARG" >&2; exit 1 ;;
+  esac
+done
 sleep "\${INSTALLER_SECONDS:-0}"
 if [ -n "\${INSTALLER_KILLED:-}" ]; then
   # Its parent is timeout, whose parent is the runner (/proc/PID/stat's 4th field is the parent's id).
@@ -501,7 +521,7 @@ if [ -n "\${INSTALLER_DIES:-}" ]; then
   : > "$SANDBOX/meetings"; rm -f "$SANDBOX/units/bbb-apps-akka"; exit 100
 fi
 # Its certificate, as install_ssl gets it when there is none yet: the lineage named after the host.
-host=""; prev=""; for a in "$@"; do [ "$prev" = -s ] && host=$a; prev=$a; done
+host=$HOST
 [ -f "$SANDBOX/root/etc/letsencrypt/live/$host/fullchain.pem" ] ||
   ROOT="$SANDBOX/root" certbot --email e --agree-tos --rsa-key-size 4096 -w /var/www/bigbluebutton-default/assets/ -d "$host" --deploy-hook "systemctl reload nginx" certonly
 mkdir -p "$SANDBOX/root/etc/bigbluebutton"
@@ -516,6 +536,20 @@ cp "$SANDBOX/bbb-conf.stub" "$SANDBOX/bin/bbb-conf"
 mkdir -p "$SANDBOX/root/etc/nginx/sites-available" "$SANDBOX/root/etc/bigbluebutton/bbb-webrtc-sfu"
 printf 'server {\\n  listen 80;\\n  return 301 https://$server_name$request_uri;\\n}\\nserver {\\n  listen 443 ssl;\\n  access_log /var/log/nginx/bigbluebutton.access.log;\\n}\\n' \\
   > "$SANDBOX/root/etc/nginx/sites-available/bigbluebutton"
+# With -c, configure_coturn (L1699-1753): bbb-web's TURN servers (turn on 3478, turns on 443) with the -c host and
+# secret, root:bigbluebutton 0640, from a here-document (the secret on no command line). Without -c, install_coturn
+# and install_haproxy (L356-375): a coturn of its own on this host with a secret of its own, its host the -s one,
+# and HAProxy in front of nginx. INSTALLER_LOCAL_TURN=1: a version that sets up its own TURN server whatever -c
+# says (assumed, as its TURN-only mode ignores the secret it is given).
+if [ -z "$COTURN" ] || [ -n "\${INSTALLER_LOCAL_TURN:-}" ]; then
+  COTURN_HOST=$HOST COTURN_SECRET=LocalTurn$RANDOM$RANDOM
+  printf 'static-auth-secret=%s\\n' "$COTURN_SECRET" > "$SANDBOX/root/etc/turnserver.conf"
+  touch "$SANDBOX/units/coturn" "$SANDBOX/units/haproxy"
+fi
+turn_xml="$SANDBOX/root/etc/bigbluebutton/turn-stun-servers.xml"
+printf '<beans>\\n    <bean id="turn0" class="org.bigbluebutton.web.services.turn.TurnServer">\\n        <constructor-arg index="0" value="%s"/>\\n        <constructor-arg index="1" value="turn:%s:3478"/>\\n    </bean>\\n    <bean id="turn1" class="org.bigbluebutton.web.services.turn.TurnServer">\\n        <constructor-arg index="0" value="%s"/>\\n        <constructor-arg index="1" value="turns:%s:443?transport=tcp"/>\\n    </bean>\\n</beans>\\n' \\
+  "$COTURN_SECRET" "$COTURN_HOST" "$COTURN_SECRET" "$COTURN_HOST" > "$turn_xml"
+chown root:bigbluebutton "$turn_xml"; chmod 640 "$turn_xml"
 # -g: install_greenlight_v3 (L832-1050): install_docker first (docker-compose 1.24.0 into /usr/local/bin unless
 # an executable is there), then Greenlight's compose file and .env from the image bigbluebutton/greenlight:v3
 # when absent, BBB's secret and URL into the .env, and \`docker-compose -f ... pull\` and \`up -d\` by name.
