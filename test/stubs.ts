@@ -256,8 +256,9 @@ esac`;
 /**
  * docker: containers live in $SANDBOX/docker/<name>/ (spec label, args, running); networks in
  * $SANDBOX/docker/networks/. `docker exec [-i] scalelite-api bin/rake TASK` emulates Scalelite's rake tasks (v1.8.5,
- * lib/tasks/servers.rake and status.rake) with SERVER_ID_IS_HOSTNAME: servers in
- * $SANDBOX/scalelite/<id>/{url,secret,state}, the number of meetings its poller last saw on a server in
+ * lib/tasks/servers.rake and status.rake) with SERVER_ID_IS_HOSTNAME (servers:sync as SCALELITE_SYNC below; the
+ * container gets the stdin only with -i): servers in $SANDBOX/scalelite/<id>/{url,secret,state,load_multiplier,tag},
+ * the load multiplier printed by `servers` as Ruby's BigDecimal prints it (1.0 is 0.1e1), the number of meetings its poller last saw on a server in
  * $SANDBOX/scalelite/<id>/meetings (none: never polled, so `status` leaves the cells blank as Tabulo prints nil).
  * `docker exec postgres pg_isready` answers as PostgreSQL's pg_isready exits (src/bin/scripts/pg_isready.c: 0
  * accepting, 2 no response); `docker run --rm <api image> bundle exec rake db:prepare` prepares Scalelite's database
@@ -327,7 +328,8 @@ case $verb in
   network)
     case $1 in inspect) [ -e "$d/networks/$2" ] ;; create) touch "$d/networks/$2" ;; esac ;;
   exec)
-    [ "$1" = "-i" ] && shift
+    # Without -i the container's stdin is empty (docker/cli's exec attaches stdin only with -i).
+    interactive=false; [ "$1" = "-i" ] && { interactive=true; shift; }
     container=$1; shift
     [ "$(cat "$d/$container/running" 2>/dev/null)" = true ] || { echo "Error response from daemon: No such container: $container" >&2; exit 1; }
     [ "$container" = scalelite-api ] && [ "$1" = true ] && exit 0
@@ -341,6 +343,8 @@ case $verb in
     [ "$container" = scalelite-api ] && [ "$1" = bin/rake ] || { echo "unexpected exec $container $*" >&2; exit 1; }
     shift
     missing() { [ -d "$s/$1" ] || { echo "ERROR: No server found with id: $1" >&2; exit 1; }; }
+    # A number as Ruby's BigDecimal#to_s prints it (\`rake servers\` prints the load multiplier so): 1.0 is 0.1e1.
+    bigdecimal() { awk -v x="$1" 'BEGIN { if (x == 0) { print "0.0"; exit } e = 0; while (x >= 1) { x /= 10; e++ } while (x < 0.1) { x *= 10; e-- } d = sprintf("%.15g", x); sub(/^0\\./, "", d); print "0." d "e" e }'; }
     for task in "$@"; do
     name=\${task%%[*}; argstr=""; case $task in *[*) argstr=\${task#*[}; argstr=\${argstr%]} ;; esac
     IFS=, read -r a1 a2 a3 _ <<< "$argstr"
@@ -348,8 +352,9 @@ case $verb in
       servers)
         [ -n "$(ls "$s")" ] || { echo "No servers are configured" >&2; exit 0; }
         for id in $(ls "$s"); do
-          printf 'id: %s\\n\\turl: %s\\n\\tsecret: %s\\n\\t%s\\n\\tload: %s\\n\\tload multiplier: 1.0\\n\\tbbb version: \\n\\ttag: \\n\\tonline\\n' \\
-            "$id" "$(cat "$s/$id/url")" "$(cat "$s/$id/secret")" "$(cat "$s/$id/state")" "$(cat "$s/$id/meetings" 2>/dev/null || echo 0).0"
+          printf 'id: %s\\n\\turl: %s\\n\\tsecret: %s\\n\\t%s\\n\\tload: %s\\n\\tload multiplier: %s\\n\\tbbb version: \\n\\ttag: %s\\n\\tonline\\n' \\
+            "$id" "$(cat "$s/$id/url")" "$(cat "$s/$id/secret")" "$(cat "$s/$id/state")" "$(cat "$s/$id/meetings" 2>/dev/null || echo 0).0" \\
+            "$(bigdecimal "$(cat "$s/$id/load_multiplier" 2>/dev/null || echo 1)")" "$(cat "$s/$id/tag" 2>/dev/null)"
         done ;;
       status)
         printf '\\n HOSTNAME  STATE  STATUS  MEETINGS  USERS  LARGEST MEETING  VIDEOS  LOAD  BBB VERSION  TAG\\n'
@@ -361,7 +366,7 @@ case $verb in
         [ -n "$a1" ] && [ -n "$a2" ] || { echo "Error: Please input at least a URL and a secret!" >&2; exit 1; }
         id=\${a1#https://}; id=\${id%%/*}
         [ -d "$s/$id" ] && { echo "rake aborted!" >&2; echo "ActiveRecord::RecordNotSaved: Server already exists with id '$id'" >&2; exit 1; }
-        mkdir -p "$s/$id"; echo "$a1" > "$s/$id/url"; echo "$a2" > "$s/$id/secret"; echo disabled > "$s/$id/state"
+        mkdir -p "$s/$id"; echo "$a1" > "$s/$id/url"; echo "$a2" > "$s/$id/secret"; echo disabled > "$s/$id/state"; echo "\${a3:-1.0}" > "$s/$id/load_multiplier"
         echo OK; echo "id: $id" ;;
       servers:enable) missing "$a1"; echo "Enabling server $a1..."; echo enabled > "$s/$a1/state"; echo OK ;;
       servers:cordon) missing "$a1"; echo "Cordoning server $a1..."; echo cordoned > "$s/$a1/state"; echo OK ;;
@@ -372,6 +377,12 @@ case $verb in
         for _ in $(seq "$(cat "$s/$a1/meetings" 2>/dev/null || echo 0)"); do echo "Clearing Meeting id=m"; done
         echo 0 > "$s/$a1/meetings"; [ -n "$a2" ] || echo disabled > "$s/$a1/state"; echo OK ;;
       servers:update) missing "$a1"; echo "Updating server $a1..."; [ -n "$a2" ] && echo "$a2" > "$s/$a1/secret"; echo OK ;;
+      servers:sync)
+        [ -n "$a1" ] || { echo "ERROR: Missing 'path' parameter" >&2; exit 1; }
+        # A file inside the container: none is there (File.read raises Ruby's Errno::ENOENT).
+        [ "$a1" = - ] || { echo "ERROR: No such file or directory @ rb_sysopen - $a1" >&2; exit 1; }
+        input=""; if $interactive; then input=$(cat); fi
+        printf '%s' "$input" | ${shellQuote(process.execPath)} "$SANDBOX/scalelite-sync.js" "$s" "$a2" "$a3" || exit 1 ;;
       *) echo "rake aborted!" >&2; echo "Don't know how to build task '$task'" >&2; exit 1 ;;
     esac
     done ;;
@@ -396,6 +407,100 @@ case $verb in
     esac ;;
   *) echo "docker: unexpected verb $verb" >&2; exit 1 ;;
 esac`;
+
+/**
+ * Scalelite's `rake servers:sync[path,mode,dryrun]` (v1.8.5, lib/tasks/servers.rake L232-241 and lib/server_sync.rb
+ * L21-173), run by the docker stub on its servers ($SANDBOX/scalelite/<id>/: url, secret, state, load_multiplier, tag,
+ * meetings): the YAML document from stdin (path -; the docker stub hands it over only with docker exec -i, else it is
+ * empty), `servers` mapping ids to url (default https://<id>/bigbluebutton/api), secret (required), enabled (default
+ * true), load_multiplier (default 1.0, more than 0) and tag; each checked first, in its order, then created (disabled:
+ * no state) or updated, enabled when it should be and is not, cordoned when it should not be and is; servers not
+ * listed are kept (mode keep), or removed when Scalelite sees no meeting on them and else cordoned (cordon, the
+ * default), or their meetings ended and removed (force); dryrun changes nothing. A failure is the task's "ERROR:
+ * <message>" on stderr, exit 1 (a YAML syntax error's message is Psych's, assumed). What it logs goes to Rails' logger
+ * (stdout in the image; the lines' format assumed).
+ */
+const SCALELITE_SYNC = `
+const fs = require("fs");
+const path = require("path");
+const YAML = require(${JSON.stringify(require.resolve("yaml"))});
+const [dir, modeArg, dryrunArg] = process.argv.slice(2);
+const fail = (message) => { console.error("ERROR: " + message); process.exit(1); };
+const log = (line) => console.log(line);
+// Ruby's truthiness and ActiveSupport's blank?/presence.
+const truthy = (v) => v !== false && v !== null && v !== undefined;
+const blank = (v) => v === null || v === undefined || v === false || (typeof v === "string" && v.trim() === "") || (typeof v === "object" && Object.keys(v).length === 0);
+const presence = (v) => (blank(v) ? null : v);
+const number = (v) => (typeof v === "number" ? v : parseFloat(String(v)) || 0);
+let doc;
+try {
+  doc = YAML.parse(fs.readFileSync(0, "utf8"));
+} catch (e) {
+  fail("(<unknown>): " + String(e.message).split("\\n")[0]);
+}
+// YAML.safe_load of nothing is false (Psych), null here: neither is a Hash.
+if (doc === null || typeof doc !== "object" || Array.isArray(doc)) fail("Invalid YAML document");
+const servers = doc.servers;
+if (servers === null || typeof servers !== "object" || Array.isArray(servers)) fail("Servers parameter not a hash");
+const modes = ["keep", "cordon", "force"];
+const mode = modeArg || "cordon";
+if (!modes.includes(mode)) fail("Unknown sync mode '" + mode + "' (choose: " + modes.join(" ") + ")");
+const dryrun = !!dryrunArg && !["n", "no", "false"].includes(dryrunArg.toLowerCase());
+const known = ["url", "secret", "enabled", "load_multiplier", "tag", "load", "state", "bbb_version", "online"];
+for (const [id, params] of Object.entries(servers)) {
+  if (params === null || typeof params !== "object") fail("undefined method '[]' for " + (params === null ? "nil" : "an instance of " + typeof params));
+  if (params.url == null) params.url = "https://" + id + "/bigbluebutton/api";
+  params.enabled = params.enabled == null || truthy(params.enabled);
+  if (params.load_multiplier == null) params.load_multiplier = 1.0;
+  params.tag = presence(params.tag);
+  const bad = Object.keys(params).filter((k) => !known.includes(k));
+  if (!/^[a-zA-Z0-9_.-]+$/.test(id)) fail("Server id=" + id + " contains invalid characters");
+  if (blank(params.secret)) fail("Server id=" + id + " has no secret");
+  if (bad.length > 0) fail("Server id=" + id + " has bad parameters: [" + bad.map((k) => JSON.stringify(k)).join(", ") + "]");
+  if (number(params.load_multiplier) <= 0) fail("Server id=" + id + " has invalid load_multiplier=" + params.load_multiplier);
+  let ok = false;
+  try { const u = new URL(String(params.url)); ok = (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== ""; } catch { ok = false; }
+  if (!ok) fail("Server id=" + id + " has invalid url=" + params.url);
+}
+const file = (id, name) => path.join(dir, id, name);
+const read = (id, name) => (fs.existsSync(file(id, name)) ? fs.readFileSync(file(id, name), "utf8").trim() : null);
+const write = (id, name, value) => { if (!dryrun) fs.writeFileSync(file(id, name), String(value) + "\\n"); };
+for (const [id, params] of Object.entries(servers)) {
+  if (!fs.existsSync(path.join(dir, id))) {
+    if (!dryrun) {
+      fs.mkdirSync(path.join(dir, id), { recursive: true });
+      write(id, "url", params.url); write(id, "secret", params.secret); write(id, "load_multiplier", params.load_multiplier);
+      if (params.tag !== null) write(id, "tag", params.tag);
+      write(id, "state", "disabled");
+    }
+    log("[" + id + "] Server created");
+    if (dryrun) continue;
+  }
+  if (read(id, "url") !== String(params.url)) { write(id, "url", params.url); log("[" + id + "] Server updated: url=" + params.url); }
+  if (read(id, "secret") !== String(params.secret)) { write(id, "secret", params.secret); log("[" + id + "] Server updated: secret=*****"); }
+  if (number(read(id, "load_multiplier") ?? 1) !== number(params.load_multiplier)) {
+    write(id, "load_multiplier", params.load_multiplier); log("[" + id + "] Server updated: load_multiplier=" + params.load_multiplier);
+  }
+  if (presence(read(id, "tag")) !== (params.tag === null ? null : String(params.tag))) {
+    if (!dryrun) { if (params.tag === null) fs.rmSync(file(id, "tag"), { force: true }); else write(id, "tag", params.tag); }
+    log("[" + id + "] Server updated: tag=" + (params.tag ?? ""));
+  }
+  const enabled = read(id, "state") === "enabled";
+  if (params.enabled && !enabled) { write(id, "state", "enabled"); log("[" + id + "] Server enabled"); }
+  else if (!params.enabled && enabled) { write(id, "state", "cordoned"); log("[" + id + "] Server disabled (cordoned)"); }
+}
+for (const id of fs.readdirSync(dir)) {
+  if (Object.prototype.hasOwnProperty.call(servers, id)) continue;
+  if (mode === "keep") { log("[" + id + "] Server not removed"); continue; }
+  const remove = () => { if (!dryrun) fs.rmSync(path.join(dir, id), { recursive: true, force: true }); log("[" + id + "] Server removed"); };
+  if (number(read(id, "meetings") ?? 0) === 0) { remove(); continue; }
+  if (read(id, "state") === "enabled") { write(id, "state", "cordoned"); log("[" + id + "] Server not empty. Cordoned for removal"); }
+  if (mode === "cordon") continue;
+  log("[" + id + "] Server not empty. Ending meetings now...");
+  write(id, "meetings", 0);
+  remove();
+}
+`;
 
 /**
  * docker-compose 1.24.0, which install_docker (bbb-install.sh v3.0.x-release, L1379-1410) downloads from
@@ -777,6 +882,7 @@ done; exit $rc`,
     box.stub("nginx", '[ "$1" = -t ] && [ -z "${NGINX_BROKEN:-}" ]');
     box.stub("fs_cli", FS_CLI);
     box.write("yq.js", YQ);
+    box.write("scalelite-sync.js", SCALELITE_SYNC);
     box.stub("yq", `exec ${shellQuote(process.execPath)} "$SANDBOX/yq.js" "$@"`);
     box.stub("ip", IP);
     box.write("installer.sh", INSTALLER);
