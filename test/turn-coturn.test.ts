@@ -251,8 +251,7 @@ describe("addresses coturn must never relay to", () => {
         "2002:a00:1::": "6to4, a way to IPv4 addresses (2002::/16)",
     };
 
-    // Fails today: turn-coturn.sh allows whatever PEERS or the remembered servers hold.
-    test.failing("a server's loopback, link-local, private, multicast, ... addresses are not allowed, saying which and why; its public ones are", () => {
+    test("a server's loopback, link-local, private, multicast, ... addresses are not allowed, saying which and why; its public ones are", () => {
         const PEERS = `bbb-1.example.org ${Object.keys(SPECIAL).join(" ")} 203.0.113.11 2001:db8:1::b\n${BBB_2}`;
         const r = box.run("turn-coturn", { ...INPUTS, PEERS });
         expect([r.status, r.stderr]).toEqual([0, ""]);
@@ -262,8 +261,7 @@ describe("addresses coturn must never relay to", () => {
         expect(remembered()).toEqual(["bbb-1.example.org 2001:db8:1::b 203.0.113.11", BBB_2]);
     });
 
-    // Fails today: turn-coturn.sh allows whatever PEERS or the remembered servers hold.
-    test.failing("a departing server whose name resolves to loopback, link-local or private addresses it was given before gets none of them", () => {
+    test("a departing server whose name resolves to loopback, link-local or private addresses it was given before gets none of them", () => {
         // An earlier version of this step allowed what PEERS said; the name now resolves to those addresses.
         dns(BBB_1, "bbb-2.example.org 127.0.0.1 169.254.169.254 10.0.0.5 ::1 203.0.113.12");
         box.write("root/var/lib/bbb-deploy/turn-peers", `${BBB_1}\nbbb-2.example.org 10.0.0.5 127.0.0.1 169.254.169.254 203.0.113.12 ::1\n`);
@@ -275,16 +273,14 @@ describe("addresses coturn must never relay to", () => {
         expect(remembered()).toEqual([BBB_1, "bbb-2.example.org 203.0.113.12"]);
     });
 
-    // Fails today: turn-coturn.sh allows whatever PEERS or the remembered servers hold.
-    test.failing("a server left with no address coturn may relay to is said so", () => {
+    test("a server left with no address coturn may relay to is said so", () => {
         const r = box.run("turn-coturn", { ...INPUTS, PEERS: `${BBB_1}\nbbb-2.example.org 10.0.0.12 fd00::c` });
         expect([r.status, r.stderr]).toEqual([0, ""]);
         expect(r.stdout).toContain("turn-coturn: bbb-2.example.org has no address coturn may relay to: TURN-relayed media cannot reach it\n");
         expect(allowed()).toEqual(["2001:db8:1::b", "203.0.113.11"]);
     });
 
-    // Fails today: turn-coturn.sh allows whatever PEERS or the remembered servers hold.
-    test.failing("every range coturn is told to deny (but the documentation ranges and the catch-alls) is never allowed, from its first address to its last", () => {
+    test("every range coturn is told to deny (but the documentation ranges and the catch-alls) is never allowed, from its first address to its last", () => {
         expect(box.run("turn-coturn", INPUTS).status).toBe(0);
         const ranges = conf()
             .filter((l) => l.startsWith("denied-peer-ip="))
