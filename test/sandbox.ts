@@ -45,14 +45,16 @@ function traced(input: string): string {
  */
 export const TRACE_EXECVE = "BBB_TRACE_EXECVE";
 
+export const STRACE = "/usr/bin/strace";
+/** Every process below (-f), stopped only at execve (seccomp-bpf: the steps run about as fast as without strace), whole strings. */
+export const STRACE_ARGS = ["-f", "-qq", "--seccomp-bpf", "-e", "trace=execve", "-s", "1000000"];
+
 /** How a step is started: `bash -s ARGS`, or that under strace (see TRACE_EXECVE), and its environment. */
 function bashCommand(args: string[], env: Record<string, string>): { file: string; args: string[]; env: Record<string, string> } {
     const { [TRACE_EXECVE]: traceDir, ...rest } = env;
     const bash = [which("bash"), "-s", ...args];
     if (!traceDir) return { file: bash[0], args: bash.slice(1), env: rest };
-    // Stopped only at execve (seccomp-bpf), which keeps the steps about as fast as without strace.
-    const out = path.join(traceDir, `execve-${randomUUID()}`);
-    return { file: "/usr/bin/strace", args: ["-f", "-qq", "--seccomp-bpf", "-e", "trace=execve", "-s", "1000000", "-o", out, ...bash], env: rest };
+    return { file: STRACE, args: [...STRACE_ARGS, "-o", path.join(traceDir, `execve-${randomUUID()}`), ...bash], env: rest };
 }
 
 function which(tool: string): string {

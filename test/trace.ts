@@ -5,7 +5,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { TRACE_EXECVE } from "./sandbox";
+import { STRACE, STRACE_ARGS, TRACE_EXECVE } from "./sandbox";
 
 export interface Exec {
     /** The program as execve got it. */
@@ -14,10 +14,10 @@ export interface Exec {
     argv: string[];
 }
 
-/** True when strace can trace here (ptrace is allowed); else why not. */
+/** True when strace can trace here as the steps are traced (ptrace and seccomp allowed); else why not. */
 export function straceWorks(): true | string {
-    if (!fs.existsSync("/usr/bin/strace")) return "strace is not installed (apt-get install strace)";
-    const r = spawnSync("/usr/bin/strace", ["-f", "-qq", "-e", "trace=execve", "-o", "/dev/null", "/bin/true"], { encoding: "utf8" });
+    if (!fs.existsSync(STRACE)) return "strace is not installed (apt-get install strace)";
+    const r = spawnSync(STRACE, [...STRACE_ARGS, "-o", "/dev/null", "/bin/true"], { encoding: "utf8" });
     return r.status === 0 ? true : `strace cannot trace here: ${r.stderr.trim()}`;
 }
 
