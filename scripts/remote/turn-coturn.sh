@@ -169,7 +169,7 @@ for entry in "${not_peers[@]}"; do
   not_what+=("${entry#* }")
 done
 
-# not_peer ADDRESS: prints why coturn must not relay to ADDRESS (nothing when it may) .
+# not_peer ADDRESS: prints why coturn must not relay to ADDRESS (nothing when it may).
 not_peer() {
   local key i LC_ALL=C
   address_key "$1" || {
