@@ -231,8 +231,10 @@ export class Platform extends pulumi.ComponentResource {
 
         // TURN relays to the BBB servers only, so its configuration follows their names and addresses. A server
         // leaving the pool is kept on the TURN host itself while its name resolves (it may still host meetings).
+        // Their public addresses only: browsers reach a server's media there (the address it announces), and coturn
+        // relays to no private address (turn-coturn.sh leaves out any that reaches it).
         const peers = this.bbbServers.map((b) =>
-            pulumi.all([b.host.ipv4, b.host.privateIpv4, b.host.ipv6]).apply((addresses) => ({
+            pulumi.all([b.host.ipv4, b.host.ipv6]).apply((addresses) => ({
                 fqdn: b.host.fqdn,
                 addresses: addresses.filter((a): a is string => !!a),
             })),

@@ -9,7 +9,7 @@ import { remoteStep } from "./remote";
 /** A BBB server coturn relays to. */
 export interface TurnPeer {
     fqdn: string;
-    /** Canonical addresses (public, private, IPv6). */
+    /** Canonical public addresses (IPv4, and IPv6 when it has one). */
     addresses: string[];
 }
 

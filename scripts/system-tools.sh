@@ -15,6 +15,7 @@ TOOLS=(
   "certbot:certbot:gets the TURN certificate from pebble"
   "openssl:openssl:makes test certificates"
   "pg_ctlcluster:postgresql:a real PostgreSQL for Scalelite's database wait and set-up"
+  "strace:strace:traces every program the steps start, to find a secret on a command line"
 )
 
 missing=() reasons=()

@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { Sandbox } from "./sandbox";
 import { installedBbb, installStubs } from "./stubs";
+import { secretsOnCommandLines, Trace } from "./trace";
 
 const TURN_SECRET = "fedcba9876543210".repeat(4);
 const OLD_SECRET = "OldSecret0123456789abcdefghijklmnopqrstuv";
@@ -244,6 +245,60 @@ describe("bbb-installer", () => {
         });
     });
 
+    test("bbb-install.sh takes -c TURN_HOST:TURN_SECRET as its own argument, and the secret is on no command line", () => {
+        const trace = new Trace();
+        try {
+            const r = box.run("bbb-installer", INSTALL, trace.env);
+            expect([r.status, r.stderr]).toEqual([0, ""]);
+            // configure_coturn's bbb-web TURN servers: the TURN host with the stack's secret; no TURN server of its own.
+            const xml = fs.readFileSync(box.file("root/etc/bigbluebutton/turn-stun-servers.xml"), "utf8");
+            expect(xml.match(/value="[^"]*"/g)).toEqual([`value="${TURN_SECRET}"`, 'value="turn:turn.example.org:3478"', `value="${TURN_SECRET}"`, 'value="turns:turn.example.org:443?transport=tcp"']);
+            expect((fs.statSync(box.file("root/etc/bigbluebutton/turn-stun-servers.xml")).mode & 0o777).toString(8)).toBe("640");
+            expect(fs.existsSync(box.file("units/haproxy"))).toBe(false);
+            const execs = trace.execs();
+            expect(execs.some((e) => e.argv.includes(`${box.root}/var/lib/bbb-deploy/bbb-install.sh`))).toBe(true);
+            expect(secretsOnCommandLines(execs, [TURN_SECRET])).toEqual([]);
+        } finally {
+            trace.remove();
+        }
+    });
+
+    test("an installer that does not take the TURN server of -c fails the step, and the next run installs again", () => {
+        const r = box.run("bbb-installer", INSTALL, { INSTALLER_LOCAL_TURN: "1" });
+        expect([r.status, r.stderr]).toEqual([
+            1,
+            expect.stringContaining("bbb-installer: error: bbb-install.sh ran, but bbb-web's TURN servers (/etc/bigbluebutton/turn-stun-servers.xml) are not turn.example.org with the stack's TURN secret"),
+        ]);
+        expect(`${r.stdout}${r.stderr}`).not.toContain(TURN_SECRET);
+        expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+        expect(installerRuns()).toHaveLength(2);
+    });
+
+    test("a server installed before the TURN secret left the command line keeps its record: the installer does not run again", () => {
+        // The record as every version of this program wrote it: a hash of the inputs, and the installer's URL.
+        const inputs = [INSTALL.VERSION, INSTALL.FQDN, INSTALL.EMAIL, INSTALL.TURN_HOST, TURN_SECRET, INSTALL.GREENLIGHT].join("\n") + "\n";
+        expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+        expect(fs.readFileSync(box.file("root/var/lib/bbb-deploy/installer.sha256"), "utf8")).toBe(`${createHash("sha256").update(inputs).digest("hex")}\n`);
+        const r = box.run("bbb-installer", INSTALL);
+        expect(r.stdout).toContain("bbb-install.sh already ran with these inputs; nothing to do");
+        expect(installerRuns()).toHaveLength(1);
+    });
+
+    test("a new TURN secret (or host) runs the installer again, once idle, and bbb-web gets it", () => {
+        expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+        const rotated = "0123456789abcdef".repeat(4);
+        box.write("meetings", "lecture-7\n");
+        const busy = box.run("bbb-installer", { ...INSTALL, TURN_SECRET: rotated });
+        expect([busy.status, busy.stderr]).toEqual([1, expect.stringContaining("1 meeting(s) running on bbb-1.example.org")]);
+        box.write("meetings", "");
+        expect(box.run("bbb-installer", { ...INSTALL, TURN_SECRET: rotated, TURN_HOST: "turn2.example.org" }).status).toBe(0);
+        expect(installerRuns()).toHaveLength(2);
+        const xml = fs.readFileSync(box.file("root/etc/bigbluebutton/turn-stun-servers.xml"), "utf8");
+        expect(xml).toContain(`value="${rotated}"`);
+        expect(xml).toContain('value="turn:turn2.example.org:3478"');
+        expect(xml).not.toContain(TURN_SECRET);
+    });
+
     test("without Greenlight there is no -g", () => {
         expect(box.run("bbb-installer", { ...INSTALL, GREENLIGHT: "false" }).status).toBe(0);
         expect(installerRuns()[0]).toMatch(/:[0-9a-f]+$/);
@@ -459,13 +514,16 @@ describe("bbb-installer", () => {
         expect(box.calls("dpkg")).toEqual(["dpkg --configure -a"]);
     });
 
-    test("the installer's command (with the TURN secret) is in root-only files while it runs, never on the unit's command line", () => {
+    test("the TURN secret is in root-only files while the installer runs, never in the runner nor on the unit's command line", () => {
         box.run("bbb-installer", INSTALL, { INSTALLER_SECONDS: "2" }, [], 700);
-        const mode = (f: string) => (fs.statSync(box.file(`root/var/lib/bbb-deploy/${f}`)).mode & 0o777).toString(8);
-        expect([mode("bbb-install-run.sh"), mode("bbb-install-mask.sed")]).toEqual(["700", "600"]);
+        const file = (f: string) => box.file(`root/var/lib/bbb-deploy/${f}`);
+        const mode = (f: string) => (fs.statSync(file(f)).mode & 0o777).toString(8);
+        expect([mode("bbb-install-run.sh"), mode("bbb-install-mask.sed"), mode("bbb-install-coturn")]).toEqual(["700", "600", "600"]);
+        expect(fs.readFileSync(file("bbb-install-coturn"), "utf8")).toBe(`turn.example.org:${TURN_SECRET}\n`);
+        expect(fs.readFileSync(file("bbb-install-run.sh"), "utf8")).not.toContain(TURN_SECRET);
         expect(box.calls("systemd-run").join("\n")).not.toContain(TURN_SECRET);
         expect(box.run("bbb-installer", INSTALL).status).toBe(0);
-        expect(box.files().filter((f) => /bbb-install-(run|mask)/.test(f))).toEqual([]);
+        expect(box.files().filter((f) => /bbb-install-(run|mask|coturn)/.test(f))).toEqual([]);
         expect(fs.readFileSync(box.file("root/var/log/bbb-deploy/bbb-install.log"), "utf8")).toContain("-c turn.example.org:[secret]");
     });
 
@@ -550,7 +608,7 @@ describe("bbb-configure", () => {
         expect(r.status).toBe(0);
         expect(props()).toContain(`securitySalt=${NEW_SECRET}`);
         expect(props()).toContain("disableRecordingDefault=true\nallowStartStopRecording=false\nallowRevealOfBBBVersion=false\n");
-        expect(box.calls("bbb-conf")).toEqual(["bbb-conf --secret", `bbb-conf --setsecret ${NEW_SECRET}`, "bbb-conf --restart"]);
+        expect(box.calls("bbb-conf")).toEqual(["bbb-conf --secret", "bbb-conf --restart"]);
         expect(r.stdout).toContain("the API answers with the stack's secret");
         expect(`${r.stdout}${r.stderr}`).not.toContain(NEW_SECRET);
         expect(`${r.stdout}${r.stderr}`).not.toContain(OLD_SECRET);
@@ -578,7 +636,7 @@ describe("bbb-configure", () => {
             );
             expect((fs.statSync(box.file(ENV)).mode & 0o777).toString(8)).toBe("600");
             expect(ups()).toEqual([`docker compose -f ${box.root}/root/greenlight-v3/docker-compose.yml up -d`]);
-            expect(box.calls().filter((c) => !c.startsWith("bbb-conf --setsecret")).join("\n")).not.toContain(NEW_SECRET);
+            expect(box.calls().join("\n")).not.toContain(NEW_SECRET);
         });
 
         test("a Greenlight that has the secret and the image already is left alone", () => {
@@ -706,7 +764,9 @@ describe("bbb-configure", () => {
     });
 
     test("an API that refuses the stack's secret fails the step and says so", () => {
-        const r = box.run("bbb-configure", CONFIGURE, { SETSECRET_BROKEN: "1" });
+        // bbb-web comes back answering another secret than the one written (e.g. another file that sets securitySalt).
+        box.stub("bbb-conf", 'r=0; "$SANDBOX/bbb-conf.stub" "$@" || r=$?; [ "$1" != --restart ] || echo Other0123456789abcdefghijklmnopqrstuvw > "$SANDBOX/running-salt"; exit $r');
+        const r = box.run("bbb-configure", CONFIGURE);
         expect(r.status).toBe(1);
         expect(r.stderr).toContain("refuses the stack's secret (checksumError)");
     });
@@ -735,7 +795,7 @@ describe("bbb-configure", () => {
         expect(r.status).toBe(1);
         expect(r.stderr).toContain("1 meeting(s) running on bbb-1.example.org; restarting BigBlueButton for the changed properties would end them");
         expect(props()).toBe(before);
-        expect(box.calls("bbb-conf").filter((c) => c !== "bbb-conf --secret")).toEqual([`bbb-conf --setsecret ${NEW_SECRET}`, "bbb-conf --restart"]);
+        expect(box.calls("bbb-conf").filter((c) => c !== "bbb-conf --secret")).toEqual(["bbb-conf --restart"]);
         expect(fs.existsSync(box.file("ended-meetings"))).toBe(false);
     });
 
@@ -796,11 +856,73 @@ describe("bbb-configure", () => {
         expect(box.calls("bbb-conf")).toEqual([]);
     });
 
-    test("bbb-conf failing to set the secret fails the step; the restart is still owed to the next run", () => {
-        box.stub("bbb-conf", '[ "$1" = --setsecret ] && { echo "Error: cannot write bbb-web.properties" >&2; exit 1; }; exec "$SANDBOX/bbb-conf.stub" "$@"');
-        const r = box.run("bbb-configure", CONFIGURE);
-        expect([r.status, r.stderr]).toEqual([1, expect.stringContaining("bbb-configure: error: bbb-conf --setsecret failed")]);
+    test("a secret that cannot be written fails the step before the restart; the next run writes it and restarts", () => {
+        // GNU sed -i on a filesystem remounted read-only (ext4's errors=remount-ro): sed/execute.c, exit 4.
+        const sed = fs.readlinkSync(path.join(box.bin, "sed"));
+        box.stub("sed", `[ "$1 $2" = "-i -f" ] && [ -n "\${SED_READONLY:-}" ] && { echo "sed: couldn't open temporary file $(dirname "$4")/sedAb12Cd: Read-only file system" >&2; exit 4; }; exec ${sed} "$@"`);
+        const r = box.run("bbb-configure", CONFIGURE, { SED_READONLY: "1" });
+        expect([r.status, r.stderr]).toEqual([
+            1,
+            `sed: couldn't open temporary file ${box.root}/etc/bigbluebutton/sedAb12Cd: Read-only file system\n` +
+                "bbb-configure: error: cannot write the API secret (bbb-web.properties, bbb-webhooks, bbb-apps-akka.conf); the restart is owed to the next run\n",
+        ]);
+        expect(props()).toContain(`securitySalt=${OLD_SECRET}`);
+        expect(box.calls("bbb-conf").filter((c) => c !== "bbb-conf --secret")).toEqual([]);
+        expect(box.files().filter((f) => f.includes("setsecret"))).toEqual([]);
+        const again = box.run("bbb-configure", CONFIGURE);
+        expect(again.status).toBe(0);
+        expect(props()).toContain(`securitySalt=${NEW_SECRET}`);
+        expect(box.calls("bbb-conf").filter((c) => c === "bbb-conf --restart")).toHaveLength(1);
     });
+
+    describe("the secret where bbb-conf --setsecret puts it, but on no command line", () => {
+        const AKKA = "root/etc/bigbluebutton/bbb-apps-akka.conf";
+        const HOOKS = "root/usr/local/bigbluebutton/bbb-webhooks/config/default.yml";
+        const CATCHER = "root/usr/local/bigbluebutton/bbb-webhooks/extra/post_catcher.js";
+        const read = (f: string) => fs.readFileSync(box.file(f), "utf8");
+        const mode = (f: string) => (fs.statSync(box.file(f)).mode & 0o777).toString(8);
+        beforeEach(() => {
+            // Their shapes as the packages install them (assumed; bbb-conf's expressions were read, bigbluebutton-config/bin/bbb-conf).
+            box.write(AKKA, `include "/usr/share/bbb-apps-akka/conf/application.conf"\nservices {\n  bbbWebAPI = "https://bbb-1.example.org/bigbluebutton/api"\n  sharedSecret = "${OLD_SECRET}"\n}\n`);
+            box.write(HOOKS, `bbb:\n  serverDomain: bbb-1.example.org\n  sharedSecret: ${OLD_SECRET}\n  auth2_0: true\n`);
+            box.write(CATCHER, `var express = require("express");\nvar shared_secret = "${OLD_SECRET}";\n`);
+            fs.chmodSync(box.file(AKKA), 0o640);
+            fs.chmodSync(box.file(HOOKS), 0o644);
+            fs.chmodSync(box.file("root/etc/bigbluebutton/bbb-web.properties"), 0o640);
+        });
+
+        test("bbb-web.properties, bbb-apps-akka.conf and bbb-webhooks' files get the new secret, their modes kept; no program is given it", () => {
+            const trace = new Trace();
+            try {
+                const r = box.run("bbb-configure", CONFIGURE, trace.env);
+                expect([r.status, r.stderr]).toEqual([0, ""]);
+                expect(props()).toBe(
+                    `bigbluebutton.web.serverURL=https://bbb-1.example.org\nsecuritySalt=${NEW_SECRET}\ndisableRecordingDefault=true\nallowStartStopRecording=false\nallowRevealOfBBBVersion=false\n`,
+                );
+                expect(read(AKKA)).toBe(
+                    `include "/usr/share/bbb-apps-akka/conf/application.conf"\nservices {\n  bbbWebAPI = "https://bbb-1.example.org/bigbluebutton/api"\n  sharedSecret="${NEW_SECRET}"\n}\n`,
+                );
+                expect(read(HOOKS)).toBe(`bbb:\n  serverDomain: bbb-1.example.org\n  sharedSecret: ${NEW_SECRET}\n  auth2_0: true\n`);
+                expect(read(CATCHER)).toBe(`var express = require("express");\nvar shared_secret = "${NEW_SECRET}";\n`);
+                expect([mode(AKKA), mode(HOOKS), mode("root/etc/bigbluebutton/bbb-web.properties")]).toEqual(["640", "644", "640"]);
+                expect(box.files().filter((f) => f.includes("setsecret"))).toEqual([]);
+                expect(secretsOnCommandLines(trace.execs(), [NEW_SECRET, OLD_SECRET])).toEqual([]);
+                expect(r.stdout).toContain("the API answers with the stack's secret");
+            } finally {
+                trace.remove();
+            }
+        });
+
+        test("a commented securitySalt beside the set one is set too; without an uncommented one the secret is appended", () => {
+            box.write("root/etc/bigbluebutton/bbb-web.properties", `#securitySalt=example\nsecuritySalt=${OLD_SECRET}\n`);
+            expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
+            expect(props().split("\n").filter((l) => l.includes("securitySalt"))).toEqual([`securitySalt=${NEW_SECRET}`, `securitySalt=${NEW_SECRET}`]);
+            box.write("root/etc/bigbluebutton/bbb-web.properties", "#securitySalt=example\n");
+            expect(box.run("bbb-configure", { ...CONFIGURE, SECRET: OLD_SECRET, FORCE_RESTART: "true" }).status).toBe(0);
+            expect(props().split("\n").filter((l) => l.includes("securitySalt"))).toEqual(["#securitySalt=example", `securitySalt=${OLD_SECRET}`]);
+        });
+    });
+
 });
 
 test("lib.sh signs API calls as the BBB API docs' test vector says", () => {

@@ -30,7 +30,7 @@ import * as os from "os";
 import * as path from "path";
 import { changedInputs, CloudMock, diff, Registered, Run } from "../scripts/offline";
 import { REBUILT_ON, REPLACED_ON as IMPACT_REPLACED_ON } from "../scripts/impact";
-import { Sandbox } from "./sandbox";
+import { Sandbox, TRACE_EXECVE } from "./sandbox";
 import { attachVolume, getentStub, hooksApiCurl, installStubs, WEBHOOKS_REDIS_CLI } from "./stubs";
 
 const COMMAND = "command:remote:Command";
@@ -345,6 +345,8 @@ export interface Cluster {
     volumeHolder: Map<string, string>;
     /** Each command's output of its last create or update (Pulumi keeps it in the state: stdout, stderr). */
     outputs: Map<string, { stdout: string; stderr: string }>;
+    /** Where the steps' programs are traced (test/trace.ts), while set. */
+    traceDir?: string;
 }
 
 const EMPTY_RUN: Run = { resources: [], outputs: {}, secretOutputs: [], logs: [] };
@@ -841,6 +843,7 @@ function writeConfig(cluster: Cluster, config: Record<string, unknown> | undefin
 /** Environment of every step: the cluster, and no real waiting (the stubs answer at once). */
 function stepEnv(cluster: Cluster, box: Sandbox): Record<string, string> {
     return {
+        ...(cluster.traceDir ? { [TRACE_EXECVE]: cluster.traceDir } : {}),
         CLUSTER: cluster.dir,
         TMPDIR: box.file("tmp"),
         INSTALLER_POLL_SECONDS: "0.02",
@@ -1254,9 +1257,10 @@ function countEnded(cluster: Cluster): number {
     return ended.size;
 }
 
-/** Deploys a program run on a new cluster; every step must succeed. */
-export async function deploy(run: Run, config?: Record<string, unknown>): Promise<Cluster> {
+/** Deploys a program run on a new cluster; every step must succeed. `traceDir`: where its steps are traced (test/trace.ts). */
+export async function deploy(run: Run, config?: Record<string, unknown>, traceDir?: string): Promise<Cluster> {
     const cluster = emptyCluster();
+    cluster.traceDir = traceDir;
     const figures = await up(cluster, run, { config });
     if (figures.failedStep) {
         await removeCluster(cluster);

@@ -68,8 +68,8 @@ describe("single topology with Greenlight", () => {
         });
     });
 
-    test("TURN's peers are exactly bbb-1, by name, with its addresses (poolSize 1)", () => {
-        expect(inputsOf(run, "turn-coturn").PEERS).toBe("bbb-1.example.org 10.0.0.11 2001:db8:1::b 203.0.113.11");
+    test("TURN's peers are exactly bbb-1, by name, with its public addresses (poolSize 1)", () => {
+        expect(inputsOf(run, "turn-coturn").PEERS).toBe("bbb-1.example.org 2001:db8:1::b 203.0.113.11");
     });
 
     test("the installer waits for its own host only: not for TURN's install", () => {
@@ -132,11 +132,11 @@ describe("pool topology, three nodes", () => {
         }
     });
 
-    test("TURN's peers are exactly the three nodes, by name, with their addresses", () => {
+    test("TURN's peers are exactly the three nodes, by name, with their public addresses", () => {
         expect(inputsOf(run, "turn-coturn").PEERS.split("\n")).toEqual([
-            "bbb-1.example.org 10.0.0.11 2001:db8:1::b 203.0.113.11",
-            "bbb-2.example.org 10.0.0.12 2001:db8:1::c 203.0.113.12",
-            "bbb-3.example.org 10.0.0.13 2001:db8:1::d 203.0.113.13",
+            "bbb-1.example.org 2001:db8:1::b 203.0.113.11",
+            "bbb-2.example.org 2001:db8:1::c 203.0.113.12",
+            "bbb-3.example.org 2001:db8:1::d 203.0.113.13",
         ]);
     });
 

@@ -38,6 +38,25 @@ function traced(input: string): string {
     return `${prologue}${input}`;
 }
 
+/**
+ * Not for the step but for the test: with this variable set to a directory (test/trace.ts), a step runs under
+ * strace -f, which writes every program its processes start (execve: path and arguments, not the environment)
+ * to a file of its own there.
+ */
+export const TRACE_EXECVE = "BBB_TRACE_EXECVE";
+
+export const STRACE = "/usr/bin/strace";
+/** Every process below (-f), stopped only at execve (seccomp-bpf: the steps run about as fast as without strace), whole strings. */
+export const STRACE_ARGS = ["-f", "-qq", "--seccomp-bpf", "-e", "trace=execve", "-s", "1000000"];
+
+/** How a step is started: `bash -s ARGS`, or that under strace (see TRACE_EXECVE), and its environment. */
+function bashCommand(args: string[], env: Record<string, string>): { file: string; args: string[]; env: Record<string, string> } {
+    const { [TRACE_EXECVE]: traceDir, ...rest } = env;
+    const bash = [which("bash"), "-s", ...args];
+    if (!traceDir) return { file: bash[0], args: bash.slice(1), env: rest };
+    return { file: STRACE, args: [...STRACE_ARGS, "-o", path.join(traceDir, `execve-${randomUUID()}`), ...bash], env: rest };
+}
+
 function which(tool: string): string {
     for (const dir of ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]) {
         const candidate = path.join(dir, tool);
@@ -135,9 +154,7 @@ export class Sandbox {
     /** The process runStdin starts (program, arguments, environment, stdin), for a caller that starts it itself. */
     stepProcess(stdin: string, env: Record<string, string> = {}, args: string[] = []): { file: string; args: string[]; env: Record<string, string>; input: string } {
         return {
-            file: which("bash"),
-            args: ["-s", ...args],
-            env: { PATH: this.bin, SANDBOX: this.dir, HOME: this.dir, LANG: "C.UTF-8", ...env },
+            ...bashCommand(args, { PATH: this.bin, SANDBOX: this.dir, HOME: this.dir, LANG: "C.UTF-8", ...env }),
             input: traced(`ROOT=${shellQuote(this.root)}\n${stdin}`),
         };
     }
@@ -165,9 +182,10 @@ export class Sandbox {
 
     /** Runs bash with `input` on stdin; after `timeoutMs` bash is killed (SIGTERM), as a dropped SSH session ends a step. */
     private exec(input: string, env: Record<string, string>, args: string[] = [], timeoutMs = 20000): StepResult {
-        const result = spawnSync(which("bash"), ["-s", ...args], {
+        const command = bashCommand(args, { PATH: this.bin, SANDBOX: this.dir, HOME: this.dir, LANG: "C.UTF-8", ...env });
+        const result = spawnSync(command.file, command.args, {
             input: traced(input),
-            env: { PATH: this.bin, SANDBOX: this.dir, HOME: this.dir, LANG: "C.UTF-8", ...env },
+            env: command.env,
             encoding: "utf8",
             timeout: timeoutMs,
         });

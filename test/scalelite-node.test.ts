@@ -4,6 +4,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { Sandbox } from "./sandbox";
 import { installStubs } from "./stubs";
+import { secretsOnCommandLines, Trace } from "./trace";
 
 const SECRET = "NodeSecret0123456789abcdefghijklmnopqrstu";
 const NEW_SECRET = "RotatedSecret0123456789abcdefghijklmnopq";
@@ -37,7 +38,7 @@ const rakeCalls = () =>
     box
         .calls("docker")
         .filter((c) => c.startsWith("docker exec") && !/ (bin\/rake (servers|status)|true)$/.test(c))
-        .map((c) => c.replace("docker exec scalelite-api bin/rake ", ""));
+        .map((c) => c.replace(/^docker exec (-i )?scalelite-api bin\/rake /, (_, i) => (i ? "(stdin) " : "")));
 const hosting = (meetings: number) => {
     box.write(`scalelite/${NODE.NODE_ID}/meetings`, `${meetings}\n`);
     box.write("meetings", Array.from({ length: meetings }, (_, i) => `m${i}\n`).join(""));
@@ -45,14 +46,21 @@ const hosting = (meetings: number) => {
 const apply = (inputs = NODE) => box.run("scalelite-node", inputs);
 const remove = (env: Record<string, string> = {}) => box.run("scalelite-node", NODE, env, ["remove"]);
 
-test("a new node is added with its API URL and secret, then enabled", () => {
-    const r = apply();
-    expect(r.stderr).toBe("");
-    expect(r.status).toBe(0);
-    // One rake invocation (one Rails boot) for both tasks.
-    expect(rakeCalls()).toEqual([`servers:add[${NODE.API_URL},${SECRET},1.0] servers:enable[bbb-5.example.org]`]);
-    expect(server()).toEqual({ url: NODE.API_URL, secret: SECRET, state: "enabled" });
-    expect(`${r.stdout}${r.stderr}`).not.toContain(SECRET);
+test("a new node is added with its API URL and secret (read from stdin, on no command line), then enabled", () => {
+    const trace = new Trace();
+    try {
+        const r = box.run("scalelite-node", NODE, trace.env);
+        expect(r.stderr).toBe("");
+        expect(r.status).toBe(0);
+        // One rake invocation (one Rails boot) for both tasks.
+        expect(rakeCalls()).toEqual(["(stdin) servers:sync[-,keep] servers:enable[bbb-5.example.org]"]);
+        expect(server()).toEqual({ url: NODE.API_URL, secret: SECRET, state: "enabled" });
+        expect(fs.readFileSync(box.file(`scalelite/${NODE.NODE_ID}/load_multiplier`), "utf8")).toBe("1\n");
+        expect(`${r.stdout}${r.stderr}`).not.toContain(SECRET);
+        expect(secretsOnCommandLines(trace.execs(), [SECRET])).toEqual([]);
+    } finally {
+        trace.remove();
+    }
 });
 
 test("running it again changes nothing", () => {
@@ -72,14 +80,47 @@ test("a disabled node (e.g. panicked by the poller) is enabled again", () => {
     expect(server()?.state).toBe("enabled");
 });
 
-test("a new secret: cordon, update, enable", () => {
+test("a new secret: cordon, update (on no command line), enable; its URL, load multiplier and tag are kept", () => {
     apply();
+    // Set by hand meanwhile (rake servers:loadMultiplier, servers:tag), and another server Scalelite knows.
+    box.write(`scalelite/${NODE.NODE_ID}/load_multiplier`, "2.5\n");
+    box.write(`scalelite/${NODE.NODE_ID}/tag`, "it's-big\n");
+    box.write(`scalelite/${NODE.NODE_ID}/url`, "https://bbb-5.example.org/bigbluebutton/api/\n");
+    box.write("scalelite/other.example.org/url", "https://other.example.org/bigbluebutton/api\n");
+    box.write("scalelite/other.example.org/secret", "OtherSecret\n");
+    box.write("scalelite/other.example.org/state", "enabled\n");
     fs.writeFileSync(box.file("calls.log"), "");
-    const r = apply({ ...NODE, SECRET: NEW_SECRET });
-    expect(r.status).toBe(0);
-    expect(rakeCalls()).toEqual([`servers:cordon[bbb-5.example.org] servers:update[bbb-5.example.org,${NEW_SECRET}] servers:enable[bbb-5.example.org]`]);
-    expect(server()).toMatchObject({ secret: NEW_SECRET, state: "enabled" });
-    expect(`${r.stdout}${r.stderr}`).not.toContain(NEW_SECRET);
+    const trace = new Trace();
+    try {
+        const r = box.run("scalelite-node", { ...NODE, SECRET: NEW_SECRET }, trace.env);
+        expect(r.status).toBe(0);
+        expect(rakeCalls()).toEqual(["(stdin) servers:cordon[bbb-5.example.org] servers:sync[-,keep] servers:enable[bbb-5.example.org]"]);
+        expect(server()).toEqual({ url: "https://bbb-5.example.org/bigbluebutton/api/", secret: NEW_SECRET, state: "enabled" });
+        const read = (f: string) => fs.readFileSync(box.file(`scalelite/${f}`), "utf8");
+        expect([read(`${NODE.NODE_ID}/load_multiplier`), read(`${NODE.NODE_ID}/tag`)]).toEqual(["2.5\n", "it's-big\n"]);
+        expect([read("other.example.org/secret"), read("other.example.org/state")]).toEqual(["OtherSecret\n", "enabled\n"]);
+        expect(`${r.stdout}${r.stderr}`).not.toContain(NEW_SECRET);
+        expect(secretsOnCommandLines(trace.execs(), [NEW_SECRET, SECRET])).toEqual([]);
+    } finally {
+        trace.remove();
+    }
+});
+
+test("servers:sync, as Scalelite v1.8.5 reads it: the stdin only with docker exec -i, what it refuses, enabled unless told otherwise", () => {
+    const rake = (input: string | undefined, tasks: string) =>
+        box.runCode(`out=$(docker exec ${input === undefined ? "" : "-i "}scalelite-api bin/rake ${tasks} 2>&1 <<<"$IN") || { echo "$out"; exit 1; }; echo "$out"`, {
+            IN: input ?? "",
+        });
+    const noStdin = rake(undefined, "servers:sync[-,keep]");
+    expect([noStdin.status, noStdin.stdout]).toEqual([1, "ERROR: Invalid YAML document\n"]);
+    const zero = rake(`servers:\n  bbb-5.example.org:\n    secret: '${SECRET}'\n    load_multiplier: 0\n`, "servers:sync[-,keep]");
+    expect([zero.status, zero.stdout]).toEqual([1, "ERROR: Server id=bbb-5.example.org has invalid load_multiplier=0\n"]);
+    const mode = rake(`servers: {}\n`, "servers:sync[-,merge]");
+    expect([mode.status, mode.stdout]).toEqual([1, "ERROR: Unknown sync mode 'merge' (choose: keep cordon force)\n"]);
+    expect(server()).toBeUndefined();
+    // Without `enabled: false`, sync enables the server (its default).
+    expect(rake(`servers:\n  bbb-5.example.org:\n    secret: '${SECRET}'\n`, "servers:sync[-,keep]").status).toBe(0);
+    expect(server()).toEqual({ url: NODE.API_URL, secret: SECRET, state: "enabled" });
 });
 
 test("drain cordons the node and keeps it registered; undraining enables it", () => {
@@ -94,8 +135,14 @@ test("drain cordons the node and keeps it registered; undraining enables it", ()
 
 test("a new node that is to be drained is added but never enabled", () => {
     expect(apply({ ...NODE, DRAIN: "true" }).status).toBe(0);
-    expect(rakeCalls()).toEqual([`servers:add[${NODE.API_URL},${SECRET},1.0]`]);
+    expect(rakeCalls()).toEqual(["(stdin) servers:sync[-,keep]"]);
     expect(server()?.state).toBe("disabled");
+});
+
+test("a secret that is not one word of printable characters is refused before Scalelite is asked", () => {
+    const r = apply({ ...NODE, SECRET: "two words" });
+    expect([r.status, r.stderr]).toEqual([1, "scalelite-node: error: the secret of bbb-5.example.org must be printable characters without spaces\n"]);
+    expect(box.calls("docker")).toEqual([]);
 });
 
 describe("removal", () => {
@@ -208,10 +255,10 @@ describe("removal", () => {
 });
 
 test("a failing rake invocation fails the step, naming its tasks and the node, with the secret masked", () => {
-    box.stub("docker", `case "$*" in *servers:add*) echo "rake aborted! secret ${SECRET} rejected" >&2; exit 1 ;; *) exit 0 ;; esac`);
+    box.stub("docker", `case "$*" in *servers:sync*) echo "rake aborted! secret ${SECRET} rejected" >&2; exit 1 ;; *) exit 0 ;; esac`);
     const r = apply();
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain("scalelite-node: error: Scalelite's rake servers:add servers:enable for bbb-5.example.org failed");
+    expect(r.stderr).toContain("scalelite-node: error: Scalelite's rake servers:sync servers:enable for bbb-5.example.org failed");
     expect(r.stderr).toContain("secret [secret] rejected");
     expect(r.stderr).not.toContain(SECRET);
 });

@@ -256,8 +256,9 @@ esac`;
 /**
  * docker: containers live in $SANDBOX/docker/<name>/ (spec label, args, running); networks in
  * $SANDBOX/docker/networks/. `docker exec [-i] scalelite-api bin/rake TASK` emulates Scalelite's rake tasks (v1.8.5,
- * lib/tasks/servers.rake and status.rake) with SERVER_ID_IS_HOSTNAME: servers in
- * $SANDBOX/scalelite/<id>/{url,secret,state}, the number of meetings its poller last saw on a server in
+ * lib/tasks/servers.rake and status.rake) with SERVER_ID_IS_HOSTNAME (servers:sync as SCALELITE_SYNC below; the
+ * container gets the stdin only with -i): servers in $SANDBOX/scalelite/<id>/{url,secret,state,load_multiplier,tag},
+ * the load multiplier printed by `servers` as Ruby's BigDecimal prints it (1.0 is 0.1e1), the number of meetings its poller last saw on a server in
  * $SANDBOX/scalelite/<id>/meetings (none: never polled, so `status` leaves the cells blank as Tabulo prints nil).
  * `docker exec postgres pg_isready` answers as PostgreSQL's pg_isready exits (src/bin/scripts/pg_isready.c: 0
  * accepting, 2 no response); `docker run --rm <api image> bundle exec rake db:prepare` prepares Scalelite's database
@@ -327,7 +328,8 @@ case $verb in
   network)
     case $1 in inspect) [ -e "$d/networks/$2" ] ;; create) touch "$d/networks/$2" ;; esac ;;
   exec)
-    [ "$1" = "-i" ] && shift
+    # Without -i the container's stdin is empty (docker/cli's exec attaches stdin only with -i).
+    interactive=false; [ "$1" = "-i" ] && { interactive=true; shift; }
     container=$1; shift
     [ "$(cat "$d/$container/running" 2>/dev/null)" = true ] || { echo "Error response from daemon: No such container: $container" >&2; exit 1; }
     [ "$container" = scalelite-api ] && [ "$1" = true ] && exit 0
@@ -341,6 +343,8 @@ case $verb in
     [ "$container" = scalelite-api ] && [ "$1" = bin/rake ] || { echo "unexpected exec $container $*" >&2; exit 1; }
     shift
     missing() { [ -d "$s/$1" ] || { echo "ERROR: No server found with id: $1" >&2; exit 1; }; }
+    # A number as Ruby's BigDecimal#to_s prints it (\`rake servers\` prints the load multiplier so): 1.0 is 0.1e1.
+    bigdecimal() { awk -v x="$1" 'BEGIN { if (x == 0) { print "0.0"; exit } e = 0; while (x >= 1) { x /= 10; e++ } while (x < 0.1) { x *= 10; e-- } d = sprintf("%.15g", x); sub(/^0\\./, "", d); print "0." d "e" e }'; }
     for task in "$@"; do
     name=\${task%%[*}; argstr=""; case $task in *[*) argstr=\${task#*[}; argstr=\${argstr%]} ;; esac
     IFS=, read -r a1 a2 a3 _ <<< "$argstr"
@@ -348,8 +352,9 @@ case $verb in
       servers)
         [ -n "$(ls "$s")" ] || { echo "No servers are configured" >&2; exit 0; }
         for id in $(ls "$s"); do
-          printf 'id: %s\\n\\turl: %s\\n\\tsecret: %s\\n\\t%s\\n\\tload: %s\\n\\tload multiplier: 1.0\\n\\tbbb version: \\n\\ttag: \\n\\tonline\\n' \\
-            "$id" "$(cat "$s/$id/url")" "$(cat "$s/$id/secret")" "$(cat "$s/$id/state")" "$(cat "$s/$id/meetings" 2>/dev/null || echo 0).0"
+          printf 'id: %s\\n\\turl: %s\\n\\tsecret: %s\\n\\t%s\\n\\tload: %s\\n\\tload multiplier: %s\\n\\tbbb version: \\n\\ttag: %s\\n\\tonline\\n' \\
+            "$id" "$(cat "$s/$id/url")" "$(cat "$s/$id/secret")" "$(cat "$s/$id/state")" "$(cat "$s/$id/meetings" 2>/dev/null || echo 0).0" \\
+            "$(bigdecimal "$(cat "$s/$id/load_multiplier" 2>/dev/null || echo 1)")" "$(cat "$s/$id/tag" 2>/dev/null)"
         done ;;
       status)
         printf '\\n HOSTNAME  STATE  STATUS  MEETINGS  USERS  LARGEST MEETING  VIDEOS  LOAD  BBB VERSION  TAG\\n'
@@ -361,7 +366,7 @@ case $verb in
         [ -n "$a1" ] && [ -n "$a2" ] || { echo "Error: Please input at least a URL and a secret!" >&2; exit 1; }
         id=\${a1#https://}; id=\${id%%/*}
         [ -d "$s/$id" ] && { echo "rake aborted!" >&2; echo "ActiveRecord::RecordNotSaved: Server already exists with id '$id'" >&2; exit 1; }
-        mkdir -p "$s/$id"; echo "$a1" > "$s/$id/url"; echo "$a2" > "$s/$id/secret"; echo disabled > "$s/$id/state"
+        mkdir -p "$s/$id"; echo "$a1" > "$s/$id/url"; echo "$a2" > "$s/$id/secret"; echo disabled > "$s/$id/state"; echo "\${a3:-1.0}" > "$s/$id/load_multiplier"
         echo OK; echo "id: $id" ;;
       servers:enable) missing "$a1"; echo "Enabling server $a1..."; echo enabled > "$s/$a1/state"; echo OK ;;
       servers:cordon) missing "$a1"; echo "Cordoning server $a1..."; echo cordoned > "$s/$a1/state"; echo OK ;;
@@ -372,6 +377,12 @@ case $verb in
         for _ in $(seq "$(cat "$s/$a1/meetings" 2>/dev/null || echo 0)"); do echo "Clearing Meeting id=m"; done
         echo 0 > "$s/$a1/meetings"; [ -n "$a2" ] || echo disabled > "$s/$a1/state"; echo OK ;;
       servers:update) missing "$a1"; echo "Updating server $a1..."; [ -n "$a2" ] && echo "$a2" > "$s/$a1/secret"; echo OK ;;
+      servers:sync)
+        [ -n "$a1" ] || { echo "ERROR: Missing 'path' parameter" >&2; exit 1; }
+        # A file inside the container: none is there (File.read raises Ruby's Errno::ENOENT).
+        [ "$a1" = - ] || { echo "ERROR: No such file or directory @ rb_sysopen - $a1" >&2; exit 1; }
+        input=""; if $interactive; then input=$(cat); fi
+        printf '%s' "$input" | ${shellQuote(process.execPath)} "$SANDBOX/scalelite-sync.js" "$s" "$a2" "$a3" || exit 1 ;;
       *) echo "rake aborted!" >&2; echo "Don't know how to build task '$task'" >&2; exit 1 ;;
     esac
     done ;;
@@ -396,6 +407,100 @@ case $verb in
     esac ;;
   *) echo "docker: unexpected verb $verb" >&2; exit 1 ;;
 esac`;
+
+/**
+ * Scalelite's `rake servers:sync[path,mode,dryrun]` (v1.8.5, lib/tasks/servers.rake L232-241 and lib/server_sync.rb
+ * L21-173), run by the docker stub on its servers ($SANDBOX/scalelite/<id>/: url, secret, state, load_multiplier, tag,
+ * meetings): the YAML document from stdin (path -; the docker stub hands it over only with docker exec -i, else it is
+ * empty), `servers` mapping ids to url (default https://<id>/bigbluebutton/api), secret (required), enabled (default
+ * true), load_multiplier (default 1.0, more than 0) and tag; each checked first, in its order, then created (disabled:
+ * no state) or updated, enabled when it should be and is not, cordoned when it should not be and is; servers not
+ * listed are kept (mode keep), or removed when Scalelite sees no meeting on them and else cordoned (cordon, the
+ * default), or their meetings ended and removed (force); dryrun changes nothing. A failure is the task's "ERROR:
+ * <message>" on stderr, exit 1 (a YAML syntax error's message is Psych's, assumed). What it logs goes to Rails' logger
+ * (stdout in the image; the lines' format assumed).
+ */
+const SCALELITE_SYNC = `
+const fs = require("fs");
+const path = require("path");
+const YAML = require(${JSON.stringify(require.resolve("yaml"))});
+const [dir, modeArg, dryrunArg] = process.argv.slice(2);
+const fail = (message) => { console.error("ERROR: " + message); process.exit(1); };
+const log = (line) => console.log(line);
+// Ruby's truthiness and ActiveSupport's blank?/presence.
+const truthy = (v) => v !== false && v !== null && v !== undefined;
+const blank = (v) => v === null || v === undefined || v === false || (typeof v === "string" && v.trim() === "") || (typeof v === "object" && Object.keys(v).length === 0);
+const presence = (v) => (blank(v) ? null : v);
+const number = (v) => (typeof v === "number" ? v : parseFloat(String(v)) || 0);
+let doc;
+try {
+  doc = YAML.parse(fs.readFileSync(0, "utf8"));
+} catch (e) {
+  fail("(<unknown>): " + String(e.message).split("\\n")[0]);
+}
+// YAML.safe_load of nothing is false (Psych), null here: neither is a Hash.
+if (doc === null || typeof doc !== "object" || Array.isArray(doc)) fail("Invalid YAML document");
+const servers = doc.servers;
+if (servers === null || typeof servers !== "object" || Array.isArray(servers)) fail("Servers parameter not a hash");
+const modes = ["keep", "cordon", "force"];
+const mode = modeArg || "cordon";
+if (!modes.includes(mode)) fail("Unknown sync mode '" + mode + "' (choose: " + modes.join(" ") + ")");
+const dryrun = !!dryrunArg && !["n", "no", "false"].includes(dryrunArg.toLowerCase());
+const known = ["url", "secret", "enabled", "load_multiplier", "tag", "load", "state", "bbb_version", "online"];
+for (const [id, params] of Object.entries(servers)) {
+  if (params === null || typeof params !== "object") fail("undefined method '[]' for " + (params === null ? "nil" : "an instance of " + typeof params));
+  if (params.url == null) params.url = "https://" + id + "/bigbluebutton/api";
+  params.enabled = params.enabled == null || truthy(params.enabled);
+  if (params.load_multiplier == null) params.load_multiplier = 1.0;
+  params.tag = presence(params.tag);
+  const bad = Object.keys(params).filter((k) => !known.includes(k));
+  if (!/^[a-zA-Z0-9_.-]+$/.test(id)) fail("Server id=" + id + " contains invalid characters");
+  if (blank(params.secret)) fail("Server id=" + id + " has no secret");
+  if (bad.length > 0) fail("Server id=" + id + " has bad parameters: [" + bad.map((k) => JSON.stringify(k)).join(", ") + "]");
+  if (number(params.load_multiplier) <= 0) fail("Server id=" + id + " has invalid load_multiplier=" + params.load_multiplier);
+  let ok = false;
+  try { const u = new URL(String(params.url)); ok = (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== ""; } catch { ok = false; }
+  if (!ok) fail("Server id=" + id + " has invalid url=" + params.url);
+}
+const file = (id, name) => path.join(dir, id, name);
+const read = (id, name) => (fs.existsSync(file(id, name)) ? fs.readFileSync(file(id, name), "utf8").trim() : null);
+const write = (id, name, value) => { if (!dryrun) fs.writeFileSync(file(id, name), String(value) + "\\n"); };
+for (const [id, params] of Object.entries(servers)) {
+  if (!fs.existsSync(path.join(dir, id))) {
+    if (!dryrun) {
+      fs.mkdirSync(path.join(dir, id), { recursive: true });
+      write(id, "url", params.url); write(id, "secret", params.secret); write(id, "load_multiplier", params.load_multiplier);
+      if (params.tag !== null) write(id, "tag", params.tag);
+      write(id, "state", "disabled");
+    }
+    log("[" + id + "] Server created");
+    if (dryrun) continue;
+  }
+  if (read(id, "url") !== String(params.url)) { write(id, "url", params.url); log("[" + id + "] Server updated: url=" + params.url); }
+  if (read(id, "secret") !== String(params.secret)) { write(id, "secret", params.secret); log("[" + id + "] Server updated: secret=*****"); }
+  if (number(read(id, "load_multiplier") ?? 1) !== number(params.load_multiplier)) {
+    write(id, "load_multiplier", params.load_multiplier); log("[" + id + "] Server updated: load_multiplier=" + params.load_multiplier);
+  }
+  if (presence(read(id, "tag")) !== (params.tag === null ? null : String(params.tag))) {
+    if (!dryrun) { if (params.tag === null) fs.rmSync(file(id, "tag"), { force: true }); else write(id, "tag", params.tag); }
+    log("[" + id + "] Server updated: tag=" + (params.tag ?? ""));
+  }
+  const enabled = read(id, "state") === "enabled";
+  if (params.enabled && !enabled) { write(id, "state", "enabled"); log("[" + id + "] Server enabled"); }
+  else if (!params.enabled && enabled) { write(id, "state", "cordoned"); log("[" + id + "] Server disabled (cordoned)"); }
+}
+for (const id of fs.readdirSync(dir)) {
+  if (Object.prototype.hasOwnProperty.call(servers, id)) continue;
+  if (mode === "keep") { log("[" + id + "] Server not removed"); continue; }
+  const remove = () => { if (!dryrun) fs.rmSync(path.join(dir, id), { recursive: true, force: true }); log("[" + id + "] Server removed"); };
+  if (number(read(id, "meetings") ?? 0) === 0) { remove(); continue; }
+  if (read(id, "state") === "enabled") { write(id, "state", "cordoned"); log("[" + id + "] Server not empty. Cordoned for removal"); }
+  if (mode === "cordon") continue;
+  log("[" + id + "] Server not empty. Ending meetings now...");
+  write(id, "meetings", 0);
+  remove();
+}
+`;
 
 /**
  * docker-compose 1.24.0, which install_docker (bbb-install.sh v3.0.x-release, L1379-1410) downloads from
@@ -444,15 +549,18 @@ services:
 };
 
 /**
- * bbb-conf, as bigbluebutton-config/bin/bbb-conf (bigbluebutton/bigbluebutton, v3.0.x) behaves: --secret
- * prints the secret of bbb-web.properties; --setsecret only edits that file (bbb-web goes on answering to the
- * secret it started with until a restart); --stop and --restart stop bigbluebutton.target, which ends every
+ * bbb-conf, as bigbluebutton-config/bin/bbb-conf (bigbluebutton/bigbluebutton, v3.0.x; read at 00013312, the stored
+ * copy with yq v4 and without Kurento: that it is v3.0.x-release's own is assumed) behaves: --secret prints the secret
+ * of bbb-web.properties; --stop and --restart stop bigbluebutton.target, which ends every
  * meeting (moved from $SANDBOX/meetings to $SANDBOX/ended-meetings); --restart and --start start it with the
- * file's secret ($SANDBOX/running-salt). Like the real one it exits 0 whatever systemd made of it (its
+ * file's secret ($SANDBOX/running-salt; bbb-web reads it as Java properties, where the last line of a key counts). Like the real one it exits 0 whatever systemd made of it (its
  * --restart ends on a false `if [ $WATCH ]`): BBB_CONF_FAIL=--restart stops BigBlueButton, which then does
  * not come back (its API does not answer), and still exits 0. BBB_RELEASE_GONE=1: /etc/bigbluebutton/
  * bigbluebutton-release is gone (e.g. a package upgrade that did not finish): bbb-conf says BigBlueButton does not
- * appear to be installed and exits 1 before doing anything, whatever the option (its first check).
+ * appear to be installed and exits 1 before doing anything, whatever the option (its first check). Not modelled:
+ * the checks --restart runs after starting (check_state: one puts FreeSWITCH's event-socket password on fs_cli's
+ * command line, docs/upstream.md); any other option (--setsecret: the steps write its files themselves,
+ * bbb-configure.sh) fails the test.
  */
 const BBB_CONF = `
 if [ -n "\${BBB_RELEASE_GONE:-}" ]; then
@@ -461,7 +569,6 @@ fi
 props="$ROOT/etc/bigbluebutton/bbb-web.properties"
 case $1 in
   --secret) printf '\\n    URL: https://%s/bigbluebutton/\\n    Secret: %s\\n\\n' "$(hostname)" "$(sed -n 's/^securitySalt=//p' "$props")" ;;
-  --setsecret) [ -n "\${SETSECRET_BROKEN:-}" ] && exit 0; sed -i "s/^securitySalt=.*/securitySalt=$2/" "$props"; echo "Setting secret to $2" ;;
   --stop|--restart)
     echo "Stopping BigBlueButton"
     [ -s "$SANDBOX/meetings" ] && cat "$SANDBOX/meetings" >> "$SANDBOX/ended-meetings"
@@ -469,10 +576,11 @@ case $1 in
     [ "$1" = --stop ] && exit 0
     [ "\${BBB_CONF_FAIL:-}" = --restart ] && { echo "Job for bigbluebutton.target failed."; exit 0; }
     rm -f "$SANDBOX/bbb-stopped"; mkdir -p "$SANDBOX/units"; touch "$SANDBOX/units/bbb-apps-akka"
-    sed -n 's/^securitySalt=//p' "$props" > "$SANDBOX/running-salt"; echo "Starting BigBlueButton" ;;
+    sed -n 's/^securitySalt=//p' "$props" | tail -n1 > "$SANDBOX/running-salt"; echo "Starting BigBlueButton" ;;
   --start)
     rm -f "$SANDBOX/bbb-stopped"; mkdir -p "$SANDBOX/units"; touch "$SANDBOX/units/bbb-apps-akka"
-    sed -n 's/^securitySalt=//p' "$props" > "$SANDBOX/running-salt"; echo "Starting BigBlueButton" ;;
+    sed -n 's/^securitySalt=//p' "$props" | tail -n1 > "$SANDBOX/running-salt"; echo "Starting BigBlueButton" ;;
+  *) echo "bbb-conf stub: $1 is not modelled" >&2; exit 2 ;;
 esac`;
 
 /**
@@ -483,12 +591,32 @@ esac`;
  * $SANDBOX/units/bbb-apps-akka). INSTALLER_RC=<n> makes it fail first, leaving everything as it was;
  * INSTALLER_DIES=1 makes it die midway, BigBlueButton stopped; INSTALLER_KILLED=1 makes it killed first with its
  * unit's processes, the runner above it too (the kernel's OOM killer, or systemctl kill), so that no exit code
- * is left.
+ * is left. It works the same sourced (\`. bbb-install.sh\` with its arguments as positional parameters, $0 its
+ * path), as the real one does: its last line is \`main "$@" || exit 1\`, and nothing in it reads BASH_SOURCE.
  */
 const INSTALLER = `#!/usr/bin/env bash
 SANDBOX=\${SANDBOX:-$(cd "$(dirname "$0")/../../../.." && pwd)}
 printf '%s\\n' "bbb-install.sh $*" >> "$SANDBOX/calls.log"
 echo "Installing with $*"
+# main's getopts (L131-229), for the options the steps give. -c is checked as getopts meets it (check_coturn,
+# L599-616, its messages through err: "bbb-install: ..." on stderr, exit 1): a host and a secret around ':'; and
+# unless -s came first, check_host compares the address the TURN host's name resolves to with this host's
+# (L589-597), which fails for a TURN server on another host (its message; the addresses here are examples). An
+# option without its argument, or one it does not know, is getopts' error and usage_err's (L236-240).
+HOST=""; COTURN=""; COTURN_HOST=""; COTURN_SECRET=""
+while getopts "hs:r:c:v:e:p:m:t:xgadwjik" opt; do
+  case $opt in
+    s) HOST=$OPTARG ;;
+    c)
+      COTURN=$OPTARG
+      case $COTURN in *:*) ;; *) echo "bbb-install: Option for coturn must be <hostname>:<secret>" >&2; exit 1 ;; esac
+      COTURN_HOST=$(echo "$OPTARG" | cut -d':' -f1); COTURN_SECRET=$(echo "$OPTARG" | cut -d':' -f2)
+      [ -n "$COTURN_HOST" ] || { echo "bbb-install: -c option must contain <hostname>" >&2; exit 1; }
+      [ -n "$COTURN_SECRET" ] || { echo "bbb-install: -c option must contain <secret>" >&2; exit 1; }
+      [ -n "$HOST" ] || { echo "bbb-install: DNS lookup for $COTURN_HOST resolved to 203.0.113.2 but didn't match local 10.0.0.11." >&2; exit 1; } ;;
+    \\?) echo "bbb-install: Invalid option: -$OPTARG" >&2; exit 1 ;;
+  esac
+done
 sleep "\${INSTALLER_SECONDS:-0}"
 if [ -n "\${INSTALLER_KILLED:-}" ]; then
   # Its parent is timeout, whose parent is the runner (/proc/PID/stat's 4th field is the parent's id).
@@ -501,7 +629,7 @@ if [ -n "\${INSTALLER_DIES:-}" ]; then
   : > "$SANDBOX/meetings"; rm -f "$SANDBOX/units/bbb-apps-akka"; exit 100
 fi
 # Its certificate, as install_ssl gets it when there is none yet: the lineage named after the host.
-host=""; prev=""; for a in "$@"; do [ "$prev" = -s ] && host=$a; prev=$a; done
+host=$HOST
 [ -f "$SANDBOX/root/etc/letsencrypt/live/$host/fullchain.pem" ] ||
   ROOT="$SANDBOX/root" certbot --email e --agree-tos --rsa-key-size 4096 -w /var/www/bigbluebutton-default/assets/ -d "$host" --deploy-hook "systemctl reload nginx" certonly
 mkdir -p "$SANDBOX/root/etc/bigbluebutton"
@@ -516,6 +644,20 @@ cp "$SANDBOX/bbb-conf.stub" "$SANDBOX/bin/bbb-conf"
 mkdir -p "$SANDBOX/root/etc/nginx/sites-available" "$SANDBOX/root/etc/bigbluebutton/bbb-webrtc-sfu"
 printf 'server {\\n  listen 80;\\n  return 301 https://$server_name$request_uri;\\n}\\nserver {\\n  listen 443 ssl;\\n  access_log /var/log/nginx/bigbluebutton.access.log;\\n}\\n' \\
   > "$SANDBOX/root/etc/nginx/sites-available/bigbluebutton"
+# With -c, configure_coturn (L1699-1753): bbb-web's TURN servers (turn on 3478, turns on 443) with the -c host and
+# secret, root:bigbluebutton 0640, from a here-document (the secret on no command line). Without -c, install_coturn
+# and install_haproxy (L356-375): a coturn of its own on this host with a secret of its own, its host the -s one,
+# and HAProxy in front of nginx. INSTALLER_LOCAL_TURN=1: a version that sets up its own TURN server whatever -c
+# says (assumed, as its TURN-only mode ignores the secret it is given).
+if [ -z "$COTURN" ] || [ -n "\${INSTALLER_LOCAL_TURN:-}" ]; then
+  COTURN_HOST=$HOST COTURN_SECRET=LocalTurn$RANDOM$RANDOM
+  printf 'static-auth-secret=%s\\n' "$COTURN_SECRET" > "$SANDBOX/root/etc/turnserver.conf"
+  touch "$SANDBOX/units/coturn" "$SANDBOX/units/haproxy"
+fi
+turn_xml="$SANDBOX/root/etc/bigbluebutton/turn-stun-servers.xml"
+printf '<beans>\\n    <bean id="turn0" class="org.bigbluebutton.web.services.turn.TurnServer">\\n        <constructor-arg index="0" value="%s"/>\\n        <constructor-arg index="1" value="turn:%s:3478"/>\\n    </bean>\\n    <bean id="turn1" class="org.bigbluebutton.web.services.turn.TurnServer">\\n        <constructor-arg index="0" value="%s"/>\\n        <constructor-arg index="1" value="turns:%s:443?transport=tcp"/>\\n    </bean>\\n</beans>\\n' \\
+  "$COTURN_SECRET" "$COTURN_HOST" "$COTURN_SECRET" "$COTURN_HOST" > "$turn_xml"
+chown root:bigbluebutton "$turn_xml"; chmod 640 "$turn_xml"
 # -g: install_greenlight_v3 (L832-1050): install_docker first (docker-compose 1.24.0 into /usr/local/bin unless
 # an executable is there), then Greenlight's compose file and .env from the image bigbluebutton/greenlight:v3
 # when absent, BBB's secret and URL into the .env, and \`docker-compose -f ... pull\` and \`up -d\` by name.
@@ -740,6 +882,7 @@ done; exit $rc`,
     box.stub("nginx", '[ "$1" = -t ] && [ -z "${NGINX_BROKEN:-}" ]');
     box.stub("fs_cli", FS_CLI);
     box.write("yq.js", YQ);
+    box.write("scalelite-sync.js", SCALELITE_SYNC);
     box.stub("yq", `exec ${shellQuote(process.execPath)} "$SANDBOX/yq.js" "$@"`);
     box.stub("ip", IP);
     box.write("installer.sh", INSTALLER);

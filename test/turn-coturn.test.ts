@@ -16,11 +16,11 @@ const INPUTS = {
     TLS_PORT: "443",
     RELAY_MIN: "32769",
     RELAY_MAX: "65535",
-    PEERS: "bbb-1.example.org 10.0.0.11 2001:db8:1::b 203.0.113.11",
+    PEERS: "bbb-1.example.org 2001:db8:1::b 203.0.113.11",
     LOGGING: "file",
 };
-const BBB_1 = "bbb-1.example.org 10.0.0.11 2001:db8:1::b 203.0.113.11";
-const BBB_2 = "bbb-2.example.org 10.0.0.12 2001:db8:1::c 203.0.113.12";
+const BBB_1 = "bbb-1.example.org 2001:db8:1::b 203.0.113.11";
+const BBB_2 = "bbb-2.example.org 2001:db8:1::c 203.0.113.12";
 
 let box: Sandbox;
 beforeEach(() => {
@@ -74,7 +74,6 @@ test("writes coturn's configuration: ports, addresses, relay range, shared secre
         ]),
     );
     expect(lines.filter((l) => l.startsWith("allowed-peer-ip="))).toEqual([
-        "allowed-peer-ip=10.0.0.11",
         "allowed-peer-ip=2001:db8:1::b",
         "allowed-peer-ip=203.0.113.11",
     ]);
@@ -142,7 +141,7 @@ test("a new BBB node changes the peers and restarts coturn", () => {
     expect(box.run("turn-coturn", INPUTS).status).toBe(0);
     clearCalls();
     expect(box.run("turn-coturn", { ...INPUTS, PEERS: `${BBB_1}\n${BBB_2}` }).status).toBe(0);
-    expect(allowed()).toEqual(["10.0.0.11", "10.0.0.12", "2001:db8:1::b", "2001:db8:1::c", "203.0.113.11", "203.0.113.12"]);
+    expect(allowed()).toEqual(["2001:db8:1::b", "2001:db8:1::c", "203.0.113.11", "203.0.113.12"]);
     expect(restarts()).toHaveLength(1);
     expect(remembered()).toEqual([BBB_1, BBB_2]);
 });
@@ -183,14 +182,14 @@ describe("a server leaving the pool (scale-down, or the old server of an upgrade
         const r = box.run("turn-coturn", INPUTS);
         expect([r.status, r.stderr]).toEqual([0, ""]);
         expect(r.stdout).toContain("dropping bbb-2.example.org (left the pool): its name no longer resolves");
-        expect(allowed()).toEqual(["10.0.0.11", "2001:db8:1::b", "203.0.113.11"]);
+        expect(allowed()).toEqual(["2001:db8:1::b", "203.0.113.11"]);
         expect(restarts()).toHaveLength(1);
         expect(remembered()).toEqual([BBB_1]);
         // Forgotten: the name coming back later (another server) does not bring the old addresses back.
         dns("bbb-1.example.org 2001:db8:1::b 203.0.113.11", "bbb-2.example.org 2001:db8:1::c 203.0.113.12");
         const again = box.run("turn-coturn", INPUTS);
         expect(again.stdout).not.toContain("bbb-2.example.org");
-        expect(allowed()).toEqual(["10.0.0.11", "2001:db8:1::b", "203.0.113.11"]);
+        expect(allowed()).toEqual(["2001:db8:1::b", "203.0.113.11"]);
     });
 
     test("is dropped when its name now resolves to other addresses, even beside its own", () => {
@@ -201,7 +200,7 @@ describe("a server leaving the pool (scale-down, or the old server of an upgrade
             expect([r.status, r.stderr]).toEqual([0, ""]);
             expect(r.stdout).toContain("dropping bbb-2.example.org (left the pool): its name now resolves to other addresses (");
             expect(r.stdout).toContain("203.0.113.99");
-            expect(allowed()).toEqual(["10.0.0.11", "2001:db8:1::b", "203.0.113.11"]);
+            expect(allowed()).toEqual(["2001:db8:1::b", "203.0.113.11"]);
             expect(remembered()).toEqual([BBB_1]);
         }
     });
@@ -215,7 +214,7 @@ describe("a server leaving the pool (scale-down, or the old server of an upgrade
     });
 
     test("an upgrade round: the new server joins (one restart), the old one stays while its name resolves, then goes", () => {
-        const BBB_2_R2 = "bbb-2-r2.example.org 10.0.0.82 203.0.113.82";
+        const BBB_2_R2 = "bbb-2-r2.example.org 203.0.113.82";
         const round = { ...INPUTS, PEERS: `${BBB_1}\n${BBB_2_R2}` };
         dns("bbb-1.example.org 203.0.113.11", "bbb-2.example.org 203.0.113.12", "bbb-2-r2.example.org 203.0.113.82");
         const r = box.run("turn-coturn", round);
@@ -226,7 +225,78 @@ describe("a server leaving the pool (scale-down, or the old server of an upgrade
         expect(remembered()).toEqual([BBB_1, BBB_2_R2, BBB_2].sort());
         dns("bbb-1.example.org 203.0.113.11", "bbb-2-r2.example.org 203.0.113.82");
         expect(box.run("turn-coturn", round).stdout).toContain("dropping bbb-2.example.org");
-        expect(allowed()).toEqual(["10.0.0.11", "10.0.0.82", "2001:db8:1::b", "203.0.113.11", "203.0.113.82"]);
+        expect(allowed()).toEqual(["2001:db8:1::b", "203.0.113.11", "203.0.113.82"]);
+    });
+});
+
+describe("addresses coturn must never relay to", () => {
+    /** Every address of `line` is special, in a range of its own. */
+    const SPECIAL = {
+        "127.0.0.1": "loopback (127.0.0.0/8)",
+        "169.254.169.254": "link-local, where the cloud's metadata service is (169.254.0.0/16)",
+        "10.0.0.5": "private (10.0.0.0/8)",
+        "::1": "loopback (::1)",
+        "172.20.1.1": "private (172.16.0.0/12)",
+        "192.168.1.10": "private (192.168.0.0/16)",
+        "100.64.0.1": "shared address space of carrier-grade NAT (100.64.0.0/10)",
+        "0.0.0.0": "this network (0.0.0.0/8)",
+        "224.0.0.251": "multicast (224.0.0.0/4)",
+        "255.255.255.255": "reserved, or broadcast (240.0.0.0/4)",
+        "::": "the unspecified address (::)",
+        "fe80::1": "link-local (fe80::/10)",
+        "fd00:ec2::254": "unique local, private (fc00::/7)",
+        "ff02::1": "multicast (ff00::/8)",
+        "::ffff:10.0.0.1": "IPv4-mapped (::ffff:0:0/96)",
+        "64:ff9b::a00:1": "NAT64, a way to IPv4 addresses (64:ff9b::/96)",
+        "2002:a00:1::": "6to4, a way to IPv4 addresses (2002::/16)",
+    };
+
+    test("a server's loopback, link-local, private, multicast, ... addresses are not allowed, saying which and why; its public ones are", () => {
+        const PEERS = `bbb-1.example.org ${Object.keys(SPECIAL).join(" ")} 203.0.113.11 2001:db8:1::b\n${BBB_2}`;
+        const r = box.run("turn-coturn", { ...INPUTS, PEERS });
+        expect([r.status, r.stderr]).toEqual([0, ""]);
+        expect(allowed()).toEqual(["2001:db8:1::b", "2001:db8:1::c", "203.0.113.11", "203.0.113.12"]);
+        for (const [address, why] of Object.entries(SPECIAL)) expect(r.stdout).toContain(`turn-coturn: not relaying to ${address} (bbb-1.example.org): ${why}\n`);
+        expect(r.stdout.match(/not relaying to/g)).toHaveLength(Object.keys(SPECIAL).length);
+        expect(remembered()).toEqual(["bbb-1.example.org 2001:db8:1::b 203.0.113.11", BBB_2]);
+    });
+
+    test("a departing server whose name resolves to loopback, link-local or private addresses it was given before gets none of them", () => {
+        // An earlier version of this step allowed what PEERS said; the name now resolves to those addresses.
+        dns(BBB_1, "bbb-2.example.org 127.0.0.1 169.254.169.254 10.0.0.5 ::1 203.0.113.12");
+        box.write("root/var/lib/bbb-deploy/turn-peers", `${BBB_1}\nbbb-2.example.org 10.0.0.5 127.0.0.1 169.254.169.254 203.0.113.12 ::1\n`);
+        const r = box.run("turn-coturn", INPUTS);
+        expect([r.status, r.stderr]).toEqual([0, ""]);
+        expect(r.stdout).toContain("keeping bbb-2.example.org (left the pool)");
+        expect(r.stdout).toContain("turn-coturn: not relaying to 169.254.169.254 (bbb-2.example.org): link-local, where the cloud's metadata service is (169.254.0.0/16)\n");
+        expect(allowed()).toEqual(["2001:db8:1::b", "203.0.113.11", "203.0.113.12"]);
+        expect(remembered()).toEqual([BBB_1, "bbb-2.example.org 203.0.113.12"]);
+    });
+
+    test("a server left with no address coturn may relay to is said so", () => {
+        const r = box.run("turn-coturn", { ...INPUTS, PEERS: `${BBB_1}\nbbb-2.example.org 10.0.0.12 fd00::c` });
+        expect([r.status, r.stderr]).toEqual([0, ""]);
+        expect(r.stdout).toContain("turn-coturn: bbb-2.example.org has no address coturn may relay to: TURN-relayed media cannot reach it\n");
+        expect(allowed()).toEqual(["2001:db8:1::b", "203.0.113.11"]);
+    });
+
+    test("every range coturn is told to deny (but the documentation ranges and the catch-alls) is never allowed, from its first address to its last", () => {
+        expect(box.run("turn-coturn", INPUTS).status).toBe(0);
+        const ranges = conf()
+            .filter((l) => l.startsWith("denied-peer-ip="))
+            .map((l) => l.slice("denied-peer-ip=".length))
+            .filter((r) => !["0.0.0.0-255.255.255.255", "::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"].includes(r))
+            .filter((r) => !/^(192\.0\.2|198\.51\.100|203\.0\.113)\./.test(r));
+        expect(ranges.length).toBeGreaterThanOrEqual(18);
+        const ends = [...new Set(ranges.flatMap((r) => r.split("-")))];
+        const r = box.run("turn-coturn", { ...INPUTS, PEERS: `${BBB_1}\nbbb-9.example.org ${ends.join(" ")}` });
+        expect([r.status, r.stderr]).toEqual([0, ""]);
+        expect(allowed()).toEqual(["2001:db8:1::b", "203.0.113.11"]);
+        expect(r.stdout.match(/not relaying to \S+ \(bbb-9\.example\.org\)/g)).toHaveLength(ends.length);
+        // Next to a range's ends, outside it, an address is a peer (198.51.100.0/24 and 2001:db8::/32 stand for public ones).
+        const edges = box.run("turn-coturn", { ...INPUTS, PEERS: "bbb-1.example.org 9.255.255.255 11.0.0.0 172.32.0.0 2003:: fec0:: 198.51.100.7" });
+        expect(edges.stdout).not.toContain("not relaying");
+        expect(allowed()).toEqual(["11.0.0.0", "172.32.0.0", "198.51.100.7", "2003::", "9.255.255.255", "fec0::"]);
     });
 });
 

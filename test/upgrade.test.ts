@@ -41,14 +41,14 @@ test("TURN's peers are the program's servers by name and addresses: in a round t
     // Pulumi deletes its DNS records only after its removal from Scalelite, which waits for its meetings.
     const peers = (run: Run) => stepInputs(byName(run, "turn-coturn").inputs.stdin).PEERS.split("\n");
     expect(peers(before)).toEqual([
-        "bbb-1.example.org 10.0.0.11 203.0.113.11",
-        "bbb-2.example.org 10.0.0.12 203.0.113.12",
-        "bbb-3.example.org 10.0.0.13 203.0.113.13",
+        "bbb-1.example.org 203.0.113.11",
+        "bbb-2.example.org 203.0.113.12",
+        "bbb-3.example.org 203.0.113.13",
     ]);
     expect(peers(rounds[1])).toEqual([
-        "bbb-1-r2.example.org 10.0.0.81 203.0.113.81",
-        "bbb-2.example.org 10.0.0.12 203.0.113.12",
-        "bbb-3.example.org 10.0.0.13 203.0.113.13",
+        "bbb-1-r2.example.org 203.0.113.81",
+        "bbb-2.example.org 203.0.113.12",
+        "bbb-3.example.org 203.0.113.13",
     ]);
     const names = (run: Run) => peers(run).map((line) => line.split(" ")[0]);
     expect([before, ...rounds, after].map(names)).toEqual([

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# BBB host, after the installer: sets the stack's API secret, writes the bbb-web property overrides
+# BBB host, after the installer: sets the stack's API secret (where bbb-conf --setsecret sets it, but on no
+# command line), writes the bbb-web property overrides
 # (recording off by default, version hidden), restarts BigBlueButton when something changed, and checks that
 # the API answers a getMeetings signed with the stack's secret.
 # The restart ends running meetings: before changing anything the step asks the server (guard_meetings); while
@@ -34,6 +35,42 @@ current=$(sed -n 's/^securitySalt=//p' "$props" | tail -n1)
 new_secret=false
 [ "$current" != "$SECRET" ] && new_secret=true
 
+# What `bbb-conf --setsecret SECRET` writes (bigbluebutton-config/bin/bbb-conf, v3.0.x, "Set Shared Secret": its sed
+# has the secret on its command line, which every user of the host can read): securitySalt in bbb-web.properties
+# (every securitySalt line, commented or not, when there is an uncommented one; else a line appended);
+# sharedSecret in bbb-webhooks' config/default.yml and in bbb-apps-akka.conf, shared_secret in bbb-webhooks'
+# extra/post_catcher.js, each where the file is. Edited in place by sed as bbb-conf does (owner and mode kept),
+# its script, which holds the secret, in a root-only file.
+set_secret() {
+  local dir=$ROOT/var/lib/bbb-deploy script file rc=0
+  mkdir -p "$dir" && chmod 0700 "$dir" || return 1
+  rm -f "$dir"/setsecret.* # a run cut short may have left one
+  script=$(mktemp "$dir/setsecret.XXXXXX") || return 1
+  if grep -q '^securitySalt' "$props"; then
+    sed_secret "$script" "s/^[[:blank:]#]*securitySalt.*/securitySalt=$SECRET/" "$props" || rc=1
+  else
+    printf 'securitySalt=%s\n' "$SECRET" >>"$props" || rc=1
+  fi
+  file=$ROOT/usr/local/bigbluebutton/bbb-webhooks/config/default.yml
+  if [ "$rc" = 0 ] && [ -f "$file" ]; then
+    sed_secret "$script" "s/^\([[:blank:]#]*\)sharedSecret: .*/\1sharedSecret: $SECRET/" "$file" || rc=1
+  fi
+  file=$ROOT/usr/local/bigbluebutton/bbb-webhooks/extra/post_catcher.js
+  if [ "$rc" = 0 ] && [ -f "$file" ]; then
+    sed_secret "$script" "s/^\([[:blank:]]*var shared_secret[ =]*\)[^;]*/\1\"$SECRET\"/" "$file" || rc=1
+  fi
+  file=$ROOT/etc/bigbluebutton/bbb-apps-akka.conf
+  if [ "$rc" = 0 ] && [ -f "$file" ]; then
+    sed_secret "$script" "s/sharedSecret[ ]*=[ ]*\"[^\"]*\"/sharedSecret=\"$SECRET\"/g" "$file" || rc=1
+  fi
+  rm -f "$script"
+  return "$rc"
+}
+# sed_secret SCRIPT EXPRESSION FILE: edits FILE in place with EXPRESSION, which sed reads from SCRIPT.
+sed_secret() {
+  printf '%s\n' "$2" >"$1" && sed -i -f "$1" "$3"
+}
+
 if [ "${#stale[@]}" -eq 0 ] && [ "$new_secret" = false ] && ! pending restart; then
   say "the secret and properties are as wanted"
 else
@@ -58,7 +95,9 @@ else
   done
   if [ "$new_secret" = true ]; then
     say "setting the API secret"
-    bbb-conf --setsecret "$SECRET" 2>&1 | mask "$SECRET" "$current" || fail "bbb-conf --setsecret failed"
+    # (sed's messages name files, never its script.)
+    set_secret ||
+      fail "cannot write the API secret (bbb-web.properties, bbb-webhooks, bbb-apps-akka.conf); the restart is owed to the next run"
   fi
   say "$what"
   # bbb-conf --restart exits 0 whether or not BigBlueButton came back: the restart counts as done only once

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # BBB host: runs the pinned bbb-install.sh with -v VERSION -s FQDN -e EMAIL -c TURN_HOST:TURN_SECRET
-# (and -g for Greenlight). Runs the installer only when its inputs changed since its last success (re-running
+# (and -g for Greenlight), the value of -c off every command line (below: the installer reads it from a root-only
+# file into its own arguments). Runs the installer only when its inputs changed since its last success (re-running
 # the same command upgrades the packages and restarts everything), and refuses to while meetings are running
 # or when it cannot tell (guard_meetings), unless FORCE_REINSTALL is true; a run that did not finish is run
 # again. With UPGRADE_IN_PLACE false (a pool, whose servers are upgraded by replacement) it also refuses a new
@@ -31,6 +32,8 @@ url_file=$state/installer-url
 version_file=$state/installed-version
 runner=$state/bbb-install-run.sh
 masking=$state/bbb-install-mask.sed
+coturn=$state/bbb-install-coturn
+turn_xml=$ROOT/etc/bigbluebutton/turn-stun-servers.xml
 result=$state/bbb-install.result
 log=$ROOT/var/log/bbb-deploy/bbb-install.log
 unit=bbb-deploy-install
@@ -62,6 +65,15 @@ misannounced() {
   return 0
 }
 
+# What -c makes bbb-install.sh write for bbb-web (configure_coturn, L1699-1753): the TURN servers it hands to
+# browsers, TURN_HOST on 3478 and TLS on 443, with the TURN secret. Compared in bash alone (no command line).
+turn_servers_ok() {
+  local xml
+  [ -f "$turn_xml" ] || return 1
+  xml=$(<"$turn_xml")
+  [[ $xml == *"value=\"$TURN_SECRET\""* && $xml == *"value=\"turn:$TURN_HOST:3478\""* && $xml == *"value=\"turns:$TURN_HOST:443?transport=tcp\""* ]]
+}
+
 # bbb-install.sh runs as its own systemd unit, detached from this SSH session: a dropped session or a cancelled
 # pulumi up does not kill it halfway, and the next run of this step waits for it instead of starting another.
 installer_running() {
@@ -83,8 +95,8 @@ if installer_running; then
   say "bbb-install.sh runs already (started by an earlier, interrupted run of this step); waiting for it"
   wait_for_installer
 fi
-# The runner and its masking script of an earlier run hold the TURN secret: gone once no installer runs.
-rm -f "$runner" "$masking"
+# The masking script and the value of -c of an earlier run hold the TURN secret: gone once no installer runs.
+rm -f "$runner" "$masking" "$coturn"
 
 # What the last successful run was given: a hash of the inputs but the installer's URL ($done_file), and that
 # URL ($url_file). Another URL alone does not run the installer again: it would restart every service to
@@ -167,18 +179,31 @@ if [ "$PUBLIC_IPV4" != "$PRIVATE_IPV4" ]; then
   take_lo="if ip -4 -o addr show dev lo | grep -q ' inet $PUBLIC_IPV4/32 '; then ip addr del $PUBLIC_IPV4/32 dev lo 2>>$(printf '%q' "$log") || { echo lo >$(printf '%q' "$result"); exit; }; fi"
   restore_lo="ip addr replace $PUBLIC_IPV4/32 dev lo"
 fi
-args=(-v "$VERSION" -s "$FQDN" -e "$EMAIL" -c "$TURN_HOST:$TURN_SECRET")
+# -c stands alone here: its value, TURN_HOST:TURN_SECRET, is read from $coturn and put right after it by the
+# loader below. The order is bbb-install.sh's own: check_coturn, run as getopts meets -c, checks the TURN host
+# against this host's address unless -s came first (check_host, v3.0.x-release 26ce2d16 L589-616).
+args=(-v "$VERSION" -s "$FQDN" -e "$EMAIL" -c)
 if [ "$GREENLIGHT" = true ]; then
   args+=(-g)
   greenlight_compose "$GREENLIGHT_VERSION" || true
 fi
-# The runner and its masking script hold the TURN secret: root only, and only while the installer runs (sed
-# reads it from its script, not its command line; bbb-install.sh itself takes it in -c). The installer's
-# output (thousands of lines) goes to a root-only log with the secret masked, not into the Pulumi state; its
-# exit code to $result; its success is recorded.
+# bbb-install.sh takes the TURN secret only as an argument (-c host:secret, parsed by getopts into COTURN; no
+# file, no variable of the environment). So it is not started with it: a bash started with the other arguments
+# reads the value of -c from its root-only file, inserts it after -c into its own positional parameters and
+# then sources bbb-install.sh, which reads them as its arguments ("$@", main "$@" on its last line) as if it
+# had been started with them: the same script, options and checks, but on no command line (ps,
+# /proc/<pid>/cmdline), which every user of the host can read. It runs under bash -e as before: its first
+# line asks for -e, which `bash script` does not read.
+# shellcheck disable=SC2016  # expanded by the bash that runs it
+loader='coturn=$(<"$1"); shift; for a; do shift; set -- "$@" "$a"; [ "$a" != -c ] || set -- "$@" "$coturn"; done; unset a coturn; . "$0"'
+# The masking script and the value of -c hold the TURN secret: root only, and only while the installer runs
+# (sed reads it from its script, bbb-install.sh from the file, as above). The installer's output (thousands of
+# lines) goes to a root-only log with the secret masked, not into the Pulumi state; its exit code to $result;
+# its success is recorded.
 (
   umask 077
   printf 's/%s/[secret]/g\n' "$TURN_SECRET" >"$masking"
+  printf '%s:%s\n' "$TURN_HOST" "$TURN_SECRET" >"$coturn"
   cat >"$runner" <<RUNNER
 #!/usr/bin/env bash
 # Written by the bbb-installer step (bbb, Pulumi); run as systemd unit $unit.
@@ -187,8 +212,8 @@ $take_lo
 # From here until it succeeds, a run of bbb-install.sh is unfinished (lib.sh's pending work).
 mkdir -p $(printf '%q' "$(dirname "$(pending_file install)")")
 : >$(printf '%q' "$(pending_file install)")
-# bbb-install.sh's first line asks for -e, which \`bash script\` does not read: given here.
-$(printf '%q ' "${addresses[@]}")timeout $TIMEOUT_SECONDS bash -e $(printf '%q' "$installer") $(printf '%q ' "${args[@]}")2>&1 | sed -f $(printf '%q' "$masking") >>$(printf '%q' "$log")
+# bbb-install.sh, its -c read from a root-only file (see the bbb-installer step).
+$(printf '%q ' "${addresses[@]}")timeout $TIMEOUT_SECONDS bash -e -c $(printf '%q' "$loader") $(printf '%q' "$installer") $(printf '%q' "$coturn") $(printf '%q ' "${args[@]}")2>&1 | sed -f $(printf '%q' "$masking") >>$(printf '%q' "$log")
 rc=\$?
 [ "\$rc" -eq 0 ] || $restore_lo
 if [ "\$rc" -eq 0 ]; then
@@ -202,15 +227,20 @@ RUNNER
 )
 chmod 0700 "$runner"
 rm -f "$result"
-say "running bbb-install.sh ${args[*]//"$TURN_SECRET"/[secret]} as unit $unit (output: /var/log/bbb-deploy/bbb-install.log)"
+shown=()
+for arg in "${args[@]}"; do
+  shown+=("$arg")
+  [ "$arg" != -c ] || shown+=("$TURN_HOST:[secret]")
+done
+say "running bbb-install.sh ${shown[*]} as unit $unit (output: /var/log/bbb-deploy/bbb-install.log)"
 systemd-run --unit="$unit" --collect --quiet "$runner" || {
-  rm -f "$runner" "$masking"
+  rm -f "$runner" "$masking" "$coturn"
   fail "cannot start bbb-install.sh as the systemd unit $unit"
 }
 wait_for_installer
 
 rc=$(cat "$result" 2>/dev/null || echo none)
-rm -f "$runner" "$masking"
+rm -f "$runner" "$masking" "$coturn"
 if [ "$rc" != 0 ]; then
   tail -n 40 "$log" >&2
   [ "$rc" = lo ] && fail "cannot take $PUBLIC_IPV4 off lo for bbb-install.sh's NAT set-up (see: journalctl -u $unit)"
@@ -222,6 +252,12 @@ if [ "$rc" != 0 ]; then
   fail "bbb-install.sh failed with exit code $rc (last lines above; log: /var/log/bbb-deploy/bbb-install.log)"
 fi
 chmod 0600 "$done_file" "$url_file" "$version_file"
+if ! turn_servers_ok; then
+  # Not done: the next run installs again.
+  rm -f "$done_file"
+  fail "bbb-install.sh ran, but bbb-web's TURN servers (/etc/bigbluebutton/turn-stun-servers.xml) are not $TURN_HOST with the" \
+    "stack's TURN secret, as -c asks (docs/upstream.md: bbb-install.sh's -c; the installer from another bbbInstallerRef may not take it)"
+fi
 wrong=$(misannounced)
 [ -z "$wrong" ] || fail "bbb-install.sh ran, but:" "$wrong" \
   "(docs/upstream.md: bbb-install.sh's addresses; the installer from another bbbInstallerRef may not take them)"

@@ -25,6 +25,10 @@
 #     and a later pulumi up goes on. Registering the new VM enables it and gives the slot back.
 #   guard (create and update of the retire step): when the VM noted by a retire is still the server's (its
 #     replacement was refused or cut short, and not tried again), puts the server back into service.
+# The server's secret never goes on a command line (docker exec's and rake's, which every user of the host can
+# read): it is registered with servers:sync[-,keep], which reads the server from stdin (docker exec -i), instead of
+# servers:add[URL,SECRET,1.0] and servers:update[ID,SECRET] (Scalelite v1.8.5, lib/tasks/servers.rake and
+# lib/server_sync.rb; docs/upstream.md).
 # Inputs: NODE_ID MAINTENANCE_WAIT_SECONDS; but for guard and retire also API_URL SECRET DRAIN CHANGE, and
 # INSTALL_ID, which changes with every installer run on the server so that apply runs after it (Scalelite's
 # poller disables a server that stopped answering meanwhile); INSTANCE_ID (optional), the server's VM, so that
@@ -37,7 +41,10 @@ action=${1:-apply}
 : "${NODE_ID:?}" "${MAINTENANCE_WAIT_SECONDS:?}"
 case $action in
   guard | retire) SECRET=${SECRET:-} ;;
-  *) : "${API_URL:?}" "${SECRET:?}" "${DRAIN:?}" "${CHANGE:?}" "${INSTALL_ID:?}" ;;
+  *)
+    : "${API_URL:?}" "${SECRET:?}" "${DRAIN:?}" "${CHANGE:?}" "${INSTALL_ID:?}"
+    [[ $SECRET =~ ^[[:graph:]]+$ ]] || fail "the secret of $NODE_ID must be printable characters without spaces"
+    ;;
 esac
 force_flag=$ROOT/etc/bbb-deploy/scalelite-force-remove
 nodes=$ROOT/var/lib/bbb-deploy/scalelite-nodes
@@ -49,14 +56,39 @@ mkdir -p "$nodes"
 chmod 0700 "$nodes"
 
 # Runs rake tasks in one invocation (one Rails boot: 64 nodes register on one host); on failure shows the
-# output (secret masked) and stops.
+# output (secret masked) and stops. `rake_with INPUT TASK...` gives the tasks INPUT on stdin (docker exec -i).
 rake() {
-  local out
+  rake_with "" "$@"
+}
+rake_with() {
+  local input=$1 out
+  shift
   [ "$#" -gt 0 ] || return 0
-  out=$(docker exec scalelite-api bin/rake "$@" 2>&1) || {
+  if [ -n "$input" ]; then
+    out=$(docker exec -i scalelite-api bin/rake "$@" 2>&1 <<<"$input")
+  else
+    out=$(docker exec scalelite-api bin/rake "$@" 2>&1)
+  fi || {
     mask "$SECRET" <<<"$out" >&2
     fail "Scalelite's rake ${*%%\[*} for $NODE_ID failed (see: docker logs scalelite-api)"
   }
+}
+
+# A YAML string: single-quoted, a quote doubled.
+yaml_string() {
+  printf "'%s'" "${1//\'/\'\'}"
+}
+
+# NODE_ID with URL, the secret, LOAD_MULTIPLIER and TAG (none when empty), not enabled, as servers:sync reads it
+# (ServerSync.sync, v1.8.5: `servers` maps ids to url, secret, enabled, load_multiplier, tag; those left out take
+# their defaults, enabled true among them). With mode keep it leaves every other server as it is, and it changes
+# the state of this one only to enable it (not asked here) or to cordon it when enabled (it never is here: a new
+# server is not, and one whose secret changes is cordoned first). The tasks that follow enable it, or not.
+server_yaml() {
+  local url=$1 load_multiplier=$2 tag=$3
+  printf 'servers:\n  %s:\n    url: %s\n    secret: %s\n    enabled: false\n    load_multiplier: %s\n' \
+    "$(yaml_string "$NODE_ID")" "$(yaml_string "$url")" "$(yaml_string "$SECRET")" "$load_multiplier"
+  [ -z "$tag" ] || printf '    tag: %s\n' "$(yaml_string "$tag")"
 }
 
 # The server's block of `rake servers` (id, url, secret, state, ...), empty when it is not registered.
@@ -185,23 +217,29 @@ case $action in
     block=$(registration)
     state=$(sed -n 's/^[[:space:]]*\(enabled\|disabled\|cordoned\)$/\1/p' <<<"$block")
     registered_secret=$(sed -n 's/^[[:space:]]*secret: //p' <<<"$block")
-    tasks=()
+    tasks=() sync=""
     if [ -z "$block" ]; then
       say "adding $NODE_ID ($API_URL)"
-      tasks+=("servers:add[$API_URL,$SECRET,1.0]")
+      # As servers:add[URL,SECRET,1.0] added it: load multiplier 1, no tag, disabled.
+      sync=$(server_yaml "$API_URL" 1 "")
+      tasks+=("servers:sync[-,keep]")
       state=disabled
     elif [ "$registered_secret" != "$SECRET" ]; then
       say "$NODE_ID has a new secret: cordon, update, enable"
-      tasks+=("servers:cordon[$NODE_ID]" "servers:update[$NODE_ID,$SECRET]")
+      # As servers:update[ID,SECRET] updated it: its URL, load multiplier (printed as a BigDecimal, 0.1e1) and tag kept.
+      sync=$(server_yaml "$(sed -n 's/^[[:space:]]*url: //p' <<<"$block")" \
+        "$(sed -n 's/^[[:space:]]*load multiplier: //p' <<<"$block" | awk '{ printf "%.15g", $1 }')" \
+        "$(sed -n 's/^[[:space:]]*tag: //p' <<<"$block")")
+      tasks+=("servers:cordon[$NODE_ID]" "servers:sync[-,keep]")
       state=cordoned
     fi
     if [ "$DRAIN" = true ]; then
       [ "$state" = enabled ] && tasks+=("servers:cordon[$NODE_ID]")
-      rake "${tasks[@]}"
+      rake_with "$sync" "${tasks[@]}"
       say "$NODE_ID is drained: it takes no new meetings (drain)"
     else
       [ "$state" = enabled ] || tasks+=("servers:enable[$NODE_ID]")
-      rake "${tasks[@]}"
+      rake_with "$sync" "${tasks[@]}"
       say "$NODE_ID is registered and enabled"
     fi
     printf '%s\n' "$CHANGE" >"$applied"

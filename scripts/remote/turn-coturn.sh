@@ -12,6 +12,8 @@
 # written once coturn runs with them) and keeps relaying to a server that left PEERS while its name still
 # resolves to the addresses it had: Pulumi deletes a server's DNS records only after its removal from
 # Scalelite succeeded. Once the name no longer resolves, or resolves to other addresses, it is dropped.
+# Whatever PEERS or the remembered servers hold, an address in a range coturn denies as a peer for what it is
+# (loopback, private, link-local, ...; not_peer below) is never allowed: the step says which it drops and why.
 # coturn restarts only when its configuration changed; a restart that did not succeed is redone by the next
 # run (lib.sh's pending work).
 # Uses scripts/remote/lib.sh, sent ahead of this script.
@@ -83,6 +85,107 @@ denied=(
   0.0.0.0-255.255.255.255 ::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff
 )
 
+# Addresses that are never a BBB server's to relay to, with what they are: the special ranges of the deny list above,
+# and multicast (no-multicast-peers) and the unspecified address, which it leaves to coturn. An allowed-peer-ip
+# there would let every TURN user relay into the TURN host itself, its private network or the cloud's metadata
+# service (169.254.169.254). The documentation ranges, denied above too, are left out: no host has one, and they
+# stand for public addresses in examples and tests.
+not_peers=(
+  "0.0.0.0-0.255.255.255 this network (0.0.0.0/8)"
+  "10.0.0.0-10.255.255.255 private (10.0.0.0/8)"
+  "100.64.0.0-100.127.255.255 shared address space of carrier-grade NAT (100.64.0.0/10)"
+  "127.0.0.0-127.255.255.255 loopback (127.0.0.0/8)"
+  "169.254.0.0-169.254.255.255 link-local, where the cloud's metadata service is (169.254.0.0/16)"
+  "172.16.0.0-172.31.255.255 private (172.16.0.0/12)"
+  "192.0.0.0-192.0.0.255 IETF protocol assignments (192.0.0.0/24)"
+  "192.88.99.0-192.88.99.255 6to4 relay anycast (192.88.99.0/24)"
+  "192.168.0.0-192.168.255.255 private (192.168.0.0/16)"
+  "198.18.0.0-198.19.255.255 benchmarking (198.18.0.0/15)"
+  "224.0.0.0-239.255.255.255 multicast (224.0.0.0/4)"
+  "240.0.0.0-255.255.255.255 reserved, or broadcast (240.0.0.0/4)"
+  ":: the unspecified address (::)"
+  "::1 loopback (::1)"
+  "64:ff9b::-64:ff9b::ffff:ffff NAT64, a way to IPv4 addresses (64:ff9b::/96)"
+  "::ffff:0.0.0.0-::ffff:255.255.255.255 IPv4-mapped (::ffff:0:0/96)"
+  "100::-100::ffff:ffff:ffff:ffff discard-only (100::/64)"
+  "2001::-2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff IETF protocol assignments, Teredo among them (2001::/23)"
+  "2002::-2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff 6to4, a way to IPv4 addresses (2002::/16)"
+  "fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff unique local, private (fc00::/7)"
+  "fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff link-local (fe80::/10)"
+  "ff00::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff multicast (ff00::/8)"
+)
+
+# address_key ADDRESS: sets address_key to a key that compares (as a string, in the C locale) as the address does
+# within its family: v4: and 8 hex digits, v6: and 32; returns 1 when ADDRESS is no IPv4 or IPv6 address.
+address_key() {
+  local a=$1 part head tail i n key=""
+  local -a h=() t=() groups=()
+  if [[ $a =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]]; then
+    for i in 1 2 3 4; do
+      ((10#${BASH_REMATCH[i]} <= 255)) || return 1
+      printf -v part '%02x' "$((10#${BASH_REMATCH[i]}))"
+      key+=$part
+    done
+    address_key=v4:$key
+    return 0
+  fi
+  [[ $a == *:* ]] || return 1
+  # An IPv4 address in the last 32 bits (::ffff:192.0.2.1) as two groups.
+  if [[ $a =~ ^(.*:)([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]]; then
+    head=${BASH_REMATCH[1]}
+    for i in 2 3 4 5; do ((10#${BASH_REMATCH[i]} <= 255)) || return 1; done
+    printf -v part '%x:%x' "$((10#${BASH_REMATCH[2]} * 256 + 10#${BASH_REMATCH[3]}))" "$((10#${BASH_REMATCH[4]} * 256 + 10#${BASH_REMATCH[5]}))"
+    a=$head$part
+  fi
+  case $a in *::*::* | *:::*) return 1 ;; esac
+  if [[ $a == *::* ]]; then
+    head=${a%%::*} tail=${a#*::}
+    [ -z "$head" ] || IFS=: read -r -a h <<<"$head"
+    [ -z "$tail" ] || IFS=: read -r -a t <<<"$tail"
+    n=$((8 - ${#h[@]} - ${#t[@]}))
+    ((n >= 1)) || return 1
+  else
+    IFS=: read -r -a h <<<"$a"
+    [ "${#h[@]}" -eq 8 ] && [[ $a != *: ]] || return 1
+    n=0
+  fi
+  groups=("${h[@]}")
+  for ((i = 0; i < n; i++)); do groups+=(0); done
+  groups+=("${t[@]}")
+  for part in "${groups[@]}"; do
+    [[ $part =~ ^[0-9a-f]{1,4}$ ]] || return 1
+    printf -v part '%04x' "0x$part"
+    key+=$part
+  done
+  address_key=v6:$key
+}
+
+# The keys of not_peers' ranges, first and last address, and what each range is.
+declare -a not_first=() not_last=() not_what=()
+for entry in "${not_peers[@]}"; do
+  range=${entry%% *}
+  address_key "${range%-*}" && not_first+=("$address_key")
+  address_key "${range#*-}" && not_last+=("$address_key")
+  not_what+=("${entry#* }")
+done
+
+# not_peer ADDRESS: prints why coturn must not relay to ADDRESS (nothing when it may).
+not_peer() {
+  local key i LC_ALL=C
+  address_key "$1" || {
+    echo "not an IP address"
+    return 0
+  }
+  key=$address_key
+  for i in "${!not_first[@]}"; do
+    [ "${key:0:3}" = "${not_first[i]:0:3}" ] || continue
+    if [[ ! $key < ${not_first[i]} && ! $key > ${not_last[i]} ]]; then
+      echo "${not_what[i]}"
+      return 0
+    fi
+  done
+}
+
 # The servers coturn relayed to after its last successful (re)start.
 declare -A remembered=()
 if [ -f "$remembered_file" ]; then
@@ -140,6 +243,21 @@ while read -r name; do
     say "keeping $name (left the pool): cannot tell whether its name still resolves (getent exit $rc; no BBB server's name resolves here)"
   fi
 done < <(printf '%s\n' "${!remembered[@]}" | LC_ALL=C sort)
+
+# Every server's addresses, those coturn must never relay to left out (saying which and why).
+while read -r name; do
+  kept=""
+  for address in ${peer[$name]}; do
+    why=$(not_peer "$address")
+    if [ -n "$why" ]; then
+      say "not relaying to $address ($name): $why"
+    else
+      kept+="${kept:+ }$address"
+    fi
+  done
+  [ -n "$kept" ] || say "$name has no address coturn may relay to: TURN-relayed media cannot reach it"
+  peer[$name]=$kept
+done < <(printf '%s\n' "${!peer[@]}" | LC_ALL=C sort)
 
 mapfile -t peers < <(printf '%s\n' "${peer[@]}" | addresses_of)
 
