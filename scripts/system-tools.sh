@@ -29,7 +29,7 @@ done
 
 case ${1:-check} in
   check)
-    echo "npm test needs these Debian packages: ${missing[*]}; install them with: sudo bash .ci/run (or: sudo apt-get install -y ${missing[*]})" >&2
+    echo "npm test needs these Debian packages: ${missing[*]}; install them as root with: bash scripts/system-tools.sh install (or: apt-get install -y ${missing[*]})" >&2
     exit 1
     ;;
   install)

@@ -223,7 +223,7 @@ describe("a fresh machine", () => {
         const r = spawnSync("/bin/bash", ["scripts/system-tools.sh", "check"], { cwd: root, env: { PATH: "/nonexistent" }, encoding: "utf8" });
         expect(r.status).toBe(1);
         // (sshd is looked for in /usr/sbin and /sbin too, where Debian puts it: this machine may have it.)
-        const m = /^npm test needs these Debian packages: ([a-z- ]+); install them with: sudo bash \.ci\/run \(or: sudo apt-get install -y ([a-z- ]+)\)\n$/.exec(r.stderr);
+        const m = /^npm test needs these Debian packages: ([a-z- ]+); install them as root with: bash scripts\/system-tools\.sh install \(or: apt-get install -y ([a-z- ]+)\)\n$/.exec(r.stderr);
         expect(m).not.toBeNull();
         const packages = m![1].split(" ");
         expect(m![2]).toBe(m![1]);
