@@ -273,6 +273,18 @@ describe("addresses coturn must never relay to", () => {
         expect(remembered()).toEqual([BBB_1, "bbb-2.example.org 203.0.113.12"]);
     });
 
+    test("no server with an address coturn may relay to: no allowed-peer-ip line at all (an empty one lets coturn relay anywhere)", () => {
+        // coturn 4.6 reads `allowed-peer-ip=` without a value as a white list entry for everything ("White listing: ").
+        const r = box.run("turn-coturn", { ...INPUTS, PEERS: "bbb-1.example.org 10.0.0.11 fd00::b" });
+        expect(r.status).toBe(0);
+        expect(conf().filter((l) => l.startsWith("allowed-peer-ip"))).toEqual([]);
+        // Addresses that are IPv4 (or private) in other IPv6 forms are none of a BBB server's either.
+        const forms = box.run("turn-coturn", { ...INPUTS, PEERS: `${BBB_1}\nbbb-2.example.org ::127.0.0.1 ::ffff:0:7f00:1 64:ff9b:1::a00:1 fec0::1` });
+        expect(forms.status).toBe(0);
+        expect(allowed()).toEqual(["2001:db8:1::b", "203.0.113.11"]);
+        expect(conf()).toContain("denied-peer-ip=0.0.0.0-255.255.255.255");
+    });
+
     test("a server left with no address coturn may relay to is said so", () => {
         const r = box.run("turn-coturn", { ...INPUTS, PEERS: `${BBB_1}\nbbb-2.example.org 10.0.0.12 fd00::c` });
         expect([r.status, r.stderr]).toEqual([0, ""]);
@@ -294,9 +306,9 @@ describe("addresses coturn must never relay to", () => {
         expect(allowed()).toEqual(["2001:db8:1::b", "203.0.113.11"]);
         expect(r.stdout.match(/not relaying to \S+ \(bbb-9\.example\.org\)/g)).toHaveLength(ends.length);
         // Next to a range's ends, outside it, an address is a peer (198.51.100.0/24 and 2001:db8::/32 stand for public ones).
-        const edges = box.run("turn-coturn", { ...INPUTS, PEERS: "bbb-1.example.org 9.255.255.255 11.0.0.0 172.32.0.0 2003:: fec0:: 198.51.100.7" });
+        const edges = box.run("turn-coturn", { ...INPUTS, PEERS: "bbb-1.example.org 9.255.255.255 11.0.0.0 172.32.0.0 2003:: 198.51.100.7" });
         expect(edges.stdout).not.toContain("not relaying");
-        expect(allowed()).toEqual(["11.0.0.0", "172.32.0.0", "198.51.100.7", "2003::", "9.255.255.255", "fec0::"]);
+        expect(allowed()).toEqual(["11.0.0.0", "172.32.0.0", "198.51.100.7", "2003::", "9.255.255.255"]);
     });
 });
 

@@ -105,13 +105,17 @@ not_peers=(
   "240.0.0.0-255.255.255.255 reserved, or broadcast (240.0.0.0/4)"
   ":: the unspecified address (::)"
   "::1 loopback (::1)"
+  "::-::ffff:ffff IPv4-compatible, deprecated: an IPv4 address in IPv6 (::/96)"
   "64:ff9b::-64:ff9b::ffff:ffff NAT64, a way to IPv4 addresses (64:ff9b::/96)"
+  "64:ff9b:1::-64:ff9b:1:ffff:ffff:ffff:ffff:ffff local-use NAT64 (64:ff9b:1::/48)"
   "::ffff:0.0.0.0-::ffff:255.255.255.255 IPv4-mapped (::ffff:0:0/96)"
+  "::ffff:0:0:0-::ffff:0:ffff:ffff IPv4-translated (::ffff:0:0:0/96)"
   "100::-100::ffff:ffff:ffff:ffff discard-only (100::/64)"
   "2001::-2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff IETF protocol assignments, Teredo among them (2001::/23)"
   "2002::-2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff 6to4, a way to IPv4 addresses (2002::/16)"
   "fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff unique local, private (fc00::/7)"
   "fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff link-local (fe80::/10)"
+  "fec0::-feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff site-local, deprecated, private (fec0::/10)"
   "ff00::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff multicast (ff00::/8)"
 )
 
@@ -295,7 +299,7 @@ no-stdout-log
 simple-log
 log-file=$([ "$LOGGING" = file ] && echo "$ROOT/var/log/turnserver/turnserver.log" || echo /dev/null)
 $(printf 'denied-peer-ip=%s\n' "${denied[@]}")
-$(printf 'allowed-peer-ip=%s\n' "${peers[@]}")
+$(for address in "${peers[@]}"; do [ -n "$address" ] && echo "allowed-peer-ip=$address"; done)
 CONF
 
 # Port 443 needs CAP_NET_BIND_SERVICE: coturn runs as the turnserver user.
