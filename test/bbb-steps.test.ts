@@ -891,6 +891,18 @@ describe("bbb-configure", () => {
             fs.chmodSync(box.file("root/etc/bigbluebutton/bbb-web.properties"), 0o640);
         });
 
+        test("a write that fails after others: the next run writes every file again (bbb-web.properties, which says whether the secret is new, last)", () => {
+            const sed = fs.readlinkSync(path.join(box.bin, "sed"));
+            box.stub("sed", `[ "$1 $2" = "-i -f" ] && [ -n "\${SED_FAIL_ON:-}" ] && [[ $4 == *"$SED_FAIL_ON" ]] && { echo "sed: couldn't open temporary file $(dirname "$4")/sedAb12Cd: Read-only file system" >&2; exit 4; }; exec ${sed} "$@"`);
+            const r = box.run("bbb-configure", CONFIGURE, { SED_FAIL_ON: "post_catcher.js" });
+            expect(r.status).toBe(1);
+            expect(props()).toContain(`securitySalt=${OLD_SECRET}`);
+            const again = box.run("bbb-configure", CONFIGURE);
+            expect([again.status, again.stderr]).toEqual([0, ""]);
+            for (const f of [HOOKS, CATCHER, AKKA]) expect([f, read(f).includes(NEW_SECRET), read(f).includes(OLD_SECRET)]).toEqual([f, true, false]);
+            expect(props()).toContain(`securitySalt=${NEW_SECRET}`);
+        });
+
         test("bbb-web.properties, bbb-apps-akka.conf and bbb-webhooks' files get the new secret, their modes kept; no program is given it", () => {
             const trace = new Trace();
             try {

@@ -46,13 +46,8 @@ set_secret() {
   mkdir -p "$dir" && chmod 0700 "$dir" || return 1
   rm -f "$dir"/setsecret.* # a run cut short may have left one
   script=$(mktemp "$dir/setsecret.XXXXXX") || return 1
-  if grep -q '^securitySalt' "$props"; then
-    sed_secret "$script" "s/^[[:blank:]#]*securitySalt.*/securitySalt=$SECRET/" "$props" || rc=1
-  else
-    printf 'securitySalt=%s\n' "$SECRET" >>"$props" || rc=1
-  fi
   file=$ROOT/usr/local/bigbluebutton/bbb-webhooks/config/default.yml
-  if [ "$rc" = 0 ] && [ -f "$file" ]; then
+  if [ -f "$file" ]; then
     sed_secret "$script" "s/^\([[:blank:]#]*\)sharedSecret: .*/\1sharedSecret: $SECRET/" "$file" || rc=1
   fi
   file=$ROOT/usr/local/bigbluebutton/bbb-webhooks/extra/post_catcher.js
@@ -62,6 +57,13 @@ set_secret() {
   file=$ROOT/etc/bigbluebutton/bbb-apps-akka.conf
   if [ "$rc" = 0 ] && [ -f "$file" ]; then
     sed_secret "$script" "s/sharedSecret[ ]*=[ ]*\"[^\"]*\"/sharedSecret=\"$SECRET\"/g" "$file" || rc=1
+  fi
+  # bbb-web.properties last: whether the secret is new is read from it, so a run that stops before it
+  # writes every file again next time.
+  if [ "$rc" = 0 ] && grep -q '^securitySalt' "$props"; then
+    sed_secret "$script" "s/^[[:blank:]#]*securitySalt.*/securitySalt=$SECRET/" "$props" || rc=1
+  elif [ "$rc" = 0 ]; then
+    printf 'securitySalt=%s\n' "$SECRET" >>"$props" || rc=1
   fi
   rm -f "$script"
   return "$rc"
@@ -102,7 +104,8 @@ else
   say "$what"
   # bbb-conf --restart exits 0 whether or not BigBlueButton came back: the restart counts as done only once
   # the API answers with the stack's secret (below).
-  bbb-conf --restart 2>&1 | mask "$SECRET" || fail "bbb-conf --restart failed (see: bbb-conf --check)"
+  # Masking the secret before too: bbb-conf's configuration check prints both when bbb-webhooks' differs.
+  bbb-conf --restart 2>&1 | mask "$SECRET" "$current" || fail "bbb-conf --restart failed (see: bbb-conf --check)"
 fi
 
 # Greenlight calls the API with the secret bbb-install.sh copied into its .env when it installed it
