@@ -77,6 +77,8 @@ beforeAll(async () => {
         CHAINS.map(async (chain) => {
             const runs = await Promise.all(chain.map(([, config]) => evaluator.evaluate(config)));
             let cluster: Cluster | undefined;
+            // The secrets of every run so far: during a rotation the one before is still live until the restart.
+            const seen = new Set<string>();
             for (const [i, [name, config]] of chain.entries()) {
                 const trace = new Trace();
                 try {
@@ -89,7 +91,8 @@ beforeAll(async () => {
                         if (figures.failedStep) throw new Error(`${name}: failed at ${figures.failedStep}: ${figures.failure}`);
                         ran = figures.ran;
                     }
-                    traced.set(name, { secrets: secretsOf(cluster.state), inputs: secretInputs(cluster.state), execs: trace.execs(), ran });
+                    for (const secret of secretsOf(cluster.state)) seen.add(secret);
+                    traced.set(name, { secrets: [...seen], inputs: secretInputs(cluster.state), execs: trace.execs(), ran });
                 } finally {
                     trace.remove();
                 }
@@ -102,6 +105,15 @@ afterAll(async () => {
     await Promise.all(clusters.map(removeCluster));
     stopProcesses();
     await evaluator?.close();
+});
+
+test("a secret is found as written and as a step could turn it (case, base64, hex, URL-encoding)", () => {
+    const secret = "Abc123secretXYZ789";
+    const exec = (arg: string): Exec => ({ program: "/bin/echo", argv: ["echo", arg] });
+    for (const form of [secret, secret.toLowerCase(), secret.toUpperCase(), Buffer.from(secret).toString("base64"), Buffer.from(secret).toString("hex"), `x=${encodeURIComponent(secret)}`]) {
+        expect([form, secretsOnCommandLines([exec(form)], [secret]).length]).toEqual([form, 1]);
+    }
+    expect(secretsOnCommandLines([exec("nothing here")], [secret])).toEqual([]);
 });
 
 test("the trace finds a secret on any command line below a step: a stub's own children too, and odd characters read back", () => {

@@ -89,12 +89,18 @@ export class Trace {
  * [secret:N] (N its index), so that a failing test shows where, never the secret itself.
  */
 export function secretsOnCommandLines(execs: Exec[], secrets: string[]): string[] {
+    // Each secret as written, and as a step could have turned it: other case, base64, hex, URL-encoded.
+    const forms = secrets.flatMap((s, n) =>
+        [...new Set([s, s.toLowerCase(), s.toUpperCase(), Buffer.from(s).toString("base64").replace(/=+$/, ""), Buffer.from(s).toString("hex"), encodeURIComponent(s)])]
+            .filter((form) => form.length >= Math.min(8, s.length))
+            .map((form): [string, number] => [form, n]),
+    );
     const found = new Set<string>();
     for (const e of execs) {
         const line = e.argv.join(" ");
-        if (!secrets.some((s) => line.includes(s))) continue;
+        if (!forms.some(([form]) => line.includes(form))) continue;
         let shown = `${e.program}: ${line}`;
-        secrets.forEach((s, n) => (shown = shown.split(s).join(`[secret:${n}]`)));
+        forms.forEach(([form, n]) => (shown = shown.split(form).join(`[secret:${n}]`)));
         found.add(shown.length > 400 ? `${shown.slice(0, 400)}...` : shown);
     }
     return [...found];
