@@ -91,6 +91,37 @@ describe.each(["dev", "prod"])("Pulumi.%s.yaml", (stack) => {
     });
 });
 
+describe("components/", () => {
+    test("no module imports itself through others (config, names and ports once did)", () => {
+        const files: string[] = [];
+        const walk = (dir: string) => {
+            for (const name of fs.readdirSync(dir)) {
+                const at = path.join(dir, name);
+                if (fs.statSync(at).isDirectory()) walk(at);
+                else if (at.endsWith(".ts")) files.push(at);
+            }
+        };
+        walk(path.join(root, "components"));
+        const imports = new Map(
+            files.map((file) => [
+                file,
+                [...fs.readFileSync(file, "utf8").matchAll(/from "(\.[^"]+)"/g)]
+                    .map((m) => path.join(path.dirname(file), m[1]))
+                    .map((target) => [`${target}.ts`, path.join(target, "index.ts")].find((c) => fs.existsSync(c)) ?? target),
+            ]),
+        );
+        const circles: string[] = [];
+        const visit = (file: string, trail: string[]) => {
+            if (trail.includes(file)) return void circles.push([...trail.slice(trail.indexOf(file)), file].map((f) => path.relative(root, f)).join(" -> "));
+            if (trail.length > files.length) return;
+            for (const next of imports.get(file) ?? []) visit(next, [...trail, file]);
+        };
+        for (const file of files) visit(file, []);
+        expect(circles).toEqual([]);
+        expect(imports.size).toBeGreaterThan(15);
+    });
+});
+
 describe("README", () => {
     const readme = read("README.md");
 
