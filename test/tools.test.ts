@@ -120,6 +120,7 @@ describe("--help", () => {
         ["impact", () => require("../scripts/impact").main(["-h"]), "usage: npm run impact -- --stack <name> [--base <git-ref>]"],
         ["firewall:diff", () => require("../scripts/firewall-diff").main(["--help"]), "usage: npm run firewall:diff -- --stack <name> [--base <git-ref>]"],
         ["coverage", () => require("../scripts/coverage").main(["--help"]), "usage: npm run coverage [-- <script.sh> ...]"],
+        ["schema", () => require("../scripts/schema").main(["--help"], "/nonexistent"), "usage: npm run schema [-- --check]"],
     ])("%s prints its usage and exits 0, running nothing", async (_tool, run, usage) => {
         const printed: string[] = [];
         const log = jest.spyOn(console, "log").mockImplementation((text: string) => void printed.push(text));
