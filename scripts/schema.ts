@@ -49,8 +49,11 @@ function templateDescription(key: string, spec: KeySpec): string {
     return `${spec.description} As JSON, e.g. ${JSON.stringify(spec.example)} (to change one entry later, set the key again: pulumi config rm ${key}, then pulumi config set --path)`;
 }
 
-/** Pulumi.yaml, for the project `name` (bbb, or what `pulumi new` named it). */
-export function pulumiYaml(name = "bbb"): string {
+/**
+ * Pulumi.yaml, for the project `name` (bbb, or what `pulumi new` named it), keeping `others`: the file's
+ * entries of other namespaces (`pulumi:tags`, which `pulumi new` adds).
+ */
+export function pulumiYaml(name = "bbb", others: Record<string, unknown> = {}): string {
     const undeclared = CONFIG_KEYS.filter((key) => declaration(key) === undefined);
     const header = [
         `name: ${name}`,
@@ -86,7 +89,8 @@ export function pulumiYaml(name = "bbb"): string {
             ),
         },
     };
-    return [...header, "config:", ...config, stringify(template, { lineWidth: 0 }).trimEnd(), ""].join("\n");
+    const kept = Object.keys(others).length > 0 ? [stringify(others, { lineWidth: 0 }).trimEnd().replace(/^/gm, "  ")] : [];
+    return [...header, "config:", ...config, ...kept, stringify(template, { lineWidth: 0 }).trimEnd(), ""].join("\n");
 }
 
 export function readmeTable(): string {
@@ -110,7 +114,11 @@ export function readmeWithTable(readme: string): string {
 export function main(args: string[], root = projectRoot()): number {
     if (helpRequested(args, USAGE)) return 0;
     const files: Record<string, (text: string) => string> = {
-        "Pulumi.yaml": (text) => pulumiYaml(String(parse(text)?.name ?? "bbb")),
+        "Pulumi.yaml": (text) => {
+            const project = parse(text) ?? {};
+            const others = Object.fromEntries(Object.entries((project.config ?? {}) as Record<string, unknown>).filter(([key]) => key.includes(":")));
+            return pulumiYaml(String(project.name ?? "bbb"), others);
+        },
         "README.md": readmeWithTable,
     };
     let differs = false;

@@ -75,6 +75,15 @@ describe("Pulumi.yaml", () => {
             expect(errors).toHaveBeenCalledWith("schema: Pulumi.yaml differs from components/config/schema.ts; run npm run schema");
             expect(schemaMain([], copy)).toBe(0);
             expect(fs.readFileSync(path.join(copy, "Pulumi.yaml"), "utf8")).toBe(read("Pulumi.yaml"));
+            // As pulumi new leaves it: another name, no comments, its own pulumi:tags. The name and tags stay.
+            const renamed = parse(read("Pulumi.yaml"));
+            renamed.name = "my-bbb";
+            renamed.config["pulumi:tags"] = { value: { "pulumi:template": "https://github.com/example/bbb" } };
+            fs.writeFileSync(path.join(copy, "Pulumi.yaml"), require("yaml").stringify(renamed));
+            expect(schemaMain([], copy)).toBe(0);
+            const written = parse(fs.readFileSync(path.join(copy, "Pulumi.yaml"), "utf8"));
+            expect([written.name, written.config["pulumi:tags"], written.template.config.domain !== undefined]).toEqual(["my-bbb", renamed.config["pulumi:tags"], true]);
+            expect(schemaMain(["--check"], copy)).toBe(0);
         } finally {
             errors.mockRestore();
             fs.rmSync(copy, { recursive: true });
