@@ -127,6 +127,7 @@ const CASES: Case[] = [
     { name: "a drain name beyond the pool", config: pool({ drain: ["bbb-4"] }), key: "drain[0]", expected: /bbb-1 \.\. bbb-3/ },
     { name: "every server of the pool drained", config: pool({ drain: ["bbb-1", "bbb-2", "bbb-3"] }), key: "drain", expected: /starts no meeting/ },
     { name: "a server drained twice", config: pool({ drain: ["bbb-2", "bbb-2"] }), key: "drain[1]" },
+    { name: "three names drained in a pool of three, one of them not the pool's (not every server)", config: pool({ drain: ["bbb-1", "bbb-2", "bbb-9"] }), key: "drain[2]" },
     { name: "a consumer named greenlight beside Greenlight", config: pool({ greenlight: true, consumers: ["default", "greenlight"] }), key: "consumers[1]" },
     { name: "a consumer secret generation for __proto__", config: pool({ consumerSecretGenerations: JSON.parse('{"__proto__": 2}') }), key: "consumerSecretGenerations", expected: /__proto__/ },
     { name: "an upgrade of more servers than the pool has", config: pool({ bbbRelease: 2, upgrade: { servers: 5 } }), key: "upgrade.servers" },

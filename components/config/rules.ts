@@ -25,60 +25,27 @@ const LONGEST_HOST = "greenlight";
 const HOST_NAME = /^(turn|scalelite|greenlight|bbb-[0-9]+(-r[0-9]+)?)$/;
 
 /**
- * SSH from the world, or from a range no administrator has (wider than a /8, or carrying IPv4 through IPv6),
- * only with allowSshFromAnywhere. At most MAX_CIDRS ranges of at most a /8 each cannot add up to everyone;
- * the policy pack, which sees rules from anywhere, checks that too (reachesEveryone).
+ * A list of one party's own ranges: never the whole Internet, nor a range wider than a /8 or a /16 or carrying
+ * IPv4 through IPv6 (tooWideProblem). At most MAX_CIDRS such ranges cannot add up to everyone; the policy
+ * pack, which sees rules from anywhere, checks that too (reachesEveryone).
  */
-function sshNotFromEveryone(v: Given, report: Report): void {
-    const cidrs = v.sshAllowedCidrs;
-    if (!cidrs || v.allowSshFromAnywhere === true) return;
-    const knowingly = "(or, knowingly: pulumi config set allowSshFromAnywhere true)";
-    const whole = cidrs.findIndex((c) => c.endsWith("/0"));
-    if (whole >= 0) {
-        report({
-            key: `sshAllowedCidrs[${whole}]`,
-            expected: "a range narrower than the whole Internet: SSH is never open to the world by default",
-            given: show(cidrs[whole]),
-            fix: `pulumi config set --path 'sshAllowedCidrs[${whole}]' 198.51.100.0/24  ${knowingly}`,
-        });
-        return;
-    }
-    const wide = cidrs.findIndex((c) => tooWideProblem(c) !== undefined);
-    if (wide >= 0) {
-        report({
-            key: `sshAllowedCidrs[${wide}]`,
-            expected: `${tooWideProblem(cidrs[wide])}: SSH is for the ranges you administer from`,
-            given: show(cidrs[wide]),
-            fix: `pulumi config set --path 'sshAllowedCidrs[${wide}]' 198.51.100.0/24  ${knowingly}`,
-        });
-        return;
-    }
+function ownRanges(report: Report, key: string, cidrs: readonly string[], purpose: string, example: string, alternative = ""): void {
+    const i = cidrs.findIndex((cidr) => tooWideProblem(cidr) !== undefined);
+    if (i < 0) return;
+    const why = cidrs[i].endsWith("/0") ? "a range narrower than the whole Internet" : tooWideProblem(cidrs[i]);
+    report({ key: `${key}[${i}]`, expected: `${why}: ${purpose}`, given: show(cidrs[i]), fix: `pulumi config set --path '${key}[${i}]' ${example}${alternative}` });
 }
 
-/** The SIP port is for the provider alone: never for ranges that reach everyone. */
+/** SSH from the world, or from a range no administrator has, only with allowSshFromAnywhere. */
+function sshNotFromEveryone(v: Given, report: Report): void {
+    if (!v.sshAllowedCidrs || v.allowSshFromAnywhere === true) return;
+    const purpose = "SSH is never open to the world by default, only to the ranges you administer from";
+    ownRanges(report, "sshAllowedCidrs", v.sshAllowedCidrs, purpose, "198.51.100.0/24", "  (or, knowingly: pulumi config set allowSshFromAnywhere true)");
+}
+
+/** The SIP port is for the provider alone. */
 function sipNotFromEveryone(v: Given, report: Report): void {
-    const cidrs = v.dialIn?.sipProviderCidrs;
-    if (!cidrs) return;
-    const whole = cidrs.findIndex((c) => c.endsWith("/0"));
-    if (whole >= 0) {
-        report({
-            key: `dialIn.sipProviderCidrs[${whole}]`,
-            expected: `a range of the SIP provider, not the whole Internet (${SIP_PORT} is open to the provider only)`,
-            given: show(cidrs[whole]),
-            fix: `pulumi config set --path 'dialIn.sipProviderCidrs[${whole}]' 192.0.2.0/24`,
-        });
-        return;
-    }
-    const wide = cidrs.findIndex((c) => tooWideProblem(c) !== undefined);
-    if (wide >= 0) {
-        report({
-            key: `dialIn.sipProviderCidrs[${wide}]`,
-            expected: `${tooWideProblem(cidrs[wide])}: ${SIP_PORT} is for the SIP provider's own ranges`,
-            given: show(cidrs[wide]),
-            fix: `pulumi config set --path 'dialIn.sipProviderCidrs[${wide}]' 192.0.2.0/24`,
-        });
-        return;
-    }
+    if (v.dialIn) ownRanges(report, "dialIn.sipProviderCidrs", v.dialIn.sipProviderCidrs, `${SIP_PORT} is open to the SIP provider's own ranges only`, "192.0.2.0/24");
 }
 
 /** The private key has no passphrase and is the other half of sshPublicKey. */
@@ -211,7 +178,8 @@ function poolOnly(v: Given, report: Report): void {
 function drainNamesServers(v: Given, report: Report): void {
     const size = v.poolSize ?? 1;
     const drain = v.drain ?? [];
-    if (v.scalelite !== false && drain.length >= size && new Set(drain).size >= size) {
+    const servers = Array.from({ length: size }, (_, i) => `bbb-${i + 1}`);
+    if (v.scalelite !== false && servers.every((server) => drain.includes(server))) {
         report({
             key: "drain",
             expected: `fewer servers than the pool has (${size}): a pool with every server drained starts no meeting at all`,
