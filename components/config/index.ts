@@ -3,7 +3,7 @@
 // and returns every problem at once. Only `loadConfig` touches the Pulumi runtime, and only index.ts calls it.
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import { ConfigError, ConfigProblem, forStack, quotePath, setCommand, show, showSecret, showShape } from "./problems";
+import { ConfigError, ConfigProblem, forStack, setCommand, shellWord, show, showSecret, showShape } from "./problems";
 import { BBB_LINES, RULES } from "./rules";
 import { CONFIG_DEFS, CONFIG_KEYS, CONFIG_SCHEMA, ConfigKey, KeySpec, Values } from "./schema";
 import { PROJECT } from "./types";
@@ -121,7 +121,7 @@ function unknownKeys(raw: RawConfig, project: string): ConfigProblem[] {
                 key: name,
                 expected: `one of the known keys (${CONFIG_KEYS.join(", ")})`,
                 given: `an unknown key ${show(key)}`,
-                fix: near ? `rename it: pulumi config rm ${quotePath(key)} && pulumi config set ${near} ...` : `remove it: pulumi config rm ${quotePath(name)}`,
+                fix: near ? `rename it: pulumi config rm ${shellWord(key)} && pulumi config set ${near} ...` : `remove it: pulumi config rm ${shellWord(name)}`,
             };
         });
 }
@@ -229,7 +229,7 @@ function givenAt(def: KeySpec, path: readonly PropertyKey[], value: unknown): st
  * for it without echo, or reads standard input (pkg/cmd/pulumi/config/config.go).
  */
 function secretCommand(path: string, nested: boolean): string {
-    const set = `pulumi config set --secret${nested ? " --path" : ""} ${quotePath(path)}`;
+    const set = `pulumi config set --secret${nested ? " --path" : ""} ${shellWord(path)}`;
     return path === "sshPrivateKey" ? `${set} < ~/.ssh/bbb_deploy  (the key file; no passphrase, its .pub is sshPublicKey)` : `${set}  (no value: it asks without echo)`;
 }
 
@@ -237,7 +237,7 @@ function secretCommand(path: string, nested: boolean): string {
 function exampleFix(key: string, def: KeySpec, path: readonly PropertyKey[]): string {
     if (isSecretPath(def, path)) return secretCommand(pathText(key, path), path.length > 0);
     const example = valueAt(def.example, path.map((step) => (typeof step === "number" ? 0 : step)));
-    if (example === undefined) return `pulumi config set --path ${quotePath(pathText(key, path))} <value>`;
+    if (example === undefined) return `pulumi config set --path ${shellWord(pathText(key, path))} <value>`;
     // A whole object or list is removed first, so that nothing of what was there stays beside the example.
     const whole = typeof example === "object" && example !== null && path.length === 0 ? `pulumi config rm ${key} && ` : "";
     return whole + setCommand(pathText(key, path), withoutSecrets(def, example, path));
@@ -262,7 +262,7 @@ function problemsOf(key: string, def: KeySpec, value: unknown, issue: z.core.$Zo
             key: show(pathText(key, [...issue.path, field])).slice(1, -1),
             expected: issue.message,
             given: `an unknown field ${show(field)}`,
-            fix: `pulumi config rm --path ${quotePath(pathText(key, [...issue.path, field]))}`,
+            fix: `pulumi config rm --path ${shellWord(pathText(key, [...issue.path, field]))}`,
         }));
     }
     const at = valueAt(value, issue.path);
@@ -273,7 +273,7 @@ function problemsOf(key: string, def: KeySpec, value: unknown, issue: z.core.$Zo
             key: path,
             expected: expectedOf(issue),
             given: givenAt(def, issue.path, at),
-            fix: fix ? fix.replace("{path}", quotePath(path)) : exampleFix(key, def, issue.path),
+            fix: fix ? fix.replace("{path}", shellWord(path)) : exampleFix(key, def, issue.path),
         },
     ];
 }

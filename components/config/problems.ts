@@ -45,14 +45,9 @@ export function showShape(value: unknown): string {
     return `${shape} (not shown: it holds a secret)`;
 }
 
-/** A word for a shell: as it is when it is plain, else in single quotes. */
+/** A word for a shell (a value, or a path as `pulumi config --path` takes it): as it is when plain, else in single quotes: 'a.b[0]'. */
 export function shellWord(text: string): string {
     return /^[A-Za-z0-9_@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
-}
-
-/** A path as `pulumi config --path` takes it, quoted for a shell when it needs to be: 'a.b[0]'. */
-export function quotePath(path: string): string {
-    return shellWord(path);
 }
 
 /**
@@ -69,7 +64,7 @@ export function setCommand(path: string, value: unknown, secret = false): string
     const nested = /[.[]/.test(path);
     const text = String(value);
     const type = nested && !secret && typeof value === "string" && /^([+-]?\d+|true|false)$/.test(text) ? " --type string" : "";
-    return `pulumi config set${secret ? " --secret" : ""}${nested ? " --path" : ""}${type} ${quotePath(path)} ${shellWord(text)}`;
+    return `pulumi config set${secret ? " --secret" : ""}${nested ? " --path" : ""}${type} ${shellWord(path)} ${shellWord(text)}`;
 }
 
 /** Every fix for one stack: `pulumi config set|rm` gets `-s <stack>`, so it changes the stack that was checked. */
