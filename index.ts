@@ -2,6 +2,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { loadConfig } from "./components/config";
+import { readBaking } from "./components/bake";
 import { lookupCloud } from "./components/cloud";
 import { integrations } from "./components/integrations";
 import { rolesOf, topologyOf } from "./components/names";
@@ -11,6 +12,7 @@ export = async () => {
     // Nothing is declared before the configuration and the cloud lookups have passed.
     const settings = loadConfig();
     const cloud = await lookupCloud(settings, rolesOf(settings));
+    const baking = await readBaking(pulumi.getStack());
 
     // bbb-1's own secret in the single topology, so it rotates with secretGeneration there; in a pool it is
     // Scalelite's primary secret, which consumers hold: it stays, also when a single server grows into a pool
@@ -23,7 +25,7 @@ export = async () => {
             { ignoreChanges: single ? [] : ["keepers"] },
         ).result,
     );
-    const platform = new Platform("bbb", { settings, cloud, stack: pulumi.getStack(), apiSecret });
+    const platform = new Platform("bbb", { settings, cloud, stack: pulumi.getStack(), apiSecret, baking });
 
     const bbbApiUrl = `https://${platform.apiHost}/bigbluebutton/api`;
     // The output names are a public contract for other stacks (README "Outputs"; a test pins them).
@@ -36,5 +38,7 @@ export = async () => {
         hosts: platform.summary,
         dnsRecords: platform.dnsRecords,
         integrations: integrations({ apiUrl: bbbApiUrl, secret: apiSecret, consumerSecrets: platform.consumerSecrets }),
+        // Read back by the next run (components/bake.ts): which golden volume each BBB server booted from.
+        baking: platform.baking,
     };
 };

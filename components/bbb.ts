@@ -58,6 +58,11 @@ export interface BbbServerArgs {
     turn: { fqdn: string; secret: pulumi.Input<string> };
     /** bbb-install.sh -v, e.g. jammy-300. */
     version: string;
+    /**
+     * The key of the golden volume the server booted from (components/bake.ts): the installer step then finalises a
+     * baked host, and writes the secret and properties before its one restart (bbb-configure then has none to do).
+     */
+    bakeKey?: string;
     /** Git ref of bbb-install.sh to download. */
     installerRef: string;
     /** Let's Encrypt account e-mail (-e). */
@@ -209,6 +214,7 @@ export class BbbServer extends pulumi.ComponentResource {
                 FORCE_REINSTALL: String(args.forceReinstall),
                 UPGRADE_IN_PLACE: String(args.upgradeInPlace),
                 TIMEOUT_SECONDS: String(BBB_TIMEOUTS.installer),
+                ...(args.bakeKey ? { BAKE_KEY: args.bakeKey, SECRET: args.secret, PROPERTIES: properties } : {}),
             },
             maintenance ? [maintenance] : [],
         );

@@ -11,13 +11,25 @@ import { connectionTo, remoteStep } from "./remote";
 /** How long the readiness step waits for cloud-init and DNS together, and how often it looks. */
 export const READY_TIMEOUT_SECONDS = 1800;
 export const READY_POLL_SECONDS = 10;
+/** The role in a bake builder's VM metadata. */
+export const BUILDER_ROLE = "bake-builder";
+
+/**
+ * A VM's boot disk: a Glance image Nova copies into a volume of its own, deleted with the VM (hosts that existed
+ * before baking keep this shape: changing it would replace them); or a Cinder volume of the host's own
+ * (`<name>-boot`), made from an image (a bake's builder, whose disk outlives it) or cloned from a baked golden
+ * volume (a baked BBB server), kept when the VM is deleted, so that Pulumi deletes it after the VM.
+ */
+export type BootSource =
+    | { image: pulumi.Input<string> }
+    | { volume: { imageId?: pulumi.Input<string>; sourceVolId?: pulumi.Input<string>; metadata: Record<string, string> } };
 
 export interface HostArgs {
     role: Role;
     /** Fully qualified name, e.g. bbb-1.example.org. */
     fqdn: string;
-    /** Glance image id the boot volume is made from. */
-    imageId: pulumi.Input<string>;
+    /** What the VM boots from. */
+    boot: BootSource;
     flavor: string;
     /** Boot volume size in GB. */
     volumeSize: number;
@@ -42,6 +54,11 @@ export interface HostArgs {
     dns: DnsSettings;
     /** Private key for the SSH steps (a secret). */
     sshPrivateKey: pulumi.Input<string>;
+    /**
+     * A bake's builder (components/bake.ts): no DNS name (its readiness waits for cloud-init only), and it powers
+     * itself off when its bake is done, which a refreshed state must not undo (Pulumi would start it again).
+     */
+    builder?: boolean;
 }
 
 export class Host extends pulumi.ComponentResource {
@@ -50,6 +67,8 @@ export class Host extends pulumi.ComponentResource {
     readonly role: Role;
     readonly fqdn: string;
     readonly instanceId: pulumi.Output<string>;
+    /** The boot volume of a host that boots from a volume of its own. */
+    readonly bootVolume?: openstack.blockstorage.Volume;
     /** Public IPv4: the floating IP, or the provider network address. */
     readonly ipv4: pulumi.Output<string>;
     /** Routable IPv6 of the port, when the network has one. */
@@ -90,6 +109,25 @@ export class Host extends pulumi.ComponentResource {
             });
         }
 
+        let blockDevice: openstack.types.input.compute.InstanceBlockDevice;
+        if ("image" in args.boot) {
+            blockDevice = { sourceType: "image", uuid: args.boot.image, destinationType: "volume", volumeSize: args.volumeSize, bootIndex: 0, deleteOnTermination: true };
+        } else {
+            const { imageId, sourceVolId, metadata } = args.boot.volume;
+            this.bootVolume = new openstack.blockstorage.Volume(
+                `${name}-boot`,
+                { name: args.fqdn, description: `${args.fqdn} boot disk (managed by Pulumi)`, size: args.volumeSize, imageId, sourceVolId, metadata },
+                {
+                    parent: this,
+                    // What it was made from matters once: a new golden volume or image reaches new hosts only.
+                    ignoreChanges: ["imageId", "sourceVolId", ...(args.sizedAtCreation ? ["size"] : [])],
+                    // A full copy of the golden volume (thick LVM) takes minutes; the provider waits 10 by default.
+                    customTimeouts: { create: "30m" },
+                },
+            );
+            // Not deleted with the VM: a VM replaced alone boots its disk again. A new boot volume (its id) replaces the VM.
+            blockDevice = { sourceType: "volume", uuid: this.bootVolume.id, destinationType: "volume", bootIndex: 0, deleteOnTermination: false };
+        }
         const instance = new openstack.compute.Instance(
             `${name}-vm`,
             {
@@ -97,17 +135,9 @@ export class Host extends pulumi.ComponentResource {
                 flavorName: args.flavor,
                 keyPair: args.keyPair,
                 networks: [{ port: port.id }],
-                blockDevices: [
-                    {
-                        sourceType: "image",
-                        uuid: args.imageId,
-                        destinationType: "volume",
-                        volumeSize: args.volumeSize,
-                        bootIndex: 0,
-                        deleteOnTermination: true,
-                    },
-                ],
-                metadata: { role: args.role, fqdn: args.fqdn },
+                blockDevices: [blockDevice],
+                // A builder is no BBB server: nothing guards or protects it (policy/, scripts/impact.ts read the role).
+                metadata: { role: args.builder ? BUILDER_ROLE : args.role, fqdn: args.fqdn },
             },
             {
                 parent: this,
@@ -118,10 +148,11 @@ export class Host extends pulumi.ComponentResource {
                 ignoreChanges: [
                     "imageName",
                     "imageId",
-                    "blockDevices[0].uuid",
+                    ...("image" in args.boot ? ["blockDevices[0].uuid"] : []),
                     "keyPair",
                     "userData",
                     ...(args.sizedAtCreation ? ["flavorName", "blockDevices[0].volumeSize"] : []),
+                    ...(args.builder ? ["powerState"] : []),
                 ],
                 // The port survives the VM; a new VM must not be created on it while the old holds it.
                 deleteBeforeReplace: true,
@@ -147,7 +178,9 @@ export class Host extends pulumi.ComponentResource {
             this.ipv4 = this.privateIpv4;
         }
 
-        const dns = hostRecords(name, { dns: args.dns, fqdn: args.fqdn, ipv4: this.ipv4, ipv6: this.ipv6 }, this);
+        const dns = args.builder
+            ? { records: pulumi.output<DnsRecordSpec[]>([]), resources: [] }
+            : hostRecords(name, { dns: args.dns, fqdn: args.fqdn, ipv4: this.ipv4, ipv6: this.ipv6 }, this);
         this.records = dns.records;
 
         this.connection = connectionTo(this.ipv4, args.sshPrivateKey);
@@ -157,7 +190,7 @@ export class Host extends pulumi.ComponentResource {
                 step: "wait-ready",
                 connection: this.connection,
                 inputs: {
-                    FQDN: args.fqdn,
+                    FQDN: args.builder ? "" : args.fqdn,
                     IPV4: this.ipv4,
                     IPV6: this.ipv6 ?? "",
                     TIMEOUT_SECONDS: String(READY_TIMEOUT_SECONDS),

@@ -7,12 +7,13 @@ import { CloudFacts } from "./cloud";
 import { SecurityGroup } from "./firewall";
 import { Host, HostArgs } from "./host";
 import { DnsRecordSpec, hostRecords } from "./dns";
-import { BbbServer } from "./bbb";
+import { BBB_TIMEOUTS, BbbServer, installerUrl } from "./bbb";
+import { BakeSpec, bakeKey, Baking, Golden, IMAGE_BOOT } from "./bake";
 import { GreenlightServer } from "./greenlight";
 import { Scalelite } from "./scalelite";
 import { TurnServer } from "./turn";
 import { checkBeforeChange } from "./guard";
-import { fqdn, HostSpec, hostSpecs, PROD_STACK, rolesOf, Topology, topologyOf } from "./names";
+import { BbbRelease, fqdn, HostSpec, hostSpecs, PROD_STACK, rolesOf, Topology, topologyOf } from "./names";
 
 export interface PlatformArgs {
     settings: Settings;
@@ -21,6 +22,8 @@ export interface PlatformArgs {
     stack: string;
     /** The secret consumers use: bbb-1's own in single topology, Scalelite's primary in a pool. */
     apiSecret: pulumi.Input<string>;
+    /** What the stack's last update exported of its bakes (components/bake.ts readBaking). */
+    baking: Baking;
 }
 
 /** The consumer Greenlight uses in a pool: a Scalelite consumer like the others. */
@@ -49,6 +52,8 @@ export class Platform extends pulumi.ComponentResource {
     readonly greenlightUrl?: string;
     readonly summary: pulumi.Output<HostSummary[]>;
     readonly dnsRecords: pulumi.Output<DnsRecordSpec[]>;
+    /** Which golden volume each BBB server booted from, and the golden volumes kept: exported, read back next time. */
+    readonly baking: Baking;
 
     constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
         super("bbb:platform:Platform", name, {}, opts);
@@ -105,7 +110,7 @@ export class Platform extends pulumi.ComponentResource {
         const hostArgs = (spec: HostSpec): HostArgs => ({
             role: spec.role,
             fqdn: nameOf(spec.name),
-            imageId: args.cloud.imageIds[spec.release?.image ?? s.image],
+            boot: { image: args.cloud.imageIds[spec.release?.image ?? s.image] },
             flavor: s.flavors[spec.role],
             volumeSize: s.volumeSizes[spec.role],
             // A pool's servers get a new flavor or boot volume size one at a time, by replacement (releases).
@@ -167,6 +172,24 @@ export class Platform extends pulumi.ComponentResource {
 
         // BBB servers need TURN's name and secret, never TURN's install: they do not wait for it.
         const bbbSpecs = specs.filter((spec) => spec.role === "bbb");
+        this.baking = bootsOf(bbbSpecs, args, !single && s.bake);
+        const goldens = Object.fromEntries(
+            Object.entries(this.baking.goldens).map(([key, spec]) => {
+                const golden = new Golden(
+                    `bake-${key.slice(0, 12)}`,
+                    {
+                        key,
+                        spec,
+                        baked: key in args.baking.goldens,
+                        builder: hostArgs(bbbSpecs[0]),
+                        installerUrl: installerUrl(spec.installerRef),
+                        timeoutSeconds: BBB_TIMEOUTS.installer,
+                    },
+                    { parent: this },
+                );
+                return [key, golden];
+            }),
+        );
         this.bbbServers = bbbSpecs.map((spec) => {
             // A new secretGeneration replaces the secret (keepers).
             const secret = single
@@ -179,10 +202,15 @@ export class Platform extends pulumi.ComponentResource {
                       ).result,
                   );
             const node = { fqdn: nameOf(spec.name), secret, drain: s.drain.includes(spec.slot!) };
+            const bootKey = this.baking.servers[spec.name];
             const server = new BbbServer(
                 spec.name,
                 {
-                    host: hostArgs(spec),
+                    host: {
+                        ...hostArgs(spec),
+                        ...(bootKey === IMAGE_BOOT ? {} : { boot: { volume: { sourceVolId: goldens[bootKey].volume.id, metadata: { "bbb-bake": bootKey } } } }),
+                    },
+                    ...(bootKey === IMAGE_BOOT ? {} : { bakeKey: bootKey }),
                     secret,
                     turn: { fqdn: this.turnHost, secret: turnSecret },
                     version: spec.release!.bbbVersion,
@@ -294,3 +322,30 @@ export class Platform extends pulumi.ComponentResource {
     }
 }
 
+
+/**
+ * Which golden volume each BBB server boots from: the one it was created from (the last update's export, which
+ * also names the servers created before baking), or, for a new server with baking on, its release's. And the
+ * golden volumes to keep: those, and with baking on the current release's, baked ahead of the servers that need
+ * it, so that a scale-up or the next round of a release waits for no bake.
+ */
+function bootsOf(specs: HostSpec[], args: PlatformArgs, bake: boolean): Baking {
+    const s = args.settings;
+    const wanted: Record<string, BakeSpec> = {};
+    const keyOf = (release: Pick<BbbRelease, "bbbVersion" | "installerRef" | "image">) => {
+        const spec = { bbbVersion: release.bbbVersion, installerRef: release.installerRef, imageId: args.cloud.imageIds[release.image], imageName: release.image };
+        const key = bakeKey(spec);
+        wanted[key] = spec;
+        return key;
+    };
+    const servers = Object.fromEntries(specs.map((spec) => [spec.name, args.baking.servers[spec.name] ?? (bake ? keyOf(spec.release!) : IMAGE_BOOT)]));
+    if (bake) keyOf({ bbbVersion: s.bbbVersion, installerRef: s.bbbInstallerRef, image: s.image });
+    const goldens: Record<string, BakeSpec> = {};
+    for (const key of new Set([...Object.values(servers), ...Object.keys(wanted)])) {
+        if (key === IMAGE_BOOT) continue;
+        const spec = args.baking.goldens[key] ?? wanted[key];
+        if (!spec) throw new Error(`the stack's output baking names golden volume ${key} for a server, but not what it holds: was the output edited?`);
+        goldens[key] = spec;
+    }
+    return { servers, goldens };
+}

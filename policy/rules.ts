@@ -217,14 +217,16 @@ export function proxiedDnsViolations(resource: ResourceDescription): string[] {
 }
 
 /**
- * Policy 4, no unprotected data volume in prod: a block storage volume (the program's only volumes are the
- * data volumes; boot volumes belong to the instances) in the stack named "prod" must have `protect`.
+ * Policy 4, no unprotected data volume in prod: a block storage volume in the stack named "prod" must have
+ * `protect`, but for the volumes of a bake (metadata `bbb-bake`: a golden volume, its builder's disk, a baked
+ * server's boot disk), which hold what the bake or the golden volume makes again, and go with their server.
  */
 /** The config key that lets the prod stack replace or delete BBB servers and unprotected data volumes. */
 export const DESTRUCTIVE_KEY = "allowDestructiveChanges";
 
 export function unprotectedProdVolumeViolations(resource: ResourceDescription, destructiveAllowed = false): string[] {
     if (resource.type !== TYPES.volume || destructiveAllowed) return [];
+    if ((resource.props.metadata as Record<string, unknown> | undefined)?.["bbb-bake"] !== undefined) return [];
     const stack = resource.stack ?? stackFromUrn(resource.urn);
     if (stack !== PROD_STACK || resource.protect === true) return [];
     return [

@@ -7,13 +7,17 @@
 //      round runs (the resources it adds or changes), and the whole upgrade, meetings' ends not counted;
 //  (d) a pool-wide change applied one server at a time in one pulumi up (secret rotation, new properties:
 //      each server waits for the maintenance slot, see scalelite-node.sh), and a new flavor, which reaches a
-//      pool's servers by release rounds, one server per round.
+//      pool's servers by release rounds, one server per round;
+//  (e) servers built from a baked golden volume (setting `bake`, components/bake.ts) next to the whole
+//      installer: the bake and the finalise themselves, a server added to a running pool, a scale-up, rolling
+//      upgrades. The default settings bake: (a) to (d) take them (a pool's first deploy bakes before its servers
+//      are built); (e) shows both.
 // The durations are estimates of what each operation takes on a typical OpenStack cloud; the comparison
 // between sizes and rollout styles, not the absolute minutes, is what the benchmark shows.
 import { helpRequested } from "./cli";
 import { execFileSync } from "child_process";
 import { resourceChanges } from "./impact";
-import { diff, evaluateProgram, loadProgram, projectRoot, Registered, Run, stackConfig, stepInputs } from "./offline";
+import { diff, evaluateProgram, loadProgram, projectRoot, Registered, stackConfig, stepInputs } from "./offline";
 
 const SIZES = [1, 4, 16, 64];
 /** Servers replaced per round of a rolling upgrade. */
@@ -30,15 +34,39 @@ export const DURATIONS: Record<string, number> = {
     "openstack:networking/floatingIp:FloatingIp": 4,
     "openstack:networking/floatingIpAssociate:FloatingIpAssociate": 4,
     "openstack:compute/instance:Instance": 90, // boot volume from image, boot until ACTIVE
+    // A VM booting a volume of its own (a baked server, a builder): Nova makes no volume from the image, so it is
+    // scheduling, attaching and booting to ACTIVE, as above without the image copy (half, as an estimate).
+    "instance from a volume": 45,
     "openstack:blockstorage/volume:Volume": 10,
+    // A volume cloned from another (a baked server's boot volume, a golden volume): Ceph clones copy-on-write, in
+    // seconds whatever the size (cinder/volume/drivers/rbd.py create_cloned_volume); thick LVM copies every block,
+    // minutes for 30 GB (docs/bake.md 1d). Ceph assumed.
+    "volume clone": 15,
+    // A volume written from a Glance image (a builder's disk): Cinder downloads the image and writes it, about a
+    // minute for Ubuntu's 600 MB cloud image expanded (seconds on Ceph when Glance is on Ceph too).
+    "volume from an image": 60,
     "openstack:compute/volumeAttach:VolumeAttach": 10,
     "cloudflare:index/dnsRecord:DnsRecord": 2,
     // Remote steps, by script:
     "wait-ready": 120, // cloud-init finishing, the record visible through OpenDNS (TTL 60)
+    "wait-ready (builder)": 60, // cloud-init finishing; a builder has no DNS name to wait for
     "turn-coturn": 150, // packages, certificate, coturn
     "bbb-installer": 1500, // bbb-install.sh: packages, certificates, Greenlight when -g
     "bbb-storage": 30, // data volume for recordings, /var/bigbluebutton linked
     "bbb-configure": 90, // secret, properties, restart, API answering
+    // On a baked server, right after its finalise (which wrote the secret and properties before its restart):
+    // nothing to change, no restart; the signed API check only.
+    "bbb-configure (baked)": 15,
+    // The bake (scripts/remote/bbb-bake.sh): bbb-install.sh with the same packages as "bbb-installer" (1500 s),
+    // BigBlueButton stopped and the host identity scrubbed, sync (60 s), then the guest powers itself off and
+    // Nova reports SHUTOFF (its libvirt lifecycle event, delayed a few seconds to tell a reboot apart: 30 s).
+    "bbb-bake": 1590,
+    // The finalise (bbb-installer on a host booted from a golden volume): bbb-install.sh again over installed
+    // packages (docs/bake.md 3.2): three apt-get updates of ~8 repositories (30 s), a dist-upgrade with nothing
+    // newer and need_pkg's dpkg checks (10 s), Let's Encrypt HTTP-01 (25 s), one bbb-conf --setip with its
+    // stop and start of every BigBlueButton service (60 s: the finalise writes playback_host first, so
+    // install_ssl's own --setip is skipped), bbb-conf --check and the rest (25 s).
+    "bbb-installer (finalise)": 150,
     "bbb-data-policy": 30, // privacy: nginx reload, log levels, retention
     "bbb-dialin": 20, // FreeSWITCH gateway and dialplan, reload
     "bbb-webhooks": 60, // package, override, restart
@@ -59,12 +87,30 @@ interface Operation {
     deps: string[];
 }
 
+/** The DURATIONS entry of a resource: its step's script, or what it is, telling apart how a server is built. */
+function durationKey(r: Registered, bakedHosts: Set<string>): string {
+    if (r.type === "command:remote:Command") {
+        const inputs = stepInputs(r.inputs.stdin);
+        if (inputs.STEP === "bbb-installer" && inputs.BAKE_KEY) return "bbb-installer (finalise)";
+        if (inputs.STEP === "bbb-configure" && bakedHosts.has(hostOf(r.name))) return "bbb-configure (baked)";
+        if (inputs.STEP === "wait-ready" && inputs.FQDN === "") return "wait-ready (builder)";
+        return inputs.STEP;
+    }
+    if (r.type === "openstack:blockstorage/volume:Volume" && r.inputs.sourceVolId !== undefined) return "volume clone";
+    if (r.type === "openstack:blockstorage/volume:Volume" && r.inputs.imageId !== undefined) return "volume from an image";
+    const blockDevices = (r.inputs.blockDevices ?? []) as { sourceType?: string }[];
+    if (r.type === "openstack:compute/instance:Instance" && blockDevices[0]?.sourceType === "volume") return "instance from a volume";
+    return r.type;
+}
+
 function operations(resources: Registered[]): Operation[] {
     const custom = resources.filter((r) => r.custom);
     const byUrn = new Map(custom.map((r) => [r.urn, r.name]));
+    const finalised = custom.filter((r) => r.type === "command:remote:Command" && stepInputs(r.inputs.stdin).BAKE_KEY);
+    const bakedHosts = new Set(finalised.map((r) => hostOf(r.name)));
     return custom.map((r) => {
         const step = r.type === "command:remote:Command" ? stepInputs(r.inputs.stdin).STEP : undefined;
-        const seconds = DURATIONS[step ?? r.type] ?? 0;
+        const seconds = DURATIONS[durationKey(r, bakedHosts)] ?? 0;
         const deps = [...new Set([...r.dependsOn, ...Object.values(r.propertyDependencies).flat()])]
             .map((urn) => byUrn.get(urn))
             .filter((n): n is string => n !== undefined);
@@ -116,37 +162,80 @@ function rollout(ops: Operation[], parallel: number): number {
 }
 
 /** The prod stack's configuration with the pool size set; with `upgrade`, a rolling upgrade to release 2. */
-function config(poolSize: number, upgradedServers?: number): Record<string, unknown> {
-    const base = { ...stackConfig(projectRoot(), "prod"), poolSize, scalelite: true, greenlight: true };
+function config(poolSize: number, upgradedServers?: number, bake = true): Record<string, unknown> {
+    const base = { ...stackConfig(projectRoot(), "prod"), poolSize, scalelite: true, greenlight: true, bake };
     if (upgradedServers === undefined) return base;
     return { ...base, bbbRelease: 2, bbbVersion: "jammy-301", upgrade: { servers: upgradedServers, from: { bbbVersion: "jammy-300" } } };
 }
 
-/** Evaluates one configuration in this (fresh) process and prints the timings and what was registered. */
-async function worker(configuration: Record<string, unknown>): Promise<void> {
+interface Evaluation {
+    loadMs: number;
+    evalMs: number;
+    resources: Registered[];
+    /** The stack's outputs: what the next update reads back (`baking`, `hosts`). */
+    outputs: Record<string, unknown>;
+}
+
+/** Evaluates one configuration in this (fresh) process, after an update that exported `previous`, and prints the timings and what was registered. */
+async function worker(configuration: Record<string, unknown>, previous?: Record<string, unknown>): Promise<void> {
     const t0 = process.hrtime.bigint();
     const modules = loadProgram();
     const t1 = process.hrtime.bigint();
-    const run = await evaluateProgram(modules, configuration, { ipv6: true });
+    const run = await evaluateProgram(modules, configuration, { ipv6: true, previous });
     const t2 = process.hrtime.bigint();
     if (run.error) throw run.error;
     const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
-    process.stdout.write(JSON.stringify({ loadMs: ms(t0, t1), evalMs: ms(t1, t2), resources: run.resources }));
+    process.stdout.write(JSON.stringify({ loadMs: ms(t0, t1), evalMs: ms(t1, t2), resources: run.resources, outputs: run.outputs }));
 }
 
-function evaluated(configuration: Record<string, unknown>): { loadMs: number; evalMs: number; resources: Registered[] } {
-    const out = execFileSync(process.execPath, [__filename, "--worker", JSON.stringify(configuration)], { encoding: "utf8", maxBuffer: 256 << 20 });
-    return JSON.parse(out);
+const evaluations = new Map<string, Evaluation>();
+
+/**
+ * `configuration` evaluated in a fresh process: a first deploy, or the update after the one that exported
+ * `previous`. The same evaluation again is the one before (the program is deterministic under mocks).
+ */
+function evaluated(configuration: Record<string, unknown>, previous?: Record<string, unknown>): Evaluation {
+    const args = [__filename, "--worker", JSON.stringify(configuration), ...(previous ? [JSON.stringify(previous)] : [])];
+    const key = args.slice(2).join("\n");
+    if (!evaluations.has(key)) evaluations.set(key, JSON.parse(execFileSync(process.execPath, args, { encoding: "utf8", maxBuffer: 256 << 20 })));
+    return evaluations.get(key)!;
 }
 
-/** One round of a rolling upgrade: only what it adds or changes takes time; then the replaced servers go. */
-function round(poolSize: number, step: number): number {
-    const before = { resources: evaluated(config(poolSize, 0)).resources } as Run;
-    const after = { resources: evaluated(config(poolSize, step)).resources } as Run;
+/** A stack that runs `configuration`, deployed and updated once more since (a bake's builder is gone). */
+function settled(configuration: Record<string, unknown>, previous?: Record<string, unknown>): Evaluation {
+    return evaluated(configuration, evaluated(configuration, previous).outputs);
+}
+
+/** The simulated time of the update from `before` to `after`: only what it adds or changes takes time. */
+function update(before: Evaluation, after: Evaluation): number {
     const { added, changed } = diff(before, after);
     const runs = new Set([...added, ...changed]);
-    const ops = operations(after.resources).map((op) => (runs.has(op.name) ? op : { ...op, seconds: 0 }));
-    return simulate(ops).seconds + REMOVAL_SECONDS;
+    return simulate(operations(after.resources).map((op) => (runs.has(op.name) ? op : { ...op, seconds: 0 }))).seconds;
+}
+
+/**
+ * A rolling upgrade of a settled pool to release 2: first its release declared with no server upgraded (with
+ * bake, that update bakes the release's golden volume; without, it does nothing), then one round, which
+ * replaces `step` servers and removes those they replace. Returns the bake and the round.
+ */
+function rolling(poolSize: number, step: number, bake: boolean): { bake: number; round: number } {
+    const running = settled(config(poolSize, undefined, bake));
+    const declared = evaluated(config(poolSize, 0, bake), running.outputs);
+    const baked = evaluated(config(poolSize, 0, bake), declared.outputs);
+    const first = evaluated(config(poolSize, step, bake), baked.outputs);
+    return { bake: update(running, declared), round: update(baked, first) + REMOVAL_SECONDS };
+}
+
+/** A running pool of `poolSize` grown by `more` servers: the time until the last new server is registered. */
+function scaleUp(poolSize: number, more: number, bake: boolean): number {
+    const running = settled(config(poolSize, undefined, bake));
+    return update(running, evaluated(config(poolSize + more, undefined, bake), running.outputs));
+}
+
+/** A whole rolling upgrade of `poolSize` servers, `step` per round, with the default settings: the bake, then the rounds. */
+function upgradeTime(poolSize: number, step: number): { round: number; whole: number } {
+    const { bake, round } = rolling(poolSize, step, true);
+    return { round, whole: bake + round * Math.ceil(poolSize / step) };
 }
 
 /**
@@ -155,8 +244,8 @@ function round(poolSize: number, step: number): number {
  * goes once the server before it is registered again).
  */
 function oneAtATime(poolSize: number, changes: Record<string, unknown>): number {
-    const before = { resources: evaluated(config(poolSize)).resources } as Run;
-    const after = { resources: evaluated({ ...config(poolSize), ...changes }).resources } as Run;
+    const before = settled(config(poolSize));
+    const after = evaluated({ ...config(poolSize), ...changes }, before.outputs);
     const runs = new Set([...resourceChanges(before, after).values()].filter((c) => c.action !== "same" && c.action !== "delete").map((c) => c.name));
     const ops = operations(after.resources).map((op) => (runs.has(op.name) ? op : { ...op, seconds: 0 }));
     const turns = ops.filter((op) => /^bbb-\d+-maintenance$/.test(op.name) && runs.has(op.name));
@@ -171,7 +260,9 @@ const hours = (s: number) => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : minutes
 
 function print(table: string[][]): void {
     const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
-    for (const row of table) console.log(row.map((cell, i) => cell.padStart(widths[i])).join("  "));
+    // Figures to the right; a first column of words to the left.
+    const words = table.slice(1).some((row) => /[a-z]{3}/.test(row[0]));
+    for (const row of table) console.log(row.map((cell, i) => (i === 0 && words ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  "));
 }
 
 export const USAGE = `usage: npm run bench
@@ -199,15 +290,15 @@ function main(): void {
     const evalSeconds = (last.loadMs + last.evalMs) / 1000;
     console.log(`evaluation of N=${last.n} under mocks: ${evalSeconds.toFixed(2)} s with loading (goal: under 5 s) ${evalSeconds < 5 ? "met" : "NOT MET"}`);
 
-    console.log("\nrolling upgrade (simulated; waiting for meetings to end is not counted):");
+    console.log("\nrolling upgrade (simulated, baked: the release's bake first, then the rounds; waiting for meetings to end is not counted):");
     const upgrades = SIZES.filter((n) => n >= Math.max(...ROUND_STEPS));
     print([
         ["poolSize", ...ROUND_STEPS.flatMap((step) => [`round of ${step}`, `${step} per round, whole pool`])],
         ...upgrades.map((n) => [
             String(n),
             ...ROUND_STEPS.flatMap((step) => {
-                const seconds = round(n, step);
-                return [minutes(seconds), hours(seconds * Math.ceil(n / step))];
+                const { round, whole } = upgradeTime(n, step);
+                return [minutes(round), hours(whole)];
             }),
         ]),
     ]);
@@ -220,15 +311,40 @@ function main(): void {
             String(n),
             hours(oneAtATime(n, { secretGeneration: 2 })),
             hours(oneAtATime(n, { privacy: "standard" })),
-            hours(round(n, 1) * n),
+            hours(upgradeTime(n, 1).whole),
         ]),
     ]);
+    baked();
+}
+
+/** (e): the bake and the finalise, and how servers come with and without them, side by side. */
+function baked(): void {
+    console.log("\nservers from a baked golden volume (bake: true, the default) and from the whole installer (bake: false), simulated:");
+    const UPGRADED = 64;
+    const upgrades = ROUND_STEPS.map((step) => ({ step, with: rolling(UPGRADED, step, true), without: rolling(UPGRADED, step, false) }));
+    const whole = (r: { bake: number; round: number }, step: number) => r.bake + r.round * Math.ceil(UPGRADED / step);
+    const rows: [string, number | undefined, number][] = [
+        ["bake (once per bbbVersion, installer and image: builder VM, install, scrub, power-off, golden clone)", undefined, upgrades[0].with.bake],
+        ["finalise (bbb-installer on a server booted from the golden volume)", DURATIONS["bbb-installer"], DURATIONS["bbb-installer (finalise)"]],
+        ["a new server in a running pool of 16, ready (registered in Scalelite)", scaleUp(16, 1, false), scaleUp(16, 1, true)],
+        ["a scale-up of +16 servers (16 to 32)", scaleUp(16, 16, false), scaleUp(16, 16, true)],
+        ...upgrades.map(({ step, with: w, without }): [string, number, number] => [
+            `a rolling upgrade of ${UPGRADED} servers, ${step} per round (the bake first, then ${Math.ceil(UPGRADED / step)} rounds)`,
+            whole(without, step),
+            whole(w, step),
+        ]),
+    ];
+    print([["", "without baking", "with baking"], ...rows.map(([what, without, withBake]) => [what, without === undefined ? "-" : hours(without), hours(withBake)])]);
+    const ready = rows[2][2];
+    const upgrade4 = whole(upgrades[1].with, 4);
+    console.log(`\na new pool server with baking: ${minutes(ready)} (goal: at most 8 min) ${ready <= 480 ? "met" : "NOT MET"}`);
+    console.log(`a rolling upgrade of ${UPGRADED} servers at 4 per round with baking: ${hours(upgrade4)} (goal: at most 2 h) ${upgrade4 <= 7200 ? "met" : "NOT MET"}`);
 }
 
 /** The command line: a worker's (one evaluation, in a process of its own), --help, or the benchmark. */
 export function entry(args: string[]): void {
     if (args[0] === "--worker") {
-        worker(JSON.parse(args[1])).catch((err) => {
+        worker(JSON.parse(args[1]), args[2] ? JSON.parse(args[2]) : undefined).catch((err) => {
             console.error(err);
             process.exit(1);
         });

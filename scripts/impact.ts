@@ -140,7 +140,7 @@ function passesOn(change: ResourceChange): boolean {
  * and, through the inputs' dependencies (propertyDependencies; dependsOn only orders), those that take a value
  * from a created, replaced or re-run resource, until nothing more changes.
  */
-export function resourceChanges(before: Run, after: Run): Map<string, ResourceChange> {
+export function resourceChanges(before: Pick<Run, "resources">, after: Pick<Run, "resources">): Map<string, ResourceChange> {
     const old = new Map(before.resources.filter((r) => r.custom).map((r) => [keyOf(r), r]));
     const now = new Map(after.resources.filter((r) => r.custom).map((r) => [keyOf(r), r]));
     // A new name with an alias takes the old resource over (the engine compares the two).
@@ -311,7 +311,7 @@ function meetingsStake(why: string, guard: Guard | undefined): string {
     return `when idle: ${why}; a meetings check first refuses while meetings run (${guard.forceKey} ends them)`;
 }
 
-function vmRows(vm: ResourceChange, role: string, dataVolume: boolean, guards: { change?: Guard; remove?: Guard }): Row[] {
+function vmRows(vm: ResourceChange, role: string, dataVolume: boolean, guards: { change?: Guard; remove?: Guard }, boot?: ResourceChange): Row[] {
     const bbb = role === "bbb";
     const inputs = [...vm.changed, ...Object.keys(vm.inherited)];
     if (vm.action === "replace") {
@@ -370,7 +370,7 @@ function vmRows(vm: ResourceChange, role: string, dataVolume: boolean, guards: {
     }
     const rest = inputs.filter((i) => !RESIZED_ON.includes(i) && !REBUILT_ON.includes(i));
     if (rest.length) rows.push({ does: `update the VM in place (${list(rest)})`, stake: "", level: 1 });
-    const kept = keptByIgnoreChanges(vm);
+    const kept = keptByIgnoreChanges(vm, boot);
     if (kept.length) {
         const [old, now] = [kept.map(([o]) => o).join(" and "), kept.map(([, n]) => n).join(" and ")];
         rows.push({ does: `nothing on the VM (ignoreChanges): it keeps its ${old}; new VMs get ${now}`, stake: "", level: 0 });
@@ -378,8 +378,11 @@ function vmRows(vm: ResourceChange, role: string, dataVolume: boolean, guards: {
     return rows;
 }
 
-/** What the program changes on a VM but the VM keeps, its ignoreChanges saying so: [what it keeps, what new VMs get]. */
-function keptByIgnoreChanges(vm: ResourceChange): [string, string][] {
+/**
+ * What the program changes on a VM (or its own boot volume, a baked server's) but the VM keeps, its ignoreChanges
+ * saying so: [what it keeps, what new VMs get].
+ */
+function keptByIgnoreChanges(vm: ResourceChange, boot?: ResourceChange): [string, string][] {
     if (!vm.before || !vm.after) return [];
     const ignored = vm.after.ignoreChanges;
     const [b, a] = [vm.before.inputs, vm.after.inputs];
@@ -390,6 +393,9 @@ function keptByIgnoreChanges(vm: ResourceChange): [string, string][] {
         kept.push([`boot volume of ${disk(b, "volumeSize")} GB`, `${disk(a, "volumeSize")} GB`]);
     }
     if (ignored.includes("blockDevices[0].uuid") && disk(b, "uuid") !== disk(a, "uuid")) kept.push(["image", "the new image"]);
+    if (boot?.before && boot.after?.ignoreChanges.includes("size") && boot.before.inputs.size !== boot.after.inputs.size) {
+        kept.push([`boot volume of ${boot.before.inputs.size} GB`, `${boot.after.inputs.size} GB`]);
+    }
     return kept;
 }
 
@@ -515,10 +521,14 @@ function scaleliteNodeStake(step: Registered, delta: StepDelta, inputs: Record<s
     return changed("CHANGE") ? "enabled again in Scalelite once its change is applied" : "";
 }
 
-/** Rows of the resources that serve a host: its VM, data volume, network and DNS, and steps. */
+/** A volume of a bake (components/bake.ts): a golden volume, a builder's disk or a baked server's boot disk, never user data. */
+const ofBake = (c: ResourceChange) => (c.after ?? c.before)!.inputs.metadata?.["bbb-bake"] !== undefined;
+const isDataVolume = (c: ResourceChange) => c.type === VOLUME && !ofBake(c);
+
+/** Rows of the resources that serve a host: its VM, data volume, network and DNS, and steps (a boot disk goes with its VM). */
 function hostRows(host: string, role: string, resources: ResourceChange[], ctx: Context): Row[] {
     const vm = resources.find((c) => c.type === INSTANCE);
-    const volumes = resources.filter((c) => c.type === VOLUME);
+    const volumes = resources.filter(isDataVolume);
     const steps = resources.filter((c) => c.type === COMMAND && c.action !== "same");
     const attachments = resources.filter((c) => c.type === ATTACHMENT);
     // The meetings checks run where `pulumi up` runs: they change nothing on the host, they guard its VM.
@@ -565,7 +575,8 @@ function hostRows(host: string, role: string, resources: ResourceChange[], ctx: 
                   : meetingsStake("the VM is deleted", guards.remove);
         return [...removal, { does: "delete the host: its VM and boot volume", stake, level: role === "bbb" ? 2 : 1 }, ...volumes.flatMap(volumeRows)];
     }
-    const rows = [...(vm ? vmRows(vm, role, volumes.length > 0, guards) : []), ...volumes.flatMap(volumeRows)];
+    const boot = resources.find((c) => c.type === VOLUME && c.name === `${host}-boot`);
+    const rows = [...(vm ? vmRows(vm, role, volumes.length > 0, guards, boot) : []), ...volumes.flatMap(volumeRows)];
     if (vm?.action === "replace") return rows;
     // A new or deleted attachment goes with its volume; one replaced alone is a detach and an attach.
     if (attachments.some((c) => c.action === "replace")) {
@@ -597,11 +608,24 @@ function stackRows(before: Run, after: Run, shared: ResourceChange[]): Row[] {
     const firewall = shared.filter((c) => FIREWALL.includes(c.type) && c.action !== "same");
     if (firewall.length) rows.push({ does: `security groups: ${firewall.length} resources change`, stake: "see `npm run firewall:diff`", level: 1 });
     for (const c of shared.filter((c) => !RANDOM.includes(c.type) && !FIREWALL.includes(c.type) && c.action !== "same")) {
-        rows.push({ does: `${c.action} ${quote(c.name)} (${c.type.split(":").pop()})`, stake: "", level: 1 });
+        rows.push(c.type === VOLUME && ofBake(c) ? goldenRow(c) : { does: `${c.action} ${quote(c.name)} (${c.type.split(":").pop()})`, stake: "", level: 1 });
     }
     const plain = Object.keys(after.outputs).filter((o) => !after.secretOutputs.includes(o) && JSON.stringify(after.outputs[o]) !== JSON.stringify(before.outputs[o]));
     if (plain.length && before.resources.length) rows.push({ does: `outputs ${list(plain)} change`, stake: "", level: 0 });
     return rows;
+}
+
+/** A golden volume made (a bake: its builder comes first) or deleted (no server boots from it any more). */
+function goldenRow(c: ResourceChange): Row {
+    const about = String((c.after ?? c.before)!.inputs.description ?? "").split(";")[0];
+    if (c.action === "create") {
+        return {
+            does: `bake golden volume ${quote(c.name)} (${about}): a builder VM installs BigBlueButton's packages (about 30 min), new servers boot from clones of it`,
+            stake: "the builder is deleted by the next `pulumi up`",
+            level: 1,
+        };
+    }
+    return { does: `${c.action} golden volume ${quote(c.name)} (${about})`, stake: c.action === "delete" ? "no server boots from it any more" : "", level: 1 };
 }
 
 /** The hosts of a run: one VM each, named `<host>-vm`, its role in the VM's metadata. */
@@ -636,7 +660,7 @@ export function assessImpact(before: Run, after: Run): Impact {
         stack,
         meetingsAtRisk: impacts.filter((h) => h.role === "bbb" && levelOf(h.rows) === 2).map((h) => h.host),
         bbbServers: [...hosts.values()].filter((role) => role === "bbb").length,
-        dataAtRisk: all.filter((c) => c.type === VOLUME && (c.action === "delete" || c.action === "replace")).map((c) => c.name),
+        dataAtRisk: all.filter((c) => isDataVolume(c) && (c.action === "delete" || c.action === "replace")).map((c) => c.name),
         level: levelOf([...impacts.flatMap((h) => h.rows), ...stack]),
     };
 }

@@ -54,6 +54,10 @@ export interface CloudMock {
     networks?: string[];
     /** A cloud nothing is known of (the offline plan): every network, image and flavor name exists. */
     anyName?: boolean;
+    /** The outputs of the stack's last update (its StackReference to itself reads them); none by default. */
+    previous?: Record<string, unknown>;
+    /** Nova's power state of a bake's builder after its bake (default shutoff: it powered itself off). */
+    builderPowerState?: string;
 }
 
 export const DEFAULT_FLAVORS = {
@@ -65,8 +69,8 @@ export const DEFAULT_FLAVORS = {
 
 /**
  * Mock addresses follow the host's name, not the order of creation: turn .2, scalelite .3, greenlight .4,
- * bbb-N .(10+N), its release R's server bbb-N-rR .(10+N+70*(R-1)): private 10.0.0.x, floating 203.0.113.x,
- * IPv6 2001:db8:1::x (hex).
+ * bbb-N .(10+N), its release R's server bbb-N-rR .(10+N+70*(R-1)), a bake's builder .5 (one at a time in
+ * tests): private 10.0.0.x, floating 203.0.113.x, IPv6 2001:db8:1::x (hex).
  */
 export function hostNumber(resourceName: string): number {
     const host = resourceName.replace(/-(port|fip)$/, "");
@@ -74,6 +78,7 @@ export function hostNumber(resourceName: string): number {
     const node = /^bbb-(\d+)(?:-r(\d+))?$/.exec(host);
     if (node) return 10 + Number(node[1]) + 70 * (Number(node[2] ?? 1) - 1);
     if (host in fixed) return fixed[host];
+    if (/^bake-[0-9a-f]+-builder$/.test(host)) return 5;
     throw new Error(`no mock address for ${resourceName}`);
 }
 
@@ -172,6 +177,10 @@ export async function evaluateProgram(
                     case "random:index/randomBytes:RandomBytes":
                         state.hex = "ab".repeat(args.inputs.length as number);
                         break;
+                    case "pulumi:pulumi:StackReference":
+                        state.outputs = cloud.previous ?? {};
+                        state.secretOutputNames = [];
+                        break;
                 }
                 const id = `${args.name}-id`;
                 answered.set(`${args.type}::${args.name}`, {
@@ -192,6 +201,8 @@ export async function evaluateProgram(
                     case "openstack:images/getImage:getImage":
                         if (!cloud.anyName && !images.includes(args.inputs.name as string)) throw new Error("No Image found");
                         return { id: `image-uuid-${String(args.inputs.name).toLowerCase().replace(/[^a-z0-9]+/g, "-")}`, name: args.inputs.name };
+                    case "openstack:compute/getInstanceV2:getInstanceV2":
+                        return { id: args.inputs.id, powerState: cloud.builderPowerState ?? "shutoff" };
                     case "openstack:compute/getFlavor:getFlavor": {
                         const flavor = cloud.anyName ? { vcpus: 8, ram: 16384 } : flavors[args.inputs.name as string];
                         if (!flavor) throw new Error("No Flavor found");
@@ -204,6 +215,7 @@ export async function evaluateProgram(
         "bbb",
         stack,
         false,
+        "organization",
     );
     pulumi.runtime.setAllConfig(rawConfig(config), secretKeys);
 
@@ -439,8 +451,8 @@ export function changedInputs(before: Registered, after: Registered): string[] {
  * What `pulumi up` would do going from one program run to the next: resources added, removed, changed (an input
  * differs, compared as the engine does: changedInputs).
  */
-export function diff(before: Run, after: Run) {
-    const byKey = (run: Run) => new Map(run.resources.filter((r) => r.custom).map((r) => [`${r.type}::${r.name}`, r]));
+export function diff(before: Pick<Run, "resources">, after: Pick<Run, "resources">) {
+    const byKey = (run: Pick<Run, "resources">) => new Map(run.resources.filter((r) => r.custom).map((r) => [`${r.type}::${r.name}`, r]));
     const [a, b] = [byKey(before), byKey(after)];
     const name = (key: string) => key.split("::")[1];
     return {

@@ -17,6 +17,7 @@ function hostsSection(run: Run): string {
     const rows = hosts.map((h) => {
         const vm = ofType(run, "openstack:compute/instance:Instance").find((r) => r.name === `${h.name}-vm`)!;
         const data = ofType(run, "openstack:blockstorage/volume:Volume").find((r) => r.name === `${h.name}-data`);
+        const boot = ofType(run, "openstack:blockstorage/volume:Volume").find((r) => r.name === `${h.name}-boot`);
         const install = run.resources.find((r) => r.name === `${h.name}-install`);
         return [
             h.name,
@@ -24,14 +25,28 @@ function hostsSection(run: Run): string {
             h.fqdn,
             install ? stepInputs(install.inputs.stdin).VERSION : "",
             vm.inputs.flavorName,
-            String(vm.inputs.blockDevices[0].volumeSize),
+            boot ? `${boot.inputs.size}, a clone of golden volume ${String(boot.inputs.metadata["bbb-bake"]).slice(0, 12)}` : String(vm.inputs.blockDevices[0].volumeSize),
             data ? `${data.inputs.size} GB${data.protect ? ", protected" : ""}` : "",
         ];
     });
-    return `## Hosts\n\nEvery host boots from a volume made from the newest image named by \`image\` (during a rolling upgrade, the BBB servers not yet upgraded: \`upgrade.from.image\`).\n\n${table(
+    return `## Hosts\n\nEvery host boots from a volume made from the newest image named by \`image\` (during a rolling upgrade, the BBB servers not yet upgraded: \`upgrade.from.image\`), or, for a pool's BBB servers with \`bake\`, from a clone of a golden volume (next section).\n\n${table(
         ["host", "role", "name", "BigBlueButton", "flavor", "boot volume (GB)", "data volume"],
         rows,
     )}`;
+}
+
+/** The golden volumes the stack keeps, and those this update bakes (a builder VM first). */
+function bakesSection(run: Run): string {
+    const goldens = ofType(run, "openstack:blockstorage/volume:Volume").filter((v) => /^bake-[0-9a-f]{12}$/.test(v.name));
+    if (goldens.length === 0) return "";
+    const baking = run.outputs.baking as { servers: Record<string, string> };
+    const rows = goldens.map((g) => {
+        const key = String(g.inputs.metadata["bbb-bake"]);
+        const users = Object.entries(baking.servers).filter(([, k]) => k === key).map(([server]) => server);
+        const builder = run.resources.find((r) => r.name === `${g.name}-builder-vm`);
+        return [key.slice(0, 12), g.inputs.name, String(g.inputs.description).split(";")[0], users.join(", ") || "(none yet: baked ahead)", builder ? `baked now by ${g.name}-builder (deleted by the next pulumi up)` : "kept"];
+    });
+    return `## Golden volumes (bake)\n\n${table(["key", "volume", "holds", "servers booted from it", "this update"], rows)}`;
 }
 
 function firewallSection(run: Run): string {
@@ -85,7 +100,13 @@ function stepsSection(run: Run): string {
 function outputsSection(run: Run): string {
     const rows = Object.entries(run.outputs).map(([key, value]) => [
         key,
-        run.secretOutputs.includes(key) ? "[secret]" : key === "hosts" || key === "dnsRecords" ? "(addresses known after deploy)" : JSON.stringify(value),
+        run.secretOutputs.includes(key)
+            ? "[secret]"
+            : key === "hosts" || key === "dnsRecords"
+              ? "(addresses known after deploy)"
+              : key === "baking"
+                ? "(see Golden volumes)"
+                : JSON.stringify(value),
     ]);
     return `## Outputs\n\n${table(["output", "value"], rows)}`;
 }
@@ -94,13 +115,16 @@ export function renderPlan(stack: string, run: Run): string {
     const hosts = run.outputs.hosts as unknown[];
     return [
         `# Plan for stack ${stack}: ${hosts.length} hosts, ${run.resources.filter((r) => r.custom).length} resources`,
-        "Evaluated offline: the cloud is assumed to have the network, image and flavors the stack names.",
+        "Evaluated offline: the cloud is assumed to have the network, image and flavors the stack names, and the stack to be deployed for the first time (its outputs, which say which servers exist and what they booted from, are not read).",
         hostsSection(run),
+        bakesSection(run),
         firewallSection(run),
         dnsSection(run),
         stepsSection(run),
         outputsSection(run),
-    ].join("\n\n");
+    ]
+        .filter(Boolean)
+        .join("\n\n");
 }
 
 export function argument(args: string[], name: string): string | undefined {

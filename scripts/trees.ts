@@ -68,12 +68,17 @@ export function writeTree(tree: Tree, dir: string): void {
     fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
 }
 
-/** Evaluates the program written into `dir` for `stack` in a fresh node process; undefined when there is nothing to evaluate. */
-export function evaluateTree(dir: string, stack: string): Promise<Run | undefined> {
+/**
+ * Evaluates the program written into `dir` for `stack` in a fresh node process, as the update after one that
+ * exported `previous` (its StackReference to itself reads them); undefined when there is nothing to evaluate.
+ */
+export function evaluateTree(dir: string, stack: string, previous?: Record<string, unknown>): Promise<Run | undefined> {
     if (!fs.existsSync(path.join(dir, "index.js")) || !stackConfig(dir, stack)) return Promise.resolve(undefined);
     const out = path.join(dir, "run.json");
+    const given = path.join(dir, "previous.json");
+    fs.writeFileSync(given, JSON.stringify(previous ?? null));
     return new Promise((resolve, reject) => {
-        execFile(process.execPath, [__filename, "--evaluate", dir, stack, out], { maxBuffer: 64 << 20 }, (err, _stdout, stderr) => {
+        execFile(process.execPath, [__filename, "--evaluate", dir, stack, out, given], { maxBuffer: 64 << 20 }, (err, _stdout, stderr) => {
             if (err) reject(new Error(`the program in ${dir} does not evaluate for stack ${stack}:\n${String(stderr).trim() || err.message}`));
             else resolve(JSON.parse(fs.readFileSync(out, "utf8")) as Run);
         });
@@ -81,8 +86,10 @@ export function evaluateTree(dir: string, stack: string): Promise<Run | undefine
 }
 
 /**
- * The program at git ref `base` and in the working tree, each evaluated for `stack` (in parallel);
- * `before` is undefined when the ref has no such stack (or no program).
+ * The program at git ref `base` and in the working tree, each evaluated for `stack`; `before` is undefined when
+ * the ref has no such stack (or no program). The stack is taken as deployed and updated by `base` (the run after
+ * its own outputs: a bake's builder gone), and the working tree as the next update (reading those outputs, so
+ * that servers keep the golden volumes they booted from).
  */
 export async function evaluateBoth(base: string, stack: string): Promise<{ before?: Run; after: Run }> {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "bbb-trees-"));
@@ -90,7 +97,9 @@ export async function evaluateBoth(base: string, stack: string): Promise<{ befor
         const [beforeDir, afterDir] = [path.join(tmp, "base"), path.join(tmp, "work")];
         writeTree(treeAt(base), beforeDir);
         writeTree(workingTree(), afterDir);
-        const [before, after] = await Promise.all([evaluateTree(beforeDir, stack), evaluateTree(afterDir, stack)]);
+        const deployed = await evaluateTree(beforeDir, stack);
+        const before = deployed && (await evaluateTree(beforeDir, stack, deployed.outputs));
+        const after = await evaluateTree(afterDir, stack, before?.outputs);
         if (!after) throw new Error(`the working tree has no Pulumi.${stack}.yaml`);
         return { before, after };
     } finally {
@@ -99,20 +108,21 @@ export async function evaluateBoth(base: string, stack: string): Promise<{ befor
 }
 
 /** In the child process: evaluates the program in `dir` and writes the run (as JSON) to `out`. */
-async function evaluateIn(dir: string, stack: string, out: string): Promise<void> {
+async function evaluateIn(dir: string, stack: string, out: string, given: string): Promise<void> {
     const modules: ProgramModules = {
         pulumi: require(path.join(dir, "node_modules", "@pulumi", "pulumi")),
         settings: require(path.join(dir, "node_modules", "@pulumi", "pulumi", "runtime", "settings")),
         program: require(path.join(dir, "index.js")),
     };
-    const run = await evaluateProgram(modules, stackConfig(dir, stack)!, { anyName: true }, stack, stackSecretKeys(dir, stack));
+    const previous = JSON.parse(fs.readFileSync(given, "utf8")) ?? undefined;
+    const run = await evaluateProgram(modules, stackConfig(dir, stack)!, { anyName: true, previous }, stack, stackSecretKeys(dir, stack));
     if (run.error) throw run.error;
     fs.writeFileSync(out, JSON.stringify(run));
 }
 
 if (require.main === module && process.argv[2] === "--evaluate") {
-    const [dir, stack, out] = process.argv.slice(3);
-    evaluateIn(dir, stack, out).then(
+    const [dir, stack, out, given] = process.argv.slice(3);
+    evaluateIn(dir, stack, out, given).then(
         () => process.exit(0),
         (err) => {
             console.error(err instanceof Error ? err.message : String(err));

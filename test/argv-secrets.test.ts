@@ -16,8 +16,11 @@ const RECORDINGS = { enabled: true, retentionDays: 14, video: false };
 
 /** The single topology with Greenlight on bbb-1 (bbb-install.sh -g), webhooks and dial-in. */
 const SINGLE: Config = { ...BASE_CONFIG, greenlight: true, ...FEATURES };
-/** A server behind Scalelite, Greenlight on a host of its own, two consumers, recordings, webhooks and dial-in. */
-const POOL: Config = { ...BASE_CONFIG, scalelite: true, poolSize: 1, greenlight: true, consumers: ["default", "mattermost"], ...FEATURES, recordings: RECORDINGS };
+/**
+ * A server behind Scalelite, Greenlight on a host of its own, two consumers, recordings, webhooks and dial-in;
+ * installed by the whole installer (test/cluster.ts makes no golden volume; test/bbb-bake.test.ts traces the bake and the finalise).
+ */
+const POOL: Config = { ...BASE_CONFIG, scalelite: true, poolSize: 1, greenlight: true, consumers: ["default", "mattermost"], ...FEATURES, recordings: RECORDINGS, bake: false };
 
 /** The ups traced: per topology a deploy, then the API secrets rotated (and a consumer's, in the pool). */
 const CHAINS: [string, Config][][] = [

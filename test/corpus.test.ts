@@ -20,8 +20,11 @@ const RECORDINGS = { enabled: true, retentionDays: 14, video: false };
 /** A second image in the cloud: the image change and nothing else. */
 const CLOUD = { images: ["Ubuntu 22.04", "Ubuntu 22.04 2026-11"] };
 
-/** Three BBB servers behind Scalelite, two consumers; strict privacy (the default). */
-const POOL: Config = { ...BASE_CONFIG, scalelite: true, poolSize: 3, consumers: ["default", "mattermost"] };
+/**
+ * Three BBB servers behind Scalelite, two consumers; strict privacy (the default); installed by the whole installer
+ * (test/cluster.ts makes no golden volume).
+ */
+const POOL: Config = { ...BASE_CONFIG, scalelite: true, poolSize: 3, consumers: ["default", "mattermost"], bake: false };
 /** The single topology with Greenlight on bbb-1 (bbb-install.sh -g). */
 const SINGLE: Config = { ...BASE_CONFIG, greenlight: true };
 /** Everything a server can have on: recordings, webhooks, dial-in. */
@@ -104,7 +107,7 @@ const CASES: Case[] = [
     { name: "pool: pulumi up --replace bbb-2-vm", base: "pool", config: pool({}), replace: ["bbb-2-vm"] },
 
     // The single topology: bbb-1 (2 meetings) with Greenlight, TURN.
-    { name: "single: grown to a pool (scalelite on, poolSize 2; the API name moves to Scalelite)", base: "single", config: single({ scalelite: true, poolSize: 2 }) },
+    { name: "single: grown to a pool (scalelite on, poolSize 2; the API name moves to Scalelite)", base: "single", config: single({ scalelite: true, poolSize: 2, bake: false }) },
     { name: "single: privacy strict -> standard", base: "single", config: single({ privacy: "standard" }) },
     { name: "single: recordings on (/var/bigbluebutton moves to a data volume)", base: "single", config: single({ privacy: "standard", recordings: RECORDINGS }) },
     { name: "single: secretGeneration 1 -> 2 (bbbSecret)", base: "single", config: single({ secretGeneration: 2 }) },
@@ -125,7 +128,7 @@ const CASES: Case[] = [
 
     // Controls: without meetings the change goes through, one server at a time.
     { name: "control: pool privacy strict -> standard with no meeting anywhere", base: "pool", config: pool({ privacy: "standard" }), meetings: 0, applies: true },
-    { name: "single grown to a pool, no meeting on bbb-1: goes through up to Greenlight's protected volume (runbook)", base: "single", config: single({ scalelite: true, poolSize: 2 }), meetings: 0 },
+    { name: "single grown to a pool, no meeting on bbb-1: goes through up to Greenlight's protected volume (runbook)", base: "single", config: single({ scalelite: true, poolSize: 2, bake: false }), meetings: 0 },
 
     // With a force setting: what the README says happens.
     { name: "forced: poolSize 3 -> 2 with forceRemove while bbb-3 hosts meetings", base: "pool", config: pool({ poolSize: 2, forceRemove: true }), forced: { meetingsEnded: 2 } },

@@ -30,17 +30,24 @@ const CHANGES: Record<string, Record<string, unknown>> = {
  * evaluating it, and a run leaves nothing behind for the next (the test "nothing changed" would see it).
  */
 let modules: ProgramModules;
-const evaluate = (config: Record<string, unknown>, stack = "prod") => evaluateProgram(modules, config, { anyName: true }, stack);
+/** The stack's run as its last update left it: deployed, then updated once more (a bake's builder gone). */
+const deployed = async (config: Record<string, unknown>, stack: string) => {
+    const first = await evaluateProgram(modules, config, { anyName: true }, stack);
+    return evaluateProgram(modules, config, { anyName: true, previous: first.outputs }, stack);
+};
 
 let prod: Run;
 const after: Record<string, Run> = {};
 let devBase: Run | undefined;
-const devRun = async () => (devBase ??= await evaluate(DEV, "dev"));
+const devRun = async () => (devBase ??= await deployed(DEV, "dev"));
+/** A change of the deployed stack: the next update, reading the outputs the last one exported. */
+const evaluate = (config: Record<string, unknown>, stack = "prod") =>
+    evaluateProgram(modules, config, { anyName: true, previous: (stack === "prod" ? prod : devBase)?.outputs }, stack);
 beforeAll(async () => {
     jest.isolateModules(() => {
         modules = require("../scripts/offline").loadProgram();
     });
-    prod = await evaluate(PROD);
+    prod = await deployed(PROD, "prod");
     after["nothing"] = await evaluate(PROD);
     for (const [name, change] of Object.entries(CHANGES)) after[name] = await evaluate({ ...PROD, ...change });
 }, 60000);

@@ -2,7 +2,7 @@
 // one breaks them, so the names are written out here, and examples/consumer reads them under mocks.
 import { BASE_CONFIG, evaluate, Run } from "./harness";
 
-const CONTRACT = ["bbbApiUrl", "bbbSecret", "consumerSecrets", "dnsRecords", "hosts", "integrations", "turnHost"];
+const CONTRACT = ["baking", "bbbApiUrl", "bbbSecret", "consumerSecrets", "dnsRecords", "hosts", "integrations", "turnHost"];
 const OPTIONAL = ["greenlightUrl"];
 const SECRET = ["bbbSecret", "consumerSecrets", "integrations"];
 

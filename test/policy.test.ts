@@ -362,7 +362,10 @@ describe("the program's own resources pass every rule", () => {
             expect(run.error).toBeUndefined();
             const resources = described(run);
             expect(resources.filter((r) => r.type === TYPES.secGroupRule).length).toBeGreaterThan(0);
-            expect(resources.filter((r) => r.type === TYPES.volume).length).toBe(2);
+            // Two data volumes (Scalelite's, Greenlight's); the bake's volumes (golden, builder's disk, boot disks) are no data.
+            const volumes = resources.filter((r) => r.type === TYPES.volume);
+            expect(volumes.filter((v) => !(v.props.metadata as Record<string, unknown> | undefined)?.["bbb-bake"]).length).toBe(2);
+            expect(volumes.map((v) => v.name)).toEqual(expect.arrayContaining(["bbb-2-boot", expect.stringMatching(/^bake-[0-9a-f]{12}$/)]));
             expect(resources.flatMap(everyRule)).toEqual([]);
             expect(worldInPiecesViolations(resources)).toEqual([]);
         }

@@ -1,7 +1,8 @@
 // The pool topology under mocks: Scalelite, registrations, scaling, drain, data volumes, consumer secrets.
 import { BASE_CONFIG, byName, changedInputs, diff, serverResources, evaluate, ofType, Registered, Run, stepInputs, waitsFor } from "./harness";
 
-const POOL = { ...BASE_CONFIG, scalelite: true, greenlight: true, consumers: ["mattermost", "pod"] };
+/** Servers by the whole installer: test/bake.test.ts has baked ones. */
+const POOL = { ...BASE_CONFIG, scalelite: true, greenlight: true, consumers: ["mattermost", "pod"], bake: false };
 const COMMAND = "command:remote:Command";
 const VOLUME = "openstack:blockstorage/volume:Volume";
 

@@ -166,7 +166,7 @@ describe("single topology: floating IPs, IPv6, Cloudflare", () => {
     });
 
     test("outputs: exactly the contract, the secret secret, no Greenlight", () => {
-        expect(Object.keys(run.outputs).sort()).toEqual(["bbbApiUrl", "bbbSecret", "consumerSecrets", "dnsRecords", "hosts", "integrations", "turnHost"]);
+        expect(Object.keys(run.outputs).sort()).toEqual(["baking", "bbbApiUrl", "bbbSecret", "consumerSecrets", "dnsRecords", "hosts", "integrations", "turnHost"]);
         expect(run.outputs.bbbApiUrl).toBe("https://bbb.example.org/bigbluebutton/api");
         expect(run.outputs.turnHost).toBe("turn.example.org");
         expect(run.outputs.bbbSecret).toMatch(/^[A-Za-z0-9]{40}$/);

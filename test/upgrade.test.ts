@@ -2,7 +2,8 @@
 // through `upgrade.servers`; in the single topology a new bbbVersion re-runs the installer in place.
 import { BASE_CONFIG, byName, diff, evaluate, Run, serverResources, stepInputs, waitsFor } from "./harness";
 
-const POOL = { ...BASE_CONFIG, scalelite: true, poolSize: 3 };
+/** Servers by the whole installer: test/bake.test.ts has the baked rounds. */
+const POOL = { ...BASE_CONFIG, scalelite: true, poolSize: 3, bake: false };
 const IMAGES = { images: ["Ubuntu 22.04", "Ubuntu 22.04 2026-11"] };
 /** The pool's second release: a new package line and a new image. */
 const RELEASE_2 = { ...POOL, bbbRelease: 2, bbbVersion: "jammy-301", image: "Ubuntu 22.04 2026-11" };

@@ -3,7 +3,7 @@
 import { bbbHostName } from "../names";
 import { SIP_PORT } from "../ports";
 import { ConfigProblem, show } from "./problems";
-import { CONFIG_SCHEMA, Values } from "./schema";
+import { BAKE_VOLUME_GB, CONFIG_SCHEMA, Values } from "./schema";
 import { LABEL, MAX_NAME, privateKeyProblem, publicKeyOf, tooWideProblem, ubuntuReleaseOf } from "./values";
 
 /**
@@ -228,6 +228,18 @@ function upgradeFitsPool(v: Given, report: Report): void {
     }
 }
 
+/** A baked server's boot volume is a clone of the golden volume: Cinder refuses a clone smaller than its source. */
+function bakedVolumesFit(v: Given, report: Report): void {
+    const size = v.volumeSizes?.bbb;
+    if (v.scalelite !== true || v.bake === false || size === undefined || size >= BAKE_VOLUME_GB) return;
+    report({
+        key: "volumeSizes.bbb",
+        expected: `at least ${BAKE_VOLUME_GB} GB with bake on: a server's boot volume is a clone of the ${BAKE_VOLUME_GB} GB golden volume, and Cinder makes no clone smaller than its source`,
+        given: show(size),
+        fix: `pulumi config set --path volumeSizes.bbb ${BAKE_VOLUME_GB}  (or: pulumi config set bake false)`,
+    });
+}
+
 function recordingsNeedStandardPrivacy(v: Given, report: Report): void {
     if (v.recordings?.enabled === true && v.privacy === "strict") {
         report({
@@ -283,6 +295,7 @@ export const RULES: readonly ((v: Given, report: Report) => void)[] = [
     drainNamesServers,
     consumersBesideGreenlight,
     upgradeFitsPool,
+    bakedVolumesFit,
     recordingsNeedStandardPrivacy,
     sipNotFromEveryone,
     webhookUrlsNeedWebhooks,

@@ -143,6 +143,8 @@ const gitRef = z.string().superRefine(
  * platform is several stacks.
  */
 export const MAX_POOL_SIZE = 100;
+/** Size in GB of a baked golden volume and its builder's disk: Ubuntu and BigBlueButton's packages, with room; servers' boot volumes are clones of at least this size (Cinder refuses a clone smaller than its source). */
+export const BAKE_VOLUME_GB = 30;
 
 const CONFIG = {
     domain: {
@@ -367,6 +369,16 @@ const CONFIG = {
             "Release of the pool's BBB servers, part of their names from 2 on (`bbb-1-r2`); raise it (with `bbbVersion` or `image`) to replace the servers by new ones, one at a time with `upgrade` (see the runbook). Pool only; at most 999.",
         example: 2,
         schema: z.number().int().min(1).max(999, { error: "a whole number from 1 to 999 (raise it to replace the pool's servers)" }),
+    },
+    bake: {
+        type: "boolean",
+        default: true,
+        description:
+            "Pool only: boot new BBB servers from a volume with BigBlueButton's packages already installed (baked once per bbbVersion, installer and image), finalised for their own name and addresses in minutes.",
+        readme:
+            "Pool topology only (a single server upgrades in place). New BBB servers (a scale-up, a release) boot from a clone of a golden Cinder volume that holds BigBlueButton's packages and no host identity, baked once per `bbbVersion`, installer ref and base image by a builder VM (about 30 minutes, deleted by the next `pulumi up`), and are finalised for their own name, addresses and secrets in minutes (see \"Baked servers\"). Servers that exist keep their disks. `false`: every new server runs the whole installer, as before. Needs `volumeSizes.bbb` of at least " + String(BAKE_VOLUME_GB) + " GB.",
+        example: false,
+        schema: z.boolean(),
     },
     upgrade: {
         type: "object",
