@@ -60,7 +60,8 @@ export interface BbbServerArgs {
     version: string;
     /**
      * The key of the golden volume the server booted from (components/bake.ts): the installer step then finalises a
-     * baked host, and writes the secret and properties before its one restart (bbb-configure then has none to do).
+     * baked host, and writes the secret and properties a seed step left it before its one restart (bbb-configure
+     * then has none to do).
      */
     bakeKey?: string;
     /** Git ref of bbb-install.sh to download. */
@@ -202,6 +203,11 @@ export class BbbServer extends pulumi.ComponentResource {
             .all([{ ...installer, VERSION: "", INSTALLER_URL: branchUrl }, args.secret])
             .apply(([inputs, secret]) => createHash("sha256").update(JSON.stringify([inputs, secret, properties, args.privacy])).digest("hex"));
         const maintenance = args.maintenance?.(this.change);
+        if (args.bakeKey) {
+            // Once, on a new VM: what the finalise writes before its restart. Later changes of the secret or the
+            // properties are bbb-configure's; they must not run the installer step again (it would do nothing).
+            this.step("seed", "bbb-seed", { SECRET: args.secret, PROPERTIES: properties }, [], { ignoreChanges: ["stdin"] });
+        }
         this.installed = this.step(
             "install",
             "bbb-installer",
@@ -214,7 +220,7 @@ export class BbbServer extends pulumi.ComponentResource {
                 FORCE_REINSTALL: String(args.forceReinstall),
                 UPGRADE_IN_PLACE: String(args.upgradeInPlace),
                 TIMEOUT_SECONDS: String(BBB_TIMEOUTS.installer),
-                ...(args.bakeKey ? { BAKE_KEY: args.bakeKey, SECRET: args.secret, PROPERTIES: properties } : {}),
+                ...(args.bakeKey ? { BAKE_KEY: args.bakeKey } : {}),
             },
             maintenance ? [maintenance] : [],
         );
@@ -288,11 +294,11 @@ export class BbbServer extends pulumi.ComponentResource {
     }
 
     /** A step after the previous one (each may restart services). */
-    private step(suffix: string, script: string, inputs: Record<string, pulumi.Input<string>>, extra: pulumi.Resource[] = []) {
+    private step(suffix: string, script: string, inputs: Record<string, pulumi.Input<string>>, extra: pulumi.Resource[] = [], opts: pulumi.CustomResourceOptions = {}) {
         const step = remoteStep(
             `${this.host.name}-${suffix}`,
             { step: script, connection: this.host.connection, inputs, triggers: [this.host.instanceId] },
-            { parent: this, dependsOn: [this.previous, ...extra] },
+            { ...opts, parent: this, dependsOn: [this.previous, ...extra] },
         );
         this.previous = step;
         return step;

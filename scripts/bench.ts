@@ -67,6 +67,7 @@ export const DURATIONS: Record<string, number> = {
     // stop and start of every BigBlueButton service (60 s: the finalise writes playback_host first, so
     // install_ssl's own --setip is skipped), bbb-conf --check and the rest (25 s).
     "bbb-installer (finalise)": 150,
+    "bbb-seed": 2, // a root-only file with the secret and properties for the finalise
     "bbb-data-policy": 30, // privacy: nginx reload, log levels, retention
     "bbb-dialin": 20, // FreeSWITCH gateway and dialplan, reload
     "bbb-webhooks": 60, // package, override, restart
