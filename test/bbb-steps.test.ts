@@ -595,6 +595,43 @@ describe("bbb-installer", () => {
         expect(r.stderr).toContain("is not a bash script");
     });
 
+    describe("FreeSWITCH's local_ip_v4 (vars.xml), which neither bbb-install.sh nor bbb-conf writes", () => {
+        const vars = () => fs.readFileSync(box.file("root/opt/freeswitch/etc/freeswitch/vars.xml"), "utf8");
+        const setVars = (text: string) => fs.writeFileSync(box.file("root/opt/freeswitch/etc/freeswitch/vars.xml"), text);
+
+        test("a server whose vars.xml has no local_ip_v4 line (FreeSWITCH finds its address) is not installed again", () => {
+            expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+            installedBbb(box, OLD_SECRET);
+            setVars(vars().replace(/.*local_ip_v4=.*\n/, ""));
+            const r = box.run("bbb-installer", INSTALL);
+            expect(r.status).toBe(0);
+            expect(r.stdout).toContain("bbb-install.sh already ran with these inputs; nothing to do");
+            expect(installerRuns()).toHaveLength(1);
+            expect(vars()).not.toContain("local_ip_v4");
+        });
+
+        test("a local_ip_v4 of another address (a package's postinst ran on another host) gets this host's, and the installer runs again once idle", () => {
+            expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+            installedBbb(box, OLD_SECRET);
+            setVars(vars().replace(/local_ip_v4=[0-9.]+/, "local_ip_v4=10.9.9.9"));
+            const r = box.run("bbb-installer", INSTALL);
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            expect(r.stdout).toContain("FreeSWITCH binds 10.9.9.9 (local_ip_v4 in vars.xml), not 10.0.0.11");
+            expect(r.stdout).toContain("FreeSWITCH binds 10.0.0.11 (local_ip_v4 in vars.xml)");
+            expect(installerRuns()).toHaveLength(2);
+            expect(vars()).toContain('data="local_ip_v4=10.0.0.11"');
+            expect(vars()).not.toContain("10.9.9.9");
+        });
+    });
+
+    test("BAKE_KEY on a server that holds no bake marker and no installer record (not booted from that bake) is refused before anything runs", () => {
+        const r = box.run("bbb-installer", { ...INSTALL, BAKE_KEY: "1a2b3c4d".repeat(8), SECRET: NEW_SECRET, PROPERTIES: CONFIGURE.PROPERTIES });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("BAKE_KEY is given, but bbb-1.example.org holds no bake marker (/var/lib/bbb-deploy/baked) and no record of an installer run");
+        expect(installerRuns()).toEqual([]);
+    });
+
     test("a TURN secret that is not lower-case hex is refused before anything runs (bbb-install.sh splits -c on ':')", () => {
         const r = box.run("bbb-installer", { ...INSTALL, TURN_SECRET: "abc:DEF" });
         expect([r.status, r.stderr]).toEqual([1, expect.stringContaining("bbb-installer: error: the TURN secret must be lower-case hex")]);

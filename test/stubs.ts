@@ -628,7 +628,8 @@ esac`;
  * What `apt-get install bigbluebutton` (the meta-package, BigBlueButton 3.0's packages under it) leaves on a host,
  * from the packages' own scripts (docs/bake.md Part 2, §2.2-2.4, which cites each; bigbluebutton/bigbluebutton
  * build/packages-template at the commits named there): every fpm-built postinst computes IP as the default route's
- * address (build/deb-helper.sh; here $SANDBOX/private-ip, else 10.0.0.11). dpkg's status file gets the packages.
+ * address (build/deb-helper.sh; here $SANDBOX/private-ip, else the host's own address as bbb-install.sh, which runs
+ * apt-get, was given it: INTERNAL_IP behind NAT, else IP; else 10.0.0.11). dpkg's status file gets the packages.
  * bbb-web's postinst (after-install.sh L13-17, L26, L30-31): the package bigbluebutton.properties with a random
  * securitySalt and serverURL http://IP. bbb-freeswitch-core: vars.xml (external_*_ip=stun:..., and local_ip_v4=IP,
  * which its after-install.sh L11-12 writes where the file has the line: that 3.0's has it is assumed, docs/bake.md
@@ -642,7 +643,7 @@ esac`;
  * start (see BBB_CONF). The installs only: upgrades are not modelled.
  */
 const BBB_PACKAGES = `
-ip=$(cat "$SANDBOX/private-ip" 2>/dev/null || echo 10.0.0.11)
+ip=$(cat "$SANDBOX/private-ip" 2>/dev/null || echo "\${INTERNAL_IP:-\${IP:-10.0.0.11}}")
 rnd() { head -c 32 /dev/urandom | sha256sum | cut -c "1-$1"; }
 mkdir -p "$ROOT/var/lib/dpkg"
 for p in bigbluebutton bbb-config bbb-web bbb-html5 bbb-freeswitch-core bbb-fsesl-akka bbb-webrtc-sfu bbb-graphql-server bbb-etherpad bbb-record-core; do
