@@ -572,8 +572,9 @@ services:
  * (PROTOCOL the current one's, http when none), securitySalt copied from bbb-web's package bigbluebutton.properties
  * when the file has none, bbbWebAPI and sharedSecret in bbb-apps-akka.conf, playback_host in bigbluebutton.yml, and
  * while bbb-fsesl-akka.conf's ESL password is ClueCon a new one (openssl rand -hex 8) in it, event_socket.conf.xml
- * and production.yml; then it stops and starts BigBlueButton. Its seds and yq have the secret and the ESL password
- * on their command lines (docs/upstream.md, "Secrets on command lines"): not modelled, the stub's are its own.
+ * and production.yml; then it stops and starts BigBlueButton. The real one's sed has the API secret on its command
+ * line (docs/upstream.md, "Secrets on command lines"): not modelled (the stub writes it with printf); its yq has the
+ * ESL password on its command line, as here.
  * --check prints its report's first line (its checks not modelled).
  */
 const BBB_CONF = `
