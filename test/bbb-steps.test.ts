@@ -225,13 +225,16 @@ describe("bbb-installer", () => {
         test("Docker Compose v2 missing (docker-ce-cli only recommends it; an image may install no recommends) is installed", () => {
             box.write("no-compose-plugin", "");
             expect(box.run("bbb-installer", INSTALL).status).toBe(0);
-            expect(box.calls("apt-get")).toEqual(["apt-get install -y -q docker-compose-plugin"]);
+            // BigBlueButton's packages (bbb-install.sh, on a new host), then the plugin (the Compose shim, when Greenlight is installed).
+            expect(box.calls("apt-get")).toEqual(["apt-get install -yq bigbluebutton", "apt-get install -y -q docker-compose-plugin"]);
             expect(running()).toBe("bigbluebutton/greenlight:v3.8.2.4");
         });
 
         test("Docker Compose v2 that cannot be installed fails the installer, naming the package", () => {
+            // On a host where BigBlueButton's packages are installed (else their install would fail first).
+            expect(box.run("bbb-installer", INSTALL).status).toBe(0);
             box.write("no-compose-plugin", "");
-            const r = box.run("bbb-installer", INSTALL, { APT_FAIL: "1" });
+            const r = box.run("bbb-installer", { ...INSTALL, VERSION: "jammy-301" }, { APT_FAIL: "1" });
             expect(r.status).toBe(1);
             expect(r.stderr).toContain("Docker Compose v2 is missing (apt-get install docker-compose-plugin)");
             expect(r.stderr).toContain("bbb-installer: error: bbb-install.sh failed with exit code 1");
@@ -510,8 +513,9 @@ describe("bbb-installer", () => {
         expect(box.calls("dpkg")).toEqual([]);
         fs.writeFileSync(box.callLog, "");
         expect(box.run("bbb-installer", INSTALL).status).toBe(0);
-        expect(box.calls().filter((c) => /^(dpkg|bbb-install\.sh) /.test(c)).map((c) => c.split(" ")[0])).toEqual(["dpkg", "bbb-install.sh"]);
-        expect(box.calls("dpkg")).toEqual(["dpkg --configure -a"]);
+        // (bbb-install.sh's own need_pkg asks dpkg -s whether BigBlueButton's packages are installed.)
+        expect(box.calls().filter((c) => /^(dpkg --configure|bbb-install\.sh) /.test(c)).map((c) => c.split(" ")[0])).toEqual(["dpkg", "bbb-install.sh"]);
+        expect(box.calls("dpkg").filter((c) => !c.startsWith("dpkg -s "))).toEqual(["dpkg --configure -a"]);
     });
 
     test("the TURN secret is in root-only files while the installer runs, never in the runner nor on the unit's command line", () => {
@@ -589,6 +593,43 @@ describe("bbb-installer", () => {
         const r = box.run("bbb-installer", INSTALL);
         expect(r.status).toBe(1);
         expect(r.stderr).toContain("is not a bash script");
+    });
+
+    describe("FreeSWITCH's local_ip_v4 (vars.xml), which neither bbb-install.sh nor bbb-conf writes", () => {
+        const vars = () => fs.readFileSync(box.file("root/opt/freeswitch/etc/freeswitch/vars.xml"), "utf8");
+        const setVars = (text: string) => fs.writeFileSync(box.file("root/opt/freeswitch/etc/freeswitch/vars.xml"), text);
+
+        test("a server whose vars.xml has no local_ip_v4 line (FreeSWITCH finds its address) is not installed again", () => {
+            expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+            installedBbb(box, OLD_SECRET);
+            setVars(vars().replace(/.*local_ip_v4=.*\n/, ""));
+            const r = box.run("bbb-installer", INSTALL);
+            expect(r.status).toBe(0);
+            expect(r.stdout).toContain("bbb-install.sh already ran with these inputs; nothing to do");
+            expect(installerRuns()).toHaveLength(1);
+            expect(vars()).not.toContain("local_ip_v4");
+        });
+
+        test("a local_ip_v4 of another address (a package's postinst ran on another host) gets this host's, and the installer runs again once idle", () => {
+            expect(box.run("bbb-installer", INSTALL).status).toBe(0);
+            installedBbb(box, OLD_SECRET);
+            setVars(vars().replace(/local_ip_v4=[0-9.]+/, "local_ip_v4=10.9.9.9"));
+            const r = box.run("bbb-installer", INSTALL);
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            expect(r.stdout).toContain("FreeSWITCH binds 10.9.9.9 (local_ip_v4 in vars.xml), not 10.0.0.11");
+            expect(r.stdout).toContain("FreeSWITCH binds 10.0.0.11 (local_ip_v4 in vars.xml)");
+            expect(installerRuns()).toHaveLength(2);
+            expect(vars()).toContain('data="local_ip_v4=10.0.0.11"');
+            expect(vars()).not.toContain("10.9.9.9");
+        });
+    });
+
+    test("BAKE_KEY on a server that holds no bake marker and no installer record (not booted from that bake) is refused before anything runs", () => {
+        const r = box.run("bbb-installer", { ...INSTALL, BAKE_KEY: "1a2b3c4d".repeat(8), SECRET: NEW_SECRET, PROPERTIES: CONFIGURE.PROPERTIES });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("BAKE_KEY is given, but bbb-1.example.org holds no bake marker (/var/lib/bbb-deploy/baked) and no record of an installer run");
+        expect(installerRuns()).toEqual([]);
     });
 
     test("a TURN secret that is not lower-case hex is refused before anything runs (bbb-install.sh splits -c on ':')", () => {

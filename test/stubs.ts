@@ -65,12 +65,19 @@ esac`;
  * taken by a unit that runs, or by a unit file (/etc/systemd/system/NAME.service), is refused as the manager
  * refuses a transient unit that is not pristine (dbus-manager.c, transient_unit_from_message: "Failed to start
  * transient service unit: Unit NAME.service was already loaded or has a fragment file.", exit 1; read on
- * systemd's main branch, 249 assumed alike).
+ * systemd's main branch, 249 assumed alike). Without --unit, systemd-run names the unit run-u<n> (run.c,
+ * make_unit_name). With --on-active=TIME it makes a transient timer that starts COMMAND TIME after now and returns
+ * at once: here the timer is recorded in $SANDBOX/timers/<unit> ("TIME COMMAND"), never fired (a fired
+ * `systemctl poweroff` would end the host).
  */
 const SYSTEMD_RUN = `
-unit=""; cmd=()
-for a in "$@"; do case $a in --unit=*) unit=\${a#--unit=} ;; -*) ;; *) cmd+=("$a") ;; esac; done
+unit=""; cmd=(); delay=""
+for a in "$@"; do case $a in --unit=*) unit=\${a#--unit=} ;; --on-active=*) delay=\${a#--on-active=} ;; -*) ;; *) cmd+=("$a") ;; esac; done
+unit=\${unit:-run-u$RANDOM}
 mkdir -p "$SANDBOX/units"
+if [ -n "$delay" ]; then
+  mkdir -p "$SANDBOX/timers"; printf '%s %s\\n' "$delay" "\${cmd[*]}" > "$SANDBOX/timers/$unit"; exit 0
+fi
 if [ -e "$SANDBOX/units/$unit" ] || [ -e "$ROOT/etc/systemd/system/$unit.service" ]; then
   echo "Failed to start transient service unit: Unit $unit.service was already loaded or has a fragment file." >&2; exit 1
 fi
@@ -560,27 +567,128 @@ services:
  * appear to be installed and exits 1 before doing anything, whatever the option (its first check). Not modelled:
  * the checks --restart runs after starting (check_state: one puts FreeSWITCH's event-socket password on fs_cli's
  * command line, docs/upstream.md); any other option (--setsecret: the steps write its files themselves,
- * bbb-configure.sh) fails the test.
+ * bbb-configure.sh) fails the test. A start writes Etherpad's API key where Etherpad is installed and has none.
+ * --setip HOST, as its "--setip" block (docs/bake.md §3.3): serverURL PROTOCOL://HOST in bbb-web.properties
+ * (PROTOCOL the current one's, http when none), securitySalt copied from bbb-web's package bigbluebutton.properties
+ * when the file has none, bbbWebAPI and sharedSecret in bbb-apps-akka.conf, playback_host in bigbluebutton.yml, and
+ * while bbb-fsesl-akka.conf's ESL password is ClueCon a new one (openssl rand -hex 8) in it, event_socket.conf.xml
+ * and production.yml; then it stops and starts BigBlueButton. The real one's sed has the API secret on its command
+ * line (docs/upstream.md, "Secrets on command lines"): not modelled (the stub writes it with printf); its yq has the
+ * ESL password on its command line, as here.
+ * --check prints its report's first line (its checks not modelled).
  */
 const BBB_CONF = `
 if [ -n "\${BBB_RELEASE_GONE:-}" ]; then
   printf '\\n# BigBlueButton does not appear to be installed.  Could not\\n# locate: /etc/bigbluebutton/bigbluebutton-release\\n\\n'; exit 1
 fi
 props="$ROOT/etc/bigbluebutton/bbb-web.properties"
+stop() {
+  echo "Stopping BigBlueButton"
+  [ -s "$SANDBOX/meetings" ] && cat "$SANDBOX/meetings" >> "$SANDBOX/ended-meetings"
+  : > "$SANDBOX/meetings"; touch "$SANDBOX/bbb-stopped"; rm -f "$SANDBOX/units/bbb-apps-akka"
+}
+start() {
+  rm -f "$SANDBOX/bbb-stopped"; mkdir -p "$SANDBOX/units"; touch "$SANDBOX/units/bbb-apps-akka"
+  sed -n 's/^securitySalt=//p' "$props" | tail -n1 > "$SANDBOX/running-salt"
+  # Etherpad's first start writes its API key (etherpad-lite's APIHandler.js: "Creating with random contents").
+  k="$ROOT/usr/share/etherpad-lite/APIKEY.txt"
+  [ ! -d "\${k%/*}" ] || [ -s "$k" ] || head -c 32 /dev/urandom | sha256sum | cut -c1-64 > "$k"
+  echo "Starting BigBlueButton"
+}
 case $1 in
   --secret) printf '\\n    URL: https://%s/bigbluebutton/\\n    Secret: %s\\n\\n' "$(hostname)" "$(sed -n 's/^securitySalt=//p' "$props")" ;;
-  --stop|--restart)
-    echo "Stopping BigBlueButton"
-    [ -s "$SANDBOX/meetings" ] && cat "$SANDBOX/meetings" >> "$SANDBOX/ended-meetings"
-    : > "$SANDBOX/meetings"; touch "$SANDBOX/bbb-stopped"; rm -f "$SANDBOX/units/bbb-apps-akka"
-    [ "$1" = --stop ] && exit 0
+  --stop) stop ;;
+  --restart)
+    stop
     [ "\${BBB_CONF_FAIL:-}" = --restart ] && { echo "Job for bigbluebutton.target failed."; exit 0; }
-    rm -f "$SANDBOX/bbb-stopped"; mkdir -p "$SANDBOX/units"; touch "$SANDBOX/units/bbb-apps-akka"
-    sed -n 's/^securitySalt=//p' "$props" | tail -n1 > "$SANDBOX/running-salt"; echo "Starting BigBlueButton" ;;
-  --start)
-    rm -f "$SANDBOX/bbb-stopped"; mkdir -p "$SANDBOX/units"; touch "$SANDBOX/units/bbb-apps-akka"
-    sed -n 's/^securitySalt=//p' "$props" | tail -n1 > "$SANDBOX/running-salt"; echo "Starting BigBlueButton" ;;
+    start ;;
+  --start) start ;;
+  --setip)
+    host=$2; touch "$props"
+    url=$(sed -n 's/^bigbluebutton.web.serverURL=//p' "$props" | tail -n1); protocol=\${url%%://*}; [ -n "$url" ] || protocol=http
+    if grep -q '^bigbluebutton.web.serverURL=' "$props"; then sed -i "s|^bigbluebutton.web.serverURL=.*|bigbluebutton.web.serverURL=$protocol://$host|" "$props"
+    else echo "bigbluebutton.web.serverURL=$protocol://$host" >> "$props"; fi
+    grep -q '^securitySalt=' "$props" || sed -n '/^securitySalt=/p' "$ROOT/usr/share/bbb-web/WEB-INF/classes/bigbluebutton.properties" >> "$props"
+    salt=$(sed -n 's/^securitySalt=//p' "$props" | tail -n1)
+    printf 'services {\\n  bbbWebAPI="%s://%s/bigbluebutton/api"\\n  sharedSecret="%s"\\n}\\n' "$protocol" "$host" "$salt" > "$ROOT/etc/bigbluebutton/bbb-apps-akka.conf"
+    yml="$ROOT/usr/local/bigbluebutton/core/scripts/bigbluebutton.yml"
+    [ -f "$yml" ] && sed -i "s|^playback_host: .*|playback_host: $host|" "$yml"
+    fsesl="$ROOT/etc/bigbluebutton/bbb-fsesl-akka.conf"
+    if grep -q 'password="ClueCon"' "$fsesl" 2>/dev/null; then
+      esl=$(head -c 8 /dev/urandom | sha256sum | cut -c1-16)
+      sed -i "s/password=\\"ClueCon\\"/password=\\"$esl\\"/" "$fsesl"
+      sed -i "s/name=\\"password\\" value=\\"ClueCon\\"/name=\\"password\\" value=\\"$esl\\"/" "$ROOT/opt/freeswitch/etc/freeswitch/autoload_configs/event_socket.conf.xml"
+      yq e -i ".freeswitch.esl_password = \\"$esl\\"" "$ROOT/etc/bigbluebutton/bbb-webrtc-sfu/production.yml"
+    fi
+    stop; start ;;
+  --check) echo "BigBlueButton Server 3.0.19 (stub) ** Potential problems described below **" ;;
   *) echo "bbb-conf stub: $1 is not modelled" >&2; exit 2 ;;
+esac`;
+
+/**
+ * What `apt-get install bigbluebutton` (the meta-package, BigBlueButton 3.0's packages under it) leaves on a host,
+ * from the packages' own scripts (docs/bake.md Part 2, §2.2-2.4, which cites each; bigbluebutton/bigbluebutton
+ * build/packages-template at the commits named there): every fpm-built postinst computes IP as the default route's
+ * address (build/deb-helper.sh; here $SANDBOX/private-ip, else the host's own address as bbb-install.sh, which runs
+ * apt-get, was given it: INTERNAL_IP behind NAT, else IP; else 10.0.0.11). dpkg's status file gets the packages.
+ * bbb-web's postinst (after-install.sh L13-17, L26, L30-31): the package bigbluebutton.properties with a random
+ * securitySalt and serverURL http://IP. bbb-freeswitch-core: vars.xml (external_*_ip=stun:..., and local_ip_v4=IP,
+ * which its after-install.sh L11-12 writes where the file has the line: that 3.0's has it is assumed, docs/bake.md
+ * "Open points"), event_socket.conf.xml with ClueCon (bbb-voice-conference's L6) and /opt/freeswitch/conf, the link
+ * to etc/freeswitch. akka-bbb-fsesl's preinst (L5-19): bbb-fsesl-akka.conf with ClueCon. bbb-webrtc-sfu
+ * (after-install.sh L9-39): its package config/default.yml with IP. bbb-graphql-server (after-install.sh L42-46): a
+ * random Hasura admin secret in /etc/default/bbb-graphql-server and config.yaml (it ships "bigbluebutton", the
+ * default it replaces). bbb-record-core: bigbluebutton.yml, playback_host 127.0.0.1 (the package's value assumed).
+ * The package nginx site, port 80 only, server_name IP (newer bbb-html5 after-install.sh L23; 3.0 assumed alike).
+ * bbb-config: bbb-conf, and /etc/bigbluebutton/bigbluebutton-release. Etherpad writes its APIKEY.txt at its first
+ * start (see BBB_CONF). The installs only: upgrades are not modelled.
+ */
+const BBB_PACKAGES = `
+ip=$(cat "$SANDBOX/private-ip" 2>/dev/null || echo "\${INTERNAL_IP:-\${IP:-10.0.0.11}}")
+rnd() { head -c 32 /dev/urandom | sha256sum | cut -c "1-$1"; }
+mkdir -p "$ROOT/var/lib/dpkg"
+for p in bigbluebutton bbb-config bbb-web bbb-html5 bbb-freeswitch-core bbb-fsesl-akka bbb-webrtc-sfu bbb-graphql-server bbb-etherpad bbb-record-core; do
+  printf 'Package: %s\\nStatus: install ok installed\\nVersion: 1:3.0.19-1\\n\\n' "$p" >> "$ROOT/var/lib/dpkg/status"
+done
+mkdir -p "$ROOT/usr/share/bbb-web/WEB-INF/classes" "$ROOT/etc/bigbluebutton/bbb-webrtc-sfu" "$ROOT/opt/freeswitch/etc/freeswitch/autoload_configs" \\
+  "$ROOT/usr/local/bigbluebutton/bbb-webrtc-sfu/config" "$ROOT/etc/default" "$ROOT/usr/share/bbb-graphql-server" "$ROOT/usr/local/bigbluebutton/core/scripts" \\
+  "$ROOT/etc/nginx/sites-available" "$ROOT/usr/share/etherpad-lite" "$ROOT/usr/share/bigbluebutton/nginx"
+printf 'bigbluebutton.web.serverURL=http://%s\\nsecuritySalt=%s\\n' "$ip" "$(rnd 40)" > "$ROOT/usr/share/bbb-web/WEB-INF/classes/bigbluebutton.properties"
+fs=$ROOT/opt/freeswitch; [ -e "$fs/conf" ] || ln -s etc/freeswitch "$fs/conf"
+printf '<include>\\n  <X-PRE-PROCESS cmd="set" data="local_ip_v4=%s"/>\\n  <X-PRE-PROCESS cmd="set" data="default_password=1234"/>\\n  <X-PRE-PROCESS cmd="set" data="external_rtp_ip=stun:stun.freeswitch.org"/>\\n  <X-PRE-PROCESS cmd="set" data="external_sip_ip=stun:stun.freeswitch.org"/>\\n</include>\\n' "$ip" > "$fs/conf/vars.xml"
+printf '<configuration name="event_socket.conf" description="Socket Client">\\n  <settings>\\n    <param name="listen-ip" value="127.0.0.1"/>\\n    <param name="password" value="ClueCon"/>\\n  </settings>\\n</configuration>\\n' > "$fs/conf/autoload_configs/event_socket.conf.xml"
+printf 'freeswitch {\\n    esl {\\n        host="127.0.0.1"\\n        port=8021\\n        password="ClueCon"\\n    }\\n}\\n' > "$ROOT/etc/bigbluebutton/bbb-fsesl-akka.conf"
+printf 'freeswitch:\\n  ip: %s\\n  sip_ip: %s\\nmediasoup:\\n  webrtc:\\n    listenIps:\\n      - ip: %s\\n        announcedIp: %s\\n' "$ip" "$ip" "$ip" "$ip" > "$ROOT/usr/local/bigbluebutton/bbb-webrtc-sfu/config/default.yml"
+hasura=$(rnd 32)
+printf 'HASURA_GRAPHQL_ADMIN_SECRET=%s\\nHASURA_GRAPHQL_SERVER_PORT=8085\\n' "$hasura" > "$ROOT/etc/default/bbb-graphql-server"
+printf 'version: 3\\nendpoint: http://127.0.0.1:8085\\nadmin_secret: %s\\n' "$hasura" > "$ROOT/usr/share/bbb-graphql-server/config.yaml"
+printf 'playback_host: 127.0.0.1\\nplayback_protocol: http\\n' > "$ROOT/usr/local/bigbluebutton/core/scripts/bigbluebutton.yml"
+printf 'server {\\n  listen 80;\\n  server_name %s;\\n  access_log /var/log/nginx/bigbluebutton.access.log;\\n}\\n' "$ip" > "$ROOT/etc/nginx/sites-available/bigbluebutton"
+printf 'location /ws {\\n  proxy_pass http://%s:5066;\\n}\\n' "$ip" > "$ROOT/usr/share/bigbluebutton/nginx/sip.nginx"
+echo "BIGBLUEBUTTON_RELEASE=3.0.19" > "$ROOT/etc/bigbluebutton/bigbluebutton-release"
+touch "$ROOT/etc/bigbluebutton/bbb-webrtc-sfu/production.yml"
+cp "$SANDBOX/bbb-conf.stub" "$SANDBOX/bin/bbb-conf"
+`;
+
+/**
+ * cloud-init (cloudinit/cmd/clean.py, canonical/cloud-init at 01dd4eeb, remove_artifacts and handle_clean_args):
+ * \`status --wait\` exits CLOUD_INIT_RC (0 unless set); \`clean\` removes everything in /var/lib/cloud (the instance
+ * state: the next boot runs cloud-init as a new instance) but seed/ (unless --seed), with --logs its logs
+ * (/var/log/cloud-init.log, cloud-init-output.log, get_config_logfiles' defaults), and with --machine-id writes
+ * "uninitialized" into /etc/machine-id, mode 0444 (on systemd: systemd makes a new machine id at the next boot).
+ * It does not touch SSH host keys or authorized_keys (cc_ssh does, on the new instance's first boot).
+ */
+const CLOUD_INIT = `
+case $1 in
+  status) exit "\${CLOUD_INIT_RC:-0}" ;;
+  clean)
+    seed=false logs=false mid=false
+    for a in "$@"; do case $a in --seed|-s) seed=true ;; --logs|-l) logs=true ;; --machine-id) mid=true ;; esac; done
+    for f in "$ROOT/var/lib/cloud"/*; do [ -e "$f" ] || continue; { [ "\${f##*/}" = seed ] && ! $seed; } || rm -rf "$f"; done
+    $logs && rm -f "$ROOT/var/log/cloud-init.log" "$ROOT/var/log/cloud-init-output.log"
+    if $mid; then rm -f "$ROOT/etc/machine-id"; printf 'uninitialized\\n' > "$ROOT/etc/machine-id"; chmod 0444 "$ROOT/etc/machine-id"; fi
+    exit 0 ;;
+  *) echo "cloud-init stub: $1 is not modelled" >&2; exit 2 ;;
 esac`;
 
 /**
@@ -603,10 +711,11 @@ echo "Installing with $*"
 # unless -s came first, check_host compares the address the TURN host's name resolves to with this host's
 # (L589-597), which fails for a TURN server on another host (its message; the addresses here are examples). An
 # option without its argument, or one it does not know, is getopts' error and usage_err's (L236-240).
-HOST=""; COTURN=""; COTURN_HOST=""; COTURN_SECRET=""
+HOST=""; EMAIL=""; COTURN=""; COTURN_HOST=""; COTURN_SECRET=""
 while getopts "hs:r:c:v:e:p:m:t:xgadwjik" opt; do
   case $opt in
     s) HOST=$OPTARG ;;
+    e) EMAIL=$OPTARG ;;
     c)
       COTURN=$OPTARG
       case $COTURN in *:*) ;; *) echo "bbb-install: Option for coturn must be <hostname>:<secret>" >&2; exit 1 ;; esac
@@ -628,56 +737,6 @@ if [ -n "\${INSTALLER_DIES:-}" ]; then
   [ -s "$SANDBOX/meetings" ] && cat "$SANDBOX/meetings" >> "$SANDBOX/ended-meetings"
   : > "$SANDBOX/meetings"; rm -f "$SANDBOX/units/bbb-apps-akka"; exit 100
 fi
-# Its certificate, as install_ssl gets it when there is none yet: the lineage named after the host.
-host=$HOST
-[ -f "$SANDBOX/root/etc/letsencrypt/live/$host/fullchain.pem" ] ||
-  ROOT="$SANDBOX/root" certbot --email e --agree-tos --rsa-key-size 4096 -w /var/www/bigbluebutton-default/assets/ -d "$host" --deploy-hook "systemctl reload nginx" certonly
-mkdir -p "$SANDBOX/root/etc/bigbluebutton"
-props="$SANDBOX/root/etc/bigbluebutton/bbb-web.properties"
-[ -f "$props" ] || printf 'bigbluebutton.web.serverURL=https://bbb\\nsecuritySalt=InstallerMadeThisSecret0123456789abcdefgh\\n' > "$props"
-# Installing restarts every BigBlueButton service: running meetings end.
-[ -s "$SANDBOX/meetings" ] && cat "$SANDBOX/meetings" >> "$SANDBOX/ended-meetings"
-: > "$SANDBOX/meetings"
-sed -n 's/^securitySalt=//p' "$props" > "$SANDBOX/running-salt"
-mkdir -p "$SANDBOX/units"; touch "$SANDBOX/units/bbb-apps-akka"
-cp "$SANDBOX/bbb-conf.stub" "$SANDBOX/bin/bbb-conf"
-mkdir -p "$SANDBOX/root/etc/nginx/sites-available" "$SANDBOX/root/etc/bigbluebutton/bbb-webrtc-sfu"
-printf 'server {\\n  listen 80;\\n  return 301 https://$server_name$request_uri;\\n}\\nserver {\\n  listen 443 ssl;\\n  access_log /var/log/nginx/bigbluebutton.access.log;\\n}\\n' \\
-  > "$SANDBOX/root/etc/nginx/sites-available/bigbluebutton"
-# With -c, configure_coturn (L1699-1753): bbb-web's TURN servers (turn on 3478, turns on 443) with the -c host and
-# secret, root:bigbluebutton 0640, from a here-document (the secret on no command line). Without -c, install_coturn
-# and install_haproxy (L356-375): a coturn of its own on this host with a secret of its own, its host the -s one,
-# and HAProxy in front of nginx. INSTALLER_LOCAL_TURN=1: a version that sets up its own TURN server whatever -c
-# says (assumed, as its TURN-only mode ignores the secret it is given).
-if [ -z "$COTURN" ] || [ -n "\${INSTALLER_LOCAL_TURN:-}" ]; then
-  COTURN_HOST=$HOST COTURN_SECRET=LocalTurn$RANDOM$RANDOM
-  printf 'static-auth-secret=%s\\n' "$COTURN_SECRET" > "$SANDBOX/root/etc/turnserver.conf"
-  touch "$SANDBOX/units/coturn" "$SANDBOX/units/haproxy"
-fi
-turn_xml="$SANDBOX/root/etc/bigbluebutton/turn-stun-servers.xml"
-printf '<beans>\\n    <bean id="turn0" class="org.bigbluebutton.web.services.turn.TurnServer">\\n        <constructor-arg index="0" value="%s"/>\\n        <constructor-arg index="1" value="turn:%s:3478"/>\\n    </bean>\\n    <bean id="turn1" class="org.bigbluebutton.web.services.turn.TurnServer">\\n        <constructor-arg index="0" value="%s"/>\\n        <constructor-arg index="1" value="turns:%s:443?transport=tcp"/>\\n    </bean>\\n</beans>\\n' \\
-  "$COTURN_SECRET" "$COTURN_HOST" "$COTURN_SECRET" "$COTURN_HOST" > "$turn_xml"
-chown root:bigbluebutton "$turn_xml"; chmod 640 "$turn_xml"
-# -g: install_greenlight_v3 (L832-1050): install_docker first (docker-compose 1.24.0 into /usr/local/bin unless
-# an executable is there), then Greenlight's compose file and .env from the image bigbluebutton/greenlight:v3
-# when absent, BBB's secret and URL into the .env, and \`docker-compose -f ... pull\` and \`up -d\` by name.
-if [[ " $* " == *" -g "* ]]; then
-  dc="$SANDBOX/root/usr/local/bin/docker-compose"
-  [ -x "$dc" ] || { mkdir -p "$(dirname "$dc")"; cp "$SANDBOX/compose-1.24.stub" "$dc"; chmod +x "$dc"; }
-  gl="$SANDBOX/root/root/greenlight-v3"; mkdir -p "$gl"
-  [ -s "$gl/docker-compose.yml" ] || docker run --rm --entrypoint sh bigbluebutton/greenlight:v3 -c 'cat docker-compose.yml' > "$gl/docker-compose.yml"
-  [ -s "$gl/.env" ] || docker run --rm --entrypoint sh bigbluebutton/greenlight:v3 -c 'cat sample.env' > "$gl/.env"
-  salt=$(sed -n 's/^securitySalt=//p' "$props")
-  sed -i "s|^BIGBLUEBUTTON_ENDPOINT=.*|BIGBLUEBUTTON_ENDPOINT=https://$host/bigbluebutton/|; s|^BIGBLUEBUTTON_SECRET=.*|BIGBLUEBUTTON_SECRET=$salt|" "$gl/.env"
-  "$dc" -f "$gl/docker-compose.yml" pull
-  "$dc" -f "$gl/docker-compose.yml" up -d
-fi
-# FreeSWITCH's event socket has a password of its own, in event_socket.conf.xml, where fs_clibbb reads it
-# (bbb-freeswitch-core); /opt/freeswitch/conf is the package's link to etc/freeswitch (its after-install.sh
-# uses both).
-fs=$SANDBOX/root/opt/freeswitch; mkdir -p "$fs/etc/freeswitch/autoload_configs"; [ -e "$fs/conf" ] || ln -s etc/freeswitch "$fs/conf"
-[ -f "$fs/conf/autoload_configs/event_socket.conf.xml" ] ||
-  printf '<configuration name="event_socket.conf"><settings>\\n  <param name="password" value="%s"/>\\n</settings></configuration>\\n' "Esl$RANDOM$RANDOM" > "$fs/conf/autoload_configs/event_socket.conf.xml"
 # get_IP (L470-541): an IP given in the environment skips detection; otherwise the address of the default
 # route's interface ($SANDBOX/private-ip) and, behind NAT, the external one from DNS of -s ($SANDBOX/public-ip),
 # taken only when \`nc -zw3 <external> 443\` connects: the router hairpins (HAIRPIN=1) or the address is on lo.
@@ -689,21 +748,68 @@ if [ -z "\${IP:-}" ]; then
   IP=$priv
   if [ "$pub" != "$priv" ] && { [ -n "\${HAIRPIN:-}" ] || ip -4 -o addr show dev lo | grep -q " inet $pub/32 "; }; then INTERNAL_IP=$priv IP=$pub; fi
 fi
+# need_pkg bigbluebutton (L333; need_pkg, L549-557): apt-get installs the packages only when \`dpkg -s\` says they
+# are not installed (see BBB_PACKAGES); over installed packages, nothing is installed.
+dpkg -s bigbluebutton >/dev/null 2>&1 || LC_CTYPE=C.UTF-8 apt-get install -yq bigbluebutton
 # check_nat (L672-711): FreeSWITCH's vars.xml (the package's, external_*_ip=stun:stun.freeswitch.org) gets IP;
 # behind NAT, IP goes on lo (\`ip addr add\`, which fails when it is there: the run stops under -e) and into
 # dummy-nic.service, which adds it at boot.
-vars="$fs/conf/vars.xml"
-[ -f "$vars" ] || printf '<include>\\n  <X-PRE-PROCESS cmd="set" data="external_rtp_ip=stun:stun.freeswitch.org"/>\\n  <X-PRE-PROCESS cmd="set" data="external_sip_ip=stun:stun.freeswitch.org"/>\\n</include>\\n' > "$vars"
+vars="$SANDBOX/root/opt/freeswitch/conf/vars.xml"
 sed -i -E "s/data=\\"external_(rtp|sip)_ip=[^\\"]*\\"/data=\\"external_\\1_ip=$IP\\"/" "$vars"
 if [ -n "\${INTERNAL_IP:-}" ]; then
   ip addr add "$IP" dev lo
   nic="$SANDBOX/root/lib/systemd/system/dummy-nic.service"
   grep -q "$IP" "$nic" 2>/dev/null || { mkdir -p "$(dirname "$nic")"; printf '[Service]\\nExecStart=/sbin/ip addr add %s dev lo\\n' "$IP" > "$nic"; }
 fi
-# install_ssl (L1668-1694): the media server's addresses, in /etc/bigbluebutton/bbb-webrtc-sfu/production.yml.
-sfu="$SANDBOX/root/etc/bigbluebutton/bbb-webrtc-sfu/production.yml"; touch "$sfu"
-# (One yq call for bbb-install.sh's four: each costs a node start here.)
-yq e -i ".freeswitch.ip = \\"$IP\\" | .mediasoup.webrtc.listenIps[0].ip = \\"0.0.0.0\\" | .mediasoup.webrtc.listenIps[0].announcedIp = \\"$IP\\" | .mediasoup.plainRtp.listenIp.announcedIp = \\"$IP\\"" "$sfu"
+# install_ssl (L1421-1697), only with -s and -e (L350-354): first \`bbb-conf --setip HOST\` unless bigbluebutton.yml
+# holds HOST (L1422-1424); its certificate when there is none yet, the lineage named after the host (L1441-1478);
+# the whole nginx site for HOST on 443 (L1546-1600); sip.nginx's proxy_pass to IP (L1641); serverURL https
+# (L1645-1648); the media server's addresses in
+# /etc/bigbluebutton/bbb-webrtc-sfu/production.yml (L1668-1694). Without -e: none of it (no certificate, the
+# package's port-80 site, no addresses in production.yml).
+if [ -n "$HOST" ] && [ -n "$EMAIL" ]; then
+  grep -q "$HOST" "$SANDBOX/root/usr/local/bigbluebutton/core/scripts/bigbluebutton.yml" || bbb-conf --setip "$HOST"
+  [ -f "$SANDBOX/root/etc/letsencrypt/live/$HOST/fullchain.pem" ] ||
+    ROOT="$SANDBOX/root" certbot --email e --agree-tos --rsa-key-size 4096 -w /var/www/bigbluebutton-default/assets/ -d "$HOST" --deploy-hook "systemctl reload nginx" certonly
+  printf 'server {\\n  listen 80;\\n  server_name %s;\\n  return 301 https://$server_name$request_uri;\\n}\\nserver {\\n  listen 443 ssl;\\n  server_name %s;\\n  access_log /var/log/nginx/bigbluebutton.access.log;\\n}\\n' "$HOST" "$HOST" \\
+    > "$SANDBOX/root/etc/nginx/sites-available/bigbluebutton"
+  sed -i "s/proxy_pass .*/proxy_pass http:\\/\\/$IP:5066;/g" "$SANDBOX/root/usr/share/bigbluebutton/nginx/sip.nginx"
+  sed -i "s|^bigbluebutton.web.serverURL=http:|bigbluebutton.web.serverURL=https:|" "$SANDBOX/root/etc/bigbluebutton/bbb-web.properties"
+  sfu="$SANDBOX/root/etc/bigbluebutton/bbb-webrtc-sfu/production.yml"; touch "$sfu"
+  # (One yq call for bbb-install.sh's four: each costs a node start here.)
+  yq e -i ".freeswitch.ip = \\"$IP\\" | .mediasoup.webrtc.listenIps[0].ip = \\"0.0.0.0\\" | .mediasoup.webrtc.listenIps[0].announcedIp = \\"$IP\\" | .mediasoup.plainRtp.listenIp.announcedIp = \\"$IP\\"" "$sfu"
+fi
+# With -c, configure_coturn (L1699-1753): bbb-web's TURN servers (turn on 3478, turns on 443) with the -c host and
+# secret, root:bigbluebutton 0640, from a here-document (the secret on no command line). Without -c, install_coturn
+# and install_haproxy (L356-375): a coturn of its own on this host with a secret of its own, its host the -s one,
+# and HAProxy in front of nginx. INSTALLER_LOCAL_TURN=1: a version that sets up its own TURN server whatever -c
+# says (assumed, as its TURN-only mode ignores the secret it is given).
+if [ -z "$COTURN" ] || [ -n "\${INSTALLER_LOCAL_TURN:-}" ]; then
+  COTURN_HOST=$HOST COTURN_SECRET=LocalTurn$RANDOM$RANDOM; mkdir -p "$SANDBOX/units"
+  printf 'static-auth-secret=%s\\n' "$COTURN_SECRET" > "$SANDBOX/root/etc/turnserver.conf"
+  touch "$SANDBOX/units/coturn" "$SANDBOX/units/haproxy"
+fi
+turn_xml="$SANDBOX/root/etc/bigbluebutton/turn-stun-servers.xml"
+printf '<beans>\\n    <bean id="turn0" class="org.bigbluebutton.web.services.turn.TurnServer">\\n        <constructor-arg index="0" value="%s"/>\\n        <constructor-arg index="1" value="turn:%s:3478"/>\\n    </bean>\\n    <bean id="turn1" class="org.bigbluebutton.web.services.turn.TurnServer">\\n        <constructor-arg index="0" value="%s"/>\\n        <constructor-arg index="1" value="turns:%s:443?transport=tcp"/>\\n    </bean>\\n</beans>\\n' \\
+  "$COTURN_SECRET" "$COTURN_HOST" "$COTURN_SECRET" "$COTURN_HOST" > "$turn_xml"
+chown root:bigbluebutton "$turn_xml"; chmod 640 "$turn_xml"
+# main: \`bbb-conf --setip HOST\` (L385-389), which restarts BigBlueButton (running meetings end).
+bbb-conf --setip "$HOST"
+# -g: install_greenlight_v3 (L832-1050): install_docker first (docker-compose 1.24.0 into /usr/local/bin unless
+# an executable is there), then Greenlight's compose file and .env from the image bigbluebutton/greenlight:v3
+# when absent, BBB's secret and URL into the .env, and \`docker-compose -f ... pull\` and \`up -d\` by name.
+if [[ " $* " == *" -g "* ]]; then
+  dc="$SANDBOX/root/usr/local/bin/docker-compose"
+  [ -x "$dc" ] || { mkdir -p "$(dirname "$dc")"; cp "$SANDBOX/compose-1.24.stub" "$dc"; chmod +x "$dc"; }
+  gl="$SANDBOX/root/root/greenlight-v3"; mkdir -p "$gl"
+  [ -s "$gl/docker-compose.yml" ] || docker run --rm --entrypoint sh bigbluebutton/greenlight:v3 -c 'cat docker-compose.yml' > "$gl/docker-compose.yml"
+  [ -s "$gl/.env" ] || docker run --rm --entrypoint sh bigbluebutton/greenlight:v3 -c 'cat sample.env' > "$gl/.env"
+  salt=$(sed -n 's/^securitySalt=//p' "$SANDBOX/root/etc/bigbluebutton/bbb-web.properties")
+  sed -i "s|^BIGBLUEBUTTON_ENDPOINT=.*|BIGBLUEBUTTON_ENDPOINT=https://$HOST/bigbluebutton/|; s|^BIGBLUEBUTTON_SECRET=.*|BIGBLUEBUTTON_SECRET=$salt|" "$gl/.env"
+  "$dc" -f "$gl/docker-compose.yml" pull
+  "$dc" -f "$gl/docker-compose.yml" up -d
+fi
+bbb-conf --check
 `;
 
 /**
@@ -837,9 +943,20 @@ export function installStubs(box: Sandbox): void {
     // dpkg --configure -a (dpkg 1.21, Ubuntu 22.04): configures what an interrupted run left unpacked. DPKG_FAIL=1:
     // a package's post-installation script fails, reported as src/main/script.c (through subproc.c's "%s subprocess
     // returned error exit status %d") and errors.c print it (the package is an example), exit 1.
+    // `dpkg -s PKG...` (dpkg-query's --status, src/query/main.c): prints each package's stanza of the status file
+    // ($ROOT/var/lib/dpkg/status), exit 0; a package not in it: "dpkg-query: package 'PKG' is not installed and no
+    // information is available" and dpkg's hint on stderr, exit 1 (what need_pkg, bbb-install.sh L549-557, tests).
     box.stub(
         "dpkg",
-        `[ -z "\${DPKG_FAIL:-}" ] || {
+        `if [ "$1" = -s ]; then
+  shift; rc=0
+  for p in "$@"; do
+    awk -v p="$p" '$0 == "Package: " p { on = 1 } on && /^$/ { exit } on { print }' "$ROOT/var/lib/dpkg/status" 2>/dev/null | grep -q . && continue
+    printf "dpkg-query: package '%s' is not installed and no information is available\\nUse dpkg --info (= dpkg-deb --info) to examine archive files.\\n" "$p" >&2; rc=1
+  done
+  exit $rc
+fi
+[ -z "\${DPKG_FAIL:-}" ] || {
   echo "Setting up bbb-html5 (1:3.0.4-1) ..."
   echo "dpkg: error processing package bbb-html5 (--configure):" >&2
   echo " installed bbb-html5 package post-installation script subprocess returned error exit status 1" >&2
@@ -859,7 +976,8 @@ export function installStubs(box: Sandbox): void {
   *) [ -z "\${APT_LOCKED:-}" ] || { echo "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (unattended-upgr)" >&2; exit 100; }
      [ -z "\${APT_FAIL:-}" ] || { echo "E: Unable to locate package \${@: -1}" >&2; exit 100; }
      # Docker's Compose v2 plugin, from Docker's repository (which bbb-install.sh's install_docker adds).
-     case " $* " in *" docker-compose-plugin "*) rm -f "$SANDBOX/no-compose-plugin" ;; esac ;;
+     case " $* " in *" docker-compose-plugin "*) rm -f "$SANDBOX/no-compose-plugin" ;; esac
+     case " $* " in *" bigbluebutton "*) . "$SANDBOX/bbb-packages.sh" ;; esac ;;
 esac`,
     );
     // chown [-R] OWNER[:GROUP] FILE... (coreutils 8.32, src/chown.c and chown-core.c; gnulib's userspec.c reads the
@@ -886,6 +1004,10 @@ done; exit $rc`,
     box.stub("yq", `exec ${shellQuote(process.execPath)} "$SANDBOX/yq.js" "$@"`);
     box.stub("ip", IP);
     box.write("installer.sh", INSTALLER);
+    box.write("bbb-packages.sh", BBB_PACKAGES);
+    box.stub("cloud-init", CLOUD_INIT);
+    // sync (coreutils 8.32): flushes the filesystems' buffers; nothing to model.
+    box.stub("sync");
     box.write("compose-1.24.stub", COMPOSE_1_24);
     for (const [file, text] of Object.entries(GREENLIGHT_IMAGE_FILES)) box.write(`greenlight-image/${file}`, text);
     box.stub("bbb-conf", BBB_CONF);
@@ -900,6 +1022,19 @@ export function installedBbb(box: Sandbox, secret: string): void {
     box.write("root/etc/bigbluebutton/bbb-web.properties", `bigbluebutton.web.serverURL=https://bbb-1.example.org\nsecuritySalt=${secret}\n`);
     box.write("running-salt", `${secret}\n`);
     box.write("units/bbb-apps-akka", "");
+}
+
+/**
+ * A server booted from a clone of `baked`'s disk (a bake's golden volume): a sandbox of its own with the stubs and
+ * a copy of `baked`'s root, and the commands the packages installed there put on its PATH (bbb-conf). Nothing of
+ * the builder's sandbox but its disk comes along: no running units, no meetings, no certbot lineages.
+ */
+export function bootedFromClone(baked: Sandbox): Sandbox {
+    const box = new Sandbox();
+    installStubs(box);
+    fs.cpSync(baked.root, box.root, { recursive: true, verbatimSymlinks: true });
+    if (fs.existsSync(path.join(box.root, "var/lib/dpkg/status"))) fs.copyFileSync(box.file("bbb-conf.stub"), path.join(box.bin, "bbb-conf"));
+    return box;
 }
 
 /**

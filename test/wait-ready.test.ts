@@ -113,3 +113,18 @@ test("a missing input is refused before anything runs", () => {
     expect(r.stderr).toContain("IPV4");
     expect(box.calls()).toEqual([]);
 });
+
+test("a host without a DNS name (a bake's builder, FQDN empty) waits for cloud-init only", () => {
+    const r = box.run("wait-ready", { ...INPUTS, FQDN: "" });
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain("cloud-init is done; ready (no DNS name to wait for)");
+    expect(box.calls("cloud-init")).toEqual(["cloud-init status --wait"]);
+    expect(box.calls("dig")).toEqual([]);
+});
+
+test("a host without a DNS name still fails when cloud-init does", () => {
+    const r = box.run("wait-ready", { ...INPUTS, FQDN: "" }, { CLOUD_INIT_RC: "1" });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("cloud-init failed with exit code 1");
+});

@@ -26,52 +26,10 @@ props=$ROOT/etc/bigbluebutton/bbb-web.properties
 [ -f "$props" ] || fail "$props is missing: bbb-install.sh has not completed on this host"
 
 # What differs from the wanted state, found before anything is written.
-stale=()
-while IFS= read -r line; do
-  [ -n "$line" ] || continue
-  grep -qxF -- "$line" "$props" || stale+=("$line")
-done <<<"$PROPERTIES"
+mapfile -t stale < <(bbb_stale_properties)
 current=$(sed -n 's/^securitySalt=//p' "$props" | tail -n1)
 new_secret=false
 [ "$current" != "$SECRET" ] && new_secret=true
-
-# What `bbb-conf --setsecret SECRET` writes (bigbluebutton-config/bin/bbb-conf, v3.0.x, "Set Shared Secret": its sed
-# has the secret on its command line, which every user of the host can read): securitySalt in bbb-web.properties
-# (every securitySalt line, commented or not, when there is an uncommented one; else a line appended);
-# sharedSecret in bbb-webhooks' config/default.yml and in bbb-apps-akka.conf, shared_secret in bbb-webhooks'
-# extra/post_catcher.js, each where the file is. Edited in place by sed as bbb-conf does (owner and mode kept),
-# its script, which holds the secret, in a root-only file.
-set_secret() {
-  local dir=$ROOT/var/lib/bbb-deploy script file rc=0
-  mkdir -p "$dir" && chmod 0700 "$dir" || return 1
-  rm -f "$dir"/setsecret.* # a run cut short may have left one
-  script=$(mktemp "$dir/setsecret.XXXXXX") || return 1
-  file=$ROOT/usr/local/bigbluebutton/bbb-webhooks/config/default.yml
-  if [ -f "$file" ]; then
-    sed_secret "$script" "s/^\([[:blank:]#]*\)sharedSecret: .*/\1sharedSecret: $SECRET/" "$file" || rc=1
-  fi
-  file=$ROOT/usr/local/bigbluebutton/bbb-webhooks/extra/post_catcher.js
-  if [ "$rc" = 0 ] && [ -f "$file" ]; then
-    sed_secret "$script" "s/^\([[:blank:]]*var shared_secret[ =]*\)[^;]*/\1\"$SECRET\"/" "$file" || rc=1
-  fi
-  file=$ROOT/etc/bigbluebutton/bbb-apps-akka.conf
-  if [ "$rc" = 0 ] && [ -f "$file" ]; then
-    sed_secret "$script" "s/sharedSecret[ ]*=[ ]*\"[^\"]*\"/sharedSecret=\"$SECRET\"/g" "$file" || rc=1
-  fi
-  # bbb-web.properties last: whether the secret is new is read from it, so a run that stops before it
-  # writes every file again next time.
-  if [ "$rc" = 0 ] && grep -q '^securitySalt' "$props"; then
-    sed_secret "$script" "s/^[[:blank:]#]*securitySalt.*/securitySalt=$SECRET/" "$props" || rc=1
-  elif [ "$rc" = 0 ]; then
-    printf 'securitySalt=%s\n' "$SECRET" >>"$props" || rc=1
-  fi
-  rm -f "$script"
-  return "$rc"
-}
-# sed_secret SCRIPT EXPRESSION FILE: edits FILE in place with EXPRESSION, which sed reads from SCRIPT.
-sed_secret() {
-  printf '%s\n' "$2" >"$1" && sed -i -f "$1" "$3"
-}
 
 if [ "${#stale[@]}" -eq 0 ] && [ "$new_secret" = false ] && ! pending restart; then
   say "the secret and properties are as wanted"
@@ -86,19 +44,11 @@ else
     guard_meetings "$what" "$FORCE_RESTART" forceReinstall "$(pending_note restart)"
   fi
   pending_add restart "$current"
-  for line in "${stale[@]}"; do
-    key=${line%%=*}
-    if grep -q "^$key=" "$props"; then
-      sed -i "s|^$key=.*|$line|" "$props"
-    else
-      printf '%s\n' "$line" >>"$props"
-    fi
-    say "set $line"
-  done
+  bbb_write_properties "${stale[@]}"
   if [ "$new_secret" = true ]; then
     say "setting the API secret"
     # (sed's messages name files, never its script.)
-    set_secret ||
+    bbb_set_secret "$SECRET" ||
       fail "cannot write the API secret (bbb-web.properties, bbb-webhooks, bbb-apps-akka.conf); the restart is owed to the next run"
   fi
   say "$what"

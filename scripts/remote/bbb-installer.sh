@@ -14,31 +14,27 @@
 # installer is given both addresses (IP, INTERNAL_IP: get_IP then detects nothing), and what the server
 # announces is checked after every run, and before deciding there is nothing to do: a server that announces
 # another address is installed again (guarded as any other run).
+# A server booted from a clone of a bake's golden volume (bbb-bake.sh; docs/bake.md) holds BigBlueButton's packages
+# and the marker /var/lib/bbb-deploy/baked, and no record of an installer run: it is finalised (finalise_baked,
+# below) before the installer runs as above, over the installed packages, and checked for anything of the bake
+# left afterwards (baked_leftovers); the marker goes once that passed. Such a server has never hosted a meeting:
+# no meetings check.
 # Inputs: FQDN EMAIL VERSION INSTALLER_URL TURN_HOST TURN_SECRET GREENLIGHT (GREENLIGHT_VERSION) FORCE_REINSTALL
-#         UPGRADE_IN_PLACE TIMEOUT_SECONDS PUBLIC_IPV4 PRIVATE_IPV4
+#         UPGRADE_IN_PLACE TIMEOUT_SECONDS PUBLIC_IPV4 PRIVATE_IPV4; for a server booted from a bake only, BAKE_KEY
+#         (the bake's; must be the marker's), SECRET (the API secret) and PROPERTIES (bbb-web key=value lines), as
+#         bbb-configure gets them.
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
 : "${FQDN:?}" "${EMAIL:?}" "${VERSION:?}" "${INSTALLER_URL:?}" "${TURN_HOST:?}" "${TURN_SECRET:?}"
 : "${GREENLIGHT:?}" "${FORCE_REINSTALL:?}" "${UPGRADE_IN_PLACE:?}" "${TIMEOUT_SECONDS:?}" "${PUBLIC_IPV4:?}" "${PRIVATE_IPV4:?}"
-for input in PUBLIC_IPV4 PRIVATE_IPV4; do
-  [[ ${!input} =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ ]] || fail "$input '${!input}' is not an IPv4 address"
-done
+ipv4_inputs PUBLIC_IPV4 PRIVATE_IPV4
+BAKE_KEY=${BAKE_KEY:-}
 
-state=$ROOT/var/lib/bbb-deploy
-installer=$state/bbb-install.sh
-done_file=$state/installer.sha256
-url_file=$state/installer-url
-version_file=$state/installed-version
-runner=$state/bbb-install-run.sh
-masking=$state/bbb-install-mask.sed
-coturn=$state/bbb-install-coturn
+done_file=$ROOT/var/lib/bbb-deploy/installer.sha256
+url_file=$ROOT/var/lib/bbb-deploy/installer-url
+version_file=$ROOT/var/lib/bbb-deploy/installed-version
 turn_xml=$ROOT/etc/bigbluebutton/turn-stun-servers.xml
-result=$state/bbb-install.result
-log=$ROOT/var/log/bbb-deploy/bbb-install.log
-unit=bbb-deploy-install
-mkdir -p "$state" "$(dirname "$log")"
-chmod 0700 "$state"
 [[ $TURN_SECRET =~ ^[0-9a-f]+$ ]] || fail "the TURN secret must be lower-case hex"
 [ "$GREENLIGHT" != true ] || [[ ${GREENLIGHT_VERSION:-} =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]*$ ]] ||
   fail "GREENLIGHT_VERSION '${GREENLIGHT_VERSION:-}' is not an image tag"
@@ -53,6 +49,9 @@ misannounced() {
     value=$(sed -n "s/.*data=\"$key=\([^\"]*\)\".*/\1/p" "$vars" 2>/dev/null | tail -n1)
     [ "$value" = "$PUBLIC_IPV4" ] || echo "FreeSWITCH ($key in vars.xml) announces $(announced "$value"), not $PUBLIC_IPV4"
   done
+  # Where FreeSWITCH binds SIP and RTP (sip-ip, rtp-ip): without the line it finds the address itself.
+  value=$(local_ip "$vars")
+  [ -z "$value" ] || [ "$value" = "$PRIVATE_IPV4" ] || echo "FreeSWITCH binds $value (local_ip_v4 in vars.xml), not $PRIVATE_IPV4"
   # yq prints null for a key that is not there.
   { read -r webrtc && read -r plain; } < <(yq e '.mediasoup.webrtc.listenIps[0].announcedIp, .mediasoup.plainRtp.listenIp.announcedIp' "$sfu" 2>/dev/null) || true
   [ "${webrtc:-}" = "$PUBLIC_IPV4" ] || echo "the media server (bbb-webrtc-sfu) announces $(announced "${webrtc:-}"), not $PUBLIC_IPV4"
@@ -74,29 +73,31 @@ turn_servers_ok() {
   [[ $xml == *"value=\"$TURN_SECRET\""* && $xml == *"value=\"turn:$TURN_HOST:3478\""* && $xml == *"value=\"turns:$TURN_HOST:443?transport=tcp\""* ]]
 }
 
-# bbb-install.sh runs as its own systemd unit, detached from this SSH session: a dropped session or a cancelled
-# pulumi up does not kill it halfway, and the next run of this step waits for it instead of starting another.
-installer_running() {
-  case $(systemctl is-active "$unit" 2>/dev/null) in active | activating | deactivating | reloading) return 0 ;; esac
-  return 1
+# local_ip_v4 in FreeSWITCH's vars.xml, empty when the file has no such line.
+local_ip() {
+  sed -n 's/.*data="local_ip_v4=\([^"]*\)".*/\1/p' "$1" 2>/dev/null | tail -n1
 }
-wait_for_installer() {
-  local deadline=$((SECONDS + TIMEOUT_SECONDS + 60)) tenths=1
-  while installer_running; do
-    # coverage: not reached in tests: the installer must outlive its own timeout by a minute: a test would wait over 60 s
-    [ "$SECONDS" -lt "$deadline" ] ||
-      fail "bbb-install.sh (unit $unit) still runs after ${TIMEOUT_SECONDS}s (see: journalctl -u $unit; /var/log/bbb-deploy/bbb-install.log)"
-    # Looks again after 0.1 s, then twice as long each time, 10 s at most.
-    sleep "$((tenths / 10)).$((tenths % 10))"
-    tenths=$((tenths * 2 > 100 ? 100 : tenths * 2))
-  done
-}
-if installer_running; then
-  say "bbb-install.sh runs already (started by an earlier, interrupted run of this step); waiting for it"
-  wait_for_installer
+
+bbb_install_init
+
+# A server booted from a clone of a bake: the marker bbb-bake.sh left (BAKE_KEY, BAKE_NAME and the builder's
+# PUBLIC_IPV4 and PRIVATE_IPV4, a line each) says which bake, and that it is not finalised yet.
+marker=$ROOT/var/lib/bbb-deploy/baked
+baked=false
+if [ -f "$marker" ]; then
+  baked=true
+  bake_key=$(sed -n 's/^BAKE_KEY=//p' "$marker")
+  bake_name=$(sed -n 's/^BAKE_NAME=//p' "$marker")
+  bake_addresses=$(sed -n 's/^P[A-Z]*_IPV4=//p' "$marker")
+  [ "$BAKE_KEY" = "$bake_key" ] ||
+    fail "$FQDN was booted from the bake $bake_name (key $bake_key), not from ${BAKE_KEY:-a bake} as this program says (BAKE_KEY):" \
+      "its disk is another bake's clone. Nothing was changed; replace the server (its boot volume) to boot it from the right bake."
+  [[ ${SECRET:-} =~ ^[A-Za-z0-9]{32,}$ ]] || fail "finalising a baked server needs its API secret (SECRET: at least 32 letters and digits)"
+  [ -n "${PROPERTIES:-}" ] || fail "finalising a baked server needs its bbb-web properties (PROPERTIES)"
+elif [ -n "$BAKE_KEY" ] && [ ! -f "$done_file" ]; then
+  fail "BAKE_KEY is given, but $FQDN holds no bake marker (/var/lib/bbb-deploy/baked) and no record of an installer run:" \
+    "it was not booted from that bake. Nothing was changed."
 fi
-# The masking script and the value of -c of an earlier run hold the TURN secret: gone once no installer runs.
-rm -f "$runner" "$masking" "$coturn"
 
 # What the last successful run was given: a hash of the inputs but the installer's URL ($done_file), and that
 # URL ($url_file). Another URL alone does not run the installer again: it would restart every service to
@@ -116,7 +117,7 @@ if [ -n "$recorded" ] && [ ! -f "$url_file" ]; then
 fi
 # A new URL alone waits for the next run, forceReinstall or not: that is set for other reasons (a restart
 # through running meetings), and in a pool would reinstall every server at once.
-if [ "$recorded" = "$fingerprint" ]; then
+if [ "$baked" = false ] && [ "$recorded" = "$fingerprint" ]; then
   wrong=$(misannounced)
   if [ -n "$wrong" ]; then
     while IFS= read -r line; do say "$line"; done <<<"$wrong"
@@ -145,112 +146,97 @@ if [ "$UPGRADE_IN_PLACE" != true ] && [ -n "$installed" ] && [ "$installed" != "
     "forceReinstall: true upgrades the servers in place instead."
 fi
 
-# The installer restarts every BigBlueButton service: it runs only on a server that hosts no meeting. A run
+# Before the installer, on a server booted from a bake: what nothing in bbb-install.sh writes, and what makes its
+# run restart BigBlueButton once, not twice. install_ssl runs `bbb-conf --setip` only when the host's name is not in
+# bigbluebutton.yml (bbb-install.sh 26ce2d16 L1422-1424); main runs it anyway (L385-389). So the server's URL
+# (setip keeps its protocol) and playback_host are written first, and with them the secrets the bake left at
+# their package defaults: Hasura's admin secret (bbb-graphql-server's postinst generates it only while it is the
+# default, docs/bake.md §2.3) and Etherpad's API key; and the API secret and the properties as bbb-configure
+# writes them, so that the bbb-configure step after this one finds nothing to change and restarts nothing.
+# The ESL password is ClueCon in the bake: the installer's setip makes a new one (§2.2).
+finalise_baked() {
+  local yml=$ROOT/usr/local/bigbluebutton/core/scripts/bigbluebutton.yml hasura
+  say "finalising a server booted from the bake $bake_name: its name, addresses and secrets"
+  bbb_write_properties "bigbluebutton.web.serverURL=https://$FQDN"
+  set_line "$yml" "playback_host:" "playback_host: $FQDN" || fail "cannot write playback_host into $yml"
+  hasura=$(random_hex 32)
+  if ! set_line "$ROOT/etc/default/bbb-graphql-server" HASURA_GRAPHQL_ADMIN_SECRET= "HASURA_GRAPHQL_ADMIN_SECRET=$hasura" ||
+    ! set_line "$ROOT/usr/share/bbb-graphql-server/config.yaml" "admin_secret:" "admin_secret: $hasura"; then
+    fail "cannot write Hasura's admin secret (/etc/default/bbb-graphql-server, /usr/share/bbb-graphql-server/config.yaml)"
+  fi
+  printf '%s\n' "$(random_hex 32)" >"$ROOT/usr/share/etherpad-lite/APIKEY.txt" || fail "cannot write Etherpad's API key"
+  mapfile -t stale < <(bbb_stale_properties)
+  bbb_write_properties "${stale[@]}"
+  bbb_set_secret "$SECRET" || fail "cannot write the API secret (bbb-web.properties, bbb-apps-akka.conf)"
+}
+
+# FreeSWITCH binds SIP and RTP to local_ip_v4 in vars.xml (sip-ip, rtp-ip), which neither bbb-install.sh nor
+# bbb-conf writes (docs/bake.md §3.3): a line that holds another address (a package's postinst wrote it on another
+# host) gets this host's; a baked server gets the line.
+set_local_ip() {
+  local vars=$ROOT/opt/freeswitch/etc/freeswitch/vars.xml line="  <X-PRE-PROCESS cmd=\"set\" data=\"local_ip_v4=$PRIVATE_IPV4\"/>"
+  if grep -q 'data="local_ip_v4=' "$vars" 2>/dev/null; then
+    [ "$(local_ip "$vars")" != "$PRIVATE_IPV4" ] || return 0
+    sed -i "s|^.*data=\"local_ip_v4=.*\$|$line|" "$vars"
+  elif [ "$baked" = true ]; then
+    sed -i "0,/<include>/s|<include>|&\n$line|" "$vars"
+  else
+    return 0
+  fi
+  say "FreeSWITCH binds $PRIVATE_IPV4 (local_ip_v4 in vars.xml)"
+}
+
+# After the installer on a server booted from a bake, what of the bake is left, a line each (docs/bake.md §3.4):
+# FreeSWITCH's local_ip_v4; the ESL password, which setip makes anew from ClueCon, the same in its three files;
+# and the bake's placeholder name and the builder's addresses (but for the ones that are this server's own, as a
+# reused address may be) in the configuration BigBlueButton reads. Allowed to keep them: bbb-webrtc-sfu's package
+# config/default.yml, which its postinst writes from the host's address on every configure and which every key
+# of /etc/bigbluebutton/bbb-webrtc-sfu/production.yml overrides (docs/bake.md §2.2).
+baked_leftovers() {
+  local vars=$ROOT/opt/freeswitch/etc/freeswitch/vars.xml esl fsesl sfu patterns=(-e "$bake_name") address file
+  [ "$(local_ip "$vars")" = "$PRIVATE_IPV4" ] || echo "FreeSWITCH binds $(announced "$(local_ip "$vars")") (local_ip_v4 in vars.xml), not $PRIVATE_IPV4"
+  esl=$(sed -n 's/.*name="password"[[:space:]]*value="\([^"]*\)".*/\1/p' "$ROOT/opt/freeswitch/etc/freeswitch/autoload_configs/event_socket.conf.xml" 2>/dev/null | head -n1)
+  fsesl=$(sed -n 's/.*password="\([^"]*\)".*/\1/p' "$ROOT/etc/bigbluebutton/bbb-fsesl-akka.conf" 2>/dev/null | head -n1)
+  sfu=$(yq e '.freeswitch.esl_password' "$ROOT/etc/bigbluebutton/bbb-webrtc-sfu/production.yml" 2>/dev/null || true)
+  case $esl in "" | ClueCon) echo "FreeSWITCH's event socket password is $(announced "$esl"), as baked: bbb-conf --setip made no new one" ;; esac
+  [ "$esl" = "$fsesl" ] && [ "$esl" = "$sfu" ] ||
+    echo "the event socket password differs between event_socket.conf.xml, bbb-fsesl-akka.conf and bbb-webrtc-sfu's production.yml"
+  for address in $bake_addresses; do
+    [ "$address" = "$PUBLIC_IPV4" ] || [ "$address" = "$PRIVATE_IPV4" ] || patterns+=(-e "$address")
+  done
+  while IFS= read -r file; do
+    case ${file#"$ROOT"} in
+      /usr/local/bigbluebutton/bbb-webrtc-sfu/config/default.yml) ;;
+      *) echo "${file#"$ROOT"} still holds the bake's name ($bake_name) or the builder's address" ;;
+    esac
+  done < <(grep -rIlwF "${patterns[@]}" "$ROOT/etc" "$ROOT/opt/freeswitch/etc" "$ROOT/usr/share/bigbluebutton" "$ROOT/usr/local/bigbluebutton" 2>/dev/null | sort)
+  return 0
+}
+
+# The installer restarts every BigBlueButton service: it runs only on a server that hosts no meeting (a server
+# booted from a bake has never hosted one, and its API cannot answer before it is finalised: no meetings check). A run
 # of bbb-install.sh that started and did not finish (it failed, or was killed) may have left BigBlueButton
 # down and half installed: its API does not answer, and running the installer again is what finishes it,
 # once dpkg's own unfinished work is done.
-if pending install && ! meetings_here >/dev/null && bbb_down; then
+if [ "$baked" = true ]; then
+  finalise_baked
+elif pending install && ! meetings_here >/dev/null && bbb_down; then
   say "an earlier bbb-install.sh run did not finish and BigBlueButton is down; running it again"
 else
   guard_meetings "re-running bbb-install.sh (it restarts every BigBlueButton service)" "$FORCE_REINSTALL" forceReinstall
 fi
-: >"$log"
-chmod 0600 "$log"
-if pending install; then
-  say "finishing what an interrupted run left to dpkg (dpkg --configure -a)"
-  DEBIAN_FRONTEND=noninteractive dpkg --configure -a >>"$log" 2>&1 ||
-    fail "dpkg --configure -a failed; the package database needs a hand (log: /var/log/bbb-deploy/bbb-install.log)"
-fi
+set_local_ip
 
-say "downloading $INSTALLER_URL"
-curl -fsSL --retry 5 --max-time 120 -o "$installer.new" "$INSTALLER_URL" || fail "cannot download $INSTALLER_URL"
-head -n1 "$installer.new" | grep -q '^#!.*bash' || fail "$INSTALLER_URL is not a bash script"
-mv -f "$installer.new" "$installer"
-
-# The addresses, as get_IP would find them with a hairpinning router. Behind NAT, check_nat puts the public one on
-# lo with `ip addr add`, which fails when it is there (from the run before, or dummy-nic.service at boot) and,
-# under -e, stops the installer: it goes first (BigBlueButton is idle, and restarts with the installer), and
-# comes back when the installer fails before check_nat (FreeSWITCH's websockets and nginx's sip.nginx use it).
-addresses=(IP="$PUBLIC_IPV4")
-take_lo=":" restore_lo=":"
-if [ "$PUBLIC_IPV4" != "$PRIVATE_IPV4" ]; then
-  addresses+=(INTERNAL_IP="$PRIVATE_IPV4")
-  # In the runner, right before the installer: nothing else can fail in between.
-  take_lo="if ip -4 -o addr show dev lo | grep -q ' inet $PUBLIC_IPV4/32 '; then ip addr del $PUBLIC_IPV4/32 dev lo 2>>$(printf '%q' "$log") || { echo lo >$(printf '%q' "$result"); exit; }; fi"
-  restore_lo="ip addr replace $PUBLIC_IPV4/32 dev lo"
-fi
-# -c stands alone here: its value, TURN_HOST:TURN_SECRET, is read from $coturn and put right after it by the
-# loader below. The order is bbb-install.sh's own: check_coturn, run as getopts meets -c, checks the TURN host
-# against this host's address unless -s came first (check_host, v3.0.x-release 26ce2d16 L589-616).
+# -c stands alone here: its value, TURN_HOST:TURN_SECRET, is read from a root-only file and put right after it
+# (lib.sh, bbb_install_run). The order is bbb-install.sh's own: check_coturn, run as getopts meets -c, checks the
+# TURN host against this host's address unless -s came first (check_host, v3.0.x-release 26ce2d16 L589-616).
 args=(-v "$VERSION" -s "$FQDN" -e "$EMAIL" -c)
 if [ "$GREENLIGHT" = true ]; then
   args+=(-g)
   greenlight_compose "$GREENLIGHT_VERSION" || true
 fi
-# bbb-install.sh takes the TURN secret only as an argument (-c host:secret, parsed by getopts into COTURN; no
-# file, no variable of the environment). So it is not started with it: a bash started with the other arguments
-# reads the value of -c from its root-only file, inserts it after -c into its own positional parameters and
-# then sources bbb-install.sh, which reads them as its arguments ("$@", main "$@" on its last line) as if it
-# had been started with them: the same script, options and checks, but on no command line (ps,
-# /proc/<pid>/cmdline), which every user of the host can read. It runs under bash -e as before: its first
-# line asks for -e, which `bash script` does not read.
-# shellcheck disable=SC2016  # expanded by the bash that runs it
-loader='coturn=$(<"$1"); shift; for a; do shift; set -- "$@" "$a"; [ "$a" != -c ] || set -- "$@" "$coturn"; done; unset a coturn; . "$0"'
-# The masking script and the value of -c hold the TURN secret: root only, and only while the installer runs
-# (sed reads it from its script, bbb-install.sh from the file, as above). The installer's output (thousands of
-# lines) goes to a root-only log with the secret masked, not into the Pulumi state; its exit code to $result;
-# its success is recorded.
-(
-  umask 077
-  printf 's/%s/[secret]/g\n' "$TURN_SECRET" >"$masking"
-  printf '%s:%s\n' "$TURN_HOST" "$TURN_SECRET" >"$coturn"
-  cat >"$runner" <<RUNNER
-#!/usr/bin/env bash
-# Written by the bbb-installer step (bbb, Pulumi); run as systemd unit $unit.
-set -o pipefail
-$take_lo
-# From here until it succeeds, a run of bbb-install.sh is unfinished (lib.sh's pending work).
-mkdir -p $(printf '%q' "$(dirname "$(pending_file install)")")
-: >$(printf '%q' "$(pending_file install)")
-# bbb-install.sh, its -c read from a root-only file (see the bbb-installer step).
-$(printf '%q ' "${addresses[@]}")timeout $TIMEOUT_SECONDS bash -e -c $(printf '%q' "$loader") $(printf '%q' "$installer") $(printf '%q' "$coturn") $(printf '%q ' "${args[@]}")2>&1 | sed -f $(printf '%q' "$masking") >>$(printf '%q' "$log")
-rc=\$?
-[ "\$rc" -eq 0 ] || $restore_lo
-if [ "\$rc" -eq 0 ]; then
-  printf '%s\\n' $fingerprint >$(printf '%q' "$done_file")
-  printf '%s\\n' $(printf '%q' "$INSTALLER_URL") >$(printf '%q' "$url_file")
-  printf '%s\\n' $(printf '%q' "$VERSION") >$(printf '%q' "$version_file")
-  rm -f $(printf '%q' "$(pending_file install)")
-fi
-echo "\$rc" >$(printf '%q' "$result")
-RUNNER
-)
-chmod 0700 "$runner"
-rm -f "$result"
-shown=()
-for arg in "${args[@]}"; do
-  shown+=("$arg")
-  [ "$arg" != -c ] || shown+=("$TURN_HOST:[secret]")
-done
-say "running bbb-install.sh ${shown[*]} as unit $unit (output: /var/log/bbb-deploy/bbb-install.log)"
-systemd-run --unit="$unit" --collect --quiet "$runner" || {
-  rm -f "$runner" "$masking" "$coturn"
-  fail "cannot start bbb-install.sh as the systemd unit $unit"
-}
-wait_for_installer
-
-rc=$(cat "$result" 2>/dev/null || echo none)
-rm -f "$runner" "$masking" "$coturn"
-if [ "$rc" != 0 ]; then
-  tail -n 40 "$log" >&2
-  [ "$rc" = lo ] && fail "cannot take $PUBLIC_IPV4 off lo for bbb-install.sh's NAT set-up (see: journalctl -u $unit)"
-  [ "$rc" = 124 ] && fail "bbb-install.sh did not finish within ${TIMEOUT_SECONDS}s (log: /var/log/bbb-deploy/bbb-install.log)"
-  if [ "$rc" = none ]; then
-    $restore_lo
-    fail "bbb-install.sh ended without an exit code (killed? see: journalctl -u $unit)"
-  fi
-  fail "bbb-install.sh failed with exit code $rc (last lines above; log: /var/log/bbb-deploy/bbb-install.log)"
-fi
+bbb_install_run "$INSTALLER_URL" "$PUBLIC_IPV4" "$PRIVATE_IPV4" "$TURN_HOST" "$TURN_SECRET" \
+  "$done_file" "$fingerprint" "$url_file" "$INSTALLER_URL" "$version_file" "$VERSION" -- "${args[@]}"
 chmod 0600 "$done_file" "$url_file" "$version_file"
 if ! turn_servers_ok; then
   # Not done: the next run installs again.
@@ -261,4 +247,14 @@ fi
 wrong=$(misannounced)
 [ -z "$wrong" ] || fail "bbb-install.sh ran, but:" "$wrong" \
   "(docs/upstream.md: bbb-install.sh's addresses; the installer from another bbbInstallerRef may not take them)"
+if [ "$baked" = true ]; then
+  wrong=$(baked_leftovers)
+  if [ -n "$wrong" ]; then
+    # Not done: the marker stays, and the next run finalises again.
+    rm -f "$done_file"
+    fail "bbb-install.sh ran, but what the bake $bake_name left is still there:" "$wrong" "(docs/bake.md §3.4)"
+  fi
+  rm -f "$marker"
+  say "finalised: $FQDN holds nothing of the bake $bake_name"
+fi
 say "bbb-install.sh finished"

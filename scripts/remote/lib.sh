@@ -53,6 +53,238 @@ write_if_changed() {
   return 0
 }
 
+# Fails unless each named input is an IPv4 address.
+ipv4_inputs() {
+  local input
+  for input; do
+    [[ ${!input} =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}$ ]] || fail "$input '${!input}' is not an IPv4 address"
+  done
+}
+
+# set_line FILE PREFIX LINE: puts LINE in place of FILE's lines that start with PREFIX (or at its end, when none
+# does), in bash alone (LINE may hold a secret: on no command line); FILE keeps its owner and mode.
+set_line() {
+  local file=$1 prefix=$2 new=$3 line out="" found=false
+  [ -f "$file" ] || return 1
+  while IFS= read -r line || [ -n "$line" ]; do
+    if [[ $line == "$prefix"* ]]; then
+      $found || out+=$new$'\n'
+      found=true
+    else
+      out+=$line$'\n'
+    fi
+  done <"$file"
+  $found || out+=$new$'\n'
+  printf '%s' "$out" >"$file"
+}
+
+# bbb-web's property overrides, which bbb-configure writes and a baked server's finalise writes ahead of it:
+# bbb_stale_properties prints the lines of PROPERTIES (key=value lines) that /etc/bigbluebutton/bbb-web.properties
+# lacks; bbb_write_properties LINE... writes each, in place of its key's line, else appended (properties hold no
+# secret).
+bbb_stale_properties() {
+  local line props=$ROOT/etc/bigbluebutton/bbb-web.properties
+  while IFS= read -r line; do
+    [ -n "$line" ] || continue
+    grep -qxF -- "$line" "$props" || printf '%s\n' "$line"
+  done <<<"$PROPERTIES"
+}
+bbb_write_properties() {
+  local line key props=$ROOT/etc/bigbluebutton/bbb-web.properties
+  for line; do
+    key=${line%%=*}
+    if grep -q "^$key=" "$props"; then
+      sed -i "s|^$key=.*|$line|" "$props"
+    else
+      printf '%s\n' "$line" >>"$props"
+    fi
+    say "set $line"
+  done
+}
+
+# bbb_set_secret SECRET: what `bbb-conf --setsecret SECRET` writes (bigbluebutton-config/bin/bbb-conf, v3.0.x,
+# "Set Shared Secret": its sed has the secret on its command line, which every user of the host can read):
+# securitySalt in bbb-web.properties (every securitySalt line, commented or not, when there is an uncommented one;
+# else a line appended); sharedSecret in bbb-webhooks' config/default.yml and in bbb-apps-akka.conf, shared_secret
+# in bbb-webhooks' extra/post_catcher.js, each where the file is. Edited in place by sed as bbb-conf does (owner
+# and mode kept), its script, which holds the secret, in a root-only file.
+bbb_set_secret() {
+  local secret=$1 dir=$ROOT/var/lib/bbb-deploy props=$ROOT/etc/bigbluebutton/bbb-web.properties script file rc=0
+  mkdir -p "$dir" && chmod 0700 "$dir" || return 1
+  rm -f "$dir"/setsecret.* # a run cut short may have left one
+  script=$(mktemp "$dir/setsecret.XXXXXX") || return 1
+  file=$ROOT/usr/local/bigbluebutton/bbb-webhooks/config/default.yml
+  if [ -f "$file" ]; then
+    sed_secret "$script" "s/^\([[:blank:]#]*\)sharedSecret: .*/\1sharedSecret: $secret/" "$file" || rc=1
+  fi
+  file=$ROOT/usr/local/bigbluebutton/bbb-webhooks/extra/post_catcher.js
+  if [ "$rc" = 0 ] && [ -f "$file" ]; then
+    sed_secret "$script" "s/^\([[:blank:]]*var shared_secret[ =]*\)[^;]*/\1\"$secret\"/" "$file" || rc=1
+  fi
+  file=$ROOT/etc/bigbluebutton/bbb-apps-akka.conf
+  if [ "$rc" = 0 ] && [ -f "$file" ]; then
+    sed_secret "$script" "s/sharedSecret[ ]*=[ ]*\"[^\"]*\"/sharedSecret=\"$secret\"/g" "$file" || rc=1
+  fi
+  # bbb-web.properties last: whether the secret is new is read from it, so a run that stops before it
+  # writes every file again next time.
+  if [ "$rc" = 0 ] && grep -q '^securitySalt' "$props"; then
+    sed_secret "$script" "s/^[[:blank:]#]*securitySalt.*/securitySalt=$secret/" "$props" || rc=1
+  elif [ "$rc" = 0 ]; then
+    printf 'securitySalt=%s\n' "$secret" >>"$props" || rc=1
+  fi
+  rm -f "$script"
+  return "$rc"
+}
+# sed_secret SCRIPT EXPRESSION FILE: edits FILE in place with EXPRESSION, which sed reads from SCRIPT.
+sed_secret() {
+  printf '%s\n' "$2" >"$1" && sed -i -f "$1" "$3"
+}
+
+# A random lower-case hex string of 2N characters (N bytes of the kernel's randomness), made without putting it
+# on any command line (it reaches stdout only).
+random_hex() {
+  head -c "$1" /dev/urandom | sha256sum | cut -c "1-$(($1 * 2))"
+}
+
+# bbb-install.sh (the pinned one, from a URL), run by a step as its own systemd unit, detached from the SSH session:
+# a dropped session or a cancelled pulumi up does not kill it halfway, and the next run of a step waits for it
+# instead of starting another. bbb_install_init sets the paths (and waits for a run an earlier step left running);
+# bbb_install_run runs it. Uses TIMEOUT_SECONDS.
+bbb_install_init() {
+  state=$ROOT/var/lib/bbb-deploy
+  installer=$state/bbb-install.sh
+  runner=$state/bbb-install-run.sh
+  masking=$state/bbb-install-mask.sed
+  coturn=$state/bbb-install-coturn
+  result=$state/bbb-install.result
+  log=$ROOT/var/log/bbb-deploy/bbb-install.log
+  unit=bbb-deploy-install
+  mkdir -p "$state" "$(dirname "$log")"
+  chmod 0700 "$state"
+  if installer_running; then
+    say "bbb-install.sh runs already (started by an earlier, interrupted run of this step); waiting for it"
+    wait_for_installer
+  fi
+  # The masking script and the value of -c of an earlier run hold the TURN secret: gone once no installer runs.
+  rm -f "$runner" "$masking" "$coturn"
+}
+installer_running() {
+  case $(systemctl is-active "$unit" 2>/dev/null) in active | activating | deactivating | reloading) return 0 ;; esac
+  return 1
+}
+wait_for_installer() {
+  local deadline=$((SECONDS + TIMEOUT_SECONDS + 60)) tenths=1
+  while installer_running; do
+    # coverage: not reached in tests: the installer must outlive its own timeout by a minute: a test would wait over 60 s
+    [ "$SECONDS" -lt "$deadline" ] ||
+      fail "bbb-install.sh (unit $unit) still runs after ${TIMEOUT_SECONDS}s (see: journalctl -u $unit; /var/log/bbb-deploy/bbb-install.log)"
+    # Looks again after 0.1 s, then twice as long each time, 10 s at most.
+    sleep "$((tenths / 10)).$((tenths % 10))"
+    tenths=$((tenths * 2 > 100 ? 100 : tenths * 2))
+  done
+}
+
+# bbb_install_run URL PUBLIC_IPV4 PRIVATE_IPV4 TURN_HOST TURN_SECRET [FILE VALUE]... -- ARG...: downloads
+# bbb-install.sh from URL and runs it with ARG... (-c standing alone: its value, TURN_HOST:TURN_SECRET, is put
+# after it on no command line, below), IP and, behind NAT (PUBLIC_IPV4 not PRIVATE_IPV4), INTERNAL_IP in its
+# environment; once it succeeded, the unit writes each VALUE into its FILE (what the step records of the run).
+# Returns once it succeeded; else fails, saying why.
+bbb_install_run() {
+  local url=$1 public=$2 private=$3 turn_host=$4 turn_secret=$5 record="" addresses take_lo=":" restore_lo=":" loader shown arg rc
+  shift 5
+  while [ "$1" != -- ]; do
+    record+="  printf '%s\\n' $(printf '%q' "$2") >$(printf '%q' "$1")"$'\n'
+    shift 2
+  done
+  shift
+  : >"$log"
+  chmod 0600 "$log"
+  if pending install; then
+    say "finishing what an interrupted run left to dpkg (dpkg --configure -a)"
+    DEBIAN_FRONTEND=noninteractive dpkg --configure -a >>"$log" 2>&1 ||
+      fail "dpkg --configure -a failed; the package database needs a hand (log: /var/log/bbb-deploy/bbb-install.log)"
+  fi
+
+  say "downloading $url"
+  curl -fsSL --retry 5 --max-time 120 -o "$installer.new" "$url" || fail "cannot download $url"
+  head -n1 "$installer.new" | grep -q '^#!.*bash' || fail "$url is not a bash script"
+  mv -f "$installer.new" "$installer"
+
+  # The addresses, as get_IP would find them with a hairpinning router. Behind NAT, check_nat puts the public one on
+  # lo with `ip addr add`, which fails when it is there (from the run before, or dummy-nic.service at boot) and,
+  # under -e, stops the installer: it goes first (BigBlueButton is idle, and restarts with the installer), and
+  # comes back when the installer fails before check_nat (FreeSWITCH's websockets and nginx's sip.nginx use it).
+  addresses=(IP="$public")
+  if [ "$public" != "$private" ]; then
+    addresses+=(INTERNAL_IP="$private")
+    # In the runner, right before the installer: nothing else can fail in between.
+    take_lo="if ip -4 -o addr show dev lo | grep -q ' inet $public/32 '; then ip addr del $public/32 dev lo 2>>$(printf '%q' "$log") || { echo lo >$(printf '%q' "$result"); exit; }; fi"
+    restore_lo="ip addr replace $public/32 dev lo"
+  fi
+  # bbb-install.sh takes the TURN secret only as an argument (-c host:secret, parsed by getopts into COTURN; no
+  # file, no variable of the environment). So it is not started with it: a bash started with the other arguments
+  # reads the value of -c from its root-only file, inserts it after -c into its own positional parameters and
+  # then sources bbb-install.sh, which reads them as its arguments ("$@", main "$@" on its last line) as if it
+  # had been started with them: the same script, options and checks, but on no command line (ps,
+  # /proc/<pid>/cmdline), which every user of the host can read. It runs under bash -e as before: its first
+  # line asks for -e, which `bash script` does not read.
+  # shellcheck disable=SC2016  # expanded by the bash that runs it
+  loader='coturn=$(<"$1"); shift; for a; do shift; set -- "$@" "$a"; [ "$a" != -c ] || set -- "$@" "$coturn"; done; unset a coturn; . "$0"'
+  # The masking script and the value of -c hold the TURN secret: root only, and only while the installer runs
+  # (sed reads it from its script, bbb-install.sh from the file, as above). The installer's output (thousands of
+  # lines) goes to a root-only log with the secret masked, not into the Pulumi state; its exit code to $result;
+  # its success is recorded.
+  (
+    umask 077
+    printf 's/%s/[secret]/g\n' "$turn_secret" >"$masking"
+    printf '%s:%s\n' "$turn_host" "$turn_secret" >"$coturn"
+    cat >"$runner" <<RUNNER
+#!/usr/bin/env bash
+# Written by the $STEP step (bbb, Pulumi); run as systemd unit $unit.
+set -o pipefail
+$take_lo
+# From here until it succeeds, a run of bbb-install.sh is unfinished (lib.sh's pending work).
+mkdir -p $(printf '%q' "$(dirname "$(pending_file install)")")
+: >$(printf '%q' "$(pending_file install)")
+# bbb-install.sh, its -c read from a root-only file (see lib.sh, bbb_install_run).
+$(printf '%q ' "${addresses[@]}")timeout $TIMEOUT_SECONDS bash -e -c $(printf '%q' "$loader") $(printf '%q' "$installer") $(printf '%q' "$coturn") $(printf '%q ' "$@")2>&1 | sed -f $(printf '%q' "$masking") >>$(printf '%q' "$log")
+rc=\$?
+[ "\$rc" -eq 0 ] || $restore_lo
+if [ "\$rc" -eq 0 ]; then
+$record  rm -f $(printf '%q' "$(pending_file install)")
+fi
+echo "\$rc" >$(printf '%q' "$result")
+RUNNER
+  )
+  chmod 0700 "$runner"
+  rm -f "$result"
+  shown=()
+  for arg; do
+    shown+=("$arg")
+    [ "$arg" != -c ] || shown+=("$turn_host:[secret]")
+  done
+  say "running bbb-install.sh ${shown[*]} as unit $unit (output: /var/log/bbb-deploy/bbb-install.log)"
+  systemd-run --unit="$unit" --collect --quiet "$runner" || {
+    rm -f "$runner" "$masking" "$coturn"
+    fail "cannot start bbb-install.sh as the systemd unit $unit"
+  }
+  wait_for_installer
+
+  rc=$(cat "$result" 2>/dev/null || echo none)
+  rm -f "$runner" "$masking" "$coturn"
+  if [ "$rc" != 0 ]; then
+    tail -n 40 "$log" >&2
+    [ "$rc" = lo ] && fail "cannot take $public off lo for bbb-install.sh's NAT set-up (see: journalctl -u $unit)"
+    [ "$rc" = 124 ] && fail "bbb-install.sh did not finish within ${TIMEOUT_SECONDS}s (log: /var/log/bbb-deploy/bbb-install.log)"
+    if [ "$rc" = none ]; then
+      $restore_lo
+      fail "bbb-install.sh ended without an exit code (killed? see: journalctl -u $unit)"
+    fi
+    fail "bbb-install.sh failed with exit code $rc (last lines above; log: /var/log/bbb-deploy/bbb-install.log)"
+  fi
+  return 0
+}
+
 # The BigBlueButton API checksum: sha1(call + query + secret). The secret never reaches an argv.
 bbb_checksum() {
   printf '%s%s%s' "$1" "$2" "$3" | sha1sum | cut -d' ' -f1
