@@ -19,8 +19,10 @@ const PROPERTIES = "disableRecordingDefault=true\nallowStartStopRecording=false\
 const SERVER = {
     FQDN: "bbb-7.example.org", EMAIL: "ops@example.org", VERSION: "jammy-300", INSTALLER_URL: URL, TURN_HOST: "turn.example.org", TURN_SECRET,
     GREENLIGHT: "false", FORCE_REINSTALL: "false", UPGRADE_IN_PLACE: "false", TIMEOUT_SECONDS: "60", PUBLIC_IPV4: "203.0.113.27", PRIVATE_IPV4: "10.0.0.27",
-    BAKE_KEY: KEY, SECRET, PROPERTIES,
+    BAKE_KEY: KEY,
 };
+/** What the bbb-seed step gives the finalise, once, before the installer step. */
+const SEED = { SECRET, PROPERTIES };
 const CONFIGURE = { FQDN: SERVER.FQDN, SECRET, PROPERTIES, API_WAIT_SECONDS: "0", INSTALL_ID: "0".repeat(64), FORCE_RESTART: "false" };
 
 /** What identifies the builder before the bake: cloud-init's instance, the machine id, SSH's keys, its name, logs. */
@@ -183,9 +185,19 @@ describe("bbb-bake", () => {
 describe("bbb-installer on a server booted from a clone of the bake (finalise)", () => {
     let server: Sandbox;
     let finalise: ReturnType<Sandbox["run"]>;
+    let seeded: ReturnType<Sandbox["run"]>;
+    let seedModes: string[];
     beforeAll(() => {
         server = track(bootedFromClone(baked));
+        seeded = server.run("bbb-seed", SEED, trace.env);
+        seedModes = ["secret", "properties"].map((f) => (fs.statSync(server.file(`root/var/lib/bbb-deploy/seed/${f}`)).mode & 0o777).toString(8));
         finalise = server.run("bbb-installer", SERVER, trace.env);
+    });
+
+    test("the seed step leaves the secret and properties root-only, and the finalise takes them away", () => {
+        expect(seeded.status).toBe(0);
+        expect(seedModes).toEqual(["600", "600"]);
+        expect(exists(server, "var/lib/bbb-deploy/seed")).toBe(false);
     });
 
     test("installs no package, restarts BigBlueButton once, and the server's name, addresses and secret are where they belong", () => {
@@ -257,6 +269,25 @@ describe("bbb-installer on a server booted from a clone of the bake (finalise)",
         expect(secretsOnCommandLines(execs, secrets)).toEqual([]);
     });
 
+    test("without a seed, the finalise leaves the secret and properties to bbb-configure, which restarts BigBlueButton once more", () => {
+        const box = track(bootedFromClone(baked));
+        const r = box.run("bbb-installer", SERVER);
+        expect(r.status).toBe(0);
+        expect(r.stdout).toContain("no seed (bbb-seed step): the API secret and properties are left to bbb-configure");
+        expect(read(box, "etc/bigbluebutton/bbb-web.properties")).not.toContain(SECRET);
+        const before = restarts(box).length;
+        expect(box.run("bbb-configure", CONFIGURE).status).toBe(0);
+        expect(restarts(box)).toHaveLength(before + 1);
+        expect(fs.readFileSync(box.file("running-salt"), "utf8")).toBe(`${SECRET}\n`);
+    });
+
+    test("the seed step on a server that is not baked (or finalised already) writes nothing", () => {
+        const r = server.run("bbb-seed", SEED);
+        expect(r.status).toBe(0);
+        expect(r.stdout).toContain("not booted from a bake (or finalised already): nothing to seed");
+        expect(exists(server, "var/lib/bbb-deploy/seed")).toBe(false);
+    });
+
     test("a clone of another bake (BAKE_KEY not the marker's) is refused before anything changes", () => {
         const box = track(bootedFromClone(baked));
         const r = box.run("bbb-installer", { ...SERVER, BAKE_KEY: "9".repeat(64) });
@@ -268,6 +299,7 @@ describe("bbb-installer on a server booted from a clone of the bake (finalise)",
 
     test("a finalise whose installer dies midway keeps the marker; the next run finalises", () => {
         const box = track(bootedFromClone(baked));
+        expect(box.run("bbb-seed", SEED).status).toBe(0);
         const failed = box.run("bbb-installer", SERVER, { INSTALLER_DIES: "1" });
         expect(failed.status).toBe(1);
         expect(exists(box, "var/lib/bbb-deploy/baked")).toBe(true);

@@ -28,6 +28,7 @@ const CHANGES: Record<string, unknown> = {
     bbbVersion: "jammy-301",
     network: { mode: "floating", name: "private", floatingIpPool: "public" },
     poolSize: 4,
+    bake: false,
     scalelite: false,
     greenlight: false,
     dns: { provider: "none" },
@@ -66,13 +67,14 @@ function readmeRows(): Map<string, string> {
 }
 
 let modules: ProgramModules;
-const evaluate = (config: Record<string, unknown>) => evaluateProgram(modules, config, { anyName: true }, "prod");
+/** The next update of the deployed stack (as npm run impact has it: reading the outputs the last update exported). */
+const evaluate = (config: Record<string, unknown>, previous = prod?.outputs) => evaluateProgram(modules, config, { anyName: true, previous }, "prod");
 let prod: Run;
 beforeAll(async () => {
     jest.isolateModules(() => {
         modules = require("../scripts/offline").loadProgram();
     });
-    prod = await evaluate(PROD);
+    prod = await evaluate(PROD, (await evaluate(PROD)).outputs);
 });
 
 test("every config key has a row, and every row a key", () => {

@@ -73,8 +73,8 @@ test("flavors: Scalelite is resized (it reboots); a pool's BBB servers keep thei
     const text = report(change);
     expect([impactOf(change).level, impactOf(change).meetingsAtRisk]).toEqual([1, []]);
     expect(rows(text)).toEqual([
-        "| bbb-1, bbb-2, bbb-3 | bbb | nothing on the VM (ignoreChanges): it keeps its flavor m1.xlarge; new VMs get m1.2xlarge |  |",
         "| scalelite | scalelite | resize the VM: flavor m1.large → m1.xlarge | scalelite is down while the VM reboots |",
+        "| bbb-1, bbb-2, bbb-3 | bbb | nothing on the VM (ignoreChanges): it keeps its flavor m1.xlarge; new VMs get m1.2xlarge |  |",
     ]);
     expect(text).toContain("Nothing happens on turn, greenlight.");
 });
@@ -95,7 +95,14 @@ test("a replaced VM is made from today's image: the engine checks a replacement 
     const turn = text.filter((r) => r.startsWith("| turn |"));
     expect(turn).toHaveLength(1);
     expect(turn[0]).toContain("the new VM is made from today's image");
-    expect(text).toContain("| bbb-1, bbb-2, bbb-3 | bbb | nothing on the VM (ignoreChanges): it keeps its image; new VMs get the new image |  |");
+    expect(text).toContain("| scalelite | scalelite | nothing on the VM (ignoreChanges): it keeps its image; new VMs get the new image |  |");
+    // The pool's servers boot from clones of the golden volume (no image of their own): nothing happens on them,
+    // and the new image is baked into a new golden volume for new servers.
+    expect(text.filter((r) => r.includes("| bbb |"))).toEqual([]);
+    expect(text).toContainEqual(expect.stringMatching(/^\| bake-[0-9a-f]{12}-builder \| bake-builder \| new host: create the VM, then run every step on it \|/));
+    expect(report("image and volumeSizes.turn")).toMatch(
+        /- bake golden volume `bake-[0-9a-f]{12}` \(BigBlueButton jammy-300, bbb-install\.sh \S+, on Ubuntu 22\.04 2026-11 \(\S+\)\): a builder VM installs BigBlueButton's packages \(about 30 min\), new servers boot from clones of it/,
+    );
 });
 
 test("the single topology: a new flavor resizes bbb-1 (it reboots), a new boot volume size replaces it: meetings at risk, exit code 2", async () => {

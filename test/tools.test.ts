@@ -56,10 +56,15 @@ describe("plan", () => {
         expect(text).toContain("| 32769-65535 | udp | 0.0.0.0/0 | IPv4 | TURN relay range (coturn min-port/max-port) |");
         expect(text).toContain("| 22 | tcp | 198.51.100.0/24 | IPv4 | SSH for the install steps and the operator |");
         expect(text).toContain("| bbb-3.example.org | A | public IPv4 of bbb-3 |");
-        expect(text).toMatch(/\| 1 \| bbb-1-ready \| wait-ready \| bbb-1 \| {2}\|/);
+        // A first deploy bakes: the servers come once the builder's bake is done (their disks are clones of its).
+        expect(text).toMatch(/\| 1 \| bake-[0-9a-f]{12}-builder-ready \| wait-ready \| {2}\| {2}\| {2}\|/);
+        expect(text).toMatch(/\| 2 \| bake-([0-9a-f]{12})-builder-bake \| bbb-bake \| {2}\| bake-\1-builder-ready \| {2}\|/);
+        expect(text).toMatch(/\| 3 \| bbb-1-ready \| wait-ready \| bbb-1 \| bake-[0-9a-f]{12}-builder-bake \| {2}\|/);
+        expect(text).toContain("| 4 | bbb-1-seed | bbb-seed | bbb-1 | bbb-1-ready |  |");
+        expect(text).toContain("| 5 | bbb-1-install | bbb-installer | bbb-1 | bbb-1-seed, bbb-1-maintenance |  |");
         expect(text).toContain("| 2 | bbb-3-maintenance | scalelite-node | scalelite | scalelite-ready |  |");
-        expect(text).toContain("| 3 | bbb-3-retire | scalelite-node | scalelite | scalelite-setup | on removal too |");
-        expect(text).toContain("| 6 | bbb-3-registration | scalelite-node | scalelite | bbb-3-data-policy, bbb-3-retire | on removal too |");
+        expect(text).toMatch(/\| 3 \| bbb-3-retire \| scalelite-node \| scalelite \| scalelite-setup, bake-[0-9a-f]{12}-builder-bake \| on removal too \|/);
+        expect(text).toContain("| 8 | bbb-3-registration | scalelite-node | scalelite | bbb-3-data-policy, bbb-3-retire | on removal too |");
     });
 
     test("the README's excerpt of the prod plan is what npm run plan prints today", () => {

@@ -21,8 +21,10 @@
 # no meetings check.
 # Inputs: FQDN EMAIL VERSION INSTALLER_URL TURN_HOST TURN_SECRET GREENLIGHT (GREENLIGHT_VERSION) FORCE_REINSTALL
 #         UPGRADE_IN_PLACE TIMEOUT_SECONDS PUBLIC_IPV4 PRIVATE_IPV4; for a server booted from a bake only, BAKE_KEY
-#         (the bake's; must be the marker's), SECRET (the API secret) and PROPERTIES (bbb-web key=value lines), as
-#         bbb-configure gets them.
+#         (the bake's; must be the marker's). The API secret and the bbb-web properties a finalise writes come from
+#         the bbb-seed step's root-only files (/var/lib/bbb-deploy/seed/secret, properties), not from the inputs:
+#         a later secret or properties must not run this step again. Without them the finalise leaves both to
+#         bbb-configure (which then restarts BigBlueButton once more).
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
@@ -92,8 +94,9 @@ if [ -f "$marker" ]; then
   [ "$BAKE_KEY" = "$bake_key" ] ||
     fail "$FQDN was booted from the bake $bake_name (key $bake_key), not from ${BAKE_KEY:-a bake} as this program says (BAKE_KEY):" \
       "its disk is another bake's clone. Nothing was changed; replace the server (its boot volume) to boot it from the right bake."
-  [[ ${SECRET:-} =~ ^[A-Za-z0-9]{32,}$ ]] || fail "finalising a baked server needs its API secret (SECRET: at least 32 letters and digits)"
-  [ -n "${PROPERTIES:-}" ] || fail "finalising a baked server needs its bbb-web properties (PROPERTIES)"
+  seed=$state/seed
+  SECRET=$(cat "$seed/secret" 2>/dev/null || true) PROPERTIES=$(cat "$seed/properties" 2>/dev/null || true)
+  [ -z "$SECRET" ] || [[ $SECRET =~ ^[A-Za-z0-9]{32,}$ ]] || fail "the seeded API secret ($seed/secret) is not 32 or more letters and digits"
 elif [ -n "$BAKE_KEY" ] && [ ! -f "$done_file" ]; then
   fail "BAKE_KEY is given, but $FQDN holds no bake marker (/var/lib/bbb-deploy/baked) and no record of an installer run:" \
     "it was not booted from that bake. Nothing was changed."
@@ -165,9 +168,13 @@ finalise_baked() {
     fail "cannot write Hasura's admin secret (/etc/default/bbb-graphql-server, /usr/share/bbb-graphql-server/config.yaml)"
   fi
   printf '%s\n' "$(random_hex 32)" >"$ROOT/usr/share/etherpad-lite/APIKEY.txt" || fail "cannot write Etherpad's API key"
-  mapfile -t stale < <(bbb_stale_properties)
-  bbb_write_properties "${stale[@]}"
-  bbb_set_secret "$SECRET" || fail "cannot write the API secret (bbb-web.properties, bbb-apps-akka.conf)"
+  if [ -n "$SECRET" ]; then
+    mapfile -t stale < <(bbb_stale_properties)
+    bbb_write_properties "${stale[@]}"
+    bbb_set_secret "$SECRET" || fail "cannot write the API secret (bbb-web.properties, bbb-apps-akka.conf)"
+  else
+    say "no seed (bbb-seed step): the API secret and properties are left to bbb-configure"
+  fi
 }
 
 # FreeSWITCH binds SIP and RTP to local_ip_v4 in vars.xml (sip-ip, rtp-ip), which neither bbb-install.sh nor
@@ -254,7 +261,7 @@ if [ "$baked" = true ]; then
     rm -f "$done_file"
     fail "bbb-install.sh ran, but what the bake $bake_name left is still there:" "$wrong" "(docs/bake.md §3.4)"
   fi
-  rm -f "$marker"
+  rm -rf "$marker" "$seed"
   say "finalised: $FQDN holds nothing of the bake $bake_name"
 fi
 say "bbb-install.sh finished"
