@@ -60,7 +60,7 @@ describe("the steps follow the options", () => {
     const inputs = (run: Run, name: string) => stepInputs(byName(run, name).inputs.stdin);
 
     test("by default (strict privacy): no storage, dial-in, webhooks or recordings steps; Scalelite records nothing", () => {
-        expect(steps(plain, "bbb-1").sort()).toEqual(["api-name", "configure", "data-policy", "install", "maintenance", "ready", "registration", "retire"]);
+        expect(steps(plain, "bbb-1").sort()).toEqual(["api-name", "configure", "data-policy", "install", "maintenance", "ready", "registration", "retire", "seed"]);
         expect(inputs(plain, "scalelite-setup")).toMatchObject({ RECORDINGS: "false", NFS_CLIENTS: "", RETENTION_DAYS: "0" });
     });
 
