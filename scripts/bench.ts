@@ -104,14 +104,19 @@ function durationKey(r: Registered, bakedHosts: Set<string>): string {
     return r.type;
 }
 
-function operations(resources: Registered[]): Operation[] {
+/**
+ * The operations of an update, each with its duration; `runs`: what the update creates or changes (the others
+ * take no time), everything when absent (a first deploy).
+ */
+function operations(resources: Registered[], runs?: Set<string>): Operation[] {
     const custom = resources.filter((r) => r.custom);
     const byUrn = new Map(custom.map((r) => [r.urn, r.name]));
-    const finalised = custom.filter((r) => r.type === "command:remote:Command" && stepInputs(r.inputs.stdin).BAKE_KEY);
+    // Servers finalised in this update: their configure step right after finds the seeded secret and properties.
+    const finalised = custom.filter((r) => r.type === "command:remote:Command" && stepInputs(r.inputs.stdin).BAKE_KEY && (!runs || runs.has(r.name)));
     const bakedHosts = new Set(finalised.map((r) => hostOf(r.name)));
     return custom.map((r) => {
         const step = r.type === "command:remote:Command" ? stepInputs(r.inputs.stdin).STEP : undefined;
-        const seconds = DURATIONS[durationKey(r, bakedHosts)] ?? 0;
+        const seconds = runs && !runs.has(r.name) ? 0 : (DURATIONS[durationKey(r, bakedHosts)] ?? 0);
         const deps = [...new Set([...r.dependsOn, ...Object.values(r.propertyDependencies).flat()])]
             .map((urn) => byUrn.get(urn))
             .filter((n): n is string => n !== undefined);
@@ -211,7 +216,7 @@ function settled(configuration: Record<string, unknown>, previous?: Record<strin
 function update(before: Evaluation, after: Evaluation): number {
     const { added, changed } = diff(before, after);
     const runs = new Set([...added, ...changed]);
-    return simulate(operations(after.resources).map((op) => (runs.has(op.name) ? op : { ...op, seconds: 0 }))).seconds;
+    return simulate(operations(after.resources, runs)).seconds;
 }
 
 /**
@@ -248,7 +253,7 @@ function oneAtATime(poolSize: number, changes: Record<string, unknown>): number 
     const before = settled(config(poolSize));
     const after = evaluated({ ...config(poolSize), ...changes }, before.outputs);
     const runs = new Set([...resourceChanges(before, after).values()].filter((c) => c.action !== "same" && c.action !== "delete").map((c) => c.name));
-    const ops = operations(after.resources).map((op) => (runs.has(op.name) ? op : { ...op, seconds: 0 }));
+    const ops = operations(after.resources, runs);
     const turns = ops.filter((op) => /^bbb-\d+-maintenance$/.test(op.name) && runs.has(op.name));
     turns.forEach((op, i) => {
         if (i > 0) op.deps.push(turns[i - 1].name.replace(/-maintenance$/, "-registration"));
