@@ -6,6 +6,7 @@ import * as path from "path";
 import { Sandbox } from "./sandbox";
 import { bootedFromClone, installStubs } from "./stubs";
 import { secretsOnCommandLines, Trace } from "./trace";
+import { BASE_CONFIG, byName, evaluate, stepInputs } from "./harness";
 
 const KEY = "1a2b3c4d".repeat(8);
 const BAKE_NAME = "bbb-bake-jammy-300-1a2b3c4d";
@@ -320,4 +321,35 @@ describe("bbb-installer on a server booted from a clone of the bake (finalise)",
         expect(exists(box, "var/lib/bbb-deploy/baked")).toBe(true);
         expect(exists(box, "var/lib/bbb-deploy/installer.sha256")).toBe(false);
     });
+});
+
+describe("the steps as the program gives them (a pool's first deploy, evaluated under mocks)", () => {
+    test("the builder bakes with the bake step's inputs, and a server booted from the clone is finalised with its seed, installer and configure steps' inputs", async () => {
+        const run = await evaluate({ ...BASE_CONFIG, scalelite: true, poolSize: 1, network: { mode: "floating", name: "private", floatingIpPool: "public" } });
+        expect(run.error).toBeUndefined();
+        const inputsOf = (name: string) => {
+            const { STEP: _step, ...inputs } = stepInputs(byName(run, name).inputs.stdin);
+            return inputs;
+        };
+        const bakeStep = run.resources.find((r) => /^bake-[0-9a-f]{12}-builder-bake$/.test(r.name))!.name;
+        const builder = track(new Sandbox());
+        installStubs(builder);
+        builderHost(builder);
+        // The stubs' packages find the builder's address as its own (the program's mock gives the builder 10.0.0.5).
+        builder.write("private-ip", `${inputsOf(bakeStep).PRIVATE_IPV4}\n`);
+        const baking = builder.run("bbb-bake", { ...inputsOf(bakeStep), TIMEOUT_SECONDS: "60" });
+        expect(baking.stderr).toBe("");
+        expect(baking.status).toBe(0);
+        const server = track(bootedFromClone(builder));
+        server.write("private-ip", `${inputsOf("bbb-1-install").PRIVATE_IPV4}\n`);
+        expect(server.run("bbb-seed", inputsOf("bbb-1-seed")).status).toBe(0);
+        const finalise = server.run("bbb-installer", { ...inputsOf("bbb-1-install"), TIMEOUT_SECONDS: "60" });
+        expect(finalise.stderr).toBe("");
+        expect(finalise.status).toBe(0);
+        expect(finalise.stdout).toContain(`finalised: bbb-1.example.org holds nothing of the bake ${inputsOf(bakeStep).BAKE_NAME}`);
+        const before = restarts(server).length;
+        const configure = server.run("bbb-configure", { ...inputsOf("bbb-1-configure"), API_WAIT_SECONDS: "0" });
+        expect(configure.status).toBe(0);
+        expect(restarts(server)).toHaveLength(before);
+    }, 60000);
 });
