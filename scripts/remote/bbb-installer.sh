@@ -94,8 +94,10 @@ if [ -f "$marker" ]; then
   [ "$BAKE_KEY" = "$bake_key" ] ||
     fail "$FQDN was booted from the bake $bake_name (key $bake_key), not from ${BAKE_KEY:-a bake} as this program says (BAKE_KEY):" \
       "its disk is another bake's clone. Nothing was changed; replace the server (its boot volume) to boot it from the right bake."
-  seed=$state/seed
-  SECRET=$(cat "$seed/secret" 2>/dev/null || true) PROPERTIES=$(cat "$seed/properties" 2>/dev/null || true)
+  seed=$ROOT/var/lib/bbb-deploy/seed
+  SECRET=$(cat "$seed/secret" 2>/dev/null || true)
+  # shellcheck disable=SC2034  # read by lib.sh's bbb_stale_properties
+  PROPERTIES=$(cat "$seed/properties" 2>/dev/null || true)
   [ -z "$SECRET" ] || [[ $SECRET =~ ^[A-Za-z0-9]{32,}$ ]] || fail "the seeded API secret ($seed/secret) is not 32 or more letters and digits"
 elif [ -n "$BAKE_KEY" ] && [ ! -f "$done_file" ]; then
   fail "BAKE_KEY is given, but $FQDN holds no bake marker (/var/lib/bbb-deploy/baked) and no record of an installer run:" \
