@@ -2,17 +2,16 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { loadConfig } from "./components/config";
-import { readBaking } from "./components/bake";
 import { lookupCloud } from "./components/cloud";
 import { integrations } from "./components/integrations";
 import { rolesOf, topologyOf } from "./components/names";
-import { Platform } from "./components/topology";
+import { bakesInCloud, Platform } from "./components/topology";
 
 export = async () => {
     // Nothing is declared before the configuration and the cloud lookups have passed.
     const settings = loadConfig();
     const cloud = await lookupCloud(settings, rolesOf(settings));
-    const baking = await readBaking(pulumi.getStack());
+    const baking = await bakesInCloud(settings, cloud);
 
     // bbb-1's own secret in the single topology, so it rotates with secretGeneration there; in a pool it is
     // Scalelite's primary secret, which consumers hold: it stays, also when a single server grows into a pool

@@ -10,9 +10,11 @@
 // disk). A failed bake leaves no golden volume (the step records nothing, the clone is never asked for), and
 // the next `pulumi up` goes on with the same builder.
 //
-// Which golden volume a server boots from is fixed when it is created: the stack exports it (`baking`), and the
-// next run reads it back (readBaking), so that a server keeps its golden volume, and that volume is kept, whatever
-// the current inputs are, until the server is gone. Servers that existed before baking keep their image disks.
+// Which golden volume a server boots from is fixed when it is created, and read from the cloud at every run
+// (lookupBaking): its boot volume, named after the server, says which bake it was cloned from, so the server keeps
+// its golden volume, and that volume is kept, whatever the current inputs are, until the server is gone. A golden
+// volume counts as made only once Cinder has it, available: a failed bake is finished by the next run. Servers that
+// existed before baking (a port of theirs, no boot volume of their own) keep their image disks.
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
@@ -32,11 +34,11 @@ export interface BakeSpec {
     imageName: string;
 }
 
-/** What the stack exports of its bakes, and reads back in its next run. */
+/** What a stack's bakes are: found in the cloud before anything is declared, and what the run then declares (exported as `baking`). */
 export interface Baking {
     /** Each BBB server's boot: the key of the golden volume it was cloned from, or "image" (not baked). */
     servers: Record<string, string>;
-    /** Every golden volume the stack keeps, by key. */
+    /** Golden volumes by key. */
     goldens: Record<string, BakeSpec>;
 }
 
@@ -62,23 +64,65 @@ export function goldenName(key: string, spec: BakeSpec): string {
     return `bbb-bake-${spec.bbbVersion}-${part(spec.installerRef)}-${part(spec.imageId)}-${key.slice(0, 8)}`;
 }
 
+/** The Cinder metadata of a golden volume: what it holds, and what finds it. */
+export function goldenMetadata(key: string, spec: BakeSpec): Record<string, string> {
+    return { "bbb-bake": key, purpose: "golden", bbbVersion: spec.bbbVersion, installerRef: spec.installerRef, baseImageId: spec.imageId, baseImageName: spec.imageName };
+}
+
+/** The provider's answer when a data source finds nothing (terraform-provider-openstack's data sources, v1.54.1). */
+const NOTHING_FOUND = /query returned no results|No openstack_networking_port_v2 found/;
+
+/** One volume of the cloud, or none; more than one is a problem to report (e.g. a clone that timed out and was made again). */
+async function oneVolume(args: openstack.blockstorage.GetVolumeV3Args, what: string) {
+    try {
+        return await openstack.blockstorage.getVolumeV3(args);
+    } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        if (NOTHING_FOUND.test(message)) return undefined;
+        throw new Error(`${what}: ${message.split("\n")[0]} (openstack volume list --long; a volume this stack does not hold in its state can be deleted)`);
+    }
+}
+
 /**
- * The stack's own last exported `baking` and `hosts` (a StackReference to itself: Pulumi reads the outputs of
- * its last successful update; a stack never updated has none). The BBB servers in `hosts` but not in `baking`
- * were created before baking existed: they booted from the image.
+ * What the cloud holds of a pool's bakes, for its BBB servers (name, fqdn) and the golden volumes `wanted` (by key):
+ * each server's boot volume (named after it) with the key it was cloned from, or, for a server with a VM on its port
+ * but no boot volume of its own, "image" (created before baking, or without it); any other server is new (absent).
+ * The golden volumes that exist, available, by key: those of the servers, and those wanted.
  */
-export async function readBaking(stack: string): Promise<Baking> {
-    const self = new pulumi.StackReference("self", { name: `${pulumi.getOrganization()}/${pulumi.getProject()}/${stack}` });
-    const [baking, hosts] = await Promise.all([self.getOutputDetails("baking"), self.getOutputDetails("hosts")]);
-    const recorded = (baking.value ?? { servers: {}, goldens: {} }) as Baking;
-    const before = ((hosts.value ?? []) as { name: string; role: string }[]).filter((h) => h.role === "bbb" && !(h.name in recorded.servers));
-    return { servers: { ...Object.fromEntries(before.map((h) => [h.name, IMAGE_BOOT])), ...recorded.servers }, goldens: recorded.goldens };
+export async function lookupBaking(servers: { name: string; fqdn: string }[], networkId: string, wanted: string[]): Promise<{ servers: Record<string, string>; baked: Record<string, BakeSpec> }> {
+    const boots = await Promise.all(
+        servers.map(async ({ name, fqdn }): Promise<[string, string | undefined]> => {
+            const boot = await oneVolume({ name: fqdn }, `the boot volume of ${name}`);
+            const key = boot?.metadata?.["bbb-bake"];
+            if (key) return [name, key];
+            // A VM on the server's port (its device): the server runs, from the image. A port alone is left by an
+            // update that failed before the VM (a new server, still to be made as such).
+            const inUse = await openstack.networking
+                .getPort({ networkId, description: `${fqdn} (managed by Pulumi)` })
+                .then(
+                    (port) => port.deviceId !== "",
+                    // More than one: the port is there (twice, e.g. a stack's and a copy's).
+                    (err: Error) => (NOTHING_FOUND.test(err.message) ? false : /More than one openstack_networking_port_v2/.test(err.message) || Promise.reject(err)),
+                );
+            return [name, inUse ? IMAGE_BOOT : undefined];
+        }),
+    );
+    const found = Object.fromEntries(boots.filter((b): b is [string, string] => b[1] !== undefined));
+    const keys = [...new Set([...Object.values(found), ...wanted])].filter((k) => k !== IMAGE_BOOT);
+    const goldens = await Promise.all(
+        keys.map(async (key): Promise<[string, BakeSpec | undefined]> => {
+            const volume = await oneVolume({ metadata: { "bbb-bake": key, purpose: "golden" }, status: "available" }, `the golden volume ${key.slice(0, 12)}`);
+            const m = volume?.metadata;
+            return [key, m && { bbbVersion: m.bbbVersion, installerRef: m.installerRef, imageId: m.baseImageId, imageName: m.baseImageName }];
+        }),
+    );
+    return { servers: found, baked: Object.fromEntries(goldens.filter((g): g is [string, BakeSpec] => g[1] !== undefined)) };
 }
 
 export interface GoldenArgs {
     key: string;
     spec: BakeSpec;
-    /** The golden volume exists (the stack exported it after an update): no builder. */
+    /** The golden volume exists (Cinder has it, available): no builder. */
     baked: boolean;
     /** A BBB server's host: the builder is one but for its name, disk and protection (a bake has no DNS name). */
     builder: HostArgs;
@@ -139,7 +183,7 @@ export class Golden extends pulumi.ComponentResource {
                 description: `BigBlueButton ${args.spec.bbbVersion}, bbb-install.sh ${args.spec.installerRef}, on ${args.spec.imageName} (${args.spec.imageId}); no host identity`,
                 size: BAKE_VOLUME_GB,
                 sourceVolId: source,
-                metadata: { "bbb-bake": args.key, bbbVersion: args.spec.bbbVersion, installerRef: args.spec.installerRef, baseImageId: args.spec.imageId },
+                metadata: goldenMetadata(args.key, args.spec),
             },
             // Once made, it stays what it is: its builder's disk goes, and its clones depend on it.
             { parent: this, ignoreChanges: ["sourceVolId"], customTimeouts: { create: "60m" } },

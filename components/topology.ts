@@ -8,7 +8,7 @@ import { SecurityGroup } from "./firewall";
 import { Host, HostArgs } from "./host";
 import { DnsRecordSpec, hostRecords } from "./dns";
 import { BBB_TIMEOUTS, BbbServer, installerUrl } from "./bbb";
-import { BakeSpec, bakeKey, Baking, Golden, IMAGE_BOOT } from "./bake";
+import { BakeSpec, bakeKey, Baking, Golden, IMAGE_BOOT, lookupBaking } from "./bake";
 import { GreenlightServer } from "./greenlight";
 import { Scalelite } from "./scalelite";
 import { TurnServer } from "./turn";
@@ -22,8 +22,8 @@ export interface PlatformArgs {
     stack: string;
     /** The secret consumers use: bbb-1's own in single topology, Scalelite's primary in a pool. */
     apiSecret: pulumi.Input<string>;
-    /** What the stack's last update exported of its bakes (components/bake.ts readBaking). */
-    baking: Baking;
+    /** What the cloud holds of the pool's bakes (bakesInCloud). */
+    baking: FoundBakes;
 }
 
 /** The consumer Greenlight uses in a pool: a Scalelite consumer like the others. */
@@ -180,7 +180,7 @@ export class Platform extends pulumi.ComponentResource {
                     {
                         key,
                         spec,
-                        baked: key in args.baking.goldens,
+                        baked: key in args.baking.baked,
                         builder: hostArgs(bbbSpecs[0]),
                         installerUrl: installerUrl(spec.installerRef),
                         timeoutSeconds: BBB_TIMEOUTS.installer,
@@ -323,29 +323,61 @@ export class Platform extends pulumi.ComponentResource {
 }
 
 
+export interface FoundBakes {
+    /** Each existing BBB server's boot: the key of its golden volume, or "image"; new servers are absent. */
+    servers: Record<string, string>;
+    /** The golden volumes Cinder has, available, by key. */
+    baked: Record<string, BakeSpec>;
+}
+
+/** What a release's servers would be baked from, and its key. */
+function bakeOf(release: Pick<BbbRelease, "bbbVersion" | "installerRef" | "image">, cloud: CloudFacts): [string, BakeSpec] {
+    const spec = { bbbVersion: release.bbbVersion, installerRef: release.installerRef, imageId: cloud.imageIds[release.image], imageName: release.image };
+    return [bakeKey(spec), spec];
+}
+
+/** The bakes this configuration wants: its current release's and, for new servers, their own release's (by key). */
+function wantedBakes(settings: Settings, cloud: CloudFacts, specs: HostSpec[]): Record<string, BakeSpec> {
+    const releases = [{ bbbVersion: settings.bbbVersion, installerRef: settings.bbbInstallerRef, image: settings.image }, ...specs.map((spec) => spec.release!)];
+    return Object.fromEntries(releases.map((release) => bakeOf(release, cloud)));
+}
+
 /**
- * Which golden volume each BBB server boots from: the one it was created from (the last update's export, which
- * also names the servers created before baking), or, for a new server with baking on, its release's. And the
- * golden volumes to keep: those, and with baking on the current release's, baked ahead of the servers that need
- * it, so that a scale-up or the next round of a release waits for no bake.
+ * What the cloud holds of a pool's bakes (components/bake.ts lookupBaking): which BBB servers exist and what they
+ * booted from, and which golden volumes are made. Nothing for the single topology, which bakes nothing.
+ */
+export async function bakesInCloud(settings: Settings, cloud: CloudFacts): Promise<FoundBakes> {
+    if (topologyOf(settings) === "single") return { servers: {}, baked: {} };
+    const specs = hostSpecs(settings).filter((spec) => spec.role === "bbb");
+    const servers = specs.map((spec) => ({ name: spec.name, fqdn: fqdn(spec.name, settings.hostnamePrefix, settings.domain) }));
+    return lookupBaking(servers, cloud.networkId, settings.bake ? Object.keys(wantedBakes(settings, cloud, specs)) : []);
+}
+
+/**
+ * Which golden volume each BBB server boots from: the one it was cloned from (its boot volume says so), "image"
+ * for a server that exists without one (created before baking, or without it), or, for a new server with baking
+ * on, its release's. And the golden volumes to keep: those, and with baking on the current release's, baked ahead
+ * of the servers that need it, so that a scale-up or the next round of a release waits for no bake.
  */
 function bootsOf(specs: HostSpec[], args: PlatformArgs, bake: boolean): Baking {
     const s = args.settings;
-    const wanted: Record<string, BakeSpec> = {};
-    const keyOf = (release: Pick<BbbRelease, "bbbVersion" | "installerRef" | "image">) => {
-        const spec = { bbbVersion: release.bbbVersion, installerRef: release.installerRef, imageId: args.cloud.imageIds[release.image], imageName: release.image };
-        const key = bakeKey(spec);
-        wanted[key] = spec;
-        return key;
-    };
-    const servers = Object.fromEntries(specs.map((spec) => [spec.name, args.baking.servers[spec.name] ?? (bake ? keyOf(spec.release!) : IMAGE_BOOT)]));
-    if (bake) keyOf({ bbbVersion: s.bbbVersion, installerRef: s.bbbInstallerRef, image: s.image });
+    const wanted = wantedBakes(s, args.cloud, specs);
+    const make = new Set<string>(bake ? [bakeOf({ bbbVersion: s.bbbVersion, installerRef: s.bbbInstallerRef, image: s.image }, args.cloud)[0]] : []);
+    const servers = Object.fromEntries(
+        specs.map((spec) => {
+            const found = args.baking.servers[spec.name];
+            if (found !== undefined || !bake) return [spec.name, found ?? IMAGE_BOOT];
+            const [key] = bakeOf(spec.release!, args.cloud);
+            make.add(key);
+            return [spec.name, key];
+        }),
+    );
+    // The golden volumes the servers were cloned from, as Cinder has them (one deleted outside Pulumi is not made
+    // again: its servers keep their disks), and those to make or keep for new servers.
     const goldens: Record<string, BakeSpec> = {};
-    for (const key of new Set([...Object.values(servers), ...Object.keys(wanted)])) {
-        if (key === IMAGE_BOOT) continue;
-        const spec = args.baking.goldens[key] ?? wanted[key];
-        if (!spec) throw new Error(`the stack's output baking names golden volume ${key} for a server, but not what it holds: was the output edited?`);
-        goldens[key] = spec;
+    for (const key of new Set([...Object.values(servers), ...make])) {
+        const spec = args.baking.baked[key] ?? (make.has(key) ? wanted[key] : undefined);
+        if (key !== IMAGE_BOOT && spec) goldens[key] = spec;
     }
     return { servers, goldens };
 }

@@ -17,7 +17,7 @@
 import { helpRequested } from "./cli";
 import { execFileSync } from "child_process";
 import { resourceChanges } from "./impact";
-import { diff, evaluateProgram, loadProgram, projectRoot, Registered, stackConfig, stepInputs } from "./offline";
+import { diff, evaluateProgram, Inventory, inventoryOf, loadProgram, projectRoot, Registered, stackConfig, stepInputs } from "./offline";
 
 const SIZES = [1, 4, 16, 64];
 /** Servers replaced per round of a rolling upgrade. */
@@ -178,16 +178,15 @@ interface Evaluation {
     loadMs: number;
     evalMs: number;
     resources: Registered[];
-    /** The stack's outputs: what the next update reads back (`baking`, `hosts`). */
     outputs: Record<string, unknown>;
 }
 
-/** Evaluates one configuration in this (fresh) process, after an update that exported `previous`, and prints the timings and what was registered. */
-async function worker(configuration: Record<string, unknown>, previous?: Record<string, unknown>): Promise<void> {
+/** Evaluates one configuration in this (fresh) process, in a cloud that holds `inventory`, and prints the timings and what was registered. */
+async function worker(configuration: Record<string, unknown>, inventory?: Inventory): Promise<void> {
     const t0 = process.hrtime.bigint();
     const modules = loadProgram();
     const t1 = process.hrtime.bigint();
-    const run = await evaluateProgram(modules, configuration, { ipv6: true, previous });
+    const run = await evaluateProgram(modules, configuration, { ipv6: true, inventory });
     const t2 = process.hrtime.bigint();
     if (run.error) throw run.error;
     const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
@@ -197,19 +196,19 @@ async function worker(configuration: Record<string, unknown>, previous?: Record<
 const evaluations = new Map<string, Evaluation>();
 
 /**
- * `configuration` evaluated in a fresh process: a first deploy, or the update after the one that exported
- * `previous`. The same evaluation again is the one before (the program is deterministic under mocks).
+ * `configuration` evaluated in a fresh process: a first deploy, or an update of a stack whose run left `inventory`
+ * in the cloud. The same evaluation again is the one before (the program is deterministic under mocks).
  */
-function evaluated(configuration: Record<string, unknown>, previous?: Record<string, unknown>): Evaluation {
-    const args = [__filename, "--worker", JSON.stringify(configuration), ...(previous ? [JSON.stringify(previous)] : [])];
+function evaluated(configuration: Record<string, unknown>, inventory?: Inventory): Evaluation {
+    const args = [__filename, "--worker", JSON.stringify(configuration), ...(inventory ? [JSON.stringify(inventory)] : [])];
     const key = args.slice(2).join("\n");
     if (!evaluations.has(key)) evaluations.set(key, JSON.parse(execFileSync(process.execPath, args, { encoding: "utf8", maxBuffer: 256 << 20 })));
     return evaluations.get(key)!;
 }
 
 /** A stack that runs `configuration`, deployed and updated once more since (a bake's builder is gone). */
-function settled(configuration: Record<string, unknown>, previous?: Record<string, unknown>): Evaluation {
-    return evaluated(configuration, evaluated(configuration, previous).outputs);
+function settled(configuration: Record<string, unknown>, inventory?: Inventory): Evaluation {
+    return evaluated(configuration, inventoryOf(evaluated(configuration, inventory)));
 }
 
 /** The simulated time of the update from `before` to `after`: only what it adds or changes takes time. */
@@ -226,16 +225,16 @@ function update(before: Evaluation, after: Evaluation): number {
  */
 function rolling(poolSize: number, step: number, bake: boolean): { bake: number; round: number } {
     const running = settled(config(poolSize, undefined, bake));
-    const declared = evaluated(config(poolSize, 0, bake), running.outputs);
-    const baked = evaluated(config(poolSize, 0, bake), declared.outputs);
-    const first = evaluated(config(poolSize, step, bake), baked.outputs);
+    const declared = evaluated(config(poolSize, 0, bake), inventoryOf(running));
+    const baked = evaluated(config(poolSize, 0, bake), inventoryOf(declared));
+    const first = evaluated(config(poolSize, step, bake), inventoryOf(baked));
     return { bake: update(running, declared), round: update(baked, first) + REMOVAL_SECONDS };
 }
 
 /** A running pool of `poolSize` grown by `more` servers: the time until the last new server is registered. */
 function scaleUp(poolSize: number, more: number, bake: boolean): number {
     const running = settled(config(poolSize, undefined, bake));
-    return update(running, evaluated(config(poolSize + more, undefined, bake), running.outputs));
+    return update(running, evaluated(config(poolSize + more, undefined, bake), inventoryOf(running)));
 }
 
 /** A whole rolling upgrade of `poolSize` servers, `step` per round, with the default settings: the bake, then the rounds. */
@@ -251,7 +250,7 @@ function upgradeTime(poolSize: number, step: number): { round: number; whole: nu
  */
 function oneAtATime(poolSize: number, changes: Record<string, unknown>): number {
     const before = settled(config(poolSize));
-    const after = evaluated({ ...config(poolSize), ...changes }, before.outputs);
+    const after = evaluated({ ...config(poolSize), ...changes }, inventoryOf(before));
     const runs = new Set([...resourceChanges(before, after).values()].filter((c) => c.action !== "same" && c.action !== "delete").map((c) => c.name));
     const ops = operations(after.resources, runs);
     const turns = ops.filter((op) => /^bbb-\d+-maintenance$/.test(op.name) && runs.has(op.name));

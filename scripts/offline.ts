@@ -54,10 +54,41 @@ export interface CloudMock {
     networks?: string[];
     /** A cloud nothing is known of (the offline plan): every network, image and flavor name exists. */
     anyName?: boolean;
-    /** The outputs of the stack's last update (its StackReference to itself reads them); none by default. */
-    previous?: Record<string, unknown>;
+    /** What the cloud holds already (a deployed stack's volumes and ports: inventoryOf its run); nothing by default. */
+    inventory?: Inventory;
     /** Nova's power state of a bake's builder after its bake (default shutoff: it powered itself off). */
     builderPowerState?: string;
+}
+
+/** The volumes and ports of a cloud, as the program's lookups see them (components/bake.ts lookupBaking). */
+export interface Inventory {
+    volumes: { id: string; name?: string; metadata?: Record<string, string>; size?: number; status: string }[];
+    ports: { networkId: string; description?: string; deviceId: string }[];
+}
+
+/** What a deployed run left in the cloud: its volumes (ids as the mocks make them, available) and ports. */
+export function inventoryOf(run: Pick<Run, "resources">): Inventory {
+    const of = (type: string) => run.resources.filter((r) => r.type === type);
+    return {
+        volumes: of("openstack:blockstorage/volume:Volume").map((v) => ({ id: `${v.name}-id`, name: v.inputs.name, metadata: v.inputs.metadata, size: v.inputs.size, status: "available" })),
+        ports: of("openstack:networking/port:Port").map((p) => ({
+            networkId: p.inputs.networkId,
+            description: p.inputs.description,
+            // The VM on it, if any.
+            deviceId: of("openstack:compute/instance:Instance").some((vm) => vm.inputs.networks?.[0]?.port === `${p.name}-id`) ? `${p.name.replace(/-port$/, "-vm")}-id` : "",
+        })),
+    };
+}
+
+/**
+ * A terraform-provider-openstack data source's answer (v1.54.1): exactly one match, or its error, as the engine
+ * hands a provider's error to the program (the SDK's invoke rejects with the gRPC error's details).
+ */
+function onlyOne<T>(matches: T[], none: string, many: string): T {
+    const failed = (message: string) => Object.assign(new Error(message), { details: message });
+    if (matches.length === 0) throw failed(none);
+    if (matches.length > 1) throw failed(many);
+    return matches[0];
 }
 
 export const DEFAULT_FLAVORS = {
@@ -177,10 +208,6 @@ export async function evaluateProgram(
                     case "random:index/randomBytes:RandomBytes":
                         state.hex = "ab".repeat(args.inputs.length as number);
                         break;
-                    case "pulumi:pulumi:StackReference":
-                        state.outputs = cloud.previous ?? {};
-                        state.secretOutputNames = [];
-                        break;
                 }
                 const id = `${args.name}-id`;
                 answered.set(`${args.type}::${args.name}`, {
@@ -201,6 +228,25 @@ export async function evaluateProgram(
                     case "openstack:images/getImage:getImage":
                         if (!cloud.anyName && !images.includes(args.inputs.name as string)) throw new Error("No Image found");
                         return { id: `image-uuid-${String(args.inputs.name).toLowerCase().replace(/[^a-z0-9]+/g, "-")}`, name: args.inputs.name };
+                    case "openstack:blockstorage/getVolumeV3:getVolumeV3": {
+                        const wanted = args.inputs as { name?: string; status?: string; metadata?: Record<string, string> };
+                        const volume = onlyOne(
+                            (cloud.inventory?.volumes ?? []).filter(
+                                (v) =>
+                                    (wanted.name === undefined || v.name === wanted.name) &&
+                                    (wanted.status === undefined || v.status === wanted.status) &&
+                                    Object.entries(wanted.metadata ?? {}).every(([k, value]) => v.metadata?.[k] === value),
+                            ),
+                            "Your openstack_blockstorage_volume_v3 query returned no results",
+                            "Your openstack_blockstorage_volume_v3 query returned multiple results",
+                        );
+                        return { ...volume, metadata: volume.metadata ?? {} };
+                    }
+                    case "openstack:networking/getPort:getPort": {
+                        const wanted = args.inputs as { networkId?: string; description?: string };
+                        const found = (cloud.inventory?.ports ?? []).filter((p) => p.networkId === wanted.networkId && p.description === wanted.description);
+                        return onlyOne(found, "No openstack_networking_port_v2 found", `More than one openstack_networking_port_v2 found (${found.length})`);
+                    }
                     case "openstack:compute/getInstanceV2:getInstanceV2":
                         return { id: args.inputs.id, powerState: cloud.builderPowerState ?? "shutoff" };
                     case "openstack:compute/getFlavor:getFlavor": {
@@ -215,7 +261,6 @@ export async function evaluateProgram(
         "bbb",
         stack,
         false,
-        "organization",
     );
     pulumi.runtime.setAllConfig(rawConfig(config), secretKeys);
 

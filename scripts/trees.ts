@@ -9,7 +9,7 @@ import { execFile, execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { evaluateProgram, ProgramModules, projectRoot, Run, stackConfig, stackSecretKeys } from "./offline";
+import { evaluateProgram, Inventory, inventoryOf, ProgramModules, projectRoot, Run, stackConfig, stackSecretKeys } from "./offline";
 
 const ROOT = projectRoot();
 
@@ -69,14 +69,14 @@ export function writeTree(tree: Tree, dir: string): void {
 }
 
 /**
- * Evaluates the program written into `dir` for `stack` in a fresh node process, as the update after one that
- * exported `previous` (its StackReference to itself reads them); undefined when there is nothing to evaluate.
+ * Evaluates the program written into `dir` for `stack` in a fresh node process, in a cloud that holds `inventory`
+ * (what a deployed run left: its volumes and ports); undefined when there is nothing to evaluate.
  */
-export function evaluateTree(dir: string, stack: string, previous?: Record<string, unknown>): Promise<Run | undefined> {
+export function evaluateTree(dir: string, stack: string, inventory?: Inventory): Promise<Run | undefined> {
     if (!fs.existsSync(path.join(dir, "index.js")) || !stackConfig(dir, stack)) return Promise.resolve(undefined);
     const out = path.join(dir, "run.json");
-    const given = path.join(dir, "previous.json");
-    fs.writeFileSync(given, JSON.stringify(previous ?? null));
+    const given = path.join(dir, "inventory.json");
+    fs.writeFileSync(given, JSON.stringify(inventory ?? null));
     return new Promise((resolve, reject) => {
         execFile(process.execPath, [__filename, "--evaluate", dir, stack, out, given], { maxBuffer: 64 << 20 }, (err, _stdout, stderr) => {
             if (err) reject(new Error(`the program in ${dir} does not evaluate for stack ${stack}:\n${String(stderr).trim() || err.message}`));
@@ -98,8 +98,8 @@ export async function evaluateBoth(base: string, stack: string): Promise<{ befor
         writeTree(treeAt(base), beforeDir);
         writeTree(workingTree(), afterDir);
         const deployed = await evaluateTree(beforeDir, stack);
-        const before = deployed && (await evaluateTree(beforeDir, stack, deployed.outputs));
-        const after = await evaluateTree(afterDir, stack, before?.outputs);
+        const before = deployed && (await evaluateTree(beforeDir, stack, inventoryOf(deployed)));
+        const after = await evaluateTree(afterDir, stack, before && inventoryOf(before));
         if (!after) throw new Error(`the working tree has no Pulumi.${stack}.yaml`);
         return { before, after };
     } finally {
@@ -114,8 +114,8 @@ async function evaluateIn(dir: string, stack: string, out: string, given: string
         settings: require(path.join(dir, "node_modules", "@pulumi", "pulumi", "runtime", "settings")),
         program: require(path.join(dir, "index.js")),
     };
-    const previous = JSON.parse(fs.readFileSync(given, "utf8")) ?? undefined;
-    const run = await evaluateProgram(modules, stackConfig(dir, stack)!, { anyName: true, previous }, stack, stackSecretKeys(dir, stack));
+    const inventory = JSON.parse(fs.readFileSync(given, "utf8")) ?? undefined;
+    const run = await evaluateProgram(modules, stackConfig(dir, stack)!, { anyName: true, inventory }, stack, stackSecretKeys(dir, stack));
     if (run.error) throw run.error;
     fs.writeFileSync(out, JSON.stringify(run));
 }

@@ -2,7 +2,7 @@
 // boots its servers from clones of it; the next update deletes the builder; the same inputs again change nothing;
 // a changed input bakes a new golden volume while the servers keep theirs; servers that existed before baking keep
 // their image disks.
-import { BASE_CONFIG, byName, diff, evaluate, ofType, Registered, Run, stepInputs } from "./harness";
+import { BASE_CONFIG, byName, diff, evaluate, inventoryOf, ofType, Registered, Run, stepInputs } from "./harness";
 
 const POOL = { ...BASE_CONFIG, scalelite: true, poolSize: 2 };
 const IMAGES = { images: ["Ubuntu 22.04", "Ubuntu 22.04 2026-12"] };
@@ -12,8 +12,8 @@ const GOLDEN = /^bake-[0-9a-f]{12}$/;
 const goldens = (run: Run) => ofType(run, VOLUME).filter((v) => GOLDEN.test(v.name));
 const builders = (run: Run) => run.resources.filter((r) => r.custom && /^bake-[0-9a-f]{12}-builder/.test(r.name)).map((r) => r.name);
 const keyOf = (run: Run, server: string) => (run.outputs.baking as { servers: Record<string, string> }).servers[server];
-/** The update after `run`: the program reads the outputs `run` exported. */
-const next = (run: Run, config: Record<string, unknown>, cloud = {}) => evaluate(config, { ...cloud, previous: run.outputs });
+/** The update after `run`: the cloud holds what `run` made. */
+const next = (run: Run, config: Record<string, unknown>, cloud = {}) => evaluate(config, { ...cloud, inventory: inventoryOf(run) });
 
 let first: Run;
 let second: Run;
@@ -42,7 +42,14 @@ describe("a pool's first deploy", () => {
         expect(golden.inputs.sourceVolId).toBe(`${disk.name}-id`);
         expect(golden.propertyDependencies.sourceVolId).toEqual(expect.arrayContaining([bake.urn, disk.urn]));
         expect(golden.inputs.name).toMatch(/^bbb-bake-jammy-300-26ce2d16-imageuui-[0-9a-f]{8}$/);
-        expect(golden.inputs.metadata).toEqual({ "bbb-bake": keyOf(first, "bbb-1"), bbbVersion: "jammy-300", installerRef: "26ce2d16c2a82ef962d685525b0c20bb89d4d151", baseImageId: "image-uuid-ubuntu-22-04" });
+        expect(golden.inputs.metadata).toEqual({
+            "bbb-bake": keyOf(first, "bbb-1"),
+            purpose: "golden",
+            bbbVersion: "jammy-300",
+            installerRef: "26ce2d16c2a82ef962d685525b0c20bb89d4d151",
+            baseImageId: "image-uuid-ubuntu-22-04",
+            baseImageName: "Ubuntu 22.04",
+        });
         expect(golden.ignoreChanges).toEqual(["sourceVolId"]);
         expect(golden.protect).toBe(false);
     });
@@ -123,13 +130,31 @@ describe("the updates after", () => {
     });
 });
 
+describe("what the cloud holds decides, not what the stack exported", () => {
+    test("a bake that failed (no golden volume in Cinder) is finished by the next pulumi up on the same builder", async () => {
+        // The failed update made the builder, and the servers' ports, but no golden volume, boot volume or VM.
+        const failed = inventoryOf({ resources: first.resources.filter((r) => !GOLDEN.test(r.name) && !/^bbb-\d+-(boot|vm)$/.test(r.name)) });
+        const retry = await evaluate(POOL, { inventory: failed });
+        expect(diff(first, retry)).toEqual({ added: [], removed: [], changed: [] });
+        const [golden] = goldens(retry);
+        expect(golden.inputs.sourceVolId).toBe(`${golden.name}-builder-boot-id`);
+    });
+
+    test("a server whose removal was refused keeps its golden volume when it stays, though the inputs changed since", async () => {
+        const rotated = await next(second, { ...POOL, poolSize: 3 }, IMAGES);
+        const settledThree = await next(await next(rotated, { ...POOL, poolSize: 3 }), { ...POOL, poolSize: 3 });
+        const [old] = goldens(settledThree);
+        // Rotated image, bbb-3 to go; the removal is refused: its volumes stay in the cloud. Then it stays.
+        const kept = await next(settledThree, { ...POOL, poolSize: 3, image: "Ubuntu 22.04 2026-12" }, IMAGES);
+        expect(keyOf(kept, "bbb-3")).toBe(keyOf(settledThree, "bbb-3"));
+        expect(goldens(kept).map((g) => g.name)).toContain(old.name);
+        expect(diff(settledThree, kept).changed).toEqual([]);
+    });
+});
+
 describe("servers that existed before baking", () => {
-    /** The outputs an earlier version of the program exported: hosts, no baking. */
-    const before = async () => {
-        const old = await evaluate({ ...POOL, bake: false });
-        const { baking: _omitted, ...outputs } = old.outputs;
-        return { ...old, outputs } as Run;
-    };
+    /** A pool deployed by an earlier version of this program (or with bake: false): ports, image disks, no boot volumes. */
+    const before = () => evaluate({ ...POOL, bake: false });
 
     test("keep their image disks; a server added afterwards is baked", async () => {
         const old = await before();

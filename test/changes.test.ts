@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { CONFIG_KEYS } from "../components/config";
 import { assessImpact } from "../scripts/impact";
-import { evaluateProgram, PLACEHOLDER_PRIVATE_KEY, ProgramModules, Run, stackConfig } from "./harness";
+import { evaluateProgram, inventoryOf, PLACEHOLDER_PRIVATE_KEY, ProgramModules, Run, stackConfig } from "./harness";
 
 const ROOT = path.join(__dirname, "..");
 const PROD = stackConfig(ROOT, "prod")!;
@@ -67,14 +67,14 @@ function readmeRows(): Map<string, string> {
 }
 
 let modules: ProgramModules;
-/** The next update of the deployed stack (as npm run impact has it: reading the outputs the last update exported). */
-const evaluate = (config: Record<string, unknown>, previous = prod?.outputs) => evaluateProgram(modules, config, { anyName: true, previous }, "prod");
+/** The next update of the deployed stack (as npm run impact has it: in the cloud the last update left). */
+const evaluate = (config: Record<string, unknown>, inventory = prod && inventoryOf(prod)) => evaluateProgram(modules, config, { anyName: true, inventory }, "prod");
 let prod: Run;
 beforeAll(async () => {
     jest.isolateModules(() => {
         modules = require("../scripts/offline").loadProgram();
     });
-    prod = await evaluate(PROD, (await evaluate(PROD)).outputs);
+    prod = await evaluate(PROD, inventoryOf(await evaluate(PROD)));
 });
 
 test("every config key has a row, and every row a key", () => {

@@ -7,7 +7,7 @@ import * as os from "os";
 import * as path from "path";
 import { assessImpact, Impact, NO_RUN, renderImpact } from "../scripts/impact";
 import { Tree, workingTree, writeTree } from "../scripts/trees";
-import { evaluateProgram, ProgramModules, Run, stackConfig } from "./harness";
+import { evaluateProgram, inventoryOf, ProgramModules, Run, stackConfig } from "./harness";
 
 const ROOT = path.join(__dirname, "..");
 const PROD = stackConfig(ROOT, "prod")!;
@@ -33,16 +33,18 @@ let modules: ProgramModules;
 /** The stack's run as its last update left it: deployed, then updated once more (a bake's builder gone). */
 const deployed = async (config: Record<string, unknown>, stack: string) => {
     const first = await evaluateProgram(modules, config, { anyName: true }, stack);
-    return evaluateProgram(modules, config, { anyName: true, previous: first.outputs }, stack);
+    return evaluateProgram(modules, config, { anyName: true, inventory: inventoryOf(first) }, stack);
 };
 
 let prod: Run;
 const after: Record<string, Run> = {};
 let devBase: Run | undefined;
 const devRun = async () => (devBase ??= await deployed(DEV, "dev"));
-/** A change of the deployed stack: the next update, reading the outputs the last one exported. */
-const evaluate = (config: Record<string, unknown>, stack = "prod") =>
-    evaluateProgram(modules, config, { anyName: true, previous: (stack === "prod" ? prod : devBase)?.outputs }, stack);
+/** A change of the deployed stack: the next update, in the cloud the last one left. */
+const evaluate = (config: Record<string, unknown>, stack = "prod") => {
+    const deployedRun = stack === "prod" ? prod : devBase;
+    return evaluateProgram(modules, config, { anyName: true, inventory: deployedRun && inventoryOf(deployedRun) }, stack);
+};
 beforeAll(async () => {
     jest.isolateModules(() => {
         modules = require("../scripts/offline").loadProgram();
