@@ -48,14 +48,13 @@ export const BAKE_STEP = "bbb-bake";
 /** How long the program waits for a builder to power itself off after its bake, and how often it asks Nova. */
 export const POWER_OFF = { timeoutSeconds: 900, pollSeconds: 10 };
 
-/** The bake's own script: a new version of it bakes again. */
-const bakeScriptHash = () => createHash("sha256").update(fs.readFileSync(path.join(SCRIPTS_DIR, `${BAKE_STEP}.sh`))).digest("hex");
+/** What the builder runs: the bake's script and lib.sh, sent ahead of it. A new version of either bakes again. */
+export const bakeScripts = () => ["lib", BAKE_STEP].map((name) => fs.readFileSync(path.join(SCRIPTS_DIR, `${name}.sh`), "utf8")).join("\n");
 
 /** The key of a bake: a hash of what goes into the golden volume. */
-export function bakeKey(spec: BakeSpec): string {
-    return createHash("sha256")
-        .update(JSON.stringify([spec.bbbVersion, spec.installerRef, spec.imageId, BAKE_VOLUME_GB, bakeScriptHash()]))
-        .digest("hex");
+export function bakeKey(spec: BakeSpec, scripts = bakeScripts()): string {
+    const scriptsHash = createHash("sha256").update(scripts).digest("hex");
+    return createHash("sha256").update(JSON.stringify([spec.bbbVersion, spec.installerRef, spec.imageId, BAKE_VOLUME_GB, scriptsHash])).digest("hex");
 }
 
 /** The golden volume's name, after what it holds: bbb-bake-jammy-300-26ce2d16-<image id>-<key>. */
@@ -172,8 +171,9 @@ export class Golden extends pulumi.ComponentResource {
                 { parent: this, dependsOn: [builder.ready] },
             );
             // The disk is cloned once the builder is off (its filesystem then is quiet): the step schedules the
-            // power-off and returns; Nova then sees the guest stop. Not in a preview, where the step has not run.
-            const off = pulumi.all([bake.stdout, builder.instanceId]).apply(([, id]) => poweredOff(id));
+            // power-off and returns; Nova then sees the guest stop. Not in a preview, which clones nothing (and
+            // where the step's output is known when the step ran before: no waiting there).
+            const off = pulumi.all([bake.stdout, builder.instanceId]).apply(([, id]) => (pulumi.runtime.isDryRun() ? id : poweredOff(id)));
             source = pulumi.all([builder.bootVolume!.id, off]).apply(([id]) => id);
         }
         this.volume = new openstack.blockstorage.Volume(

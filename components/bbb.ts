@@ -204,9 +204,9 @@ export class BbbServer extends pulumi.ComponentResource {
             .apply(([inputs, secret]) => createHash("sha256").update(JSON.stringify([inputs, secret, properties, args.privacy])).digest("hex"));
         const maintenance = args.maintenance?.(this.change);
         if (args.bakeKey) {
-            // Once, on a new VM: what the finalise writes before its restart. Later changes of the secret or the
-            // properties are bbb-configure's; they must not run the installer step again (it would do nothing).
-            this.step("seed", "bbb-seed", { SECRET: args.secret, PROPERTIES: properties }, [], { ignoreChanges: ["stdin"] });
+            // What the finalise writes before its restart, in a step of its own: a new secret or new properties
+            // (bbb-configure's) then run this one again, which does nothing on a finalised server, not the installer's.
+            this.step("seed", "bbb-seed", { SECRET: args.secret, PROPERTIES: properties });
         }
         this.installed = this.step(
             "install",
@@ -294,11 +294,11 @@ export class BbbServer extends pulumi.ComponentResource {
     }
 
     /** A step after the previous one (each may restart services). */
-    private step(suffix: string, script: string, inputs: Record<string, pulumi.Input<string>>, extra: pulumi.Resource[] = [], opts: pulumi.CustomResourceOptions = {}) {
+    private step(suffix: string, script: string, inputs: Record<string, pulumi.Input<string>>, extra: pulumi.Resource[] = []) {
         const step = remoteStep(
             `${this.host.name}-${suffix}`,
             { step: script, connection: this.host.connection, inputs, triggers: [this.host.instanceId] },
-            { ...opts, parent: this, dependsOn: [this.previous, ...extra] },
+            { parent: this, dependsOn: [this.previous, ...extra] },
         );
         this.previous = step;
         return step;

@@ -41,6 +41,8 @@ export interface Run {
     /** Output names whose value is secret. */
     secretOutputs: string[];
     logs: string[];
+    /** The data sources the program asked, in order: token and arguments. */
+    invoked?: { token: string; inputs: Record<string, unknown> }[];
     /** What the program threw, if it did (e.g. a configuration error). */
     error?: Error;
 }
@@ -177,6 +179,7 @@ export async function evaluateProgram(
         "subnet-v6": { ipVersion: 6, cidr: "2001:db8:1::/64" },
     };
     const logs: string[] = [];
+    const invoked: { token: string; inputs: Record<string, unknown> }[] = [];
     const answered = new Map<string, Record<string, unknown>>();
 
     await pulumi.runtime.setMocks(
@@ -217,6 +220,7 @@ export async function evaluateProgram(
                 return { id, state };
             },
             call(args) {
+                invoked.push({ token: args.token, inputs: args.inputs });
                 switch (args.token) {
                     case "openstack:networking/getNetwork:getNetwork": {
                         const name = args.inputs.name as string;
@@ -322,7 +326,7 @@ export async function evaluateProgram(
             aliases: aliasKeys(req),
         };
     });
-    return { resources, outputs, secretOutputs, logs, error };
+    return { resources, outputs, secretOutputs, logs, invoked, error };
 }
 
 /** `<type>::<name>` of a URN: its last type (after the parents') and its name. */

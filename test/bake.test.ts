@@ -52,6 +52,8 @@ describe("a pool's first deploy", () => {
         });
         expect(golden.ignoreChanges).toEqual(["sourceVolId"]);
         expect(golden.protect).toBe(false);
+        // The clone waits until Nova reports the builder off (its disk quiet).
+        expect(first.invoked).toContainEqual({ token: "openstack:compute/getInstanceV2:getInstanceV2", inputs: { id: `${vm.name}-id` } });
     });
 
     test("every server boots from a clone of its own of the golden volume, and its installer step finalises it", () => {
@@ -90,6 +92,14 @@ describe("the updates after", () => {
         expect(goldens(second).map((g) => g.name)).toEqual(goldens(first).map((g) => g.name));
     });
 
+    test("a new secret reaches a baked server through configure, and its seed (which does nothing once finalised), never its installer step", async () => {
+        const rotated = await next(second, { ...POOL, secretGeneration: 2 });
+        const { changed } = diff(second, rotated);
+        expect(changed).toEqual(expect.arrayContaining(["bbb-1-seed", "bbb-1-configure"]));
+        expect(changed).not.toContain("bbb-1-install");
+        expect(stepInputs(byName(rotated, "bbb-1-seed").inputs.stdin).SECRET).toBe(stepInputs(byName(rotated, "bbb-1-configure").inputs.stdin).SECRET);
+    });
+
     test("the same inputs again do nothing (no new bake)", async () => {
         const third = await next(second, POOL);
         expect(diff(second, third)).toEqual({ added: [], removed: [], changed: [] });
@@ -123,11 +133,26 @@ describe("the updates after", () => {
         expect(builders(round1)).toEqual([]);
         const newGolden = goldens(declared).find((g) => g.inputs.metadata.bbbVersion === "jammy-301")!;
         expect(byName(round1, "bbb-1-r2-boot").inputs.sourceVolId).toBe(`${newGolden.name}-id`);
+        // A server added during the upgrade, not upgraded yet, runs the release before: its golden volume.
+        const grown = await next(round1, { ...release, poolSize: 3, upgrade: { servers: 1, from: { bbbVersion: "jammy-300" } } });
+        const [oldGoldenNow] = goldens(second);
+        expect(byName(grown, "bbb-3-boot").inputs.sourceVolId).toBe(`${oldGoldenNow.name}-id`);
         const done = await next(round1, { ...release, upgrade: { servers: 2, from: { bbbVersion: "jammy-300" } } });
         const [oldGolden] = goldens(second);
         expect(diff(round1, done).removed).toEqual(expect.arrayContaining([oldGolden.name, "bbb-2-boot", "bbb-2-vm"]));
         expect(goldens(done).map((g) => g.name)).toEqual([newGolden.name]);
     });
+});
+
+test("the key covers what the builder runs (bbb-bake.sh and lib.sh) and every input", () => {
+    const { bakeKey, bakeScripts } = require("../components/bake");
+    const spec = { bbbVersion: "jammy-300", installerRef: "26ce2d16", imageId: "i-1", imageName: "Ubuntu 22.04" };
+    const key = bakeKey(spec);
+    expect(bakeKey(spec, bakeScripts())).toBe(key);
+    expect(bakeScripts()).toContain("bbb_install_run");
+    expect(bakeKey(spec, `${bakeScripts()}\n# changed`)).not.toBe(key);
+    for (const change of [{ bbbVersion: "jammy-301" }, { installerRef: "v3.0.x-release" }, { imageId: "i-2" }]) expect(bakeKey({ ...spec, ...change })).not.toBe(key);
+    expect(bakeKey({ ...spec, imageName: "renamed" })).toBe(key);
 });
 
 describe("what the cloud holds decides, not what the stack exported", () => {

@@ -56,7 +56,7 @@ scrub() {
   rm -f "$etherpad_key"
   sed -i '/data="local_ip_v4=/d' "$ROOT/opt/freeswitch/etc/freeswitch/vars.xml"
   cloud-init clean --logs --machine-id || fail "cloud-init clean failed"
-  rm -f "$ROOT"/etc/ssh/ssh_host_* "$ROOT/root/.ssh/authorized_keys" "$ROOT"/home/*/.ssh/authorized_keys
+  rm -f "$ROOT"/etc/ssh/ssh_host_*
   name=$(cat "$ROOT/etc/hostname" 2>/dev/null || true)
   if [ -n "$name" ]; then
     sed -i "/[[:space:]]${name//./\\.}\([[:space:]]\|\$\)/d" "$ROOT/etc/hosts" 2>/dev/null || true
@@ -77,8 +77,7 @@ identity_left() {
   local file value
   # systemd makes a new machine id at boot when the file is empty or says uninitialized (machine-id(5)).
   case $(cat "$ROOT/etc/machine-id" 2>/dev/null || true) in "" | uninitialized) ;; *) echo "/etc/machine-id holds a machine id" ;; esac
-  for file in "$ROOT"/etc/ssh/ssh_host_* "$ROOT/root/.ssh/authorized_keys" "$ROOT"/home/*/.ssh/authorized_keys \
-    "$ROOT/etc/bigbluebutton/turn-stun-servers.xml" "$etherpad_key" "$ROOT"/var/lib/cloud/instance*; do
+  for file in "$ROOT"/etc/ssh/ssh_host_* "$ROOT/etc/bigbluebutton/turn-stun-servers.xml" "$etherpad_key" "$ROOT"/var/lib/cloud/instance*; do
     [ ! -e "$file" ] || echo "${file#"$ROOT"} is there"
   done
   ! grep -q '^securitySalt=' "$props" || echo "/etc/bigbluebutton/bbb-web.properties holds an API secret (securitySalt)"
@@ -114,6 +113,14 @@ left=$(identity_left)
   printf 'BAKE_KEY=%s\nBAKE_NAME=%s\nPUBLIC_IPV4=%s\nPRIVATE_IPV4=%s\n' "$BAKE_KEY" "$BAKE_NAME" "$PUBLIC_IPV4" "$PRIVATE_IPV4" >"$marker"
 )
 chmod 0600 "$marker"
+# Last, the keys SSH lets the program in with (cloud-init gives a clone its own): until here a run that failed is
+# run again over SSH by the next pulumi up.
+rm -f "$ROOT/root/.ssh/authorized_keys" "$ROOT"/home/*/.ssh/authorized_keys
+for file in "$ROOT/root/.ssh/authorized_keys" "$ROOT"/home/*/.ssh/authorized_keys; do
+  [ ! -e "$file" ] || fail "cannot remove ${file#"$ROOT"}"
+done
 sync
-systemd-run --on-active=5 --quiet systemctl poweroff || fail "cannot schedule the power-off (systemd-run)"
+systemd-run --on-active=5 --quiet systemctl poweroff ||
+  fail "cannot schedule the power-off (systemd-run); the builder takes no SSH key any more: replace its VM" \
+    "(pulumi up --replace <the URN ending in ::bake-${BAKE_KEY:0:12}-builder-vm>) or power it off (openstack server stop ${BAKE_NAME}-builder)"
 say "baked $BAKE_NAME (BigBlueButton $VERSION, key $BAKE_KEY): nothing of this host left; powering off in 5 s"

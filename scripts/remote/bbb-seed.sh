@@ -2,9 +2,9 @@
 # BBB host booted from a clone of a bake's golden volume, before its installer step: leaves the finalise (bbb-installer.sh,
 # finalise_baked) the server's API secret and bbb-web properties in root-only files, so that it writes them before
 # the one restart the installer makes, and the bbb-configure step after it has nothing to change and restarts
-# nothing. The program runs this step once per VM (its inputs are not followed afterwards: a later secret or
-# properties are bbb-configure's). On a host that is not, or no longer, baked it leaves nothing: the files would
-# only hold a secret nobody reads. The finalise removes them.
+# nothing. On a host that is not, or no longer, baked (a finalised server, given a new secret or properties,
+# which are bbb-configure's) it leaves nothing: the files would only hold a secret nobody reads. The finalise
+# removes them.
 # Inputs: SECRET PROPERTIES.
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
