@@ -6,9 +6,9 @@
 // A bake, in the `pulumi up` that first needs it: a builder VM boots from a volume of the base image, runs
 // bbb-bake (the pinned installer with a placeholder name, then every host identity scrubbed) and powers itself
 // off; once Nova reports it off, the golden volume is cloned from the builder's disk, and the servers from the
-// golden volume. The next `pulumi up` no longer declares the builder, so Pulumi deletes it (VM, port, address,
-// disk). A failed bake leaves no golden volume (the step records nothing, the clone is never asked for), and
-// the next `pulumi up` goes on with the same builder.
+// golden volume. The next `pulumi up` no longer declares the builder, so Pulumi deletes it (VM, port, address);
+// its disk goes with the golden volume. A failed bake leaves no golden volume (the step records nothing, the
+// clone is never asked for), and the next `pulumi up` goes on with the same builder.
 //
 // Which golden volume a server boots from is fixed when it is created, and read from the cloud at every run
 // (lookupBaking): its boot volume, named after the server, says which bake it was cloned from, so the server keeps
@@ -137,7 +137,21 @@ export class Golden extends pulumi.ComponentResource {
     constructor(name: string, args: GoldenArgs, opts?: pulumi.ComponentResourceOptions) {
         super("bbb:bake:Golden", name, {}, opts);
         const volumeName = goldenName(args.key, args.spec);
-        let source: pulumi.Input<string> | undefined;
+        // The builder's disk, made from the base image, stays as long as the golden volume cloned from it: some Cinder
+        // back ends refuse to delete a volume that has clones, and Pulumi deletes the golden volume (its dependent)
+        // first. On Ceph the golden volume's blocks are the disk's anyway.
+        const disk = new openstack.blockstorage.Volume(
+            `${name}-disk`,
+            {
+                name: `${volumeName}-builder`,
+                description: `${volumeName}: the bake's builder's disk, the golden volume's source (managed by Pulumi)`,
+                size: BAKE_VOLUME_GB,
+                imageId: args.spec.imageId,
+                metadata: { "bbb-bake": args.key, purpose: "builder" },
+            },
+            { parent: this },
+        );
+        let source: pulumi.Input<string> = disk.id;
         if (!args.baked) {
             const builder = new Host(
                 `${name}-builder`,
@@ -147,7 +161,7 @@ export class Golden extends pulumi.ComponentResource {
                     protect: false,
                     sizedAtCreation: false,
                     volumeSize: BAKE_VOLUME_GB,
-                    boot: { volume: { imageId: args.spec.imageId, metadata: { "bbb-bake": args.key, purpose: "builder" } } },
+                    boot: { disk },
                     builder: true,
                 },
                 { parent: this },
@@ -174,7 +188,7 @@ export class Golden extends pulumi.ComponentResource {
             // power-off and returns; Nova then sees the guest stop. Not in a preview, which clones nothing (and
             // where the step's output is known when the step ran before: no waiting there).
             const off = pulumi.all([bake.stdout, builder.instanceId]).apply(([, id]) => (pulumi.runtime.isDryRun() ? id : poweredOff(id)));
-            source = pulumi.all([builder.bootVolume!.id, off]).apply(([id]) => id);
+            source = pulumi.all([disk.id, off]).apply(([id]) => id);
         }
         this.volume = new openstack.blockstorage.Volume(
             name,

@@ -17,12 +17,13 @@ export const BUILDER_ROLE = "bake-builder";
 /**
  * A VM's boot disk: a Glance image Nova copies into a volume of its own, deleted with the VM (hosts that existed
  * before baking keep this shape: changing it would replace them); or a Cinder volume of the host's own
- * (`<name>-boot`), made from an image (a bake's builder, whose disk outlives it) or cloned from a baked golden
- * volume (a baked BBB server), kept when the VM is deleted, so that Pulumi deletes it after the VM.
+ * (`<name>-boot`), cloned from a baked golden volume (a baked BBB server), kept when the VM is deleted, so that
+ * Pulumi deletes it after the VM; or a volume made elsewhere (a bake's builder's disk, which outlives the builder).
  */
 export type BootSource =
     | { image: pulumi.Input<string> }
-    | { volume: { imageId?: pulumi.Input<string>; sourceVolId?: pulumi.Input<string>; metadata: Record<string, string> } };
+    | { volume: { sourceVolId: pulumi.Input<string>; metadata: Record<string, string> } }
+    | { disk: openstack.blockstorage.Volume };
 
 export interface HostArgs {
     role: Role;
@@ -113,18 +114,20 @@ export class Host extends pulumi.ComponentResource {
         if ("image" in args.boot) {
             blockDevice = { sourceType: "image", uuid: args.boot.image, destinationType: "volume", volumeSize: args.volumeSize, bootIndex: 0, deleteOnTermination: true };
         } else {
-            const { imageId, sourceVolId, metadata } = args.boot.volume;
-            this.bootVolume = new openstack.blockstorage.Volume(
-                `${name}-boot`,
-                { name: args.fqdn, description: `${args.fqdn} boot disk (managed by Pulumi)`, size: args.volumeSize, imageId, sourceVolId, metadata },
-                {
-                    parent: this,
-                    // What it was made from matters once: a new golden volume or image reaches new hosts only.
-                    ignoreChanges: ["imageId", "sourceVolId", ...(args.sizedAtCreation ? ["size"] : [])],
-                    // A full copy of the golden volume (thick LVM) takes minutes; the provider waits 10 by default.
-                    customTimeouts: { create: "30m" },
-                },
-            );
+            this.bootVolume =
+                "disk" in args.boot
+                    ? args.boot.disk
+                    : new openstack.blockstorage.Volume(
+                          `${name}-boot`,
+                          { name: args.fqdn, description: `${args.fqdn} boot disk (managed by Pulumi)`, size: args.volumeSize, ...args.boot.volume },
+                          {
+                              parent: this,
+                              // What it was made from matters once: a new golden volume reaches new hosts only.
+                              ignoreChanges: ["sourceVolId", ...(args.sizedAtCreation ? ["size"] : [])],
+                              // A full copy of the golden volume (thick LVM) takes minutes; the provider waits 10 by default.
+                              customTimeouts: { create: "30m" },
+                          },
+                      );
             // Not deleted with the VM: a VM replaced alone boots its disk again. A new boot volume (its id) replaces the VM.
             blockDevice = { sourceType: "volume", uuid: this.bootVolume.id, destinationType: "volume", bootIndex: 0, deleteOnTermination: false };
         }

@@ -607,7 +607,9 @@ function stackRows(before: Run, after: Run, shared: ResourceChange[]): Row[] {
     }
     const firewall = shared.filter((c) => FIREWALL.includes(c.type) && c.action !== "same");
     if (firewall.length) rows.push({ does: `security groups: ${firewall.length} resources change`, stake: "see `npm run firewall:diff`", level: 1 });
-    for (const c of shared.filter((c) => !RANDOM.includes(c.type) && !FIREWALL.includes(c.type) && c.action !== "same")) {
+    // A bake's builder's disk comes and goes with its golden volume (its row).
+    const builderDisk = (c: ResourceChange) => c.type === VOLUME && (c.after ?? c.before)!.inputs.metadata?.purpose === "builder";
+    for (const c of shared.filter((c) => !RANDOM.includes(c.type) && !FIREWALL.includes(c.type) && c.action !== "same" && !builderDisk(c))) {
         rows.push(c.type === VOLUME && ofBake(c) ? goldenRow(c) : { does: `${c.action} ${quote(c.name)} (${c.type.split(":").pop()})`, stake: "", level: 1 });
     }
     const plain = Object.keys(after.outputs).filter((o) => !after.secretOutputs.includes(o) && JSON.stringify(after.outputs[o]) !== JSON.stringify(before.outputs[o]));
@@ -625,7 +627,11 @@ function goldenRow(c: ResourceChange): Row {
             level: 1,
         };
     }
-    return { does: `${c.action} golden volume ${quote(c.name)} (${about})`, stake: c.action === "delete" ? "no server boots from it any more" : "", level: 1 };
+    return {
+        does: `${c.action} golden volume ${quote(c.name)} (${about})${c.action === "delete" ? " and the builder's disk it was cloned from" : ""}`,
+        stake: c.action === "delete" ? "no server boots from it any more" : "",
+        level: 1,
+    };
 }
 
 /** The hosts of a run: one VM each, named `<host>-vm`, its role in the VM's metadata. */

@@ -2,6 +2,7 @@
 // boots its servers from clones of it; the next update deletes the builder; the same inputs again change nothing;
 // a changed input bakes a new golden volume while the servers keep theirs; servers that existed before baking keep
 // their image disks.
+import { assessImpact } from "../scripts/impact";
 import { BASE_CONFIG, byName, diff, evaluate, inventoryOf, ofType, Registered, Run, stepInputs } from "./harness";
 
 const POOL = { ...BASE_CONFIG, scalelite: true, poolSize: 2 };
@@ -27,7 +28,7 @@ describe("a pool's first deploy", () => {
         expect(first.error).toBeUndefined();
         const [golden] = goldens(first);
         expect(goldens(first)).toHaveLength(1);
-        const disk = byName(first, `${golden.name}-builder-boot`);
+        const disk = byName(first, `${golden.name}-disk`);
         expect(disk.inputs.imageId).toBe("image-uuid-ubuntu-22-04");
         const vm = byName(first, `${golden.name}-builder-vm`);
         expect(vm.inputs.blockDevices).toEqual([{ sourceType: "volume", destinationType: "volume", uuid: `${disk.name}-id`, bootIndex: 0, deleteOnTermination: false }]);
@@ -61,7 +62,7 @@ describe("a pool's first deploy", () => {
         for (const server of ["bbb-1", "bbb-2"]) {
             const boot = byName(first, `${server}-boot`);
             expect(boot.inputs).toMatchObject({ sourceVolId: `${golden.name}-id`, size: 80, name: `${server}.example.org` });
-            expect(boot.ignoreChanges).toEqual(["imageId", "sourceVolId", "size"]);
+            expect(boot.ignoreChanges).toEqual(["sourceVolId", "size"]);
             expect(byName(first, `${server}-vm`).inputs.blockDevices).toEqual([
                 { sourceType: "volume", destinationType: "volume", uuid: `${server}-boot-id`, bootIndex: 0, deleteOnTermination: false },
             ]);
@@ -86,8 +87,11 @@ describe("a pool's first deploy", () => {
 
 describe("the updates after", () => {
     test("the next pulumi up deletes the builder and changes nothing else", () => {
-        expect(builders(first)).toHaveLength(7);
+        expect(builders(first)).toHaveLength(6);
         expect(diff(first, second)).toEqual({ added: [], removed: builders(first).sort(), changed: [] });
+        // The builder's disk stays with the golden volume cloned from it, which depends on it (deleted first).
+        const [golden] = goldens(second);
+        expect(golden.propertyDependencies.sourceVolId).toEqual([byName(second, `${golden.name}-disk`).urn]);
         expect(builders(second)).toEqual([]);
         expect(goldens(second).map((g) => g.name)).toEqual(goldens(first).map((g) => g.name));
     });
@@ -141,6 +145,13 @@ describe("the updates after", () => {
         const [oldGolden] = goldens(second);
         expect(diff(round1, done).removed).toEqual(expect.arrayContaining([oldGolden.name, "bbb-2-boot", "bbb-2-vm"]));
         expect(goldens(done).map((g) => g.name)).toEqual([newGolden.name]);
+        // What npm run impact says of it: the golden volume goes with its builder's disk, no data at risk.
+        const impact = assessImpact(round1, done);
+        expect(impact.stack.map((r) => r.does)).toContainEqual(
+            expect.stringMatching(new RegExp(`^delete golden volume \`${oldGolden.name}\` \\(BigBlueButton jammy-300, .*\\) and the builder's disk it was cloned from$`)),
+        );
+        expect(impact.stack.filter((r) => r.does.includes(`${oldGolden.name}-disk`))).toEqual([]);
+        expect(impact.dataAtRisk).toEqual([]);
     });
 });
 
@@ -162,7 +173,7 @@ describe("what the cloud holds decides, not what the stack exported", () => {
         const retry = await evaluate(POOL, { inventory: failed });
         expect(diff(first, retry)).toEqual({ added: [], removed: [], changed: [] });
         const [golden] = goldens(retry);
-        expect(golden.inputs.sourceVolId).toBe(`${golden.name}-builder-boot-id`);
+        expect(golden.inputs.sourceVolId).toBe(`${golden.name}-disk-id`);
     });
 
     test("a server whose removal was refused keeps its golden volume when it stays, though the inputs changed since", async () => {
