@@ -183,14 +183,15 @@ interface Evaluation {
 
 /** Evaluates one configuration in this (fresh) process, in a cloud that holds `inventory`, and prints the timings and what was registered. */
 async function worker(configuration: Record<string, unknown>, inventory?: Inventory): Promise<void> {
-    const t0 = process.hrtime.bigint();
     const modules = loadProgram();
+    // Since this process started: the SDK comes with this script's own imports (scripts/offline.ts's config).
+    const loaded = performance.now();
     const t1 = process.hrtime.bigint();
     const run = await evaluateProgram(modules, configuration, { ipv6: true, inventory });
     const t2 = process.hrtime.bigint();
     if (run.error) throw run.error;
     const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
-    process.stdout.write(JSON.stringify({ loadMs: ms(t0, t1), evalMs: ms(t1, t2), resources: run.resources, outputs: run.outputs }));
+    process.stdout.write(JSON.stringify({ loadMs: loaded, evalMs: ms(t1, t2), resources: run.resources, outputs: run.outputs }));
 }
 
 const evaluations = new Map<string, Evaluation>();
