@@ -16,13 +16,11 @@
 // volume counts as made only once Cinder has it, available: a failed bake is finished by the next run. Servers that
 // existed before baking (a port of theirs, no boot volume of their own) keep their image disks.
 import { createHash } from "crypto";
-import * as fs from "fs";
-import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as openstack from "@pulumi/openstack";
 import { BAKE_VOLUME_GB } from "./config/schema";
 import { Host, HostArgs } from "./host";
-import { remoteStep, SCRIPTS_DIR } from "./remote";
+import { readScript, remoteStep } from "./remote";
 
 /** What a golden volume is made of: the inputs of a bake. */
 export interface BakeSpec {
@@ -49,7 +47,7 @@ export const BAKE_STEP = "bbb-bake";
 export const POWER_OFF = { timeoutSeconds: 900, pollSeconds: 10 };
 
 /** What the builder runs: the bake's script and lib.sh, sent ahead of it. A new version of either bakes again. */
-export const bakeScripts = () => ["lib", BAKE_STEP].map((name) => fs.readFileSync(path.join(SCRIPTS_DIR, `${name}.sh`), "utf8")).join("\n");
+export const bakeScripts = () => ["lib", BAKE_STEP].map(readScript).join("\n");
 
 /** The key of a bake: a hash of what goes into the golden volume. */
 export function bakeKey(spec: BakeSpec, scripts = bakeScripts()): string {

@@ -30,8 +30,12 @@ export function shellQuote(value: string): string {
     return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
-function readScript(name: string): string {
-    return fs.readFileSync(path.join(SCRIPTS_DIR, `${name}.sh`), "utf8");
+const scripts = new Map<string, string>();
+
+/** A script of scripts/remote/ (read once: every step of every host sends one). */
+export function readScript(name: string): string {
+    if (!scripts.has(name)) scripts.set(name, fs.readFileSync(path.join(SCRIPTS_DIR, `${name}.sh`), "utf8"));
+    return scripts.get(name)!;
 }
 
 /**
