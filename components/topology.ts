@@ -52,7 +52,7 @@ export class Platform extends pulumi.ComponentResource {
     readonly greenlightUrl?: string;
     readonly summary: pulumi.Output<HostSummary[]>;
     readonly dnsRecords: pulumi.Output<DnsRecordSpec[]>;
-    /** Which golden volume each BBB server booted from, and the golden volumes kept: exported, read back next time. */
+    /** Which golden volume each BBB server boots from, and the golden volumes kept (exported as `baking`, for people and the plan). */
     readonly baking: Baking;
 
     constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
