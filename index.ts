@@ -11,7 +11,7 @@ export = async () => {
     // Nothing is declared before the configuration and the cloud lookups have passed.
     const settings = loadConfig();
     const cloud = await lookupCloud(settings, rolesOf(settings));
-    const baking = await bakesInCloud(settings, cloud);
+    const baking = await bakesInCloud(settings, cloud, pulumi.getStack());
 
     // bbb-1's own secret in the single topology, so it rotates with secretGeneration there; in a pool it is
     // Scalelite's primary secret, which consumers hold: it stays, also when a single server grows into a pool

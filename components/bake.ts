@@ -61,35 +61,64 @@ export function goldenName(key: string, spec: BakeSpec): string {
     return `bbb-bake-${spec.bbbVersion}-${part(spec.installerRef)}-${part(spec.imageId)}-${key.slice(0, 8)}`;
 }
 
-/** The Cinder metadata of a golden volume: what it holds, and what finds it. */
-export function goldenMetadata(key: string, spec: BakeSpec): Record<string, string> {
-    return { "bbb-bake": key, purpose: "golden", bbbVersion: spec.bbbVersion, installerRef: spec.installerRef, baseImageId: spec.imageId, baseImageName: spec.imageName };
+/** What finds a stack's golden volume of a key in Cinder (dev and prod may share a project, and bake the same key). */
+export function goldenFilter(key: string, stack: string): Record<string, string> {
+    return { "bbb-bake": key, "bbb-stack": stack, purpose: "golden" };
 }
 
-/** The provider's answer when a data source finds nothing (terraform-provider-openstack's data sources, v1.54.1). */
-const NOTHING_FOUND = /query returned no results|No openstack_networking_port_v2 found/;
+/** The Cinder metadata of a golden volume: what it holds, and what finds it. */
+export function goldenMetadata(key: string, spec: BakeSpec, stack: string): Record<string, string> {
+    return { ...goldenFilter(key, stack), bbbVersion: spec.bbbVersion, installerRef: spec.installerRef, baseImageId: spec.imageId, baseImageName: spec.imageName };
+}
 
-/** One volume of the cloud, or none; more than one is a problem to report (e.g. a clone that timed out and was made again). */
-async function oneVolume(args: openstack.blockstorage.GetVolumeV3Args, what: string) {
+/** The provider's answers when a data source finds nothing, or more than one (terraform-provider-openstack v1.54.1). */
+const NOTHING_FOUND = /query returned no results|No openstack_networking_port_v2 found/;
+const MANY_FOUND = /query returned multiple results|More than one openstack_networking_port_v2 found/;
+
+/** The provider's own words in an error the engine and the bridge wrapped ("invocation of …: 1 error occurred:\n\t* …"). */
+function providerReason(message: string): string {
+    const lines = message.split("\n").map((line) => line.replace(/^\s*\*\s*/, "").trim());
+    return lines.filter(Boolean).pop() ?? message;
+}
+
+/**
+ * One volume of the cloud, or none. More than one: the first status of `statuses` that leaves exactly one (a boot
+ * volume replaced create-before-delete whose old one is still attached: in-use), else a problem to report.
+ */
+async function oneVolume(args: openstack.blockstorage.GetVolumeV3Args, what: string, statuses: string[] = []): Promise<openstack.blockstorage.GetVolumeV3Result | undefined> {
     try {
         return await openstack.blockstorage.getVolumeV3(args);
     } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         if (NOTHING_FOUND.test(message)) return undefined;
-        throw new Error(`${what}: ${message.split("\n")[0]} (openstack volume list --long; a volume this stack does not hold in its state can be deleted)`);
+        if (MANY_FOUND.test(message) && statuses.length > 0) {
+            const [status, ...rest] = statuses;
+            const one = await oneVolume({ ...args, status }, what, rest);
+            if (one) return one;
+        }
+        throw new Error(`${what}: ${providerReason(message)} (openstack volume list --long: a volume this stack does not hold in its state can be deleted)`);
     }
 }
+
+/** Cinder statuses of a golden volume that is not made: being made, failed, or going. */
+const NOT_MADE = /^(creating|downloading|error.*|deleting)$/;
 
 /**
  * What the cloud holds of a pool's bakes, for its BBB servers (name, fqdn) and the golden volumes `wanted` (by key):
  * each server's boot volume (named after it) with the key it was cloned from, or, for a server with a VM on its port
  * but no boot volume of its own, "image" (created before baking, or without it); any other server is new (absent).
- * The golden volumes that exist, available, by key: those of the servers, and those wanted.
+ * The stack's golden volumes Cinder has, by key, and whether each is made (any status but being made, failed or
+ * going: one being backed up is made): those of the servers, and those wanted.
  */
-export async function lookupBaking(servers: { name: string; fqdn: string }[], networkId: string, wanted: string[]): Promise<{ servers: Record<string, string>; baked: Record<string, BakeSpec> }> {
+export async function lookupBaking(
+    stack: string,
+    servers: { name: string; fqdn: string }[],
+    networkId: string,
+    wanted: string[],
+): Promise<{ servers: Record<string, string>; goldens: Record<string, { spec: BakeSpec; made: boolean }> }> {
     const boots = await Promise.all(
         servers.map(async ({ name, fqdn }): Promise<[string, string | undefined]> => {
-            const boot = await oneVolume({ name: fqdn }, `the boot volume of ${name}`);
+            const boot = await oneVolume({ name: fqdn }, `the boot volume of ${name}`, ["in-use", "available"]);
             const key = boot?.metadata?.["bbb-bake"];
             if (key) return [name, key];
             // A VM on the server's port (its device): the server runs, from the image. A port alone is left by an
@@ -107,17 +136,20 @@ export async function lookupBaking(servers: { name: string; fqdn: string }[], ne
     const found = Object.fromEntries(boots.filter((b): b is [string, string] => b[1] !== undefined));
     const keys = [...new Set([...Object.values(found), ...wanted])].filter((k) => k !== IMAGE_BOOT);
     const goldens = await Promise.all(
-        keys.map(async (key): Promise<[string, BakeSpec | undefined]> => {
-            const volume = await oneVolume({ metadata: { "bbb-bake": key, purpose: "golden" }, status: "available" }, `the golden volume ${key.slice(0, 12)}`);
-            const m = volume?.metadata;
-            return [key, m && { bbbVersion: m.bbbVersion, installerRef: m.installerRef, imageId: m.baseImageId, imageName: m.baseImageName }];
+        keys.map(async (key): Promise<[string, { spec: BakeSpec; made: boolean } | undefined]> => {
+            const volume = await oneVolume({ metadata: goldenFilter(key, stack) }, `the golden volume ${key.slice(0, 12)}`, ["available"]);
+            if (!volume) return [key, undefined];
+            const m = volume.metadata;
+            return [key, { spec: { bbbVersion: m.bbbVersion, installerRef: m.installerRef, imageId: m.baseImageId, imageName: m.baseImageName }, made: !NOT_MADE.test(volume.status) }];
         }),
     );
-    return { servers: found, baked: Object.fromEntries(goldens.filter((g): g is [string, BakeSpec] => g[1] !== undefined)) };
+    return { servers: found, goldens: Object.fromEntries(goldens.filter((g): g is [string, { spec: BakeSpec; made: boolean }] => g[1] !== undefined)) };
 }
 
 export interface GoldenArgs {
     key: string;
+    /** The stack's name: in the golden volume's metadata, which finds it. */
+    stack: string;
     spec: BakeSpec;
     /** The golden volume exists (Cinder has it, available): no builder. */
     baked: boolean;
@@ -145,7 +177,7 @@ export class Golden extends pulumi.ComponentResource {
                 description: `${volumeName}: the bake's builder's disk, the golden volume's source (managed by Pulumi)`,
                 size: BAKE_VOLUME_GB,
                 imageId: args.spec.imageId,
-                metadata: { "bbb-bake": args.key, purpose: "builder" },
+                metadata: { "bbb-bake": args.key, "bbb-stack": args.stack, purpose: "builder" },
             },
             { parent: this },
         );
@@ -195,7 +227,7 @@ export class Golden extends pulumi.ComponentResource {
                 description: `BigBlueButton ${args.spec.bbbVersion}, bbb-install.sh ${args.spec.installerRef}, on ${args.spec.imageName} (${args.spec.imageId}); no host identity`,
                 size: BAKE_VOLUME_GB,
                 sourceVolId: source,
-                metadata: goldenMetadata(args.key, args.spec),
+                metadata: goldenMetadata(args.key, args.spec, args.stack),
             },
             // Once made, it stays what it is: its builder's disk goes, and its clones depend on it.
             { parent: this, ignoreChanges: ["sourceVolId"], customTimeouts: { create: "60m" } },

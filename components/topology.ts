@@ -179,8 +179,10 @@ export class Platform extends pulumi.ComponentResource {
                     `bake-${key.slice(0, 12)}`,
                     {
                         key,
+                        stack: args.stack,
                         spec,
-                        baked: key in args.baking.baked,
+                        // Made, or a server's already (it needs no bake: a golden volume being backed up, say).
+                        baked: args.baking.goldens[key] !== undefined && (args.baking.goldens[key].made || Object.values(args.baking.servers).includes(key)),
                         builder: hostArgs(bbbSpecs[0]),
                         installerUrl: installerUrl(spec.installerRef),
                         timeoutSeconds: BBB_TIMEOUTS.installer,
@@ -208,7 +210,8 @@ export class Platform extends pulumi.ComponentResource {
                 {
                     host: {
                         ...hostArgs(spec),
-                        ...(bootKey === IMAGE_BOOT ? {} : { boot: { volume: { sourceVolId: goldens[bootKey].volume.id, metadata: { "bbb-bake": bootKey } } } }),
+                        // (A server whose golden volume is gone keeps its disk: what it was cloned from is ignored once made.)
+                        ...(bootKey === IMAGE_BOOT ? {} : { boot: { volume: { sourceVolId: goldens[bootKey]?.volume.id ?? "", metadata: { "bbb-bake": bootKey } } } }),
                     },
                     ...(bootKey === IMAGE_BOOT ? {} : { bakeKey: bootKey }),
                     secret,
@@ -326,8 +329,8 @@ export class Platform extends pulumi.ComponentResource {
 export interface FoundBakes {
     /** Each existing BBB server's boot: the key of its golden volume, or "image"; new servers are absent. */
     servers: Record<string, string>;
-    /** The golden volumes Cinder has, available, by key. */
-    baked: Record<string, BakeSpec>;
+    /** The stack's golden volumes Cinder has, by key, and whether each is made (not being made, failed or going). */
+    goldens: Record<string, { spec: BakeSpec; made: boolean }>;
 }
 
 /** What a release's servers would be baked from, and its key. */
@@ -346,11 +349,11 @@ function wantedBakes(settings: Settings, cloud: CloudFacts, specs: HostSpec[]): 
  * What the cloud holds of a pool's bakes (components/bake.ts lookupBaking): which BBB servers exist and what they
  * booted from, and which golden volumes are made. Nothing for the single topology, which bakes nothing.
  */
-export async function bakesInCloud(settings: Settings, cloud: CloudFacts): Promise<FoundBakes> {
-    if (topologyOf(settings) === "single") return { servers: {}, baked: {} };
+export async function bakesInCloud(settings: Settings, cloud: CloudFacts, stack: string): Promise<FoundBakes> {
+    if (topologyOf(settings) === "single") return { servers: {}, goldens: {} };
     const specs = hostSpecs(settings).filter((spec) => spec.role === "bbb");
     const servers = specs.map((spec) => ({ name: spec.name, fqdn: fqdn(spec.name, settings.hostnamePrefix, settings.domain) }));
-    return lookupBaking(servers, cloud.networkId, settings.bake ? Object.keys(wantedBakes(settings, cloud, specs)) : []);
+    return lookupBaking(stack, servers, cloud.networkId, settings.bake ? Object.keys(wantedBakes(settings, cloud, specs)) : []);
 }
 
 /**
@@ -372,11 +375,11 @@ function bootsOf(specs: HostSpec[], args: PlatformArgs, bake: boolean): Baking {
             return [spec.name, key];
         }),
     );
-    // The golden volumes the servers were cloned from, as Cinder has them (one deleted outside Pulumi is not made
-    // again: its servers keep their disks), and those to make or keep for new servers.
+    // The golden volumes the servers were cloned from, as Cinder has them in any state (one deleted outside Pulumi is
+    // not made again: its servers keep their disks), and those to make or keep for new servers.
     const goldens: Record<string, BakeSpec> = {};
     for (const key of new Set([...Object.values(servers), ...make])) {
-        const spec = args.baking.baked[key] ?? (make.has(key) ? wanted[key] : undefined);
+        const spec = args.baking.goldens[key]?.spec ?? (make.has(key) ? wanted[key] : undefined);
         if (key !== IMAGE_BOOT && spec) goldens[key] = spec;
     }
     return { servers, goldens };

@@ -84,10 +84,14 @@ export function inventoryOf(run: Pick<Run, "resources">): Inventory {
 
 /**
  * A terraform-provider-openstack data source's answer (v1.54.1): exactly one match, or its error, as the engine
- * hands a provider's error to the program (the SDK's invoke rejects with the gRPC error's details).
+ * hands a provider's error to the program: the SDK's invoke rejects with the gRPC error's details, which the
+ * engine ("invocation of … returned an error") and the bridge ("invoking …", go-multierror's list) wrapped.
  */
-function onlyOne<T>(matches: T[], none: string, many: string): T {
-    const failed = (message: string) => Object.assign(new Error(message), { details: message });
+function onlyOne<T>(token: string, matches: T[], none: string, many: string): T {
+    const failed = (reason: string) => {
+        const details = `invocation of ${token} returned an error: invoking ${token}: 1 error occurred:\n\t* ${reason}\n\n`;
+        return Object.assign(new Error(details), { details });
+    };
     if (matches.length === 0) throw failed(none);
     if (matches.length > 1) throw failed(many);
     return matches[0];
@@ -235,6 +239,7 @@ export async function evaluateProgram(
                     case "openstack:blockstorage/getVolumeV3:getVolumeV3": {
                         const wanted = args.inputs as { name?: string; status?: string; metadata?: Record<string, string> };
                         const volume = onlyOne(
+                            args.token,
                             (cloud.inventory?.volumes ?? []).filter(
                                 (v) =>
                                     (wanted.name === undefined || v.name === wanted.name) &&
@@ -249,7 +254,7 @@ export async function evaluateProgram(
                     case "openstack:networking/getPort:getPort": {
                         const wanted = args.inputs as { networkId?: string; description?: string };
                         const found = (cloud.inventory?.ports ?? []).filter((p) => p.networkId === wanted.networkId && p.description === wanted.description);
-                        return onlyOne(found, "No openstack_networking_port_v2 found", `More than one openstack_networking_port_v2 found (${found.length})`);
+                        return onlyOne(args.token, found, "No openstack_networking_port_v2 found", `More than one openstack_networking_port_v2 found (${found.length})`);
                     }
                     case "openstack:compute/getInstanceV2:getInstanceV2":
                         return { id: args.inputs.id, powerState: cloud.builderPowerState ?? "shutoff" };

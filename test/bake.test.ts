@@ -45,6 +45,7 @@ describe("a pool's first deploy", () => {
         expect(golden.inputs.name).toMatch(/^bbb-bake-jammy-300-26ce2d16-imageuui-[0-9a-f]{8}$/);
         expect(golden.inputs.metadata).toEqual({
             "bbb-bake": keyOf(first, "bbb-1"),
+            "bbb-stack": "dev",
             purpose: "golden",
             bbbVersion: "jammy-300",
             installerRef: "26ce2d16c2a82ef962d685525b0c20bb89d4d151",
@@ -185,6 +186,55 @@ describe("what the cloud holds decides, not what the stack exported", () => {
         expect(keyOf(kept, "bbb-3")).toBe(keyOf(settledThree, "bbb-3"));
         expect(goldens(kept).map((g) => g.name)).toContain(old.name);
         expect(diff(settledThree, kept).changed).toEqual([]);
+    });
+});
+
+describe("what Cinder says, as it says it", () => {
+    const withStatus = (run: Run, name: string, status: string) => {
+        const inventory = inventoryOf(run);
+        inventory.volumes = inventory.volumes.map((v) => (v.id === `${name}-id` ? { ...v, status } : v));
+        return inventory;
+    };
+
+    test("dev and prod in one project each bake their own golden volume of the same key", async () => {
+        // dev (its hosts dev-bbb-1 ...) has baked and deployed; prod, the same release, deploys next.
+        const dev = await evaluate({ ...POOL, hostnamePrefix: "dev-" });
+        const prod = await evaluate(POOL, { inventory: inventoryOf(dev) }, "prod");
+        expect(prod.error).toBeUndefined();
+        expect(goldens(prod)[0].inputs.metadata["bbb-bake"]).toBe(goldens(dev)[0].inputs.metadata["bbb-bake"]);
+        const [golden] = goldens(prod);
+        expect(golden.inputs.metadata["bbb-stack"]).toBe("prod");
+        expect(builders(prod)).toHaveLength(6);
+    });
+
+    test("a golden volume being backed up is made: no builder, and its servers keep it; one deleted outside Pulumi leaves its servers their disks", async () => {
+        const [golden] = goldens(second);
+        const backingUp = await evaluate(POOL, { inventory: withStatus(second, golden.name, "backing-up") });
+        expect(diff(second, backingUp)).toEqual({ added: [], removed: [], changed: [] });
+        // Rotated image: a new golden volume for new servers; the old one, deleted outside Pulumi, is not made again.
+        const gone = inventoryOf(second);
+        gone.volumes = gone.volumes.filter((v) => v.id !== `${golden.name}-id`);
+        const rotated = await evaluate({ ...POOL, image: "Ubuntu 22.04 2026-12" }, { ...IMAGES, inventory: gone });
+        expect(rotated.error).toBeUndefined();
+        expect(goldens(rotated).map((g) => g.name)).not.toContain(golden.name);
+        expect(diff(second, rotated).changed).toEqual([]);
+    });
+
+    test("a boot volume replaced create-before-delete (the old one still attached) still says its server's key", async () => {
+        const inventory = inventoryOf(second);
+        const old = inventory.volumes.find((v) => v.id === "bbb-1-boot-id")!;
+        inventory.volumes = [...inventory.volumes.map((v) => (v === old ? { ...v, status: "in-use" } : v)), { ...old, id: "bbb-1-boot-new-id", status: "available" }];
+        const run = await evaluate(POOL, { inventory });
+        expect(run.error).toBeUndefined();
+        expect(keyOf(run, "bbb-1")).toBe(keyOf(second, "bbb-1"));
+    });
+
+    test("two golden volumes of one key both available: the problem is told in the provider's words, with what to do", async () => {
+        const inventory = inventoryOf(second);
+        const [golden] = goldens(second);
+        inventory.volumes.push({ ...inventory.volumes.find((v) => v.id === `${golden.name}-id`)!, id: "stray-id" });
+        const run = await evaluate(POOL, { inventory });
+        expect(run.error?.message).toMatch(/^the golden volume [0-9a-f]{12}: Your openstack_blockstorage_volume_v3 query returned multiple results \(openstack volume list --long: a volume this stack does not hold in its state can be deleted\)$/);
     });
 });
 
