@@ -13,8 +13,9 @@
 // Which golden volume a server boots from is fixed when it is created, and read from the cloud at every run
 // (lookupBaking): its boot volume, named after the server, says which bake it was cloned from, so the server keeps
 // its golden volume, and that volume is kept, whatever the current inputs are, until the server is gone. A golden
-// volume counts as made only once Cinder has it, available: a failed bake is finished by the next run. Servers that
-// existed before baking (a port of theirs, no boot volume of their own) keep their image disks.
+// volume (the stack's) counts as made once Cinder has it in any state but being made, failed or going: a failed
+// bake is finished by the next run. Servers that existed before baking (a VM on their port, no boot volume of
+// their own) keep their image disks.
 import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as openstack from "@pulumi/openstack";
@@ -41,7 +42,7 @@ export interface Baking {
 }
 
 export const IMAGE_BOOT = "image";
-export const BAKE_STEP = "bbb-bake";
+const BAKE_STEP = "bbb-bake";
 
 /** How long the program waits for a builder to power itself off after its bake, and how often it asks Nova. */
 export const POWER_OFF = { timeoutSeconds: 900, pollSeconds: 10 };
@@ -56,18 +57,18 @@ export function bakeKey(spec: BakeSpec, scripts = bakeScripts()): string {
 }
 
 /** The golden volume's name, after what it holds: bbb-bake-jammy-300-26ce2d16-<image id>-<key>. */
-export function goldenName(key: string, spec: BakeSpec): string {
+function goldenName(key: string, spec: BakeSpec): string {
     const part = (text: string) => text.replace(/[^A-Za-z0-9]+/g, "").slice(0, 8);
     return `bbb-bake-${spec.bbbVersion}-${part(spec.installerRef)}-${part(spec.imageId)}-${key.slice(0, 8)}`;
 }
 
 /** What finds a stack's golden volume of a key in Cinder (dev and prod may share a project, and bake the same key). */
-export function goldenFilter(key: string, stack: string): Record<string, string> {
+function goldenFilter(key: string, stack: string): Record<string, string> {
     return { "bbb-bake": key, "bbb-stack": stack, purpose: "golden" };
 }
 
 /** The Cinder metadata of a golden volume: what it holds, and what finds it. */
-export function goldenMetadata(key: string, spec: BakeSpec, stack: string): Record<string, string> {
+function goldenMetadata(key: string, spec: BakeSpec, stack: string): Record<string, string> {
     return { ...goldenFilter(key, stack), bbbVersion: spec.bbbVersion, installerRef: spec.installerRef, baseImageId: spec.imageId, baseImageName: spec.imageName };
 }
 
