@@ -50,10 +50,13 @@ export const POWER_OFF = { timeoutSeconds: 900, pollSeconds: 10 };
 /** What the builder runs: the bake's script and lib.sh, sent ahead of it. A new version of either bakes again. */
 export const bakeScripts = () => ["lib", BAKE_STEP].map(readScript).join("\n");
 
-/** The key of a bake: a hash of what goes into the golden volume. */
-export function bakeKey(spec: BakeSpec, scripts = bakeScripts()): string {
-    const scriptsHash = createHash("sha256").update(scripts).digest("hex");
-    return createHash("sha256").update(JSON.stringify([spec.bbbVersion, spec.installerRef, spec.imageId, BAKE_VOLUME_GB, scriptsHash])).digest("hex");
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+let ownScriptsHash: string | undefined;
+
+/** The key of a bake: a hash of what goes into the golden volume (`scripts`: the builder's, this program's by default). */
+export function bakeKey(spec: BakeSpec, scripts?: string): string {
+    const scriptsHash = scripts === undefined ? (ownScriptsHash ??= sha256(bakeScripts())) : sha256(scripts);
+    return sha256(JSON.stringify([spec.bbbVersion, spec.installerRef, spec.imageId, BAKE_VOLUME_GB, scriptsHash]));
 }
 
 /** The golden volume's name, after what it holds: bbb-bake-jammy-300-26ce2d16-<image id>-<key>. */

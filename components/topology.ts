@@ -339,11 +339,8 @@ function bakeOf(release: Pick<BbbRelease, "bbbVersion" | "installerRef" | "image
     return [bakeKey(spec), spec];
 }
 
-/** The bakes this configuration wants: its current release's and, for new servers, their own release's (by key). */
-function wantedBakes(settings: Settings, cloud: CloudFacts, specs: HostSpec[]): Record<string, BakeSpec> {
-    const releases = [{ bbbVersion: settings.bbbVersion, installerRef: settings.bbbInstallerRef, image: settings.image }, ...specs.map((spec) => spec.release!)];
-    return Object.fromEntries(releases.map((release) => bakeOf(release, cloud)));
-}
+/** The release `bbbVersion`, `bbbInstallerRef` and `image` make now (bbb-1's, during an upgrade too). */
+const currentRelease = (s: Settings) => ({ bbbVersion: s.bbbVersion, installerRef: s.bbbInstallerRef, image: s.image });
 
 /**
  * What the cloud holds of a pool's bakes (components/bake.ts lookupBaking): which BBB servers exist and what they
@@ -353,7 +350,10 @@ export async function bakesInCloud(settings: Settings, cloud: CloudFacts, stack:
     if (topologyOf(settings) === "single") return { servers: {}, goldens: {} };
     const specs = hostSpecs(settings).filter((spec) => spec.role === "bbb");
     const servers = specs.map((spec) => ({ name: spec.name, fqdn: fqdn(spec.name, settings.hostnamePrefix, settings.domain) }));
-    return lookupBaking(stack, servers, cloud.networkId, settings.bake ? Object.keys(wantedBakes(settings, cloud, specs)) : []);
+    // The keys wanted: the current release's and, for servers that turn out new, their own release's.
+    const releases = new Map([currentRelease(settings), ...specs.map((spec) => spec.release!)].map((r) => [JSON.stringify([r.bbbVersion, r.installerRef, r.image]), r]));
+    const wanted = settings.bake ? [...releases.values()].map((release) => bakeOf(release, cloud)[0]) : [];
+    return lookupBaking(stack, servers, cloud.networkId, wanted);
 }
 
 /**
@@ -363,23 +363,21 @@ export async function bakesInCloud(settings: Settings, cloud: CloudFacts, stack:
  * of the servers that need it, so that a scale-up or the next round of a release waits for no bake.
  */
 function bootsOf(specs: HostSpec[], args: PlatformArgs, bake: boolean): Baking {
-    const s = args.settings;
-    const wanted = wantedBakes(s, args.cloud, specs);
-    const make = new Set<string>(bake ? [bakeOf({ bbbVersion: s.bbbVersion, installerRef: s.bbbInstallerRef, image: s.image }, args.cloud)[0]] : []);
+    const make = new Map<string, BakeSpec>(bake ? [bakeOf(currentRelease(args.settings), args.cloud)] : []);
     const servers = Object.fromEntries(
         specs.map((spec) => {
             const found = args.baking.servers[spec.name];
             if (found !== undefined || !bake) return [spec.name, found ?? IMAGE_BOOT];
-            const [key] = bakeOf(spec.release!, args.cloud);
-            make.add(key);
+            const [key, bakeSpec] = bakeOf(spec.release!, args.cloud);
+            make.set(key, bakeSpec);
             return [spec.name, key];
         }),
     );
     // The golden volumes the servers were cloned from, as Cinder has them in any state (one deleted outside Pulumi is
     // not made again: its servers keep their disks), and those to make or keep for new servers.
     const goldens: Record<string, BakeSpec> = {};
-    for (const key of new Set([...Object.values(servers), ...make])) {
-        const spec = args.baking.goldens[key]?.spec ?? (make.has(key) ? wanted[key] : undefined);
+    for (const key of new Set([...Object.values(servers), ...make.keys()])) {
+        const spec = args.baking.goldens[key]?.spec ?? make.get(key);
         if (key !== IMAGE_BOOT && spec) goldens[key] = spec;
     }
     return { servers, goldens };
