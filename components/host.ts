@@ -12,7 +12,7 @@ import { connectionTo, remoteStep } from "./remote";
 export const READY_TIMEOUT_SECONDS = 1800;
 export const READY_POLL_SECONDS = 10;
 /** The role in a bake builder's VM metadata. */
-export const BUILDER_ROLE = "bake-builder";
+const BUILDER_ROLE = "bake-builder";
 
 /**
  * A VM's boot disk: a Glance image Nova copies into a volume of its own, deleted with the VM (hosts that existed
@@ -68,8 +68,6 @@ export class Host extends pulumi.ComponentResource {
     readonly role: Role;
     readonly fqdn: string;
     readonly instanceId: pulumi.Output<string>;
-    /** The boot volume of a host that boots from a volume of its own. */
-    readonly bootVolume?: openstack.blockstorage.Volume;
     /** Public IPv4: the floating IP, or the provider network address. */
     readonly ipv4: pulumi.Output<string>;
     /** Routable IPv6 of the port, when the network has one. */
@@ -114,7 +112,7 @@ export class Host extends pulumi.ComponentResource {
         if ("image" in args.boot) {
             blockDevice = { sourceType: "image", uuid: args.boot.image, destinationType: "volume", volumeSize: args.volumeSize, bootIndex: 0, deleteOnTermination: true };
         } else {
-            this.bootVolume =
+            const bootVolume =
                 "disk" in args.boot
                     ? args.boot.disk
                     : new openstack.blockstorage.Volume(
@@ -129,7 +127,7 @@ export class Host extends pulumi.ComponentResource {
                           },
                       );
             // Not deleted with the VM: a VM replaced alone boots its disk again. A new boot volume (its id) replaces the VM.
-            blockDevice = { sourceType: "volume", uuid: this.bootVolume.id, destinationType: "volume", bootIndex: 0, deleteOnTermination: false };
+            blockDevice = { sourceType: "volume", uuid: bootVolume.id, destinationType: "volume", bootIndex: 0, deleteOnTermination: false };
         }
         const instance = new openstack.compute.Instance(
             `${name}-vm`,
