@@ -178,7 +178,6 @@ interface Evaluation {
     loadMs: number;
     evalMs: number;
     resources: Registered[];
-    outputs: Record<string, unknown>;
 }
 
 /** Evaluates one configuration in this (fresh) process, in a cloud that holds `inventory`, and prints the timings and what was registered. */
@@ -191,7 +190,7 @@ async function worker(configuration: Record<string, unknown>, inventory?: Invent
     const t2 = process.hrtime.bigint();
     if (run.error) throw run.error;
     const ms = (a: bigint, b: bigint) => Number(b - a) / 1e6;
-    process.stdout.write(JSON.stringify({ loadMs: loaded, evalMs: ms(t1, t2), resources: run.resources, outputs: run.outputs }));
+    process.stdout.write(JSON.stringify({ loadMs: loaded, evalMs: ms(t1, t2), resources: run.resources }));
 }
 
 const evaluations = new Map<string, Evaluation>();

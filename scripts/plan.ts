@@ -37,7 +37,7 @@ function hostsSection(run: Run): string {
 
 /** The golden volumes the stack keeps, and those this update bakes (a builder VM first). */
 function bakesSection(run: Run): string {
-    const goldens = ofType(run, "openstack:blockstorage/volume:Volume").filter((v) => /^bake-[0-9a-f]{12}$/.test(v.name));
+    const goldens = ofType(run, "openstack:blockstorage/volume:Volume").filter((v) => v.inputs.metadata?.purpose === "golden");
     if (goldens.length === 0) return "";
     const baking = run.outputs.baking as { servers: Record<string, string> };
     const rows = goldens.map((g) => {
@@ -115,7 +115,7 @@ export function renderPlan(stack: string, run: Run): string {
     const hosts = run.outputs.hosts as unknown[];
     return [
         `# Plan for stack ${stack}: ${hosts.length} hosts, ${run.resources.filter((r) => r.custom).length} resources`,
-        "Evaluated offline: the cloud is assumed to have the network, image and flavors the stack names, and the stack to be deployed for the first time (its outputs, which say which servers exist and what they booted from, are not read).",
+        "Evaluated offline: the cloud is assumed to have the network, image and flavors the stack names, and the stack to be deployed for the first time (the cloud is not asked which servers and golden volumes exist).",
         hostsSection(run),
         bakesSection(run),
         firewallSection(run),
