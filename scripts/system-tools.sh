@@ -16,6 +16,9 @@ TOOLS=(
   "openssl:openssl:makes test certificates"
   "pg_ctlcluster:postgresql:a real PostgreSQL for Scalelite's database wait and set-up"
   "strace:strace:traces every program the steps start, to find a secret on a command line"
+  "promtool:prometheus:checks the generated Prometheus configuration and rules"
+  "amtool:prometheus-alertmanager:checks the generated Alertmanager configuration"
+  "prometheus-blackbox-exporter:prometheus-blackbox-exporter:checks the generated blackbox exporter configuration"
 )
 
 missing=() reasons=()

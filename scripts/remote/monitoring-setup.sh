@@ -56,12 +56,17 @@ trap 'rm -rf "$work"' EXIT
 say "installing Prometheus, Alertmanager, the blackbox exporter, nginx and certbot"
 apt_install --no-install-recommends prometheus prometheus-alertmanager prometheus-blackbox-exporter nginx certbot gnupg curl
 
+# An input's text with one final newline (whether or not the input ends in one).
+text() {
+  printf '%s\n' "${1%$'\n'}"
+}
+
 # 1. The generated files are checked where nothing reads them, before any is installed.
 mkdir -p "$work/check/rules"
-printf '%s\n' "$PROMETHEUS_YML" >"$work/check/prometheus.yml"
-printf '%s\n' "$RULES_YML" >"$work/check/rules/bbb.yml"
-printf '%s\n' "$ALERTMANAGER_YML" >"$work/check/alertmanager.yml"
-printf '%s\n' "$BLACKBOX_YML" >"$work/check/blackbox.yml"
+text "$PROMETHEUS_YML" >"$work/check/prometheus.yml"
+text "$RULES_YML" >"$work/check/rules/bbb.yml"
+text "$ALERTMANAGER_YML" >"$work/check/alertmanager.yml"
+text "$BLACKBOX_YML" >"$work/check/blackbox.yml"
 # check_file WHAT COMMAND...: runs the checker, and fails with its output when it refuses the file.
 check_file() {
   local what=$1 out
@@ -150,9 +155,9 @@ put prometheus-blackbox-exporter "$ROOT/etc/default/prometheus-blackbox-exporter
 # Managed by bbb (Pulumi, monitoring-setup step). Probes for Prometheus on loopback only.
 ARGS="--config.file=/etc/prometheus/blackbox.yml --web.listen-address=127.0.0.1:9115"
 ARGS
-put grafana-server "$grafana_etc/grafana.ini" 0640 root:grafana < <(printf '%s\n' "$GRAFANA_INI")
-put grafana-server "$grafana_etc/provisioning/datasources/bbb.yaml" 0640 root:grafana < <(printf '%s\n' "$GRAFANA_DATASOURCES")
-put grafana-server "$grafana_etc/provisioning/dashboards/bbb.yaml" 0640 root:grafana < <(printf '%s\n' "$GRAFANA_DASHBOARDS")
+put grafana-server "$grafana_etc/grafana.ini" 0640 root:grafana < <(text "$GRAFANA_INI")
+put grafana-server "$grafana_etc/provisioning/datasources/bbb.yaml" 0640 root:grafana < <(text "$GRAFANA_DATASOURCES")
+put grafana-server "$grafana_etc/provisioning/dashboards/bbb.yaml" 0640 root:grafana < <(text "$GRAFANA_DASHBOARDS")
 # A new password for a Grafana that has its database already is set through grafana cli (below).
 had_database=false
 [ -e "$ROOT/var/lib/grafana/grafana.db" ] && had_database=true
@@ -162,7 +167,7 @@ fi
 
 # The dashboards: Grafana reads the directory again every 30 s (the provider's updateIntervalSeconds), no restart.
 mkdir -p "$dashboards"
-write_if_changed "$dashboards/pool-overview.json" 0644 root:root < <(printf '%s\n' "$POOL_DASHBOARD") || true
+write_if_changed "$dashboards/pool-overview.json" 0644 root:root < <(text "$POOL_DASHBOARD") || true
 keep=(pool-overview.json)
 while read -r sum name url; do
   [ -n "$sum" ] || continue
