@@ -249,10 +249,11 @@ export function alertRules(inputs: MonitoringInputs): string {
             "Disk {{ $labels.mountpoint }} of {{ $labels.instance }} is over 85 % full",
             "{{ $labels.mountpoint }} ({{ $labels.device }}) on {{ $labels.host }} ({{ $labels.instance }}) is {{ $value | printf \"%.0f\" }} % full.",
         ),
-        // The backup's textfile is written once a night: its age is the backup alerts' business.
+        // The backup's textfile (bbb-backup's bbb_backup.prom) is written once a night: its age is the backup alerts'
+        // business. node_exporter's `file` label is the file's name (1.3) or its path (newer).
         rule(
             "TextfileStale",
-            'time() - node_textfile_mtime_seconds{file!~"backup.*"} > 900',
+            'time() - node_textfile_mtime_seconds{file!~"(.*/)?bbb_backup[.]prom"} > 900',
             "10m",
             "warning",
             "Metrics file {{ $labels.file }} on {{ $labels.instance }} is stale",

@@ -271,6 +271,30 @@ const UNIT_TESTS = {
             ],
         },
         {
+            name: "a textfile the timers stopped rewriting fires; the nightly backup's (bbb-backup writes bbb_backup.prom) does not",
+            interval: "1m",
+            input_series: [
+                { series: `node_textfile_mtime_seconds{${node("scalelite")}, file="scalelite.prom"}`, values: "0x60" },
+                { series: `node_textfile_mtime_seconds{${node("scalelite")}, file="bbb_backup.prom"}`, values: "0x60" },
+                { series: `node_textfile_mtime_seconds{${node("greenlight")}, file="/var/lib/prometheus/node-exporter/bbb_backup.prom"}`, values: "0x60" },
+            ],
+            alert_rule_test: [
+                {
+                    eval_time: "30m",
+                    alertname: "TextfileStale",
+                    exp_alerts: [
+                        {
+                            exp_labels: { severity: "warning", job: "node", instance: "scalelite.example.org", host: "scalelite", file: "scalelite.prom" },
+                            exp_annotations: {
+                                summary: "Metrics file scalelite.prom on scalelite.example.org is stale",
+                                description: "scalelite.prom in the node exporter's textfile directory on scalelite has not been rewritten for over 15 minutes: the timer that writes it is not running.",
+                            },
+                        },
+                    ],
+                },
+            ],
+        },
+        {
             name: "a backup host that never reports a backup fires after 36 hours",
             interval: "1m",
             input_series: [
