@@ -246,6 +246,12 @@ cat "$SANDBOX/rake-status.txt"`,
         expect(r.text.match(/^scalelite_server_online/gm)).toHaveLength(1);
     });
 
+    test("a server never polled, disabled, with a number for a tag: no meetings or users read from other cells", () => {
+        const r = metrics(rakeStatus([["bbb-11.example.org", "disabled", "offline", null, null, null, null, null, null, "42"]]));
+        expect(r.text).toContain('scalelite_server_state{server="bbb-11.example.org",state="disabled"} 1\n');
+        expect(r.text).not.toMatch(/^scalelite_server_(meetings|users)\{/m);
+    });
+
     test("no server: the status is up, no server metric", () => {
         const r = metrics(rakeStatus([]));
         expect(r.text).toContain("\nscalelite_status_up 1\n");
