@@ -70,7 +70,8 @@ const NODE_EXPORTER_LISTEN = `node_listen() {
  * its collector yields (collector.py L60-126): bbb_api_up 1.0 when getMeetings, signed with its API_SECRET
  * (api_lib.py L40-48), succeeds against API_BASE_URL: this server's https://bbb-1.example.org/bigbluebutton/api/,
  * answering to the secret BigBlueButton runs with ($SANDBOX/running-salt); else 0.0 (api_lib.py L50-71). Anything that is
- * not listening: curl's "Failed to connect", exit 7.
+ * not listening (BBB_EXPORTER_DOWN=1: the exporter exited, e.g. on settings it refuses, settings.py L24): curl's "Failed to
+ * connect", exit 7.
  */
 const CURL = `
 ${NODE_EXPORTER_LISTEN}
@@ -84,7 +85,7 @@ case $url in
     printf '# TYPE node_exporter_build_info gauge\\nnode_exporter_build_info{version="1.3.1"} 1\\n' ;;
   http://*:9688/metrics)
     at=\${url#http://}; at=\${at%/metrics}; env="$SANDBOX/running/bigbluebutton-exporter"
-    [ -f "$SANDBOX/units/bigbluebutton-exporter" ] && [ -f "$env" ] || refused
+    [ -z "\${BBB_EXPORTER_DOWN:-}" ] && [ -f "$SANDBOX/units/bigbluebutton-exporter" ] && [ -f "$env" ] || refused
     [ "$(sed -n 's/^BIND_IP=//p' "$env"):$(sed -n 's/^PORT=//p' "$env")" = "$at" ] || refused
     up=0.0
     [ "$(sed -n 's/^API_BASE_URL=//p' "$env")" = "https://bbb-1.example.org/bigbluebutton/api/" ] &&
