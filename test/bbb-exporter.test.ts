@@ -158,6 +158,16 @@ describe("bbb-exporter", () => {
         expect(run({ EXPORTER_REF: "v0.7.1" }).stderr).toBe("bbb-exporter: error: EXPORTER_REF 'v0.7.1' is not a full commit id\n");
     });
 
+    test("GitHub out of reach fails the step, saying so, with nothing started", () => {
+        const r = run({}, { GIT_DOWN: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toBe(
+            "fatal: unable to access 'https://github.com/greenstatic/bigbluebutton-exporter.git': Could not resolve host: github.com\n" +
+                "bbb-exporter: error: cannot clone https://github.com/greenstatic/bigbluebutton-exporter.git\n",
+        );
+        expect(box.calls("systemctl")).toEqual([]);
+    });
+
     test("a pip that fails fails the step, and the next run makes the venv anew", () => {
         const r = run({}, { PIP_FAIL: "1" });
         expect(r.status).toBe(1);

@@ -11,7 +11,7 @@ import { installStubs } from "./stubs";
  * restart of one of the exporters also keeps what systemd hands the new process, as systemd reads it then (systemd.exec(5),
  * EnvironmentFile=: read when the unit starts): $SANDBOX/running/prometheus-node-exporter holds
  * /etc/default/prometheus-node-exporter, $SANDBOX/running/bigbluebutton-exporter the exporter's settings.env. A unit
- * keeps running with them until started again. A stop forgets them.
+ * keeps running with them until started again.
  */
 const SYSTEMCTL = `
 verb=$1; unit=""; for a in "$@"; do case $a in -*) ;; *) unit=$a ;; esac; done
@@ -20,17 +20,17 @@ mkdir -p "$SANDBOX/running"
 case "$verb $unit" in
   "start prometheus-node-exporter"|"restart prometheus-node-exporter") cp "$ROOT/etc/default/prometheus-node-exporter" "$SANDBOX/running/$unit" ;;
   "start bigbluebutton-exporter"|"restart bigbluebutton-exporter") cp "$ROOT/etc/bigbluebutton-exporter/settings.env" "$SANDBOX/running/$unit" ;;
-  "stop "*) rm -f "$SANDBOX/running/$unit" ;;
 esac`;
 
 /**
  * apt-get install over test/stubs.ts's (apt-get.shared, which models apt's failures): installing prometheus-node-exporter
  * the first time ($SANDBOX/pkg/ records installed packages) does what dpkg does with its package (Debian 12's 1.5.0-1,
  * read here with dpkg-deb: conffiles, postinst): /etc/default/prometheus-node-exporter is a conffile, shipped as
- * ARGS="" (listening on ":9100", every address); one already there that differs is a conffile dpkg asks about (dpkg's
- * src/main/configure.c: "File on system created by you or by a script."): with --force-confold it keeps it, else the
- * question reads the step's stdin, /dev/null, and dpkg fails ("end of file on stdin at conffile prompt", exit 100 from
- * apt); then the postinst starts the exporter (dh_installsystemd's deb-systemd-invoke start) with that file.
+ * ARGS="" (listening on ":9100", every address); one already there that differs is a conffile dpkg asks about ("File on
+ * system created by you or by a script."): with --force-confold it keeps it, else the question reads the step's stdin,
+ * /dev/null, and dpkg fails ("end of file on stdin at conffile prompt", exit 100 from apt); then the postinst starts the
+ * exporter (its dh_installinit/deb-systemd-invoke part) with that file. dpkg's conffile handling and its messages are
+ * as remembered of dpkg, not re-read from its source here.
  */
 const APT_GET = `
 "$SANDBOX/bin/apt-get.shared" "$@" || exit
@@ -94,7 +94,7 @@ case $url in
   *) echo "curl: unexpected URL $url" >&2; exit 3 ;;
 esac`;
 
-/** ss -Hltn "sport = :9100" (iproute2 5.15, misc/ss.c): one line a listening socket, the local address:port 4th. */
+/** ss -Hltn "sport = :9100" (iproute2, Ubuntu 22.04): one line a listening socket, the local address:port 4th (ss's usual output, not read from its source). */
 const SS = `
 ${NODE_EXPORTER_LISTEN}
 case "$*" in
@@ -105,10 +105,10 @@ esac`;
 /**
  * git (2.34, Ubuntu 22.04) for `git clone --quiet --no-checkout URL DIR`, `git -C DIR checkout --quiet REF` and
  * `git -C DIR rev-parse HEAD`, over a stand-in of greenstatic/bigbluebutton-exporter: $SANDBOX/upstream/<commit>/ holds
- * each commit's tree. Its messages: a directory that is no repository, "fatal: not a git repository (or any of the
- * parent directories): .git" (exit 128, setup.c); a commit the clone does not have, "error: pathspec 'REF' did not match
- * any file(s) known to git" (exit 1, builtin/checkout.c); GIT_DOWN=1, the server not reachable ("fatal: unable to access
- * 'URL': Could not resolve host: github.com", exit 128, http.c).
+ * each commit's tree. Its messages (as git prints them; not re-read from its source): a directory that is no repository,
+ * "fatal: not a git repository (or any of the parent directories): .git" (exit 128); a commit the clone does not have,
+ * "error: pathspec 'REF' did not match any file(s) known to git" (exit 1); GIT_DOWN=1, the server not reachable ("fatal:
+ * unable to access 'URL': Could not resolve host: github.com", exit 128).
  */
 const GIT = `
 dir=.; while [ "$1" = -C ] || [ "$1" = -c ]; do [ "$1" = -C ] && dir=$2; shift 2; done
@@ -133,7 +133,7 @@ esac`;
  * python3 -m venv DIR (Python 3.10's venv module, Ubuntu's python3-venv): DIR/pyvenv.cfg, DIR/bin/python and DIR/bin/pip.
  * That pip (22.0) installs `-r FILE` by noting the requirements it installed in DIR/installed; PIP_FAIL=1: the index does not
  * have a pinned version ("ERROR: Could not find a version that satisfies the requirement ...", then "ERROR: No matching
- * distribution found for ...", exit 1, as pip's resolver words it).
+ * distribution found for ...", exit 1; pip's wording as remembered, not re-read).
  */
 const PYTHON3 = `
 [ "$1 $2" = "-m venv" ] || { echo "python3: unexpected $*" >&2; exit 2; }
