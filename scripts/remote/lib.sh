@@ -556,3 +556,72 @@ docker compose version >/dev/null 2>&1 || {
 exec docker compose "\$@"
 SHIM
 }
+
+# Prometheus' node exporter reads *.prom files of this directory (its textfile collector; node-exporter.sh gives
+# it the directory explicitly). The programs that write there write a temporary file beside, then rename it: the
+# collector never reads half a file, and skips the temporary one (not *.prom).
+TEXTFILE_DIR=/var/lib/prometheus/node-exporter
+
+# textfile_timer NAME PROGRAM CALENDAR ARG...: PROGRAM (a program's text) becomes /usr/local/sbin/NAME, which root
+# runs with ARG... as the oneshot NAME.service, started by NAME.timer at CALENDAR (systemd.time's OnCalendar=).
+# When anything of it changed, the timer is (re)enabled and the program run once right away: a program that fails
+# fails the step, and its metrics are there at once. ARG... are paths without spaces (systemd splits ExecStart=).
+textfile_timer() {
+  local name=$1 program=$2 calendar=$3 changed=false
+  shift 3
+  [[ $program == '#!'* ]] || fail "the program for $name does not start with #!"
+  mkdir -p "$ROOT$TEXTFILE_DIR" "$ROOT/usr/local/sbin" "$ROOT/etc/systemd/system"
+  write_if_changed "$ROOT/usr/local/sbin/$name" 0755 root:root < <(printf '%s' "$program") && changed=true
+  write_if_changed "$ROOT/etc/systemd/system/$name.service" 0644 root:root <<UNIT && changed=true
+# Written by bbb's $STEP step (Pulumi); changes here are overwritten.
+[Unit]
+Description=Metrics for Prometheus' node exporter: $name
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/$name $*
+UNIT
+  write_if_changed "$ROOT/etc/systemd/system/$name.timer" 0644 root:root <<UNIT && changed=true
+# Written by bbb's $STEP step (Pulumi); changes here are overwritten.
+[Unit]
+Description=Metrics for Prometheus' node exporter: $name, at $calendar
+
+[Timer]
+OnCalendar=$calendar
+AccuracySec=5s
+
+[Install]
+WantedBy=timers.target
+UNIT
+  $changed || return 1
+  systemctl daemon-reload || fail "systemctl daemon-reload failed"
+  systemctl enable --quiet "$name.timer" || fail "cannot enable $name.timer"
+  systemctl restart "$name.timer" || fail "cannot start $name.timer (see: systemctl status $name.timer)"
+  systemctl start "$name.service" || fail "$name failed its first run (see: journalctl -u $name.service)"
+  say "$name runs at $calendar (/usr/local/sbin/$name, $name.timer)"
+}
+
+# textfile_timer_remove NAME PROM: what textfile_timer installed for NAME goes, with the metrics file PROM it wrote
+# (the node exporter would go on serving it, stale).
+textfile_timer_remove() {
+  local name=$1 prom=$2
+  [ -e "$ROOT/etc/systemd/system/$name.timer" ] || [ -e "$ROOT$TEXTFILE_DIR/$prom" ] || return 1
+  systemctl disable --now --quiet "$name.timer" 2>/dev/null || true
+  rm -f "$ROOT/etc/systemd/system/$name.timer" "$ROOT/etc/systemd/system/$name.service" "$ROOT/usr/local/sbin/$name" "$ROOT$TEXTFILE_DIR/$prom"
+  systemctl daemon-reload || fail "systemctl daemon-reload failed"
+  say "removed $name (its timer and $TEXTFILE_DIR/$prom)"
+}
+
+# wait_metrics URL SECONDS: prints what URL (an exporter's /metrics) answers, trying again each second for SECONDS
+# (a service just (re)started takes a moment to listen); returns 1 when it never answered. Each try is time-limited.
+wait_metrics() {
+  local url=$1 deadline=$((SECONDS + $2)) body
+  while :; do
+    if body=$(curl -fsS --max-time 30 "$url" 2>/dev/null); then
+      printf '%s\n' "$body"
+      return 0
+    fi
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 1
+  done
+}
