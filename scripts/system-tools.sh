@@ -16,6 +16,7 @@ TOOLS=(
   "openssl:openssl:makes test certificates"
   "pg_ctlcluster:postgresql:a real PostgreSQL for Scalelite's database wait and set-up"
   "strace:strace:traces every program the steps start, to find a secret on a command line"
+  "restic:restic:the real restic backs up and restores in the backup programs' test"
 )
 
 missing=() reasons=()
