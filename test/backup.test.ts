@@ -16,6 +16,8 @@ import { secretsOnCommandLines, straceWorks, Trace } from "./trace";
 const RESTIC_PASSWORD = "Restic-Pa55word-0f3c9a7e21";
 const APP_CRED_SECRET = "AppCredSecret_x7Rk2Lw9Qp4Zt8Vn";
 const REDIS_DIR = "/var/lib/bbb-data/redis";
+/** Greenlight's uploads: a files part, on this one host with the other two kinds to keep the test short. */
+const UPLOADS = "/var/lib/bbb-data/greenlight";
 const APPS = ["scalelite-api", "scalelite-poller", "scalelite-recording-importer"];
 
 /**
@@ -112,7 +114,7 @@ const outputs: string[] = [];
 
 const INPUTS = () => ({
     ROLE: "scalelite",
-    PARTS: `postgres postgres scalelite\nredis redis ${REDIS_DIR}\n`,
+    PARTS: `postgres postgres scalelite\nredis redis ${REDIS_DIR}\nfiles ${UPLOADS}\n`,
     REPOSITORY: box.file("repo"),
     OS_AUTH_URL: "https://keystone.example.org:5000/v3",
     OS_REGION_NAME: "RegionOne",
@@ -192,6 +194,13 @@ const metric = (name: string) => {
     const line = metrics().split("\n").find((l) => l.startsWith(`${name} `));
     return line === undefined ? undefined : Number(line.split(" ")[1]);
 };
+/** Every file under the uploads, with its mode and content. */
+function uploads(dir = box.file(`root${UPLOADS}`)): string[] {
+    return fs.readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile()).map((e) => {
+        const file = path.join(e.parentPath, e.name);
+        return `${path.relative(dir, file)} ${(fs.statSync(file).mode & 0o777).toString(8)} ${fs.readFileSync(file, "utf8")}`;
+    }).sort();
+}
 const mode = (relative: string) => (fs.statSync(box.file(relative)).mode & 0o777).toString(8);
 
 beforeAll(() => {
@@ -211,6 +220,9 @@ beforeAll(() => {
     for (const app of APPS) addContainer(app, `blindsidenetwks/scalelite:v1.8.5-${app.replace("scalelite-", "")}`);
     fs.mkdirSync(box.file(`root${REDIS_DIR}/appendonlydir`), { recursive: true });
     redisWrite("server bbb-1 https://bbb-1.example.org secret-1 enabled\n");
+    box.write(`root${UPLOADS}/ab/cd/abcd1234`, "a presentation");
+    box.write(`root${UPLOADS}/ef/01/ef015678`, "an avatar");
+    fs.chmodSync(box.file(`root${UPLOADS}/ef/01/ef015678`), 0o600);
 }, 30000);
 
 afterAll(() => {
@@ -237,7 +249,7 @@ describe("backup-setup", () => {
             RESTIC_PASSWORD_FILE: `${box.root}/etc/bbb-deploy/restic-password`,
             RESTIC_CACHE_DIR: `${box.root}/var/cache/restic`,
             BBB_BACKUP_ROLE: "scalelite",
-            BBB_BACKUP_PARTS: `postgres:postgres:scalelite redis:redis:${box.root}${REDIS_DIR}`,
+            BBB_BACKUP_PARTS: `postgres:postgres:scalelite redis:redis:${box.root}${REDIS_DIR} files:${box.root}${UPLOADS}`,
             BBB_BACKUP_APPS: APPS.join(" "),
             BBB_BACKUP_KEEP_DAILY: "7",
             BBB_BACKUP_KEEP_WEEKLY: "4",
@@ -295,7 +307,7 @@ describe("backup-setup", () => {
         expect(r.status).toBe(0);
         expect(r.stdout).toContain("backup-setup: wrote /etc/default/bbb-backup\n");
         expect(settings().OS_APPLICATION_CREDENTIAL_ID).toBe("ffff2c3d4e5f60718293a4b5c6d7e8f9");
-        expect(setup().stdout).toContain("backup-setup: wrote /etc/default/bbb-backup\n");
+        expect(box.calls("systemctl")).toEqual(["systemctl enable --quiet --now bbb-backup.timer"]);
     });
 
     test("a container of PARTS that is not on the host fails before anything is installed", () => {
@@ -309,18 +321,20 @@ describe("bbb-backup and bbb-restore", () => {
     let original: string;
     let originalRedis: string;
     let firstSuccess: number;
+    let originalUploads: string[];
 
     test("a backup stores each part as a snapshot of its own and records its success for the node exporter", () => {
         original = digest();
         originalRedis = redisData();
+        originalUploads = uploads();
         const started = Math.floor(Date.now() / 1000);
         const r = host("bbb-backup");
         expect(r.stderr).toBe("");
         expect(r.status).toBe(0);
         const all = snapshots();
-        expect(all.map((s) => s.paths.join()).sort()).toEqual(["/redis.rdb", "/scalelite.pgdump"]);
+        expect(all.map((s) => s.paths.join()).sort()).toEqual(["/redis.rdb", "/scalelite.pgdump", `${box.root}${UPLOADS}`].sort());
         for (const s of all) expect([s.hostname, s.tags]).toEqual(["scalelite", ["bbb-backup"]]);
-        expect(restic("dump", "latest", "/redis.rdb")).toBe(originalRedis);
+        expect(restic("dump", "--path", "/redis.rdb", "latest", "/redis.rdb")).toBe(originalRedis);
         firstSuccess = metric("bbb_backup_last_success_timestamp_seconds")!;
         expect(firstSuccess).toBeGreaterThanOrEqual(started);
         expect(firstSuccess).toBeLessThanOrEqual(Math.floor(Date.now() / 1000));
@@ -334,6 +348,9 @@ describe("bbb-backup and bbb-restore", () => {
     test("bbb-restore without --yes says what it would restore and changes nothing", () => {
         pg.query("UPDATE servers SET url = 'https://changed.example.org' WHERE id < 100; DELETE FROM servers WHERE id > 400", "scalelite");
         redisWrite("server bbb-9 https://bbb-9.example.org secret-9 enabled\n");
+        box.write(`root${UPLOADS}/ab/cd/abcd1234`, "another presentation");
+        box.write(`root${UPLOADS}/99/99/new`, "uploaded after the backup");
+        fs.rmSync(box.file(`root${UPLOADS}/ef`), { recursive: true });
         const changed = digest();
         expect(changed).not.toBe(original);
         fs.writeFileSync(box.callLog, "");
@@ -343,6 +360,13 @@ describe("bbb-backup and bbb-restore", () => {
         expect(r.stdout).toContain("nothing was changed (add --yes to restore)");
         expect(digest()).toBe(changed);
         expect(box.calls("docker").filter((c) => /^docker (stop|start|run|exec -i)/.test(c))).toEqual([]);
+        // A snapshot named by its id: the one part it holds.
+        const [redis] = snapshotsOf("/redis.rdb");
+        const one = host("bbb-restore", ["--snapshot", redis.id.slice(0, 8)]);
+        expect(one.status).toBe(0);
+        expect(one.stdout.split("\n").filter((l) => l.includes("would restore"))).toEqual([
+            `bbb-restore: would restore redis:redis:${box.root}${REDIS_DIR} from snapshot ${redis.id.slice(0, 8)} (${redis.time})`,
+        ]);
     }, 30000);
 
     test("bbb-restore --yes brings back exactly what was backed up, with the applications stopped meanwhile and started again", () => {
@@ -354,6 +378,9 @@ describe("bbb-backup and bbb-restore", () => {
         // Redis, started again as its setup runs it (--appendonly yes), holds the backed-up data: its AOF was rebuilt.
         expect(redisData()).toBe(originalRedis);
         expect(fs.readFileSync(box.file(`root${REDIS_DIR}/before-restore/appendonlydir/appendonly.aof.1.base.rdb`), "utf8")).toContain("bbb-9");
+        // The uploads as they were (a file changed, one added, one deleted since), the replaced ones kept aside.
+        expect(uploads()).toEqual(originalUploads);
+        expect(uploads(box.file(`root${UPLOADS}.before-restore`))).toContain("99/99/new 644 uploaded after the backup");
         const dockers = box.calls("docker").filter((c) => /^docker (stop|start)/.test(c));
         expect(dockers).toEqual([...APPS.map((a) => `docker stop ${a}`), "docker stop redis", "docker stop redis-restore", "docker start redis", ...[...APPS].reverse().map((a) => `docker start ${a}`)]);
         for (const name of ["postgres", "redis", ...APPS]) expect(running(name)).toBe("true");
@@ -389,9 +416,9 @@ describe("bbb-backup and bbb-restore", () => {
     }, 30000);
 
     test("retention keeps what KEEP_* says, per part", () => {
-        // Four earlier nights of the database, as bbb-backup stores them.
+        // Three earlier nights of the database, as bbb-backup stores them.
         const day = (n: number) => new Date(Date.now() - n * 86400_000).toISOString().slice(0, 19).replace("T", " ");
-        for (const n of [1, 2, 3, 4]) {
+        for (const n of [1, 2, 3]) {
             const r = spawnSync("restic", ["backup", "--stdin", "--stdin-filename", "scalelite.pgdump", "--host", "scalelite", "--tag", "bbb-backup", "--time", day(n)], {
                 input: `night ${n}`,
                 env: { PATH: process.env.PATH, RESTIC_REPOSITORY: box.file("repo"), RESTIC_PASSWORD, RESTIC_CACHE_DIR: box.file("test-cache") },
@@ -405,6 +432,7 @@ describe("bbb-backup and bbb-restore", () => {
         const kept = snapshotsOf("/scalelite.pgdump").map((s) => s.time.slice(0, 10)).sort();
         expect(kept).toEqual([day(1).slice(0, 10), new Date().toISOString().slice(0, 10)]);
         expect(snapshotsOf("/redis.rdb").length).toBe(1);
+        expect(snapshotsOf(`${box.root}${UPLOADS}`).length).toBe(1);
     }, 30000);
 
     test("no secret is on any command line the step and the programs started, nor in their output", () => {

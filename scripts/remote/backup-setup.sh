@@ -48,8 +48,13 @@ for input in BACKUP_PROGRAM RESTORE_PROGRAM; do
 done
 secrets=("$APP_CRED_SECRET" "$RESTIC_PASSWORD")
 
+# A directory of PARTS: it must exist (bbb: /root/greenlight-v3 is a link onto the data volume, bbb-storage.sh;
+# restic 0.14 stores the link on the way as a directory, tried here; 0.12 not tried).
+host_dir() {
+  [ -d "$ROOT$1" ] || fail "$1 does not exist on this host (PARTS); has the host's setup step run?"
+}
 # The parts, as the programs read them from the settings: space-separated, each KIND:NAME[:VALUE].
-entries=() shown=() dirs=() containers=()
+entries=() shown=() containers=()
 while read -r kind first second extra; do
   [ -n "$kind" ] || continue
   [ -z "${extra:-}" ] || fail "PARTS line '$kind $first $second $extra' has more than three words"
@@ -65,23 +70,20 @@ while read -r kind first second extra; do
       ;;
     redis)
       [[ ${second:-} =~ ^(/[A-Za-z0-9._-]+)+$ ]] || fail "PARTS line 'redis $first ${second:-}': '${second:-}' is not an absolute directory"
-      dirs+=("$ROOT$second")
+      host_dir "$second"
       entries+=("redis:$first:$ROOT$second")
       ;;
     files)
       if ! [[ ${first:-} =~ ^(/[A-Za-z0-9._-]+)+$ ]] || [ -n "${second:-}" ]; then
         fail "PARTS line 'files ${first:-} ${second:-}' is not 'files /DIRECTORY'"
       fi
-      dirs+=("$ROOT$first")
+      host_dir "$first"
       entries+=("files:$ROOT$first")
       ;;
     *) fail "PARTS line '$kind ...': the kind must be postgres, redis or files" ;;
   esac
 done <<<"$PARTS"
 [ "${#entries[@]}" -gt 0 ] || fail "PARTS names nothing to back up"
-for dir in "${dirs[@]}"; do
-  [ -d "$dir" ] || fail "${dir#"$ROOT"} does not exist on this host (PARTS); has the host's setup step run?"
-done
 for container in "${containers[@]}"; do
   docker inspect -f '{{.State.Running}}' "$container" >/dev/null 2>&1 ||
     fail "container $container (PARTS) does not exist on this host (see: docker ps -a)"
