@@ -301,6 +301,19 @@ describe("backup-setup", () => {
         expect(fs.readFileSync(box.file("root/etc/default/bbb-backup"), "utf8")).toBe(settingsBefore);
     });
 
+    test("a store that cannot be read (not a missing repository) fails without making one", () => {
+        // Its config cannot be looked at (a link to itself): restic's "Is there a repository" with an error other than
+        // "not found", as from a store that does not answer.
+        const unreadable = box.file("looping-repo");
+        fs.mkdirSync(unreadable);
+        fs.symlinkSync("config", path.join(unreadable, "config"));
+        const r = setup({ REPOSITORY: unreadable });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("too many levels of symbolic links\nIs there a repository at the following location?");
+        expect(r.stderr).toContain(`backup-setup: error: cannot open the restic repository ${unreadable} (output above); nothing was changed`);
+        expect(settings().RESTIC_REPOSITORY).toBe(box.file("repo"));
+    });
+
     test("a new application credential rewrites the settings, nothing else", () => {
         fs.writeFileSync(box.callLog, "");
         const r = setup({ APP_CRED_ID: "ffff2c3d4e5f60718293a4b5c6d7e8f9" });
