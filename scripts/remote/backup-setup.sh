@@ -112,7 +112,7 @@ if ! out=$(restic cat config 2>&1 >/dev/null); then
     # restic 0.14 and later make a repository of format 2 unless told otherwise, which 0.12 cannot read
     # (cmd/restic/cmd_init.go, v0.14.0 L47, L54-55; internal/restic/config.go L22-26); 0.12 knows no such flag.
     version=()
-    if restic init --help 2>/dev/null | grep -q -- --repository-version; then version=(--repository-version 1); fi
+    if [[ $(restic init --help 2>&1) == *--repository-version* ]]; then version=(--repository-version 1); fi
     if ! out=$(restic init "${version[@]}" 2>&1); then
       mask "${secrets[@]}" <<<"$out" >&2
       fail "restic init failed for $REPOSITORY (output above)"
