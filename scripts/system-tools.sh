@@ -19,6 +19,7 @@ TOOLS=(
   "promtool:prometheus:checks the generated Prometheus configuration and rules"
   "amtool:prometheus-alertmanager:checks the generated Alertmanager configuration"
   "prometheus-blackbox-exporter:prometheus-blackbox-exporter:checks the generated blackbox exporter configuration"
+  "restic:restic:the real restic backs up and restores in the backup programs' test"
 )
 
 missing=() reasons=()

@@ -1,0 +1,463 @@
+// scripts/remote/backup-setup.sh and the two programs it installs (backup-run.sh as bbb-backup, backup-restore.sh as
+// bbb-restore), run for real on a Scalelite host: the real restic (a local repository: only RESTIC_REPOSITORY differs
+// from Swift), the real PostgreSQL of test/postgres.ts behind a docker stub, Redis modelled by that stub (below), and
+// the stubs of ./stubs (systemctl, apt-get, chown). The programs run as bbb-backup.service runs them: the settings
+// file read as systemd's EnvironmentFile, the ExecStart of the unit the step wrote. Everything is traced (strace):
+// no secret may reach a command line.
+import { spawnSync } from "child_process";
+import { randomUUID } from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import { RealPostgres } from "./postgres";
+import { Sandbox, STRACE, STRACE_ARGS, StepResult } from "./sandbox";
+import { installStubs } from "./stubs";
+import { secretsOnCommandLines, straceWorks, Trace } from "./trace";
+
+const RESTIC_PASSWORD = "Restic-Pa55word-0f3c9a7e21";
+const APP_CRED_SECRET = "AppCredSecret_x7Rk2Lw9Qp4Zt8Vn";
+const REDIS_DIR = "/var/lib/bbb-data/redis";
+/** Greenlight's uploads: a files part, on this one host with the other two kinds to keep the test short. */
+const UPLOADS = "/var/lib/bbb-data/greenlight";
+const APPS = ["scalelite-api", "scalelite-poller", "scalelite-recording-importer"];
+
+/**
+ * docker, as far as the backup programs use it (docker/cli 24 to 29, cli/command/container/): containers in
+ * $SANDBOX/docker/<name>/ (running, image, args, data: the host directory mounted at /data). `inspect -f` prints
+ * .State.Running or .Config.Image, or fails as the CLI does for what is not there ("Error: No such object: NAME",
+ * exit 1); stop, start, rm and exec of a container that is not there fail as the daemon answers ("Error response from
+ * daemon: No such container: NAME", exit 1), exec in a stopped one likewise (moby daemon/exec.go's errNotRunning:
+ * "container NAME is not running"). `exec [-i] C pg_dump|pg_restore ARGS` runs the real program on RealPostgres's
+ * socket (PG_CLIENT: its shell words without the program); PG_DUMP_FAIL=1: pg_dump writes part of the dump, then
+ * fails as it does when the server goes away mid-table (src/bin/pg_dump/pg_dump.c, dumpTableData_copy: "Dumping the
+ * contents of table \"%s\" failed: PQgetResult() failed.", exit 1).
+ * `exec C redis-cli ...` models Redis 7 (redis/redis-doc docs/management/persistence.md): the data set in memory is
+ * $SANDBOX/docker/<C>/memory; BGSAVE writes it to DATA/dump.rdb under a temporary name and renames it, at once
+ * ("Background saving started"); INFO persistence prints the fields the programs read (CRLF line ends, as
+ * redis-cli prints a bulk reply); CONFIG SET appendonly yes writes the AOF from memory (DATA/appendonlydir, as Redis
+ * 7's multi-part AOF) and answers OK. A Redis container that starts loads its data as Redis does: with
+ * --appendonly yes from the AOF only, ignoring dump.rdb (empty without an AOF), else from dump.rdb.
+ */
+const DOCKER = `
+verb=$1; shift
+d="$SANDBOX/docker"
+gone() { echo "Error response from daemon: No such container: $1" >&2; exit 1; }
+load() {
+  local c=$1 data; data=$(cat "$d/$c/data" 2>/dev/null) || return 0
+  if grep -qx -- --appendonly "$d/$c/args" && grep -A1 -x -- --appendonly "$d/$c/args" | grep -qx yes; then
+    cat "$data/appendonlydir/appendonly.aof.1.base.rdb" > "$d/$c/memory" 2>/dev/null || : > "$d/$c/memory"
+  else
+    cat "$data/dump.rdb" > "$d/$c/memory" 2>/dev/null || : > "$d/$c/memory"
+  fi
+}
+case $verb in
+  inspect)
+    [ "$1" = -f ] || { echo "docker stub: inspect without -f" >&2; exit 2; }
+    [ -d "$d/$3" ] || { echo "Error: No such object: $3" >&2; exit 1; }
+    case $2 in *State.Running*) cat "$d/$3/running" ;; *Config.Image*) cat "$d/$3/image" ;; *) echo "docker stub: format $2" >&2; exit 2 ;; esac ;;
+  stop) [ -d "$d/$1" ] || gone "$1"; echo false > "$d/$1/running"; echo "$1" ;;
+  start) [ -d "$d/$1" ] || gone "$1"; load "$1"; echo true > "$d/$1/running"; echo "$1" ;;
+  rm) [ "$1" = -f ] && shift; [ -d "$d/$1" ] || gone "$1"; rm -rf "\${d:?}/$1"; echo "$1" ;;
+  run)
+    name=""; source=""; args=()
+    while [ "$#" -gt 0 ]; do
+      case $1 in
+        -d) shift ;;
+        --name) name=$2; shift 2 ;;
+        --mount) source=\${2#*source=}; source=\${source%%,*}; shift 2 ;;
+        *) args=("$@"); break ;;
+      esac
+    done
+    if [ -d "$d/$name" ]; then
+      echo "docker: Error response from daemon: Conflict. The container name \\"/$name\\" is already in use by container \\"c0ffee$name\\". You have to remove (or rename) that container to be able to reuse that name." >&2
+      exit 125
+    fi
+    mkdir -p "$d/$name"; echo "\${args[0]}" > "$d/$name/image"; printf '%s\\n' "\${args[@]:1}" > "$d/$name/args"
+    echo "$source" > "$d/$name/data"; load "$name"; echo true > "$d/$name/running"; echo "c0ffee$name" ;;
+  exec)
+    [ "$1" = -i ] && shift
+    c=$1; shift
+    [ -d "$d/$c" ] || gone "$c"
+    [ "$(cat "$d/$c/running")" = true ] || { echo "Error response from daemon: container $c is not running" >&2; exit 1; }
+    case $1 in
+      pg_dump)
+        shift
+        if [ -n "\${PG_DUMP_FAIL:-}" ]; then
+          eval "$PG_CLIENT_PG_DUMP" '"$@"' | head -c 300
+          echo 'pg_dump: error: Dumping the contents of table "servers" failed: PQgetResult() failed.' >&2; exit 1
+        fi
+        eval "exec $PG_CLIENT_PG_DUMP" '"$@"' ;;
+      pg_restore) shift; eval "exec $PG_CLIENT_PG_RESTORE" '"$@"' ;;
+      redis-cli)
+        shift; data=$(cat "$d/$c/data")
+        case "$*" in
+          "BGSAVE SCHEDULE")
+            cp "$d/$c/memory" "$data/temp-4242.rdb"; mv "$data/temp-4242.rdb" "$data/dump.rdb"; date +%s > "$d/$c/lastsave"
+            echo "Background saving started" ;;
+          "INFO persistence")
+            aof=0; [ -d "$data/appendonlydir" ] && grep -qx yes "$d/$c/args" && aof=1
+            [ -f "$d/$c/aof-on" ] && aof=1
+            printf '# Persistence\\r\\nloading:0\\r\\nrdb_bgsave_in_progress:0\\r\\nrdb_last_save_time:%s\\r\\nrdb_last_bgsave_status:ok\\r\\naof_enabled:%s\\r\\naof_rewrite_in_progress:0\\r\\naof_rewrite_scheduled:0\\r\\naof_last_bgrewrite_status:ok\\r\\n' "$(cat "$d/$c/lastsave" 2>/dev/null || echo 0)" "$aof" ;;
+          "CONFIG SET appendonly yes")
+            mkdir -p "$data/appendonlydir"; cp "$d/$c/memory" "$data/appendonlydir/appendonly.aof.1.base.rdb"; touch "$d/$c/aof-on"; echo OK ;;
+          *) echo "docker stub: unexpected redis-cli $*" >&2; exit 2 ;;
+        esac ;;
+      *) echo "docker stub: unexpected exec $c $*" >&2; exit 2 ;;
+    esac ;;
+  *) echo "docker stub: unexpected $verb $*" >&2; exit 2 ;;
+esac`;
+
+let pg: RealPostgres;
+let box: Sandbox;
+let trace: Trace;
+/** Every output of the step and the programs, for the test that no secret is in one. */
+const outputs: string[] = [];
+
+const INPUTS = () => ({
+    ROLE: "scalelite",
+    PARTS: `postgres postgres scalelite\nredis redis ${REDIS_DIR}\nfiles ${UPLOADS}\n`,
+    REPOSITORY: box.file("repo"),
+    OS_AUTH_URL: "https://keystone.example.org:5000/v3",
+    OS_REGION_NAME: "RegionOne",
+    APP_CRED_ID: "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+    APP_CRED_SECRET,
+    RESTIC_PASSWORD,
+    BACKUP_TIME: "02:30",
+    KEEP_DAILY: "7",
+    KEEP_WEEKLY: "4",
+    KEEP_MONTHLY: "6",
+    BACKUP_PROGRAM: fs.readFileSync(path.join(__dirname, "..", "scripts", "remote", "backup-run.sh"), "utf8"),
+    RESTORE_PROGRAM: fs.readFileSync(path.join(__dirname, "..", "scripts", "remote", "backup-restore.sh"), "utf8"),
+});
+
+function setup(inputs: Record<string, string> = {}): StepResult {
+    const r = box.run("backup-setup", { ...INPUTS(), ...inputs }, trace.env, [], 30000);
+    outputs.push(r.stdout, r.stderr);
+    return r;
+}
+
+/** /etc/default/bbb-backup as systemd reads an EnvironmentFile: KEY=VALUE lines, # comments. */
+function settings(): Record<string, string> {
+    const lines = fs.readFileSync(box.file("root/etc/default/bbb-backup"), "utf8").split("\n");
+    return Object.fromEntries(lines.filter((l) => l && !l.startsWith("#")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]));
+}
+
+/** A program the step installed, run as bbb-backup.service runs it (its environment), under strace. */
+function host(program: string, args: string[] = [], env: Record<string, string> = {}): StepResult {
+    const file = path.join(box.root, "usr/local/sbin", program);
+    const r = spawnSync(STRACE, [...STRACE_ARGS, "-o", path.join(trace.dir, `execve-${randomUUID()}`), file, ...args], {
+        env: { PATH: box.bin, SANDBOX: box.dir, LANG: "C.UTF-8", ...settings(), ...pgClients(), ...env },
+        encoding: "utf8",
+        timeout: 30000,
+    });
+    outputs.push(r.stdout, r.stderr);
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+const pgClients = () => ({ PG_CLIENT_PG_DUMP: pg.client("pg_dump"), PG_CLIENT_PG_RESTORE: pg.client("pg_restore") });
+
+/** The real restic on the test's repository (the test's own look, not traced). */
+function restic(...args: string[]): string {
+    const r = spawnSync("restic", args, {
+        env: { PATH: process.env.PATH, RESTIC_REPOSITORY: box.file("repo"), RESTIC_PASSWORD, RESTIC_CACHE_DIR: box.file("test-cache") },
+        encoding: "utf8",
+    });
+    if (r.status !== 0) throw new Error(`restic ${args.join(" ")}: ${r.stderr}`);
+    return r.stdout;
+}
+interface Snapshot {
+    id: string;
+    time: string;
+    paths: string[];
+    hostname: string;
+    tags: string[];
+}
+const snapshots = (): Snapshot[] => JSON.parse(restic("snapshots", "--json"));
+const snapshotsOf = (p: string) => snapshots().filter((s) => s.paths.join() === p);
+
+/** A digest of Scalelite's rows, what an operator would compare. */
+const digest = () => pg.query("SELECT md5(string_agg(s::text, ',' ORDER BY id)) FROM servers s", "scalelite");
+const container = (name: string) => box.file(`docker/${name}`);
+const running = (name: string) => fs.readFileSync(path.join(container(name), "running"), "utf8").trim();
+/** Redis's data set as the stub holds it; a write goes to memory and, with the AOF on, to the AOF. */
+const redisData = () => fs.readFileSync(path.join(container("redis"), "memory"), "utf8");
+function redisWrite(text: string): void {
+    fs.writeFileSync(path.join(container("redis"), "memory"), text);
+    fs.writeFileSync(box.file(`root${REDIS_DIR}/appendonlydir/appendonly.aof.1.base.rdb`), text);
+}
+function addContainer(name: string, image: string, args: string[] = [], data = ""): void {
+    box.write(`docker/${name}/running`, "true\n");
+    box.write(`docker/${name}/image`, `${image}\n`);
+    box.write(`docker/${name}/args`, args.map((a) => `${a}\n`).join(""));
+    if (data) box.write(`docker/${name}/data`, `${data}\n`);
+}
+const metrics = () => fs.readFileSync(box.file("root/var/lib/prometheus/node-exporter/bbb_backup.prom"), "utf8");
+const metric = (name: string) => {
+    const line = metrics().split("\n").find((l) => l.startsWith(`${name} `));
+    return line === undefined ? undefined : Number(line.split(" ")[1]);
+};
+/** Every file under the uploads, with its mode and content. */
+function uploads(dir = box.file(`root${UPLOADS}`)): string[] {
+    return fs.readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile()).map((e) => {
+        const file = path.join(e.parentPath, e.name);
+        return `${path.relative(dir, file)} ${(fs.statSync(file).mode & 0o777).toString(8)} ${fs.readFileSync(file, "utf8")}`;
+    }).sort();
+}
+const mode = (relative: string) => (fs.statSync(box.file(relative)).mode & 0o777).toString(8);
+
+beforeAll(() => {
+    const works = straceWorks();
+    if (works !== true) throw new Error(works);
+    pg = new RealPostgres();
+    pg.start();
+    pg.query("CREATE DATABASE scalelite");
+    pg.query("CREATE TABLE servers (id serial PRIMARY KEY, url text NOT NULL, secret text); INSERT INTO servers (url, secret) SELECT 'https://bbb-' || i || '.example.org/bigbluebutton/api', md5(i::text) FROM generate_series(1, 500) i", "scalelite");
+    box = new Sandbox();
+    installStubs(box);
+    box.stub("docker", DOCKER);
+    fs.symlinkSync("/usr/bin/restic", path.join(box.bin, "restic"));
+    trace = new Trace();
+    addContainer("postgres", "postgres:15-alpine");
+    addContainer("redis", "redis:7-alpine", ["redis-server", "--appendonly", "yes"], box.file(`root${REDIS_DIR}`));
+    for (const app of APPS) addContainer(app, `blindsidenetwks/scalelite:v1.8.5-${app.replace("scalelite-", "")}`);
+    fs.mkdirSync(box.file(`root${REDIS_DIR}/appendonlydir`), { recursive: true });
+    redisWrite("server bbb-1 https://bbb-1.example.org secret-1 enabled\n");
+    box.write(`root${UPLOADS}/ab/cd/abcd1234`, "a presentation");
+    box.write(`root${UPLOADS}/ef/01/ef015678`, "an avatar");
+    fs.chmodSync(box.file(`root${UPLOADS}/ef/01/ef015678`), 0o600);
+}, 30000);
+
+afterAll(() => {
+    pg?.cleanup();
+    box?.cleanup();
+    trace?.remove();
+});
+
+describe("backup-setup", () => {
+    test("makes the repository (format 1, which restic 0.12 reads), writes the root-only settings and password, the programs and the timer", () => {
+        const r = setup();
+        expect(r.stderr).toBe("");
+        expect(r.status).toBe(0);
+        expect(r.stdout).toContain(`backup-setup: created the restic repository ${box.file("repo")}`);
+        expect(JSON.parse(restic("cat", "config")).version).toBe(1);
+        expect(box.calls("apt-get")).toEqual(["apt-get install -y -q restic"]);
+        const s = settings();
+        expect(s).toEqual({
+            OS_AUTH_URL: "https://keystone.example.org:5000/v3",
+            OS_APPLICATION_CREDENTIAL_ID: "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+            OS_APPLICATION_CREDENTIAL_SECRET: APP_CRED_SECRET,
+            OS_REGION_NAME: "RegionOne",
+            RESTIC_REPOSITORY: box.file("repo"),
+            RESTIC_PASSWORD_FILE: `${box.root}/etc/bbb-deploy/restic-password`,
+            RESTIC_CACHE_DIR: `${box.root}/var/cache/restic`,
+            BBB_BACKUP_ROLE: "scalelite",
+            BBB_BACKUP_PARTS: `postgres:postgres:scalelite redis:redis:${box.root}${REDIS_DIR} files:${box.root}${UPLOADS}`,
+            BBB_BACKUP_APPS: APPS.join(" "),
+            BBB_BACKUP_KEEP_DAILY: "7",
+            BBB_BACKUP_KEEP_WEEKLY: "4",
+            BBB_BACKUP_KEEP_MONTHLY: "6",
+            BBB_BACKUP_METRICS: `${box.root}/var/lib/prometheus/node-exporter/bbb_backup.prom`,
+        });
+        expect(fs.readFileSync(box.file("root/etc/bbb-deploy/restic-password"), "utf8")).toBe(`${RESTIC_PASSWORD}\n`);
+        expect(mode("root/etc/default/bbb-backup")).toBe("600");
+        expect(mode("root/etc/bbb-deploy/restic-password")).toBe("600");
+        expect(mode("root/usr/local/sbin/bbb-backup")).toBe("755");
+        expect(fs.readFileSync(box.file("root/usr/local/sbin/bbb-restore"), "utf8")).toBe(`${INPUTS().RESTORE_PROGRAM}\n`);
+        // Only the two root-only files hold a secret.
+        for (const secret of [RESTIC_PASSWORD, APP_CRED_SECRET]) {
+            const holding = box.files().filter((f) => !f.startsWith("var/cache/") && fs.readFileSync(box.file(`root/${f}`), "utf8").includes(secret));
+            expect(holding).toEqual(secret === RESTIC_PASSWORD ? ["etc/bbb-deploy/restic-password"] : ["etc/default/bbb-backup"]);
+        }
+        const service = fs.readFileSync(box.file("root/etc/systemd/system/bbb-backup.service"), "utf8");
+        expect(service).toMatch(/\nType=oneshot\n/);
+        expect(service).toContain(`\nEnvironmentFile=${box.root}/etc/default/bbb-backup\n`);
+        expect(service).toContain(`\nExecStart=${box.root}/usr/local/sbin/bbb-backup\n`);
+        expect(service).toContain("\nIOSchedulingClass=idle\n");
+        const timer = fs.readFileSync(box.file("root/etc/systemd/system/bbb-backup.timer"), "utf8");
+        expect(timer).toContain("\nOnCalendar=*-*-* 02:30:00 UTC\n");
+        expect(timer).toContain("\nPersistent=true\n");
+        expect(box.calls("systemctl")).toEqual(["systemctl daemon-reload", "systemctl enable --quiet --now bbb-backup.timer"]);
+    });
+
+    test("run again with the same inputs, it changes nothing", () => {
+        const before = box.files().filter((f) => !f.startsWith("var/cache/")).map((f) => [f, fs.statSync(box.file(`root/${f}`)).mtimeMs]);
+        const config = restic("cat", "config");
+        fs.writeFileSync(box.callLog, "");
+        const r = setup();
+        expect(r.stderr).toBe("");
+        expect(r.status).toBe(0);
+        expect(r.stdout).not.toMatch(/wrote|created/);
+        expect(box.files().filter((f) => !f.startsWith("var/cache/")).map((f) => [f, fs.statSync(box.file(`root/${f}`)).mtimeMs])).toEqual(before);
+        expect(restic("cat", "config")).toBe(config);
+        expect(box.calls("systemctl")).toEqual(["systemctl enable --quiet --now bbb-backup.timer"]);
+    });
+
+    test("a password the repository does not know fails, changing nothing and never making a new repository", () => {
+        const config = restic("cat", "config");
+        const settingsBefore = fs.readFileSync(box.file("root/etc/default/bbb-backup"), "utf8");
+        const r = setup({ RESTIC_PASSWORD: "An0ther-Passw0rd-e81b2f", KEEP_DAILY: "3" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(`backup-setup: error: the restic repository ${box.file("repo")} exists but RESTIC_PASSWORD does not open it; nothing was changed`);
+        expect(restic("cat", "config")).toBe(config);
+        expect(fs.readFileSync(box.file("root/etc/bbb-deploy/restic-password"), "utf8")).toBe(`${RESTIC_PASSWORD}\n`);
+        expect(fs.readFileSync(box.file("root/etc/default/bbb-backup"), "utf8")).toBe(settingsBefore);
+    });
+
+    test("a store that cannot be read (not a missing repository) fails without making one", () => {
+        // Its config cannot be looked at (a link to itself): restic's "Is there a repository" with an error other than
+        // "not found", as from a store that does not answer.
+        const unreadable = box.file("looping-repo");
+        fs.mkdirSync(unreadable);
+        fs.symlinkSync("config", path.join(unreadable, "config"));
+        const r = setup({ REPOSITORY: unreadable });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("too many levels of symbolic links\nIs there a repository at the following location?");
+        expect(r.stderr).toContain(`backup-setup: error: cannot open the restic repository ${unreadable} (output above); nothing was changed`);
+        expect(settings().RESTIC_REPOSITORY).toBe(box.file("repo"));
+    });
+
+    test("a new application credential rewrites the settings, nothing else", () => {
+        fs.writeFileSync(box.callLog, "");
+        const r = setup({ APP_CRED_ID: "ffff2c3d4e5f60718293a4b5c6d7e8f9" });
+        expect(r.status).toBe(0);
+        expect(r.stdout).toContain("backup-setup: wrote /etc/default/bbb-backup\n");
+        expect(settings().OS_APPLICATION_CREDENTIAL_ID).toBe("ffff2c3d4e5f60718293a4b5c6d7e8f9");
+        expect(box.calls("systemctl")).toEqual(["systemctl enable --quiet --now bbb-backup.timer"]);
+    });
+
+    test("a container of PARTS that is not on the host fails before anything is installed", () => {
+        const r = setup({ PARTS: "postgres greenlight-postgres greenlight-v3-production" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toBe("backup-setup: error: container greenlight-postgres (PARTS) does not exist on this host (see: docker ps -a)\n");
+    });
+});
+
+describe("bbb-backup and bbb-restore", () => {
+    let original: string;
+    let originalRedis: string;
+    let firstSuccess: number;
+    let originalUploads: string[];
+
+    test("a backup stores each part as a snapshot of its own and records its success for the node exporter", () => {
+        original = digest();
+        originalRedis = redisData();
+        originalUploads = uploads();
+        const started = Math.floor(Date.now() / 1000);
+        const r = host("bbb-backup");
+        expect(r.stderr).toBe("");
+        expect(r.status).toBe(0);
+        const all = snapshots();
+        expect(all.map((s) => s.paths.join()).sort()).toEqual(["/redis.rdb", "/scalelite.pgdump", `${box.root}${UPLOADS}`].sort());
+        for (const s of all) expect([s.hostname, s.tags]).toEqual(["scalelite", ["bbb-backup"]]);
+        expect(restic("dump", "--path", "/redis.rdb", "latest", "/redis.rdb")).toBe(originalRedis);
+        firstSuccess = metric("bbb_backup_last_success_timestamp_seconds")!;
+        expect(firstSuccess).toBeGreaterThanOrEqual(started);
+        expect(firstSuccess).toBeLessThanOrEqual(Math.floor(Date.now() / 1000));
+        expect(metric("bbb_backup_last_run_success")).toBe(1);
+        expect(metrics()).toContain("# TYPE bbb_backup_last_success_timestamp_seconds gauge\n");
+        expect(mode("root/var/lib/prometheus/node-exporter/bbb_backup.prom")).toBe("644");
+        expect(mode("root/var/lib/prometheus/node-exporter")).toMatch(/5$/);
+        expect(box.calls("docker")).toEqual(expect.arrayContaining(["docker exec postgres pg_dump -U postgres -Fc scalelite", "docker exec redis redis-cli BGSAVE SCHEDULE"]));
+    }, 30000);
+
+    test("bbb-restore without --yes says what it would restore and changes nothing", () => {
+        pg.query("UPDATE servers SET url = 'https://changed.example.org' WHERE id < 100; DELETE FROM servers WHERE id > 400", "scalelite");
+        redisWrite("server bbb-9 https://bbb-9.example.org secret-9 enabled\n");
+        box.write(`root${UPLOADS}/ab/cd/abcd1234`, "another presentation");
+        box.write(`root${UPLOADS}/99/99/new`, "uploaded after the backup");
+        fs.rmSync(box.file(`root${UPLOADS}/ef`), { recursive: true });
+        const changed = digest();
+        expect(changed).not.toBe(original);
+        fs.writeFileSync(box.callLog, "");
+        const r = host("bbb-restore");
+        expect(r.status).toBe(0);
+        expect(r.stdout).toMatch(/^bbb-restore: would restore postgres:postgres:scalelite from snapshot [0-9a-f]{8} \(/);
+        expect(r.stdout).toContain("nothing was changed (add --yes to restore)");
+        expect(digest()).toBe(changed);
+        expect(box.calls("docker").filter((c) => /^docker (stop|start|run|exec -i)/.test(c))).toEqual([]);
+        // A snapshot named by its id: the one part it holds.
+        const [redis] = snapshotsOf("/redis.rdb");
+        const one = host("bbb-restore", ["--snapshot", redis.id.slice(0, 8)]);
+        expect(one.status).toBe(0);
+        expect(one.stdout.split("\n").filter((l) => l.includes("would restore"))).toEqual([
+            `bbb-restore: would restore redis:redis:${box.root}${REDIS_DIR} from snapshot ${redis.id.slice(0, 8)} (${redis.time})`,
+        ]);
+    }, 30000);
+
+    test("bbb-restore --yes brings back exactly what was backed up, with the applications stopped meanwhile and started again", () => {
+        fs.writeFileSync(box.callLog, "");
+        const r = host("bbb-restore", ["--yes"]);
+        expect(r.stderr).toBe("");
+        expect(r.status).toBe(0);
+        expect(digest()).toBe(original);
+        // Redis, started again as its setup runs it (--appendonly yes), holds the backed-up data: its AOF was rebuilt.
+        expect(redisData()).toBe(originalRedis);
+        expect(fs.readFileSync(box.file(`root${REDIS_DIR}/before-restore/appendonlydir/appendonly.aof.1.base.rdb`), "utf8")).toContain("bbb-9");
+        // The uploads as they were (a file changed, one added, one deleted since), the replaced ones kept aside.
+        expect(uploads()).toEqual(originalUploads);
+        expect(uploads(box.file(`root${UPLOADS}.before-restore`))).toContain("99/99/new 644 uploaded after the backup");
+        const dockers = box.calls("docker").filter((c) => /^docker (stop|start)/.test(c));
+        expect(dockers).toEqual([...APPS.map((a) => `docker stop ${a}`), "docker stop redis", "docker stop redis-restore", "docker start redis", ...[...APPS].reverse().map((a) => `docker start ${a}`)]);
+        for (const name of ["postgres", "redis", ...APPS]) expect(running(name)).toBe("true");
+        expect(fs.existsSync(container("redis-restore"))).toBe(false);
+        expect(r.stdout).toMatch(/bbb-restore: restored postgres:postgres:scalelite from snapshot [0-9a-f]{8} \(\d{4}-/);
+    }, 30000);
+
+    test("a pg_dump that fails after writing part of the dump leaves no snapshot, fails naming the part, and keeps the last success time", () => {
+        const before = snapshotsOf("/scalelite.pgdump").map((s) => s.id);
+        const r = host("bbb-backup", [], { PG_DUMP_FAIL: "1" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("bbb-backup: failed: postgres:postgres:scalelite: the dump failed (exit 1; its incomplete snapshot was forgotten)");
+        expect(snapshotsOf("/scalelite.pgdump").map((s) => s.id)).toEqual(before);
+        // The other part was backed up.
+        expect(snapshotsOf("/redis.rdb").length).toBeGreaterThanOrEqual(1);
+        expect(metric("bbb_backup_last_success_timestamp_seconds")).toBe(firstSuccess);
+        expect(metric("bbb_backup_last_run_success")).toBe(0);
+    }, 30000);
+
+    test("a restore that fails starts the applications again", () => {
+        fs.writeFileSync(path.join(container("postgres"), "running"), "false\n");
+        try {
+            fs.writeFileSync(box.callLog, "");
+            const r = host("bbb-restore", ["--yes"]);
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain("Error response from daemon: container postgres is not running");
+            expect(r.stderr).toContain("bbb-restore: postgres:postgres:scalelite: pg_restore failed (above); the database is as it was (one transaction)");
+            for (const app of APPS) expect(running(app)).toBe("true");
+            expect(box.calls("docker").filter((c) => c.startsWith("docker start "))).toEqual([...APPS].reverse().map((a) => `docker start ${a}`));
+        } finally {
+            fs.writeFileSync(path.join(container("postgres"), "running"), "true\n");
+        }
+    }, 30000);
+
+    test("retention keeps what KEEP_* says, per part", () => {
+        // Three earlier nights of the database, as bbb-backup stores them.
+        const day = (n: number) => new Date(Date.now() - n * 86400_000).toISOString().slice(0, 19).replace("T", " ");
+        for (const n of [1, 2, 3]) {
+            const r = spawnSync("restic", ["backup", "--stdin", "--stdin-filename", "scalelite.pgdump", "--host", "scalelite", "--tag", "bbb-backup", "--time", day(n)], {
+                input: `night ${n}`,
+                env: { PATH: process.env.PATH, RESTIC_REPOSITORY: box.file("repo"), RESTIC_PASSWORD, RESTIC_CACHE_DIR: box.file("test-cache") },
+            });
+            expect(r.status).toBe(0);
+        }
+        const r = host("bbb-backup", [], { BBB_BACKUP_KEEP_DAILY: "2", BBB_BACKUP_KEEP_WEEKLY: "0", BBB_BACKUP_KEEP_MONTHLY: "0" });
+        expect(r.stderr).toBe("");
+        expect(r.status).toBe(0);
+        // Today's and yesterday's night; Redis's two snapshots of today are one day: the later.
+        const kept = snapshotsOf("/scalelite.pgdump").map((s) => s.time.slice(0, 10)).sort();
+        expect(kept).toEqual([day(1).slice(0, 10), new Date().toISOString().slice(0, 10)]);
+        expect(snapshotsOf("/redis.rdb").length).toBe(1);
+        expect(snapshotsOf(`${box.root}${UPLOADS}`).length).toBe(1);
+    }, 30000);
+
+    test("no secret is on any command line the step and the programs started, nor in their output", () => {
+        const execs = trace.execs();
+        const commands = execs.map((e) => e.argv.join(" "));
+        expect(commands).toContainEqual(expect.stringMatching(/^restic backup --json --stdin --stdin-filename scalelite.pgdump --host scalelite --tag bbb-backup$/));
+        expect(commands).toContainEqual(expect.stringMatching(/^restic init /));
+        expect(commands).toContainEqual(expect.stringMatching(/pg_restore -h .* -U postgres --clean --if-exists --single-transaction -d scalelite$/));
+        expect(secretsOnCommandLines(execs, [RESTIC_PASSWORD, APP_CRED_SECRET])).toEqual([]);
+        for (const out of outputs) {
+            expect(out).not.toContain(RESTIC_PASSWORD);
+            expect(out).not.toContain(APP_CRED_SECRET);
+        }
+    });
+});
