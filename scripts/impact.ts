@@ -9,7 +9,7 @@
 // A step's stdin holds secrets: its inputs are named here, never shown.
 import { helpRequested } from "./cli";
 import { createHash } from "crypto";
-import { changedInputs, Registered, Run, stepInputs } from "./offline";
+import { changedInputs, parseStep, Registered, Run } from "./offline";
 import { argument, table } from "./plan";
 import { evaluateBoth } from "./trees";
 
@@ -61,6 +61,10 @@ export const REPLACED_ON: Record<string, string[] | "any"> = {
     "openstack:networking/secGroup:SecGroup": ["region", "tenantId", "deleteDefaultRules"],
     "openstack:networking/secGroupRule:SecGroupRule": "any",
     "cloudflare:index/dnsRecord:DnsRecord": ["zoneId"],
+    // terraform-provider-openstack v1.54.1: openstack/resource_openstack_objectstorage_container_v1.go (region,
+    // storage_policy ForceNew; the name is not) and resource_openstack_identity_application_credential_v3.go (every argument).
+    "openstack:objectstorage/container:Container": ["region", "storagePolicy"],
+    "openstack:identity/applicationCredential:ApplicationCredential": "any",
     [COMMAND]: ["triggers"],
     [LOCAL_COMMAND]: ["triggers"],
     ...Object.fromEntries(RANDOM.map((type) => [type, "any" as const])),
@@ -102,6 +106,10 @@ const RESTARTS: Record<string, { inputs?: string[]; except?: string[]; does: str
         why: "Scalelite's API pauses, running meetings go on",
         meetings: false,
     },
+    "backup-setup": { does: "restic's settings, the bbb-backup and bbb-restore programs and the nightly timer are rewritten", why: "nothing runs meanwhile", meetings: false },
+    "node-exporter": { does: "the node exporter restarts if its settings changed", why: "Prometheus misses a scrape", meetings: false },
+    "bbb-exporter": { does: "the BigBlueButton exporter restarts if its settings changed", why: "Prometheus misses a scrape", meetings: false },
+    "monitoring-setup": { does: "Prometheus, Alertmanager, Grafana and nginx reload what changed", why: "dashboards pause, alerts wait", meetings: false },
     "greenlight-setup": {
         except: ["VOLUME_ID", "VOLUME_SIZE", "EMAIL", "HEALTH_WAIT_SECONDS"],
         does: "containers whose settings changed are re-created",
@@ -220,8 +228,7 @@ interface StepDelta {
 
 /** Splits a step's stdin into its inputs and the script part (lib.sh and the step). */
 function stdinParts(stdin: unknown): { inputs: Record<string, string>; script: string } {
-    const text = String(stdin ?? "");
-    return { inputs: stepInputs(text), script: text.slice(text.indexOf("\n{\n")) };
+    return parseStep(String(stdin ?? ""));
 }
 
 function stepDelta(change: ResourceChange, changes: Map<string, ResourceChange>): StepDelta {
@@ -582,7 +589,9 @@ function hostRows(host: string, role: string, resources: ResourceChange[], ctx: 
     if (attachments.some((c) => c.action === "replace")) {
         rows.push({ does: "detach the data volume and attach it again", stake: "what keeps its data there stops meanwhile", level: 1 });
     }
-    const network = others.map((c) => `${c.action} ${quote(suffix(c))} (${c.type.split(":").pop()})`);
+    // A resource retained on delete (the backups' containers) is only forgotten by Pulumi: it stays in the cloud.
+    const retained = (c: ResourceChange) => c.action === "delete" && c.before?.retainOnDelete === true;
+    const network = others.map((c) => (retained(c) ? `forget ${quote(suffix(c))} (${c.type.split(":").pop()}: kept in the cloud, with its data)` : `${c.action} ${quote(suffix(c))} (${c.type.split(":").pop()})`));
     if (network.length) {
         const moved = others.some((c) => c.action === "replace" && /floatingIp:|port:/.test(c.type));
         rows.push({ does: network.join(", "), stake: moved ? "its address changes" : "", level: 1 });

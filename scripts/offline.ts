@@ -29,6 +29,8 @@ export interface Registered {
     deleteBeforeReplace: boolean;
     ignoreChanges: string[];
     protect: boolean;
+    /** `retainOnDelete`: Pulumi forgets the resource instead of deleting it. */
+    retainOnDelete: boolean;
     /** What the mocks answered beyond the inputs: the id and the computed outputs (e.g. a port's addresses). */
     outputs: Record<string, unknown>;
     /** `<type>::<name>` of what the resource was before (its aliases): the engine takes that one over. */
@@ -60,7 +62,12 @@ export interface CloudMock {
     inventory?: Inventory;
     /** Nova's power state of a bake's builder after its bake (default shutoff: it powered itself off). */
     builderPowerState?: string;
+    /** The service catalog lists no object store (no Swift for the backups); by default it does, in region RegionOne. */
+    noObjectStore?: boolean;
 }
+
+/** The public Keystone endpoint of the mocked catalog, listed without its version as many clouds do. */
+export const MOCK_KEYSTONE = "https://keystone.example.net:5000";
 
 /** The volumes and ports of a cloud, as the program's lookups see them (components/bake.ts lookupBaking). */
 export interface Inventory {
@@ -105,13 +112,13 @@ export const DEFAULT_FLAVORS = {
 };
 
 /**
- * Mock addresses follow the host's name, not the order of creation: turn .2, scalelite .3, greenlight .4,
+ * Mock addresses follow the host's name, not the order of creation: turn .2, scalelite .3, greenlight .4, monitoring .6,
  * bbb-N .(10+N), its release R's server bbb-N-rR .(10+N+70*(R-1)), a bake's builder .5 (one at a time in
  * tests): private 10.0.0.x, floating 203.0.113.x, IPv6 2001:db8:1::x (hex).
  */
 export function hostNumber(resourceName: string): number {
     const host = resourceName.replace(/-(port|fip)$/, "");
-    const fixed: Record<string, number> = { turn: 2, scalelite: 3, greenlight: 4 };
+    const fixed: Record<string, number> = { turn: 2, scalelite: 3, greenlight: 4, monitoring: 6 };
     const node = /^bbb-(\d+)(?:-r(\d+))?$/.exec(host);
     if (node) return 10 + Number(node[1]) + 70 * (Number(node[2] ?? 1) - 1);
     if (host in fixed) return fixed[host];
@@ -212,6 +219,10 @@ export async function evaluateProgram(
                             args.inputs.keepers ? createHash("sha256").update(JSON.stringify(args.inputs.keepers)).digest("hex").slice(0, 6) : ""
                         }${"R".repeat(40)}`.slice(0, args.inputs.length as number);
                         break;
+                    case "openstack:identity/applicationCredential:ApplicationCredential":
+                        // Keystone generates the secret when none is given (base64url; identity_application_credential_v3's `secret`).
+                        state.secret = `${args.name.replace(/[^A-Za-z0-9]/g, "")}-AppCredSecret_${"k".repeat(24)}`;
+                        break;
                     case "random:index/randomBytes:RandomBytes":
                         state.hex = "ab".repeat(args.inputs.length as number);
                         break;
@@ -255,6 +266,26 @@ export async function evaluateProgram(
                         const wanted = args.inputs as { networkId?: string; description?: string };
                         const found = (cloud.inventory?.ports ?? []).filter((p) => p.networkId === wanted.networkId && p.description === wanted.description);
                         return onlyOne(args.token, found, "No openstack_networking_port_v2 found", `More than one openstack_networking_port_v2 found (${found.length})`);
+                    }
+                    case "openstack:identity/getAuthScope:getAuthScope": {
+                        // The provider's token's catalog: a service per type, each with its interfaces' endpoints.
+                        const service = (type: string, url: string) => ({
+                            id: `${type}-id`,
+                            name: type,
+                            type,
+                            endpoints: ["internal", "public"].map((face) => ({ id: `${type}-${face}`, interface: face, region: "RegionOne", regionId: "RegionOne", url: face === "public" ? url : url.replace("example.net", "internal.example.net") })),
+                        });
+                        return {
+                            id: args.inputs.name,
+                            name: args.inputs.name,
+                            region: "RegionOne",
+                            projectId: "0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+                            serviceCatalogs: [
+                                service("identity", MOCK_KEYSTONE),
+                                service("compute", "https://nova.example.net:8774/v2.1"),
+                                ...(cloud.noObjectStore ? [] : [service("object-store", "https://swift.example.net:8080/v1/AUTH_0f1e2d3c4b5a69788796a5b4c3d2e1f0")]),
+                            ],
+                        };
                     }
                     case "openstack:compute/getInstanceV2:getInstanceV2":
                         return { id: args.inputs.id, powerState: cloud.builderPowerState ?? "shutoff" };
@@ -327,6 +358,7 @@ export async function evaluateProgram(
             deleteBeforeReplace: req.getDeletebeforereplace(),
             ignoreChanges: req.getIgnorechangesList(),
             protect: req.getProtect?.() ?? false,
+            retainOnDelete: req.getRetainondelete?.() ?? false,
             outputs: answered.get(`${req.getType()}::${req.getName()}`) ?? {},
             aliases: aliasKeys(req),
         };
@@ -379,10 +411,22 @@ export function waitsFor(run: Run, name: string): Set<string> {
 
 /** The inputs a remote step's stdin carries (its `NAME='value'` lines before the script). */
 export function stepInputs(stdin: string): Record<string, string> {
-    const head = stdin.slice(0, stdin.indexOf("\n{\n") + 1);
+    return parseStep(stdin).inputs;
+}
+
+/**
+ * A step's stdin (components/remote.ts stepStdin) taken apart: the assignments one after the other from the start (a
+ * value may hold lines, and "{" lines of its own), then from the "{" line on, lib.sh and the script.
+ */
+export function parseStep(stdin: string): { inputs: Record<string, string>; script: string } {
     const inputs: Record<string, string> = {};
-    for (const m of head.matchAll(/([A-Z][A-Z0-9_]*)='((?:[^']|'\\'')*)'\n/g)) inputs[m[1]] = m[2].replace(/'\\''/g, "'");
-    return inputs;
+    const assignment = /([A-Z][A-Z0-9_]*)='((?:[^']|'\\'')*)'\n/y;
+    let end = 0;
+    for (let m = assignment.exec(stdin); m; m = assignment.exec(stdin)) {
+        inputs[m[1]] = m[2].replace(/'\\''/g, "'");
+        end = assignment.lastIndex;
+    }
+    return { inputs, script: stdin.slice(end) };
 }
 
 /** The project's root: the nearest directory above this file holding Pulumi.yaml (source tree or bin/). */
