@@ -32,6 +32,7 @@ export = async () => {
         bbbApiUrl,
         bbbSecret: apiSecret,
         ...(platform.greenlightUrl ? { greenlightUrl: platform.greenlightUrl } : {}),
+        ...(platform.monitoring ? { grafanaUrl: platform.monitoring.url, grafanaAdminPassword: platform.monitoring.adminPassword } : {}),
         consumerSecrets: pulumi.secret(platform.consumerSecrets),
         turnHost: platform.turnHost,
         hosts: platform.summary,
@@ -39,5 +40,12 @@ export = async () => {
         integrations: integrations({ apiUrl: bbbApiUrl, secret: apiSecret, consumerSecrets: platform.consumerSecrets }),
         // Read back by the next run (components/bake.ts): which golden volume each BBB server booted from.
         baking: platform.baking,
+        // Where each backed-up host's restic repository is, and (secret) the passwords that read them.
+        ...(Object.keys(platform.backups).length > 0
+            ? {
+                  backups: Object.fromEntries(Object.entries(platform.backups).map(([host, b]) => [host, { repository: b.repository, container: b.container }])),
+                  backupPasswords: pulumi.secret(pulumi.all(Object.fromEntries(Object.entries(platform.backups).map(([host, b]) => [host, b.password])))),
+              }
+            : {}),
     };
 };

@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as openstack from "@pulumi/openstack";
 import { ConfigError, ConfigProblem, Role, Settings } from "./config";
 import { isRoutableIpv6 } from "./addresses";
+import { BackupEndpoint, backupHosts, lookupBackupEndpoint } from "./backup";
 
 /** Smallest flavor each role runs on; BBB's numbers are bbb-install.sh's own refusal limits. */
 export const FLAVOR_MINIMUMS: Record<Role, { vcpus: number; ramMb: number; recommended?: { vcpus: number; ramMb: number } }> = {
@@ -12,6 +13,7 @@ export const FLAVOR_MINIMUMS: Record<Role, { vcpus: number; ramMb: number; recom
     bbb: { vcpus: 4, ramMb: 4096, recommended: { vcpus: 8, ramMb: 16384 } },
     scalelite: { vcpus: 2, ramMb: 4096, recommended: { vcpus: 4, ramMb: 8192 } },
     greenlight: { vcpus: 2, ramMb: 2048, recommended: { vcpus: 2, ramMb: 4096 } },
+    monitoring: { vcpus: 1, ramMb: 2048, recommended: { vcpus: 2, ramMb: 4096 } },
 };
 
 export interface CloudFacts {
@@ -22,6 +24,8 @@ export interface CloudFacts {
     ipv4Cidrs: string[];
     /** Glance image id by image name: `image`'s, and during a rolling upgrade `upgrade.from.image`'s. */
     imageIds: Record<string, string>;
+    /** Where the hosts' restic logs in, when a host is backed up. */
+    backupEndpoint?: BackupEndpoint;
 }
 
 const reason = (err: unknown) => (err instanceof Error ? err.message : String(err)).split("\n")[0];
@@ -91,7 +95,26 @@ export async function lookupCloud(settings: Settings, roles: readonly Role[]): P
         }
     });
 
-    const [net, , imageIds] = await Promise.all([network, pool, Promise.all(images), ...flavors]);
+    const backups =
+        Object.keys(backupHosts(settings)).length === 0
+            ? Promise.resolve(undefined)
+            : lookupBackupEndpoint()
+                  .then((found) => {
+                      if (!("key" in found)) return found;
+                      problems.push(found);
+                      return undefined;
+                  })
+                  .catch((err) => {
+                      problems.push({
+                          key: "backups.enabled",
+                          expected: "a cloud whose service catalog the provider can read (the backups go to its Swift object storage)",
+                          given: `true (${reason(err)})`,
+                          fix: "pulumi config set --path backups.enabled false  (and back the databases up another way)",
+                      });
+                      return undefined;
+                  });
+
+    const [net, , imageIds, backupEndpoint] = await Promise.all([network, pool, Promise.all(images), backups, ...flavors]);
     let hasIpv6 = false;
     let ipv4Cidrs: string[] = [];
     if (net) {
@@ -100,5 +123,5 @@ export async function lookupCloud(settings: Settings, roles: readonly Role[]): P
         ipv4Cidrs = subnets.filter((s) => s.ipVersion === 4).map((s) => s.cidr);
     }
     if (problems.length > 0 || !net) throw new ConfigError(problems);
-    return { networkId: net.id, hasIpv6, ipv4Cidrs, imageIds: Object.fromEntries(imageIds as [string, string][]) };
+    return { networkId: net.id, hasIpv6, ipv4Cidrs, imageIds: Object.fromEntries(imageIds as [string, string][]), ...(backupEndpoint ? { backupEndpoint } : {}) };
 }

@@ -26,6 +26,8 @@ export interface TopologyInputs {
     poolSize: number;
     scalelite: boolean;
     greenlight: boolean;
+    /** A monitoring host, in either topology. */
+    monitoring?: boolean;
     bbbRelease: number;
     bbbVersion: string;
     image: string;
@@ -56,19 +58,21 @@ export function releaseOf(inputs: TopologyInputs, index: number): BbbRelease {
 
 /**
  * The hosts of a topology. Single: turn and bbb-1 (Greenlight, when on, runs on bbb-1).
- * Pool: turn, scalelite, the BBB servers and greenlight when on.
+ * Pool: turn, scalelite, the BBB servers and greenlight when on. Either: monitoring last, when on.
  */
 export function hostSpecs(inputs: TopologyInputs): HostSpec[] {
     const nodes: HostSpec[] = Array.from({ length: inputs.poolSize }, (_, i) => {
         const release = releaseOf(inputs, i + 1);
         return { name: bbbHostName(i + 1, release.number), role: "bbb", slot: bbbNodeName(i + 1), release };
     });
-    if (topologyOf(inputs) === "single") return [{ name: "turn", role: "turn" }, ...nodes];
+    const monitoring: HostSpec[] = inputs.monitoring ? [{ name: "monitoring", role: "monitoring" }] : [];
+    if (topologyOf(inputs) === "single") return [{ name: "turn", role: "turn" }, ...nodes, ...monitoring];
     return [
         { name: "turn", role: "turn" },
         { name: "scalelite", role: "scalelite" },
         ...nodes,
         ...(inputs.greenlight ? [{ name: "greenlight", role: "greenlight" as const }] : []),
+        ...monitoring,
     ];
 }
 

@@ -7,12 +7,12 @@ export type Ethertype = "IPv4" | "IPv6";
 
 /**
  * Where traffic may come from: the whole Internet, the operator's SSH ranges, the SIP provider's ranges,
- * or the BBB servers (their security group).
+ * the BBB servers or the monitoring host (their security group).
  */
-export type Source = "world" | "ssh" | "sip" | "bbb-hosts";
+export type Source = "world" | "ssh" | "sip" | "bbb-hosts" | "monitoring-hosts";
 
 /** A feature a row belongs to: the row exists only when the feature is on. */
-export type Feature = "dialIn" | "poolDialIn" | "poolRecordings";
+export type Feature = "dialIn" | "poolDialIn" | "poolRecordings" | "monitoring";
 
 export interface MatrixRow {
     /** The roles whose security group has the row; "every" for all of them. */
@@ -33,6 +33,12 @@ export const TURN_PORTS = { listening: 3478, tls: 443 } as const;
 
 /** FreeSWITCH's external SIP profile: the matrix opens it for dial-in and the dial-in step checks it. */
 export const SIP_PORT = 5060;
+
+/**
+ * The exporters the monitoring host scrapes, on each host's fixed IPv4 address: the node exporter (every host)
+ * and greenstatic/bigbluebutton-exporter (BBB servers; its settings.py default port).
+ */
+export const EXPORTER_PORTS = { node: 9100, bbb: 9688 } as const;
 
 export const PORT_MATRIX: readonly MatrixRow[] = [
     { roles: "every", ports: one(22), protocols: ["tcp"], source: "ssh", why: "SSH for the install steps and the operator" },
@@ -70,13 +76,33 @@ export const PORT_MATRIX: readonly MatrixRow[] = [
         when: "poolRecordings",
         why: "NFS: the BBB servers write recordings to Scalelite's share",
     },
+    {
+        roles: "every",
+        ports: one(EXPORTER_PORTS.node),
+        protocols: ["tcp"],
+        source: "monitoring-hosts",
+        when: "monitoring",
+        why: "node exporter: the monitoring host's Prometheus scrapes it",
+    },
+    {
+        roles: ["bbb"],
+        ports: one(EXPORTER_PORTS.bbb),
+        protocols: ["tcp"],
+        source: "monitoring-hosts",
+        when: "monitoring",
+        why: "BigBlueButton exporter: the monitoring host's Prometheus scrapes it",
+    },
+    { roles: ["monitoring"], ports: one(80), protocols: ["tcp"], source: "world", why: "HTTP: redirect to HTTPS, ACME HTTP-01" },
+    { roles: ["monitoring"], ports: one(443), protocols: ["tcp"], source: "world", why: "HTTPS: Grafana (its own login; no anonymous access)" },
 ];
 
 /**
- * Ports never open to the world (DESIGN.md): FreeSWITCH 7443, 5066, 5080, 8021 and SIP 5060, RTMP 1935,
- * node exporter 9100, and the databases this project runs (PostgreSQL 5432, Redis 6379).
+ * Ports never open to the world (DESIGN.md): FreeSWITCH 7443, 5066, 5080, 8021 and SIP 5060, RTMP 1935, the
+ * databases this project runs (PostgreSQL 5432, Redis 6379), and monitoring's (docs/monitoring.md): Grafana's
+ * own port 3000 (nginx serves it on 443), Prometheus 9090, Alertmanager 9093 and its cluster port 9094, the node
+ * exporter 9100, the blackbox exporter 9115, coturn's exporter 9641 and the BigBlueButton exporter 9688.
  */
-export const NEVER_WORLD_PORTS: readonly number[] = [1935, 5060, 5066, 5080, 5432, 6379, 7443, 8021, 9100];
+export const NEVER_WORLD_PORTS: readonly number[] = [1935, 3000, 5060, 5066, 5080, 5432, 6379, 7443, 8021, 9090, 9093, 9094, 9100, 9115, 9641, 9688];
 
 /** The matrix's fixed ranges (every row but the TURN relay range): 22, 80, 443, 3478, 16384-32768. */
 export const FIXED_RANGES: readonly PortRange[] = PORT_MATRIX.flatMap((row) => (row.ports === "turnRelay" ? [] : [row.ports]));
@@ -123,6 +149,8 @@ export interface FirewallInputs {
     poolRecordings?: boolean;
     /** Dial-in in the pool topology: the BBB servers forward calls to each other. */
     poolDialIn?: boolean;
+    /** A monitoring host scrapes every host's exporters. */
+    monitoring?: boolean;
 }
 
 export function ethertypeOf(cidr: string): Ethertype {
@@ -135,6 +163,7 @@ export function ingressFor(role: Role, inputs: FirewallInputs): IngressRule[] {
         dialIn: (inputs.sipProviderCidrs ?? []).length > 0,
         poolDialIn: inputs.poolDialIn === true,
         poolRecordings: inputs.poolRecordings === true,
+        monitoring: inputs.monitoring === true,
     };
     const rules: IngressRule[] = [];
     for (const row of PORT_MATRIX) {
@@ -144,7 +173,10 @@ export function ingressFor(role: Role, inputs: FirewallInputs): IngressRule[] {
         const sources: { cidr?: string; remoteGroup?: Role; ethertype: Ethertype }[] =
             row.source === "bbb-hosts"
                 ? [{ remoteGroup: "bbb", ethertype: "IPv4" }, { remoteGroup: "bbb", ethertype: "IPv6" }]
-                : (row.source === "world" ? [WORLD.IPv4, WORLD.IPv6] : row.source === "ssh" ? inputs.sshAllowedCidrs : inputs.sipProviderCidrs ?? []).map(
+                : // Prometheus scrapes fixed IPv4 addresses, which a remote-group rule matches (docs/monitoring.md, "Firewall").
+                  row.source === "monitoring-hosts"
+                  ? [{ remoteGroup: "monitoring", ethertype: "IPv4" }]
+                  : (row.source === "world" ? [WORLD.IPv4, WORLD.IPv6] : row.source === "ssh" ? inputs.sshAllowedCidrs : inputs.sipProviderCidrs ?? []).map(
                       (cidr) => ({ cidr, ethertype: ethertypeOf(cidr) }),
                   );
         for (const protocol of row.protocols) {

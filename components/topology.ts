@@ -13,6 +13,8 @@ import { GreenlightServer } from "./greenlight";
 import { Scalelite } from "./scalelite";
 import { TurnServer } from "./turn";
 import { checkBeforeChange } from "./guard";
+import { Backup, backupHosts } from "./backup";
+import { bbbExporter, Monitoring, nodeExporter } from "./monitoring";
 import { BbbRelease, fqdn, HostSpec, hostSpecs, PROD_STACK, rolesOf, Topology, topologyOf } from "./names";
 
 export interface PlatformArgs {
@@ -54,6 +56,9 @@ export class Platform extends pulumi.ComponentResource {
     readonly dnsRecords: pulumi.Output<DnsRecordSpec[]>;
     /** Which golden volume each BBB server boots from, and the golden volumes kept (exported as `baking`, for people and the plan). */
     readonly baking: Baking;
+    /** Each backed-up host's backups, by host name. */
+    readonly backups: Record<string, Backup> = {};
+    readonly monitoring?: Monitoring;
 
     constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
         super("bbb:platform:Platform", name, {}, opts);
@@ -95,15 +100,16 @@ export class Platform extends pulumi.ComponentResource {
             sipProviderCidrs: s.dialIn?.sipProviderCidrs,
             poolRecordings: !single && s.recordings.enabled,
             poolDialIn: !single && s.dialIn !== undefined,
+            monitoring: s.monitoring,
         };
-        // The BBB servers' group first: Scalelite's NFS rule names it as its source.
+        // The groups other rules name as their source first: the monitoring host's (every exporter, the BBB servers'
+        // too) and the BBB servers' (Scalelite's NFS).
         const groups = {} as Record<Role, SecurityGroup>;
-        for (const role of [...rolesOf(s)].sort((a, b) => Number(b === "bbb") - Number(a === "bbb"))) {
-            groups[role] = new SecurityGroup(
-                `${role}-sg`,
-                { role, label: args.stack, firewall, peerGroupIds: groups.bbb ? { bbb: groups.bbb.id } : {} },
-                { parent: this },
-            );
+        const sources: Role[] = ["monitoring", "bbb"];
+        const rank = (role: Role) => (sources.includes(role) ? sources.indexOf(role) : sources.length);
+        for (const role of [...rolesOf(s)].sort((a, b) => rank(a) - rank(b))) {
+            const peerGroupIds = Object.fromEntries(sources.filter((peer) => groups[peer]).map((peer) => [peer, groups[peer].id]));
+            groups[role] = new SecurityGroup(`${role}-sg`, { role, label: args.stack, firewall, peerGroupIds }, { parent: this });
         }
         // In prod, a BBB server is replaced or deleted only when the operator says so for that change.
         const protectServers = args.stack === PROD_STACK && !s.allowDestructiveChanges;
@@ -286,8 +292,9 @@ export class Platform extends pulumi.ComponentResource {
         this.hosts[turnSpec.name] = this.turn.host;
 
         const greenlightSpec = specOf("greenlight");
+        let greenlight: GreenlightServer | undefined;
         if (scalelite && greenlightSpec) {
-            this.hosts[greenlightSpec.name] = new GreenlightServer(
+            greenlight = new GreenlightServer(
                 greenlightSpec.name,
                 {
                     host: hostArgs(greenlightSpec),
@@ -301,7 +308,62 @@ export class Platform extends pulumi.ComponentResource {
                     privacy: s.privacy,
                 },
                 { parent: this },
-            ).host;
+            );
+            this.hosts[greenlightSpec.name] = greenlight.host;
+        }
+
+        // Backups, once the step that made each host's databases is done.
+        const madeData = { scalelite: scalelite?.setup, greenlight: greenlight?.setup, bbb: this.bbbServers[0].configured };
+        for (const [hostName, role] of Object.entries(backupHosts(s))) {
+            this.backups[hostName] = new Backup(
+                `${hostName}`,
+                { host: this.hosts[hostName], role: role!, stack: args.stack, settings: s.backups, endpoint: args.cloud.backupEndpoint!, after: madeData[role!]! },
+                { parent: this },
+            );
+        }
+
+        if (s.monitoring) {
+            // Each host's steps one after the other (apt takes one at a time): its own, its backups', the exporters'.
+            const last: Record<string, pulumi.Resource> = {
+                [turnSpec.name]: this.turn.configured,
+                ...(scalelite ? { [scalelite.host.name]: scalelite.setup } : {}),
+                ...(greenlight ? { [greenlight.host.name]: greenlight.setup } : {}),
+                ...Object.fromEntries(this.bbbServers.map((server) => [server.host.name, server.configured])),
+                ...Object.fromEntries(Object.entries(this.backups).map(([host, backup]) => [host, backup.setup])),
+            };
+            const targets = Object.values(this.hosts);
+            const exporters = Object.fromEntries(targets.map((host) => [host.name, nodeExporter(host, last[host.name])]));
+            this.bbbServers.forEach((server, i) =>
+                bbbExporter(server.host, { secret: server.secret, privacy: s.privacy, recordings: s.recordings.enabled, after: exporters[bbbSpecs[i].name] }),
+            );
+            const monitoringSpec = specOf("monitoring")!;
+            const https = (host: Host) => `https://${host.fqdn}/`;
+            const monitoring = new Monitoring(
+                monitoringSpec.name,
+                {
+                    host: hostArgs(monitoringSpec),
+                    email: s.letsEncryptEmail,
+                    targets,
+                    probes: {
+                        https: [
+                            `https://${this.apiHost}/bigbluebutton/api`,
+                            ...this.bbbServers.map((b) => `${https(b.host)}bigbluebutton/api`),
+                            ...(greenlight ? [https(greenlight.host)] : []),
+                        ],
+                        tls: [`${this.turnHost}:443`],
+                        ...(scalelite ? { scaleliteHealth: `${https(scalelite.host)}health_check` } : {}),
+                    },
+                    drained: this.bbbServers.filter((_, i) => s.drain.includes(bbbSpecs[i].slot!)).map((b) => b.host.fqdn),
+                    privacy: s.privacy,
+                    recordings: s.recordings.enabled,
+                    backups: Object.keys(this.backups),
+                    ...(s.alerts ? { alerts: s.alerts } : {}),
+                },
+                { parent: this },
+            );
+            nodeExporter(monitoring.host, monitoring.setup);
+            this.monitoring = monitoring;
+            this.hosts[monitoringSpec.name] = monitoring.host;
         }
 
         // Single topology: bbb-1 runs Greenlight.

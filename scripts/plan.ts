@@ -2,6 +2,7 @@
 // Pulumi CLI or credentials. The program is evaluated under mocks with Pulumi.yaml's defaults (the
 // program's own) and Pulumi.<name>.yaml; the cloud is assumed to have the network, image and flavors the
 // stack names (and, with --ipv6, a routable IPv6 subnet). Secrets are never decrypted or shown.
+import { parse as parseYaml } from "yaml";
 import { helpRequested } from "./cli";
 import { evaluateProgram, firewallOf, loadProgram, ofType, projectRoot, Registered, Run, stackConfig, stackSecretKeys, stepInputs, waitsFor } from "./offline";
 
@@ -59,6 +60,49 @@ function firewallSection(run: Run): string {
             )}`,
     );
     return `## Firewall (ingress; egress is open)\n\n${parts.join("\n\n")}`;
+}
+
+/** The monitoring host's scrape targets and alert rules, as the monitoring-setup step writes them. */
+function monitoringSection(run: Run): string {
+    const setup = run.resources.find((r) => r.name === "monitoring-setup");
+    if (!setup) return "";
+    const inputs = stepInputs(setup.inputs.stdin);
+    type Scrape = { job_name: string; static_configs?: { targets: string[]; labels?: Record<string, string> }[] };
+    const scrapes = (parseYaml(inputs.PROMETHEUS_YML) as { scrape_configs: Scrape[] }).scrape_configs;
+    const targets = scrapes.flatMap((job) =>
+        (job.static_configs ?? []).flatMap((c) => c.targets.map((target) => [job.job_name, target, Object.entries(c.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(", ")])),
+    );
+    type Rule = { alert: string; for?: string; labels?: { severity?: string }; annotations?: { summary?: string } };
+    const rules = (parseYaml(inputs.RULES_YML) as { groups: { rules: Rule[] }[] }).groups.flatMap((g) => g.rules);
+    const grafana = run.outputs.grafanaUrl as string;
+    return [
+        `## Monitoring
+
+Grafana at ${grafana} (user admin, password: the secret output grafanaAdminPassword); Prometheus keeps 15 days and scrapes each host's fixed address (its security group admits the monitoring host's group only).`,
+        `### Scrape targets
+
+${table(["job", "target", "labels"], targets)}`,
+        `### Alert rules
+
+${table(["alert", "for", "severity", "summary"], rules.map((r) => [r.alert, r.for ?? "", r.labels?.severity ?? "", r.annotations?.summary ?? ""]))}`,
+    ].join("\n\n");
+}
+
+/** Each backed-up host's container, schedule, what it holds and what restic keeps. */
+function backupsSection(run: Run): string {
+    const steps = ofType(run, "command:remote:Command").filter((r) => stepInputs(r.inputs.stdin).STEP === "backup-setup");
+    if (steps.length === 0) return "";
+    const rows = steps.map((step) => {
+        const i = stepInputs(step.inputs.stdin);
+        return [
+            step.name.replace(/-backup$/, ""),
+            i.REPOSITORY,
+            i.PARTS.split("\n").join("; "),
+            `${i.BACKUP_TIME} UTC`,
+            `${i.KEEP_DAILY} daily, ${i.KEEP_WEEKLY} weekly, ${i.KEEP_MONTHLY} monthly`,
+        ];
+    });
+    return `## Backups (restic, encrypted; passwords: the secret output backupPasswords)\n\nThe containers are kept when backups are turned off or the stack is destroyed.\n\n${table(["host", "repository", "what", "nightly at", "kept"], rows)}`;
 }
 
 function dnsSection(run: Run): string {
@@ -119,6 +163,8 @@ export function renderPlan(stack: string, run: Run): string {
         hostsSection(run),
         bakesSection(run),
         firewallSection(run),
+        monitoringSection(run),
+        backupsSection(run),
         dnsSection(run),
         stepsSection(run),
         outputsSection(run),

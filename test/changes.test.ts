@@ -49,6 +49,9 @@ const CHANGES: Record<string, unknown> = {
     dialIn: { number: "+49 30 1234567", sipProviderCidrs: ["192.0.2.0/24"], gateway: { host: "sip.example.net", username: "4930123", password: "pw" } },
     webhooks: true,
     webhookUrls: ["https://hooks.example.org/bbb"],
+    monitoring: false,
+    alerts: { email: "ops@example.org", smtp: { server: "smtp.example.org:587", from: "bbb-alerts@example.org", username: "bbb-alerts", password: "pw" } },
+    backups: { enabled: false },
     secretGeneration: 2,
     consumerSecretGenerations: { greenlight: 2 },
 };

@@ -31,7 +31,7 @@ import * as path from "path";
 import { changedInputs, CloudMock, diff, Registered, Run } from "../scripts/offline";
 import { REBUILT_ON, REPLACED_ON as IMPACT_REPLACED_ON } from "../scripts/impact";
 import { Sandbox, TRACE_EXECVE } from "./sandbox";
-import { attachVolume, getentStub, hooksApiCurl, installStubs, WEBHOOKS_REDIS_CLI } from "./stubs";
+import { attachVolume, getentStub, hooksApiCurl, installStubs, swiftRestic, WEBHOOKS_REDIS_CLI } from "./stubs";
 
 const COMMAND = "command:remote:Command";
 const LOCAL_COMMAND = "command:local:Command";
@@ -459,6 +459,8 @@ function freshHost(cluster: Cluster, host: HostInfo, generation: number): Sandbo
     box.stub("mount", MOUNT);
     box.stub("mountpoint", MOUNTPOINT);
     box.stub("umount", UMOUNT);
+    // The cloud's object store, where the hosts' backups go: outside every host.
+    box.stub("restic", swiftRestic("$CLUSTER/swift"));
     fs.renameSync(path.join(box.bin, "curl"), path.join(box.bin, "curl-api"));
     writeExecutable(path.join(box.bin, "curl"), CURL_ROUTER);
     switch (host.role) {

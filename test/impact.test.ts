@@ -78,7 +78,7 @@ test("flavors: Scalelite is resized (it reboots); a pool's BBB servers keep thei
         "| scalelite | scalelite | resize the VM: flavor m1.large → m1.xlarge | scalelite is down while the VM reboots |",
         "| bbb-1, bbb-2, bbb-3 | bbb | nothing on the VM (ignoreChanges): it keeps its flavor m1.xlarge; new VMs get m1.2xlarge |  |",
     ]);
-    expect(text).toContain("Nothing happens on turn, greenlight.");
+    expect(text).toContain("Nothing happens on monitoring, turn, greenlight.");
 });
 
 test("volumeSizes: a force-new field of the boot volume replaces TURN's VM, its steps folded in; the BBB servers keep theirs", () => {
@@ -312,4 +312,13 @@ describe("the commands, in a temporary git repository", () => {
         expect(ref.status).toBe(3);
         expect(ref.stderr).toMatch(/^impact: /);
     }, 30000);
+});
+
+test("alert e-mails configured: the monitoring host's step re-runs for its new inputs alone (its script is unchanged), nothing else, exit code 1", async () => {
+    const alerts = { email: "ops@example.org", smtp: { server: "smtp.example.org:587", from: "bbb-alerts@example.org", username: "bbb-alerts", password: "pw-Secret-1" } };
+    const impact = assessImpact(prod, await evaluate({ ...PROD, alerts }));
+    const changed = impact.hosts.filter((h) => h.rows.length > 0);
+    expect(changed.map((h) => h.host)).toEqual(["monitoring"]);
+    expect(changed[0].rows.map((r) => r.does)).toEqual(["re-run `setup` (monitoring-setup): ALERTMANAGER_YML, SMTP_PASSWORD changed"]);
+    expect(impact.level).toBe(1);
 });

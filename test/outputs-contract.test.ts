@@ -3,8 +3,10 @@
 import { BASE_CONFIG, evaluate, Run } from "./harness";
 
 const CONTRACT = ["baking", "bbbApiUrl", "bbbSecret", "consumerSecrets", "dnsRecords", "hosts", "integrations", "turnHost"];
-const OPTIONAL = ["greenlightUrl"];
+/** Present with the feature that makes them: Greenlight; a backed-up host; the monitoring host. */
+const OPTIONAL = ["greenlightUrl", "backups", "backupPasswords", "grafanaUrl", "grafanaAdminPassword"];
 const SECRET = ["bbbSecret", "consumerSecrets", "integrations"];
+const OPTIONAL_SECRET = ["backupPasswords", "grafanaAdminPassword"];
 
 let single: Run;
 let pool: Run;
@@ -17,7 +19,14 @@ test.each(["single", "pool"])("%s topology: exactly the contract's outputs, the 
     const run = name === "single" ? single : pool;
     const names = Object.keys(run.outputs).sort();
     expect(names.filter((n) => !OPTIONAL.includes(n))).toEqual(CONTRACT);
-    expect(run.secretOutputs.sort()).toEqual(SECRET);
+    expect(run.secretOutputs.filter((n) => !OPTIONAL_SECRET.includes(n)).sort()).toEqual(SECRET);
+});
+
+test("the optional outputs: backups with a database, Grafana with monitoring, their secrets secret", async () => {
+    const monitored = await evaluate({ ...BASE_CONFIG, scalelite: true, poolSize: 2, greenlight: true, monitoring: true });
+    expect(Object.keys(monitored.outputs).filter((n) => OPTIONAL.includes(n)).sort()).toEqual([...OPTIONAL].sort());
+    expect(monitored.secretOutputs.filter((n) => OPTIONAL.includes(n)).sort()).toEqual([...OPTIONAL_SECRET].sort());
+    expect(Object.keys(single.outputs).filter((n) => OPTIONAL.includes(n))).toEqual([]);
 });
 
 test("integrations: each tool's settings in its own words, with its own consumer secret in a pool", () => {

@@ -74,7 +74,7 @@ test("Scalelite's setup gets the pinned version, its volume, the primary and eve
 test("outputs: Scalelite's API, the primary secret, the consumers' secrets (secret), Greenlight's URL", () => {
     expect(four.outputs.bbbApiUrl).toBe("https://bbb.example.org/bigbluebutton/api");
     expect(four.outputs.greenlightUrl).toBe("https://greenlight.example.org/");
-    expect(four.secretOutputs.sort()).toEqual(["bbbSecret", "consumerSecrets", "integrations"]);
+    expect(four.secretOutputs.sort()).toEqual(["backupPasswords", "bbbSecret", "consumerSecrets", "integrations"]);
 });
 
 test("Greenlight runs on its own host against Scalelite, with its own consumer secret, after Scalelite is up", () => {

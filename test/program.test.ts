@@ -259,7 +259,7 @@ describe("pool topology: Scalelite, three nodes, Greenlight on its own host", ()
     test("consumers use Scalelite's API; Greenlight has its own name", () => {
         expect(run.outputs.bbbApiUrl).toBe("https://bbb.example.org/bigbluebutton/api");
         expect(run.outputs.greenlightUrl).toBe("https://greenlight.example.org/");
-        expect(run.secretOutputs.sort()).toEqual(["bbbSecret", "consumerSecrets", "integrations"]);
+        expect(run.secretOutputs.sort()).toEqual(["backupPasswords", "bbbSecret", "consumerSecrets", "integrations"]);
     });
 
     test("every host's ingress is exactly its role's matrix row; TURN's relay range follows turnRelayPorts", () => {

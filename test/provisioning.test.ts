@@ -14,7 +14,7 @@ describe("single topology with Greenlight", () => {
 
     test("declares readiness, coturn, installer and configuration steps", () => {
         expect(run.error).toBeUndefined();
-        expect(steps(run).sort()).toEqual(["bbb-1-api-name", "bbb-1-configure", "bbb-1-data-policy", "bbb-1-greenlight-storage", "bbb-1-install", "bbb-1-ready", "turn-coturn", "turn-ready"]);
+        expect(steps(run).sort()).toEqual(["bbb-1-api-name", "bbb-1-backup", "bbb-1-configure", "bbb-1-data-policy", "bbb-1-greenlight-storage", "bbb-1-install", "bbb-1-ready", "turn-coturn", "turn-ready"]);
     });
 
     test("the installer gets the pinned commit, the version, the name, the e-mail, TURN, -g and Greenlight's pinned tag", () => {

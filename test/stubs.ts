@@ -203,6 +203,29 @@ esac`;
 }
 
 /**
+ * restic with a Swift repository (swift:CONTAINER:/PREFIX) kept in $SWIFT/CONTAINER/PREFIX, a directory outside
+ * every host, as the cloud's object store is (a replaced VM finds its backups there): the real restic (Debian's) runs
+ * on that directory. What restic needs of Swift is modelled: it reads the cloud's login from the environment
+ * (restic v0.14.0 internal/backend/swift/config.go ApplyEnvironment: OS_AUTH_URL and, for an application
+ * credential, OS_APPLICATION_CREDENTIAL_ID and _SECRET); without them Keystone refuses it, which restic reports
+ * as a failure to open the repository (exit 1, cmd/restic/main.go). Other repositories go to the real restic as
+ * they are.
+ */
+export function swiftRestic(swift: string): string {
+    return `
+case \${RESTIC_REPOSITORY:-} in
+  swift:*)
+    spec=\${RESTIC_REPOSITORY#swift:}; container=\${spec%%:*}; prefix=\${spec#*:}
+    if [ -z "\${OS_AUTH_URL:-}" ] || [ -z "\${OS_APPLICATION_CREDENTIAL_ID:-}" ] || [ -z "\${OS_APPLICATION_CREDENTIAL_SECRET:-}" ]; then
+      echo "Fatal: unable to open config file: Stat: Authorization Failure" >&2; exit 1
+    fi
+    mkdir -p "${swift}/$container"
+    export RESTIC_REPOSITORY="${swift}/$container$prefix" ;;
+esac
+exec /usr/bin/restic "$@"`;
+}
+
+/**
  * redis-cli SREM <hooks set> <id> and DEL <hook prefix>:<id> on bbb-webhooks' stub Redis ($SANDBOX/webhooks/redis,
  * the keys of bbb-webhooks v3.x). As redis-cli (Redis 6, Ubuntu 22.04's redis-tools; src/redis-cli.c) prints a reply
  * when its stdout is no terminal: an integer bare, how many members or keys were removed (always 1 here, where Redis
@@ -397,7 +420,9 @@ case $verb in
     # Docker Compose v2 (docker-compose-plugin v2.40, docker/compose: cmd/compose/): reads a compose file with or
     # without a version: key (the Compose Specification). $SANDBOX/no-compose-plugin: not installed, as the docker
     # CLI then answers (cli/cobra.go's unknown-command error). \`-f F up -d\` records the image each service of F
-    # runs in $SANDBOX/docker/compose/<service>; COMPOSE_FAIL=1 makes up -d fail as a service that cannot start
+    # runs in $SANDBOX/docker/compose/<service>, starts its container, and makes the host directories of its bind mounts (\`- ./HOST:CTR\`,
+    # relative to the file) that are missing, as the daemon does for a short-syntax bind mount ("always created as
+    # a directory", Docker's bind mounts docs); COMPOSE_FAIL=1 makes up -d fail as a service that cannot start
     # does (the daemon's message assumed).
     [ -e "$SANDBOX/no-compose-plugin" ] && { echo "docker: 'compose' is not a docker command." >&2; exit 1; }
     [ "$1" = version ] && { echo "Docker Compose version v2.40.3"; exit 0; }
@@ -409,7 +434,10 @@ case $verb in
       "up -d")
         [ -z "\${COMPOSE_FAIL:-}" ] || { echo "Error response from daemon: failed to create task for container greenlight-v3" >&2; exit 1; }
         mkdir -p "$d/compose"
-        awk '/^  [A-Za-z0-9_-]+:$/ { svc = substr($1, 1, length($1) - 1) } /^    image: / && svc { print $2 > (dir "/" svc) }' dir="$d/compose" "$file" ;;
+        awk '/^  [A-Za-z0-9_-]+:$/ { svc = substr($1, 1, length($1) - 1) } /^    image: / && svc { print $2 > (dir "/" svc) }' dir="$d/compose" "$file"
+        sed -n 's|^      - \\./\\([^:]*\\):.*|\\1|p' "$file" | while read -r bind; do mkdir -p "$(dirname "$file")/$bind"; done
+        # Each service's container, by its container_name (the Compose Specification), running.
+        sed -n 's|^    container_name: ||p' "$file" | while read -r name; do mkdir -p "$d/$name"; echo true > "$d/$name/running"; done ;;
       *) echo "docker compose: unexpected $*" >&2; exit 1 ;;
     esac ;;
   *) echo "docker: unexpected verb $verb" >&2; exit 1 ;;
@@ -536,6 +564,8 @@ services:
   postgres:
     image: postgres:14-alpine3.20
     container_name: postgres
+    volumes:
+      - ./data/postgres/14/database_data:/var/lib/postgresql/data
     environment:
       - POSTGRES_USER=postgres
       - POSTGRES_PASSWORD=
@@ -543,6 +573,8 @@ services:
   redis:
     image: redis:6.2-alpine3.20
     container_name: redis
+    volumes:
+      - ./data/redis/database_data:/data
 
   greenlight-v3:
     entrypoint: [bin/start]
@@ -551,6 +583,8 @@ services:
     env_file: .env
     ports:
       - 127.0.0.1:5050:3000
+    volumes:
+      - ./data/greenlight-v3/storage:/usr/src/app/storage
 `,
     "sample.env": "SECRET_KEY_BASE=\nBIGBLUEBUTTON_ENDPOINT=\nBIGBLUEBUTTON_SECRET=\nDATABASE_URL=\nREDIS_URL=\nLOG_LEVEL=info\n",
 };

@@ -48,7 +48,7 @@ describe("plan", () => {
 
     test("shows hosts, each host's firewall with the reason of every rule, records, steps in order, outputs", () => {
         const text = renderPlan("prod", prod);
-        expect(text).toMatch(/^# Plan for stack prod: 6 hosts, \d+ resources/);
+        expect(text).toMatch(/^# Plan for stack prod: 7 hosts, \d+ resources/);
         expect(text).toContain("| scalelite | scalelite | scalelite.example.org |  | m1.large | 40 | 20 GB, protected |");
         expect(text).toMatch(/\| bbb-2 \| bbb \| bbb-2\.example\.org \| jammy-300 \| m1\.xlarge \| 80, a clone of golden volume ([0-9a-f]{12}) \|  \|/);
         expect(text).toMatch(/## Golden volumes \(bake\)\n\n.*\n.*\n\| [0-9a-f]{12} \| bbb-bake-jammy-300-26ce2d16-\S+ \| BigBlueButton jammy-300, .* \| bbb-1, bbb-2, bbb-3 \| baked now by bake-[0-9a-f]{12}-builder/);
@@ -117,10 +117,14 @@ describe("firewall diff", () => {
         expect(changes.every((c) => c.removed.length === 0)).toBe(true);
     });
 
-    test("dev against prod: the prod pool's extra hosts and nothing else", () => {
+    test("dev against prod: the prod pool's extra hosts, and the exporter ports its monitoring opens on the hosts dev has too", () => {
         const changes = diffFirewalls(firewallOf(dev), firewallOf(prod));
         // The bake's builder (a first deploy of prod bakes) is in the BBB servers' group while it bakes.
-        expect(changes.map((c) => c.hosts.join(",").replace(/^bake-[0-9a-f]{12}-builder,/, "<builder>,")).sort()).toEqual(["<builder>,bbb-2,bbb-3", "scalelite,greenlight"]);
+        expect(changes.map((c) => c.hosts.join(",").replace(/^bake-[0-9a-f]{12}-builder,/, "<builder>,")).sort()).toEqual(["<builder>,bbb-2,bbb-3", "bbb-1", "monitoring,scalelite,greenlight", "turn"]);
+        const gained = (host: string) => changes.find((c) => c.hosts.includes(host))!;
+        expect(gained("bbb-1").added.map((r) => `${r.ports} ${r.source}`).sort()).toEqual(["9100 group bbb-prod-monitoring", "9688 group bbb-prod-monitoring"]);
+        expect(gained("turn").added.map((r) => `${r.ports} ${r.source}`)).toEqual(["9100 group bbb-prod-monitoring"]);
+        expect(changes.every((c) => c.removed.length === 0)).toBe(true);
     });
 });
 

@@ -35,11 +35,19 @@ export type DialInSettings = Omit<PlainDialIn, "gateway"> & {
     gateway: Omit<PlainDialIn["gateway"], "password"> & { password: pulumi.Output<string> };
 };
 
+type PlainAlerts = Values["alerts"];
+export type AlertSettings = Omit<PlainAlerts, "smtp"> & { smtp: Omit<PlainAlerts["smtp"], "password"> & { password?: pulumi.Output<string> } };
+export type BackupSettings = Values["backups"];
+
 /** The settings with secrets still plain (loadConfig wraps them). */
-type PlainSettings = Omit<Values, "upgrade" | "dialIn"> & { upgrade?: UpgradeSettings; dialIn?: PlainDialIn };
+type PlainSettings = Omit<Values, "upgrade" | "dialIn" | "alerts"> & { upgrade?: UpgradeSettings; dialIn?: PlainDialIn; alerts?: PlainAlerts };
 
 /** The validated configuration, secrets wrapped as Pulumi secrets. */
-export type Settings = Omit<PlainSettings, "sshPrivateKey" | "dialIn"> & { sshPrivateKey: pulumi.Output<string>; dialIn?: DialInSettings };
+export type Settings = Omit<PlainSettings, "sshPrivateKey" | "dialIn" | "alerts"> & {
+    sshPrivateKey: pulumi.Output<string>;
+    dialIn?: DialInSettings;
+    alerts?: AlertSettings;
+};
 
 /** Raw values as the engine gives them: `bbb:<key>` -> string. */
 export type RawConfig = Record<string, string | undefined>;
@@ -81,11 +89,16 @@ export function parseConfig(raw: RawConfig, options: ParseOptions = {}): Parsed 
 export function loadConfig(): Settings {
     const { settings, problems } = parseConfig(pulumi.runtime.allConfig(), { stack: pulumi.getStack(), project: pulumi.getProject() || PROJECT, secretKeys: engineSecretKeys() });
     if (!settings) throw new ConfigError(problems);
-    const { dialIn, ...rest } = settings;
+    const { dialIn, alerts, ...rest } = settings;
+    const alertSettings = (plain: PlainAlerts): AlertSettings => {
+        const { password, ...smtp } = plain.smtp;
+        return { ...plain, smtp: { ...smtp, ...(password !== undefined ? { password: pulumi.secret(password) } : {}) } };
+    };
     return {
         ...rest,
         sshPrivateKey: pulumi.secret(settings.sshPrivateKey),
         ...(dialIn ? { dialIn: { ...dialIn, gateway: { ...dialIn.gateway, password: pulumi.secret(dialIn.gateway.password) } } } : {}),
+        ...(alerts ? { alerts: alertSettings(alerts) } : {}),
     };
 }
 
@@ -295,8 +308,8 @@ function expectedOf(issue: z.core.$ZodIssue): string {
 
 /** The settings from values that passed every check: the installer's default ref, and the upgrade's "from". */
 function resolve(v: Values): PlainSettings {
-    const { upgrade, dialIn, ...rest } = v as Values & { upgrade?: Values["upgrade"]; dialIn?: Values["dialIn"] };
-    const settings: PlainSettings = { ...rest, bbbInstallerRef: installerRefFor(v.bbbInstallerRef, v.bbbVersion), ...(dialIn ? { dialIn } : {}) };
+    const { upgrade, dialIn, alerts, ...rest } = v as Values & { upgrade?: Values["upgrade"]; dialIn?: Values["dialIn"]; alerts?: Values["alerts"] };
+    const settings: PlainSettings = { ...rest, bbbInstallerRef: installerRefFor(v.bbbInstallerRef, v.bbbVersion), ...(dialIn ? { dialIn } : {}), ...(alerts ? { alerts } : {}) };
     if (upgrade) {
         const from = upgrade.from ?? {};
         const bbbVersion = from.bbbVersion ?? v.bbbVersion;

@@ -22,7 +22,7 @@ type Report = (problem: ConfigProblem) => void;
 /** The longest host name but the BBB servers', whose names grow with the pool and its release. */
 const LONGEST_HOST = "greenlight";
 /** Every name a host of a stack can have (components/names.ts). */
-const HOST_NAME = /^(turn|scalelite|greenlight|bbb-[0-9]+(-r[0-9]+)?)$/;
+const HOST_NAME = /^(turn|scalelite|greenlight|monitoring|bbb-[0-9]+(-r[0-9]+)?)$/;
 
 /**
  * A list of one party's own ranges: never the whole Internet, nor a range wider than a /8 or a /16 or carrying
@@ -285,6 +285,22 @@ function generationsNameConsumers(v: Given, report: Report): void {
     }
 }
 
+/** Alert e-mails are sent by the monitoring host's Alertmanager; an SMTP login is a user name and a password together. */
+function alertsNeedMonitoring(v: Given, report: Report): void {
+    if (!v.alerts) return;
+    if (v.monitoring === false) {
+        report({ key: "alerts", expected: "monitoring: true (the monitoring host's Alertmanager sends the alert e-mails)", given: "alerts set with monitoring false", fix: "pulumi config set monitoring true  (or: pulumi config rm alerts)" });
+    }
+    const { username, password } = v.alerts.smtp;
+    if ((username === undefined) !== (password === undefined)) {
+        report(
+            username === undefined
+                ? { key: "alerts.smtp.username", expected: "the SMTP user name, since alerts.smtp.password is set", given: show(undefined), fix: "pulumi config set --path alerts.smtp.username bbb-alerts" }
+                : { key: "alerts.smtp.password", expected: "the SMTP password (a secret), since alerts.smtp.username is set", given: show(undefined), fix: "pulumi config set --secret --path alerts.smtp.password  (no value: it asks without echo)" },
+        );
+    }
+}
+
 /** The rules, in the order their problems are told. */
 export const RULES: readonly ((v: Given, report: Report) => void)[] = [
     hostNamesFit,
@@ -300,4 +316,5 @@ export const RULES: readonly ((v: Given, report: Report) => void)[] = [
     sipNotFromEveryone,
     webhookUrlsNeedWebhooks,
     generationsNameConsumers,
+    alertsNeedMonitoring,
 ];

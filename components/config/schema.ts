@@ -124,8 +124,8 @@ function perRole<T extends z.ZodType>(value: T, defaults: Record<Role, z.output<
     );
 }
 
-const FLAVORS: Record<Role, string> = { turn: "m1.medium", bbb: "m1.xlarge", scalelite: "m1.large", greenlight: "m1.medium" };
-const VOLUMES: Record<Role, number> = { turn: 20, bbb: 80, scalelite: 40, greenlight: 30 };
+const FLAVORS: Record<Role, string> = { turn: "m1.medium", bbb: "m1.xlarge", scalelite: "m1.large", greenlight: "m1.medium", monitoring: "m1.medium" };
+const VOLUMES: Record<Role, number> = { turn: 20, bbb: 80, scalelite: 40, greenlight: 30, monitoring: 40 };
 const DATA_VOLUMES: Record<DataRole, number> = { bbb: 100, scalelite: 20, greenlight: 10 };
 const RECORDINGS = { enabled: false, retentionDays: 14, video: false };
 const dataSize = wholeNumber(1, 16384, " of GB");
@@ -145,6 +145,13 @@ const gitRef = z.string().superRefine(
 export const MAX_POOL_SIZE = 100;
 /** Size in GB of a baked golden volume and its builder's disk: Ubuntu and BigBlueButton's packages, with room; servers' boot volumes are clones of at least this size (Cinder refuses a clone smaller than its source). */
 export const BAKE_VOLUME_GB = 30;
+
+/** An e-mail address as certbot, Let's Encrypt and Alertmanager take it in practice: no quotes, no shell or URL characters. */
+const emailAddress = z.string({ error: "an e-mail address such as ops@example.org" }).regex(/^[A-Za-z0-9._%+-]+@([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,63}$/, {
+    error: "an e-mail address such as ops@example.org",
+});
+
+const BACKUPS = { enabled: true, time: "02:30", keepDaily: 7, keepWeekly: 4, keepMonthly: 6 };
 
 const CONFIG = {
     domain: {
@@ -185,8 +192,7 @@ const CONFIG = {
         type: "string",
         description: "E-mail address for Let's Encrypt certificates.",
         example: "ops@example.org",
-        // What certbot and Let's Encrypt take in practice: no quotes, no shell or URL characters.
-        schema: z.string().regex(/^[A-Za-z0-9._%+-]+@([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,63}$/, { error: "an e-mail address such as ops@example.org" }),
+        schema: emailAddress,
     },
     sshAllowedCidrs: {
         type: "array",
@@ -236,7 +242,7 @@ const CONFIG = {
     flavors: {
         type: "object",
         default: FLAVORS,
-        description: "Nova flavor per role (turn, bbb, scalelite, greenlight).",
+        description: "Nova flavor per role (turn, bbb, scalelite, greenlight, monitoring).",
         readme:
             "Nova flavor per role; give only the roles you change. BBB needs at least 4 vCPUs / 4 GB (8 / 16 GB recommended). A new flavor resizes a host in place (it reboots), except a pool's BBB servers: there it applies to new servers only (scale-up, a release: see \"Upgrades in a pool\"), never to all at once.",
         example: { bbb: "m1.2xlarge" },
@@ -245,7 +251,7 @@ const CONFIG = {
     volumeSizes: {
         type: "object",
         default: VOLUMES,
-        description: "Boot volume size in GB per role (turn, bbb, scalelite, greenlight).",
+        description: "Boot volume size in GB per role (turn, bbb, scalelite, greenlight, monitoring).",
         readme:
             "Boot volume size in GB per role. A new size replaces the host's VM, except a pool's BBB servers: there it applies to new servers only, as `flavors` does.",
         example: { bbb: 200 },
@@ -543,6 +549,51 @@ const CONFIG = {
             ),
             { error: "a list of https:// URLs" },
         ),
+    },
+    monitoring: {
+        type: "boolean",
+        default: false,
+        description: "A monitoring host: Prometheus, Alertmanager and Grafana (https://<prefix>monitoring.<domain>), exporters on every host.",
+        readme:
+            "A `monitoring` host (one more VM): Prometheus (15 days), Alertmanager and Grafana at `https://<prefix>monitoring.<domain>` (output `grafanaUrl`, admin password `grafanaAdminPassword`), the node exporter on every host and the BigBlueButton exporter on every BBB server, reachable from the monitoring host only (see \"Monitoring\").",
+        example: true,
+        schema: z.boolean(),
+    },
+    alerts: {
+        type: "object",
+        optional: true,
+        secretFields: ["smtp.password"],
+        description: "Alert e-mails (needs monitoring): { email, smtp: { server, from, username, password } } (password secret).",
+        readme:
+            "Alert e-mails from Alertmanager (needs `monitoring`): `{ email, smtp: { server, from, username, password } }`; `server` is `host:port` (587: STARTTLS, 465: TLS; TLS is required). Set the password with `pulumi config set --secret --path alerts.smtp.password`.",
+        example: { email: "ops@example.org", smtp: { server: "smtp.example.org:587", from: "bbb-alerts@example.org", username: "bbb-alerts", password: "[secret]" } },
+        schema: fields({
+            email: emailAddress,
+            smtp: fields({
+                server: z
+                    .string({ error: "the SMTP server as host:port" })
+                    .regex(/^([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,63}:[0-9]{1,5}$/, { error: "the SMTP server as host:port, e.g. smtp.example.org:587" })
+                    .refine((v) => Number(v.split(":")[1]) >= 1 && Number(v.split(":")[1]) <= 65535, { error: "the SMTP server as host:port, with a port from 1 to 65535" }),
+                from: emailAddress,
+                username: z.string({ error: "the SMTP user name" }).regex(/^[^\s"'\\]+$/, { error: "the SMTP user name, without spaces or quotes" }).optional(),
+                password: z.string({ error: "the SMTP password (a secret)" }).min(1, { error: "the SMTP password (a secret)" }).optional(),
+            }),
+        }),
+    },
+    backups: {
+        type: "object",
+        default: BACKUPS,
+        description: "Nightly restic backups of Scalelite's and Greenlight's databases to a Swift container: { enabled, time, keepDaily, keepWeekly, keepMonthly }.",
+        readme:
+            "Nightly, encrypted restic backups of Scalelite's and Greenlight's PostgreSQL, Scalelite's Redis and Greenlight's uploads, each host to a Swift container of its own made by the stack (see \"Backups\"). `time` is the hour in UTC (`HH:MM`, a random delay of up to 30 minutes is added); `keepDaily`, `keepWeekly`, `keepMonthly`: how many of each restic keeps. On wherever there is a database (a pool, or Greenlight).",
+        example: { enabled: true, time: "03:15", keepDaily: 14 },
+        schema: fields({
+            enabled: z.boolean({ error: "true or false" }).optional(),
+            time: z.string({ error: "a time of day HH:MM (UTC)" }).regex(/^([01][0-9]|2[0-3]):[0-5][0-9]$/, { error: "a time of day HH:MM (UTC), e.g. 02:30" }).optional(),
+            keepDaily: wholeNumber(1, 366, " of daily backups kept").optional(),
+            keepWeekly: wholeNumber(0, 520, " of weekly backups kept").optional(),
+            keepMonthly: wholeNumber(0, 240, " of monthly backups kept").optional(),
+        }).transform((given) => ({ ...BACKUPS, ...given })),
     },
     secretGeneration: {
         type: "integer",
