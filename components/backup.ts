@@ -130,8 +130,11 @@ export class Backup extends pulumi.ComponentResource {
                     RESTORE_PROGRAM: readScript("backup-restore"),
                 },
                 triggers: [args.host.instanceId],
+                // Backups turned off: the host's timer, settings and secrets go (the container keeps the backups).
+                deleteAction: "remove",
             },
-            { parent: this, dependsOn: [args.host.ready, args.after] },
+            // A replaced VM: the removal runs first (on the new VM, where there is nothing yet), then the set-up.
+            { parent: this, dependsOn: [args.host.ready, args.after], deleteBeforeReplace: true },
         );
         this.registerOutputs({});
     }

@@ -75,6 +75,10 @@ export const DURATIONS: Record<string, number> = {
     "scalelite-setup": 420, // docker, images, certificate, database migration
     "greenlight-setup": 360,
     "scalelite-node": 8, // two rake invocations (list; add + enable), one Rails boot each
+    "backup-setup": 45, // restic from Ubuntu's archive, files and timer, the repository opened (or made: key derivation, 3 s here)
+    "node-exporter": 30, // one package, its defaults file, a restart and the metrics check
+    "bbb-exporter": 90, // the exporter's git commit, a venv and its pinned requirements from PyPI, the service
+    "monitoring-setup": 420, // Prometheus, Alertmanager, blackbox exporter, Grafana (about 100 MB), nginx, certbot, the checks
 };
 
 /** Steps that share a host's CPUs: registrations all run on the Scalelite host (m1.large: 4 vCPUs). */

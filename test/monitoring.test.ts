@@ -100,6 +100,13 @@ describe("monitoring", () => {
         expect(disabled).not.toMatch(/bbb-1/);
     });
 
+    test("turned off, an exporter is removed from its host (its step's delete action), and on a replaced VM removed before it is set up again", () => {
+        for (const name of ["bbb-1-node-exporter", "bbb-1-bbb-exporter", "scalelite-node-exporter"]) {
+            const step = byName(pool, name);
+            expect([name, step.inputs.delete, step.deleteBeforeReplace]).toEqual([name, expect.stringMatching(/^sudo -n bash -s remove # /), true]);
+        }
+    });
+
     test("the single topology has monitoring too: TURN, bbb-1 and the monitoring host", () => {
         expect(steps(single, "node-exporter")).toEqual(["bbb-1-node-exporter", "monitoring-node-exporter", "turn-node-exporter"]);
         expect(inputs(single, "bbb-1-bbb-exporter").RECORDINGS).toBe("true");
@@ -156,6 +163,11 @@ describe("backups", () => {
         expect([i.BACKUP_TIME, i.KEEP_DAILY, i.KEEP_WEEKLY, i.KEEP_MONTHLY]).toEqual(["02:30", "7", "4", "6"]);
         expect(step.secretInputs).toContain("stdin");
         expect(step.dependsOn.some((urn) => urn.endsWith("::scalelite-setup"))).toBe(true);
+    });
+
+    test("turned off, a host's backups stop (the step's delete action removes its timer and secrets), first thing on a replaced VM", () => {
+        const step = byName(plain, "scalelite-backup");
+        expect([step.inputs.delete, step.deleteBeforeReplace]).toEqual(["sudo -n bash -s remove # backup-setup", true]);
     });
 
     test("the single topology backs up Greenlight on bbb-1, and nothing without Greenlight", async () => {

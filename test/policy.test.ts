@@ -73,6 +73,8 @@ describe("no-admin-port-open-to-world", () => {
         expect(worldAdminPortViolations(fromOffice("tcp", 22))).toEqual([]);
         expect(worldAdminPortViolations(secGroupRule({ protocol: "tcp", portRangeMin: 22, portRangeMax: 22, remoteIpPrefix: "2001:db8:100::/48" }))).toEqual([]);
         expect(worldAdminPortViolations(secGroupRule({ protocol: "tcp", portRangeMin: 22, portRangeMax: 22, remoteGroupId: "sg-ops" }))).toEqual([]);
+        // The exporters from the monitoring host's group: a matrix row, not the world.
+        for (const port of [9100, 9688]) expect(firewallRules(secGroupRule({ protocol: "tcp", portRangeMin: port, portRangeMax: port, remoteGroupId: "sg-monitoring" }))).toEqual([]);
     });
 
     test("world rules that are exactly a world row pass", () => {
@@ -93,6 +95,11 @@ describe("no-admin-port-open-to-world", () => {
     test("ports the matrix never opens to the world fail", () => {
         for (const port of [7443, 5066, 1935, 8021, 5080, 9100, 5432, 6379, 8080]) {
             expect(worldAdminPortViolations(world4("tcp", port))).toHaveLength(1);
+        }
+        // Monitoring's: the exporters, Prometheus, Alertmanager, the blackbox exporter, Grafana's own port.
+        for (const port of [9100, 9688, 9090, 9093, 9094, 9115, 9641, 3000]) {
+            expect([port, worldAdminPortViolations(world4("tcp", port))]).toEqual([port, [expect.stringMatching(/is not a world row of the port matrix/)]]);
+            expect(worldAdminPortViolations(world6("tcp", port))).toHaveLength(1);
         }
         // A row's port with the other protocol is not that row.
         expect(worldAdminPortViolations(world4("udp", 80))).toHaveLength(1);
