@@ -40,7 +40,7 @@ export interface MonitoringInputs {
     recordings: boolean;
     /** Names of the hosts that run the nightly backup. */
     backups: string[];
-    /** E-mail alerts; the SMTP password is not here: Alertmanager reads it from SMTP_PASSWORD_FILE. */
+    /** E-mail alerts; the SMTP password is not here: the step puts it in the SMTP_PASSWORD_SLOT. */
     alerts?: { email: string; smtp: { smarthost: string; from: string; username?: string; requireTls: boolean } };
     grafanaFqdn: string;
 }
@@ -49,8 +49,6 @@ export interface MonitoringInputs {
 export const MONITORING_PATHS = {
     /** The rule file, relative to prometheus.yml's directory (/etc/prometheus), as Prometheus resolves rule_files. */
     rules: "rules/bbb.yml",
-    /** Alertmanager's SMTP password (root:prometheus 0640; Debian's and Ubuntu's Alertmanager runs as prometheus). */
-    smtpPassword: "/etc/prometheus/alertmanager_smtp_password",
     /** Grafana's admin password (root:grafana 0640), read by grafana.ini's $__file{}. */
     grafanaAdminPassword: "/etc/grafana/admin_password",
     /** The provisioned dashboards: ours and the upstream exporter's. */
@@ -199,6 +197,14 @@ export function alertRules(inputs: MonitoringInputs): string {
                 "Scalelite's poller has marked {{ $labels.server }} offline (failed polls) for 5 minutes: no new meeting goes there.",
             ),
             rule(
+                "ScaleliteMetricsDown",
+                "scalelite_status_up == 0",
+                "10m",
+                "warning",
+                "Scalelite's view of the servers cannot be read on {{ $labels.instance }}",
+                "bbb-scalelite-metrics has not read Scalelite's server list (rake status) for 10 minutes: the Scalelite server alerts cannot fire meanwhile (see: journalctl -u bbb-scalelite-metrics on that host).",
+            ),
+            rule(
                 "ScaleliteServerDisabled",
                 `scalelite_server_state{state="disabled"${drained}} == 1`,
                 "15m",
@@ -296,6 +302,13 @@ export function alertRules(inputs: MonitoringInputs): string {
     return yamlFile("Prometheus alerting rules", { groups: [{ name: "bbb", rules }] });
 }
 
+/**
+ * Where alertmanager.yml's SMTP password goes: the monitoring-setup step puts the password there (a JSON string) on
+ * the host and makes the file root:prometheus 0640. Not `smtp_auth_password_file`: Ubuntu 22.04's Alertmanager
+ * (0.23) does not know it (it came with 0.25, prometheus/alertmanager#3038).
+ */
+export const SMTP_PASSWORD_SLOT = '"@SMTP_PASSWORD@"';
+
 /** alertmanager.yml: e-mail when alerts are configured, else a receiver that drops everything. */
 export function alertmanagerConfig(inputs: MonitoringInputs): string {
     const route = { group_by: ["alertname", "instance"], group_wait: "30s", group_interval: "5m", repeat_interval: "4h" };
@@ -308,7 +321,7 @@ export function alertmanagerConfig(inputs: MonitoringInputs): string {
             smtp_smarthost: smtp.smarthost,
             smtp_from: smtp.from,
             smtp_require_tls: smtp.requireTls,
-            ...(smtp.username ? { smtp_auth_username: smtp.username, smtp_auth_password_file: MONITORING_PATHS.smtpPassword } : {}),
+            ...(smtp.username ? { smtp_auth_username: smtp.username, smtp_auth_password: JSON.parse(SMTP_PASSWORD_SLOT) } : {}),
         },
         route: { receiver: "email", ...route },
         receivers: [{ name: "email", email_configs: [{ to: email, send_resolved: true }] }],

@@ -80,6 +80,8 @@ export interface MonitoringArgs {
     email: string;
     /** Every other host, with its role; the monitoring host adds itself. */
     targets: Host[];
+    /** Their exporter steps: Prometheus is told of a host once its exporters answer (no alert for one being set up). */
+    exporters: pulumi.Resource[];
     probes: MonitoringInputs["probes"];
     /** Names of the BBB servers being drained (Scalelite's "disabled" is expected of them). */
     drained: string[];
@@ -109,7 +111,8 @@ export class Monitoring extends pulumi.ComponentResource {
         const inputs = scraped.apply(
             (list): MonitoringInputs => ({
                 hosts: list,
-                probes: args.probes,
+                // Grafana's own certificate and health too (its health API needs no login).
+                probes: { ...args.probes, https: [...args.probes.https, `${this.url}api/health`] },
                 drained: args.drained,
                 privacy: args.privacy,
                 recordings: args.recordings,
@@ -143,7 +146,7 @@ export class Monitoring extends pulumi.ComponentResource {
                 },
                 triggers: [this.host.instanceId],
             },
-            { parent: this, dependsOn: [this.host.ready] },
+            { parent: this, dependsOn: [this.host.ready, ...args.exporters] },
         );
         this.registerOutputs({});
     }

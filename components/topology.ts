@@ -333,7 +333,7 @@ export class Platform extends pulumi.ComponentResource {
             };
             const targets = Object.values(this.hosts);
             const exporters = Object.fromEntries(targets.map((host) => [host.name, nodeExporter(host, last[host.name])]));
-            this.bbbServers.forEach((server, i) =>
+            const bbbExporters = this.bbbServers.map((server, i) =>
                 bbbExporter(server.host, { secret: server.secret, privacy: s.privacy, recordings: s.recordings.enabled, after: exporters[bbbSpecs[i].name] }),
             );
             const monitoringSpec = specOf("monitoring")!;
@@ -344,6 +344,7 @@ export class Platform extends pulumi.ComponentResource {
                     host: hostArgs(monitoringSpec),
                     email: s.letsEncryptEmail,
                     targets,
+                    exporters: [...Object.values(exporters), ...bbbExporters],
                     probes: {
                         https: [
                             `https://${this.apiHost}/bigbluebutton/api`,

@@ -14,6 +14,7 @@ import {
     MONITORING_PATHS,
     MonitoringInputs,
     prometheusConfig,
+    SMTP_PASSWORD_SLOT,
     upstreamDashboardList,
     UPSTREAM_DASHBOARDS,
 } from "../components/monitoring-config";
@@ -116,7 +117,7 @@ test("strict privacy drops the front-ends' names (bbb_meetings_participants_orig
     expect(relabel(POOL)).toBeUndefined();
 });
 
-test("Alertmanager: a null receiver without alerts; e-mail with the password from its file, resolved alerts sent", () => {
+test("Alertmanager: a null receiver without alerts; e-mail with a slot the step puts the password in, resolved alerts sent", () => {
     expect(parsed(alertmanagerConfig(POOL))).toMatchObject({ route: { receiver: "null" }, receivers: [{ name: "null" }] });
     const mail = parsed(alertmanagerConfig({ ...POOL, alerts: ALERTS }));
     expect(mail.global).toEqual({
@@ -124,16 +125,16 @@ test("Alertmanager: a null receiver without alerts; e-mail with the password fro
         smtp_from: "monitoring@example.org",
         smtp_require_tls: true,
         smtp_auth_username: "monitoring",
-        smtp_auth_password_file: MONITORING_PATHS.smtpPassword,
+        smtp_auth_password: "@SMTP_PASSWORD@",
     });
     expect(mail.receivers).toEqual([{ name: "email", email_configs: [{ to: "ops@example.org", send_resolved: true }] }]);
 });
 
-test("no generated file holds a secret: passwords are only named by their files", () => {
+test("no generated file holds a secret: passwords are only named by their files, or the slot the step fills", () => {
     const inputs = { ...POOL, alerts: ALERTS };
     const grafana = grafanaFiles(inputs);
     for (const text of [prometheusConfig(inputs), alertRules(inputs), alertmanagerConfig(inputs), blackboxConfig(), grafana.ini, grafana.datasources, grafana.dashboards]) {
-        expect(text).not.toMatch(/"(smtp_auth_password|password|basic_auth|secureJsonData)"|admin_password = [^$]/);
+        expect(text.replace(`"smtp_auth_password": ${SMTP_PASSWORD_SLOT}`, "")).not.toMatch(/"(smtp_auth_password|password|basic_auth|secureJsonData)"|admin_password = [^$]/);
     }
     expect(grafana.ini).toContain(`admin_password = $__file{${MONITORING_PATHS.grafanaAdminPassword}}`);
 });
@@ -288,6 +289,28 @@ const UNIT_TESTS = {
                             exp_annotations: {
                                 summary: "Metrics file scalelite.prom on scalelite.example.org is stale",
                                 description: "scalelite.prom in the node exporter's textfile directory on scalelite has not been rewritten for over 15 minutes: the timer that writes it is not running.",
+                            },
+                        },
+                    ],
+                },
+            ],
+        },
+        {
+            name: "Scalelite's server list unreadable for 10 minutes fires (its server alerts cannot meanwhile)",
+            interval: "1m",
+            input_series: [{ series: `scalelite_status_up{${node("scalelite")}}`, values: "1 0x20" }],
+            alert_rule_test: [
+                { eval_time: "9m", alertname: "ScaleliteMetricsDown", exp_alerts: [] },
+                {
+                    eval_time: "12m",
+                    alertname: "ScaleliteMetricsDown",
+                    exp_alerts: [
+                        {
+                            exp_labels: { severity: "warning", job: "node", instance: "scalelite.example.org", host: "scalelite" },
+                            exp_annotations: {
+                                summary: "Scalelite's view of the servers cannot be read on scalelite.example.org",
+                                description:
+                                    "bbb-scalelite-metrics has not read Scalelite's server list (rake status) for 10 minutes: the Scalelite server alerts cannot fire meanwhile (see: journalctl -u bbb-scalelite-metrics on that host).",
                             },
                         },
                     ],

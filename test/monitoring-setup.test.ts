@@ -1,5 +1,6 @@
 // scripts/remote/monitoring-setup.sh, run for real against the stubs of test/stubs.ts and the ones below; the
 // checkers are the real promtool, amtool and blackbox exporter (scripts/system-tools.sh).
+import { spawnSync } from "child_process";
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
@@ -156,12 +157,13 @@ test("the secrets are only in their two files, readable by root and the service'
     expect(r.status).toBe(0);
     const holding = (secret: string) => files().filter((f) => fs.readFileSync(box.file(`root/${f}`), "utf8").includes(secret));
     expect(holding(ADMIN_PASSWORD)).toEqual(["etc/grafana/admin_password"]);
-    expect(holding(SMTP_PASSWORD)).toEqual(["etc/prometheus/alertmanager_smtp_password"]);
+    // Ubuntu 22.04's Alertmanager (0.23) reads no password file: the password is in its configuration.
+    expect(holding(SMTP_PASSWORD)).toEqual(["etc/prometheus/alertmanager.yml"]);
     expect(read("etc/grafana/admin_password")).toBe(ADMIN_PASSWORD);
     expect(mode("etc/grafana/admin_password")).toBe("640");
-    expect(mode("etc/prometheus/alertmanager_smtp_password")).toBe("640");
+    expect(mode("etc/prometheus/alertmanager.yml")).toBe("640");
     expect(chowned("etc/grafana/admin_password")).toEqual(["root:grafana"]);
-    expect(chowned("etc/prometheus/alertmanager_smtp_password")).toEqual(["root:prometheus"]);
+    expect(chowned("etc/prometheus/alertmanager.yml")).toEqual(["root:prometheus"]);
     expect(chowned("etc/grafana/grafana.ini")).toEqual(["root:grafana"]);
     expect(mode("etc/grafana/grafana.ini")).toBe("640");
     expect(`${r.stdout}${r.stderr}`).not.toContain(ADMIN_PASSWORD);
@@ -260,12 +262,21 @@ test("a Grafana signing key with another fingerprint is refused", () => {
     expect(box.calls("apt-get").filter((c) => c.includes("grafana"))).toEqual([]);
 });
 
-test("SMTP authentication without a password is refused; without alerts no SMTP password file is kept", () => {
+test("SMTP authentication without a password is refused; without alerts the password leaves Alertmanager's configuration", () => {
     expect(box.run("monitoring-setup", { ...inputs(), SMTP_PASSWORD: "" }).stderr).toContain("SMTP_PASSWORD is empty");
     expect(box.run("monitoring-setup", inputs()).status).toBe(0);
     clearCalls();
     const noAlerts = { ...PLATFORM, alerts: undefined };
     expect(box.run("monitoring-setup", { ...inputs(noAlerts), SMTP_PASSWORD: "" }).status).toBe(0);
-    expect(fs.existsSync(box.file("root/etc/prometheus/alertmanager_smtp_password"))).toBe(false);
+    expect(read("etc/prometheus/alertmanager.yml")).not.toContain(SMTP_PASSWORD);
     expect(restarts()).toEqual(["systemctl restart prometheus-alertmanager"]);
+});
+
+test("an SMTP password with quotes, backslashes, & and $ reaches Alertmanager as it is (the real amtool reads it back)", () => {
+    const odd = `p"a\\s&s$w'o\\"rd&&`;
+    expect(box.run("monitoring-setup", { ...inputs(), SMTP_PASSWORD: odd }).status).toBe(0);
+    const written = read("etc/prometheus/alertmanager.yml");
+    expect(JSON.parse(written.slice(written.indexOf("\n") + 1)).global.smtp_auth_password).toBe(odd);
+    const check = spawnSync("amtool", ["check-config", box.file("root/etc/prometheus/alertmanager.yml")], { encoding: "utf8" });
+    expect([check.status, check.stdout]).toEqual([0, expect.stringContaining("SUCCESS")]);
 });

@@ -58,6 +58,8 @@ describe("monitoring", () => {
         expect([...waitsFor(pool, "greenlight-backup")]).toContain("greenlight-setup");
         expect([...waitsFor(pool, "monitoring-node-exporter")]).toContain("monitoring-setup");
         expect([...waitsFor(pool, "turn-node-exporter")]).toContain("turn-coturn");
+        // Prometheus is told of a host once its exporters answer: a server being installed raises no "down" alert.
+        expect([...waitsFor(pool, "monitoring-setup")]).toEqual(expect.arrayContaining(["bbb-1-bbb-exporter", "bbb-2-node-exporter", "turn-node-exporter", "greenlight-node-exporter"]));
     });
 
     test("exporter ports open to the monitoring host's group only (IPv4: it scrapes fixed addresses), never to the world", () => {
@@ -79,7 +81,9 @@ describe("monitoring", () => {
         expect(targets("node")).toEqual(["10.0.0.11:9100", "10.0.0.12:9100", "10.0.0.2:9100", "10.0.0.3:9100", "10.0.0.4:9100", "10.0.0.6:9100"]);
         expect(targets("bbb")).toEqual(["10.0.0.11:9688", "10.0.0.12:9688"]);
         const probed = config.scrape_configs.filter((j) => j.job_name.startsWith("blackbox")).flatMap((j) => (j.static_configs ?? []).flatMap((c) => c.targets));
-        expect(probed).toEqual(expect.arrayContaining(["https://bbb.example.org/bigbluebutton/api", "https://bbb-1.example.org/bigbluebutton/api", "https://greenlight.example.org/", "turn.example.org:443"]));
+        expect(probed).toEqual(
+            expect.arrayContaining(["https://bbb.example.org/bigbluebutton/api", "https://bbb-1.example.org/bigbluebutton/api", "https://greenlight.example.org/", "turn.example.org:443", "https://monitoring.example.org/api/health"]),
+        );
     });
 
     test("Grafana: its URL and a generated admin password, as a secret output; the SMTP password reaches the host as a secret", () => {

@@ -576,7 +576,10 @@ const CONFIG = {
                     .refine((v) => Number(v.split(":")[1]) >= 1 && Number(v.split(":")[1]) <= 65535, { error: "the SMTP server as host:port, with a port from 1 to 65535" }),
                 from: emailAddress,
                 username: z.string({ error: "the SMTP user name" }).regex(/^[^\s"'\\]+$/, { error: "the SMTP user name, without spaces or quotes" }).optional(),
-                password: z.string({ error: "the SMTP password (a secret)" }).min(1, { error: "the SMTP password (a secret)" }).optional(),
+                password: z
+                    .string({ error: "the SMTP password (a secret)" })
+                    .regex(/^[^\x00-\x1f\x7f]+$/, { error: "the SMTP password (a secret), without control characters (Alertmanager's configuration holds it)" })
+                    .optional(),
             }),
         }),
     },

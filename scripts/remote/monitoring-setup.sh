@@ -29,8 +29,18 @@ case $PRIVACY in strict | standard) ;; *) fail "PRIVACY must be strict or standa
 # passwords under 4 characters (models.Password.IsWeak).
 case $GRAFANA_ADMIN_PASSWORD in *[[:space:]]*) fail "GRAFANA_ADMIN_PASSWORD must not contain white space" ;; esac
 [ "${#GRAFANA_ADMIN_PASSWORD}" -ge 4 ] || fail "GRAFANA_ADMIN_PASSWORD is too short for Grafana (4 characters at least)"
-if [[ $ALERTMANAGER_YML == *smtp_auth_password_file* ]] && [ -z "$SMTP_PASSWORD" ]; then
-  fail "ALERTMANAGER_YML authenticates to the SMTP server but SMTP_PASSWORD is empty"
+# Alertmanager's SMTP password: in alertmanager.yml itself (Ubuntu 22.04's Alertmanager, 0.23, has no
+# smtp_auth_password_file: it came with 0.25, prometheus/alertmanager#3038), in the slot the generated file leaves
+# for it ("@SMTP_PASSWORD@", components/monitoring-config.ts), as a YAML double-quoted (JSON) string; the file is
+# then root:prometheus 0640. The quoted password is a quoted part of the replacement: bash 5.2's patsub_replacement
+# leaves its & alone.
+alertmanager_yml=$ALERTMANAGER_YML
+if [[ $ALERTMANAGER_YML == *'"@SMTP_PASSWORD@"'* ]]; then
+  [ -n "$SMTP_PASSWORD" ] || fail "ALERTMANAGER_YML authenticates to the SMTP server but SMTP_PASSWORD is empty"
+  case $SMTP_PASSWORD in *[[:cntrl:]]*) fail "SMTP_PASSWORD must not contain control characters" ;; esac
+  quoted=${SMTP_PASSWORD//\\/\\\\}
+  quoted=${quoted//\"/\\\"}
+  alertmanager_yml=${ALERTMANAGER_YML//'"@SMTP_PASSWORD@"'/"\"$quoted\""}
 fi
 
 # Grafana Labs' APT signing key, "Grafana Labs <engineering@grafana.com>": the fingerprint that replaced the keys
@@ -47,7 +57,6 @@ webroot=$ROOT/var/www/bbb-acme
 live=$ROOT/etc/letsencrypt/live/$FQDN
 site=$ROOT/etc/nginx/sites-available/bbb-monitoring
 admin_password=$grafana_etc/admin_password
-smtp_password=$prom/alertmanager_smtp_password
 units=(prometheus-blackbox-exporter prometheus-alertmanager prometheus grafana-server)
 
 work=$(mktemp -d) || fail "cannot make a temporary directory"
@@ -65,7 +74,7 @@ text() {
 mkdir -p "$work/check/rules"
 text "$PROMETHEUS_YML" >"$work/check/prometheus.yml"
 text "$RULES_YML" >"$work/check/rules/bbb.yml"
-text "$ALERTMANAGER_YML" >"$work/check/alertmanager.yml"
+text "$alertmanager_yml" >"$work/check/alertmanager.yml"
 text "$BLACKBOX_YML" >"$work/check/blackbox.yml"
 # check_file WHAT COMMAND...: runs the checker, and fails with its output when it refuses the file.
 check_file() {
@@ -138,18 +147,12 @@ put prometheus "$ROOT/etc/default/prometheus" 0644 root:root <<ARGS
 # Managed by bbb (Pulumi, monitoring-setup step). Metrics are kept 15 days; Prometheus listens on loopback only.
 ARGS="--storage.tsdb.retention.time=15d --web.listen-address=127.0.0.1:9090"
 ARGS
-put prometheus-alertmanager "$prom/alertmanager.yml" 0644 root:root <"$work/check/alertmanager.yml"
+# It may hold the SMTP password: Alertmanager runs as prometheus (the package's unit).
+put prometheus-alertmanager "$prom/alertmanager.yml" 0640 root:prometheus <"$work/check/alertmanager.yml"
 put prometheus-alertmanager "$ROOT/etc/default/prometheus-alertmanager" 0644 root:root <<ARGS
 # Managed by bbb (Pulumi, monitoring-setup step). A single Alertmanager: no cluster listener; loopback only.
 ARGS="--cluster.listen-address= --web.listen-address=127.0.0.1:9093"
 ARGS
-if [ -n "$SMTP_PASSWORD" ]; then
-  # Alertmanager runs as prometheus (the package's unit).
-  put prometheus-alertmanager "$smtp_password" 0640 root:prometheus < <(printf '%s' "$SMTP_PASSWORD")
-elif [ -e "$smtp_password" ]; then
-  rm -f "$smtp_password"
-  changed[prometheus-alertmanager]=1
-fi
 put prometheus-blackbox-exporter "$prom/blackbox.yml" 0644 root:root <"$work/check/blackbox.yml"
 put prometheus-blackbox-exporter "$ROOT/etc/default/prometheus-blackbox-exporter" 0644 root:root <<ARGS
 # Managed by bbb (Pulumi, monitoring-setup step). Probes for Prometheus on loopback only.
