@@ -196,7 +196,7 @@ describe("bbb-exporter", () => {
         box.write("root/var/lib/prometheus/node-exporter/bbb_recordings.prom", "bbb_recordings_pending 0\n");
         forget();
         const off = ok({ RECORDINGS: "false" });
-        expect(box.calls("systemctl")).toEqual(expect.arrayContaining(["systemctl disable --now --quiet bbb-recordings-metrics.timer", "systemctl restart bigbluebutton-exporter"]));
+        expect(box.calls("systemctl")).toEqual(expect.arrayContaining(["systemctl disable --quiet bbb-recordings-metrics.timer", "systemctl stop --quiet bbb-recordings-metrics.service", "systemctl restart bigbluebutton-exporter"]));
         expect(box.files().filter((f) => f.includes("recordings"))).toEqual([]);
         expect(read(ENV)).toContain("\nRECORDINGS_METRICS=false\n");
         expect(off.stdout).toContain("removed bbb-recordings-metrics");
