@@ -692,7 +692,8 @@ esac`;
  * default it replaces). bbb-record-core: bigbluebutton.yml, playback_host 127.0.0.1 (the package's value assumed).
  * The package nginx site, port 80 only, server_name IP (newer bbb-html5 after-install.sh L23; 3.0 assumed alike).
  * bbb-config: bbb-conf, and /etc/bigbluebutton/bigbluebutton-release. Etherpad writes its APIKEY.txt at its first
- * start (see BBB_CONF). The installs only: upgrades are not modelled.
+ * start (see BBB_CONF). Ubuntu's nginx (a dependency): its unit file, /lib/systemd/system/nginx.service, which
+ * systemctl looks for (its content does not matter here). The installs only: upgrades are not modelled.
  */
 const BBB_PACKAGES = `
 ip=$(cat "$SANDBOX/private-ip" 2>/dev/null || echo "\${INTERNAL_IP:-\${IP:-10.0.0.11}}")
@@ -717,6 +718,7 @@ printf 'playback_host: 127.0.0.1\\nplayback_protocol: http\\n' > "$ROOT/usr/loca
 printf 'server {\\n  listen 80;\\n  server_name %s;\\n  access_log /var/log/nginx/bigbluebutton.access.log;\\n}\\n' "$ip" > "$ROOT/etc/nginx/sites-available/bigbluebutton"
 printf 'location /ws {\\n  proxy_pass http://%s:5066;\\n}\\n' "$ip" > "$ROOT/usr/share/bigbluebutton/nginx/sip.nginx"
 echo "BIGBLUEBUTTON_RELEASE=3.0.19" > "$ROOT/etc/bigbluebutton/bigbluebutton-release"
+mkdir -p "$ROOT/lib/systemd/system"; printf '[Unit]\\nDescription=nginx\\n' > "$ROOT/lib/systemd/system/nginx.service"
 touch "$ROOT/etc/bigbluebutton/bbb-webrtc-sfu/production.yml"
 cp "$SANDBOX/bbb-conf.stub" "$SANDBOX/bin/bbb-conf"
 `;
