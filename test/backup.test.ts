@@ -461,3 +461,137 @@ describe("bbb-backup and bbb-restore", () => {
         }
     });
 });
+
+/**
+ * The step's removal (`bash -s remove`, with the inputs of its last run), as Pulumi runs it when the step is deleted:
+ * backups turned off on this host, which stays; and on a new VM, which never had backups, ahead of the step's create
+ * when the step is replaced with its VM.
+ */
+describe("backup-setup remove", () => {
+    const remove = (sandbox = box) => {
+        const r = sandbox.run("backup-setup", INPUTS(), trace.env, ["remove"], 30000);
+        outputs.push(r.stdout, r.stderr);
+        return r;
+    };
+    const said = () => `backup-setup: backups stopped; the backups made so far remain in ${box.file("repo")} (restore: bbb-restore, see bbb-restore --help)\n`;
+    const holding = (secret: string) => box.files().filter((f) => fs.readFileSync(box.file(`root/${f}`), "utf8").includes(secret));
+    /** bbb-restore as an operator runs it once the settings are gone: what it is given in its environment, traced. */
+    const restore = (args: string[], env: Record<string, string>) => {
+        const r = spawnSync(STRACE, [...STRACE_ARGS, "-o", path.join(trace.dir, `execve-${randomUUID()}`), path.join(box.root, "usr/local/sbin/bbb-restore"), ...args], {
+            env: { PATH: box.bin, SANDBOX: box.dir, LANG: "C.UTF-8", ...env },
+            encoding: "utf8",
+            timeout: 30000,
+        });
+        outputs.push(r.stdout, r.stderr);
+        return r;
+    };
+    let snapshotIds: string[];
+
+    test("backups turned off: the timer disabled and stopped, a running backup stopped, no secret left on the host, no stale metrics; the data and the backups stay", () => {
+        expect(fs.existsSync(box.file("enabled/bbb-backup.timer"))).toBe(true);
+        expect(fs.existsSync(box.file("root/var/lib/prometheus/node-exporter/bbb_backup.prom"))).toBe(true);
+        // A backup runs right now.
+        box.write("units/bbb-backup", "");
+        snapshotIds = snapshots().map((s) => s.id).sort();
+        const data = [digest(), redisData(), uploads()];
+        fs.writeFileSync(box.callLog, "");
+        const r = remove();
+        expect(r.stderr).toBe("");
+        expect(r.status).toBe(0);
+        expect(r.stdout).toBe(said());
+        expect(box.calls("systemctl")).toEqual([
+            "systemctl disable --quiet bbb-backup.timer",
+            "systemctl stop --quiet bbb-backup.timer",
+            "systemctl stop --quiet bbb-backup.service",
+            "systemctl daemon-reload",
+        ]);
+        for (const state of ["enabled/bbb-backup.timer", "units/bbb-backup.timer", "units/bbb-backup"]) expect(fs.existsSync(box.file(state))).toBe(false);
+        // No file holds a secret any more (restic's cache went too); the metrics file is gone, its directory stays.
+        expect(holding(RESTIC_PASSWORD)).toEqual([]);
+        expect(holding(APP_CRED_SECRET)).toEqual([]);
+        for (const gone of ["etc/default/bbb-backup", "etc/bbb-deploy/restic-password", "etc/systemd/system/bbb-backup.timer", "etc/systemd/system/bbb-backup.service", "usr/local/sbin/bbb-backup", "var/lib/prometheus/node-exporter/bbb_backup.prom", "var/cache/restic"]) {
+            expect([gone, fs.existsSync(box.file(`root/${gone}`))]).toEqual([gone, false]);
+        }
+        expect(fs.statSync(box.file("root/var/lib/prometheus/node-exporter")).isDirectory()).toBe(true);
+        expect(fs.existsSync(box.file("root/usr/local/sbin/bbb-restore"))).toBe(true);
+        // Nothing was asked of the databases, restic or apt; the data is as it was, every snapshot still there.
+        expect(box.calls().filter((c) => !c.startsWith("systemctl ") && !c.startsWith("chown "))).toEqual([]);
+        expect([digest(), redisData(), uploads()]).toEqual(data);
+        for (const name of ["postgres", "redis", ...APPS]) expect(running(name)).toBe("true");
+        expect(snapshots().map((s) => s.id).sort()).toEqual(snapshotIds);
+    });
+
+    test("a second remove changes nothing", () => {
+        const before = box.files().map((f) => [f, fs.statSync(box.file(`root/${f}`)).mtimeMs]);
+        fs.writeFileSync(box.callLog, "");
+        const r = remove();
+        expect(r.stderr).toBe("");
+        expect(r.status).toBe(0);
+        expect(r.stdout).toBe(said());
+        expect(box.files().map((f) => [f, fs.statSync(box.file(`root/${f}`)).mtimeMs])).toEqual(before);
+        expect(box.calls().filter((c) => c.startsWith("systemctl daemon-reload"))).toEqual([]);
+        expect(snapshots().map((s) => s.id).sort()).toEqual(snapshotIds);
+    });
+
+    test("bbb-restore stays: without the settings it says what it needs; given them, it reaches the backups", () => {
+        const without = restore(["--list"], {});
+        expect(without.status).toBe(1);
+        expect(without.stderr).toBe("bbb-restore: cannot read /etc/default/bbb-backup (run as root; without it, give the settings in the environment: bbb-restore --help)\n");
+        const help = restore(["--help"], {});
+        expect(help.status).toBe(2);
+        expect(help.stderr).toContain("RESTIC_REPOSITORY RESTIC_PASSWORD_FILE BBB_BACKUP_ROLE BBB_BACKUP_PARTS BBB_BACKUP_APPS");
+        // The operator's copy of the password (the stack's output backupPasswords).
+        box.write("operator/restic-password", `${RESTIC_PASSWORD}\n`);
+        const listed = restore(["--list"], {
+            RESTIC_REPOSITORY: box.file("repo"),
+            RESTIC_PASSWORD_FILE: box.file("operator/restic-password"),
+            RESTIC_CACHE_DIR: box.file("test-cache"),
+            BBB_BACKUP_ROLE: "scalelite",
+            BBB_BACKUP_PARTS: `postgres:postgres:scalelite redis:redis:${box.root}${REDIS_DIR} files:${box.root}${UPLOADS}`,
+            BBB_BACKUP_APPS: APPS.join(" "),
+        });
+        expect(listed.stderr).toBe("");
+        expect(listed.status).toBe(0);
+        for (const id of snapshotIds) expect(listed.stdout).toContain(id.slice(0, 8));
+    }, 30000);
+
+    test("on a host that never had backups (a new VM), it succeeds and changes nothing, asking nothing of the network", () => {
+        const fresh = new Sandbox();
+        try {
+            // The stubs but no restic, docker or curl: anything but systemctl would fail.
+            installStubs(fresh);
+            const r = remove(fresh);
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            expect(r.stdout).toBe(said());
+            expect(fresh.files()).toEqual([]);
+            expect(fresh.calls()).toEqual(["systemctl disable --quiet bbb-backup.timer", "systemctl stop --quiet bbb-backup.timer", "systemctl stop --quiet bbb-backup.service"]);
+            const wrong = fresh.run("backup-setup", INPUTS(), {}, ["delete"]);
+            expect([wrong.status, wrong.stderr]).toEqual([1, "backup-setup: error: unknown action delete (none, or remove)\n"]);
+        } finally {
+            fresh.cleanup();
+        }
+    });
+
+    test("a systemd that fails otherwise than on a unit it does not have fails the removal, saying so", () => {
+        const fresh = new Sandbox();
+        try {
+            installStubs(fresh);
+            fresh.write("root/etc/systemd/system/bbb-backup.timer", "[Timer]\n");
+            const r = fresh.run("backup-setup", INPUTS(), { SYSTEMCTL_FAIL: "stop bbb-backup.timer" }, ["remove"]);
+            expect(r.status).toBe(1);
+            expect(r.stderr).toBe("Failed to stop bbb-backup.timer (SYSTEMCTL_FAIL)\nbackup-setup: error: cannot stop bbb-backup.timer (see: systemctl status bbb-backup.timer)\n");
+            expect(fresh.files()).toEqual(["etc/systemd/system/bbb-backup.timer"]);
+        } finally {
+            fresh.cleanup();
+        }
+    });
+
+    test("no secret is on any command line the removal started, nor in its output", () => {
+        expect(secretsOnCommandLines(trace.execs(), [RESTIC_PASSWORD, APP_CRED_SECRET])).toEqual([]);
+        for (const out of outputs) {
+            expect(out).not.toContain(RESTIC_PASSWORD);
+            expect(out).not.toContain(APP_CRED_SECRET);
+        }
+    });
+});

@@ -28,9 +28,11 @@ esac`;
  * read here with dpkg-deb: conffiles, postinst): /etc/default/prometheus-node-exporter is a conffile, shipped as
  * ARGS="" (listening on ":9100", every address); one already there that differs is a conffile dpkg asks about ("File on
  * system created by you or by a script."): with --force-confold it keeps it, else the question reads the step's stdin,
- * /dev/null, and dpkg fails ("end of file on stdin at conffile prompt", exit 100 from apt); then the postinst starts the
- * exporter (its dh_installinit/deb-systemd-invoke part) with that file. dpkg's conffile handling and its messages are
- * as remembered of dpkg, not re-read from its source here.
+ * /dev/null, and dpkg fails ("end of file on stdin at conffile prompt", exit 100 from apt); then the package's unit
+ * /lib/systemd/system/prometheus-node-exporter.service is there (the lines that matter here, as Ubuntu 22.04's reads:
+ * its EnvironmentFile= has no "-", so the unit does not start without that file) and the postinst starts the exporter
+ * (its dh_installinit/deb-systemd-invoke part) with that file. dpkg's conffile handling and its messages are as
+ * remembered of dpkg, not re-read from its source here.
  */
 const APT_GET = `
 "$SANDBOX/bin/apt-get.shared" "$@" || exit
@@ -47,7 +49,8 @@ case " $* " in
     else
       mkdir -p "$ROOT/etc/default"; echo 'ARGS=""' > "$f"
     fi
-    mkdir -p "$SANDBOX/pkg"; touch "$SANDBOX/pkg/prometheus-node-exporter"
+    mkdir -p "$SANDBOX/pkg" "$ROOT/lib/systemd/system"; touch "$SANDBOX/pkg/prometheus-node-exporter"
+    printf '[Service]\\nEnvironmentFile=/etc/default/prometheus-node-exporter\\nExecStart=/usr/bin/prometheus-node-exporter $ARGS\\n\\n[Install]\\nWantedBy=multi-user.target\\n' >"$ROOT/lib/systemd/system/prometheus-node-exporter.service"
     "$SANDBOX/bin/systemctl" start prometheus-node-exporter ;;
 esac`;
 

@@ -21,19 +21,30 @@ import { Sandbox } from "./sandbox";
  * enabled whose start job fails (as above); `is-active` as a failed unit (failed, exit 3). The messages were read on
  * systemd's main branch; that 249 prints them alike is assumed, as are daemon-reload's reason and the message of any
  * other verb.
+ * A service's state is kept under its name without ".service" (as the steps mostly name it), any other unit's under
+ * its whole name. `enable` and `disable` keep whether the unit is enabled ($SANDBOX/enabled/<unit>; with --now
+ * they also start or stop it, as systemctl-enable.c does after the change). A unit systemd has no unit file of
+ * (none in /etc/systemd/system or /lib/systemd/system under ROOT) cannot be disabled: "Failed to disable unit: Unit
+ * file <unit> does not exist.", exit 1 (src/core/dbus-manager.c, install_error for -ENOENT); one that also does not
+ * run is not loaded and cannot be stopped: "Failed to stop <unit>: Unit <unit> not loaded.", exit 5
+ * (src/core/dbus-unit.c, bus_unit_queue_job: a stop of a unit not found and inactive is BUS_ERROR_NO_SUCH_UNIT,
+ * which src/systemctl/systemctl-util.c's translate_bus_error_to_exit_status makes EXIT_NOTINSTALLED).
  */
 const SYSTEMCTL = `
 verb=$1; shift
-mkdir -p "$SANDBOX/units"
-unit=""; quiet=false; for a in "$@"; do case $a in --quiet) quiet=true ;; -*) ;; *) unit=$a ;; esac; done
-case $unit in *.*) full=$unit ;; *) full=$unit.service ;; esac
-if [ -e "$SANDBOX/masked/\${unit%.service}" ]; then
+mkdir -p "$SANDBOX/units" "$SANDBOX/enabled"
+name=""; quiet=false; now=false
+for a in "$@"; do case $a in --quiet) quiet=true ;; --now) now=true ;; -*) ;; *) name=$a ;; esac; done
+case $name in *.*) full=$name ;; *) full=$name.service ;; esac
+unit=\${full%.service}
+has_file() { [ -e "$ROOT/etc/systemd/system/$full" ] || [ -e "$ROOT/lib/systemd/system/$full" ]; }
+if [ -e "$SANDBOX/masked/$unit" ]; then
   case $verb in
     enable) echo "Failed to enable unit: Unit file /etc/systemd/system/$full is masked." >&2; exit 1 ;;
     start|restart|try-restart|reload) echo "Failed to $verb $full: Unit $full is masked." >&2; exit 1 ;;
   esac
 fi
-if [ -n "\${SYSTEMCTL_FAIL:-}" ] && { [ "$SYSTEMCTL_FAIL" = "$verb" ] || [ "$SYSTEMCTL_FAIL" = "$verb $unit" ]; }; then
+if [ -n "\${SYSTEMCTL_FAIL:-}" ] && { [ "$SYSTEMCTL_FAIL" = "$verb" ] || [ "$SYSTEMCTL_FAIL" = "$verb $name" ]; }; then
   case $verb in
     start|restart|try-restart|reload)
       [ "$verb" = reload ] || rm -f "$SANDBOX/units/$unit"
@@ -52,8 +63,14 @@ if [ -n "\${SYSTEMCTL_FAIL:-}" ] && { [ "$SYSTEMCTL_FAIL" = "$verb" ] || [ "$SYS
   esac
 fi
 case $verb in
+  disable) has_file || { echo "Failed to disable unit: Unit file $full does not exist." >&2; exit 1; } ;;
+  stop) has_file || [ -e "$SANDBOX/units/$unit" ] || { echo "Failed to stop $full: Unit $full not loaded." >&2; exit 5; } ;;
+esac
+case $verb in
   start|restart) touch "$SANDBOX/units/$unit" ;;
   stop) rm -f "$SANDBOX/units/$unit" ;;
+  enable) touch "$SANDBOX/enabled/$unit"; ! $now || touch "$SANDBOX/units/$unit" ;;
+  disable) rm -f "$SANDBOX/enabled/$unit"; ! $now || rm -f "$SANDBOX/units/$unit" ;;
   is-active)
     if [ -f "$SANDBOX/units/$unit" ]; then $quiet || echo active; else $quiet || echo inactive; exit 3; fi ;;
 esac`;
@@ -675,7 +692,8 @@ esac`;
  * default it replaces). bbb-record-core: bigbluebutton.yml, playback_host 127.0.0.1 (the package's value assumed).
  * The package nginx site, port 80 only, server_name IP (newer bbb-html5 after-install.sh L23; 3.0 assumed alike).
  * bbb-config: bbb-conf, and /etc/bigbluebutton/bigbluebutton-release. Etherpad writes its APIKEY.txt at its first
- * start (see BBB_CONF). The installs only: upgrades are not modelled.
+ * start (see BBB_CONF). Ubuntu's nginx (a dependency): its unit file, /lib/systemd/system/nginx.service, which
+ * systemctl looks for (its content does not matter here). The installs only: upgrades are not modelled.
  */
 const BBB_PACKAGES = `
 ip=$(cat "$SANDBOX/private-ip" 2>/dev/null || echo "\${INTERNAL_IP:-\${IP:-10.0.0.11}}")
@@ -700,6 +718,7 @@ printf 'playback_host: 127.0.0.1\\nplayback_protocol: http\\n' > "$ROOT/usr/loca
 printf 'server {\\n  listen 80;\\n  server_name %s;\\n  access_log /var/log/nginx/bigbluebutton.access.log;\\n}\\n' "$ip" > "$ROOT/etc/nginx/sites-available/bigbluebutton"
 printf 'location /ws {\\n  proxy_pass http://%s:5066;\\n}\\n' "$ip" > "$ROOT/usr/share/bigbluebutton/nginx/sip.nginx"
 echo "BIGBLUEBUTTON_RELEASE=3.0.19" > "$ROOT/etc/bigbluebutton/bigbluebutton-release"
+mkdir -p "$ROOT/lib/systemd/system"; printf '[Unit]\\nDescription=nginx\\n' > "$ROOT/lib/systemd/system/nginx.service"
 touch "$ROOT/etc/bigbluebutton/bbb-webrtc-sfu/production.yml"
 cp "$SANDBOX/bbb-conf.stub" "$SANDBOX/bin/bbb-conf"
 `;

@@ -8,11 +8,15 @@
 # (BBB_BACKUP_APPS), restores, and starts them again, also when the restore fails. Parts: a PostgreSQL database
 # replaced by its dump (pg_restore --clean --if-exists --single-transaction: all or nothing); Redis, whose
 # append-only file is set aside and rebuilt from the restored RDB; a directory, restored beside it and swapped in
-# (the old one kept as DIR.before-restore). Settings as bbb-backup's: the environment, else /etc/default/bbb-backup.
+# (the old one kept as DIR.before-restore). Settings as bbb-backup's: the environment, else /etc/default/bbb-backup
+# (gone once backups are turned off: then the environment, as the usage says).
 set -euo pipefail
 
+settings=/etc/default/bbb-backup
+needs="RESTIC_REPOSITORY RESTIC_PASSWORD_FILE BBB_BACKUP_ROLE BBB_BACKUP_PARTS BBB_BACKUP_APPS"
 usage() {
   echo "usage: bbb-restore [--list] [--snapshot ID|latest] [--yes]" >&2
+  echo "settings: $settings, else the environment: $needs, and the repository's credentials (OS_* for Swift)" >&2
   exit 2
 }
 list=false snapshot=latest yes=false
@@ -31,16 +35,15 @@ while [ "$#" -gt 0 ]; do
 done
 [[ $snapshot =~ ^(latest|[0-9a-f]{8,64})$ ]] || { echo "bbb-restore: '$snapshot' is not a snapshot id" >&2; exit 2; }
 
-settings=/etc/default/bbb-backup
 if [ -z "${RESTIC_REPOSITORY:-}" ]; then
-  [ -r "$settings" ] || { echo "bbb-restore: cannot read $settings (run as root)" >&2; exit 1; }
+  [ -r "$settings" ] || { echo "bbb-restore: cannot read $settings (run as root; without it, give the settings in the environment: bbb-restore --help)" >&2; exit 1; }
   # KEY=VALUE lines, as systemd reads them (the setup step writes no quotes), exported without a command line.
   while IFS= read -r line; do
     case $line in '' | '#'*) continue ;; esac
     export "${line%%=*}=${line#*=}"
   done <"$settings"
 fi
-for setting in RESTIC_REPOSITORY RESTIC_PASSWORD_FILE BBB_BACKUP_ROLE BBB_BACKUP_PARTS BBB_BACKUP_APPS; do
+for setting in $needs; do
   [ -n "${!setting:-}" ] || { echo "bbb-restore: $setting is not set (see $settings)" >&2; exit 1; }
 done
 role=$BBB_BACKUP_ROLE

@@ -557,6 +557,26 @@ exec docker compose "\$@"
 SHIM
 }
 
+# unit_off disable|stop UNIT: `systemctl disable` or `systemctl stop` of UNIT (its whole name: NAME.service,
+# NAME.timer), for a step's removal, which also runs on a host where UNIT never was or is gone already. systemd
+# refuses exactly that, and only that is taken as done: disable, a unit it has no unit file of ("Failed to disable
+# unit: Unit file UNIT does not exist.", exit 1: the manager's install_error for -ENOENT, src/core/dbus-manager.c,
+# as systemctl-enable.c prints it); stop, a unit it has not loaded and that does not run ("Failed to stop UNIT:
+# Unit UNIT not loaded.", exit 5, EXIT_NOTINSTALLED for BUS_ERROR_NO_SUCH_UNIT: bus_unit_queue_job in
+# src/core/dbus-unit.c, translate_bus_error_to_exit_status in src/systemctl/systemctl-util.c). Any other failure
+# fails the step. A stop returns once the unit has stopped (its job done).
+unit_off() {
+  local verb=$1 unit=$2 out rc=0
+  out=$(systemctl "$verb" --quiet "$unit" 2>&1) || rc=$?
+  case "$rc $verb" in
+    "0 "*) return 0 ;;
+    "1 disable") [[ $out != *"Unit file $unit does not exist."* ]] || return 0 ;;
+    "5 stop") [[ $out != *"Unit $unit not loaded."* ]] || return 0 ;;
+  esac
+  printf '%s\n' "$out" >&2
+  fail "cannot $verb $unit (see: systemctl status $unit)"
+}
+
 # Prometheus' node exporter reads *.prom files of this directory (its textfile collector; node-exporter.sh gives
 # it the directory explicitly). The programs that write there write a temporary file beside, then rename it: the
 # collector never reads half a file, and skips the temporary one (not *.prom).
@@ -602,11 +622,14 @@ UNIT
 }
 
 # textfile_timer_remove NAME PROM: what textfile_timer installed for NAME goes, with the metrics file PROM it wrote
-# (the node exporter would go on serving it, stale).
+# (the node exporter would go on serving it, stale), once no run of NAME can write it again. Returns 1 when there
+# was nothing of it.
 textfile_timer_remove() {
   local name=$1 prom=$2
   [ -e "$ROOT/etc/systemd/system/$name.timer" ] || [ -e "$ROOT$TEXTFILE_DIR/$prom" ] || return 1
-  systemctl disable --now --quiet "$name.timer" 2>/dev/null || true
+  unit_off disable "$name.timer"
+  unit_off stop "$name.timer"
+  unit_off stop "$name.service"
   rm -f "$ROOT/etc/systemd/system/$name.timer" "$ROOT/etc/systemd/system/$name.service" "$ROOT/usr/local/sbin/$name" "$ROOT$TEXTFILE_DIR/$prom"
   systemctl daemon-reload || fail "systemctl daemon-reload failed"
   say "removed $name (its timer and $TEXTFILE_DIR/$prom)"
