@@ -40,12 +40,11 @@ export = async () => {
         integrations: integrations({ apiUrl: bbbApiUrl, secret: apiSecret, consumerSecrets: platform.consumerSecrets }),
         // Read back by the next run (components/bake.ts): which golden volume each BBB server booted from.
         baking: platform.baking,
-        // Where each backed-up host's restic repository is, and (secret) the passwords that read them.
+        // Where each backed-up host's restic repository is, and (secret) the passwords that read them, kept while
+        // backups are off.
         ...(Object.keys(platform.backups).length > 0
-            ? {
-                  backups: Object.fromEntries(Object.entries(platform.backups).map(([host, b]) => [host, { repository: b.repository, container: b.container }])),
-                  backupPasswords: pulumi.secret(pulumi.all(Object.fromEntries(Object.entries(platform.backups).map(([host, b]) => [host, b.password])))),
-              }
+            ? { backups: Object.fromEntries(Object.entries(platform.backups).map(([host, b]) => [host, { repository: b.repository, container: b.container }])) }
             : {}),
+        ...(Object.keys(platform.backupPasswords).length > 0 ? { backupPasswords: pulumi.secret(pulumi.all(platform.backupPasswords)) } : {}),
     };
 };

@@ -25,11 +25,26 @@ export const BACKUP_PARTS: Record<BackupRole, string[]> = {
     bbb: ["postgres postgres greenlight-v3-production", "files /root/greenlight-v3/data/greenlight-v3/storage"],
 };
 
-/** The hosts a stack backs up, by host name: none with backups off, or where no host keeps a database. */
-export function backupHosts(s: Pick<Settings, "backups" | "scalelite" | "greenlight">): Partial<Record<string, BackupRole>> {
-    if (!s.backups.enabled) return {};
+/** The hosts that keep a database, by host name, whether backups are on or not. */
+export function databaseHosts(s: Pick<Settings, "scalelite" | "greenlight">): Partial<Record<string, BackupRole>> {
     if (topologyOf(s) === "single") return s.greenlight ? { "bbb-1": "bbb" } : {};
     return { scalelite: "scalelite", ...(s.greenlight ? { greenlight: "greenlight" } : {}) };
+}
+
+/** The hosts a stack backs up, by host name: none with backups off, or where no host keeps a database. */
+export function backupHosts(s: Pick<Settings, "backups" | "scalelite" | "greenlight">): Partial<Record<string, BackupRole>> {
+    return s.backups.enabled ? databaseHosts(s) : {};
+}
+
+/**
+ * The restic password of each host that keeps a database (output backupPasswords), made whether backups are on or
+ * not: turning them off keeps the container (retained) and so must keep what reads it, and turning them on again
+ * finds the repository it opens.
+ */
+export function backupPasswords(s: Pick<Settings, "scalelite" | "greenlight">, parent: pulumi.Resource): Record<string, pulumi.Output<string>> {
+    return Object.fromEntries(
+        Object.keys(databaseHosts(s)).map((host) => [host, pulumi.secret(new random.RandomPassword(`${host}-backup-password`, { length: 40, special: false }, { parent }).result)]),
+    );
 }
 
 /** Where restic logs in with the application credential: Keystone v3, and the region of the object store. */
@@ -73,6 +88,8 @@ export interface BackupArgs {
     endpoint: BackupEndpoint;
     /** The step that made the databases: the backup set-up runs after it. */
     after: pulumi.Resource;
+    /** The repository's password (backupPasswords): made beside the backups, so that turning them off keeps it. */
+    password: pulumi.Output<string>;
 }
 
 export class Backup extends pulumi.ComponentResource {
@@ -107,7 +124,7 @@ export class Backup extends pulumi.ComponentResource {
             { name: `bbb-${args.stack}-${args.role}-backups`, description: `restic on ${args.host.fqdn}: ${this.container} only (managed by Pulumi)`, accessRules: rules },
             { parent: this, dependsOn: [container] },
         );
-        this.password = pulumi.secret(new random.RandomPassword(`${name}-backup-password`, { length: 40, special: false }, { parent: this }).result);
+        this.password = args.password;
         this.setup = remoteStep(
             `${name}-backup`,
             {

@@ -13,7 +13,7 @@ import { GreenlightServer } from "./greenlight";
 import { Scalelite } from "./scalelite";
 import { TurnServer } from "./turn";
 import { checkBeforeChange } from "./guard";
-import { Backup, backupHosts } from "./backup";
+import { Backup, backupHosts, backupPasswords } from "./backup";
 import { bbbExporter, Monitoring, nodeExporter } from "./monitoring";
 import { BbbRelease, fqdn, HostSpec, hostSpecs, PROD_STACK, rolesOf, Topology, topologyOf } from "./names";
 
@@ -58,6 +58,8 @@ export class Platform extends pulumi.ComponentResource {
     readonly baking: Baking;
     /** Each backed-up host's backups, by host name. */
     readonly backups: Record<string, Backup> = {};
+    /** The restic password of each host that keeps a database, backed up or not (yet, or any more). */
+    readonly backupPasswords: Record<string, pulumi.Output<string>>;
     readonly monitoring?: Monitoring;
 
     constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -313,11 +315,20 @@ export class Platform extends pulumi.ComponentResource {
         }
 
         // Backups, once the step that made each host's databases is done.
+        this.backupPasswords = backupPasswords(s, this);
         const madeData = { scalelite: scalelite?.setup, greenlight: greenlight?.setup, bbb: this.bbbServers[0].configured };
         for (const [hostName, role] of Object.entries(backupHosts(s))) {
             this.backups[hostName] = new Backup(
                 `${hostName}`,
-                { host: this.hosts[hostName], role: role!, stack: args.stack, settings: s.backups, endpoint: args.cloud.backupEndpoint!, after: madeData[role!]! },
+                {
+                    host: this.hosts[hostName],
+                    role: role!,
+                    stack: args.stack,
+                    settings: s.backups,
+                    endpoint: args.cloud.backupEndpoint!,
+                    after: madeData[role!]!,
+                    password: this.backupPasswords[hostName],
+                },
                 { parent: this },
             );
         }

@@ -571,13 +571,14 @@ function hostRows(host: string, role: string, resources: ResourceChange[], ctx: 
     if (vm?.action === "delete") {
         // Its other steps go with it: only those with a removal action run, before the VM goes.
         // (A server's retire step, which takes it out of service before its VM goes, is the removal's own first part.)
-        const removal = steps
-            .filter((s) => s.action === "delete" && s.before!.inputs.delete && !/\sretire\s/.test(s.before!.inputs.delete))
-            .map((s) => removedStepRow(s, suffix(s), role, ctx));
+        const removed = steps.filter((s) => s.action === "delete" && s.before!.inputs.delete && !/\sretire\s/.test(s.before!.inputs.delete));
+        const removal = removed.map((s) => removedStepRow(s, suffix(s), role, ctx));
+        // Only Scalelite's removal (scalelite-node) waits for the server's meetings; an exporter's removal does not.
+        const leavesScalelite = removed.some((s) => stdinParts(s.before!.inputs.stdin).inputs.STEP === "scalelite-node");
         const stake =
             role !== "bbb"
                 ? "what runs there stops"
-                : removal.length
+                : leavesScalelite
                   ? "only once that removal succeeded"
                   : meetingsStake("the VM is deleted", guards.remove);
         return [...removal, { does: "delete the host: its VM and boot volume", stake, level: role === "bbb" ? 2 : 1 }, ...volumes.flatMap(volumeRows)];
@@ -612,6 +613,14 @@ function stackRows(before: Run, after: Run, shared: ResourceChange[]): Row[] {
             does: `new secrets ${list(secrets.map((c) => c.name))}${inputs.length ? ` (${list(inputs)} changed)` : ""}`,
             stake: outputs.length ? `outputs ${list(outputs)} change: consumers need the new values` : "",
             level: 1,
+        });
+    }
+    // A restic password that goes (its host keeps no database any more) leaves the backups its container keeps unreadable.
+    for (const c of shared.filter((c) => c.action === "delete" && c.name.endsWith("-backup-password"))) {
+        rows.push({
+            does: `delete ${quote(c.name)}: the restic password of ${c.name.replace(/-backup-password$/, "")}'s backups`,
+            stake: "**the backups its Swift container keeps can no longer be read**: save it first (`pulumi stack output --show-secrets backupPasswords`)",
+            level: 2,
         });
     }
     const firewall = shared.filter((c) => FIREWALL.includes(c.type) && c.action !== "same");

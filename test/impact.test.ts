@@ -322,3 +322,21 @@ test("alert e-mails configured: the monitoring host's step re-runs for its new i
     expect(changed[0].rows.map((r) => r.does)).toEqual(["re-run `setup` (monitoring-setup): ALERTMANAGER_YML, SMTP_PASSWORD changed"]);
     expect(impact.level).toBe(1);
 });
+
+test("Greenlight turned off: its restic password goes with it, which leaves its kept backups unreadable: exit code 2, with the way to save it", async () => {
+    const impact = assessImpact(prod, await evaluate({ ...PROD, greenlight: false }));
+    expect(impact.stack).toContainEqual({
+        does: "delete `greenlight-backup-password`: the restic password of greenlight's backups",
+        stake: "**the backups its Swift container keeps can no longer be read**: save it first (`pulumi stack output --show-secrets backupPasswords`)",
+        level: 2,
+    });
+    expect(impact.level).toBe(2);
+});
+
+test("backups turned off: each host's container is forgotten, kept with its data; its removal action stops the timer; exit code 1", async () => {
+    const impact = assessImpact(prod, await evaluate({ ...PROD, backups: { enabled: false } }));
+    const rows = impact.hosts.find((h) => h.host === "scalelite")!.rows.map((r) => r.does);
+    expect(rows).toEqual(["forget `backups` (Container: kept in the cloud, with its data), delete `backup-credential` (ApplicationCredential)", "step `backup` (backup-setup) leaves: its removal action runs"]);
+    expect(impact.stack.filter((r) => r.level === 2)).toEqual([]);
+    expect(impact.level).toBe(1);
+});

@@ -181,9 +181,14 @@ describe("backups", () => {
         expect(bare.invoked!.map((i) => i.token)).not.toContain("openstack:identity/getAuthScope:getAuthScope");
     });
 
-    test("backups.enabled false: no container, no credential, no step", async () => {
+    test("backups.enabled false: no container, no credential, no step; the passwords stay (the containers keep the backups they read)", async () => {
         const off = await evaluate({ ...POOL, backups: { enabled: false } });
         expect([steps(off, "backup-setup"), containers(off).length, off.outputs.backups]).toEqual([[], 0, undefined]);
+        expect(off.secretOutputs).toContain("backupPasswords");
+        expect(off.outputs.backupPasswords).toEqual(plain.outputs.backupPasswords);
+        expect(ofType(off, "random:index/randomPassword:RandomPassword").filter((r) => r.name.endsWith("-backup-password")).map((r) => r.urn)).toEqual(
+            ofType(plain, "random:index/randomPassword:RandomPassword").filter((r) => r.name.endsWith("-backup-password")).map((r) => r.urn),
+        );
     });
 
     test("a cloud without an object store is refused before anything is created, with the way out", async () => {

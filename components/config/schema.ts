@@ -588,7 +588,7 @@ const CONFIG = {
         default: BACKUPS,
         description: "Nightly restic backups of Scalelite's and Greenlight's databases to a Swift container: { enabled, time, keepDaily, keepWeekly, keepMonthly }.",
         readme:
-            "Nightly, encrypted restic backups of Scalelite's and Greenlight's PostgreSQL, Scalelite's Redis and Greenlight's uploads, each host to a Swift container of its own made by the stack (see \"Backups\"). `time` is the hour in UTC (`HH:MM`, a random delay of up to 30 minutes is added); `keepDaily`, `keepWeekly`, `keepMonthly`: how many of each restic keeps. On wherever there is a database (a pool, or Greenlight).",
+            "Nightly, encrypted restic backups of Scalelite's and Greenlight's PostgreSQL, Scalelite's Redis and Greenlight's uploads, each host to a Swift container of its own made by the stack (see \"Backups\"). `time` is the hour in UTC (`HH:MM`, a random delay of up to 10 minutes is added); `keepDaily`, `keepWeekly`, `keepMonthly`: how many of each restic keeps. On wherever there is a database (a pool, or Greenlight).",
         example: { enabled: true, time: "03:15", keepDaily: 14 },
         schema: fields({
             enabled: z.boolean({ error: "true or false" }).optional(),
