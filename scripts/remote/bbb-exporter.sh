@@ -152,13 +152,7 @@ UNIT
 fi
 
 # 3. Running what was written.
-systemctl enable --quiet "$unit" || fail "cannot enable $unit"
-if pending restart; then
-  systemctl restart "$unit" || fail "cannot restart $unit (see: journalctl -u $unit)"
-  pending_done restart
-elif ! systemctl is-active --quiet "$unit"; then
-  systemctl start "$unit" || fail "cannot start $unit (see: journalctl -u $unit)"
-fi
+unit_running "$unit"
 
 # 4. The recordings' progress, or none.
 if [ "$RECORDINGS" = true ]; then

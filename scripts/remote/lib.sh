@@ -582,6 +582,19 @@ unit_off() {
 # collector never reads half a file, and skips the temporary one (not *.prom).
 TEXTFILE_DIR=/var/lib/prometheus/node-exporter
 
+# unit_running UNIT: UNIT enabled and running with what was written for it: restarted when this step owes it a restart
+# (pending restart, done), else started if it is not running.
+unit_running() {
+  local unit=$1
+  systemctl enable --quiet "$unit" || fail "cannot enable $unit"
+  if pending restart; then
+    systemctl restart "$unit" || fail "cannot restart $unit (see: journalctl -u $unit)"
+    pending_done restart
+  elif ! systemctl is-active --quiet "$unit"; then
+    systemctl start "$unit" || fail "cannot start $unit (see: journalctl -u $unit)"
+  fi
+}
+
 # textfile_timer NAME PROGRAM CALENDAR ARG...: PROGRAM (a program's text) becomes /usr/local/sbin/NAME, which root
 # runs with ARG... as the oneshot NAME.service, started by NAME.timer at CALENDAR (systemd.time's OnCalendar=).
 # When anything of it changed, the timer is (re)enabled and the program run once right away: a program that fails

@@ -58,13 +58,7 @@ fi
 apt_install -o Dpkg::Options::=--force-confold --no-install-recommends prometheus-node-exporter
 
 # 2. Running with those arguments.
-systemctl enable --quiet "$unit" || fail "cannot enable $unit"
-if pending restart; then
-  systemctl restart "$unit" || fail "cannot restart $unit (see: journalctl -u $unit)"
-  pending_done restart
-elif ! systemctl is-active --quiet "$unit"; then
-  systemctl start "$unit" || fail "cannot start $unit (see: journalctl -u $unit)"
-fi
+unit_running "$unit"
 
 # 3. The Scalelite host's metrics, from Scalelite's own view of its servers (rake status).
 if [ "$ROLE" = scalelite ]; then
