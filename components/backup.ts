@@ -122,7 +122,10 @@ export class Backup extends pulumi.ComponentResource {
         const credential = new openstack.identity.ApplicationCredential(
             `${name}-backup-credential`,
             { name: `bbb-${args.stack}-${args.role}-backups`, description: `restic on ${args.host.fqdn}: ${this.container} only (managed by Pulumi)`, accessRules: rules },
-            { parent: this, dependsOn: [container] },
+            // Keystone keeps a user's application credential names unique (keystone/application_credential/backends/sql.py,
+            // duplicate_app_cred_constraint on name and user_id): the old one goes before its replacement
+            // (any change replaces it) takes the name.
+            { parent: this, dependsOn: [container], deleteBeforeReplace: true },
         );
         this.password = args.password;
         this.setup = remoteStep(

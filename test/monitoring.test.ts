@@ -144,6 +144,8 @@ describe("backups", () => {
     test("each host's credential reaches its own container only", () => {
         const credentials = ofType(plain, "openstack:identity/applicationCredential:ApplicationCredential");
         expect(credentials.map((c) => c.name).sort()).toEqual(["greenlight-backup-credential", "scalelite-backup-credential"]);
+        // Its name is unique per Keystone user: a replacement deletes the old one first.
+        expect(credentials.map((c) => c.deleteBeforeReplace)).toEqual([true, true]);
         const scalelite = byName(plain, "scalelite-backup-credential");
         const paths = (scalelite.inputs.accessRules as { path: string; method: string; service: string }[]).map((r) => `${r.service} ${r.method} ${r.path}`).sort();
         expect(paths).toEqual([
