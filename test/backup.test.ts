@@ -4,7 +4,7 @@
 // the stubs of ./stubs (systemctl, apt-get, chown). The programs run as bbb-backup.service runs them: the settings
 // file read as systemd's EnvironmentFile, the ExecStart of the unit the step wrote. Everything is traced (strace):
 // no secret may reach a command line.
-import { spawnSync } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import { randomUUID } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
@@ -447,6 +447,40 @@ describe("bbb-backup and bbb-restore", () => {
         expect(snapshotsOf("/redis.rdb").length).toBe(1);
         expect(snapshotsOf(`${box.root}${UPLOADS}`).length).toBe(1);
     }, 30000);
+
+    test("a lock left by a restic killed midway does not stop the next run; the lock of a restic still running is kept", async () => {
+        // The lock files (restic's local backend writes NAME-tmp-* first, then renames it: internal/backend/local/local.go).
+        const locks = () => (fs.existsSync(box.file("repo/locks")) ? fs.readdirSync(box.file("repo/locks")).filter((f) => /^[0-9a-f]{64}$/.test(f)).sort() : []);
+        expect(locks()).toEqual([]);
+        // A backup that waits on its standard input holds its lock, as a nightly run does while pg_dump writes.
+        const running = spawn("restic", ["backup", "--stdin", "--stdin-filename", "lock-test", "--host", "lock-test"], {
+            env: { PATH: process.env.PATH, RESTIC_REPOSITORY: box.file("repo"), RESTIC_PASSWORD, RESTIC_CACHE_DIR: box.file("test-cache") },
+            stdio: ["pipe", "ignore", "ignore"],
+        });
+        const exited = new Promise((resolve) => running.on("exit", resolve));
+        try {
+            for (let i = 0; i < 100 && locks().length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+            const live = locks();
+            expect(live.length).toBe(1);
+            // Alive, on this host: not stale. bbb-backup leaves it, so its retention and check (exclusive) fail.
+            const blocked = host("bbb-backup");
+            expect(blocked.status).toBe(1);
+            expect(blocked.stderr).toContain(`repository is already locked by PID ${running.pid}`);
+            expect(blocked.stderr).toContain("bbb-backup: failed: retention: restic forget --prune failed");
+            expect(locks()).toEqual(live);
+        } finally {
+            // Killed as a reboot or the OOM killer ends it: its lock stays behind, of a process that is gone.
+            running.kill("SIGKILL");
+            await exited;
+        }
+        expect(locks().length).toBe(1);
+        const r = host("bbb-backup");
+        expect(r.stderr).toBe("");
+        expect(r.status).toBe(0);
+        expect(locks()).toEqual([]);
+        expect(metric("bbb_backup_last_run_success")).toBe(1);
+        expect(snapshots().filter((s) => s.hostname === "lock-test")).toEqual([]);
+    }, 60000);
 
     test("no secret is on any command line the step and the programs started, nor in their output", () => {
         const execs = trace.execs();
