@@ -10,7 +10,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { RealPostgres } from "./postgres";
 import { Sandbox, STRACE, STRACE_ARGS, StepResult } from "./sandbox";
-import { installStubs } from "./stubs";
+import { installStubs, swiftRestic } from "./stubs";
 import { secretsOnCommandLines, straceWorks, Trace } from "./trace";
 
 const RESTIC_PASSWORD = "Restic-Pa55word-0f3c9a7e21";
@@ -321,6 +321,32 @@ describe("backup-setup", () => {
         expect(r.stdout).toContain("backup-setup: wrote /etc/default/bbb-backup\n");
         expect(settings().OS_APPLICATION_CREDENTIAL_ID).toBe("ffff2c3d4e5f60718293a4b5c6d7e8f9");
         expect(box.calls("systemctl")).toEqual(["systemctl enable --quiet --now bbb-backup.timer"]);
+    });
+
+    test("a Swift repository: made the first time (restic answers Object Not Found for its config), found the second", () => {
+        // Another host, its restic on Swift as test/stubs.ts's swiftRestic models it; a files part needs no container.
+        const other = new Sandbox();
+        try {
+            installStubs(other);
+            other.stub("restic", swiftRestic(other.file("swift")));
+            other.write(`root${UPLOADS}/ab/cd/abcd1234`, "a presentation");
+            const inputs = { ...INPUTS(), PARTS: `files ${UPLOADS}\n`, REPOSITORY: "swift:bbb-backups-test-scalelite:/" };
+            const first = other.run("backup-setup", inputs, trace.env, [], 30000);
+            outputs.push(first.stdout, first.stderr);
+            expect(first.stderr).toBe("");
+            expect(first.status).toBe(0);
+            expect(first.stdout).toContain("backup-setup: created the restic repository swift:bbb-backups-test-scalelite:/\n");
+            expect(fs.existsSync(other.file("swift/bbb-backups-test-scalelite/config"))).toBe(true);
+            const second = other.run("backup-setup", inputs, trace.env, [], 30000);
+            outputs.push(second.stdout, second.stderr);
+            expect(second.stderr).toBe("");
+            expect(second.status).toBe(0);
+            expect(second.stdout).not.toContain("created");
+            // Made once, by the first run.
+            expect(other.calls("restic").filter((c) => c.startsWith("restic init "))).toEqual(["restic init --help", "restic init --repository-version 1"]);
+        } finally {
+            other.cleanup();
+        }
     });
 
     test("a container of PARTS that is not on the host fails before anything is installed", () => {
