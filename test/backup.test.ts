@@ -395,23 +395,57 @@ describe("bbb-backup and bbb-restore", () => {
         fs.writeFileSync(box.callLog, "");
         const r = host("bbb-restore");
         expect(r.status).toBe(0);
-        expect(r.stdout).toMatch(/^bbb-restore: would restore postgres:postgres:scalelite from snapshot [0-9a-f]{8} \(/);
+        expect(r.stderr).toBe("");
+        expect(r.stdout).toMatch(/^bbb-restore: not restoring redis:redis:\S+: Redis holds Scalelite's servers and its running meetings, which a restore would roll back \(add --with-redis when its data was lost\)\nbbb-restore: would restore postgres:postgres:scalelite from snapshot [0-9a-f]{8} \(/);
+        expect(r.stdout.split("\n").filter((l) => l.includes("would restore")).map((l) => l.split(" ")[3])).toEqual(["postgres:postgres:scalelite", `files:${box.root}${UPLOADS}`]);
         expect(r.stdout).toContain("nothing was changed (add --yes to restore)");
         expect(digest()).toBe(changed);
         expect(box.calls("docker").filter((c) => /^docker (stop|start|run|exec -i)/.test(c))).toEqual([]);
-        // A snapshot named by its id: the one part it holds.
+        expect(redisData()).toContain("bbb-9");
+        // With --with-redis, Redis too, with a warning that names what it rolls back.
+        const all = host("bbb-restore", ["--with-redis"]);
+        expect(all.status).toBe(0);
+        expect(all.stdout.split("\n").filter((l) => l.includes("would restore")).length).toBe(3);
+        expect(all.stderr).toBe(`bbb-restore: warning: restoring redis:redis:${box.root}${REDIS_DIR} rolls Scalelite's servers and running meetings back to the snapshot's time: joins to meetings created since then fail, servers added since vanish (until pulumi up registers them again), servers whose secret was rotated since go offline\n`);
+        // A snapshot named by its id: the one part it holds; Redis's only with --with-redis.
         const [redis] = snapshotsOf("/redis.rdb");
-        const one = host("bbb-restore", ["--snapshot", redis.id.slice(0, 8)]);
+        const refused = host("bbb-restore", ["--snapshot", redis.id.slice(0, 8), "--yes"]);
+        expect(refused.status).toBe(1);
+        expect(refused.stderr).toContain(`bbb-restore: snapshot ${redis.id.slice(0, 8)} holds Redis (redis:redis:${box.root}${REDIS_DIR}), restored only with --with-redis`);
+        const one = host("bbb-restore", ["--snapshot", redis.id.slice(0, 8), "--with-redis"]);
         expect(one.status).toBe(0);
         expect(one.stdout.split("\n").filter((l) => l.includes("would restore"))).toEqual([
             `bbb-restore: would restore redis:redis:${box.root}${REDIS_DIR} from snapshot ${redis.id.slice(0, 8)} (${redis.time})`,
         ]);
     }, 30000);
 
-    test("bbb-restore --yes brings back exactly what was backed up, with the applications stopped meanwhile and started again", () => {
+    test("bbb-restore --yes brings back the database and the files, leaving Redis's data as it is", () => {
+        const redisBefore = redisData();
+        const aof = fs.readFileSync(box.file(`root${REDIS_DIR}/appendonlydir/appendonly.aof.1.base.rdb`), "utf8");
+        expect(redisBefore).not.toBe(originalRedis);
         fs.writeFileSync(box.callLog, "");
         const r = host("bbb-restore", ["--yes"]);
         expect(r.stderr).toBe("");
+        expect(r.status).toBe(0);
+        expect(r.stdout).toContain(`bbb-restore: not restoring redis:redis:${box.root}${REDIS_DIR}: `);
+        expect(digest()).toBe(original);
+        expect(uploads()).toEqual(originalUploads);
+        // Redis untouched: neither stopped nor asked anything, its data and AOF as they were, nothing set aside.
+        expect(redisData()).toBe(redisBefore);
+        expect(fs.readFileSync(box.file(`root${REDIS_DIR}/appendonlydir/appendonly.aof.1.base.rdb`), "utf8")).toBe(aof);
+        expect(fs.existsSync(box.file(`root${REDIS_DIR}/before-restore`))).toBe(false);
+        expect(box.calls("docker").filter((c) => /\bredis\b/.test(c))).toEqual([]);
+        expect(running("redis")).toBe("true");
+        // Changed again, for the next restore to bring back.
+        box.write(`root${UPLOADS}/99/99/new`, "uploaded after the backup");
+        fs.rmSync(box.file(`root${UPLOADS}.before-restore`), { recursive: true });
+    }, 30000);
+
+    test("bbb-restore --yes --with-redis brings back exactly what was backed up, Redis too, with the applications stopped meanwhile and started again", () => {
+        fs.writeFileSync(box.callLog, "");
+        const r = host("bbb-restore", ["--with-redis", "--yes"]);
+        expect(r.stderr).toContain("bbb-restore: warning: restoring redis:redis:");
+        expect(r.stderr.split("\n").filter((l) => l).length).toBe(1);
         expect(r.status).toBe(0);
         expect(digest()).toBe(original);
         // Redis, started again as its setup runs it (--appendonly yes), holds the backed-up data: its AOF was rebuilt.
