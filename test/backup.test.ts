@@ -488,6 +488,37 @@ describe("bbb-backup and bbb-restore", () => {
         }
     }, 30000);
 
+    test("a damaged dump that pg_restore fails on partway leaves the database exactly as it was (one transaction), fails, and starts the applications again", () => {
+        // The database changed since the backup (a secret rotated, a server added), so a restore would change it.
+        pg.query("UPDATE servers SET secret = 'rotated' WHERE id = 7; INSERT INTO servers (url, secret) VALUES ('https://bbb-new.example.org/bigbluebutton/api', 'new')", "scalelite");
+        const before = digest();
+        const rows = pg.query("SELECT count(*) FROM servers", "scalelite");
+        expect(before).not.toBe(original);
+        // restic hands over the database's dump cut short: its table of contents whole (the tables are dropped and made
+        // again) but the rows' data broken off, as a damaged archive would be.
+        const bin = path.join(box.bin, "restic");
+        box.stub("restic", `if [ "$1" = dump ] && [ "\${3:-}" = /scalelite.pgdump ]; then
+  /usr/bin/restic "$@" > "$SANDBOX/whole.pgdump" || exit
+  head -c $(( $(stat -c %s "$SANDBOX/whole.pgdump") * 3 / 4 )) "$SANDBOX/whole.pgdump"; exit 0
+fi
+exec /usr/bin/restic "$@"`);
+        try {
+            fs.writeFileSync(box.callLog, "");
+            const r = host("bbb-restore", ["--yes"]);
+            expect(r.status).toBe(1);
+            expect(r.stderr).toMatch(/pg_restore: error: /);
+            expect(r.stderr).toContain("bbb-restore: postgres:postgres:scalelite: pg_restore failed (above); the database is as it was (one transaction)");
+            expect(digest()).toBe(before);
+            expect(pg.query("SELECT count(*) FROM servers", "scalelite")).toBe(rows);
+            expect(box.calls("docker")).toContainEqual("docker exec -i postgres pg_restore -U postgres --clean --if-exists --single-transaction -d scalelite");
+            for (const app of APPS) expect(running(app)).toBe("true");
+            expect(box.calls("docker").filter((c) => c.startsWith("docker start "))).toEqual([...APPS].reverse().map((a) => `docker start ${a}`));
+        } finally {
+            fs.rmSync(bin);
+            fs.symlinkSync("/usr/bin/restic", bin);
+        }
+    }, 30000);
+
     test("retention keeps what KEEP_* says, per part", () => {
         // Three earlier nights of the database, as bbb-backup stores them.
         const day = (n: number) => new Date(Date.now() - n * 86400_000).toISOString().slice(0, 19).replace("T", " ");
