@@ -4,13 +4,13 @@
 // the stubs of ./stubs (systemctl, apt-get, chown). The programs run as bbb-backup.service runs them: the settings
 // file read as systemd's EnvironmentFile, the ExecStart of the unit the step wrote. Everything is traced (strace):
 // no secret may reach a command line.
-import { spawnSync } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import { randomUUID } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { RealPostgres } from "./postgres";
 import { Sandbox, STRACE, STRACE_ARGS, StepResult } from "./sandbox";
-import { installStubs } from "./stubs";
+import { installStubs, swiftRestic } from "./stubs";
 import { secretsOnCommandLines, straceWorks, Trace } from "./trace";
 
 const RESTIC_PASSWORD = "Restic-Pa55word-0f3c9a7e21";
@@ -323,6 +323,32 @@ describe("backup-setup", () => {
         expect(box.calls("systemctl")).toEqual(["systemctl enable --quiet --now bbb-backup.timer"]);
     });
 
+    test("a Swift repository: made the first time (restic answers Object Not Found for its config), found the second", () => {
+        // Another host, its restic on Swift as test/stubs.ts's swiftRestic models it; a files part needs no container.
+        const other = new Sandbox();
+        try {
+            installStubs(other);
+            other.stub("restic", swiftRestic(other.file("swift")));
+            other.write(`root${UPLOADS}/ab/cd/abcd1234`, "a presentation");
+            const inputs = { ...INPUTS(), PARTS: `files ${UPLOADS}\n`, REPOSITORY: "swift:bbb-backups-test-scalelite:/" };
+            const first = other.run("backup-setup", inputs, trace.env, [], 30000);
+            outputs.push(first.stdout, first.stderr);
+            expect(first.stderr).toBe("");
+            expect(first.status).toBe(0);
+            expect(first.stdout).toContain("backup-setup: created the restic repository swift:bbb-backups-test-scalelite:/\n");
+            expect(fs.existsSync(other.file("swift/bbb-backups-test-scalelite/config"))).toBe(true);
+            const second = other.run("backup-setup", inputs, trace.env, [], 30000);
+            outputs.push(second.stdout, second.stderr);
+            expect(second.stderr).toBe("");
+            expect(second.status).toBe(0);
+            expect(second.stdout).not.toContain("created");
+            // Made once, by the first run.
+            expect(other.calls("restic").filter((c) => c.startsWith("restic init "))).toEqual(["restic init --help", "restic init --repository-version 1"]);
+        } finally {
+            other.cleanup();
+        }
+    });
+
     test("a container of PARTS that is not on the host fails before anything is installed", () => {
         const r = setup({ PARTS: "postgres greenlight-postgres greenlight-v3-production" });
         expect(r.status).toBe(1);
@@ -369,23 +395,57 @@ describe("bbb-backup and bbb-restore", () => {
         fs.writeFileSync(box.callLog, "");
         const r = host("bbb-restore");
         expect(r.status).toBe(0);
-        expect(r.stdout).toMatch(/^bbb-restore: would restore postgres:postgres:scalelite from snapshot [0-9a-f]{8} \(/);
+        expect(r.stderr).toBe("");
+        expect(r.stdout).toMatch(/^bbb-restore: not restoring redis:redis:\S+: Redis holds Scalelite's servers and its running meetings, which a restore would roll back \(add --with-redis when its data was lost\)\nbbb-restore: would restore postgres:postgres:scalelite from snapshot [0-9a-f]{8} \(/);
+        expect(r.stdout.split("\n").filter((l) => l.includes("would restore")).map((l) => l.split(" ")[3])).toEqual(["postgres:postgres:scalelite", `files:${box.root}${UPLOADS}`]);
         expect(r.stdout).toContain("nothing was changed (add --yes to restore)");
         expect(digest()).toBe(changed);
         expect(box.calls("docker").filter((c) => /^docker (stop|start|run|exec -i)/.test(c))).toEqual([]);
-        // A snapshot named by its id: the one part it holds.
+        expect(redisData()).toContain("bbb-9");
+        // With --with-redis, Redis too, with a warning that names what it rolls back.
+        const all = host("bbb-restore", ["--with-redis"]);
+        expect(all.status).toBe(0);
+        expect(all.stdout.split("\n").filter((l) => l.includes("would restore")).length).toBe(3);
+        expect(all.stderr).toBe(`bbb-restore: warning: restoring redis:redis:${box.root}${REDIS_DIR} rolls Scalelite's servers and running meetings back to the snapshot's time: joins to meetings created since then fail, servers added since vanish (until pulumi up registers them again), servers whose secret was rotated since go offline\n`);
+        // A snapshot named by its id: the one part it holds; Redis's only with --with-redis.
         const [redis] = snapshotsOf("/redis.rdb");
-        const one = host("bbb-restore", ["--snapshot", redis.id.slice(0, 8)]);
+        const refused = host("bbb-restore", ["--snapshot", redis.id.slice(0, 8), "--yes"]);
+        expect(refused.status).toBe(1);
+        expect(refused.stderr).toContain(`bbb-restore: snapshot ${redis.id.slice(0, 8)} holds Redis (redis:redis:${box.root}${REDIS_DIR}), restored only with --with-redis`);
+        const one = host("bbb-restore", ["--snapshot", redis.id.slice(0, 8), "--with-redis"]);
         expect(one.status).toBe(0);
         expect(one.stdout.split("\n").filter((l) => l.includes("would restore"))).toEqual([
             `bbb-restore: would restore redis:redis:${box.root}${REDIS_DIR} from snapshot ${redis.id.slice(0, 8)} (${redis.time})`,
         ]);
     }, 30000);
 
-    test("bbb-restore --yes brings back exactly what was backed up, with the applications stopped meanwhile and started again", () => {
+    test("bbb-restore --yes brings back the database and the files, leaving Redis's data as it is", () => {
+        const redisBefore = redisData();
+        const aof = fs.readFileSync(box.file(`root${REDIS_DIR}/appendonlydir/appendonly.aof.1.base.rdb`), "utf8");
+        expect(redisBefore).not.toBe(originalRedis);
         fs.writeFileSync(box.callLog, "");
         const r = host("bbb-restore", ["--yes"]);
         expect(r.stderr).toBe("");
+        expect(r.status).toBe(0);
+        expect(r.stdout).toContain(`bbb-restore: not restoring redis:redis:${box.root}${REDIS_DIR}: `);
+        expect(digest()).toBe(original);
+        expect(uploads()).toEqual(originalUploads);
+        // Redis untouched: neither stopped nor asked anything, its data and AOF as they were, nothing set aside.
+        expect(redisData()).toBe(redisBefore);
+        expect(fs.readFileSync(box.file(`root${REDIS_DIR}/appendonlydir/appendonly.aof.1.base.rdb`), "utf8")).toBe(aof);
+        expect(fs.existsSync(box.file(`root${REDIS_DIR}/before-restore`))).toBe(false);
+        expect(box.calls("docker").filter((c) => /\bredis\b/.test(c))).toEqual([]);
+        expect(running("redis")).toBe("true");
+        // Changed again, for the next restore to bring back.
+        box.write(`root${UPLOADS}/99/99/new`, "uploaded after the backup");
+        fs.rmSync(box.file(`root${UPLOADS}.before-restore`), { recursive: true });
+    }, 30000);
+
+    test("bbb-restore --yes --with-redis brings back exactly what was backed up, Redis too, with the applications stopped meanwhile and started again", () => {
+        fs.writeFileSync(box.callLog, "");
+        const r = host("bbb-restore", ["--with-redis", "--yes"]);
+        expect(r.stderr).toContain("bbb-restore: warning: restoring redis:redis:");
+        expect(r.stderr.split("\n").filter((l) => l).length).toBe(1);
         expect(r.status).toBe(0);
         expect(digest()).toBe(original);
         // Redis, started again as its setup runs it (--appendonly yes), holds the backed-up data: its AOF was rebuilt.
@@ -428,6 +488,37 @@ describe("bbb-backup and bbb-restore", () => {
         }
     }, 30000);
 
+    test("a damaged dump that pg_restore fails on partway leaves the database exactly as it was (one transaction), fails, and starts the applications again", () => {
+        // The database changed since the backup (a secret rotated, a server added), so a restore would change it.
+        pg.query("UPDATE servers SET secret = 'rotated' WHERE id = 7; INSERT INTO servers (url, secret) VALUES ('https://bbb-new.example.org/bigbluebutton/api', 'new')", "scalelite");
+        const before = digest();
+        const rows = pg.query("SELECT count(*) FROM servers", "scalelite");
+        expect(before).not.toBe(original);
+        // restic hands over the database's dump cut short: its table of contents whole (the tables are dropped and made
+        // again) but the rows' data broken off, as a damaged archive would be.
+        const bin = path.join(box.bin, "restic");
+        box.stub("restic", `if [ "$1" = dump ] && [ "\${3:-}" = /scalelite.pgdump ]; then
+  /usr/bin/restic "$@" > "$SANDBOX/whole.pgdump" || exit
+  head -c $(( $(stat -c %s "$SANDBOX/whole.pgdump") * 3 / 4 )) "$SANDBOX/whole.pgdump"; exit 0
+fi
+exec /usr/bin/restic "$@"`);
+        try {
+            fs.writeFileSync(box.callLog, "");
+            const r = host("bbb-restore", ["--yes"]);
+            expect(r.status).toBe(1);
+            expect(r.stderr).toMatch(/pg_restore: error: /);
+            expect(r.stderr).toContain("bbb-restore: postgres:postgres:scalelite: pg_restore failed (above); the database is as it was (one transaction)");
+            expect(digest()).toBe(before);
+            expect(pg.query("SELECT count(*) FROM servers", "scalelite")).toBe(rows);
+            expect(box.calls("docker")).toContainEqual("docker exec -i postgres pg_restore -U postgres --clean --if-exists --single-transaction -d scalelite");
+            for (const app of APPS) expect(running(app)).toBe("true");
+            expect(box.calls("docker").filter((c) => c.startsWith("docker start "))).toEqual([...APPS].reverse().map((a) => `docker start ${a}`));
+        } finally {
+            fs.rmSync(bin);
+            fs.symlinkSync("/usr/bin/restic", bin);
+        }
+    }, 30000);
+
     test("retention keeps what KEEP_* says, per part", () => {
         // Three earlier nights of the database, as bbb-backup stores them.
         const day = (n: number) => new Date(Date.now() - n * 86400_000).toISOString().slice(0, 19).replace("T", " ");
@@ -447,6 +538,40 @@ describe("bbb-backup and bbb-restore", () => {
         expect(snapshotsOf("/redis.rdb").length).toBe(1);
         expect(snapshotsOf(`${box.root}${UPLOADS}`).length).toBe(1);
     }, 30000);
+
+    test("a lock left by a restic killed midway does not stop the next run; the lock of a restic still running is kept", async () => {
+        // The lock files (restic's local backend writes NAME-tmp-* first, then renames it: internal/backend/local/local.go).
+        const locks = () => (fs.existsSync(box.file("repo/locks")) ? fs.readdirSync(box.file("repo/locks")).filter((f) => /^[0-9a-f]{64}$/.test(f)).sort() : []);
+        expect(locks()).toEqual([]);
+        // A backup that waits on its standard input holds its lock, as a nightly run does while pg_dump writes.
+        const running = spawn("restic", ["backup", "--stdin", "--stdin-filename", "lock-test", "--host", "lock-test"], {
+            env: { PATH: process.env.PATH, RESTIC_REPOSITORY: box.file("repo"), RESTIC_PASSWORD, RESTIC_CACHE_DIR: box.file("test-cache") },
+            stdio: ["pipe", "ignore", "ignore"],
+        });
+        const exited = new Promise((resolve) => running.on("exit", resolve));
+        try {
+            for (let i = 0; i < 100 && locks().length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+            const live = locks();
+            expect(live.length).toBe(1);
+            // Alive, on this host: not stale. bbb-backup leaves it, so its retention and check (exclusive) fail.
+            const blocked = host("bbb-backup");
+            expect(blocked.status).toBe(1);
+            expect(blocked.stderr).toContain(`repository is already locked by PID ${running.pid}`);
+            expect(blocked.stderr).toContain("bbb-backup: failed: retention: restic forget --prune failed");
+            expect(locks()).toEqual(live);
+        } finally {
+            // Killed as a reboot or the OOM killer ends it: its lock stays behind, of a process that is gone.
+            running.kill("SIGKILL");
+            await exited;
+        }
+        expect(locks().length).toBe(1);
+        const r = host("bbb-backup");
+        expect(r.stderr).toBe("");
+        expect(r.status).toBe(0);
+        expect(locks()).toEqual([]);
+        expect(metric("bbb_backup_last_run_success")).toBe(1);
+        expect(snapshots().filter((s) => s.hostname === "lock-test")).toEqual([]);
+    }, 60000);
 
     test("no secret is on any command line the step and the programs started, nor in their output", () => {
         const execs = trace.execs();

@@ -225,8 +225,14 @@ esac`;
  * on that directory. What restic needs of Swift is modelled: it reads the cloud's login from the environment
  * (restic v0.14.0 internal/backend/swift/config.go ApplyEnvironment: OS_AUTH_URL and, for an application
  * credential, OS_APPLICATION_CREDENTIAL_ID and _SECRET); without them Keystone refuses it, which restic reports
- * as a failure to open the repository (exit 1, cmd/restic/main.go). Other repositories go to the real restic as
- * they are.
+ * as a failure to open the repository (exit 1, cmd/restic/main.go). A repository whose config object is not there
+ * answers as restic does on Swift, for every command but init (and help, version): OpenRepository Stats the config
+ * (cmd/restic/global.go, v0.12.1 L746-749, v0.14.0 L754-757: "unable to open config file: %v\nIs there a
+ * repository at the following location?\n%v", the location as given), the Swift backend's Stat wraps the error of
+ * its HEAD (internal/backend/swift/swift.go, v0.12.1 L197-200, v0.14.0 L219-222: errors.Wrap(err,
+ * "conn.Object")), and ncw/swift maps the 404 to ObjectNotFound, whose text is "Object Not Found" (swift.go's
+ * objectErrorMap); restic prints a Fatal error as "Fatal: ..." and exits 1. (A local directory would say "stat
+ * .../config: no such file or directory" instead.) Other repositories go to the real restic as they are.
  */
 export function swiftRestic(swift: string): string {
     return `
@@ -237,6 +243,14 @@ case \${RESTIC_REPOSITORY:-} in
       echo "Fatal: unable to open config file: Stat: Authorization Failure" >&2; exit 1
     fi
     mkdir -p "${swift}/$container"
+    case \${1:-} in
+      init | help | version | --help | -h) ;;
+      *)
+        if [ ! -e "${swift}/$container$prefix/config" ] && [[ " $* " != *" --help "* ]]; then
+          printf 'Fatal: unable to open config file: conn.Object: Object Not Found\\nIs there a repository at the following location?\\n%s\\n' "$RESTIC_REPOSITORY" >&2
+          exit 1
+        fi ;;
+    esac
     export RESTIC_REPOSITORY="${swift}/$container$prefix" ;;
 esac
 exec /usr/bin/restic "$@"`;

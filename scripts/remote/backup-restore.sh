@@ -2,8 +2,13 @@
 # bbb-restore: restores this host's data from its restic repository (what bbb-backup stored). Installed as
 # /usr/local/sbin/bbb-restore by bbb's backup-setup step (Pulumi; scripts/remote/backup-restore.sh).
 #   bbb-restore --list                      the snapshots of this host
-#   bbb-restore [--snapshot latest] [--yes] every part from its latest snapshot
+#   bbb-restore [--snapshot latest] [--yes] every part from its latest snapshot, but Redis
 #   bbb-restore --snapshot ID [--yes]       the one part that snapshot ID holds
+#   --with-redis                            Redis too (Scalelite's): only when its data was lost
+# Redis is left alone unless --with-redis: in Scalelite (v1.8.5, app/models/server.rb, meeting.rb, tenant.rb:
+# ApplicationRedisRecord) it holds the servers with their secrets and the running meetings' server map, which a
+# restore rolls back to the snapshot's time: joins to meetings created since fail, servers added since vanish,
+# servers whose secret was rotated since go offline.
 # Without --yes it only says what it would restore. With it, it stops the containers that write to the data
 # (BBB_BACKUP_APPS), restores, and starts them again, also when the restore fails. Parts: a PostgreSQL database
 # replaced by its dump (pg_restore --clean --if-exists --single-transaction: all or nothing); Redis, whose
@@ -15,11 +20,12 @@ set -euo pipefail
 settings=/etc/default/bbb-backup
 needs="RESTIC_REPOSITORY RESTIC_PASSWORD_FILE BBB_BACKUP_ROLE BBB_BACKUP_PARTS BBB_BACKUP_APPS"
 usage() {
-  echo "usage: bbb-restore [--list] [--snapshot ID|latest] [--yes]" >&2
+  echo "usage: bbb-restore [--list] [--snapshot ID|latest] [--with-redis] [--yes]" >&2
+  echo "--with-redis: Redis too, rolling Scalelite's servers and running meetings back to the snapshot (only after losing its data)" >&2
   echo "settings: $settings, else the environment: $needs, and the repository's credentials (OS_* for Swift)" >&2
   exit 2
 }
-list=false snapshot=latest yes=false
+list=false snapshot=latest yes=false with_redis=false
 while [ "$#" -gt 0 ]; do
   case $1 in
     --list) list=true ;;
@@ -29,6 +35,7 @@ while [ "$#" -gt 0 ]; do
       shift
       ;;
     --yes) yes=true ;;
+    --with-redis) with_redis=true ;;
     *) usage ;;
   esac
   shift
@@ -72,9 +79,13 @@ field() { grep -o "\"$1\":\"[^\"]*\"" | head -n1 | cut -d'"' -f4; }
 paths() { grep -o '"paths":\[[^]]*\]' | head -n1; }
 
 read -r -a parts <<<"$BBB_BACKUP_PARTS"
-chosen=() ids=() times=()
+chosen=() ids=() times=() skipped=()
 if [ "$snapshot" = latest ]; then
   for part in "${parts[@]}"; do
+    if [[ $part == redis:* ]] && [ "$with_redis" != true ]; then
+      skipped+=("$part")
+      continue
+    fi
     json=$(restic snapshots --json --host "$role" --tag bbb-backup --path "$(part_path "$part")" --latest 1) ||
       die "cannot list the snapshots of $part"
     id=$(field id <<<"$json")
@@ -89,9 +100,19 @@ else
     [ "$(paths <<<"$json")" != "\"paths\":[\"$(part_path "$part")\"]" ] || chosen+=("$part")
   done
   [ "${#chosen[@]}" -eq 1 ] || die "snapshot $snapshot ($(paths <<<"$json")) holds none of this host's parts (${parts[*]}); nothing was changed"
+  [[ ${chosen[0]} != redis:* ]] || [ "$with_redis" = true ] ||
+    die "snapshot $snapshot holds Redis (${chosen[0]}), restored only with --with-redis (see bbb-restore --help); nothing was changed"
   ids+=("$id") times+=("$(field time <<<"$json")")
 fi
 
+[ "${#chosen[@]}" -gt 0 ] || die "nothing to restore but Redis (${skipped[*]}), restored only with --with-redis; nothing was changed"
+for part in "${skipped[@]}"; do
+  echo "bbb-restore: not restoring $part: Redis holds Scalelite's servers and its running meetings, which a restore would roll back (add --with-redis when its data was lost)"
+done
+for part in "${chosen[@]}"; do
+  [[ $part == redis:* ]] || continue
+  echo "bbb-restore: warning: restoring $part rolls Scalelite's servers and running meetings back to the snapshot's time: joins to meetings created since then fail, servers added since vanish (until pulumi up registers them again), servers whose secret was rotated since go offline" >&2
+done
 if [ "$yes" != true ]; then
   for i in "${!chosen[@]}"; do echo "bbb-restore: would restore ${chosen[$i]} from snapshot ${ids[$i]:0:8} (${times[$i]})"; done
   echo "bbb-restore: would stop $BBB_BACKUP_APPS meanwhile; nothing was changed (add --yes to restore)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bbb-backup: backs up this host's data to its restic repository, one snapshot per part (host BBB_BACKUP_ROLE,
-# tag bbb-backup), then applies the retention (forget --prune) and checks the repository. Installed as
+# tag bbb-backup), then applies the retention (forget --prune) and checks the repository; stale restic locks (of a
+# run killed midway) are removed first. Installed as
 # /usr/local/sbin/bbb-backup by bbb's backup-setup step (Pulumi; scripts/remote/backup-run.sh), run nightly by
 # bbb-backup.timer; run it by hand with: systemctl start bbb-backup.service (or sudo bbb-backup).
 # Parts (BBB_BACKUP_PARTS, space-separated):
@@ -133,6 +134,13 @@ redis_save() {
     sleep 1
   done
 }
+
+# A run killed midway (reboot, OOM) leaves its lock in the repository, and restic (0.12.1, 0.14.0) refuses the
+# exclusive lock of forget --prune and check while any other lock is there, stale or not
+# (internal/restic/lock.go checkForOtherLocks): every later run would fail. restic unlock removes the stale ones
+# only (RemoveStaleLocks: made on this host by a process that is gone, or not refreshed for 30 minutes); never
+# --remove-all, which would also take the lock of a restore or an operator's restic running now.
+restic unlock || echo "bbb-backup: restic unlock failed; a stale lock may stop the retention and the check" >&2
 
 read -r -a parts <<<"$BBB_BACKUP_PARTS"
 for part in "${parts[@]}"; do
