@@ -42,8 +42,14 @@ export = async () => {
         baking: platform.baking,
         // Where each backed-up host's restic repository is, and (secret) the passwords that read them, kept while
         // backups are off.
-        ...(Object.keys(platform.backups).length > 0
-            ? { backups: Object.fromEntries(Object.entries(platform.backups).map(([host, b]) => [host, { repository: b.repository, container: b.container }])) }
+        ...(Object.values(platform.backups).some((b) => b.enabled)
+            ? {
+                  backups: Object.fromEntries(
+                      Object.entries(platform.backups)
+                          .filter(([, b]) => b.enabled)
+                          .map(([host, b]) => [host, { repository: b.repository, container: b.container }]),
+                  ),
+              }
             : {}),
         ...(Object.keys(platform.backupPasswords).length > 0 ? { backupPasswords: pulumi.secret(pulumi.all(platform.backupPasswords)) } : {}),
     };

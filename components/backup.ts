@@ -47,10 +47,11 @@ export function backupPasswords(s: Pick<Settings, "scalelite" | "greenlight">, p
     );
 }
 
-/** Where restic logs in with the application credential: Keystone v3, and the region of the object store. */
+/** Where restic logs in with the application credential: Keystone v3, and the region of the object store; the project's id. */
 export interface BackupEndpoint {
     authUrl: string;
     region: string;
+    projectId: string;
 }
 
 /**
@@ -77,7 +78,7 @@ export async function lookupBackupEndpoint(): Promise<BackupEndpoint | ConfigPro
     // restic logs in with an application credential, which only Keystone v3 knows; catalogs list the identity
     // endpoint with or without its version.
     const authUrl = /\/v3\/?$/.test(identity.url) ? identity.url : `${identity.url.replace(/\/+$/, "")}/v3`;
-    return { authUrl, region: store.region || scope.region || "" };
+    return { authUrl, region: store.region || scope.region || "", projectId: scope.projectId };
 }
 
 export interface BackupArgs {
@@ -85,14 +86,21 @@ export interface BackupArgs {
     role: BackupRole;
     stack: string;
     settings: BackupSettings;
-    endpoint: BackupEndpoint;
+    /** Where restic logs in: looked up when backups are on. */
+    endpoint?: BackupEndpoint;
     /** The step that made the databases: the backup set-up runs after it. */
     after: pulumi.Resource;
     /** The repository's password (backupPasswords): made beside the backups, so that turning them off keeps it. */
     password: pulumi.Output<string>;
 }
 
+/**
+ * A database host's backups: with backups on, its container, its credential and the backup-setup step; with them
+ * off, the same step turning them off on the host (ENABLED false: an update, never a deletion, so that replacing,
+ * removing or destroying a host never needs to reach it, dead or not), the container kept by the cloud.
+ */
 export class Backup extends pulumi.ComponentResource {
+    readonly enabled: boolean;
     /** The container's name, e.g. bbb-backups-prod-scalelite. */
     readonly container: string;
     /** restic's repository: `swift:<container>:/`. */
@@ -103,13 +111,26 @@ export class Backup extends pulumi.ComponentResource {
 
     constructor(name: string, args: BackupArgs, opts?: pulumi.ComponentResourceOptions) {
         super("bbb:backup:Backup", name, {}, opts);
+        this.enabled = args.settings.enabled;
         this.container = `bbb-backups-${args.stack}-${args.role}`;
         this.repository = `swift:${this.container}:/`;
+        this.password = args.password;
+        const inputs = args.endpoint && this.enabled ? this.store(name, args, args.endpoint) : { ENABLED: "false", ROLE: args.role, REPOSITORY: this.repository };
+        this.setup = remoteStep(
+            `${name}-backup`,
+            { step: "backup-setup", connection: args.host.connection, inputs, triggers: [args.host.instanceId] },
+            { parent: this, dependsOn: [args.host.ready, args.after] },
+        );
+        this.registerOutputs({});
+    }
+
+    /** The container and the credential that reaches it; the step's inputs that back up there. */
+    private store(name: string, args: BackupArgs, endpoint: BackupEndpoint): Record<string, pulumi.Input<string>> {
         // Never deleted by Pulumi (backups off, pulumi destroy): the backups outlive the stack; an operator deletes the
         // container by hand (README "Backups"). Not force-destroyed either way.
         const container = new openstack.objectstorage.Container(
             `${name}-backups`,
-            { name: this.container, region: args.endpoint.region || undefined, forceDestroy: false, metadata: { "bbb-stack": args.stack, purpose: "restic backups" } },
+            { name: this.container, region: endpoint.region || undefined, forceDestroy: false, metadata: { "bbb-stack": args.stack, purpose: "restic backups" } },
             { parent: this, retainOnDelete: true },
         );
         // Keystone access rules: this credential reaches this container alone (restic's requests: HEAD and GET on the
@@ -121,41 +142,32 @@ export class Backup extends pulumi.ComponentResource {
         ].map((rule) => ({ ...rule, service: "object-store" }));
         const credential = new openstack.identity.ApplicationCredential(
             `${name}-backup-credential`,
-            { name: `bbb-${args.stack}-${args.role}-backups`, description: `restic on ${args.host.fqdn}: ${this.container} only (managed by Pulumi)`, accessRules: rules },
-            // Keystone keeps a user's application credential names unique (keystone/application_credential/backends/sql.py,
-            // duplicate_app_cred_constraint on name and user_id): the old one goes before its replacement
-            // (any change replaces it) takes the name.
+            {
+                // Keystone keeps a user's application credential names unique, across projects
+                // (keystone/application_credential/backends/sql.py, duplicate_app_cred_constraint on name and user_id):
+                // the project's id in it, and the old one goes before its replacement (any change replaces it) takes it.
+                name: `bbb-${args.stack}-${args.role}-backups-${endpoint.projectId.slice(0, 8)}`,
+                description: `restic on ${args.host.fqdn}: ${this.container} only (managed by Pulumi)`,
+                accessRules: rules,
+            },
             { parent: this, dependsOn: [container], deleteBeforeReplace: true },
         );
-        this.password = args.password;
-        this.setup = remoteStep(
-            `${name}-backup`,
-            {
-                step: "backup-setup",
-                connection: args.host.connection,
-                inputs: {
-                    ROLE: args.role,
-                    PARTS: BACKUP_PARTS[args.role].join("\n"),
-                    REPOSITORY: this.repository,
-                    OS_AUTH_URL: args.endpoint.authUrl,
-                    OS_REGION_NAME: args.endpoint.region,
-                    APP_CRED_ID: credential.id,
-                    APP_CRED_SECRET: pulumi.secret(credential.secret),
-                    RESTIC_PASSWORD: this.password,
-                    BACKUP_TIME: args.settings.time,
-                    KEEP_DAILY: String(args.settings.keepDaily),
-                    KEEP_WEEKLY: String(args.settings.keepWeekly),
-                    KEEP_MONTHLY: String(args.settings.keepMonthly),
-                    BACKUP_PROGRAM: readScript("backup-run"),
-                    RESTORE_PROGRAM: readScript("backup-restore"),
-                },
-                triggers: [args.host.instanceId],
-                // Backups turned off: the host's timer, settings and secrets go (the container keeps the backups).
-                deleteAction: "remove",
-            },
-            // A replaced VM: the removal runs first (on the new VM, where there is nothing yet), then the set-up.
-            { parent: this, dependsOn: [args.host.ready, args.after], deleteBeforeReplace: true },
-        );
-        this.registerOutputs({});
+        return {
+            ENABLED: "true",
+            ROLE: args.role,
+            PARTS: BACKUP_PARTS[args.role].join("\n"),
+            REPOSITORY: this.repository,
+            OS_AUTH_URL: endpoint.authUrl,
+            OS_REGION_NAME: endpoint.region,
+            APP_CRED_ID: credential.id,
+            APP_CRED_SECRET: pulumi.secret(credential.secret),
+            RESTIC_PASSWORD: this.password,
+            BACKUP_TIME: args.settings.time,
+            KEEP_DAILY: String(args.settings.keepDaily),
+            KEEP_WEEKLY: String(args.settings.keepWeekly),
+            KEEP_MONTHLY: String(args.settings.keepMonthly),
+            BACKUP_PROGRAM: readScript("backup-run"),
+            RESTORE_PROGRAM: readScript("backup-restore"),
+        };
     }
 }

@@ -35,10 +35,8 @@ export function nodeExporter(host: Host, after: pulumi.Resource): command.remote
                 ...(host.role === "scalelite" ? { SCALELITE_METRICS_PROGRAM: readScript("scalelite-metrics") } : {}),
             },
             triggers: [host.instanceId],
-            // Monitoring turned off: the exporter stops (a replaced VM: removed first, on the new VM, then set up).
-            deleteAction: "remove",
         },
-        { parent: host, dependsOn: [host.ready, after], deleteBeforeReplace: true },
+        { parent: host, dependsOn: [host.ready, after] },
     );
 }
 
@@ -68,10 +66,8 @@ export function bbbExporter(host: Host, args: BbbExporterArgs): command.remote.C
                 RECORDINGS_METRICS_PROGRAM: readScript("recordings-metrics"),
             },
             triggers: [host.instanceId],
-            // Monitoring turned off: the exporter stops and its secret goes.
-            deleteAction: "remove",
         },
-        { parent: host, dependsOn: [host.ready, args.after], deleteBeforeReplace: true },
+        { parent: host, dependsOn: [host.ready, args.after] },
     );
 }
 

@@ -13,7 +13,7 @@ import { GreenlightServer } from "./greenlight";
 import { Scalelite } from "./scalelite";
 import { TurnServer } from "./turn";
 import { checkBeforeChange } from "./guard";
-import { Backup, backupHosts, backupPasswords } from "./backup";
+import { Backup, backupPasswords, databaseHosts } from "./backup";
 import { bbbExporter, Monitoring, nodeExporter } from "./monitoring";
 import { BbbRelease, fqdn, HostSpec, hostSpecs, PROD_STACK, rolesOf, Topology, topologyOf } from "./names";
 
@@ -56,7 +56,7 @@ export class Platform extends pulumi.ComponentResource {
     readonly dnsRecords: pulumi.Output<DnsRecordSpec[]>;
     /** Which golden volume each BBB server boots from, and the golden volumes kept (exported as `baking`, for people and the plan). */
     readonly baking: Baking;
-    /** Each backed-up host's backups, by host name. */
+    /** Each database host's backups (on, or turned off), by host name. */
     readonly backups: Record<string, Backup> = {};
     /** The restic password of each host that keeps a database, backed up or not (yet, or any more). */
     readonly backupPasswords: Record<string, pulumi.Output<string>>;
@@ -317,7 +317,7 @@ export class Platform extends pulumi.ComponentResource {
         // Backups, once the step that made each host's databases is done.
         this.backupPasswords = backupPasswords(s, this);
         const madeData = { scalelite: scalelite?.setup, greenlight: greenlight?.setup, bbb: this.bbbServers[0].configured };
-        for (const [hostName, role] of Object.entries(backupHosts(s))) {
+        for (const [hostName, role] of Object.entries(databaseHosts(s))) {
             this.backups[hostName] = new Backup(
                 `${hostName}`,
                 {
@@ -325,7 +325,7 @@ export class Platform extends pulumi.ComponentResource {
                     role: role!,
                     stack: args.stack,
                     settings: s.backups,
-                    endpoint: args.cloud.backupEndpoint!,
+                    ...(args.cloud.backupEndpoint ? { endpoint: args.cloud.backupEndpoint } : {}),
                     after: madeData[role!]!,
                     password: this.backupPasswords[hostName],
                 },
@@ -368,7 +368,7 @@ export class Platform extends pulumi.ComponentResource {
                     drained: this.bbbServers.filter((_, i) => s.drain.includes(bbbSpecs[i].slot!)).map((b) => b.host.fqdn),
                     privacy: s.privacy,
                     recordings: s.recordings.enabled,
-                    backups: Object.keys(this.backups),
+                    backups: Object.keys(this.backups).filter((host) => this.backups[host].enabled),
                     ...(s.alerts ? { alerts: s.alerts } : {}),
                 },
                 { parent: this },

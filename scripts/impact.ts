@@ -106,7 +106,11 @@ const RESTARTS: Record<string, { inputs?: string[]; except?: string[]; does: str
         why: "Scalelite's API pauses, running meetings go on",
         meetings: false,
     },
-    "backup-setup": { does: "restic's settings, the bbb-backup and bbb-restore programs and the nightly timer are rewritten", why: "nothing runs meanwhile", meetings: false },
+    "backup-setup": {
+        does: "restic's settings, the bbb-backup and bbb-restore programs and the nightly timer are rewritten (ENABLED false: the timer, settings and secrets removed)",
+        why: "the databases are not touched; the backups stay in the container",
+        meetings: false,
+    },
     "node-exporter": { does: "the node exporter restarts if its settings changed", why: "Prometheus misses a scrape", meetings: false },
     "bbb-exporter": { does: "the BigBlueButton exporter restarts if its settings changed", why: "Prometheus misses a scrape", meetings: false },
     "monitoring-setup": { does: "Prometheus, Alertmanager, Grafana and nginx reload what changed", why: "dashboards pause, alerts wait", meetings: false },

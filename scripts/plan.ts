@@ -90,7 +90,7 @@ ${table(["alert", "for", "severity", "summary"], rules.map((r) => [r.alert, r.fo
 
 /** Each backed-up host's container, schedule, what it holds and what restic keeps. */
 function backupsSection(run: Run): string {
-    const steps = ofType(run, "command:remote:Command").filter((r) => stepInputs(r.inputs.stdin).STEP === "backup-setup");
+    const steps = ofType(run, "command:remote:Command").filter((r) => stepInputs(r.inputs.stdin).STEP === "backup-setup" && stepInputs(r.inputs.stdin).ENABLED === "true");
     if (steps.length === 0) return "";
     const rows = steps.map((step) => {
         const i = stepInputs(step.inputs.stdin);

@@ -588,13 +588,13 @@ exec /usr/bin/restic "$@"`);
 });
 
 /**
- * The step's removal (`bash -s remove`, with the inputs of its last run), as Pulumi runs it when the step is deleted:
- * backups turned off on this host, which stays; and on a new VM, which never had backups, ahead of the step's create
- * when the step is replaced with its VM.
+ * Backups turned off (ENABLED false: the program updates the step, with the inputs it then gives, the repository
+ * named) on a host that stays; and on a host that never had backups (a stack whose backups were off from the start).
  */
-describe("backup-setup remove", () => {
+describe("backup-setup with ENABLED false", () => {
+    const OFF = () => ({ ENABLED: "false", ROLE: INPUTS().ROLE, REPOSITORY: INPUTS().REPOSITORY });
     const remove = (sandbox = box) => {
-        const r = sandbox.run("backup-setup", INPUTS(), trace.env, ["remove"], 30000);
+        const r = sandbox.run("backup-setup", OFF(), trace.env, [], 30000);
         outputs.push(r.stdout, r.stderr);
         return r;
     };
@@ -691,8 +691,8 @@ describe("backup-setup remove", () => {
             expect(r.stdout).toBe(said());
             expect(fresh.files()).toEqual([]);
             expect(fresh.calls()).toEqual(["systemctl disable --quiet bbb-backup.timer", "systemctl stop --quiet bbb-backup.timer", "systemctl stop --quiet bbb-backup.service"]);
-            const wrong = fresh.run("backup-setup", INPUTS(), {}, ["delete"]);
-            expect([wrong.status, wrong.stderr]).toEqual([1, "backup-setup: error: unknown action delete (none, or remove)\n"]);
+            const wrong = fresh.run("backup-setup", OFF(), {}, ["remove"]);
+            expect([wrong.status, wrong.stderr]).toEqual([1, "backup-setup: error: unknown action remove (the step takes none)\n"]);
         } finally {
             fresh.cleanup();
         }
@@ -703,7 +703,7 @@ describe("backup-setup remove", () => {
         try {
             installStubs(fresh);
             fresh.write("root/etc/systemd/system/bbb-backup.timer", "[Timer]\n");
-            const r = fresh.run("backup-setup", INPUTS(), { SYSTEMCTL_FAIL: "stop bbb-backup.timer" }, ["remove"]);
+            const r = fresh.run("backup-setup", OFF(), { SYSTEMCTL_FAIL: "stop bbb-backup.timer" }, []);
             expect(r.status).toBe(1);
             expect(r.stderr).toBe("Failed to stop bbb-backup.timer (SYSTEMCTL_FAIL)\nbackup-setup: error: cannot stop bbb-backup.timer (see: systemctl status bbb-backup.timer)\n");
             expect(fresh.files()).toEqual(["etc/systemd/system/bbb-backup.timer"]);

@@ -104,11 +104,8 @@ describe("monitoring", () => {
         expect(disabled).not.toMatch(/bbb-1/);
     });
 
-    test("turned off, an exporter is removed from its host (its step's delete action), and on a replaced VM removed before it is set up again", () => {
-        for (const name of ["bbb-1-node-exporter", "bbb-1-bbb-exporter", "scalelite-node-exporter"]) {
-            const step = byName(pool, name);
-            expect([name, step.inputs.delete, step.deleteBeforeReplace]).toEqual([name, expect.stringMatching(/^sudo -n bash -s remove # /), true]);
-        }
+    test("no exporter step needs its host when it goes: a dead VM can be replaced, a server removed, a stack destroyed", () => {
+        for (const name of ["bbb-1-node-exporter", "bbb-1-bbb-exporter", "scalelite-node-exporter"]) expect([name, byName(pool, name).inputs.delete]).toEqual([name, undefined]);
     });
 
     test("the single topology has monitoring too: TURN, bbb-1 and the monitoring host", () => {
@@ -144,6 +141,8 @@ describe("backups", () => {
     test("each host's credential reaches its own container only", () => {
         const credentials = ofType(plain, "openstack:identity/applicationCredential:ApplicationCredential");
         expect(credentials.map((c) => c.name).sort()).toEqual(["greenlight-backup-credential", "scalelite-backup-credential"]);
+        // Names are unique per Keystone user, across projects: the project's id is in it.
+        expect(credentials.map((c) => c.inputs.name).sort()).toEqual(["bbb-dev-greenlight-backups-0f1e2d3c", "bbb-dev-scalelite-backups-0f1e2d3c"]);
         // Its name is unique per Keystone user: a replacement deletes the old one first.
         expect(credentials.map((c) => c.deleteBeforeReplace)).toEqual([true, true]);
         const scalelite = byName(plain, "scalelite-backup-credential");
@@ -171,9 +170,12 @@ describe("backups", () => {
         expect(step.dependsOn.some((urn) => urn.endsWith("::scalelite-setup"))).toBe(true);
     });
 
-    test("turned off, a host's backups stop (the step's delete action removes its timer and secrets), first thing on a replaced VM", () => {
-        const step = byName(plain, "scalelite-backup");
-        expect([step.inputs.delete, step.deleteBeforeReplace]).toEqual(["sudo -n bash -s remove # backup-setup", true]);
+    test("turned off, a host's backups stop by an update of its step (ENABLED false, nothing secret given); the step needs no host when it goes", async () => {
+        const off = await evaluate({ ...POOL, backups: { enabled: false } });
+        expect(inputs(off, "scalelite-backup")).toEqual({ STEP: "backup-setup", ENABLED: "false", ROLE: "scalelite", REPOSITORY: "swift:bbb-backups-dev-scalelite:/" });
+        expect(byName(off, "scalelite-backup").urn).toBe(byName(plain, "scalelite-backup").urn);
+        expect(inputs(plain, "scalelite-backup").ENABLED).toBe("true");
+        for (const run of [off, plain]) expect(byName(run, "scalelite-backup").inputs.delete).toBeUndefined();
     });
 
     test("the single topology backs up Greenlight on bbb-1, and nothing without Greenlight", async () => {
@@ -183,9 +185,11 @@ describe("backups", () => {
         expect(bare.invoked!.map((i) => i.token)).not.toContain("openstack:identity/getAuthScope:getAuthScope");
     });
 
-    test("backups.enabled false: no container, no credential, no step; the passwords stay (the containers keep the backups they read)", async () => {
+    test("backups.enabled false: no container, no credential, backups off on the hosts; the passwords stay (the containers keep the backups they read)", async () => {
         const off = await evaluate({ ...POOL, backups: { enabled: false } });
-        expect([steps(off, "backup-setup"), containers(off).length, off.outputs.backups]).toEqual([[], 0, undefined]);
+        expect([containers(off).length, off.outputs.backups]).toEqual([0, undefined]);
+        expect(ofType(off, "openstack:identity/applicationCredential:ApplicationCredential")).toEqual([]);
+        expect(steps(off, "backup-setup").map((name) => inputs(off, name).ENABLED)).toEqual(["false", "false"]);
         expect(off.secretOutputs).toContain("backupPasswords");
         expect(off.outputs.backupPasswords).toEqual(plain.outputs.backupPasswords);
         expect(ofType(off, "random:index/randomPassword:RandomPassword").filter((r) => r.name.endsWith("-backup-password")).map((r) => r.urn)).toEqual(

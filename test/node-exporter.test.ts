@@ -107,67 +107,6 @@ describe("node-exporter on a BBB server", () => {
     });
 });
 
-/** The step's removal (`bash -s remove`, with the inputs of its last run): monitoring turned off, or a new VM ahead of the step's create. */
-describe("node-exporter remove", () => {
-    const SCALELITE = { ROLE: "scalelite", SCALELITE_METRICS_PROGRAM: PROGRAM };
-    const remove = (inputs: Record<string, string> = {}) => box.run("node-exporter", { LISTEN_IPV4: IP, ROLE: "bbb", EXPORTER_WAIT_SECONDS: "1", ...inputs }, {}, ["remove"]);
-    const SAID = "node-exporter: the node exporter is off: disabled, stopped, its arguments removed (a package prometheus-node-exporter stays)\n";
-    const TEXTFILES = "root/var/lib/prometheus/node-exporter";
-    beforeEach(() => (box = exporterHost()));
-    afterEach(() => box.cleanup());
-
-    test("monitoring turned off on the Scalelite host: the exporter disabled and stopped, its arguments and the Scalelite metrics gone, other metrics kept; a second remove changes nothing", () => {
-        ok(SCALELITE);
-        box.write(`${TEXTFILES}/scalelite.prom`, "scalelite_status_up 1\n");
-        box.write(`${TEXTFILES}/bbb_backup.prom`, "bbb_backup_last_run_success 1\n");
-        expect(fs.existsSync(box.file("enabled/prometheus-node-exporter"))).toBe(true);
-        forget();
-        const r = remove(SCALELITE);
-        expect(r.stderr).toBe("");
-        expect(r.status).toBe(0);
-        expect(r.stdout).toBe(`node-exporter: removed bbb-scalelite-metrics (its timer and /var/lib/prometheus/node-exporter/scalelite.prom)\n${SAID}`);
-        // systemd only: no apt, no network.
-        expect(box.calls().filter((c) => !c.startsWith("systemctl "))).toEqual([]);
-        for (const state of ["enabled/prometheus-node-exporter", "units/prometheus-node-exporter", "enabled/bbb-scalelite-metrics.timer", "units/bbb-scalelite-metrics.timer"]) {
-            expect([state, fs.existsSync(box.file(state))]).toEqual([state, false]);
-        }
-        // Nothing answers on port 9100 any more.
-        const scrape = spawnSync(box.file("bin/curl"), ["-fsS", `http://${IP}:9100/metrics`], { env: { PATH: box.bin, SANDBOX: box.dir }, encoding: "utf8" });
-        expect([scrape.status, scrape.stderr]).toEqual([7, `curl: (7) Failed to connect to ${IP}:9100/metrics: Connection refused\n`]);
-        expect(fs.existsSync(box.file(DEFAULTS))).toBe(false);
-        expect(box.files().filter((f) => f.includes("scalelite"))).toEqual([]);
-        // The package's files and the other writer's metrics stay; no owed restart.
-        expect(box.files().sort()).toEqual(["lib/systemd/system/prometheus-node-exporter.service", "var/lib/prometheus/node-exporter/bbb_backup.prom"]);
-        const before = snapshot();
-        forget();
-        const again = remove(SCALELITE);
-        expect([again.status, again.stderr, again.stdout]).toEqual([0, "", SAID]);
-        expect(snapshot()).toEqual(before);
-        expect(box.calls().filter((c) => /^systemctl (start|restart|daemon-reload)/.test(c))).toEqual([]);
-    });
-
-    test("on a host that never had it (a new VM) it succeeds and changes nothing; the step's create then runs as a first run", () => {
-        const r = remove();
-        expect([r.status, r.stderr, r.stdout]).toEqual([0, "", SAID]);
-        expect(box.files()).toEqual([]);
-        expect(box.calls()).toEqual(["systemctl disable --quiet prometheus-node-exporter.service", "systemctl stop --quiet prometheus-node-exporter.service"]);
-        ok();
-        expect(read("running/prometheus-node-exporter")).toBe(read(DEFAULTS));
-        expect(read(DEFAULTS)).toContain(ARGS);
-        expect(box.run("node-exporter", { LISTEN_IPV4: IP, ROLE: "bbb" }, {}, ["delete"]).stderr).toBe("node-exporter: error: unknown action delete (none, or remove)\n");
-    });
-
-    test("turned on again, the exporter comes back with its arguments, restarted onto them", () => {
-        ok();
-        remove();
-        forget();
-        ok();
-        expect(fs.existsSync(box.file("enabled/prometheus-node-exporter"))).toBe(true);
-        expect(box.calls("systemctl").filter((c) => /start/.test(c))).toEqual(["systemctl restart prometheus-node-exporter"]);
-        expect(read("running/prometheus-node-exporter")).toBe(read(DEFAULTS));
-    });
-});
-
 /**
  * `rake status` as Scalelite v1.8.5 prints it (lib/tasks/status.rake L27-40: `puts "\n#{table.pack(max_table_width: nil)}"`
  * of a Tabulo 2.8.2 table with border :blank), rendered as Tabulo renders it: each column as wide as its widest cell or

@@ -6,16 +6,16 @@
 # the repository password in /etc/bbb-deploy/restic-password (both root-only: the only places on disk that
 # hold the secrets), and bbb-backup.service run by bbb-backup.timer daily at BACKUP_TIME (UTC). Makes the
 # repository when there is none; never when one is there that the password does not open.
-#   remove (the argument on delete: backups turned off, or the step replaced with its VM, when it runs on the new VM
-#     ahead of the step's create): the timer disabled and stopped, a backup running now stopped (restic stores no
-#     snapshot of it; left running, it would need the password file removed below, and write bbb_backup.prom again
-#     after it is gone), the units, bbb-backup, the settings and the password (the only files that hold the
-#     secrets), the node exporter's bbb_backup.prom (else it serves a stale success time) and restic's cache gone.
-#     The backups stay in REPOSITORY (the stack keeps the container), and bbb-restore stays: it restores from them
-#     given the settings in its environment (its usage says which). The data is not touched. Idempotent, and
-#     nothing to do on a host that never had backups; needs no input but REPOSITORY (named in what it says), nor
+#   ENABLED false (backups turned off on this host, which stays: an update of the step, never its deletion, so that
+#     replacing or deleting a host needs nothing of it): the timer disabled and stopped, a backup running now stopped
+#     (restic stores no snapshot of it; left running, it would need the password file removed below, and write
+#     bbb_backup.prom again after it is gone), the units, bbb-backup, the settings and the password (the only files
+#     that hold the secrets), the node exporter's bbb_backup.prom (else it serves a stale success time) and restic's
+#     cache gone. The backups stay in REPOSITORY (the stack keeps the container), and bbb-restore stays: it restores
+#     from them given the settings in its environment (its usage says which). The data is not touched. Idempotent,
+#     and nothing to do on a host that never had backups; needs no input but REPOSITORY (named in what it says), nor
 #     the network.
-# Inputs: ROLE (scalelite|greenlight|bbb: the snapshots' host name, and which containers a restore stops)
+# Inputs: ENABLED (true, or false: the above; default true) ROLE (scalelite|greenlight|bbb: the snapshots' host name, and which containers a restore stops)
 #         PARTS (what to back up, one a line: "postgres CONTAINER DATABASE", "redis CONTAINER DATA_DIR" or
 #         "files DIR"; directories are the host's) REPOSITORY (swift:CONTAINER:/PREFIX, or a local path)
 #         OS_AUTH_URL OS_REGION_NAME (may be empty) APP_CRED_ID APP_CRED_SECRET (an application credential
@@ -24,7 +24,9 @@
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
-if [ "${1:-}" = remove ]; then
+[ -z "${1:-}" ] || fail "unknown action $1 (the step takes none)"
+case ${ENABLED:-true} in true | false) ;; *) fail "ENABLED must be true or false, not '$ENABLED'" ;; esac
+if [ "${ENABLED:-true}" = false ]; then
   : "${REPOSITORY:?}"
   unit_off disable bbb-backup.timer
   unit_off stop bbb-backup.timer
@@ -40,7 +42,6 @@ if [ "${1:-}" = remove ]; then
   say "backups stopped; the backups made so far remain in $REPOSITORY (restore: bbb-restore, see bbb-restore --help)"
   exit 0
 fi
-[ -z "${1:-}" ] || fail "unknown action $1 (none, or remove)"
 
 for input in ROLE PARTS REPOSITORY OS_AUTH_URL APP_CRED_ID APP_CRED_SECRET RESTIC_PASSWORD BACKUP_TIME KEEP_DAILY \
   KEEP_WEEKLY KEEP_MONTHLY BACKUP_PROGRAM RESTORE_PROGRAM; do

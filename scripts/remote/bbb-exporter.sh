@@ -22,35 +22,12 @@
 # getMeetings checksum, which stays valid until the secret changes (api_lib.py L50-55).
 # With RECORDINGS true, the recordings' progress (scripts/remote/recordings-metrics.sh, every 5 minutes); false
 # removes it.
-#   remove (the argument on delete: monitoring turned off, or the step replaced with its VM, when it runs on the new
-#     VM ahead of the step's create): the exporter disabled and stopped, its unit, /etc/bigbluebutton-exporter (its
-#     settings hold the API secret), /opt/bigbluebutton-exporter (code and venv: nothing else uses them) and the
-#     recordings' progress (timer, program, bbb_recordings.prom) gone; BigBlueButton is not touched. Idempotent, and
-#     nothing to do on a server that never had them; needs none of the inputs, nor the network.
 # Inputs: FQDN SECRET (the server's API secret) LISTEN_IPV4 (its fixed IPv4) PRIVACY (strict|standard) RECORDINGS
 # (true|false) EXPORTER_REF (a commit of greenstatic/bigbluebutton-exporter) RECORDINGS_METRICS_PROGRAM (the text
 # of scripts/remote/recordings-metrics.sh; needed with RECORDINGS true); EXPORTER_WAIT_SECONDS (optional, default
 # 30): how long the exporter may take to answer after a (re)start.
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
-
-unit=bigbluebutton-exporter
-home=/opt/bigbluebutton-exporter
-conf=/etc/bigbluebutton-exporter
-if [ "${1:-}" = remove ]; then
-  unit_off disable "$unit.service"
-  unit_off stop "$unit.service"
-  if [ -e "$ROOT/etc/systemd/system/$unit.service" ]; then
-    rm -f "$ROOT/etc/systemd/system/$unit.service"
-    systemctl daemon-reload || fail "systemctl daemon-reload failed"
-  fi
-  rm -rf "$ROOT$conf" "$ROOT$home"
-  pending_done restart
-  textfile_timer_remove bbb-recordings-metrics bbb_recordings.prom || true
-  say "the BigBlueButton exporter is off: disabled, stopped, removed with its settings ($conf) and $home"
-  exit 0
-fi
-[ -z "${1:-}" ] || fail "unknown action $1 (none, or remove)"
 
 : "${FQDN:?}" "${SECRET:?}" "${LISTEN_IPV4:?}" "${PRIVACY:?}" "${RECORDINGS:?}" "${EXPORTER_REF:?}"
 [[ $SECRET =~ ^[A-Za-z0-9]{32,}$ ]] || fail "the API secret must be at least 32 letters and digits"
@@ -62,8 +39,11 @@ ipv4_inputs LISTEN_IPV4
 [ "$RECORDINGS" = false ] || : "${RECORDINGS_METRICS_PROGRAM:?}"
 
 repo=https://github.com/greenstatic/bigbluebutton-exporter.git
+unit=bigbluebutton-exporter
+home=/opt/bigbluebutton-exporter
 src=$ROOT$home/src
 venv=$ROOT$home/venv
+conf=/etc/bigbluebutton-exporter
 listen=$LISTEN_IPV4:9688
 mkdir -p "$ROOT$home" "$ROOT$conf" "$ROOT/etc/systemd/system"
 chmod 0755 "$ROOT$conf"

@@ -10,30 +10,11 @@
 # ExecStart=/usr/bin/prometheus-node-exporter $ARGS: Debian 12's package, 1.5.0-1); written before the package is
 # installed, and kept by dpkg (--force-confold), so that the exporter starts bound to that address from the first.
 # On the Scalelite host also the Scalelite metrics (scripts/remote/scalelite-metrics.sh, run every minute).
-#   remove (the argument on delete: monitoring turned off, or the step replaced with its VM, when it runs on the new
-#     VM ahead of the step's create): the exporter disabled and stopped, /etc/default/prometheus-node-exporter and
-#     the Scalelite metrics (timer, program, scalelite.prom) gone; idempotent, and nothing to do on a host that never
-#     had them. The package stays installed, disabled: purging it would gain nothing (the exporter listens nowhere,
-#     and a start by hand fails without our file, which the unit's EnvironmentFile= requires: it never comes up on
-#     every address) and would run dpkg's maintainer scripts where nothing else does. The textfile directory stays
-#     (bbb-backup writes there too).
 # Inputs: LISTEN_IPV4 (the host's fixed IPv4) ROLE (turn|bbb|scalelite|greenlight|monitoring), and on scalelite
 # SCALELITE_METRICS_PROGRAM (the text of scripts/remote/scalelite-metrics.sh); EXPORTER_WAIT_SECONDS (optional,
 # default 30): how long the exporter may take to answer after a (re)start.
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
-
-unit=prometheus-node-exporter
-if [ "${1:-}" = remove ]; then
-  unit_off disable "$unit.service"
-  unit_off stop "$unit.service"
-  rm -f "$ROOT/etc/default/$unit"
-  pending_done restart
-  textfile_timer_remove bbb-scalelite-metrics scalelite.prom || true
-  say "the node exporter is off: disabled, stopped, its arguments removed (a package prometheus-node-exporter stays)"
-  exit 0
-fi
-[ -z "${1:-}" ] || fail "unknown action $1 (none, or remove)"
 
 : "${LISTEN_IPV4:?}" "${ROLE:?}"
 ipv4_inputs LISTEN_IPV4
@@ -42,6 +23,7 @@ case $ROLE in
   scalelite) : "${SCALELITE_METRICS_PROGRAM:?}" ;;
   *) fail "ROLE '$ROLE' is not turn, bbb, scalelite, greenlight or monitoring" ;;
 esac
+unit=prometheus-node-exporter
 listen=$LISTEN_IPV4:9100
 
 # 1. The exporter's arguments, then the package. A restart they need is owed until it happened (lib.sh's pending
