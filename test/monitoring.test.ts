@@ -114,6 +114,14 @@ describe("monitoring", () => {
         expect(inputs(single, "bbb-1-bbb-exporter").PRIVACY).toBe("standard");
     });
 
+    test("an SMTP password the host would refuse (a control character, a line separator) is refused before anything is created, not shown", async () => {
+        for (const password of ["pw\u0085x", "pw\u2028x", "pw\tx"]) {
+            const run = await evaluate({ ...POOL, monitoring: true, alerts: { ...ALERTS, smtp: { ...ALERTS.smtp, password } } });
+            expect(run.error?.message).toMatch(/alerts\.smtp\.password[\s\S]*without control characters/);
+            expect(run.error?.message).not.toContain(password);
+        }
+    });
+
     test("alerts without monitoring are refused before anything is created", async () => {
         const run = await evaluate({ ...POOL, alerts: ALERTS });
         expect(run.error?.message).toMatch(/alerts[\s\S]*monitoring: true/);

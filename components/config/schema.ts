@@ -578,7 +578,8 @@ const CONFIG = {
                 username: z.string({ error: "the SMTP user name" }).regex(/^[^\s"'\\]+$/, { error: "the SMTP user name, without spaces or quotes" }).optional(),
                 password: z
                     .string({ error: "the SMTP password (a secret)" })
-                    .regex(/^[^\x00-\x1f\x7f]+$/, { error: "the SMTP password (a secret), without control characters (Alertmanager's configuration holds it)" })
+                    // The host refuses what its [[:cntrl:]] matches in C.UTF-8 (C0, C1, U+2028, U+2029), and YAML folds NEL.
+                    .regex(/^[^\p{Cc}\u2028\u2029\uFEFF]+$/u, { error: "the SMTP password (a secret), without control characters or line separators (Alertmanager's configuration holds it)" })
                     .optional(),
             }),
         }),
