@@ -76,9 +76,6 @@ export const DURATIONS: Record<string, number> = {
     "greenlight-setup": 360,
     "scalelite-node": 8, // two rake invocations (list; add + enable), one Rails boot each
     "backup-setup": 45, // restic from Ubuntu's archive, files and timer, the repository opened (or made: key derivation, 3 s here)
-    "node-exporter": 30, // one package, its defaults file, a restart and the metrics check
-    "bbb-exporter": 90, // the exporter's git commit, a venv and its pinned requirements from PyPI, the service
-    "monitoring-setup": 420, // Prometheus, Alertmanager, blackbox exporter, Grafana (about 100 MB), nginx, certbot, the checks
 };
 
 /** Steps that share a host's CPUs: registrations all run on the Scalelite host (m1.large: 4 vCPUs). */
@@ -171,9 +168,13 @@ function rollout(ops: Operation[], parallel: number): number {
     return total;
 }
 
-/** The prod stack's configuration with the pool size set; with `upgrade`, a rolling upgrade to release 2. */
+/**
+ * The prod stack's configuration with the pool size set; with `upgrade`, a rolling upgrade to release 2. Without
+ * monitoring (the default; prod's example turns it on): the figures are the pool's own, comparable from one issue
+ * to the next (its steps follow each host's own and hold no server from service).
+ */
 function config(poolSize: number, upgradedServers?: number, bake = true): Record<string, unknown> {
-    const base = { ...stackConfig(projectRoot(), "prod"), poolSize, scalelite: true, greenlight: true, bake };
+    const base = { ...stackConfig(projectRoot(), "prod"), poolSize, scalelite: true, greenlight: true, bake, monitoring: false };
     if (upgradedServers === undefined) return base;
     return { ...base, bbbRelease: 2, bbbVersion: "jammy-301", upgrade: { servers: upgradedServers, from: { bbbVersion: "jammy-300" } } };
 }
