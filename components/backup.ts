@@ -105,8 +105,6 @@ export class Backup extends pulumi.ComponentResource {
     readonly container: string;
     /** restic's repository: `swift:<container>:/`. */
     readonly repository: string;
-    /** The repository's password: without it the backups cannot be read (a secret output). */
-    readonly password: pulumi.Output<string>;
     readonly setup: pulumi.Resource;
 
     constructor(name: string, args: BackupArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -114,7 +112,6 @@ export class Backup extends pulumi.ComponentResource {
         this.enabled = args.settings.enabled;
         this.container = `bbb-backups-${args.stack}-${args.role}`;
         this.repository = `swift:${this.container}:/`;
-        this.password = args.password;
         const inputs = args.endpoint && this.enabled ? this.store(name, args, args.endpoint) : { ENABLED: "false", ROLE: args.role, REPOSITORY: this.repository };
         this.setup = remoteStep(
             `${name}-backup`,
@@ -161,7 +158,7 @@ export class Backup extends pulumi.ComponentResource {
             OS_REGION_NAME: endpoint.region,
             APP_CRED_ID: credential.id,
             APP_CRED_SECRET: pulumi.secret(credential.secret),
-            RESTIC_PASSWORD: this.password,
+            RESTIC_PASSWORD: args.password,
             BACKUP_TIME: args.settings.time,
             KEEP_DAILY: String(args.settings.keepDaily),
             KEEP_WEEKLY: String(args.settings.keepWeekly),

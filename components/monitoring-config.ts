@@ -15,12 +15,12 @@
 // - jobs "blackbox_http", "blackbox_tls", "blackbox_scalelite": probes through the local blackbox exporter.
 // Every node and bbb target carries instance = the host's FQDN (so the upstream per-server dashboard finds a
 // server's node series by the instance of its bbb_api_up), host = its name and role = its role.
-
-export type ScrapeRole = "turn" | "bbb" | "scalelite" | "greenlight" | "monitoring";
+import type { Role } from "./config/types";
+import { EXPORTER_PORTS } from "./ports";
 
 export interface ScrapeHost {
     name: string;
-    role: ScrapeRole;
+    role: Role;
     fqdn: string;
     privateIpv4: string;
 }
@@ -125,14 +125,14 @@ function hostTargets(hosts: ScrapeHost[], port: number): object[] {
 /** prometheus.yml. */
 export function prometheusConfig(inputs: MonitoringInputs): string {
     const bbb = inputs.hosts.filter((h) => h.role === "bbb");
-    const scrape: object[] = [{ job_name: "node", static_configs: hostTargets(inputs.hosts, 9100) }];
+    const scrape: object[] = [{ job_name: "node", static_configs: hostTargets(inputs.hosts, EXPORTER_PORTS.node) }];
     if (bbb.length > 0) {
         scrape.push({
             job_name: "bbb",
             // Every scrape calls the BBB API (getMeetings), which takes seconds (the exporter's docs).
             scrape_interval: "60s",
             scrape_timeout: "30s",
-            static_configs: hostTargets(bbb, 9688),
+            static_configs: hostTargets(bbb, EXPORTER_PORTS.bbb),
             // Under strict privacy the front-ends' names (meeting metadata bbb-origin*) are not kept.
             ...(inputs.privacy === "strict"
                 ? { metric_relabel_configs: [{ source_labels: ["__name__"], regex: "bbb_meetings_participants_origin", action: "drop" }] }

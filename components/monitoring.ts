@@ -8,6 +8,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { AlertSettings } from "./config";
 import { Host, HostArgs } from "./host";
+import { EXPORTER_PORTS } from "./ports";
 import { readScript, remoteStep } from "./remote";
 import { alertmanagerConfig, alertRules, blackboxConfig, grafanaFiles, MonitoringInputs, prometheusConfig, ScrapeHost, upstreamDashboardList } from "./monitoring-config";
 
@@ -31,6 +32,7 @@ export function nodeExporter(host: Host, after: pulumi.Resource): command.remote
             connection: host.connection,
             inputs: {
                 LISTEN_IPV4: host.privateIpv4,
+                PORT: String(EXPORTER_PORTS.node),
                 ROLE: host.role,
                 ...(host.role === "scalelite" ? { SCALELITE_METRICS_PROGRAM: readScript("scalelite-metrics") } : {}),
             },
@@ -60,6 +62,7 @@ export function bbbExporter(host: Host, args: BbbExporterArgs): command.remote.C
                 FQDN: host.fqdn,
                 SECRET: args.secret,
                 LISTEN_IPV4: host.privateIpv4,
+                PORT: String(EXPORTER_PORTS.bbb),
                 PRIVACY: args.privacy,
                 RECORDINGS: String(args.recordings),
                 EXPORTER_REF: BBB_EXPORTER_REF,

@@ -14,6 +14,7 @@ import { Scalelite } from "./scalelite";
 import { TurnServer } from "./turn";
 import { checkBeforeChange } from "./guard";
 import { Backup, backupPasswords, databaseHosts } from "./backup";
+import { TURN_PORTS } from "./ports";
 import { bbbExporter, Monitoring, nodeExporter } from "./monitoring";
 import { BbbRelease, fqdn, HostSpec, hostSpecs, PROD_STACK, rolesOf, Topology, topologyOf } from "./names";
 
@@ -319,7 +320,7 @@ export class Platform extends pulumi.ComponentResource {
         const madeData = { scalelite: scalelite?.setup, greenlight: greenlight?.setup, bbb: this.bbbServers[0].configured };
         for (const [hostName, role] of Object.entries(databaseHosts(s))) {
             this.backups[hostName] = new Backup(
-                `${hostName}`,
+                hostName,
                 {
                     host: this.hosts[hostName],
                     role: role!,
@@ -362,7 +363,7 @@ export class Platform extends pulumi.ComponentResource {
                             ...this.bbbServers.map((b) => `${https(b.host)}bigbluebutton/api`),
                             ...(greenlight ? [https(greenlight.host)] : []),
                         ],
-                        tls: [`${this.turnHost}:443`],
+                        tls: [`${this.turnHost}:${TURN_PORTS.tls}`],
                         ...(scalelite ? { scaleliteHealth: `${https(scalelite.host)}health_check` } : {}),
                     },
                     drained: this.bbbServers.filter((_, i) => s.drain.includes(bbbSpecs[i].slot!)).map((b) => b.host.fqdn),

@@ -20,6 +20,7 @@ const INPUTS = {
     FQDN: "bbb-1.example.org",
     SECRET,
     LISTEN_IPV4: IP,
+    PORT: "9688",
     PRIVACY: "standard",
     RECORDINGS: "false",
     EXPORTER_REF: REF,

@@ -44,6 +44,8 @@ describe("monitoring", () => {
         expect(inputs(pool, "bbb-1-node-exporter").LISTEN_IPV4).toBe("10.0.0.11");
         expect(inputs(pool, "scalelite-node-exporter").LISTEN_IPV4).toBe("10.0.0.3");
         expect(inputs(pool, "monitoring-node-exporter").LISTEN_IPV4).toBe("10.0.0.6");
+        // The ports the security groups open (components/ports.ts) and Prometheus scrapes.
+        expect([inputs(pool, "turn-node-exporter").PORT, inputs(pool, "bbb-2-bbb-exporter").PORT]).toEqual(["9100", "9688"]);
         const exporter = byName(pool, "bbb-2-bbb-exporter");
         expect(stepInputs(exporter.inputs.stdin).SECRET).toBe(stepInputs(byName(pool, "bbb-2-configure").inputs.stdin).SECRET);
         expect(exporter.secretInputs).toContain("stdin");

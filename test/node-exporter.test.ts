@@ -16,7 +16,7 @@ const ARGS = `ARGS="--web.listen-address=${IP}:9100 --collector.textfile.directo
 
 let box: Sandbox;
 const run = (inputs: Record<string, string> = {}, env: Record<string, string> = {}) =>
-    box.run("node-exporter", { LISTEN_IPV4: IP, ROLE: "bbb", EXPORTER_WAIT_SECONDS: "1", ...inputs }, env);
+    box.run("node-exporter", { LISTEN_IPV4: IP, PORT: "9100", ROLE: "bbb", EXPORTER_WAIT_SECONDS: "1", ...inputs }, env);
 const ok = (inputs: Record<string, string> = {}) => {
     const r = run(inputs);
     expect(r.stderr).toBe("");

@@ -22,14 +22,14 @@
 # getMeetings checksum, which stays valid until the secret changes (api_lib.py L50-55).
 # With RECORDINGS true, the recordings' progress (scripts/remote/recordings-metrics.sh, every 5 minutes); false
 # removes it.
-# Inputs: FQDN SECRET (the server's API secret) LISTEN_IPV4 (its fixed IPv4) PRIVACY (strict|standard) RECORDINGS
+# Inputs: FQDN SECRET (the server's API secret) LISTEN_IPV4 (its fixed IPv4) PORT (components/ports.ts EXPORTER_PORTS.bbb) PRIVACY (strict|standard) RECORDINGS
 # (true|false) EXPORTER_REF (a commit of greenstatic/bigbluebutton-exporter) RECORDINGS_METRICS_PROGRAM (the text
 # of scripts/remote/recordings-metrics.sh; needed with RECORDINGS true); EXPORTER_WAIT_SECONDS (optional, default
 # 30): how long the exporter may take to answer after a (re)start.
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
-: "${FQDN:?}" "${SECRET:?}" "${LISTEN_IPV4:?}" "${PRIVACY:?}" "${RECORDINGS:?}" "${EXPORTER_REF:?}"
+: "${FQDN:?}" "${SECRET:?}" "${LISTEN_IPV4:?}" "${PORT:?}" "${PRIVACY:?}" "${RECORDINGS:?}" "${EXPORTER_REF:?}"
 [[ $SECRET =~ ^[A-Za-z0-9]{32,}$ ]] || fail "the API secret must be at least 32 letters and digits"
 [[ $FQDN =~ ^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$ ]] || fail "FQDN '$FQDN' is not a host name"
 ipv4_inputs LISTEN_IPV4
@@ -44,7 +44,7 @@ home=/opt/bigbluebutton-exporter
 src=$ROOT$home/src
 venv=$ROOT$home/venv
 conf=/etc/bigbluebutton-exporter
-listen=$LISTEN_IPV4:9688
+listen=$LISTEN_IPV4:$PORT
 mkdir -p "$ROOT$home" "$ROOT$conf" "$ROOT/etc/systemd/system"
 chmod 0755 "$ROOT$conf"
 
@@ -87,7 +87,7 @@ if write_if_changed "$ROOT$conf/settings.env" 0600 root:root <<SETTINGS; then
 API_BASE_URL=https://$FQDN/bigbluebutton/api/
 API_SECRET=$SECRET
 BIND_IP=$LISTEN_IPV4
-PORT=9688
+PORT=$PORT
 RECORDINGS_METRICS=$RECORDINGS
 RECORDINGS_METRICS_READ_FROM_DISK=true
 BBB_VERSION_READ_FROM_DISK=true

@@ -10,13 +10,13 @@
 # ExecStart=/usr/bin/prometheus-node-exporter $ARGS: Debian 12's package, 1.5.0-1); written before the package is
 # installed, and kept by dpkg (--force-confold), so that the exporter starts bound to that address from the first.
 # On the Scalelite host also the Scalelite metrics (scripts/remote/scalelite-metrics.sh, run every minute).
-# Inputs: LISTEN_IPV4 (the host's fixed IPv4) ROLE (turn|bbb|scalelite|greenlight|monitoring), and on scalelite
+# Inputs: LISTEN_IPV4 (the host's fixed IPv4) PORT (components/ports.ts EXPORTER_PORTS.node) ROLE (turn|bbb|scalelite|greenlight|monitoring), and on scalelite
 # SCALELITE_METRICS_PROGRAM (the text of scripts/remote/scalelite-metrics.sh); EXPORTER_WAIT_SECONDS (optional,
 # default 30): how long the exporter may take to answer after a (re)start.
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
-: "${LISTEN_IPV4:?}" "${ROLE:?}"
+: "${LISTEN_IPV4:?}" "${PORT:?}" "${ROLE:?}"
 ipv4_inputs LISTEN_IPV4
 case $ROLE in
   turn | bbb | greenlight | monitoring) ;;
@@ -24,7 +24,7 @@ case $ROLE in
   *) fail "ROLE '$ROLE' is not turn, bbb, scalelite, greenlight or monitoring" ;;
 esac
 unit=prometheus-node-exporter
-listen=$LISTEN_IPV4:9100
+listen=$LISTEN_IPV4:$PORT
 
 # 1. The exporter's arguments, then the package. A restart they need is owed until it happened (lib.sh's pending
 # work): the exporter keeps its old arguments until then.
@@ -50,6 +50,6 @@ fi
 # 4. It answers on its address, and on that address only.
 wait_metrics "http://$listen/metrics" "${EXPORTER_WAIT_SECONDS:-30}" >/dev/null ||
   fail "the node exporter does not answer on http://$listen/metrics (see: journalctl -u $unit)"
-bound=$(ss -Hltn "sport = :9100" | awk '{ print $4 }' | sort -u | paste -sd ' ' -)
-[ "$bound" = "$listen" ] || fail "port 9100 is bound on '$bound', not on $listen only (see: ss -ltnp 'sport = :9100')"
+bound=$(ss -Hltn "sport = :$PORT" | awk '{ print $4 }' | sort -u | paste -sd ' ' -)
+[ "$bound" = "$listen" ] || fail "port $PORT is bound on '$bound', not on $listen only (see: ss -ltnp 'sport = :$PORT')"
 say "the node exporter answers on $listen only"
