@@ -38,7 +38,7 @@ export = async () => {
         hosts: platform.summary,
         dnsRecords: platform.dnsRecords,
         integrations: integrations({ apiUrl: bbbApiUrl, secret: apiSecret, consumerSecrets: platform.consumerSecrets }),
-        // Read back by the next run (components/bake.ts): which golden volume each BBB server booted from.
+        // For people and the plan (the next run asks the cloud, not this): which golden volume each BBB server booted from.
         baking: platform.baking,
         // Where each backed-up host's restic repository is, and (secret) the passwords that read them, kept while
         // backups are off.

@@ -20,7 +20,7 @@ import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as openstack from "@pulumi/openstack";
 import { BAKE_VOLUME_GB } from "./config/schema";
-import { Host, HostArgs } from "./host";
+import { Host, HostArgs, portDescription } from "./host";
 import { readScript, remoteStep } from "./remote";
 
 /** What a golden volume is made of: the inputs of a bake. */
@@ -42,6 +42,18 @@ export interface Baking {
 }
 
 export const IMAGE_BOOT = "image";
+
+/** What a stack found of its bakes in the cloud (lookupBaking). */
+export interface FoundBakes {
+    /** Each existing BBB server's boot: the key of its golden volume, or "image"; new servers are absent. */
+    servers: Record<string, string>;
+    /** The stack's golden volumes Cinder has, by key, and whether each is made (not being made, failed or going). */
+    goldens: Record<string, { spec: BakeSpec; made: boolean }>;
+}
+
+/** The metadata key of a bake's volumes (golden volume, builder's disk, a server's clone): its bake key. */
+const BAKE_KEY_METADATA = "bbb-bake";
+export const bootMetadata = (key: string): Record<string, string> => ({ [BAKE_KEY_METADATA]: key });
 const BAKE_STEP = "bbb-bake";
 
 /** How long the program waits for a builder to power itself off after its bake, and how often it asks Nova. */
@@ -67,7 +79,7 @@ function goldenName(key: string, spec: BakeSpec): string {
 
 /** What finds a stack's golden volume of a key in Cinder (dev and prod may share a project, and bake the same key). */
 function goldenFilter(key: string, stack: string): Record<string, string> {
-    return { "bbb-bake": key, "bbb-stack": stack, purpose: "golden" };
+    return { ...bootMetadata(key), "bbb-stack": stack, purpose: "golden" };
 }
 
 /** The Cinder metadata of a golden volume: what it holds, and what finds it. */
@@ -119,16 +131,16 @@ export async function lookupBaking(
     servers: { name: string; fqdn: string }[],
     networkId: string,
     wanted: string[],
-): Promise<{ servers: Record<string, string>; goldens: Record<string, { spec: BakeSpec; made: boolean }> }> {
+): Promise<FoundBakes> {
     const boots = await Promise.all(
         servers.map(async ({ name, fqdn }): Promise<[string, string | undefined]> => {
             const boot = await oneVolume({ name: fqdn }, `the boot volume of ${name}`, ["in-use", "available"]);
-            const key = boot?.metadata?.["bbb-bake"];
+            const key = boot?.metadata?.[BAKE_KEY_METADATA];
             if (key) return [name, key];
             // A VM on the server's port (its device): the server runs, from the image. A port alone is left by an
             // update that failed before the VM (a new server, still to be made as such).
             const inUse = await openstack.networking
-                .getPort({ networkId, description: `${fqdn} (managed by Pulumi)` })
+                .getPort({ networkId, description: portDescription(fqdn) })
                 .then(
                     (port) => port.deviceId !== "",
                     // More than one: the port is there (twice, e.g. a stack's and a copy's).
@@ -147,7 +159,7 @@ export async function lookupBaking(
             return [key, { spec: { bbbVersion: m.bbbVersion, installerRef: m.installerRef, imageId: m.baseImageId, imageName: m.baseImageName }, made: !NOT_MADE.test(volume.status) }];
         }),
     );
-    return { servers: found, goldens: Object.fromEntries(goldens.filter((g): g is [string, { spec: BakeSpec; made: boolean }] => g[1] !== undefined)) };
+    return { servers: found, goldens: Object.fromEntries(goldens.filter((g): g is [string, FoundBakes["goldens"][string]] => g[1] !== undefined)) };
 }
 
 export interface GoldenArgs {
@@ -155,7 +167,7 @@ export interface GoldenArgs {
     /** The stack's name: in the golden volume's metadata, which finds it. */
     stack: string;
     spec: BakeSpec;
-    /** The golden volume exists (Cinder has it, available): no builder. */
+    /** The golden volume is made, or a server's already (Cinder has it in any state): no builder. */
     baked: boolean;
     /** A BBB server's host: the builder is one but for its name, disk and protection (a bake has no DNS name). */
     builder: HostArgs;
@@ -181,7 +193,7 @@ export class Golden extends pulumi.ComponentResource {
                 description: `${volumeName}: the bake's builder's disk, the golden volume's source (managed by Pulumi)`,
                 size: BAKE_VOLUME_GB,
                 imageId: args.spec.imageId,
-                metadata: { "bbb-bake": args.key, "bbb-stack": args.stack, purpose: "builder" },
+                metadata: { ...bootMetadata(args.key), "bbb-stack": args.stack, purpose: "builder" },
             },
             { parent: this },
         );
@@ -194,7 +206,6 @@ export class Golden extends pulumi.ComponentResource {
                     fqdn: `${volumeName}-builder`,
                     protect: false,
                     sizedAtCreation: false,
-                    volumeSize: BAKE_VOLUME_GB,
                     boot: { disk },
                     builder: true,
                 },

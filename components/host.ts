@@ -11,6 +11,9 @@ import { connectionTo, remoteStep } from "./remote";
 /** How long the readiness step waits for cloud-init and DNS together, and how often it looks. */
 export const READY_TIMEOUT_SECONDS = 1800;
 export const READY_POLL_SECONDS = 10;
+/** A host's port's description: bake.ts finds a server's port (and so whether its VM exists) by it. */
+export const portDescription = (fqdn: string) => `${fqdn} (managed by Pulumi)`;
+
 /** The role in a bake builder's VM metadata. */
 const BUILDER_ROLE = "bake-builder";
 
@@ -92,7 +95,7 @@ export class Host extends pulumi.ComponentResource {
                 securityGroupIds: args.securityGroupIds,
                 portSecurityEnabled: true,
                 adminStateUp: true,
-                description: `${args.fqdn} (managed by Pulumi)`,
+                description: portDescription(args.fqdn),
             },
             { parent: this },
         );

@@ -8,7 +8,7 @@ import { SecurityGroup } from "./firewall";
 import { Host, HostArgs } from "./host";
 import { DnsRecordSpec, hostRecords } from "./dns";
 import { BBB_TIMEOUTS, BbbServer, installerUrl } from "./bbb";
-import { BakeSpec, bakeKey, Baking, Golden, IMAGE_BOOT, lookupBaking } from "./bake";
+import { bakeKey, BakeSpec, Baking, bootMetadata, FoundBakes, Golden, IMAGE_BOOT, lookupBaking } from "./bake";
 import { GreenlightServer } from "./greenlight";
 import { Scalelite } from "./scalelite";
 import { TurnServer } from "./turn";
@@ -220,7 +220,7 @@ export class Platform extends pulumi.ComponentResource {
                     host: {
                         ...hostArgs(spec),
                         // (A server whose golden volume is gone keeps its disk: what it was cloned from is ignored once made.)
-                        ...(bootKey === IMAGE_BOOT ? {} : { boot: { volume: { sourceVolId: goldens[bootKey]?.volume.id ?? "", metadata: { "bbb-bake": bootKey } } } }),
+                        ...(bootKey === IMAGE_BOOT ? {} : { boot: { volume: { sourceVolId: goldens[bootKey]?.volume.id ?? "", metadata: bootMetadata(bootKey) } } }),
                     },
                     ...(bootKey === IMAGE_BOOT ? {} : { bakeKey: bootKey }),
                     secret,
@@ -400,13 +400,6 @@ export class Platform extends pulumi.ComponentResource {
     }
 }
 
-
-export interface FoundBakes {
-    /** Each existing BBB server's boot: the key of its golden volume, or "image"; new servers are absent. */
-    servers: Record<string, string>;
-    /** The stack's golden volumes Cinder has, by key, and whether each is made (not being made, failed or going). */
-    goldens: Record<string, { spec: BakeSpec; made: boolean }>;
-}
 
 /** What a release's servers would be baked from, and its key. */
 function bakeOf(release: Pick<BbbRelease, "bbbVersion" | "installerRef" | "image">, cloud: CloudFacts): [string, BakeSpec] {

@@ -60,8 +60,6 @@ export interface CloudMock {
     anyName?: boolean;
     /** What the cloud holds already (a deployed stack's volumes and ports: inventoryOf its run); nothing by default. */
     inventory?: Inventory;
-    /** Nova's power state of a bake's builder after its bake (default shutoff: it powered itself off). */
-    builderPowerState?: string;
     /** The service catalog lists no object store (no Swift for the backups); by default it does, in region RegionOne. */
     noObjectStore?: boolean;
 }
@@ -288,7 +286,8 @@ export async function evaluateProgram(
                         };
                     }
                     case "openstack:compute/getInstanceV2:getInstanceV2":
-                        return { id: args.inputs.id, powerState: cloud.builderPowerState ?? "shutoff" };
+                        // A bake's builder after its bake: it powered itself off.
+                        return { id: args.inputs.id, powerState: "shutoff" };
                     case "openstack:compute/getFlavor:getFlavor": {
                         const flavor = cloud.anyName ? { vcpus: 8, ram: 16384 } : flavors[args.inputs.name as string];
                         if (!flavor) throw new Error("No Flavor found");

@@ -148,7 +148,7 @@ function outputsSection(run: Run): string {
             ? "[secret]"
             : key === "hosts" || key === "dnsRecords"
               ? "(addresses known after deploy)"
-              : key === "baking"
+              : key === "baking" && bakesSection(run) !== ""
                 ? "(see Golden volumes)"
                 : JSON.stringify(value),
     ]);

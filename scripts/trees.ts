@@ -93,9 +93,9 @@ export function evaluateTree(dir: string, stack: string, inventory?: Inventory):
 
 /**
  * The program at git ref `base` and in the working tree, each evaluated for `stack`; `before` is undefined when
- * the ref has no such stack (or no program). The stack is taken as deployed and updated by `base` (the run after
- * its own outputs: a bake's builder gone), and the working tree as the next update (reading those outputs, so
- * that servers keep the golden volumes they booted from).
+ * the ref has no such stack (or no program). The stack is taken as deployed and updated by `base` (evaluated again
+ * with the cloud its first run left, inventoryOf: a bake's builder gone), and the working tree as the next update,
+ * with the cloud holding what `base` made (so that servers keep the golden volumes they booted from).
  */
 export async function evaluateBoth(base: string, stack: string): Promise<{ before?: Run; after: Run }> {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "bbb-trees-"));

@@ -79,6 +79,13 @@ describe("plan", () => {
         expect(shown.filter((line) => !printed.has(keyless(line)))).toEqual([]);
     });
 
+    test("the baking output points at the golden volumes' section only where there is one (a single server bakes nothing)", () => {
+        expect(renderPlan("prod", prod)).toContain("| baking | (see Golden volumes) |");
+        const single = renderPlan("dev", dev);
+        expect(single).not.toContain("## Golden volumes");
+        expect(single).toContain('| baking | {"servers":{"bbb-1":"image"},"goldens":{}} |');
+    });
+
     test("never shows a secret: secret outputs are [secret]", () => {
         const text = renderPlan("prod", prod);
         expect(text).toContain("| bbbSecret | [secret] |");
