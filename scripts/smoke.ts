@@ -13,7 +13,6 @@
 // With --stack, the API URL, secret, TURN host and hosts come from `pulumi stack output --show-secrets`.
 // The secret may also come from the BBB_SECRET environment variable instead of --secret.
 // --ca replaces the trusted certificate authorities (PEM file) for the API and TURN checks.
-import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as http from "http";
@@ -21,49 +20,12 @@ import * as https from "https";
 import * as net from "net";
 import * as tls from "tls";
 import { URL } from "url";
+import { checksum, Io, mask, reason, signedUrl, stackOutputs, UsageError, xmlTag } from "./bbb-api";
 
 const USAGE = `usage: npm run smoke -- --stack <name> [options]
        npm run smoke -- --url <https://host/bigbluebutton/api> --secret <secret> [--turn <host>] [--scalelite] [options]
 options: --ca <pem file>  --turn-port <port> (default 443)  --timeout <seconds per request> (default 15)
          --wait <seconds for the meeting to go after end> (default 30)  --verbose`;
-
-/** sha1(call + query + secret): BBB's (and Scalelite's) API checksum. */
-export function checksum(call: string, query: string, secret: string): string {
-    return crypto.createHash("sha1").update(call + query + secret).digest("hex");
-}
-
-/** A query string as BBB clients send it (application/x-www-form-urlencoded, spaces as '+'), in the given order. */
-export function query(params: Record<string, string>): string {
-    return new URLSearchParams(Object.entries(params)).toString();
-}
-
-/** `<base>/<call>?<query>&checksum=<sha1(call + query + secret)>`. */
-export function signedUrl(base: string, call: string, params: Record<string, string>, secret: string): string {
-    const q = query(params);
-    const sum = checksum(call, q, secret);
-    return `${base.replace(/\/+$/, "")}/${call}?${q ? `${q}&` : ""}checksum=${sum}`;
-}
-
-/** The text of the first <name> element of a BBB XML answer (entities decoded), undefined when absent. */
-export function xmlTag(xml: string, name: string): string | undefined {
-    const m = new RegExp(`<${name}(?:\\s[^>]*)?(?:/>|>([\\s\\S]*?)</${name}>)`).exec(xml);
-    if (!m) return undefined;
-    return (m[1] ?? "")
-        .replace(/<!\[CDATA\[([\s\S]*?)\]\]>/g, "$1")
-        .replace(/&lt;/g, "<")
-        .replace(/&gt;/g, ">")
-        .replace(/&quot;/g, '"')
-        .replace(/&apos;/g, "'")
-        .replace(/&amp;/g, "&")
-        .trim();
-}
-
-/** Replaces every secret (of 3 characters or more) in a text with ***. */
-export function mask(text: string, secrets: string[]): string {
-    let out = text;
-    for (const s of [...secrets].filter((s) => s.length >= 3).sort((a, b) => b.length - a.length)) out = out.split(s).join("***");
-    return out;
-}
 
 export interface HostSummary {
     name: string;
@@ -71,12 +33,6 @@ export interface HostSummary {
     fqdn: string;
     ipv4?: string;
     ipv6?: string;
-}
-
-export interface Io {
-    out(line: string): void;
-    err(line: string): void;
-    env: NodeJS.ProcessEnv;
 }
 
 interface Target {
@@ -92,8 +48,6 @@ interface Target {
     waitMs: number;
     verbose: boolean;
 }
-
-class UsageError extends Error {}
 
 // ---------------------------------------------------------------------------------------------- HTTP
 
@@ -143,14 +97,6 @@ async function getFollowing(url: string, t: Target, hops = 5): Promise<Answer> {
         answer = await get(new URL(answer.location, answer.url).toString(), t);
     }
     return answer;
-}
-
-function reason(err: unknown): string {
-    // Not `instanceof Error`: errors from node's own modules come from another realm under jest.
-    const e = err as { message?: unknown; code?: unknown } | null;
-    if (typeof e !== "object" || e === null || typeof e.message !== "string") return String(err);
-    const code = typeof e.code === "string" ? e.code : undefined;
-    return code && !e.message.includes(code) ? `${e.message} (${code})` : e.message;
 }
 
 // ---------------------------------------------------------------------------------------------- BBB API
@@ -447,25 +393,6 @@ function apiUrlOf(value: string): string {
     }
     if (u.protocol !== "https:" && u.protocol !== "http:") throw new UsageError(`--url must be an https:// URL: ${value}`);
     return value.replace(/\/+$/, "");
-}
-
-/** The stack's outputs through the Pulumi CLI; a UsageError (exit 2) when they cannot be read. */
-function stackOutputs(stack: string, env: NodeJS.ProcessEnv): Record<string, unknown> {
-    const r = spawnSync("pulumi", ["stack", "output", "--json", "--show-secrets", "--stack", stack], {
-        env,
-        encoding: "utf8",
-        maxBuffer: 64 << 20,
-    });
-    if (r.error && (r.error as NodeJS.ErrnoException).code === "ENOENT") {
-        throw new UsageError("the pulumi CLI is not installed (or not on PATH): install it, or give --url and --secret");
-    }
-    if (r.error) throw new UsageError(`pulumi stack output failed: ${r.error.message}`);
-    if (r.status !== 0) throw new UsageError(`pulumi stack output --stack ${stack} failed (exit ${r.status}): ${r.stderr.trim()}`);
-    try {
-        return JSON.parse(r.stdout) as Record<string, unknown>;
-    } catch {
-        throw new UsageError(`pulumi stack output --stack ${stack} did not print JSON`);
-    }
 }
 
 function target(opts: Record<string, string | true>, env: NodeJS.ProcessEnv): Target {

@@ -10,7 +10,8 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import * as tls from "tls";
-import { checksum, Io, main, signedUrl } from "../scripts/smoke";
+import { checksum, Io, signedUrl } from "../scripts/bbb-api";
+import { main } from "../scripts/smoke";
 
 const SECRET = "639259d4-9dd8-4b25-bf01-95f9567eaf4b";
 
