@@ -542,6 +542,9 @@ describe("the streaming ingest, for real: ffmpeg to nginx-rtmp to HLS to a headl
         expect(all).not.toContain(STREAM);
         // Nor the forwarding target's stream key, anywhere.
         expect(all + logs("target")).not.toContain(FORWARD_KEY);
+        // Without `access_log off` in rtmp{}, nginx-rtmp would log each publish to nginx's compiled-in access log.
+        const rtmpDefaultLog = /--http-log-path=(\S+)/.exec(spawnSync("nginx", ["-V"], { encoding: "utf8" }).stderr)![1];
+        expect(fs.existsSync(rtmpDefaultLog) ? fs.readFileSync(rtmpDefaultLog, "utf8") : "").not.toContain(STREAM);
     });
 
     test("privacy standard: nginx's access log and error log name the viewer", async () => {
