@@ -462,6 +462,14 @@ describe("the streaming ingest, for real: ffmpeg to nginx-rtmp to HLS to a headl
         expect(changed(shots[0], shots[1])).toBeGreaterThan(0.01);
     }, 30000);
 
+    test("a stream that has not started: the page says so and that it tries again, having asked for its playlist once", () => {
+        const other = crypto.randomBytes(16).toString("hex");
+        const args = ["--no-warnings", "--experimental-websocket", path.join(__dirname, "streaming-probe.mjs"), String(ports.cdp)];
+        const waiting = JSON.parse(run("node", [...args, `https://${LOOPBACK}:${ports.https}${watchPath(other)}`, dir, "--status"]));
+        expect(waiting.status).toBe("The stream has not started yet, or it has ended. This page tries again in 5 seconds.");
+        expect(waiting.requests.filter((u: string) => u.includes("/hls/"))).toEqual([`https://${LOOPBACK}:${ports.https}/hls/${other}.m3u8`]);
+    });
+
     test("the page asks nothing of any other origin", () => {
         const origin = `https://${LOOPBACK}:${ports.https}/`;
         expect(probe.requests).toContain(`${origin}hls.light.min.js`);

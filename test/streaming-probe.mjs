@@ -1,14 +1,15 @@
 // Drives a headless Chromium that test/streaming-ingest.test.ts started (with about:blank and a DevTools port) over
 // the Chrome DevTools Protocol, with Node's built-in WebSocket and no npm package:
-//   node --experimental-websocket test/streaming-probe.mjs CDP_PORT URL OUT_DIR
+//   node --experimental-websocket test/streaming-probe.mjs CDP_PORT URL OUT_DIR [--status]
 // (Node 20 needs the flag; jest's sandbox has no WebSocket, hence a child process.) It opens URL, waits until the
 // page's <video id="video"> plays, reads its currentTime twice 2 s apart, takes two screenshots 1 s apart
 // (OUT_DIR/shot-1.png, shot-2.png), and prints one JSON line: the times, the video's state, every URL the page
-// requested and every Content-Security-Policy violation it reported.
+// requested and every Content-Security-Policy violation it reported. With --status it only waits (up to 5 s) for the
+// page's status line and prints that and the requests.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-const [cdpPort, url, outDir] = process.argv.slice(2);
+const [cdpPort, url, outDir, mode] = process.argv.slice(2);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let page;
@@ -59,6 +60,14 @@ await send("Page.addScriptToEvaluateOnNewDocument", {
 });
 const started = Date.now();
 await send("Page.navigate", { url });
+
+if (mode === "--status") {
+    const status = () => evaluate("(() => { const s = document.getElementById('status'); return s && !s.hidden ? s.textContent : ''; })()");
+    let text = "";
+    while (!(text = await status()) && Date.now() - started < 5000) await sleep(100);
+    console.log(JSON.stringify({ status: text, requests }));
+    process.exit(0);
+}
 
 const currentTime = () => evaluate("document.getElementById('video') ? document.getElementById('video').currentTime : -1");
 let t1 = -1;
