@@ -213,7 +213,7 @@ function publish(url: string, seconds?: number): ChildProcess {
 }
 
 // The whole test's state: temporary root, ports, processes.
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bbb-streaming-"));
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bbb-streaming-ingest-"));
 const children: ChildProcess[] = [];
 const servers: net.Server[] = [];
 const sockets = new Set<net.Socket>();
