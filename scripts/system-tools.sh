@@ -4,7 +4,7 @@
 #   install (.ci/run): installs the missing ones with apt-get, saying which and why.
 set -euo pipefail
 
-# command:package:why
+# command:package:why, or /path/of/a/file:package:why for a package without a command
 TOOLS=(
   "shellcheck:shellcheck:lints the host scripts"
   "sshd:openssh-server:a real sshd runs the declared steps"
@@ -20,12 +20,21 @@ TOOLS=(
   "amtool:prometheus-alertmanager:checks the generated Alertmanager configuration"
   "prometheus-blackbox-exporter:prometheus-blackbox-exporter:checks the generated blackbox exporter configuration"
   "restic:restic:the real restic backs up and restores in the backup programs' test"
+  "nginx:nginx:a real nginx runs the streaming ingest and viewer site the program generates"
+  "/usr/lib/nginx/modules/ngx_rtmp_module.so:libnginx-mod-rtmp:nginx's RTMP module takes the test stream in, cuts HLS, records and forwards it"
+  "ffmpeg:ffmpeg:publishes a test pattern over RTMP and remuxes the recording"
+  "ffprobe:ffmpeg:checks the remuxed recording"
+  "chromium:chromium:a headless browser plays the viewer page"
 )
 
 missing=() reasons=()
 for entry in "${TOOLS[@]}"; do
   IFS=: read -r tool package why <<<"$entry"
-  command -v "$tool" >/dev/null || PATH=$PATH:/usr/sbin:/sbin command -v "$tool" >/dev/null && continue
+  if [[ $tool == /* ]]; then
+    [ -e "$tool" ] && continue
+  else
+    command -v "$tool" >/dev/null || PATH=$PATH:/usr/sbin:/sbin command -v "$tool" >/dev/null && continue
+  fi
   [[ " ${missing[*]} " == *" $package "* ]] && continue
   missing+=("$package") reasons+=("$package ($why)")
 done
