@@ -353,7 +353,6 @@ test("the API's password file verifies with API_PASSWORD (SHA-512 crypt), readab
     expect(again(API_PASSWORD)).toBe(hash);
     expect(mode("etc/nginx/bbb-streaming.htpasswd")).toBe("640");
     const NEW = "An0ther-Api-Pa55word-31";
-    clearCalls();
     const r = run({ API_PASSWORD: NEW });
     expect(r.status).toBe(0);
     expect(r.stdout).toContain("wrote the API's password file");
@@ -366,7 +365,6 @@ test("the API's password file verifies with API_PASSWORD (SHA-512 crypt), readab
 test("a second run with the same inputs changes nothing: no file, no download, no restart or reload, no container replaced", () => {
     installed();
     const before = snapshot();
-    clearCalls();
     const r = run();
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
@@ -382,7 +380,6 @@ test("a changed site is reloaded, never restarted, even while a stream is live",
     installed();
     box.write("bss/running", "1\n");
     box.write("rtmp-publishers", "127.0.0.1:50412\n");
-    clearCalls();
     const r = run({ SITE_CONF: SITE_CONF.replace("add_header Cache-Control no-cache;", "add_header Cache-Control no-store;") });
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
@@ -413,7 +410,6 @@ describe("a changed RTMP configuration needs nginx restarted, which cuts a live 
         installed();
         for (const [file, text] of Object.entries(files)) box.write(file, text);
         const before = snapshot();
-        clearCalls();
         const r = run({ RTMP_CONF: changed });
         expect(r.status).toBe(1);
         expect(r.stderr).toContain(
@@ -427,7 +423,6 @@ describe("a changed RTMP configuration needs nginx restarted, which cuts a live 
     test("with FORCE it restarts nginx all the same, saying so", () => {
         installed();
         box.write("bss/running", "2\n");
-        clearCalls();
         const r = run({ RTMP_CONF: changed, FORCE: "true" });
         expect(r.stderr).toBe("");
         expect(r.status).toBe(0);
@@ -438,7 +433,6 @@ describe("a changed RTMP configuration needs nginx restarted, which cuts a live 
 
     test("with nothing live it restarts nginx, and only nginx", () => {
         installed();
-        clearCalls();
         const r = run({ RTMP_CONF: changed });
         expect(r.status).toBe(0);
         expect(nginxJobs()).toEqual(["systemctl restart nginx"]);
@@ -447,7 +441,6 @@ describe("a changed RTMP configuration needs nginx restarted, which cuts a live 
 
     test("a run that stops before the restart leaves it owed: the next run restarts nginx, unless a stream went live meanwhile", () => {
         installed();
-        clearCalls();
         const r = run({ RTMP_CONF: changed }, { SYSTEMCTL_FAIL: "enable nginx" });
         expect(r.status).toBe(1);
         expect(read(RTMP_FILE)).toContain("hls_fragment 3s;");
@@ -484,7 +477,6 @@ describe("a changed RTMP configuration needs nginx restarted, which cuts a live 
 test("an RTMP configuration nginx refuses is not installed: nginx's own words, the running configuration untouched", () => {
     installed();
     const before = snapshot();
-    clearCalls();
     const r = run({ RTMP_CONF: RTMP_CONF.replace("hls_fragment 2s;", "hls_fragmnt 2s;") });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/unknown directive "hls_fragmnt" in \/etc\/nginx\/modules-enabled\/60-bbb-streaming\.conf:13/);
@@ -510,7 +502,6 @@ test("a site nginx refuses is not installed either, and nginx's message shows no
 describe("workers", () => {
     test("scaling from 3 to 1 removes workers 2 and 3 and keeps worker 1", () => {
         installed();
-        clearCalls();
         const r = run({ WORKERS: "1" });
         expect(r.stderr).toBe("");
         expect(r.status).toBe(0);
@@ -523,7 +514,6 @@ describe("workers", () => {
     test("scaling down while a stream is live is refused; scaling up is not (nothing is cut)", () => {
         installed();
         box.write("bss/running", "1\n");
-        clearCalls();
         const down = run({ WORKERS: "1" });
         expect(down.status).toBe(1);
         expect(down.stderr).toContain("removing bbb-streaming-worker-2, removing bbb-streaming-worker-3 would cut them. Nothing was changed.");
@@ -563,7 +553,6 @@ describe("hls.js", () => {
         installed();
         const tampered = Buffer.concat([tarball, Buffer.from("x")]);
         fs.writeFileSync(box.file("npm/hls.js-1.7.5.tgz"), tampered);
-        clearCalls();
         const r = run({ HLSJS_VERSION: "1.7.5" });
         expect(r.status).toBe(1);
         expect(r.stderr).toContain(
