@@ -155,6 +155,22 @@ describe("ensure_container", () => {
     });
 });
 
+test("container_replaced: true only for a container that is there with other arguments (what ensure_container would remove)", () => {
+    const replaced = (args: string) => lib(`if container_replaced scalelite-api ${args}; then echo replaced; else echo not; fi`).stdout.trim();
+    expect(replaced("--network scalelite blindsidenetwks/scalelite:v1.8.5-api")).toBe("not");
+    expect(lib("ensure_container scalelite-api --network scalelite blindsidenetwks/scalelite:v1.8.5-api").status).toBe(0);
+    expect(replaced("--network scalelite blindsidenetwks/scalelite:v1.8.5-api")).toBe("not");
+    expect(replaced("--network scalelite blindsidenetwks/scalelite:v1.8.6-api")).toBe("replaced");
+    // One made by hand, without the label: ensure_container would replace it too.
+    fs.writeFileSync(box.file("docker/scalelite-api/spec"), "\n");
+    expect(replaced("--network scalelite blindsidenetwks/scalelite:v1.8.5-api")).toBe("replaced");
+    // It only asks: the one container is ensure_container's.
+    expect(box.calls("docker").filter((c) => /^docker (run|rm)/.test(c)).map((c) => c.split(" ").slice(0, 3).join(" "))).toEqual([
+        "docker rm -f",
+        "docker run -d",
+    ]);
+});
+
 test("pull_images pulls only the images that are not here yet", () => {
     expect(lib("pull_images redis:7-alpine postgres:15-alpine; pull_images redis:7-alpine").status).toBe(0);
     expect(box.calls("docker").filter((c) => c.startsWith("docker pull"))).toEqual(["docker pull -q redis:7-alpine", "docker pull -q postgres:15-alpine"]);

@@ -335,7 +335,8 @@ esac`;
  * (libnetwork's ipam: "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to
  * the network"); run, the name taken by a container the daemon still has (moby daemon/names.go's "Conflict. The
  * container name ... is already in use"); exec, a container that stopped meanwhile ("container NAME is not running");
- * any other command, a message of our own (assumed).
+ * any other command, a message of our own (assumed). `docker ps -a --format '{{.Names}}'` prints every container's name,
+ * one a line (docker/cli's cli/command/container/list.go, its formatter's .Names; without -a the running ones only).
  */
 const DOCKER = `
 verb=$1; shift
@@ -388,6 +389,12 @@ case $verb in
     printf '%s\\n' "\${args[@]}" > "$d/$name/args"; echo "c0ffee$name" ;;
   network)
     case $1 in inspect) [ -e "$d/networks/$2" ] ;; create) touch "$d/networks/$2" ;; esac ;;
+  ps)
+    [ "$*" = "-a --format {{.Names}}" ] || [ "$*" = "--format {{.Names}}" ] || { echo "docker ps stub: $* is not modelled" >&2; exit 1; }
+    for c in "$d"/*/running; do
+      [ -f "$c" ] || continue
+      if [ "$1" = -a ] || [ "$(cat "$c")" = true ]; then c=\${c%/running}; echo "\${c##*/}"; fi
+    done ;;
   exec)
     # Without -i the container's stdin is empty (docker/cli's exec attaches stdin only with -i).
     interactive=false; [ "$1" = "-i" ] && { interactive=true; shift; }
@@ -1001,6 +1008,27 @@ case "$*" in
   *) echo "ip stub: $* is not modelled" >&2; exit 1 ;;
 esac`;
 
+/**
+ * nginx -t -c FILE by the real nginx (Debian's /usr/sbin/nginx and libnginx-mod-rtmp, whose ngx_rtmp_module.so the
+ * configuration loads as on the host): nginx itself parses every file FILE includes, loads the modules and the
+ * certificates, creates the paths it creates on a host (an HLS path, owned by its worker user) and refuses what it
+ * refuses, with its own messages and exit status (1, src/core/nginx.c). It reads a copy of FILE's directory in which
+ * the host's paths the configuration names (/var/..., /run/..., /etc/letsencrypt/...) point into the sandbox's ROOT,
+ * and its messages name them as the host's again. Nothing else of nginx is modelled (the steps run it through systemctl).
+ * Needs root, as on a host (`user www-data;` in Ubuntu's nginx.conf).
+ */
+export const NGINX_REAL_TEST = `
+[ "$1" = -t ] && [ "$2" = -c ] && [ $# = 3 ] || { echo "nginx stub: only nginx -t -c FILE is modelled, not: $*" >&2; exit 1; }
+[ -x /usr/sbin/nginx ] && [ -f /usr/lib/nginx/modules/ngx_rtmp_module.so ] || { echo "nginx stub: the real nginx and libnginx-mod-rtmp are needed (apt-get install nginx libnginx-mod-rtmp)" >&2; exit 1; }
+dir=$(dirname "$3"); copy=$(mktemp -d); trap 'rm -rf "$copy"' EXIT
+cp -a "$dir/." "$copy/"
+find "$copy" -type f -exec sed -i -e "s#$dir/#$copy/#g" -e "s#\\(^\\|[[:space:]\\"'=]\\)/\\(var\\|run\\|etc/letsencrypt\\)/#\\1$ROOT/\\2/#g" {} +
+# A host has /run; the nginx package makes /var/log/nginx.
+mkdir -p "$ROOT/run" "$ROOT/var/log/nginx"
+out=$(/usr/sbin/nginx -t -c "$copy/\${3##*/}" 2>&1); rc=$?
+printf '%s\\n' "$out" | sed -e "s#$copy/#$dir/#g" -e "s#$ROOT/#/#g" >&2
+exit $rc`;
+
 /** A self-signed certificate and key for the stub certbot (and the real coturn). */
 export const TEST_CERT_SUBJECT = "/CN=turn.example.org";
 
@@ -1018,7 +1046,8 @@ export function installStubs(box: Sandbox): void {
         `if [ "$1" = -s ]; then
   shift; rc=0
   for p in "$@"; do
-    awk -v p="$p" '$0 == "Package: " p { on = 1 } on && /^$/ { exit } on { print }' "$ROOT/var/lib/dpkg/status" 2>/dev/null | grep -q . && continue
+    stanza=$(awk -v p="$p" '$0 == "Package: " p { on = 1 } on && /^$/ { exit } on { print }' "$ROOT/var/lib/dpkg/status" 2>/dev/null)
+    [ -n "$stanza" ] && { printf '%s\n' "$stanza"; continue; }
     printf "dpkg-query: package '%s' is not installed and no information is available\\nUse dpkg --info (= dpkg-deb --info) to examine archive files.\\n" "$p" >&2; rc=1
   done
   exit $rc

@@ -436,6 +436,59 @@ cert_names() {
     sort | paste -sd ' ' -
 }
 
+# Let's Encrypt for a host whose own nginx answers on port 80 (the monitoring and streaming hosts): certbot's webroot
+# authenticator puts the HTTP-01 challenges into ACME_WEBROOT, which nginx serves; nginx is never stopped for it, on
+# renewals neither (the streaming host's nginx carries the live RTMP streams too).
+ACME_WEBROOT=/var/www/bbb-acme
+
+# nginx_logging PRIVACY: a server's logging directives. Under strict privacy nginx logs no request and no client
+# address (nginx logs a failed TLS handshake with the client's address at crit); else nginx's default logs.
+nginx_logging() {
+  if [ "$1" = strict ]; then
+    printf '  access_log off;\n  error_log /var/log/nginx/error.log emerg;\n'
+  else
+    printf "  # nginx's default logs (/var/log/nginx/access.log, error.log)\n"
+  fi
+}
+
+# acme_http_server FQDN WEBROOT LOGGING: nginx's server for FQDN on port 80: ACME's HTTP-01 challenges from WEBROOT,
+# every other request redirected to https://FQDN; LOGGING is nginx_logging's.
+acme_http_server() {
+  cat <<NGINX
+server {
+  listen 80;
+  listen [::]:80;
+  server_name $1;
+$3
+  location /.well-known/acme-challenge/ {
+    root $2;
+  }
+  location / {
+    return 301 https://$1\$request_uri;
+  }
+}
+NGINX
+}
+
+# webroot_certificate FQDN EMAIL WEBROOT HOOK: a certificate for FQDN (certbot's lineage FQDN) through the webroot
+# authenticator, whose challenges nginx must serve from WEBROOT already (acme_http_server); kept until it nears its
+# expiry. A renewed one reaches nginx through the deploy hook HOOK (certbot runs renewal-hooks/deploy/* after every
+# renewal), which reloads nginx.
+webroot_certificate() {
+  local host=$1 email=$2 webroot=$3 hook=$4
+  mkdir -p "$webroot" "$ROOT/etc/letsencrypt/renewal-hooks/deploy"
+  write_if_changed "$ROOT/etc/letsencrypt/renewal-hooks/deploy/$hook" 0755 root:root <<HOOK || true
+#!/bin/sh
+# Installed by bbb ($STEP step): nginx serves a renewed certificate after a reload.
+set -e
+if systemctl is-active --quiet nginx; then systemctl reload nginx; fi
+HOOK
+  say "obtaining a certificate for $host (HTTP-01)"
+  certbot certonly --webroot -w "$webroot" --non-interactive --agree-tos --keep-until-expiring \
+    -m "$email" -d "$host" --cert-name "$host" 2>&1 ||
+    fail "certbot could not obtain a certificate for $host (is port 80 open and does $host resolve to this host?)"
+}
+
 # Waits until NAME resolves, through OpenDNS (the resolver bbb-install.sh asks for its public address; Let's
 # Encrypt sees the same authoritative records), to exactly IPV4 and IPV6 (empty: no AAAA), polling every POLL
 # seconds for at most TIMEOUT seconds.
@@ -509,23 +562,40 @@ pull_images() {
 # rotation is performed", docs.docker.com, json-file logging driver), until the disk is full.
 CONTAINER_LOG=(--log-driver json-file --log-opt max-size=10m --log-opt max-file=5)
 
+# A container's bbb.spec label: the hash of its `docker run` arguments (image last but its command), the log's
+# included. container_label NAME prints the label of container NAME (nothing when there is no such container).
+container_spec() {
+  printf '%s\n' "${CONTAINER_LOG[@]}" "$@" | sha256sum | cut -c1-16
+}
+container_label() {
+  docker inspect -f '{{index .Config.Labels "bbb.spec"}}' "$1" 2>/dev/null || true
+}
+
 # Runs container NAME with the given `docker run` arguments (image last but its command), unless it
 # already runs with the same arguments: their hash is the container's bbb.spec label. Changed arguments
 # replace the container. Returns 0 when it (re)created the container.
 ensure_container() {
-  local name=$1 spec current
+  local name=$1 spec
   shift
-  set -- "${CONTAINER_LOG[@]}" "$@"
-  spec=$(printf '%s\n' "$@" | sha256sum | cut -c1-16)
-  current=$(docker inspect -f '{{index .Config.Labels "bbb.spec"}}' "$name" 2>/dev/null || true)
-  if [ "$current" = "$spec" ]; then
+  spec=$(container_spec "$@")
+  if [ "$(container_label "$name")" = "$spec" ]; then
     docker start "$name" >/dev/null || fail "cannot start container $name"
     return 1
   fi
   docker rm -f "$name" >/dev/null 2>&1 || true
-  docker run -d --name "$name" --label "bbb.spec=$spec" --restart unless-stopped "$@" >/dev/null ||
+  docker run -d --name "$name" --label "bbb.spec=$spec" --restart unless-stopped "${CONTAINER_LOG[@]}" "$@" >/dev/null ||
     fail "cannot run container $name (see: docker logs $name)"
   say "container $name started"
+}
+
+# container_replaced NAME ARG...: true when container NAME is there but runs with other arguments than ARG...,
+# so that ensure_container NAME ARG... would remove it first.
+container_replaced() {
+  local name=$1 current
+  shift
+  current=$(container_label "$name")
+  [ -n "$current" ] || docker inspect "$name" >/dev/null 2>&1 || return 1
+  [ "$current" != "$(container_spec "$@")" ]
 }
 
 # Greenlight on a BBB server (single topology, bbb-install.sh -g) is run by Docker Compose, as

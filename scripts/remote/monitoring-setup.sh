@@ -53,7 +53,7 @@ prom=$ROOT/etc/prometheus
 grafana_etc=$ROOT/etc/grafana
 dashboards=$ROOT/var/lib/grafana/dashboards/bbb
 keyring=$ROOT/etc/apt/keyrings/grafana.asc
-webroot=$ROOT/var/www/bbb-acme
+webroot=$ROOT$ACME_WEBROOT
 live=$ROOT/etc/letsencrypt/live/$FQDN
 site=$ROOT/etc/nginx/sites-available/bbb-monitoring
 admin_password=$grafana_etc/admin_password
@@ -212,12 +212,7 @@ if pending admin-password; then
 fi
 
 # 5. nginx: HTTP for ACME and the redirect; HTTPS to Grafana once the certificate is there.
-if [ "$PRIVACY" = strict ]; then
-  # No request and no client address is logged (nginx logs a failed TLS handshake with the address at crit).
-  logging=$'  access_log off;\n  error_log /var/log/nginx/error.log emerg;'
-else
-  logging="  # nginx's default logs (/var/log/nginx/access.log, error.log)"
-fi
+logging=$(nginx_logging "$PRIVACY")
 nginx_site() {
   cat <<NGINX
 # Managed by bbb (Pulumi, monitoring-setup step); changes here are overwritten.
@@ -225,19 +220,8 @@ map \$http_upgrade \$bbb_monitoring_connection_upgrade {
   default upgrade;
   '' close;
 }
-server {
-  listen 80;
-  listen [::]:80;
-  server_name $FQDN;
-$logging
-  location /.well-known/acme-challenge/ {
-    root $webroot;
-  }
-  location / {
-    return 301 https://$FQDN\$request_uri;
-  }
-}
 NGINX
+  acme_http_server "$FQDN" "$webroot" "$logging"
   [ -f "$live/fullchain.pem" ] || return 0
   cat <<NGINX
 server {
@@ -288,17 +272,6 @@ nginx_apply() {
 }
 nginx_apply
 
-# A renewed certificate reaches nginx by a reload (certbot runs the deploy hooks after every renewal).
-mkdir -p "$ROOT/etc/letsencrypt/renewal-hooks/deploy"
-write_if_changed "$ROOT/etc/letsencrypt/renewal-hooks/deploy/bbb-monitoring-nginx" 0755 root:root <<'HOOK' || true
-#!/bin/sh
-# Installed by bbb (monitoring-setup step): nginx serves a renewed certificate after a reload.
-set -e
-if systemctl is-active --quiet nginx; then systemctl reload nginx; fi
-HOOK
-say "obtaining a certificate for $FQDN (HTTP-01)"
-certbot certonly --webroot -w "$webroot" --non-interactive --agree-tos --keep-until-expiring \
-  -m "$EMAIL" -d "$FQDN" --cert-name "$FQDN" 2>&1 ||
-  fail "certbot could not obtain a certificate for $FQDN (is port 80 open and does $FQDN resolve to this host?)"
+webroot_certificate "$FQDN" "$EMAIL" "$webroot" bbb-monitoring-nginx
 nginx_apply
 say "Grafana is served at https://$FQDN/ (Prometheus, Alertmanager and the blackbox exporter on loopback)"
