@@ -14,7 +14,18 @@ export const FLAVOR_MINIMUMS: Record<Role, { vcpus: number; ramMb: number; recom
     scalelite: { vcpus: 2, ramMb: 4096, recommended: { vcpus: 4, ramMb: 8192 } },
     greenlight: { vcpus: 2, ramMb: 2048, recommended: { vcpus: 2, ramMb: 4096 } },
     monitoring: { vcpus: 1, ramMb: 2048, recommended: { vcpus: 2, ramMb: 4096 } },
+    // One worker's share (THM BBB-Streaming-Server README v1.1.1, "Requirements": 2 CPUs and 2 GB a stream);
+    // `streaming.workers` scales it (streamingNeeds).
+    streaming: { vcpus: 2, ramMb: 4096, recommended: { vcpus: 4, ramMb: 8192 } },
 };
+
+/**
+ * What `workers` concurrent streams need: at least one vCPU each (Chrome and x264 at 1080p30 fall behind on less),
+ * and BSS's recommended 2 vCPUs and 2 GB each, plus 2 GB for nginx, Redis and the system.
+ */
+export function streamingNeeds(workers: number): { vcpus: number; ramMb: number; recommended: { vcpus: number; ramMb: number } } {
+    return { vcpus: Math.max(FLAVOR_MINIMUMS.streaming.vcpus, workers), ramMb: Math.max(FLAVOR_MINIMUMS.streaming.ramMb, 1024 * workers + 2048), recommended: { vcpus: 2 * workers, ramMb: 2048 * workers + 2048 } };
+}
 
 export interface CloudFacts {
     networkId: string;
@@ -71,8 +82,9 @@ export async function lookupCloud(settings: Settings, roles: readonly Role[]): P
     );
     const flavors = roles.map(async (role) => {
         const name = settings.flavors[role];
-        const fix = `openstack flavor list, then: pulumi config set --path flavors.${role} <name>`;
-        const min = FLAVOR_MINIMUMS[role];
+        const fix = `openstack flavor list, then: pulumi config set --path flavors.${role} <name>${role === "streaming" ? "  (or fewer streams: pulumi config set --path streaming.workers <n>)" : ""}`;
+        const min = role === "streaming" ? streamingNeeds(settings.streaming.workers) : FLAVOR_MINIMUMS[role];
+        const forWhat = role === "streaming" ? `${settings.streaming.workers} streams (streaming.workers)` : role;
         try {
             const flavor = await openstack.compute.getFlavor({ name });
             const vcpus = flavor.vcpus ?? 0;
@@ -80,14 +92,14 @@ export async function lookupCloud(settings: Settings, roles: readonly Role[]): P
             if (vcpus < min.vcpus || ram < min.ramMb) {
                 problems.push({
                     key: `flavors.${role}`,
-                    expected: `a flavor with at least ${min.vcpus} vCPUs and ${min.ramMb} MB RAM for ${role}`,
+                    expected: `a flavor with at least ${min.vcpus} vCPUs and ${min.ramMb} MB RAM for ${forWhat}`,
                     given: `${JSON.stringify(name)} with ${vcpus} vCPUs and ${ram} MB`,
                     fix,
                 });
             } else if (min.recommended && (vcpus < min.recommended.vcpus || ram < min.recommended.ramMb)) {
                 pulumi.log.warn(
                     `flavors.${role}: ${name} (${vcpus} vCPUs, ${ram} MB) is below the recommended ` +
-                        `${min.recommended.vcpus} vCPUs and ${min.recommended.ramMb} MB for production`,
+                        `${min.recommended.vcpus} vCPUs and ${min.recommended.ramMb} MB for production${role === "streaming" ? ` (${forWhat})` : ""}`,
                 );
             }
         } catch (err) {

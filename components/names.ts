@@ -28,6 +28,8 @@ export interface TopologyInputs {
     greenlight: boolean;
     /** A monitoring host, in either topology. */
     monitoring?: boolean;
+    /** A streaming host, in either topology. */
+    streaming?: { enabled: boolean };
     bbbRelease: number;
     bbbVersion: string;
     image: string;
@@ -58,21 +60,24 @@ export function releaseOf(inputs: TopologyInputs, index: number): BbbRelease {
 
 /**
  * The hosts of a topology. Single: turn and bbb-1 (Greenlight, when on, runs on bbb-1).
- * Pool: turn, scalelite, the BBB servers and greenlight when on. Either: monitoring last, when on.
+ * Pool: turn, scalelite, the BBB servers and greenlight when on. Either: then streaming and monitoring, when on.
  */
 export function hostSpecs(inputs: TopologyInputs): HostSpec[] {
     const nodes: HostSpec[] = Array.from({ length: inputs.poolSize }, (_, i) => {
         const release = releaseOf(inputs, i + 1);
         return { name: bbbHostName(i + 1, release.number), role: "bbb", slot: bbbNodeName(i + 1), release };
     });
-    const monitoring: HostSpec[] = inputs.monitoring ? [{ name: "monitoring", role: "monitoring" }] : [];
-    if (topologyOf(inputs) === "single") return [{ name: "turn", role: "turn" }, ...nodes, ...monitoring];
+    const extras: HostSpec[] = [
+        ...(inputs.streaming?.enabled ? [{ name: "streaming", role: "streaming" as const }] : []),
+        ...(inputs.monitoring ? [{ name: "monitoring", role: "monitoring" as const }] : []),
+    ];
+    if (topologyOf(inputs) === "single") return [{ name: "turn", role: "turn" }, ...nodes, ...extras];
     return [
         { name: "turn", role: "turn" },
         { name: "scalelite", role: "scalelite" },
         ...nodes,
         ...(inputs.greenlight ? [{ name: "greenlight", role: "greenlight" as const }] : []),
-        ...monitoring,
+        ...extras,
     ];
 }
 

@@ -94,10 +94,15 @@ export const PORT_MATRIX: readonly MatrixRow[] = [
     },
     { roles: ["monitoring"], ports: one(80), protocols: ["tcp"], source: "world", why: "HTTP: redirect to HTTPS, ACME HTTP-01" },
     { roles: ["monitoring"], ports: one(443), protocols: ["tcp"], source: "world", why: "HTTPS: Grafana (its own login; no anonymous access)" },
+    // No RTMP row: the streaming workers run on the streaming host itself and publish to nginx on 127.0.0.1:1935
+    // (components/streaming-config.ts), so no other host, and nobody in the world, can reach RTMP.
+    { roles: ["streaming"], ports: one(80), protocols: ["tcp"], source: "world", why: "HTTP: redirect to HTTPS, ACME HTTP-01" },
+    { roles: ["streaming"], ports: one(443), protocols: ["tcp"], source: "world", why: "HTTPS: the live streams' viewer page and HLS (no login), the streaming API (its password)" },
 ];
 
 /**
- * Ports never open to the world (DESIGN.md): FreeSWITCH 7443, 5066, 5080, 8021 and SIP 5060, RTMP 1935, the
+ * Ports never open to the world (DESIGN.md): FreeSWITCH 7443, 5066, 5080, 8021 and SIP 5060, RTMP 1935 (the
+ * streaming host's ingest, on loopback), the
  * databases this project runs (PostgreSQL 5432, Redis 6379), and monitoring's (docs/monitoring.md): Grafana's
  * own port 3000 (nginx serves it on 443), Prometheus 9090, Alertmanager 9093 and its cluster port 9094, the node
  * exporter 9100, the blackbox exporter 9115, coturn's exporter 9641 and the BigBlueButton exporter 9688.

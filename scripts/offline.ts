@@ -110,13 +110,13 @@ export const DEFAULT_FLAVORS = {
 };
 
 /**
- * Mock addresses follow the host's name, not the order of creation: turn .2, scalelite .3, greenlight .4, monitoring .6,
+ * Mock addresses follow the host's name, not the order of creation: turn .2, scalelite .3, greenlight .4, monitoring .6, streaming .7,
  * bbb-N .(10+N), its release R's server bbb-N-rR .(10+N+70*(R-1)), a bake's builder .5 (one at a time in
  * tests): private 10.0.0.x, floating 203.0.113.x, IPv6 2001:db8:1::x (hex).
  */
 export function hostNumber(resourceName: string): number {
     const host = resourceName.replace(/-(port|fip)$/, "");
-    const fixed: Record<string, number> = { turn: 2, scalelite: 3, greenlight: 4, monitoring: 6 };
+    const fixed: Record<string, number> = { turn: 2, scalelite: 3, greenlight: 4, monitoring: 6, streaming: 7 };
     const node = /^bbb-(\d+)(?:-r(\d+))?$/.exec(host);
     if (node) return 10 + Number(node[1]) + 70 * (Number(node[2] ?? 1) - 1);
     if (host in fixed) return fixed[host];

@@ -30,6 +30,7 @@ const base = (change: Config): Config => ({ ...BASE_CONFIG, ...change });
 const pool = (change: Config): Config => ({ ...POOL, ...change });
 const dialIn = (change: Record<string, unknown>): Config => base({ dialIn: { ...DIAL_IN, ...change } });
 const hook = (url: string): Config => base({ ...WEBHOOKS, webhookUrls: [url] });
+const stream = (change: Record<string, unknown>): Config => base({ streaming: { enabled: true, ...change } });
 
 // Keys made by ssh-keygen: what OpenSSH itself writes, not what a regex expects.
 const RSA_1024 = keyPair("rsa", "-b", "1024");
@@ -171,6 +172,20 @@ const CASES: Case[] = [
     { name: "a webhook without its slashes", config: hook("https:hooks.example.org/bbb"), key: "webhookUrls[0]" },
     { name: "a webhook with backslashes", config: hook("https:\\\\hooks.example.org\\bbb"), key: "webhookUrls[0]" },
     { name: "webhook URLs without webhooks", config: base({ webhookUrls: ["https://hooks.example.org/bbb"] }), key: "webhookUrls" },
+
+    // Streaming: the forward URL lands in nginx's configuration; its stream key is a secret.
+    { name: "a forward target over rtmps (nginx's RTMP module has no TLS)", config: stream({ forward: "rtmps://live.example.net/app/KEY-4f2a" }), key: "streaming.forward", expected: /plain rtmp/ },
+    { name: "a forward target over http", config: stream({ forward: "https://live.example.net/app/KEY-4f2a" }), key: "streaming.forward" },
+    { name: "a forward URL that ends nginx's directive", config: stream({ forward: "rtmp://live.example.net/app/KEY;include /etc/shadow" }), key: "streaming.forward" },
+    { name: "a forward URL without application and key", config: stream({ forward: "rtmp://live.example.net" }), key: "streaming.forward" },
+    { name: "a forward target on loopback", config: stream({ forward: "rtmp://127.0.0.1/live/KEY-4f2a" }), key: "streaming.forward", expected: /loopback/ },
+    { name: "a forward URL with a user and password", config: stream({ forward: "rtmp://me:pw@live.example.net/app/KEY-4f2a" }), key: "streaming.forward" },
+    { name: "a forward target with streaming off", config: base({ streaming: { forward: "rtmp://live.example.net/app/KEY-4f2a" } }), key: "streaming.forward", expected: /streaming.enabled true/ },
+    { name: "the forward URL in plain text in the stack file", config: stream({ forward: "rtmp://live.example.net/app/KEY-4f2a" }), secretKeys: ["bbb:sshPrivateKey"], key: "streaming.forward", expected: /encrypted/ },
+    { name: "no streaming worker", config: stream({ workers: 0 }), key: "streaming.workers" },
+    { name: "more streaming workers than a host carries", config: stream({ workers: 40 }), key: "streaming.workers" },
+    { name: "a stream's bitrate in kbit/s", config: stream({ bitrate: 4000 }), key: "streaming.bitrate" },
+    { name: "streaming as true", config: base({ streaming: true }), key: "streaming" },
 ];
 
 /** The engine's values for a case: its configuration, then its raw values over it. */
@@ -203,7 +218,7 @@ describe("the bad-configuration corpus", () => {
         expect(p.fix).toMatch(/pulumi config (set|rm) -s dev /);
         // No secret in the message: the private keys, the SIP password.
         const message = formatProblems(problems);
-        for (const secret of [TEST_PRIVATE_KEY, ROTATED_KEYS.sshPrivateKey, WITH_PASSPHRASE.privateKey, DIAL_IN.gateway.password, "pass word"]) {
+        for (const secret of [TEST_PRIVATE_KEY, ROTATED_KEYS.sshPrivateKey, WITH_PASSPHRASE.privateKey, DIAL_IN.gateway.password, "pass word", "KEY-4f2a"]) {
             for (const line of secret.split("\n").filter((l) => l.length > 8 && !l.startsWith("-----"))) expect(message.toLowerCase()).not.toContain(line.toLowerCase());
         }
     });

@@ -36,6 +36,8 @@ export type DialInSettings = Omit<PlainDialIn, "gateway"> & {
 };
 
 type PlainAlerts = Values["alerts"];
+type PlainStreaming = Values["streaming"];
+export type StreamingSettings = Omit<PlainStreaming, "forward"> & { forward?: pulumi.Output<string> };
 export type AlertSettings = Omit<PlainAlerts, "smtp"> & { smtp: Omit<PlainAlerts["smtp"], "password"> & { password?: pulumi.Output<string> } };
 export type BackupSettings = Values["backups"];
 
@@ -43,10 +45,11 @@ export type BackupSettings = Values["backups"];
 type PlainSettings = Omit<Values, "upgrade" | "dialIn" | "alerts"> & { upgrade?: UpgradeSettings; dialIn?: PlainDialIn; alerts?: PlainAlerts };
 
 /** The validated configuration, secrets wrapped as Pulumi secrets. */
-export type Settings = Omit<PlainSettings, "sshPrivateKey" | "dialIn" | "alerts"> & {
+export type Settings = Omit<PlainSettings, "sshPrivateKey" | "dialIn" | "alerts" | "streaming"> & {
     sshPrivateKey: pulumi.Output<string>;
     dialIn?: DialInSettings;
     alerts?: AlertSettings;
+    streaming: StreamingSettings;
 };
 
 /** Raw values as the engine gives them: `bbb:<key>` -> string. */
@@ -89,7 +92,8 @@ export function parseConfig(raw: RawConfig, options: ParseOptions = {}): Parsed 
 export function loadConfig(): Settings {
     const { settings, problems } = parseConfig(pulumi.runtime.allConfig(), { stack: pulumi.getStack(), project: pulumi.getProject() || PROJECT, secretKeys: engineSecretKeys() });
     if (!settings) throw new ConfigError(problems);
-    const { dialIn, alerts, ...rest } = settings;
+    const { dialIn, alerts, streaming, ...rest } = settings;
+    const { forward, ...streamingRest } = streaming;
     const alertSettings = (plain: PlainAlerts): AlertSettings => {
         const { password, ...smtp } = plain.smtp;
         return { ...plain, smtp: { ...smtp, ...(password !== undefined ? { password: pulumi.secret(password) } : {}) } };
@@ -99,6 +103,7 @@ export function loadConfig(): Settings {
         sshPrivateKey: pulumi.secret(settings.sshPrivateKey),
         ...(dialIn ? { dialIn: { ...dialIn, gateway: { ...dialIn.gateway, password: pulumi.secret(dialIn.gateway.password) } } } : {}),
         ...(alerts ? { alerts: alertSettings(alerts) } : {}),
+        streaming: { ...streamingRest, ...(forward !== undefined ? { forward: pulumi.secret(forward) } : {}) },
     };
 }
 

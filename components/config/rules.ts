@@ -22,7 +22,7 @@ type Report = (problem: ConfigProblem) => void;
 /** The longest host name but the BBB servers', whose names grow with the pool and its release. */
 const LONGEST_HOST = "greenlight";
 /** Every name a host of a stack can have (components/names.ts). */
-const HOST_NAME = /^(turn|scalelite|greenlight|monitoring|bbb-[0-9]+(-r[0-9]+)?)$/;
+const HOST_NAME = /^(turn|scalelite|greenlight|monitoring|streaming|bbb-[0-9]+(-r[0-9]+)?)$/;
 
 /**
  * A list of one party's own ranges: never the whole Internet, nor a range wider than a /8 or a /16 or carrying
@@ -301,6 +301,15 @@ function alertsNeedMonitoring(v: Given, report: Report): void {
     }
 }
 
+/** A forward target for streams nobody runs: a half-done setting, as often as not. */
+function forwardNeedsStreaming(v: Given, report: Report): void {
+    const s = v.streaming;
+    if (!s || s.enabled) return;
+    if (s.forward !== undefined) {
+        report({ key: "streaming.forward", expected: "streaming.enabled true (the streaming host pushes its streams there)", given: "streaming.forward set with streaming.enabled false", fix: "pulumi config set --path streaming.enabled true  (or: pulumi config rm --path streaming.forward)" });
+    }
+}
+
 /** The rules, in the order their problems are told. */
 export const RULES: readonly ((v: Given, report: Report) => void)[] = [
     hostNamesFit,
@@ -317,4 +326,5 @@ export const RULES: readonly ((v: Given, report: Report) => void)[] = [
     webhookUrlsNeedWebhooks,
     generationsNameConsumers,
     alertsNeedMonitoring,
+    forwardNeedsStreaming,
 ];

@@ -8,6 +8,7 @@ import { relayRangeProblem, SIP_PORT } from "../ports";
 import { DataRole, PortRange, Role, ROLES } from "./types";
 import {
     checkCidr,
+    forwardUrlProblem,
     isGitRef,
     parseRange,
     phoneNumberProblem,
@@ -124,8 +125,8 @@ function perRole<T extends z.ZodType>(value: T, defaults: Record<Role, z.output<
     );
 }
 
-const FLAVORS: Record<Role, string> = { turn: "m1.medium", bbb: "m1.xlarge", scalelite: "m1.large", greenlight: "m1.medium", monitoring: "m1.medium" };
-const VOLUMES: Record<Role, number> = { turn: 20, bbb: 80, scalelite: 40, greenlight: 30, monitoring: 40 };
+const FLAVORS: Record<Role, string> = { turn: "m1.medium", bbb: "m1.xlarge", scalelite: "m1.large", greenlight: "m1.medium", monitoring: "m1.medium", streaming: "m1.large" };
+const VOLUMES: Record<Role, number> = { turn: 20, bbb: 80, scalelite: 40, greenlight: 30, monitoring: 40, streaming: 80 };
 const DATA_VOLUMES: Record<DataRole, number> = { bbb: 100, scalelite: 20, greenlight: 10 };
 const RECORDINGS = { enabled: false, retentionDays: 14, video: false };
 const dataSize = wholeNumber(1, 16384, " of GB");
@@ -152,6 +153,10 @@ const emailAddress = z.string({ error: "an e-mail address such as ops@example.or
 });
 
 const BACKUPS = { enabled: true, time: "02:30", keepDaily: 7, keepWeekly: 4, keepMonthly: 6 };
+/** Two concurrent streams at 4 Mbit/s: what the default flavor (m1.large, 4 vCPUs) carries at BSS's 2 vCPUs a stream. */
+const STREAMING = { enabled: false, workers: 2, bitrate: 4, record: true };
+/** Most workers on one streaming host (at 2 vCPUs each, a 32-vCPU flavor). */
+export const MAX_STREAMING_WORKERS = 16;
 
 const CONFIG = {
     domain: {
@@ -242,7 +247,7 @@ const CONFIG = {
     flavors: {
         type: "object",
         default: FLAVORS,
-        description: "Nova flavor per role (turn, bbb, scalelite, greenlight, monitoring).",
+        description: "Nova flavor per role (turn, bbb, scalelite, greenlight, monitoring, streaming).",
         readme:
             "Nova flavor per role; give only the roles you change. BBB needs at least 4 vCPUs / 4 GB (8 / 16 GB recommended). A new flavor resizes a host in place (it reboots), except a pool's BBB servers: there it applies to new servers only (scale-up, a release: see \"Upgrades in a pool\"), never to all at once.",
         example: { bbb: "m1.2xlarge" },
@@ -251,7 +256,7 @@ const CONFIG = {
     volumeSizes: {
         type: "object",
         default: VOLUMES,
-        description: "Boot volume size in GB per role (turn, bbb, scalelite, greenlight, monitoring).",
+        description: "Boot volume size in GB per role (turn, bbb, scalelite, greenlight, monitoring, streaming).",
         readme:
             "Boot volume size in GB per role. A new size replaces the host's VM, except a pool's BBB servers: there it applies to new servers only, as `flavors` does.",
         example: { bbb: 200 },
@@ -598,6 +603,30 @@ const CONFIG = {
             keepWeekly: wholeNumber(0, 520, " of weekly backups kept").optional(),
             keepMonthly: wholeNumber(0, 240, " of monthly backups kept").optional(),
         }).transform((given) => ({ ...BACKUPS, ...given })),
+    },
+    streaming: {
+        type: "object",
+        default: STREAMING,
+        secretFields: ["forward"],
+        description: "Live streams of meetings to viewers without accounts: { enabled, workers, bitrate, record, forward } (forward secret).",
+        readme:
+            "A `streaming` host (one more VM) that streams a meeting live to viewers without accounts, and records it (see \"Streaming\"): `workers` streams at once (each needs 2 vCPUs and 2 GB), `bitrate` in Mbit/s per stream, `record` each stream kept as an MP4 on the streaming host (default true, whatever `privacy` says: what is recorded was shown to anyone with the link), `forward` an `rtmp://` URL the stream is also pushed to (a PeerTube instance, a streaming provider; it holds the stream key: set it with `pulumi config set --secret --path streaming.forward`). Start and stop with `npm run stream`.",
+        example: { enabled: true, workers: 2, bitrate: 4, forward: "[secret]" },
+        schema: fields({
+            enabled: z.boolean({ error: "true or false" }).optional(),
+            workers: wholeNumber(1, MAX_STREAMING_WORKERS, " of streams at once").optional(),
+            bitrate: wholeNumber(1, 20, " of Mbit/s a stream").optional(),
+            record: z.boolean({ error: "true or false" }).optional(),
+            forward: z
+                .string({ error: "an rtmp:// URL (a secret: it holds the stream key)" })
+                .superRefine(
+                    refuse((url: string) => {
+                        const problem = forwardUrlProblem(url);
+                        return problem ? { expected: problem, fix: "pulumi config set --secret --path {path}  (no value: it asks without echo)" } : undefined;
+                    }),
+                )
+                .optional(),
+        }).transform((given) => ({ ...STREAMING, ...given })),
     },
     secretGeneration: {
         type: "integer",

@@ -3,8 +3,8 @@
 
 export const PROJECT = "bbb";
 
-export type Role = "turn" | "bbb" | "scalelite" | "greenlight" | "monitoring";
-export const ROLES: readonly Role[] = ["turn", "bbb", "scalelite", "greenlight", "monitoring"];
+export type Role = "turn" | "bbb" | "scalelite" | "greenlight" | "monitoring" | "streaming";
+export const ROLES: readonly Role[] = ["turn", "bbb", "scalelite", "greenlight", "monitoring", "streaming"];
 
 /** Roles that keep data on a volume of their own: databases and Redis, or bbb's recordings (single topology). */
 export type DataRole = "bbb" | "scalelite" | "greenlight";

@@ -2,6 +2,7 @@
 // the parsed value). Addresses are read with ipaddr.js, SSH keys with sshpk, URLs with the WHATWG parser.
 import * as ipaddr from "ipaddr.js";
 import * as sshpk from "sshpk";
+import { FORWARD_URL } from "../streaming-config";
 import type { PortRange } from "./types";
 
 /** A DNS label: lower-case letters, digits and hyphens, 1-63 characters, no hyphen at either end. */
@@ -241,4 +242,27 @@ export function editDistance(a: string, b: string): number {
         }
     }
     return d[a.length][b.length];
+}
+
+/**
+ * What is wrong with `streaming.forward`, if anything: the RTMP URL the streaming host's nginx pushes each stream to
+ * (`push`, arut/nginx-rtmp-module v1.2.2 ngx_rtmp_relay_module.c, which parses it with ngx_parse_url: plain TCP,
+ * no TLS). It lands in nginx's configuration, so nothing that would end or quote the directive.
+ */
+export function forwardUrlProblem(text: string): string | undefined {
+    const expected = "an rtmp:// URL with the application and stream key, e.g. rtmp://peertube.example.org:1935/live/<stream key>";
+    if (/^rtmps:\/\//i.test(text)) return `${expected}: nginx's RTMP module pushes plain rtmp:// only (no TLS); use the target's rtmp:// ingest`;
+    let url: URL;
+    try {
+        url = new URL(text);
+    } catch {
+        return expected;
+    }
+    // What the streaming step puts in nginx's configuration, and nothing else (it checks the same).
+    if (url.protocol !== "rtmp:" || !FORWARD_URL.test(text)) return expected;
+    const host = url.hostname.replace(/^\[|\]$/g, "");
+    if (host === "localhost" || (ipaddr.isValid(host) && ipaddr.process(host).range() === "loopback")) {
+        return `${expected}, not a loopback address (the streaming host would push to itself)`;
+    }
+    return undefined;
 }
