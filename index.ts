@@ -33,6 +33,10 @@ export = async () => {
         bbbSecret: apiSecret,
         ...(platform.greenlightUrl ? { greenlightUrl: platform.greenlightUrl } : {}),
         ...(platform.monitoring ? { grafanaUrl: platform.monitoring.url, grafanaAdminPassword: platform.monitoring.adminPassword } : {}),
+        // npm run stream reads these (and bbbApiUrl, bbbSecret: the worker joins through the API name, Scalelite in a pool).
+        ...(platform.streaming
+            ? { streamingUrl: platform.streaming.url, streamingApiUrl: platform.streaming.apiUrl, streamingApiPassword: platform.streaming.apiPassword }
+            : {}),
         consumerSecrets: pulumi.secret(platform.consumerSecrets),
         turnHost: platform.turnHost,
         hosts: platform.summary,

@@ -20,6 +20,9 @@ import * as path from "path";
  */
 export const STREAMING_PORTS = { rtmp: 1935, controller: 3000 } as const;
 
+/** The streaming API's Basic authentication user (PILOS's STREAMING_AUTH_TYPE=basic speaks it too). */
+export const STREAMING_API_USER = "bbb-streaming";
+
 /** The RTMP application the workers publish to. */
 export const RTMP_APPLICATION = "live";
 

@@ -16,6 +16,7 @@ import { checkBeforeChange } from "./guard";
 import { Backup, backupPasswords, databaseHosts } from "./backup";
 import { TURN_PORTS } from "./ports";
 import { bbbExporter, Monitoring, nodeExporter } from "./monitoring";
+import { Streaming } from "./streaming";
 import { BbbRelease, fqdn, HostSpec, hostSpecs, PROD_STACK, rolesOf, Topology, topologyOf } from "./names";
 
 export interface PlatformArgs {
@@ -62,6 +63,7 @@ export class Platform extends pulumi.ComponentResource {
     /** The restic password of each host that keeps a database, backed up or not (yet, or any more). */
     readonly backupPasswords: Record<string, pulumi.Output<string>>;
     readonly monitoring?: Monitoring;
+    readonly streaming?: Streaming;
 
     constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
         super("bbb:platform:Platform", name, {}, opts);
@@ -334,12 +336,23 @@ export class Platform extends pulumi.ComponentResource {
             );
         }
 
+        if (s.streaming.enabled) {
+            const streamingSpec = specOf("streaming")!;
+            this.streaming = new Streaming(
+                streamingSpec.name,
+                { host: hostArgs(streamingSpec), email: s.letsEncryptEmail, settings: s.streaming, privacy: s.privacy, force: s.forceReinstall },
+                { parent: this },
+            );
+            this.hosts[streamingSpec.name] = this.streaming.host;
+        }
+
         if (s.monitoring) {
             // Each host's steps one after the other (apt takes one at a time): its own, its backups', the exporters'.
             const last: Record<string, pulumi.Resource> = {
                 [turnSpec.name]: this.turn.configured,
                 ...(scalelite ? { [scalelite.host.name]: scalelite.setup } : {}),
                 ...(greenlight ? { [greenlight.host.name]: greenlight.setup } : {}),
+                ...(this.streaming ? { [this.streaming.host.name]: this.streaming.setup } : {}),
                 ...Object.fromEntries(this.bbbServers.map((server) => [server.host.name, server.configured])),
                 ...Object.fromEntries(Object.entries(this.backups).map(([host, backup]) => [host, backup.setup])),
             };
@@ -362,6 +375,7 @@ export class Platform extends pulumi.ComponentResource {
                             `https://${this.apiHost}/bigbluebutton/api`,
                             ...this.bbbServers.map((b) => `${https(b.host)}bigbluebutton/api`),
                             ...(greenlight ? [https(greenlight.host)] : []),
+                            ...(this.streaming ? [this.streaming.url] : []),
                         ],
                         tls: [`${this.turnHost}:${TURN_PORTS.tls}`],
                         ...(scalelite ? { scaleliteHealth: `${https(scalelite.host)}health_check` } : {}),

@@ -114,6 +114,12 @@ const RESTARTS: Record<string, { inputs?: string[]; except?: string[]; does: str
     "node-exporter": { does: "the node exporter restarts if its settings changed", why: "Prometheus misses a scrape", meetings: false },
     "bbb-exporter": { does: "the BigBlueButton exporter restarts if its settings changed", why: "Prometheus misses a scrape", meetings: false },
     "monitoring-setup": { does: "Prometheus, Alertmanager, Grafana and nginx reload what changed", why: "dashboards pause, alerts wait", meetings: false },
+    "streaming-setup": {
+        except: ["EMAIL", "FORCE"],
+        does: "nginx reloads the viewer site; a changed ingest restarts nginx, changed workers are re-created",
+        why: "a live stream would be cut: the step refuses while one runs, unless forceReinstall",
+        meetings: false,
+    },
     "greenlight-setup": {
         except: ["VOLUME_ID", "VOLUME_SIZE", "EMAIL", "HEALTH_WAIT_SECONDS"],
         does: "containers whose settings changed are re-created",
@@ -127,6 +133,7 @@ const ROLE_DOWN: Record<string, string> = {
     turn: "TURN-relayed media stops until coturn runs on the new VM",
     scalelite: "no new meeting starts until Scalelite runs on the new VM; running ones go on",
     greenlight: "Greenlight is down until it runs on the new VM",
+    streaming: "live streams stop (meetings go on) until the streaming host runs again",
 };
 
 const keyOf = (r: Registered) => `${r.type}::${r.name}`;

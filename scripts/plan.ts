@@ -88,6 +88,26 @@ ${table(["alert", "for", "severity", "summary"], rules.map((r) => [r.alert, r.fo
     ].join("\n\n");
 }
 
+/** The streaming host: where viewers watch, how many streams at once, what a viewer costs in bandwidth, what is kept. */
+function streamingSection(run: Run): string {
+    const setup = run.resources.find((r) => r.name === "streaming-setup");
+    if (!setup) return "";
+    const i = stepInputs(setup.inputs.stdin);
+    const bitrate = Number(i.BITRATE);
+    const rows = [
+        ["viewer page", `${run.outputs.streamingUrl as string}watch/<stream> (no login; \`npm run stream -- start\` prints it)`],
+        ["API", `${run.outputs.streamingApiUrl as string} (user ${i.API_USER}, password: the secret output streamingApiPassword)`],
+        ["streams at once", `${i.WORKERS} (streaming.workers; each worker: 2 vCPUs, 2 GB)`],
+        ["per stream", `${bitrate} Mbit/s from the worker; each viewer ${bitrate} Mbit/s more: about ${Math.floor(1000 / bitrate)} viewers a Gbit/s of the host's bandwidth`],
+        ["RTMP", "the workers publish to nginx on 127.0.0.1:1935 (no firewall rule: nothing else reaches it)"],
+        ["forwarded to", i.FORWARD_URL ? "streaming.forward (secret)" : "nowhere (streaming.forward unset)"],
+        ["recorded", "each stream, as MP4 on the streaming host (README \"Streaming\")"],
+        ["access logs", i.PRIVACY === "strict" ? "none (privacy: strict)" : "nginx's (privacy: standard)"],
+        ["workers", i.WORKER_IMAGE],
+    ];
+    return `## Streaming\n\n${table(["", ""], rows)}`;
+}
+
 /** Each backed-up host's container, schedule, what it holds and what restic keeps. */
 function backupsSection(run: Run): string {
     const steps = ofType(run, "command:remote:Command").filter((r) => stepInputs(r.inputs.stdin).STEP === "backup-setup" && stepInputs(r.inputs.stdin).ENABLED === "true");
@@ -164,6 +184,7 @@ export function renderPlan(stack: string, run: Run): string {
         bakesSection(run),
         firewallSection(run),
         monitoringSection(run),
+        streamingSection(run),
         backupsSection(run),
         dnsSection(run),
         stepsSection(run),

@@ -1,7 +1,7 @@
 // The program as it stands in a tree (at a git ref, or in the working tree), evaluated offline. Shared by
 // `npm run firewall:diff` and `npm run impact`, which compare two trees.
 //
-// Each tree's program files (index.ts, components/, scripts/remote/, monitoring/, Pulumi.<stack>.yaml) are copied into a
+// Each tree's program files (index.ts, components/, scripts/remote/, monitoring/, streaming/, Pulumi.<stack>.yaml) are copied into a
 // temporary directory, the TypeScript transpiled, and the program evaluated under mocks (scripts/offline.ts)
 // in a fresh node process: two versions of the program never share a module registry. The two sides are
 // evaluated in parallel. A side without the stack file, or without the program, has no run.
@@ -16,13 +16,14 @@ const ROOT = projectRoot();
 /** A tree's files by path, relative to the project root. */
 export type Tree = Map<string, Buffer>;
 
-/** The files `pulumi up` reads: the program, its remote scripts, the monitoring host's dashboards and the stack files. */
+/** The files `pulumi up` reads: the program, its remote scripts, the monitoring host's dashboards, the viewer page and the stack files. */
 export function isProgramFile(name: string): boolean {
     return (
         name === "index.ts" ||
         name.startsWith("components/") ||
         name.startsWith("scripts/remote/") ||
         name.startsWith("monitoring/") ||
+        name.startsWith("streaming/") ||
         /^Pulumi\.[^/]+\.yaml$/.test(name)
     );
 }

@@ -3,10 +3,10 @@
 import { BASE_CONFIG, evaluate, Run } from "./harness";
 
 const CONTRACT = ["baking", "bbbApiUrl", "bbbSecret", "consumerSecrets", "dnsRecords", "hosts", "integrations", "turnHost"];
-/** Present with the feature that makes them: Greenlight; a backed-up host; the monitoring host. */
-const OPTIONAL = ["greenlightUrl", "backups", "backupPasswords", "grafanaUrl", "grafanaAdminPassword"];
+/** Present with the feature that makes them: Greenlight; a backed-up host; the monitoring host; the streaming host. */
+const OPTIONAL = ["greenlightUrl", "backups", "backupPasswords", "grafanaUrl", "grafanaAdminPassword", "streamingUrl", "streamingApiUrl", "streamingApiPassword"];
 const SECRET = ["bbbSecret", "consumerSecrets", "integrations"];
-const OPTIONAL_SECRET = ["backupPasswords", "grafanaAdminPassword"];
+const OPTIONAL_SECRET = ["backupPasswords", "grafanaAdminPassword", "streamingApiPassword"];
 
 let single: Run;
 let pool: Run;
@@ -22,8 +22,8 @@ test.each(["single", "pool"])("%s topology: exactly the contract's outputs, the 
     expect(run.secretOutputs.filter((n) => !OPTIONAL_SECRET.includes(n)).sort()).toEqual(SECRET);
 });
 
-test("the optional outputs: backups with a database, Grafana with monitoring, their secrets secret", async () => {
-    const monitored = await evaluate({ ...BASE_CONFIG, scalelite: true, poolSize: 2, greenlight: true, monitoring: true });
+test("the optional outputs: backups with a database, Grafana with monitoring, streaming's with streaming, their secrets secret", async () => {
+    const monitored = await evaluate({ ...BASE_CONFIG, scalelite: true, poolSize: 2, greenlight: true, monitoring: true, streaming: { enabled: true } });
     expect(Object.keys(monitored.outputs).filter((n) => OPTIONAL.includes(n)).sort()).toEqual([...OPTIONAL].sort());
     expect(monitored.secretOutputs.filter((n) => OPTIONAL.includes(n)).sort()).toEqual([...OPTIONAL_SECRET].sort());
     expect(Object.keys(single.outputs).filter((n) => OPTIONAL.includes(n))).toEqual([]);

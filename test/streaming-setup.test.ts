@@ -6,6 +6,7 @@ import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { HOST_PATHS, rtmpConf, viewerSite } from "../components/streaming-config";
 import { Sandbox } from "./sandbox";
 import { installStubs, NGINX_REAL_TEST } from "./stubs";
 import { secretsOnCommandLines, straceWorks, Trace } from "./trace";
@@ -16,62 +17,12 @@ const STREAM_KEY = "s3cret-stream-key-9f4e21";
 // nginx resolves a push URL's host when it reads its configuration (nginx -t too): one that resolves here.
 const FORWARD_URL = `rtmp://127.0.0.1:1936/app/${STREAM_KEY}`;
 
-// Stand-ins of the shape components/streaming-config.ts generates (docs/streaming-ingest.md §2): the step is tested
-// with them, nginx checks them for real.
-const RTMP_CONF = `rtmp {
-    access_log off;
-    server {
-        listen 1935;
-        chunk_size 4096;
-        application live {
-            live on;
-            allow publish 127.0.0.1;
-            deny publish all;
-            deny play all;
-            hls on;
-            hls_path /var/lib/bbb-streaming/hls;
-            hls_fragment 2s;
-            hls_playlist_length 10s;
-            record all;
-            record_path /var/lib/bbb-streaming/recordings;
-            record_unique on;
-            exec_record_done /usr/local/lib/bbb-streaming/remux $path;
-            push @FORWARD_URL@;
-        }
-    }
-}
-`;
-const SITE_CONF = `server {
-    listen 80;
-    listen [::]:80;
-    server_name ${FQDN};
-    access_log off;
-    location /.well-known/acme-challenge/ {
-        root /var/www/bbb-acme;
-    }
-    location / {
-        return 301 https://${FQDN}$request_uri;
-    }
-}
-server {
-    listen 443 ssl http2;
-    listen [::]:443 ssl http2;
-    server_name ${FQDN};
-    access_log off;
-    ssl_certificate /etc/letsencrypt/live/${FQDN}/fullchain.pem;
-    ssl_certificate_key /etc/letsencrypt/live/${FQDN}/privkey.pem;
-    root /var/www/bbb-streaming;
-    location /hls/ {
-        alias /var/lib/bbb-streaming/hls/;
-        add_header Cache-Control no-cache;
-    }
-    location /api/ {
-        auth_basic "BBB streaming";
-        auth_basic_user_file /etc/nginx/bbb-streaming.htpasswd;
-        proxy_pass http://127.0.0.1:3000/;
-    }
-}
-`;
+// The files the program generates for the host (components/streaming-config.ts, as components/streaming.ts calls it):
+// the step is tested with them, nginx checks them for real.
+const RTMP_CONF = rtmpConf({ paths: HOST_PATHS, record: true, forward: true });
+const SITE = viewerSite({ fqdn: FQDN, privacy: "strict", paths: HOST_PATHS });
+const SITE_CONF = `${SITE.http}\n${SITE.https}`;
+const NO_FORWARD = rtmpConf({ paths: HOST_PATHS, record: true, forward: false });
 const HLS_LIGHT = "/*! hls.js light, a test build */var Hls=function(){};\n";
 const HLS_LICENSE = "Apache License\nVersion 2.0, January 2004\n";
 
@@ -325,8 +276,8 @@ test("a new host: nginx with the RTMP ingest and the site, the viewer page, BSS'
     expect(box.files().filter((f) => f.startsWith("var/www/bbb-streaming/")).sort()).toEqual(
         ["hls.js-LICENSE.txt", "hls.light.min.js", "index.html", "player.js", "style.css"].map((f) => `var/www/bbb-streaming/${f}`),
     );
-    expect(read("usr/local/lib/bbb-streaming/remux")).toBe(inputs().REMUX_PROGRAM);
-    expect(mode("usr/local/lib/bbb-streaming/remux")).toBe("755");
+    expect(read("usr/local/sbin/bbb-streaming-remux")).toBe(inputs().REMUX_PROGRAM);
+    expect(mode("usr/local/sbin/bbb-streaming-remux")).toBe("755");
     // nginx's worker user writes the HLS segments and the recordings (nginx makes no record_path).
     expect(box.calls("chown")).toContain(`chown www-data:www-data ${box.root}/var/lib/bbb-streaming/hls ${box.root}/var/lib/bbb-streaming/recordings`);
     // BSS: Redis and the API on loopback only, three workers on the host's network.
@@ -380,11 +331,11 @@ test("a changed site is reloaded, never restarted, even while a stream is live",
     installed();
     box.write("bss/running", "1\n");
     box.write("rtmp-publishers", "127.0.0.1:50412\n");
-    const r = run({ SITE_CONF: SITE_CONF.replace("add_header Cache-Control no-cache;", "add_header Cache-Control no-store;") });
+    const r = run({ SITE_CONF: SITE_CONF.replace("ssl_protocols TLSv1.2 TLSv1.3;", "ssl_protocols TLSv1.3;") });
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
     expect(nginxJobs()).toEqual(["systemctl reload nginx"]);
-    expect(read("etc/nginx/sites-available/bbb-streaming")).toContain("no-store");
+    expect(read("etc/nginx/sites-available/bbb-streaming")).toContain("ssl_protocols TLSv1.3;");
     expect(dockerChanges()).toEqual([]);
 });
 
@@ -394,7 +345,7 @@ test("a changed viewer page or remux program is written in place: nginx reads ea
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
     expect(read("var/www/bbb-streaming/player.js")).toBe("const v = document.querySelector('video');\n");
-    expect(read("usr/local/lib/bbb-streaming/remux")).toBe("#!/bin/sh\nexit 0\n");
+    expect(read("usr/local/sbin/bbb-streaming-remux")).toBe("#!/bin/sh\nexit 0\n");
     expect(nginxJobs()).toEqual([]);
     expect(dockerChanges()).toEqual([]);
 });
@@ -473,7 +424,7 @@ test("an RTMP configuration nginx refuses is not installed: nginx's own words, t
     const before = snapshot();
     const r = run({ RTMP_CONF: RTMP_CONF.replace("hls_fragment 2s;", "hls_fragmnt 2s;") });
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/unknown directive "hls_fragmnt" in \/etc\/nginx\/modules-enabled\/60-bbb-streaming\.conf:13/);
+    expect(r.stderr).toMatch(/unknown directive "hls_fragmnt" in \/etc\/nginx\/modules-enabled\/60-bbb-streaming\.conf:\d+/);
     expect(r.stderr).toContain("streaming-setup: error: nginx refuses the new configuration (RTMP_CONF and the site, above); nothing was installed, restarted or reloaded");
     expect(snapshot()).toEqual(before);
     expect(nginxJobs()).toEqual([]);
@@ -489,7 +440,7 @@ test("a site nginx refuses is not installed either, and nginx's message shows no
     // A forward URL nginx refuses (its host does not resolve) is quoted by nginx without its scheme: masked.
     const bad = run({ FORWARD_URL: `rtmp://live.example.invalid/app/${STREAM_KEY}` });
     expect(bad.status).toBe(1);
-    expect(bad.stderr).toContain('host not found in url "[secret]" in /etc/nginx/modules-enabled/60-bbb-streaming.conf:19');
+    expect(bad.stderr).toMatch(/host not found in url "\[secret\]" in \/etc\/nginx\/modules-enabled\/60-bbb-streaming\.conf:\d+/);
     expect(`${bad.stdout}${bad.stderr}`).not.toContain(STREAM_KEY);
 });
 
@@ -589,7 +540,7 @@ describe("the forward URL", () => {
 
     test.each([
         ["a slot without a URL", { FORWARD_URL: "" }, "RTMP_CONF forwards the stream (it holds @FORWARD_URL@) but FORWARD_URL is empty"],
-        ["a URL without a slot", { RTMP_CONF: RTMP_CONF.replace("            push @FORWARD_URL@;\n", "") }, "FORWARD_URL is set but RTMP_CONF has no @FORWARD_URL@ slot for it"],
+        ["a URL without a slot", { RTMP_CONF: NO_FORWARD }, "FORWARD_URL is set but RTMP_CONF has no @FORWARD_URL@ slot for it"],
         ["a URL with a ';'", { FORWARD_URL: `${FORWARD_URL}; deny publish all` }, "FORWARD_URL must be one line without white space, quotes, ';', '{', '}' or '\\'"],
         ["a URL with a line break", { FORWARD_URL: `${FORWARD_URL}\n}` }, "FORWARD_URL must be one line without white space"],
         ["an rtmps:// URL", { FORWARD_URL: `rtmps://live.example.net/app/${STREAM_KEY}` }, "FORWARD_URL must start with rtmp://"],
@@ -602,9 +553,9 @@ describe("the forward URL", () => {
     });
 
     test("without forwarding there is neither slot nor URL", () => {
-        const r = run({ FORWARD_URL: "", RTMP_CONF: RTMP_CONF.replace("            push @FORWARD_URL@;\n", "") });
+        const r = run({ FORWARD_URL: "", RTMP_CONF: NO_FORWARD });
         expect(r.status).toBe(0);
-        expect(read(RTMP_FILE)).not.toContain("push");
+        expect(read(RTMP_FILE)).not.toMatch(/^\s*push /m);
         expect(r.stdout).toContain("forwarding off");
     });
 });

@@ -24,7 +24,7 @@
 #         RTMP_CONF (nginx's rtmp{} block: /etc/nginx/modules-enabled/60-bbb-streaming.conf, root-only; may hold the
 #         slot @FORWARD_URL@) SITE_CONF (/etc/nginx/sites-available/bbb-streaming; serves ACME's challenges from
 #         /var/www/bbb-acme) VIEWER_INDEX_HTML VIEWER_PLAYER_JS VIEWER_STYLE_CSS (the viewer page's files)
-#         REMUX_PROGRAM (/usr/local/lib/bbb-streaming/remux) HLSJS_VERSION HLSJS_INTEGRITY (hls.js from npm's registry,
+#         REMUX_PROGRAM (/usr/local/sbin/bbb-streaming-remux) HLSJS_VERSION HLSJS_INTEGRITY (hls.js from npm's registry,
 #         its tarball checked against npm's sha512-<base64> integrity) API_USER API_PASSWORD (secret: basic auth of the
 #         API) FORWARD_URL (secret, may be empty: where the stream is forwarded, an rtmp:// URL with its stream key)
 #         HEALTH_WAIT_SECONDS (optional, 300 unless given: how long BSS's workers may take to register)
@@ -92,7 +92,7 @@ htpasswd=$nginx_dir/bbb-streaming.htpasswd
 live=$ROOT/etc/letsencrypt/live/$FQDN
 data=$ROOT/var/lib/bbb-streaming
 www=$ROOT/var/www/bbb-streaming
-remux=$ROOT/usr/local/lib/bbb-streaming/remux
+remux=$ROOT/usr/local/sbin/bbb-streaming-remux
 hlsjs_url=https://registry.npmjs.org/hls.js/-/hls.js-$HLSJS_VERSION.tgz
 hlsjs_installed=$ROOT/var/lib/bbb-deploy/streaming-hls.js
 network=bbb-streaming
@@ -253,7 +253,7 @@ if $hlsjs_new; then
   printf '%s %s\n' "$HLSJS_VERSION" "$HLSJS_INTEGRITY" >"$hlsjs_installed"
   say "installed hls.js $HLSJS_VERSION"
 fi
-if write_if_changed "$remux" 0755 root:root < <(printf '%s' "$REMUX_PROGRAM"); then say "installed /usr/local/lib/bbb-streaming/remux"; fi
+if write_if_changed "$remux" 0755 root:root < <(printf '%s' "$REMUX_PROGRAM"); then say "installed /usr/local/sbin/bbb-streaming-remux"; fi
 # The API's basic auth: API_PASSWORD hashed by openssl (SHA-512 crypt, which nginx checks through crypt(3)), on stdin
 # only. Written again only when the password no longer matches the hash there (hashed anew with that hash's salt).
 hash=$(awk -F: -v user="$API_USER" '$1 == user { print substr($0, length(user) + 2); exit }' "$htpasswd" 2>/dev/null || true)
