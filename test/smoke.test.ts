@@ -12,6 +12,7 @@ import * as path from "path";
 import * as tls from "tls";
 import { checksum, Io, signedUrl } from "../scripts/bbb-api";
 import { main } from "../scripts/smoke";
+import { checksumValid } from "./bbb-checksum";
 
 const SECRET = "639259d4-9dd8-4b25-bf01-95f9567eaf4b";
 
@@ -56,14 +57,6 @@ const xml = (fields: Record<string, string>) =>
 const failed = (messageKey: string, message: string) => xml({ returncode: "FAILED", messageKey, message });
 const NOT_FOUND = failed("notFound", "We could not find a meeting with that meeting ID");
 
-/** bbb-web's check: the raw query without its checksum parameter, hashed by the checksum's length. */
-function checksumValid(call: string, rawQuery: string, secret: string): boolean {
-    const sum = new URLSearchParams(rawQuery).get("checksum");
-    if (!sum) return false;
-    const q = rawQuery.replace(`&checksum=${sum}`, "").replace(`checksum=${sum}&`, "").replace(`checksum=${sum}`, "");
-    const algorithm = { 40: "sha1", 64: "sha256", 96: "sha384", 128: "sha512" }[sum.length];
-    return !!algorithm && crypto.createHash(algorithm).update(call + q + secret).digest("hex") === sum;
-}
 
 class FakeBbb {
     readonly meetings = new Map<string, { name: string; joined: number }>();
