@@ -101,7 +101,7 @@ function streamingSection(run: Run): string {
         ["per stream", `${bitrate} Mbit/s from the worker; each viewer ${bitrate} Mbit/s more: about ${Math.floor(1000 / bitrate)} viewers a Gbit/s of the host's bandwidth`],
         ["RTMP", "the workers publish to nginx on 127.0.0.1:1935 (no firewall rule: nothing else reaches it)"],
         ["forwarded to", i.FORWARD_URL ? "streaming.forward (secret)" : "nowhere (streaming.forward unset)"],
-        ["recorded", "each stream, as MP4 on the streaming host (README \"Streaming\")"],
+        ["recorded", "each stream, as MP4 on the streaming host (README \"Live streams\")"],
         ["access logs", i.PRIVACY === "strict" ? "none (privacy: strict)" : "nginx's (privacy: standard)"],
         ["workers", i.WORKER_IMAGE],
     ];

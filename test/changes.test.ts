@@ -52,6 +52,7 @@ const CHANGES: Record<string, unknown> = {
     monitoring: false,
     alerts: { email: "ops@example.org", smtp: { server: "smtp.example.org:587", from: "bbb-alerts@example.org", username: "bbb-alerts", password: "pw" } },
     backups: { enabled: false },
+    streaming: { enabled: true, workers: 3 },
     secretGeneration: 2,
     consumerSecretGenerations: { greenlight: 2 },
 };

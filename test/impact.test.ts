@@ -78,7 +78,7 @@ test("flavors: Scalelite is resized (it reboots); a pool's BBB servers keep thei
         "| scalelite | scalelite | resize the VM: flavor m1.large → m1.xlarge | scalelite is down while the VM reboots |",
         "| bbb-1, bbb-2, bbb-3 | bbb | nothing on the VM (ignoreChanges): it keeps its flavor m1.xlarge; new VMs get m1.2xlarge |  |",
     ]);
-    expect(text).toContain("Nothing happens on monitoring, turn, greenlight.");
+    expect(text).toContain("Nothing happens on monitoring, turn, greenlight, streaming.");
 });
 
 test("volumeSizes: a force-new field of the boot volume replaces TURN's VM, its steps folded in; the BBB servers keep theirs", () => {

@@ -1,7 +1,11 @@
 // Streaming under mocks: the streaming host, its firewall (HTTPS from the world, RTMP from nowhere: the workers publish
 // on the host itself), its step's inputs (the forward URL and the API password as secrets), its outputs, its flavor's
 // check against streaming.workers, and its place in monitoring.
+import * as fs from "fs";
+import * as path from "path";
 import { parse as parseYaml } from "yaml";
+import { HLSJS } from "../components/streaming";
+import { VIEWER_VENDOR_FILES } from "../components/streaming-config";
 import { BASE_CONFIG, byName, evaluate, firewallOf, ofType, Run, stepInputs } from "./harness";
 
 const POOL = { ...BASE_CONFIG, scalelite: true, poolSize: 2 };
@@ -74,4 +78,10 @@ test("a flavor too small for streaming.workers is refused with both ways out; th
     expect(run.error?.message).toContain("at least 5 vCPUs and 7168 MB RAM for 5 streams (streaming.workers)");
     expect(run.error?.message).toContain("pulumi config set --path streaming.workers");
     expect(run.resources).toEqual([]);
+});
+
+test("hls.js: the version and integrity the host checks are the package-lock's, and the files it serves are in that package", () => {
+    const lock = JSON.parse(fs.readFileSync(path.join(__dirname, "..", "package-lock.json"), "utf8")) as { packages: Record<string, { version: string; integrity: string }> };
+    expect(lock.packages["node_modules/hls.js"]).toMatchObject({ version: HLSJS.version, integrity: HLSJS.integrity });
+    for (const file of Object.values(VIEWER_VENDOR_FILES)) expect(fs.existsSync(path.join(__dirname, "..", "node_modules", "hls.js", file))).toBe(true);
 });

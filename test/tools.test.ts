@@ -11,9 +11,12 @@ const rule = (ports: string, protocol = "udp", source = "0.0.0.0/0", family = "I
 
 let dev: Run;
 let prod: Run;
+let streamingForward: Run;
 beforeAll(async () => {
     dev = await evaluate(stackConfig(ROOT, "dev")!, { anyName: true }, "dev");
     prod = await evaluate(stackConfig(ROOT, "prod")!, { anyName: true }, "prod");
+    const forward = { ...stackConfig(ROOT, "prod")!, streaming: { enabled: true, forward: "rtmp://live.example.net/app/KEY-77a1" } };
+    streamingForward = await evaluate(forward, { anyName: true }, "prod");
 });
 
 describe("plan", () => {
@@ -48,7 +51,7 @@ describe("plan", () => {
 
     test("shows hosts, each host's firewall with the reason of every rule, records, steps in order, outputs", () => {
         const text = renderPlan("prod", prod);
-        expect(text).toMatch(/^# Plan for stack prod: 7 hosts, \d+ resources/);
+        expect(text).toMatch(/^# Plan for stack prod: 8 hosts, \d+ resources/);
         expect(text).toContain("| scalelite | scalelite | scalelite.example.org |  | m1.large | 40 | 20 GB, protected |");
         expect(text).toMatch(/\| bbb-2 \| bbb \| bbb-2\.example\.org \| jammy-300 \| m1\.xlarge \| 80, a clone of golden volume ([0-9a-f]{12}) \|  \|/);
         expect(text).toMatch(/## Golden volumes \(bake\)\n\n.*\n.*\n\| [0-9a-f]{12} \| bbb-bake-jammy-300-26ce2d16-\S+ \| BigBlueButton jammy-300, .* \| bbb-1, bbb-2, bbb-3 \| baked now by bake-[0-9a-f]{12}-builder/);
@@ -65,6 +68,22 @@ describe("plan", () => {
         expect(text).toContain("| 2 | bbb-3-maintenance | scalelite-node | scalelite | scalelite-ready |  |");
         expect(text).toMatch(/\| 3 \| bbb-3-retire \| scalelite-node \| scalelite \| scalelite-setup, bake-[0-9a-f]{12}-builder-bake \| on removal too \|/);
         expect(text).toContain("| 8 | bbb-3-registration | scalelite-node | scalelite | bbb-3-data-policy, bbb-3-retire | on removal too |");
+    });
+
+    test("shows the streaming host, its rules (no RTMP from anywhere) and what a stream costs, never the forward target", () => {
+        const text = renderPlan("prod", prod);
+        expect(text).toContain("| streaming | streaming | streaming.example.org |  | m1.large | 80 |");
+        const firewall = text.slice(text.indexOf("### streaming\n"), text.indexOf("\n### ", text.indexOf("### streaming\n") + 1));
+        expect(firewall).toContain("| 443 | tcp | 0.0.0.0/0 | IPv4 | HTTPS: the live streams' viewer page and HLS (no login), the streaming API (its password) |");
+        expect(firewall).not.toContain("1935");
+        expect(text).toContain("## Streaming\n");
+        expect(text).toContain("| streams at once | 2 (streaming.workers; each worker: 2 vCPUs, 2 GB) |");
+        expect(text).toContain("| per stream | 4 Mbit/s from the worker; each viewer 4 Mbit/s more: about 250 viewers a Gbit/s of the host's bandwidth |");
+        expect(text).toContain("| RTMP | the workers publish to nginx on 127.0.0.1:1935 (no firewall rule: nothing else reaches it) |");
+        expect(text).toContain("| streamingApiPassword | [secret] |");
+        const forwarded = renderPlan("prod", streamingForward);
+        expect(forwarded).toContain("| forwarded to | streaming.forward (secret) |");
+        expect(forwarded).not.toContain("KEY-77a1");
     });
 
     test("the README's excerpt of the prod plan is what npm run plan prints today", () => {
@@ -127,7 +146,7 @@ describe("firewall diff", () => {
     test("dev against prod: the prod pool's extra hosts, and the exporter ports its monitoring opens on the hosts dev has too", () => {
         const changes = diffFirewalls(firewallOf(dev), firewallOf(prod));
         // The bake's builder (a first deploy of prod bakes) is in the BBB servers' group while it bakes.
-        expect(changes.map((c) => c.hosts.join(",").replace(/^bake-[0-9a-f]{12}-builder,/, "<builder>,")).sort()).toEqual(["<builder>,bbb-2,bbb-3", "bbb-1", "monitoring,scalelite,greenlight", "turn"]);
+        expect(changes.map((c) => c.hosts.join(",").replace(/^bake-[0-9a-f]{12}-builder,/, "<builder>,")).sort()).toEqual(["<builder>,bbb-2,bbb-3", "bbb-1", "monitoring,scalelite,greenlight,streaming", "turn"]);
         const gained = (host: string) => changes.find((c) => c.hosts.includes(host))!;
         expect(gained("bbb-1").added.map((r) => `${r.ports} ${r.source}`).sort()).toEqual(["9100 group bbb-prod-monitoring", "9688 group bbb-prod-monitoring"]);
         expect(gained("turn").added.map((r) => `${r.ports} ${r.source}`)).toEqual(["9100 group bbb-prod-monitoring"]);
@@ -141,6 +160,7 @@ describe("--help", () => {
         ["impact", () => require("../scripts/impact").main(["-h"]), "usage: npm run impact -- --stack <name> [--base <git-ref>]"],
         ["firewall:diff", () => require("../scripts/firewall-diff").main(["--help"]), "usage: npm run firewall:diff -- --stack <name> [--base <git-ref>]"],
         ["coverage", () => require("../scripts/coverage").main(["--help"]), "usage: npm run coverage [-- <script.sh> ...]"],
+        ["stream", () => require("../scripts/stream").main(["--help"]), "usage: npm run stream -- start|stop|status --stack <name> --meeting <meeting id> [options]"],
         ["schema", () => require("../scripts/schema").main(["--help"], "/nonexistent"), "usage: npm run schema [-- --check]"],
     ])("%s prints its usage and exits 0, running nothing", async (_tool, run, usage) => {
         const printed: string[] = [];
