@@ -170,11 +170,11 @@ function rollout(ops: Operation[], parallel: number): number {
 
 /**
  * The prod stack's configuration with the pool size set; with `upgrade`, a rolling upgrade to release 2. Without
- * monitoring (the default; prod's example turns it on): the figures are the pool's own, comparable from one issue
- * to the next (its steps follow each host's own and hold no server from service).
+ * monitoring and streaming (the defaults; prod's example turns them on): the figures are the pool's own, comparable
+ * from one issue to the next (their steps follow each host's own and hold no server from service).
  */
 function config(poolSize: number, upgradedServers?: number, bake = true): Record<string, unknown> {
-    const base = { ...stackConfig(projectRoot(), "prod"), poolSize, scalelite: true, greenlight: true, bake, monitoring: false };
+    const base = { ...stackConfig(projectRoot(), "prod"), poolSize, scalelite: true, greenlight: true, bake, monitoring: false, streaming: { enabled: false } };
     if (upgradedServers === undefined) return base;
     return { ...base, bbbRelease: 2, bbbVersion: "jammy-301", upgrade: { servers: upgradedServers, from: { bbbVersion: "jammy-300" } } };
 }
