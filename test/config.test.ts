@@ -44,7 +44,7 @@ describe("a valid configuration", () => {
 
     test("a partial per-role map keeps the defaults of the other roles", () => {
         const { settings } = parse({ flavors: { bbb: "m1.2xlarge" }, volumeSizes: { bbb: 500 } });
-        expect(settings?.flavors).toEqual({ turn: "m1.medium", bbb: "m1.2xlarge", scalelite: "m1.large", greenlight: "m1.medium", monitoring: "m1.medium" });
+        expect(settings?.flavors).toEqual({ turn: "m1.medium", bbb: "m1.2xlarge", scalelite: "m1.large", greenlight: "m1.medium", monitoring: "m1.medium", streaming: "m1.large" });
         expect(settings?.volumeSizes.bbb).toBe(500);
         expect(settings?.volumeSizes.turn).toBe(20);
     });

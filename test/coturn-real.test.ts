@@ -17,6 +17,7 @@ import * as tls from "tls";
 import { account } from "./accounts";
 import { Sandbox } from "./sandbox";
 import { installStubs } from "./stubs";
+import { tcpOpen } from "./tcp";
 
 const LOOPBACK = "127.0.0.1";
 const FQDN = "turn.example.org";
@@ -110,21 +111,6 @@ function httpsGet(url: string, ca: string): Promise<string> {
         });
         req.on("timeout", () => req.destroy(new Error(`${url}: timeout`)));
         req.on("error", reject);
-    });
-}
-
-function tcpOpen(port: number): Promise<boolean> {
-    return new Promise((resolve) => {
-        const socket = net.connect({ host: LOOPBACK, port, timeout: 500 });
-        socket.once("connect", () => {
-            socket.destroy();
-            resolve(true);
-        });
-        socket.once("timeout", () => {
-            socket.destroy();
-            resolve(false);
-        });
-        socket.once("error", () => resolve(false));
     });
 }
 

@@ -32,6 +32,7 @@ import {
     viewerSite,
     watchPath,
 } from "../components/streaming-config";
+import { tcpOpen } from "./tcp";
 
 const LOOPBACK = "127.0.0.1";
 const FQDN = "stream.example.org";
@@ -56,21 +57,6 @@ async function until<T>(what: string, ms: number, probe: () => T | undefined | P
         if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
         await sleep(100);
     }
-}
-
-function tcpOpen(port: number, host = LOOPBACK): Promise<boolean> {
-    return new Promise((resolve) => {
-        const socket = net.connect({ host, port, timeout: 500 });
-        socket.once("connect", () => {
-            socket.destroy();
-            resolve(true);
-        });
-        socket.once("timeout", () => {
-            socket.destroy();
-            resolve(false);
-        });
-        socket.once("error", () => resolve(false));
-    });
 }
 
 /** Ports below the kernel's ephemeral range (no client's source port takes one meanwhile), free on 127.0.0.1. */
