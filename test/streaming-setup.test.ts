@@ -251,7 +251,8 @@ test("a new host: nginx with the RTMP ingest and the site, the viewer page, BSS'
     const r = run();
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
-    expect(box.calls("apt-get")).toEqual(["apt-get install -y -q nginx libnginx-mod-rtmp docker.io certbot"]);
+    // ffmpeg: the remux program nginx runs when a recording closes (streaming-remux.sh) needs it; Ubuntu has no ffmpeg by default.
+    expect(box.calls("apt-get")).toEqual(["apt-get install -y -q nginx libnginx-mod-rtmp docker.io certbot ffmpeg"]);
     // The RTMP configuration, with the forward URL in its slot: root's alone.
     expect(read(RTMP_FILE)).toBe(RTMP_CONF.replace("@FORWARD_URL@", FORWARD_URL));
     expect(mode(RTMP_FILE)).toBe("600");

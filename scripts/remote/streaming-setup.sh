@@ -100,10 +100,10 @@ network=bbb-streaming
 work=$(mktemp -d) || fail "cannot make a temporary directory"
 trap 'rm -rf "$work"' EXIT
 
-# 1. Packages: only those that are missing. apt-get install upgrades an installed package when a newer one is there,
+# 1. Packages (ffmpeg for the remux program: Ubuntu installs none by default): only those that are missing. apt-get install upgrades an installed package when a newer one is there,
 #    and an upgraded nginx or docker.io restarts (their maintainer scripts), which would cut every live stream.
 missing=()
-for package in nginx libnginx-mod-rtmp docker.io certbot; do
+for package in nginx libnginx-mod-rtmp docker.io certbot ffmpeg; do
   [[ $(dpkg -s "$package" 2>/dev/null) == *$'\nStatus: install ok installed\n'* ]] || missing+=("$package")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
