@@ -133,10 +133,13 @@ esac`;
 /**
  * ss -Htn state established '( sport = :1935 )' (iproute2 5.15, Ubuntu 22.04; misc/ss.c): the TCP connections nginx
  * accepted on RTMP's port, one a line without a header (-H), the state column left out (one state asked for):
- * Recv-Q, Send-Q, local and peer address. The publishers are $SANDBOX/rtmp-publishers' lines (peer addresses).
+ * Recv-Q, Send-Q, local and peer address. The publishers are $SANDBOX/rtmp-publishers' lines (peer addresses); with
+ * $SANDBOX/rtmp-publishers-from (a number N), only from the Nth call on: a stream that starts while the step runs.
  */
 const SS = `
 [ "$*" = "-Htn state established ( sport = :1935 )" ] || { echo "ss stub: $* is not modelled" >&2; exit 1; }
+calls=$(( $(cat "$SANDBOX/ss-calls" 2>/dev/null || echo 0) + 1 )); echo "$calls" > "$SANDBOX/ss-calls"
+[ "$calls" -ge "$(cat "$SANDBOX/rtmp-publishers-from" 2>/dev/null || echo 1)" ] || exit 0
 [ -f "$SANDBOX/rtmp-publishers" ] || exit 0
 while read -r peer; do printf '0      0      127.0.0.1:1935      %s\\n' "$peer"; done < "$SANDBOX/rtmp-publishers"`;
 
@@ -404,6 +407,18 @@ describe("a changed RTMP configuration needs nginx restarted, which cuts a live 
         expect(done.status).toBe(0);
         expect(nginxJobs()).toEqual(["systemctl restart nginx"]);
         expect(fs.existsSync(box.file(PENDING_RESTART))).toBe(false);
+    });
+
+    test("a stream that starts while the step runs (after its first look, before the restart) is not cut either", () => {
+        installed();
+        box.write("rtmp-publishers", "127.0.0.1:50412\n");
+        box.write("ss-calls", "0\n");
+        box.write("rtmp-publishers-from", "2\n");
+        const r = run({ RTMP_CONF: changed });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("restarting nginx (RTMP_CONF changed) would cut them. The step stopped there; the next run goes on.");
+        expect(nginxJobs()).toEqual([]);
+        expect(fs.existsSync(box.file(PENDING_RESTART))).toBe(true);
     });
 
     test("a restart that fails leaves nginx owed its new configuration: the next run brings it up", () => {

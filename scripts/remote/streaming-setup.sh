@@ -230,16 +230,23 @@ live_streams() {
   live_reason="streams are live: $jobs stream job(s) running in BSS, $publishers RTMP publisher(s) connected to port 1935"
   return 1
 }
-if [ "${#cuts[@]}" -gt 0 ] && ! live_streams; then
-  what=$(printf '%s, ' "${cuts[@]}")
+# refuse_if_live WHAT...: fails while a stream is live (unless FORCE), saying that WHAT would cut it. Asked before
+# anything is changed, and again right before each cut: a stream may start while the certificate is fetched.
+refuse_if_live() {
+  local what
+  live_streams && return 0
+  what=$(printf '%s, ' "$@")
   what=${what%, }
   if [ "$FORCE" = true ]; then
     say "FORCE (forceReinstall) is set: $what although $live_reason"
   else
-    fail "$live_reason; $what would cut them. Nothing was changed." \
+    fail "$live_reason; $what would cut them. $stopped" \
       "Run pulumi up again once the streams have ended, or set forceReinstall: true (pulumi config set forceReinstall true) to go ahead now."
   fi
-fi
+}
+stopped="Nothing was changed."
+if [ "${#cuts[@]}" -gt 0 ]; then refuse_if_live "${cuts[@]}"; fi
+stopped="The step stopped there; the next run goes on."
 
 # 7. Files nginx serves or runs.
 mkdir -p "$www" "$(dirname "$remux")" "$(dirname "$hlsjs_installed")"
@@ -293,6 +300,7 @@ nginx_apply() {
     say "starting nginx"
     systemctl start nginx || fail "nginx did not start (see: journalctl -u nginx)"
   elif pending restart-nginx; then
+    refuse_if_live "restarting nginx (RTMP_CONF changed)"
     say "restarting nginx (its RTMP configuration changed)"
     systemctl restart nginx || fail "nginx did not restart (see: journalctl -u nginx); the next run restarts it again"
   elif $site_changed; then
@@ -314,6 +322,9 @@ if ! diff -q "$work/site" "$site" >/dev/null; then
 fi
 
 # 10. BSS: each container replaced only when its arguments changed; workers above WORKERS removed.
+container_cuts=()
+for cut in "${cuts[@]}"; do [[ $cut == *bbb-streaming-* ]] && container_cuts+=("$cut"); done
+if [ "${#container_cuts[@]}" -gt 0 ]; then refuse_if_live "${container_cuts[@]}"; fi
 ensure_container bbb-streaming-redis "${redis_args[@]}" || true
 ensure_container bbb-streaming-controller "${controller_args[@]}" || true
 for ((i = 1; i <= WORKERS; i++)); do
