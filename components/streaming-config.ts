@@ -43,10 +43,14 @@ export function publishUrl(name: string, port: number = STREAMING_PORTS.rtmp): s
 export const FORWARD_SLOT = "@FORWARD_URL@";
 
 /**
- * What the step may put in FORWARD_SLOT: an rtmp:// URL (nginx-rtmp has no TLS, so no rtmps://) with a host, an
- * optional port and a path, none of the characters that would end or change the quoted nginx argument.
+ * What the step may put in FORWARD_SLOT: an rtmp:// URL (nginx-rtmp has no TLS, so no rtmps://) with a host name or
+ * IPv4 address, an optional port, an application and a stream key, none of the characters that would end or change
+ * the quoted nginx argument; at most FORWARD_URL_MAX characters (nginx refuses a longer argument). The streaming
+ * step checks the same pattern (scripts/remote/streaming-setup.sh); the configuration check adds what nginx would
+ * accept but should not be (a port above 65535, an address of the host itself).
  */
-export const FORWARD_URL = /^rtmp:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?\/[^\s"'\\;{}$#]+$/;
+export const FORWARD_URL = /^rtmp:\/\/[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[1-9][0-9]{0,4})?\/[^\s"'\\;{}$#/]+\/[^\s"'\\;{}$#]+$/;
+export const FORWARD_URL_MAX = 1024;
 
 /** Where the generated files put and find things on the host; the tests substitute their own. */
 export interface IngestPaths {

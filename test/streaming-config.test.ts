@@ -13,6 +13,8 @@ import {
     viewerSite,
     watchPath,
 } from "../components/streaming-config";
+import { forwardUrlProblem } from "../components/config/values";
+import { REFUSED_FORWARD_URLS } from "./forward-urls";
 
 const NAME = "0123456789abcdef0123456789abcdef";
 const rtmp = (over: Partial<RtmpInputs> = {}) => rtmpConf({ paths: HOST_PATHS, record: true, forward: false, ...over });
@@ -42,6 +44,10 @@ describe("stream names and URLs", () => {
         for (const bad of ["rtmps://live.example.org/app/key", "rtmp://host", 'rtmp://host/app/k"ey', "rtmp://host/app/key;", "rtmp://host/app/k ey", "rtmp://host/app/$key", "rtmp://host/app/key\n"]) {
             expect(FORWARD_URL.test(bad)).toBe(false);
         }
+        for (const [why, bad] of REFUSED_FORWARD_URLS) expect([why, forwardUrlProblem(bad)]).toEqual([why, expect.stringContaining("rtmp://")]);
+        expect(forwardUrlProblem("rtmp://peertube.example.org:1935/live/0f1e2d3c-key")).toBeUndefined();
+        for (const self of ["rtmp://0.0.0.0/app/KEY", "rtmp://localhost/app/KEY", "rtmp://127.1/app/KEY", "rtmp://2130706433/app/KEY"]) expect([self, forwardUrlProblem(self)]).toEqual([self, expect.stringContaining("itself")]);
+        expect(forwardUrlProblem("rtmp://localhost./app/KEY")).toBeDefined();
     });
 });
 

@@ -7,6 +7,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { HOST_PATHS, rtmpConf, viewerSite } from "../components/streaming-config";
+import { REFUSED_FORWARD_URLS } from "./forward-urls";
 import { Sandbox } from "./sandbox";
 import { installStubs, NGINX_REAL_TEST } from "./stubs";
 import { secretsOnCommandLines, straceWorks, Trace } from "./trace";
@@ -557,8 +558,8 @@ describe("the forward URL", () => {
     test.each([
         ["a slot without a URL", { FORWARD_URL: "" }, "RTMP_CONF forwards the stream (it holds @FORWARD_URL@) but FORWARD_URL is empty"],
         ["a URL without a slot", { RTMP_CONF: NO_FORWARD }, "FORWARD_URL is set but RTMP_CONF has no @FORWARD_URL@ slot for it"],
-        ["a URL with a ';'", { FORWARD_URL: `${FORWARD_URL}; deny publish all` }, "FORWARD_URL must be one line without white space, quotes, ';', '{', '}' or '\\'"],
-        ["a URL with a line break", { FORWARD_URL: `${FORWARD_URL}\n}` }, "FORWARD_URL must be one line without white space"],
+        ["a URL with a ';'", { FORWARD_URL: `${FORWARD_URL}; deny publish all` }, "FORWARD_URL must be rtmp://host[:port]/application/key in one line of at most 1024 characters, without white space, quotes, ';', '{', '}', '\\', '$' or '#'"],
+        ["a URL with a line break", { FORWARD_URL: `${FORWARD_URL}\n}` }, "FORWARD_URL must be rtmp://host[:port]/application/key in one line"],
         ["an rtmps:// URL", { FORWARD_URL: `rtmps://live.example.net/app/${STREAM_KEY}` }, "FORWARD_URL must start with rtmp://"],
     ])("refuses %s, showing no key", (_what, over, message) => {
         const r = run(over);
@@ -566,6 +567,13 @@ describe("the forward URL", () => {
         expect(r.stderr).toContain(`streaming-setup: error: ${message}`);
         expect(`${r.stdout}${r.stderr}`).not.toContain(STREAM_KEY);
         expect(box.calls("apt-get")).toEqual([]);
+    });
+
+    test.each(REFUSED_FORWARD_URLS)("refuses a URL with %s, as the configuration check does, showing no key", (_why, url) => {
+        const r = run({ FORWARD_URL: url });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toMatch(/FORWARD_URL must (start with rtmp:\/\/|be rtmp:\/\/host)/);
+        expect(`${r.stdout}${r.stderr}`).not.toContain("5e1");
     });
 
     test("without forwarding there is neither slot nor URL", () => {

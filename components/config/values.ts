@@ -2,7 +2,7 @@
 // the parsed value). Addresses are read with ipaddr.js, SSH keys with sshpk, URLs with the WHATWG parser.
 import * as ipaddr from "ipaddr.js";
 import * as sshpk from "sshpk";
-import { FORWARD_URL } from "../streaming-config";
+import { FORWARD_URL, FORWARD_URL_MAX } from "../streaming-config";
 import type { PortRange } from "./types";
 
 /** A DNS label: lower-case letters, digits and hyphens, 1-63 characters, no hyphen at either end. */
@@ -258,11 +258,11 @@ export function forwardUrlProblem(text: string): string | undefined {
     } catch {
         return expected;
     }
-    // What the streaming step puts in nginx's configuration, and nothing else (it checks the same).
-    if (url.protocol !== "rtmp:" || !FORWARD_URL.test(text)) return expected;
-    const host = url.hostname.replace(/^\[|\]$/g, "");
-    if (host === "localhost" || (ipaddr.isValid(host) && ipaddr.process(host).range() === "loopback")) {
-        return `${expected}, not a loopback address (the streaming host would push to itself)`;
+    // What the streaming step puts in nginx's configuration, and nothing else (it checks the same pattern).
+    if (url.protocol !== "rtmp:" || text.length > FORWARD_URL_MAX || !FORWARD_URL.test(text)) return `${expected} (at most ${FORWARD_URL_MAX} characters)`;
+    const host = url.hostname.replace(/\.$/, "").toLowerCase();
+    if (host === "localhost" || (ipaddr.isValid(host) && ["loopback", "unspecified"].includes(ipaddr.process(host).range()))) {
+        return `${expected}, not an address of the streaming host itself (it would push to itself)`;
     }
     return undefined;
 }

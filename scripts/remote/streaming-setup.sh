@@ -69,11 +69,11 @@ if [[ $RTMP_CONF == *"$slot"* ]]; then
     rtmp://?*) ;;
     *) fail "FORWARD_URL must start with rtmp:// (nginx-rtmp pushes plain RTMP only; the URL is not shown: it holds the stream key)" ;;
   esac
-  case $FORWARD_URL in
-    *[[:space:]]* | *[[:cntrl:]]* | *[\"\'\;{}\\]*)
-      fail "FORWARD_URL must be one line without white space, quotes, ';', '{', '}' or '\\' (it goes into nginx's configuration; the URL is not shown: it holds the stream key)"
-      ;;
-  esac
+  # components/streaming-config.ts FORWARD_URL and FORWARD_URL_MAX, the same pattern: host, port, application, key.
+  forward_pattern='^rtmp://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[1-9][0-9]{0,4})?/[^[:space:]"'"'"'\;{}$#/]+/[^[:space:]"'"'"'\;{}$#]+$'
+  if [[ $FORWARD_URL == *[[:cntrl:]]* ]] || [ "${#FORWARD_URL}" -gt 1024 ] || ! [[ $FORWARD_URL =~ $forward_pattern ]]; then
+    fail "FORWARD_URL must be rtmp://host[:port]/application/key in one line of at most 1024 characters, without white space, quotes, ';', '{', '}', '\\', '\$' or '#' (it goes into nginx's configuration; the URL is not shown: it holds the stream key)"
+  fi
   rtmp_text=${RTMP_CONF//"$slot"/"$FORWARD_URL"}
 elif [ -n "$FORWARD_URL" ]; then
   fail "FORWARD_URL is set but RTMP_CONF has no $slot slot for it: the stream would not be forwarded"
