@@ -18,7 +18,7 @@ let pool: Run;
 let single: Run;
 beforeAll(async () => {
     plain = await evaluate(BASE_CONFIG);
-    pool = await evaluate({ ...POOL, monitoring: true, streaming: { enabled: true, workers: 3, bitrate: 3, forward: FORWARD } }, {}, "prod");
+    pool = await evaluate({ ...POOL, monitoring: true, streaming: { enabled: true, workers: 1, bitrate: 3, forward: FORWARD } }, {}, "prod");
     single = await evaluate({ ...BASE_CONFIG, privacy: "standard", streaming: { enabled: true } });
 });
 
@@ -48,7 +48,7 @@ test("firewall: 80 and 443 from the world, SSH from the operators, the node expo
 test("the step: workers, bitrate, images pinned to a release, the forward URL and the API password only in its secret stdin", () => {
     const setup = byName(pool, "streaming-setup");
     const i = inputs(pool, "streaming-setup");
-    expect(i).toMatchObject({ FQDN: "streaming.example.org", WORKERS: "3", BITRATE: "3", PRIVACY: "strict", FORCE: "false", FORWARD_URL: FORWARD, API_USER: "bbb-streaming" });
+    expect(i).toMatchObject({ FQDN: "streaming.example.org", WORKERS: "1", BITRATE: "3", PRIVACY: "strict", FORCE: "false", FORWARD_URL: FORWARD, API_USER: "bbb-streaming" });
     for (const image of ["WORKER_IMAGE", "CONTROLLER_IMAGE"]) expect(i[image]).toMatch(/^pilos\/bbb-streaming-server:(worker|controller)-1\.1\.1$/);
     expect(setup.secretInputs).toContain("stdin");
     expect(i.API_PASSWORD).toBe(pool.outputs.streamingApiPassword);

@@ -15,7 +15,7 @@ let streamingForward: Run;
 beforeAll(async () => {
     dev = await evaluate(stackConfig(ROOT, "dev")!, { anyName: true }, "dev");
     prod = await evaluate(stackConfig(ROOT, "prod")!, { anyName: true }, "prod");
-    const forward = { ...stackConfig(ROOT, "prod")!, streaming: { enabled: true, forward: "rtmp://live.example.net/app/KEY-77a1" } };
+    const forward = { ...stackConfig(ROOT, "prod")!, streaming: { enabled: true, workers: 1, forward: "rtmp://live.example.net/app/KEY-77a1" } };
     streamingForward = await evaluate(forward, { anyName: true }, "prod");
 });
 

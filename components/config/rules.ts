@@ -301,12 +301,23 @@ function alertsNeedMonitoring(v: Given, report: Report): void {
     }
 }
 
-/** A forward target for streams nobody runs: a half-done setting, as often as not. */
+/**
+ * A forward target for streams nobody runs: a half-done setting, as often as not. And one for several streams at
+ * once: its URL names one stream key, where nginx pushes every stream (ngx_rtmp_relay_module.c: a push URL's own
+ * name replaces the stream's), so a second stream would be refused by the target or mixed into the first.
+ */
 function forwardNeedsStreaming(v: Given, report: Report): void {
     const s = v.streaming;
-    if (!s || s.enabled) return;
-    if (s.forward !== undefined) {
+    if (!s || s.forward === undefined) return;
+    if (!s.enabled) {
         report({ key: "streaming.forward", expected: "streaming.enabled true (the streaming host pushes its streams there)", given: "streaming.forward set with streaming.enabled false", fix: "pulumi config set --path streaming.enabled true  (or: pulumi config rm --path streaming.forward)" });
+    } else if (s.workers > 1) {
+        report({
+            key: "streaming.workers",
+            expected: "1 with streaming.forward (its stream key takes one stream: a second one at the same time would be refused by the target, or mixed into the first)",
+            given: show(s.workers),
+            fix: "pulumi config set --path streaming.workers 1  (or: pulumi config rm --path streaming.forward)",
+        });
     }
 }
 
