@@ -33,6 +33,8 @@ export interface StreamingArgs {
     email: string;
     settings: StreamingSettings;
     privacy: "strict" | "standard";
+    /** Each stream recorded: streaming.record, or privacy standard when unset (strict privacy records nothing unasked). */
+    record: boolean;
     /** forceReinstall: restart nginx or replace workers while a stream is live. */
     force: boolean;
 }
@@ -67,10 +69,11 @@ export class Streaming extends pulumi.ComponentResource {
                     FORCE: String(args.force),
                     WORKERS: String(args.settings.workers),
                     BITRATE: String(args.settings.bitrate),
+                    KEEP_DAYS: String(args.settings.keepDays),
                     WORKER_IMAGE: STREAMING_IMAGES.worker,
                     CONTROLLER_IMAGE: STREAMING_IMAGES.controller,
                     REDIS_IMAGE: STREAMING_IMAGES.redis,
-                    RTMP_CONF: rtmpConf({ paths: HOST_PATHS, record: args.settings.record, forward: args.settings.forward !== undefined }),
+                    RTMP_CONF: rtmpConf({ paths: HOST_PATHS, record: args.record, forward: args.settings.forward !== undefined }),
                     SITE_CONF: `${site.http}\n${site.https}`,
                     VIEWER_INDEX_HTML: files["index.html"],
                     VIEWER_PLAYER_JS: files["player.js"],

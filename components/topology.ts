@@ -340,7 +340,14 @@ export class Platform extends pulumi.ComponentResource {
             const streamingSpec = specOf("streaming")!;
             this.streaming = new Streaming(
                 streamingSpec.name,
-                { host: hostArgs(streamingSpec), email: s.letsEncryptEmail, settings: s.streaming, privacy: s.privacy, force: s.forceReinstall },
+                {
+                    host: hostArgs(streamingSpec),
+                    email: s.letsEncryptEmail,
+                    settings: s.streaming,
+                    privacy: s.privacy,
+                    record: s.streaming.record ?? s.privacy === "standard",
+                    force: s.forceReinstall,
+                },
                 { parent: this },
             );
             this.hosts[streamingSpec.name] = this.streaming.host;

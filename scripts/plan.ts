@@ -101,7 +101,12 @@ function streamingSection(run: Run): string {
         ["per stream", `${bitrate} Mbit/s from the worker; each viewer ${bitrate} Mbit/s more: about ${Math.floor(1000 / bitrate)} viewers a Gbit/s of the host's bandwidth`],
         ["RTMP", "the workers publish to nginx on 127.0.0.1:1935 (no firewall rule: nothing else reaches it)"],
         ["forwarded to", i.FORWARD_URL ? "streaming.forward (secret)" : "nowhere (streaming.forward unset)"],
-        ["recorded", "each stream, as MP4 on the streaming host (README \"Live streams\")"],
+        [
+            "recorded",
+            i.RTMP_CONF.includes("record all;")
+                ? `each stream, as MP4 on the streaming host, kept ${i.KEEP_DAYS} days (streaming.keepDays; about ${((bitrate * 3600) / 8000).toFixed(1)} GB an hour)`
+                : "no (streaming.record, off by default under privacy: strict)",
+        ],
         ["access logs", i.PRIVACY === "strict" ? "none (privacy: strict)" : "nginx's (privacy: standard)"],
         ["workers", i.WORKER_IMAGE],
     ];

@@ -186,6 +186,7 @@ const CASES: Case[] = [
     { name: "two streams at once forwarded to one stream key", config: stream({ forward: "rtmp://live.example.net/app/KEY-4f2a" }), key: "streaming.workers", expected: /its stream key takes one stream/ },
     { name: "more streaming workers than a host carries", config: stream({ workers: 40 }), key: "streaming.workers" },
     { name: "a stream's bitrate in kbit/s", config: stream({ bitrate: 4000 }), key: "streaming.bitrate" },
+    { name: "recordings kept no day", config: stream({ keepDays: 0 }), key: "streaming.keepDays" },
     { name: "streaming as true", config: base({ streaming: true }), key: "streaming" },
 ];
 

@@ -214,6 +214,7 @@ function inputs(over: Record<string, string> = {}): Record<string, string> {
         FORCE: "false",
         WORKERS: "3",
         BITRATE: "4",
+        KEEP_DAYS: "14",
         WORKER_IMAGE: "pilos/bbb-streaming-server:worker-1.1.1",
         CONTROLLER_IMAGE: "pilos/bbb-streaming-server:controller-1.1.1",
         REDIS_IMAGE: "redis:7.4-alpine",
@@ -260,6 +261,9 @@ test("a new host: nginx with the RTMP ingest and the site, the viewer page, BSS'
     // The RTMP configuration, with the forward URL in its slot: root's alone.
     expect(read(RTMP_FILE)).toBe(RTMP_CONF.replace("@FORWARD_URL@", FORWARD_URL));
     expect(mode(RTMP_FILE)).toBe("600");
+    // Recordings: nginx's workers' alone, removed after KEEP_DAYS by systemd-tmpfiles' daily clean.
+    expect(mode("var/lib/bbb-streaming/recordings")).toBe("750");
+    expect(read("etc/tmpfiles.d/bbb-streaming.conf")).toContain("\ne /var/lib/bbb-streaming/recordings - - - 14d\n");
     expect(owner(RTMP_FILE)).toEqual(["root:root"]);
     // The API's password file: root's and nginx's workers' (its tests below).
     expect(owner("etc/nginx/bbb-streaming.htpasswd")).toEqual(["root:www-data"]);
@@ -600,6 +604,7 @@ test("until the certificate is there nginx serves ACME's challenges only, loggin
 
 test.each([
     [{ WORKERS: "0" }, "WORKERS must be 1 to 32 (streams at a time), not '0'"],
+    [{ KEEP_DAYS: "0" }, "KEEP_DAYS must be a number of days from 1, not '0'"],
     [{ WORKERS: "33" }, "WORKERS must be 1 to 32 (streams at a time), not '33'"],
     [{ BITRATE: "21" }, "BITRATE must be 1 to 20 (Mbit/s), not '21'"],
     [{ PRIVACY: "lax" }, "PRIVACY must be strict or standard, not 'lax'"],

@@ -56,7 +56,18 @@ test("the step: workers, bitrate, images pinned to a release, the forward URL an
     // The key sits in the stdin alone: not in a generated file, not in the command line.
     for (const [name, value] of Object.entries(i)) if (name !== "FORWARD_URL") expect([name, value]).not.toEqual([name, expect.stringContaining("stream-key")]);
     expect(JSON.stringify(setup.inputs.create)).not.toContain("stream-key");
-    expect(inputs(single, "streaming-setup")).toMatchObject({ WORKERS: "2", BITRATE: "4", PRIVACY: "standard", FORWARD_URL: "" });
+    expect(inputs(single, "streaming-setup")).toMatchObject({ WORKERS: "2", BITRATE: "4", PRIVACY: "standard", FORWARD_URL: "", KEEP_DAYS: "14" });
+});
+
+test("recording follows privacy unless streaming.record says otherwise: strict records nothing unasked", async () => {
+    const records = (run: Run) => inputs(run, "streaming-setup").RTMP_CONF.includes("record all;");
+    expect(inputs(pool, "streaming-setup").PRIVACY).toBe("strict");
+    expect(records(pool)).toBe(false);
+    expect(records(single)).toBe(true);
+    const asked = await evaluate({ ...BASE_CONFIG, streaming: { enabled: true, record: true, keepDays: 30 } });
+    expect([records(asked), inputs(asked, "streaming-setup").KEEP_DAYS]).toEqual([true, "30"]);
+    const declined = await evaluate({ ...BASE_CONFIG, privacy: "standard", streaming: { enabled: true, record: false } });
+    expect(records(declined)).toBe(false);
 });
 
 test("outputs: the viewer origin and the API, its password secret", () => {

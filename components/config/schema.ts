@@ -153,8 +153,11 @@ const emailAddress = z.string({ error: "an e-mail address such as ops@example.or
 });
 
 const BACKUPS = { enabled: true, time: "02:30", keepDaily: 7, keepWeekly: 4, keepMonthly: 6 };
-/** Two concurrent streams at 4 Mbit/s: what the default flavor (m1.large, 4 vCPUs) carries at BSS's 2 vCPUs a stream. */
-const STREAMING = { enabled: false, workers: 2, bitrate: 4, record: true };
+/**
+ * Two concurrent streams at 4 Mbit/s: what the default flavor (m1.large, 4 vCPUs) carries at BSS's 2 vCPUs a stream.
+ * `record` has no default here: it follows `privacy` (components/topology.ts).
+ */
+const STREAMING = { enabled: false, workers: 2, bitrate: 4, keepDays: 14 };
 /** Most workers on one streaming host (at 2 vCPUs each, a 32-vCPU flavor). */
 export const MAX_STREAMING_WORKERS = 16;
 
@@ -608,15 +611,16 @@ const CONFIG = {
         type: "object",
         default: STREAMING,
         secretFields: ["forward"],
-        description: "Live streams of meetings to viewers without accounts: { enabled, workers, bitrate, record, forward } (forward secret).",
+        description: "Live streams of meetings to viewers without accounts: { enabled, workers, bitrate, record, keepDays, forward } (forward secret).",
         readme:
-            "A `streaming` host (one more VM) that streams a meeting live to viewers without accounts, and records it (see \"Streaming\"): `workers` streams at once (each needs 2 vCPUs and 2 GB), `bitrate` in Mbit/s per stream, `record` each stream kept as an MP4 on the streaming host (default true, whatever `privacy` says: what is recorded was shown to anyone with the link), `forward` an `rtmp://` URL the stream is also pushed to (a PeerTube instance, a streaming provider; it holds the stream key: set it with `pulumi config set --secret --path streaming.forward`). Start and stop with `npm run stream`.",
-        example: { enabled: true, workers: 2, bitrate: 4, forward: "[secret]" },
+            "A `streaming` host (one more VM) that streams a meeting live to viewers without accounts, and records it (see \"Live streams\"): `workers` streams at once (each needs 2 vCPUs and 2 GB), `bitrate` in Mbit/s per stream, `record` each stream kept as an MP4 on the streaming host (default: on under `privacy: standard`, off under `strict`), `keepDays` how long recordings are kept there, `forward` an `rtmp://` URL the stream is also pushed to (a PeerTube instance, a streaming provider; it holds the stream key: set it with `pulumi config set --secret --path streaming.forward`). Start and stop with `npm run stream`.",
+        example: { enabled: true, workers: 1, bitrate: 4, record: true, keepDays: 30, forward: "[secret]" },
         schema: fields({
             enabled: z.boolean({ error: "true or false" }).optional(),
             workers: wholeNumber(1, MAX_STREAMING_WORKERS, " of streams at once").optional(),
             bitrate: wholeNumber(1, 20, " of Mbit/s a stream").optional(),
             record: z.boolean({ error: "true or false" }).optional(),
+            keepDays: wholeNumber(1, 366, " of days a recording is kept").optional(),
             forward: z
                 .string({ error: "an rtmp:// URL (a secret: it holds the stream key)" })
                 .superRefine(

@@ -20,7 +20,7 @@
 # Inputs: FQDN EMAIL (Let's Encrypt) PRIVACY (strict|standard: the HTTP-only site served until the certificate is
 #         there logs nothing under strict; SITE_CONF says what the real one logs) FORCE (true|false: the stack's
 #         forceReinstall) WORKERS (1..32: streams at a time) BITRATE (1..20: Mbit/s a worker sends)
-#         WORKER_IMAGE CONTROLLER_IMAGE REDIS_IMAGE (image references)
+#         KEEP_DAYS (recordings older than that are removed) WORKER_IMAGE CONTROLLER_IMAGE REDIS_IMAGE (image references)
 #         RTMP_CONF (nginx's rtmp{} block: /etc/nginx/modules-enabled/60-bbb-streaming.conf, root-only; may hold the
 #         slot @FORWARD_URL@) SITE_CONF (/etc/nginx/sites-available/bbb-streaming; serves ACME's challenges from
 #         /var/www/bbb-acme) VIEWER_INDEX_HTML VIEWER_PLAYER_JS VIEWER_STYLE_CSS (the viewer page's files)
@@ -31,7 +31,7 @@
 # Uses scripts/remote/lib.sh, sent ahead of this script.
 set -euo pipefail
 
-for input in FQDN EMAIL PRIVACY FORCE WORKERS BITRATE WORKER_IMAGE CONTROLLER_IMAGE REDIS_IMAGE RTMP_CONF SITE_CONF \
+for input in FQDN EMAIL PRIVACY FORCE WORKERS BITRATE KEEP_DAYS WORKER_IMAGE CONTROLLER_IMAGE REDIS_IMAGE RTMP_CONF SITE_CONF \
   VIEWER_INDEX_HTML VIEWER_PLAYER_JS VIEWER_STYLE_CSS REMUX_PROGRAM HLSJS_VERSION HLSJS_INTEGRITY API_USER API_PASSWORD; do
   [ -n "${!input:-}" ] || fail "input $input is missing"
 done
@@ -44,6 +44,7 @@ HEALTH_WAIT_SECONDS=${HEALTH_WAIT_SECONDS:-300}
 [[ $FORCE =~ ^(true|false)$ ]] || fail "FORCE must be true or false, not '$FORCE'"
 [[ $WORKERS =~ ^([1-9]|[12][0-9]|3[0-2])$ ]] || fail "WORKERS must be 1 to 32 (streams at a time), not '$WORKERS'"
 [[ $BITRATE =~ ^([1-9]|1[0-9]|20)$ ]] || fail "BITRATE must be 1 to 20 (Mbit/s), not '$BITRATE'"
+[[ $KEEP_DAYS =~ ^[1-9][0-9]{0,2}$ ]] || fail "KEEP_DAYS must be a number of days from 1, not '$KEEP_DAYS'"
 for input in WORKER_IMAGE CONTROLLER_IMAGE REDIS_IMAGE; do
   [[ ${!input} =~ ^[a-z0-9][a-z0-9._-]*(:[0-9]+)?(/[a-z0-9][a-z0-9._-]*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?(@sha256:[0-9a-f]{64})?$ ]] ||
     fail "$input '${!input}' is not an image reference (name[:tag][@sha256:digest])"
@@ -135,6 +136,14 @@ mkdir -p "$data/hls" "$data/recordings"
 chown www-data:www-data "$data/hls" "$data/recordings" || fail "cannot give $data/hls and $data/recordings to www-data"
 chmod 0755 "$data/hls"
 chmod 0750 "$data/recordings"
+# Recordings older than KEEP_DAYS go: systemd-tmpfiles-clean.timer (daily) cleans an `e` line's directory by age
+# (tmpfiles.d(5): "e" adjusts an existing directory, its age field removes what is older; the newest of a file's
+# atime, mtime and ctime counts), so a full disk never stops the live streams (their HLS segments are on it too).
+mkdir -p "$ROOT/etc/tmpfiles.d"
+if write_if_changed "$ROOT/etc/tmpfiles.d/bbb-streaming.conf" 0644 root:root \
+  < <(printf '# Managed by bbb (Pulumi, streaming step): recordings kept %s days.\ne /var/lib/bbb-streaming/recordings - - - %sd\n' "$KEEP_DAYS" "$KEEP_DAYS"); then
+  say "recordings are kept $KEEP_DAYS days"
+fi
 
 # 4. nginx's new configuration, checked where nothing reads it. The site is SITE_CONF once the certificate is there;
 #    until then, HTTP only, for ACME's challenges.
