@@ -3,7 +3,8 @@
 // (BBB-Streaming-Server's, behind nginx's Basic authentication) with the stack's outputs:
 //   start:  asks the API name (bbbApiUrl: bbb-1, or Scalelite in a pool) for the meeting (getMeetingInfo), signs
 //           a join URL for a viewer that hides its own panels, and hands it to the streaming host with the RTMP
-//           URL of a stream named after the meeting's run; prints the viewer URL.
+//           URL of a stream named after the meeting's run (unless the meeting's stream is under way already: then it
+//           only shows it); prints the viewer URL.
 //   stop:   stops the meeting's stream; the recording is finished on the streaming host.
 //   status: the stream's state (queued, running, paused, stopped, failed), and its viewer URL while the meeting runs.
 // The join URL (its checksum), the API secret and the streaming password are never printed.
@@ -12,7 +13,7 @@ import * as crypto from "crypto";
 import * as http from "http";
 import * as https from "https";
 import { URL } from "url";
-import { publishUrl, STREAMING_API_USER } from "../components/streaming-config";
+import { publishUrl, STREAMING_API_USER, watchPath } from "../components/streaming-config";
 import { Io, mask, reason, signedUrl, stackOutputs, UsageError, xmlTag } from "./bbb-api";
 
 const USAGE = `usage: npm run stream -- start|stop|status --stack <name> --meeting <meeting id> [options]
@@ -33,6 +34,8 @@ interface Target {
     streamingApiUrl: string;
     streamingPassword: string;
     timeoutMs: number;
+    /** Every text never printed: the API secret, the streaming password, and once made the join URL and its checksum. */
+    secrets: string[];
 }
 
 /**
@@ -146,21 +149,38 @@ function job(a: Answer, what: string, expected: number[]): Job {
     } catch {
         // Not JSON: only the status is told.
     }
-    if (a.status === 400) throw new Refused(`${what}: the stream is ${parsed.progress?.status ?? "not running"}, so it cannot be stopped now`);
+    if (a.status === 400) throw new Refused(`${what}: the stream is ${progressOf(parsed)}, so it cannot be stopped now`);
     if (!expected.includes(a.status)) throw new Refused(`${what}: the streaming API answered HTTP ${a.status}`);
     return parsed;
 }
 
-const progressOf = (j: Job) => j.progress?.status ?? j.state ?? "unknown";
+/** A word the API answered (a state or status), printed only when it is one: never a text it echoes. */
+const word = (value: unknown) => (typeof value === "string" && /^[a-z][a-z-]{0,19}$/.test(value) ? value : "unknown");
+const progressOf = (j: Job) => word(j.progress?.status ?? j.state);
+/** BullMQ's states of a job that has a worker, or waits for one (bullmq's JobState). */
+const UNDER_WAY = ["active", "waiting", "delayed", "prioritized", "waiting-children"];
 
 async function start(t: Target, io: Io): Promise<void> {
     const { createTime } = await meeting(t);
     const name = streamName(t.streamingPassword, t.meetingId, createTime);
-    const body = { joinUrl: joinUrl(t.apiUrl, t.secret, t.meetingId, createTime, t.fullName), rtmpUrl: publishUrl(name) };
-    const j = job(await request(t.streamingApiUrl, t, "POST", body, true), "start", [201]);
-    io.out(`stream of meeting ${t.meetingId}: ${progressOf(j)} (job ${j.id ?? jobId(t.apiUrl, t.meetingId)})`);
-    io.out(`viewers: ${t.viewerUrl}watch/${name}`);
-    io.out(`recording: kept on the streaming host when the stream stops (README "Streaming")`);
+    const id = jobId(t.apiUrl, t.meetingId);
+    // Asked first: a POST for a job under way would only reset its progress to "queued" (app.ts, POST /), and one for
+    // a failed job retries it with the join URL it was first given (job.retry()).
+    const known = await request(`${t.streamingApiUrl}${id}`, t, "GET", undefined, true);
+    const before = known.status === 404 ? undefined : job(known, "start", [200]);
+    if (before && UNDER_WAY.includes(word(before.state))) {
+        io.out(`stream of meeting ${t.meetingId}: already ${progressOf(before)} (job ${id})`);
+    } else {
+        const url = joinUrl(t.apiUrl, t.secret, t.meetingId, createTime, t.fullName);
+        // Whatever the API answers, the join URL and its checksum are not printed.
+        t.secrets.push(url, new URL(url).searchParams.get("checksum")!);
+        const j = job(await request(t.streamingApiUrl, t, "POST", { joinUrl: url, rtmpUrl: publishUrl(name) }, true), "start", [201]);
+        if (before && word(before.state) === "failed") {
+            io.err(`stream start: the last stream of this meeting failed; BBB-Streaming-Server retries it as it was first given (if the meeting was restarted since, the retry fails too: README "Live streams", limits)`);
+        }
+        io.out(`stream of meeting ${t.meetingId}: ${progressOf(j)} (job ${id})`);
+    }
+    io.out(`viewers: ${t.viewerUrl}${watchPath(name).slice(1)}`);
 }
 
 async function stop(t: Target, io: Io): Promise<void> {
@@ -171,11 +191,11 @@ async function stop(t: Target, io: Io): Promise<void> {
 async function status(t: Target, io: Io): Promise<void> {
     const j = job(await request(`${t.streamingApiUrl}${jobId(t.apiUrl, t.meetingId)}`, t, "GET", undefined, true), "status", [200]);
     const p = j.progress ?? {};
-    const figures = p.status === "running" && p.fps !== undefined ? ` at ${p.fps} fps, ${p.bitrate ?? 0} kbit/s` : "";
-    io.out(`stream of meeting ${t.meetingId}: ${progressOf(j)} (queue state ${j.state ?? "unknown"})${figures}`);
+    const figures = p.status === "running" && typeof p.fps === "number" ? ` at ${p.fps} fps, ${typeof p.bitrate === "number" ? p.bitrate : 0} kbit/s` : "";
+    io.out(`stream of meeting ${t.meetingId}: ${progressOf(j)} (queue state ${word(j.state)})${figures}`);
     try {
         const { createTime } = await meeting(t);
-        io.out(`viewers: ${t.viewerUrl}watch/${streamName(t.streamingPassword, t.meetingId, createTime)}`);
+        io.out(`viewers: ${t.viewerUrl}${watchPath(streamName(t.streamingPassword, t.meetingId, createTime)).slice(1)}`);
     } catch (err) {
         if (!(err instanceof Refused)) throw err;
         io.out(`viewers: none (${err.message})`);
@@ -222,6 +242,7 @@ function target(action: Action, opts: Record<string, string>, env: NodeJS.Proces
         streamingApiUrl: text(outputs, "streamingApiUrl", stack, streaming),
         streamingPassword: text(outputs, "streamingApiPassword", stack, streaming),
         timeoutMs: timeout * 1000,
+        secrets: [],
     };
 }
 
@@ -243,8 +264,8 @@ export async function main(args: string[], io: Io = defaultIo): Promise<number> 
         return 2;
     }
     // Whatever an error says (a library's message may quote a URL), the secrets are masked.
-    const secrets = [t.secret, t.streamingPassword];
-    const safe: Io = { ...io, out: (l) => io.out(mask(l, secrets)), err: (l) => io.err(mask(l, secrets)) };
+    t.secrets.push(t.secret, t.streamingPassword);
+    const safe: Io = { ...io, out: (l) => io.out(mask(l, t.secrets)), err: (l) => io.err(mask(l, t.secrets)) };
     try {
         await { start, stop, status }[t.action](t, safe);
         return 0;

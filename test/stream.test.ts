@@ -32,6 +32,10 @@ class Stand {
     readonly jobs = new Map<string, Job>();
     readonly requests: { method: string; url: string; authorization?: string; body: string }[] = [];
     bbbSecret = SECRET;
+    /** getMeetingInfo answers without a createTime (as no BBB does). */
+    noCreateTime = false;
+    /** The streaming API echoes what it was sent: in 201's id and status ("201"), or in 422's errors ("422"). */
+    echo?: "201" | "422";
     private server!: http.Server;
     port = 0;
 
@@ -50,7 +54,7 @@ class Stand {
                     if (!checksumValid("getMeetingInfo", rawQuery, this.bbbSecret)) return send(200, xml({ returncode: "FAILED", messageKey: "checksumError", message: "Checksums do not match" }), "text/xml");
                     const id = new URLSearchParams(rawQuery).get("meetingID") ?? "";
                     if (!this.meetings.has(id)) return send(200, xml({ returncode: "FAILED", messageKey: "notFound", message: "We could not find a meeting with that meeting ID" }), "text/xml");
-                    return send(200, xml({ returncode: "SUCCESS", meetingID: id, createTime: CREATE_TIME, running: "true" }), "text/xml");
+                    return send(200, xml({ returncode: "SUCCESS", meetingID: id, ...(this.noCreateTime ? {} : { createTime: CREATE_TIME }), running: "true" }), "text/xml");
                 }
                 if (!pathname.startsWith("/api/")) return send(404, "not found", "text/plain");
                 // nginx: auth_basic in front of the controller, the /api prefix stripped.
@@ -67,6 +71,8 @@ class Stand {
         const m = /^\/([0-9a-f]{64})(\/stop)?$/.exec(route);
         if (method === "POST" && route === "/") {
             const data = JSON.parse(body || "{}") as Job["data"];
+            if (this.echo === "201") return send(201, JSON.stringify({ id: data.joinUrl, progress: { status: data.joinUrl } }));
+            if (this.echo === "422") return send(422, JSON.stringify({ errors: [{ type: "field", value: data.joinUrl, msg: "Invalid value", path: "joinUrl", location: "body" }] }));
             const errors = (["joinUrl", "rtmpUrl"] as const).filter((k) => !data[k]).map((k) => ({ type: "field", value: data[k], msg: "Invalid value", path: k, location: "body" }));
             if (errors.length) return send(422, JSON.stringify({ errors }));
             const url = new URL(data.joinUrl);
@@ -116,6 +122,8 @@ beforeEach(() => {
     stand.jobs.clear();
     stand.requests.length = 0;
     stand.bbbSecret = SECRET;
+    stand.noCreateTime = false;
+    stand.echo = undefined;
     outputs({});
 });
 
@@ -170,6 +178,35 @@ test("start: checks the meeting, hands a join URL signed with the stack's secret
     expect(checksumValid("join", job.data.joinUrl.split("?")[1], SECRET)).toBe(true);
     const text = printed(r);
     for (const secret of [SECRET, PASSWORD, join.searchParams.get("checksum")!, job.data.joinUrl, "639259d4"]) expect(text).not.toContain(secret);
+});
+
+test("start on a stream under way asks, and posts nothing (a post would reset its progress)", async () => {
+    expect((await run(["start", "--stack", "prod", "--meeting", "webinar-1"])).code).toBe(0);
+    [...stand.jobs.values()][0].status = "running";
+    stand.requests.length = 0;
+    const again = await run(["start", "--stack", "prod", "--meeting", "webinar-1"]);
+    expect(again.code).toBe(0);
+    expect(again.out[0]).toBe(`stream of meeting webinar-1: already running (job ${jobId(`http://127.0.0.1:${stand.port}/bigbluebutton/api`, "webinar-1")})`);
+    expect(again.out[1]).toBe(`viewers: https://streaming.example.org/watch/${streamName(PASSWORD, "webinar-1", CREATE_TIME)}`);
+    expect(stand.requests.filter((q) => q.method === "POST")).toEqual([]);
+});
+
+test.each(["201", "422"] as const)("an API that echoes the join URL (in its %s answer) gets it masked: no join URL, checksum or secret printed", async (echo) => {
+    stand.echo = echo;
+    const r = await run(["start", "--stack", "prod", "--meeting", "webinar-1"]);
+    expect(r.code).toBe(echo === "201" ? 0 : 1);
+    const sent = JSON.parse(stand.requests.find((q) => q.method === "POST")!.body) as Job["data"];
+    const text = printed(r);
+    for (const secret of [sent.joinUrl, new URL(sent.joinUrl).searchParams.get("checksum")!, SECRET, PASSWORD]) expect(text).not.toContain(secret);
+    if (echo === "422") expect(r.err.join("\n")).toContain("start: the streaming API answered HTTP 422");
+});
+
+test("a getMeetingInfo without a createTime is refused: the join URL could not be tied to this run of the meeting", async () => {
+    stand.noCreateTime = true;
+    const r = await run(["start", "--stack", "prod", "--meeting", "webinar-1"]);
+    expect(r.code).toBe(1);
+    expect(r.err.join("\n")).toContain("answered getMeetingInfo without a createTime");
+    expect(stand.requests.filter((q) => q.method === "POST")).toEqual([]);
 });
 
 test("the stream's name: another for the meeting's next run, unguessable without the password", () => {
