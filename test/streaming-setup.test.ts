@@ -512,6 +512,13 @@ describe("workers", () => {
             "streaming-setup: error: BSS is not ready after 0s: http://127.0.0.1:3000/health answered HTTP 503 with 0 of 3 worker(s) registered (see: docker logs bbb-streaming-worker-1; docker logs bbb-streaming-controller)",
         );
     });
+
+    test("some of the workers registered is not enough: the step waits for every one", () => {
+        box.write("bss/workers", "2\n");
+        const r = run({ HEALTH_WAIT_SECONDS: "0" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("answered HTTP 200 with 2 of 3 worker(s) registered");
+    });
 });
 
 describe("hls.js", () => {

@@ -23,20 +23,25 @@ if [ "$(dirname -- "$flv")" != "$dir" ] || [[ $flv != *.flv ]] || [ ! -f "$flv" 
   exit 1
 fi
 
+# What the log says of a recording: the time it started (record_unique's suffix), never the stream's name, which is
+# its viewer URL's secret part (privacy: strict keeps it out of every log).
+started=${flv##*-}
+started=${started%.flv}
 if [ ! -s "$flv" ]; then
   rm -f -- "$flv"
-  say "removed the empty recording $flv"
+  say "removed the empty recording started at $started"
   exit 0
 fi
 
 mp4=${flv%.flv}.mp4
 part=$(mktemp "$dir/.remux.XXXXXX")
 trap 'rm -f -- "$part"' EXIT
-if ! ffmpeg -nostdin -hide_banner -loglevel error -y -i "$flv" -c copy -movflags +faststart -f mp4 "$part"; then
-  say "ffmpeg could not remux $flv; it is kept"
+# ffmpeg's own messages name the file: not shown (run it by hand on a kept FLV to see why).
+if ! ffmpeg -nostdin -hide_banner -loglevel error -y -i "$flv" -c copy -movflags +faststart -f mp4 "$part" 2>/dev/null; then
+  say "ffmpeg could not remux the recording started at $started; its FLV is kept"
   exit 1
 fi
 chmod 0644 "$part"
 mv -f -- "$part" "$mp4"
 rm -f -- "$flv"
-say "remuxed $flv to $mp4"
+say "remuxed the recording started at $started to MP4"
