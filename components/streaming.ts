@@ -1,4 +1,4 @@
-// Live streams (docs/streaming.md, docs/streaming-ingest.md; README "Streaming"): a streaming host whose workers
+// Live streams (docs/streaming.md, docs/streaming-ingest.md; README "Live streams"): a streaming host whose workers
 // (THM's BBB-Streaming-Server) join a meeting as a viewer in headless Chrome and push it over RTMP to nginx on the
 // same host, which packages HLS for the viewer page, records it, and forwards it when told. Its API is the
 // workers' own, behind nginx's Basic authentication (the password a stack secret); `npm run stream` drives it.

@@ -116,8 +116,8 @@ const RESTARTS: Record<string, { inputs?: string[]; except?: string[]; does: str
     "monitoring-setup": { does: "Prometheus, Alertmanager, Grafana and nginx reload what changed", why: "dashboards pause, alerts wait", meetings: false },
     "streaming-setup": {
         except: ["EMAIL", "FORCE"],
-        does: "nginx reloads the viewer site; a changed ingest restarts nginx, changed workers are re-created",
-        why: "a live stream would be cut: the step refuses while one runs, unless forceReinstall",
+        does: "nginx reloads a changed viewer site (streams go on); a changed ingest restarts nginx and changed workers are re-created",
+        why: "those two would cut a live stream: the step refuses them while one runs, unless forceReinstall",
         meetings: false,
     },
     "greenlight-setup": {

@@ -1,5 +1,5 @@
 // npm run stream -- start|stop|status --stack <name> --meeting <meeting id> [--name <shown name>] [--timeout <s>]
-// Starts, stops or shows the live stream of a meeting (README "Streaming"), through the streaming host's API
+// Starts, stops or shows the live stream of a meeting (README "Live streams"), through the streaming host's API
 // (BBB-Streaming-Server's, behind nginx's Basic authentication) with the stack's outputs:
 //   start:  asks the API name (bbbApiUrl: bbb-1, or Scalelite in a pool) for the meeting (getMeetingInfo), signs
 //           a join URL for a viewer that hides its own panels, and hands it to the streaming host with the RTMP
