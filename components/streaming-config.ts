@@ -49,7 +49,7 @@ export const FORWARD_SLOT = "@FORWARD_URL@";
  * step checks the same pattern (scripts/remote/streaming-setup.sh); the configuration check adds what nginx would
  * accept but should not be (a port above 65535, an address of the host itself).
  */
-export const FORWARD_URL = /^rtmp:\/\/[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[1-9][0-9]{0,4})?\/[^\s"'\\;{}$#/]+\/[^\s"'\\;{}$#]+$/;
+export const FORWARD_URL = /^rtmp:\/\/[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[1-9][0-9]{0,4})?\/[^\s\x00-\x1f\x7f-\x9f"'\\;{}$#/]+\/[^\s\x00-\x1f\x7f-\x9f"'\\;{}$#]+$/;
 export const FORWARD_URL_MAX = 1024;
 
 /** Where the generated files put and find things on the host; the tests substitute their own. */

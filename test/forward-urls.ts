@@ -10,6 +10,9 @@ export const REFUSED_FORWARD_URLS: [string, string][] = [
     ["a ';'", "rtmp://live.example.net/app/KEY;5e1"],
     ["a quote", "rtmp://live.example.net/app/KEY'5e1"],
     ["a tab", "rtmp://live.example.net/app/KEY\t5e1"],
+    ["a control character", "rtmp://live.example.net/app/KEY\x015e1"],
+    ["DEL", "rtmp://live.example.net/app/KEY\x7f5e1"],
+    ["a C1 line break (U+0085)", "rtmp://live.example.net/app/KEY\u00855e1"],
     ["over 1024 characters", `rtmp://live.example.net/app/KEY-${"5".repeat(1000)}`],
     ["rtmps://", "rtmps://live.example.net/app/KEY-5e1"],
 ];

@@ -79,12 +79,15 @@ class Stand {
             const meeting = url.searchParams.get("meetingID");
             if (meeting === null) return send(422, JSON.stringify({ errors: [{ type: "field", msg: "Meeting ID not found in join url", path: "joinUrl", location: "body" }] }));
             const id = crypto.createHash("sha256").update(`${meeting}@${url.host}`).digest("hex");
-            this.jobs.set(id, { id, data, status: "queued" });
+            // A failed job is retried as it was first given (job.retry()); another is added anew.
+            const failed = this.jobs.get(id)?.status === "failed";
+            this.jobs.set(id, { id, data: failed ? this.jobs.get(id)!.data : data, status: "queued" });
             return send(201, JSON.stringify({ id, progress: { status: "queued", fps: 0, bitrate: 0 } }));
         }
         const job = m ? this.jobs.get(m[1]) : undefined;
         if (!m || !job) return send(404, m?.[2] ? "No stream running for this meeting" : "Job not found");
-        if (method === "GET" && !m[2]) return send(200, JSON.stringify({ id: job.id, progress: { status: job.status, fps: 30, bitrate: 3980 }, state: job.status === "queued" ? "waiting" : "active" }));
+        const state = job.status === "queued" ? "waiting" : job.status === "failed" ? "failed" : "active";
+        if (method === "GET" && !m[2]) return send(200, JSON.stringify({ id: job.id, progress: { status: job.status, fps: 30, bitrate: 3980 }, state }));
         if (method === "POST" && m[2]) {
             if (job.status === "queued") {
                 this.jobs.delete(job.id);
@@ -189,6 +192,15 @@ test("start on a stream under way asks, and posts nothing (a post would reset it
     expect(again.out[0]).toBe(`stream of meeting webinar-1: already running (job ${jobId(`http://127.0.0.1:${stand.port}/bigbluebutton/api`, "webinar-1")})`);
     expect(again.out[1]).toBe(`viewers: https://streaming.example.org/watch/${streamName(PASSWORD, "webinar-1", CREATE_TIME)}`);
     expect(stand.requests.filter((q) => q.method === "POST")).toEqual([]);
+});
+
+test("start on a failed stream says that BBB-Streaming-Server retries it as it was first given", async () => {
+    expect((await run(["start", "--stack", "prod", "--meeting", "webinar-1"])).code).toBe(0);
+    [...stand.jobs.values()][0].status = "failed";
+    const again = await run(["start", "--stack", "prod", "--meeting", "webinar-1"]);
+    expect(again.code).toBe(0);
+    expect(again.err.join("\n")).toContain("the last stream of this meeting failed; BBB-Streaming-Server retries it as it was first given");
+    expect(again.out[0]).toMatch(/^stream of meeting webinar-1: queued \(job [0-9a-f]{64}\)$/);
 });
 
 test.each(["201", "422"] as const)("an API that echoes the join URL (in its %s answer) gets it masked: no join URL, checksum or secret printed", async (echo) => {

@@ -569,10 +569,25 @@ describe("the remux program (scripts/remote/streaming-remux.sh), on its own", ()
         for (const file of [foreign, path.join(recordings, "../elsewhere/a.flv"), path.join(recordings, "link.flv"), path.join(recordings, "notes.txt"), recordings]) {
             const r = remux(recordings, file);
             expect(r.status).toBe(1);
-            expect(r.stderr).toMatch(/^bbb-streaming-remux: refusing .*: not a regular \.flv file directly in /);
+            expect(r.stderr).toMatch(/^bbb-streaming-remux: refusing a file that is not a regular \.flv directly in /);
         }
         expect(fs.existsSync(foreign)).toBe(true);
         expect(fs.readdirSync(recordings).sort()).toEqual(["link.flv", "notes.txt"]);
+    });
+
+    test("its log names a recording by the time it started, never by its stream (the viewer URL's secret part)", () => {
+        const name = "c".repeat(32);
+        const empty = path.join(recordings, `${name}-1795935001.flv`);
+        fs.writeFileSync(empty, "");
+        const removed = remux(recordings, empty);
+        expect([removed.status, removed.stderr]).toEqual([0, "bbb-streaming-remux: removed the empty recording started at 1795935001\n"]);
+        const flv = path.join(recordings, `${name}-1795935002.flv`);
+        const made = spawnSync("ffmpeg", ["-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=160x90:rate=10", "-t", "1", "-c:v", "libx264", "-f", "flv", flv]);
+        expect(made.status).toBe(0);
+        const remuxed = remux(recordings, flv);
+        expect([remuxed.status, remuxed.stderr]).toEqual([0, "bbb-streaming-remux: remuxed the recording started at 1795935002 to MP4\n"]);
+        expect(fs.readdirSync(recordings).filter((f) => f.startsWith(name))).toEqual([`${name}-1795935002.mp4`]);
+        expect(remux(recordings, path.join(recordings, `${name}-1.flv`)).stderr).toBe("bbb-streaming-remux: no such recording\n");
     });
 
     test("keeps a recording ffmpeg cannot read, and leaves no partial MP4", () => {

@@ -373,7 +373,7 @@ describe("a changed RTMP configuration needs nginx restarted, which cuts a live 
         const r = run({ RTMP_CONF: changed });
         expect(r.status).toBe(1);
         expect(r.stderr).toContain(
-            `streaming-setup: error: ${reason}; restarting nginx (RTMP_CONF changed) would cut them. Nothing was changed. Run pulumi up again once the streams have ended, or set forceReinstall: true (pulumi config set forceReinstall true) to go ahead now.`,
+            `streaming-setup: error: ${reason}; restarting nginx (RTMP_CONF changed) would cut them. Nothing that carries a stream was changed. Run pulumi up again once the streams have ended, or set forceReinstall: true (pulumi config set forceReinstall true) to go ahead now.`,
         );
         expect(nginxJobs()).toEqual([]);
         expect(dockerChanges()).toEqual([]);
@@ -424,6 +424,17 @@ describe("a changed RTMP configuration needs nginx restarted, which cuts a live 
         expect(r.stderr).toContain("restarting nginx (RTMP_CONF changed) would cut them. The step stopped there; the next run goes on.");
         expect(nginxJobs()).toEqual([]);
         expect(fs.existsSync(box.file(PENDING_RESTART))).toBe(true);
+    });
+
+    test("a stream that starts before the containers are replaced is not cut either", () => {
+        installed();
+        box.write("rtmp-publishers", "127.0.0.1:50412\n");
+        box.write("ss-calls", "0\n");
+        box.write("rtmp-publishers-from", "2\n");
+        const r = run({ BITRATE: "6" });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain("replacing bbb-streaming-worker-1, replacing bbb-streaming-worker-2, replacing bbb-streaming-worker-3 would cut them. The step stopped there; the next run goes on.");
+        expect(dockerChanges()).toEqual([]);
     });
 
     test("a restart that fails leaves nginx owed its new configuration: the next run brings it up", () => {
@@ -482,7 +493,7 @@ describe("workers", () => {
         box.write("bss/running", "1\n");
         const down = run({ WORKERS: "1" });
         expect(down.status).toBe(1);
-        expect(down.stderr).toContain("removing bbb-streaming-worker-2, removing bbb-streaming-worker-3 would cut them. Nothing was changed.");
+        expect(down.stderr).toContain("removing bbb-streaming-worker-2, removing bbb-streaming-worker-3 would cut them. Nothing that carries a stream was changed.");
         expect(dockerChanges()).toEqual([]);
         const up = run({ WORKERS: "5" });
         expect(up.status).toBe(0);

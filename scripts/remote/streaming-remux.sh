@@ -17,9 +17,9 @@ say() {
 dir=${1:?usage: bbb-streaming-remux RECORDINGS_DIR FILE.flv}
 given=${2:?usage: bbb-streaming-remux RECORDINGS_DIR FILE.flv}
 dir=$(realpath -e -- "$dir") || { say "no recordings directory $1"; exit 1; }
-flv=$(realpath -e -- "$given") || { say "no recording $given"; exit 1; }
+flv=$(realpath -e -- "$given" 2>/dev/null) || { say "no such recording"; exit 1; }
 if [ "$(dirname -- "$flv")" != "$dir" ] || [[ $flv != *.flv ]] || [ ! -f "$flv" ] || [ -L "$given" ]; then
-  say "refusing $given: not a regular .flv file directly in $dir"
+  say "refusing a file that is not a regular .flv directly in $dir"
   exit 1
 fi
 

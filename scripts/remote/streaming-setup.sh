@@ -136,14 +136,6 @@ mkdir -p "$data/hls" "$data/recordings"
 chown www-data:www-data "$data/hls" "$data/recordings" || fail "cannot give $data/hls and $data/recordings to www-data"
 chmod 0755 "$data/hls"
 chmod 0750 "$data/recordings"
-# Recordings older than KEEP_DAYS go: systemd-tmpfiles-clean.timer (daily) cleans an `e` line's directory by age
-# (tmpfiles.d(5): "e" adjusts an existing directory, its age field removes what is older; the newest of a file's
-# atime, mtime and ctime counts), so a full disk never stops the live streams (their HLS segments are on it too).
-mkdir -p "$ROOT/etc/tmpfiles.d"
-if write_if_changed "$ROOT/etc/tmpfiles.d/bbb-streaming.conf" 0644 root:root \
-  < <(printf '# Managed by bbb (Pulumi, streaming step): recordings kept %s days.\ne /var/lib/bbb-streaming/recordings - - - %sd\n' "$KEEP_DAYS" "$KEEP_DAYS"); then
-  say "recordings are kept $KEEP_DAYS days"
-fi
 
 # 4. nginx's new configuration, checked where nothing reads it. The site is SITE_CONF once the certificate is there;
 #    until then, HTTP only, for ACME's challenges.
@@ -253,11 +245,19 @@ refuse_if_live() {
       "Run pulumi up again once the streams have ended, or set forceReinstall: true (pulumi config set forceReinstall true) to go ahead now."
   fi
 }
-stopped="Nothing was changed."
+stopped="Nothing that carries a stream was changed."
 if [ "${#cuts[@]}" -gt 0 ]; then refuse_if_live "${cuts[@]}"; fi
 stopped="The step stopped there; the next run goes on."
 
 # 7. Files nginx serves or runs.
+# Recordings older than KEEP_DAYS go: systemd-tmpfiles-clean.timer (daily) cleans an `e` line's directory by age
+# (tmpfiles.d(5): "e" adjusts an existing directory, its age field removes what is older; the newest of a file's
+# atime, mtime and ctime counts), so a full disk never stops the live streams (their HLS segments are on it too).
+mkdir -p "$ROOT/etc/tmpfiles.d"
+if write_if_changed "$ROOT/etc/tmpfiles.d/bbb-streaming.conf" 0644 root:root \
+  < <(printf '# Managed by bbb (Pulumi, streaming step): recordings kept %s days.\ne /var/lib/bbb-streaming/recordings - - - %sd\n' "$KEEP_DAYS" "$KEEP_DAYS"); then
+  say "recordings are kept $KEEP_DAYS days"
+fi
 mkdir -p "$www" "$(dirname "$remux")" "$(dirname "$hlsjs_installed")"
 chmod 0700 "$(dirname "$hlsjs_installed")"
 write_if_changed "$www/index.html" 0644 root:root < <(printf '%s' "$VIEWER_INDEX_HTML") || true
