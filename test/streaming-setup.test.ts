@@ -22,7 +22,8 @@ const FORWARD_URL = `rtmp://127.0.0.1:1936/app/${STREAM_KEY}`;
 // the step is tested with them, nginx checks them for real.
 const RTMP_CONF = rtmpConf({ paths: HOST_PATHS, record: true, forward: true });
 const SITE = viewerSite({ fqdn: FQDN, privacy: "strict", paths: HOST_PATHS });
-const SITE_CONF = `${SITE.http}\n${SITE.https}`;
+/** The site as installed once the certificate is there: its two parts. */
+const SITE_FILE = `${SITE.http}${SITE.https}`;
 const NO_FORWARD = rtmpConf({ paths: HOST_PATHS, record: true, forward: false });
 const HLS_LIGHT = "/*! hls.js light, a test build */var Hls=function(){};\n";
 const HLS_LICENSE = "Apache License\nVersion 2.0, January 2004\n";
@@ -219,7 +220,8 @@ function inputs(over: Record<string, string> = {}): Record<string, string> {
         CONTROLLER_IMAGE: "pilos/bbb-streaming-server:controller-1.1.1",
         REDIS_IMAGE: "redis:7.4-alpine",
         RTMP_CONF,
-        SITE_CONF,
+        SITE_HTTP_CONF: SITE.http,
+        SITE_HTTPS_CONF: SITE.https,
         VIEWER_INDEX_HTML: '<!doctype html>\n<title>Live</title>\n<link rel="stylesheet" href="/style.css">\n<video id="v" muted autoplay playsinline></video>\n<script src="/hls.light.min.js"></script>\n<script src="/player.js"></script>\n',
         VIEWER_PLAYER_JS: "const v = document.getElementById('v');\n",
         VIEWER_STYLE_CSS: "video { width: 100%; }\n",
@@ -267,7 +269,7 @@ test("a new host: nginx with the RTMP ingest and the site, the viewer page, BSS'
     expect(owner(RTMP_FILE)).toEqual(["root:root"]);
     // The API's password file: root's and nginx's workers' (its tests below).
     expect(owner("etc/nginx/bbb-streaming.htpasswd")).toEqual(["root:www-data"]);
-    expect(read("etc/nginx/sites-available/bbb-streaming")).toBe(SITE_CONF);
+    expect(read("etc/nginx/sites-available/bbb-streaming")).toBe(SITE_FILE);
     expect(fs.readlinkSync(box.file("root/etc/nginx/sites-enabled/bbb-streaming"))).toBe("/etc/nginx/sites-available/bbb-streaming");
     expect(fs.existsSync(box.file("root/etc/nginx/sites-enabled/default"))).toBe(false);
     // The RTMP listener is new: a restart; the site that waited for the certificate: a reload.
@@ -340,7 +342,7 @@ test("a changed site is reloaded, never restarted, even while a stream is live",
     installed();
     box.write("bss/running", "1\n");
     box.write("rtmp-publishers", "127.0.0.1:50412\n");
-    const r = run({ SITE_CONF: SITE_CONF.replace("ssl_protocols TLSv1.2 TLSv1.3;", "ssl_protocols TLSv1.3;") });
+    const r = run({ SITE_HTTPS_CONF: SITE.https.replace("ssl_protocols TLSv1.2 TLSv1.3;", "ssl_protocols TLSv1.3;") });
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
     expect(nginxJobs()).toEqual(["systemctl reload nginx"]);
@@ -465,7 +467,7 @@ test("an RTMP configuration nginx refuses is not installed: nginx's own words, t
 test("a site nginx refuses is not installed either, and nginx's message shows no secret", () => {
     installed();
     const before = snapshot();
-    const r = run({ SITE_CONF: SITE_CONF.replace("root /var/www/bbb-streaming;", "root /var/www/bbb-streaming") });
+    const r = run({ SITE_HTTPS_CONF: SITE.https.replace("root /var/www/bbb-streaming;", "root /var/www/bbb-streaming") });
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("nginx refuses the new configuration");
     expect(snapshot()).toEqual(before);
@@ -611,9 +613,10 @@ test("until the certificate is there nginx serves ACME's challenges only, loggin
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`certbot could not obtain a certificate for ${FQDN}`);
     const site = read("etc/nginx/sites-available/bbb-streaming");
-    expect(site).toContain(`root ${box.root}/var/www/bbb-acme;`);
-    expect(site).toContain(`return 301 https://${FQDN}$request_uri;`);
-    expect(site).toContain("access_log off;\n  error_log /var/log/nginx/error.log emerg;");
+    // The program's own port-80 server, alone: ACME's challenges and the redirect, its strict logging.
+    expect(site).toBe(`${SITE.http.replace(/\n$/, "")}\n`);
+    expect(site).toContain("root /var/www/bbb-acme;");
+    expect(site).toContain("access_log off;\n    log_not_found off;\n    error_log /var/log/nginx/error.log emerg;");
     expect(site).not.toContain("443");
     // The RTMP ingest is up all the same; BSS waits for the next run.
     expect(nginxJobs()).toEqual(["systemctl restart nginx"]);
@@ -632,7 +635,7 @@ test.each([
     [{ API_USER: "stream:ing" }, "API_USER 'stream:ing' must be 1 to 64 letters, digits, '.', '_' or '-'"],
     [{ API_PASSWORD: "short" }, "API_PASSWORD is too short (12 characters at least"],
     [{ API_PASSWORD: "a-long-password\nwith-a-break" }, "API_PASSWORD must not contain control characters"],
-    [{ SITE_CONF: SITE_CONF.replace("root /var/www/bbb-acme;", "return 404;") }, "SITE_CONF does not serve ACME's challenges from /var/www/bbb-acme"],
+    [{ SITE_HTTP_CONF: SITE.http.replace("root /var/www/bbb-acme;", "return 404;") }, "SITE_HTTP_CONF does not serve ACME's challenges from /var/www/bbb-acme"],
     [{ REMUX_PROGRAM: "ffmpeg -i x" }, "REMUX_PROGRAM does not start with #!"],
     [{ VIEWER_PLAYER_JS: "" }, "input VIEWER_PLAYER_JS is missing"],
 ])("refuses %p before it changes anything", (over, message) => {

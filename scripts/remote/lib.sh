@@ -437,41 +437,13 @@ cert_names() {
 }
 
 # Let's Encrypt for a host whose own nginx answers on port 80 (the monitoring and streaming hosts): certbot's webroot
-# authenticator puts the HTTP-01 challenges into ACME_WEBROOT, which nginx serves; nginx is never stopped for it, on
+# authenticator puts the HTTP-01 challenges into ACME_WEBROOT, which nginx serves (the streaming host's port-80 server
+# is components/streaming-config.ts viewerSite's, the monitoring host's its step's own); nginx is never stopped for it, on
 # renewals neither (the streaming host's nginx carries the live RTMP streams too).
 ACME_WEBROOT=/var/www/bbb-acme
 
-# nginx_logging PRIVACY: a server's logging directives. Under strict privacy nginx logs no request and no client
-# address (nginx logs a failed TLS handshake with the client's address at crit); else nginx's default logs.
-nginx_logging() {
-  if [ "$1" = strict ]; then
-    printf '  access_log off;\n  error_log /var/log/nginx/error.log emerg;\n'
-  else
-    printf "  # nginx's default logs (/var/log/nginx/access.log, error.log)\n"
-  fi
-}
-
-# acme_http_server FQDN WEBROOT LOGGING: nginx's server for FQDN on port 80: ACME's HTTP-01 challenges from WEBROOT,
-# every other request redirected to https://FQDN; LOGGING is nginx_logging's.
-acme_http_server() {
-  cat <<NGINX
-server {
-  listen 80;
-  listen [::]:80;
-  server_name $1;
-$3
-  location /.well-known/acme-challenge/ {
-    root $2;
-  }
-  location / {
-    return 301 https://$1\$request_uri;
-  }
-}
-NGINX
-}
-
 # webroot_certificate FQDN EMAIL WEBROOT HOOK: a certificate for FQDN (certbot's lineage FQDN) through the webroot
-# authenticator, whose challenges nginx must serve from WEBROOT already (acme_http_server); kept until it nears its
+# authenticator, whose challenges nginx must serve from WEBROOT already; kept until it nears its
 # expiry. A renewed one reaches nginx through the deploy hook HOOK (certbot runs renewal-hooks/deploy/* after every
 # renewal), which reloads nginx.
 webroot_certificate() {

@@ -212,7 +212,12 @@ if pending admin-password; then
 fi
 
 # 5. nginx: HTTP for ACME and the redirect; HTTPS to Grafana once the certificate is there.
-logging=$(nginx_logging "$PRIVACY")
+if [ "$PRIVACY" = strict ]; then
+  # No request and no client address is logged (nginx logs a failed TLS handshake with the address at crit).
+  logging=$'  access_log off;\n  error_log /var/log/nginx/error.log emerg;'
+else
+  logging="  # nginx's default logs (/var/log/nginx/access.log, error.log)"
+fi
 nginx_site() {
   cat <<NGINX
 # Managed by bbb (Pulumi, monitoring-setup step); changes here are overwritten.
@@ -220,8 +225,19 @@ map \$http_upgrade \$bbb_monitoring_connection_upgrade {
   default upgrade;
   '' close;
 }
+server {
+  listen 80;
+  listen [::]:80;
+  server_name $FQDN;
+$logging
+  location /.well-known/acme-challenge/ {
+    root $webroot;
+  }
+  location / {
+    return 301 https://$FQDN\$request_uri;
+  }
+}
 NGINX
-  acme_http_server "$FQDN" "$webroot" "$logging"
   [ -f "$live/fullchain.pem" ] || return 0
   cat <<NGINX
 server {
